@@ -1,0 +1,9 @@
+"""Artifact types this project adds to TFX's standard ones."""
+from tfx.types import artifact
+from tfx.types import standard_artifacts  # noqa: F401  (re-exported for convenience)
+
+
+class Vocabulary(artifact.Artifact):
+    """A WordPiece vocabulary: ``vocab.txt`` plus ``tokenizer_config.json`` (casing, specials)."""
+
+    TYPE_NAME = "Vocabulary"

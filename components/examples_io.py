@@ -1,0 +1,38 @@
+"""Reading a TFX Examples artifact's splits in Beam."""
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.types import artifact_utils
+
+
+def split_pattern(examples, split: str) -> str:
+    """Glob of the record files of one split of an Examples artifact."""
+    return os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+
+
+def split_names(examples) -> list[str]:
+    return artifact_utils.decode_split_names(examples.split_names)
+
+
+@beam.ptransform_fn
+def ReadTextFeature(pipeline, examples, split: str, feature: str):  # noqa: N802 (Beam style)
+    """PCollection of (doc_id, text) from an Examples split written as gzip TFRecords."""
+
+    def parse(record: bytes):
+        example = tf.train.Example.FromString(record)
+        f = example.features.feature
+        doc_id = f["doc_id"].bytes_list.value[0].decode("utf-8") if "doc_id" in f else ""
+        values = f[feature].bytes_list.value if feature in f else []
+        if values:
+            yield doc_id, values[0].decode("utf-8")
+
+    return (
+        pipeline
+        | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+            split_pattern(examples, split), compression_type=beam.io.filesystem.CompressionTypes.AUTO
+        )
+        | f"Parse[{split}]" >> beam.FlatMap(parse)
+    )

@@ -1,0 +1,146 @@
+"""PretrainingDataGen executor: documents -> NSP segment pairs of WordPiece ids -> TFRecords.
+
+Documents are grouped into ``nsp_shards`` buckets by a hash of their id; random "next
+sentences" are drawn from the same bucket, so no worker needs the whole corpus (the original
+script holds every document in memory). Masking is dynamic by default: the Trainer masks each
+batch afresh in tf.data, so instances are written unmasked.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.components.example_gen import write_split
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+
+from components import beam_utils, examples_io
+from components.pretraining_data import instances as instances_lib
+from tfx_bert import features, tokenization
+
+NAMESPACE = "tfx_bert.pretraining_data"
+MAX_SEQ_LENGTH = "max_seq_length"
+SHORT_SEQ_PROB = "short_seq_prob"
+NSP_SHARDS = "nsp_shards"
+SEED = "seed"
+METADATA_FILE = "pretraining_metadata.json"
+VOCAB_DIR = "vocab"
+
+
+def _shard(doc_id: str, shards: int) -> int:
+    return int.from_bytes(hashlib.md5(doc_id.encode("utf-8")).digest()[:4], "big") % shards
+
+
+class _CreateInstances(beam.DoFn):
+    def __init__(self, vocab_dir: str, max_seq_length: int, short_seq_prob: float, seed: int, split: str):
+        self._vocab_dir = vocab_dir
+        self._max_seq_length = max_seq_length
+        self._short_seq_prob = short_seq_prob
+        self._seed = seed
+        self._split = split
+
+    def setup(self):
+        self._tokenizer = tokenization.WordPieceTokenizer.from_directory(self._vocab_dir)
+
+    def process(self, keyed_docs):
+        shard, docs = keyed_docs
+        docs = sorted(docs)  # GroupByKey order is arbitrary; sort for determinism
+        sentences = [s for _, text in docs for s in text.split("\n")]
+        ids = self._tokenizer.tokenize(tf.constant(sentences)).to_list() if sentences else []
+        documents, cursor = [], 0
+        for _, text in docs:
+            n = len(text.split("\n"))
+            documents.append([s for s in ids[cursor:cursor + n] if s])
+            cursor += n
+        documents = [d for d in documents if d]
+        rng = random.Random(f"{self._seed}:{self._split}:{shard}")
+        tok = self._tokenizer
+        for index in range(len(documents)):
+            for inst in instances_lib.create_instances_from_document(
+                documents, index, self._max_seq_length, self._short_seq_prob, tok.cls_id, tok.sep_id, rng
+            ):
+                beam_utils.counter(NAMESPACE, f"{self._split}_instances").inc()
+                beam_utils.counter(NAMESPACE, f"{self._split}_tokens").inc(len(inst.token_ids))
+                beam_utils.counter(NAMESPACE, f"{self._split}_random_next").inc(int(inst.is_random_next))
+                beam_utils.counter(NAMESPACE, f"{self._split}_truncated").inc(int(inst.truncated))
+                example = tf.train.Example()
+                f = example.features.feature
+                f[features.TOKEN_IDS].int64_list.value.extend(inst.token_ids)
+                f[features.SEGMENT_IDS].int64_list.value.extend(inst.segment_ids)
+                f[features.NEXT_SENTENCE_LABEL].int64_list.value.append(int(inst.is_random_next))
+                yield example
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Writes unmasked MLM+NSP instances for every split, plus the vocabulary they use."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        vocabulary = artifact_utils.get_single_instance(input_dict["vocabulary"])
+        output = artifact_utils.get_single_instance(output_dict["pretraining_examples"])
+        splits = examples_io.split_names(examples)
+        output.split_names = artifact_utils.encode_split_names(splits)
+        max_seq_length = int(exec_properties[MAX_SEQ_LENGTH])
+        shards = max(1, int(exec_properties[NSP_SHARDS]))
+
+        # The vocabulary travels with the instances, so the Trainer needs no other input.
+        vocab_dir = os.path.join(output.uri, VOCAB_DIR)
+        tokenizer = tokenization.WordPieceTokenizer.from_directory(vocabulary.uri)
+        tokenization.write_vocab_dir(vocab_dir, tokenizer.vocab, tokenizer.config)
+
+        pipeline = self._make_beam_pipeline()
+        for split in splits:
+            _ = (
+                pipeline
+                | f"ReadText[{split}]" >> examples_io.ReadTextFeature(examples, split, features.TEXT)
+                | f"Shard[{split}]" >> beam.Map(lambda kv: (_shard(kv[0], shards), kv))
+                | f"Group[{split}]" >> beam.GroupByKey()
+                | f"Instances[{split}]" >> beam.ParDo(_CreateInstances(
+                    vocab_dir, max_seq_length, float(exec_properties[SHORT_SEQ_PROB]),
+                    int(exec_properties[SEED]), split))
+                | f"Write[{split}]" >> write_split.WriteSplit(
+                    artifact_utils.get_split_uri([output], split), "FORMAT_TFRECORDS_GZIP")
+            )
+        result = beam_utils.run_and_wait(pipeline)
+        counts = beam_utils.read_counters(result, NAMESPACE)
+        stats = {}
+        for split in splits:
+            n = counts.get(f"{split}_instances", 0)
+            if n == 0:
+                raise ValueError(
+                    f"No pretraining instances for split {split!r}: documents in {examples.uri} "
+                    "are too short or empty; lower max_seq_length or check the corpus.")
+            stats[split] = {
+                "instances": n,
+                "mean_tokens": counts.get(f"{split}_tokens", 0) / n,
+                "random_next_share": counts.get(f"{split}_random_next", 0) / n,
+                "truncation_rate": counts.get(f"{split}_truncated", 0) / n,
+            }
+        metadata = {
+            "max_seq_length": max_seq_length,
+            "vocab_size": tokenizer.vocabulary_size,
+            "vocab_dir": VOCAB_DIR,
+            "special_ids": {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id, "cls": tokenizer.cls_id,
+                            "sep": tokenizer.sep_id, "mask": tokenizer.mask_id},
+            "masking": "dynamic",
+            "statistics": stats,
+        }
+        beam_utils.write_json(output.uri, METADATA_FILE, metadata)
+        output.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+        output.set_json_value_custom_property("statistics", stats)
+
+
+def read_metadata(examples_uri: str) -> dict:
+    """Reads the metadata a PretrainingDataGen run wrote next to its splits."""
+    path = os.path.join(examples_uri, METADATA_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: the Trainer's examples must come from PretrainingDataGen.")
+    with tf.io.gfile.GFile(path) as f:
+        metadata = json.load(f)
+    metadata["vocab_dir"] = os.path.join(examples_uri, metadata["vocab_dir"])
+    return metadata

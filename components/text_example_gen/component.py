@@ -1,0 +1,64 @@
+"""TextExampleGen: a TFX ExampleGen for raw text corpora (see executor.py for formats)."""
+from __future__ import annotations
+
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import channel, component_spec, standard_artifacts
+
+from components.text_example_gen import executor
+
+
+class TextExampleGenSpec(component_spec.ComponentSpec):
+    """Parameters of TextExampleGen; key names are the executor's constants."""
+
+    PARAMETERS = {
+        executor.INPUT_PATTERN: component_spec.ExecutionParameter(type=str),
+        executor.INPUT_FORMAT: component_spec.ExecutionParameter(type=str),
+        executor.TEXT_FIELD: component_spec.ExecutionParameter(type=str),
+        executor.ID_FIELD: component_spec.ExecutionParameter(type=str),
+        executor.EVAL_PERCENT: component_spec.ExecutionParameter(type=int),
+        executor.MAX_LINE_CHARS: component_spec.ExecutionParameter(type=int),
+        executor.STRICT: component_spec.ExecutionParameter(type=int),
+        executor.PER_LINE: component_spec.ExecutionParameter(type=int),
+    }
+    INPUTS = {}
+    OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class TextExampleGen(base_beam_component.BaseBeamComponent):
+    """Ingests a raw corpus into tf.Examples ({text, doc_id, num_sentences}) with a stable
+    hash-based train/eval split that never divides a document.
+
+    Example:
+        gen = TextExampleGen(input_pattern="/data/corpus/*.txt", input_format="bert_raw")
+    """
+
+    SPEC_CLASS = TextExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(
+        self,
+        input_pattern: str,
+        input_format: str = "bert_raw",
+        text_field: str = "text",
+        id_field: str = "",
+        eval_percent: int = 10,
+        max_line_chars: int = 100_000,
+        strict: bool = False,
+        per_line: bool = False,
+    ):
+        if input_format not in executor.FORMATS:
+            raise ValueError(f"input_format {input_format!r} is not one of {executor.FORMATS}.")
+        if not 0 <= eval_percent < 100:
+            raise ValueError(f"eval_percent must be in 0..99, got {eval_percent}.")
+        spec = TextExampleGenSpec(
+            input_pattern=input_pattern,
+            input_format=input_format,
+            text_field=text_field,
+            id_field=id_field,
+            eval_percent=eval_percent,
+            max_line_chars=max_line_chars,
+            strict=int(strict),
+            per_line=int(per_line),
+            examples=channel.Channel(type=standard_artifacts.Examples),
+        )
+        super().__init__(spec=spec)

@@ -1,0 +1,93 @@
+"""WordPieceVocabGen executor: Beam word counts -> WordPiece learner -> vocab.txt.
+
+Word counting is distributed (``Count.PerElement`` is a combiner, so no worker holds more than
+its share of the counts table); only the aggregated table reaches the learner, which runs
+tensorflow-text's WordPiece learning algorithm (``wordpiece_tokenizer_learner_lib.learn``).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+
+from components import beam_utils, examples_io
+from tfx_bert import tokenization
+
+NAMESPACE = "tfx_bert.vocab"
+VOCAB_SIZE = "vocab_size"
+LOWER_CASE = "lower_case"
+NUM_UNUSED = "num_unused_tokens"
+VOCAB_PATH = "vocab_path"
+MAX_BYTES_PER_WORD = "max_bytes_per_word"
+TEXT_FEATURE = "text_feature"
+COUNTS_DIR = "word_counts"
+
+
+def _words(kv, lower_case: bool):
+    words = tokenization.basic_tokenize(kv[1], lower_case=lower_case)
+    beam_utils.counter(NAMESPACE, "words").inc(len(words))
+    return words
+
+
+def _read_counts(pattern: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in tf.io.gfile.glob(pattern):
+        with tf.io.gfile.GFile(path) as f:
+            for line in f:
+                word, count = json.loads(line)
+                counts[word] = counts.get(word, 0) + count
+    return counts
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Learns (or imports) a WordPiece vocabulary into a Vocabulary artifact."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        vocabulary = artifact_utils.get_single_instance(output_dict["vocabulary"])
+        config = tokenization.TokenizerConfig(
+            lower_case=bool(exec_properties[LOWER_CASE]),
+            max_bytes_per_word=int(exec_properties[MAX_BYTES_PER_WORD]),
+        )
+        existing = exec_properties.get(VOCAB_PATH) or ""
+        report: dict = {"lower_case": config.lower_case}
+        if existing:
+            vocab = tokenization.read_vocab(existing)
+            report["source"] = existing
+        else:
+            examples = artifact_utils.get_single_instance(input_dict["examples"])
+            vocab, counted = self._learn(examples, vocabulary.uri, exec_properties, config)
+            report.update(counted)
+        tokenization.write_vocab_dir(vocabulary.uri, vocab, config)
+        report["vocab_size"] = len(vocab)
+        beam_utils.write_json(vocabulary.uri, "vocab_report.json", report)
+        vocabulary.set_int_custom_property("vocab_size", len(vocab))
+        vocabulary.set_int_custom_property("lower_case", int(config.lower_case))
+
+    def _learn(self, examples, out_dir, props, config):
+        counts_prefix = os.path.join(out_dir, COUNTS_DIR, "counts")
+        pipeline = self._make_beam_pipeline()
+        _ = (
+            pipeline
+            | "ReadText" >> examples_io.ReadTextFeature(examples, "train", props[TEXT_FEATURE])
+            | "Words" >> beam.FlatMap(_words, config.lower_case)
+            | "Count" >> beam.combiners.Count.PerElement()
+            | "Encode" >> beam.Map(lambda kv: json.dumps([kv[0], kv[1]], ensure_ascii=False))
+            | "WriteCounts" >> beam.io.WriteToText(counts_prefix, file_name_suffix=".jsonl")
+        )
+        result = beam_utils.run_and_wait(pipeline)
+        counters = beam_utils.read_counters(result, NAMESPACE)
+        counts = _read_counts(counts_prefix + "*.jsonl")
+        if not counts:
+            raise ValueError(f"No words found in the train split of {examples.uri}.")
+        vocab = learner.learn(
+            counts,
+            vocab_size=int(props[VOCAB_SIZE]),
+            reserved_tokens=tokenization.reserved_tokens(int(props[NUM_UNUSED])),
+            max_token_length=int(props[MAX_BYTES_PER_WORD]),
+        )
+        return list(vocab), {"distinct_words": len(counts), "words": counters.get("words", 0)}

@@ -1,0 +1,69 @@
+"""Serving export shared by fine-tuning tasks: raw text in, task outputs out.
+
+The SavedModel holds the Transform graph (tensorflow-text WordPiece, the same tokenizer
+training used) and the Keras model in one ``tf.Module``. Signatures:
+
+* ``serving_default``: ``text`` (and ``text_b`` for pair tasks) string [batch] -> outputs;
+* ``serving_tf_example``: serialized tf.Example [batch] -> outputs (for TFMA and TF Serving's
+  Classify/Regress-style clients).
+
+Keras 3 models and TFT's tf-keras ``transform_features_layer`` cannot share a Keras save, so both
+are tracked by a plain ``tf.Module`` and saved with ``tf.saved_model.save``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+from tfx_bert import features
+
+
+def _reshape_to_spec(tensor, spec):
+    return tf.reshape(tensor, [-1] + list(spec.shape)) if isinstance(spec, tf.io.FixedLenFeature) else tensor
+
+
+def export_text_model(
+    model,
+    tf_transform_output,
+    export_dir: str,
+    outputs_fn: Callable[[dict], dict],
+    text_keys: tuple = (features.TEXT,),
+    label_key: str = features.LABEL,
+) -> None:
+    """Saves ``model`` behind the Transform graph with raw-text and tf.Example signatures.
+
+    ``outputs_fn(transformed_features)`` runs the model and returns the dict of named outputs.
+    """
+    module = tf.Module()
+    module.model = model
+    module.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = dict(tf_transform_output.raw_feature_spec())
+    raw_spec.pop(label_key, None)
+
+    def run(raw_features):
+        transformed = module.tft_layer(raw_features)
+        transformed.pop(label_key, None)
+        return outputs_fn(transformed)
+
+    text_signature = [tf.TensorSpec([None], tf.string, name=key) for key in text_keys]
+
+    @tf.function(input_signature=text_signature)
+    def serve_text(*texts):
+        raw = {key: _reshape_to_spec(t, raw_spec[key]) for key, t in zip(text_keys, texts)}
+        return run(raw)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_example(serialized):
+        return run(tf.io.parse_example(serialized, raw_spec))
+
+    module.serve_text = serve_text
+    module.serve_tf_example = serve_tf_example
+    tf.saved_model.save(
+        module,
+        export_dir,
+        signatures={
+            "serving_default": serve_text.get_concrete_function(),
+            "serving_tf_example": serve_tf_example.get_concrete_function(),
+        },
+    )

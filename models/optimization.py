@@ -1,0 +1,40 @@
+"""Optimizer and learning-rate schedule shared by pretraining and fine-tuning."""
+from __future__ import annotations
+
+import keras
+
+# BERT excludes LayerNorm parameters and biases from weight decay.
+WEIGHT_DECAY_EXCLUDED = ["bias", "layer_norm", "LayerNorm", "gamma", "beta"]
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then linear decay to 0 at ``total_steps``."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup = keras.ops.maximum(float(self.warmup_steps), 1.0)
+        decay_span = keras.ops.maximum(float(self.total_steps - self.warmup_steps), 1.0)
+        warm = self.peak * step / warmup
+        decayed = self.peak * keras.ops.maximum(0.0, 1.0 - (step - self.warmup_steps) / decay_span)
+        return keras.ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def adamw(learning_rate: float, warmup_steps: int, total_steps: int,
+          weight_decay: float = 0.01, clipnorm: float = 1.0) -> keras.optimizers.Optimizer:
+    """AdamW with BERT's schedule, decay exclusions and global-norm gradient clipping."""
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=WarmupLinearDecay(learning_rate, warmup_steps, total_steps),
+        weight_decay=weight_decay,
+        epsilon=1e-6,
+        global_clipnorm=clipnorm,
+    )
+    optimizer.exclude_from_weight_decay(var_names=WEIGHT_DECAY_EXCLUDED)
+    return optimizer

@@ -1,0 +1,75 @@
+"""What both pipeline factories and the runners share: metadata store, input resolution."""
+from __future__ import annotations
+
+import os
+
+from ml_metadata.metadata_store import metadata_store
+from tfx import v1 as tfx
+
+from tfx_bert import demo_data
+from tfx_bert.config import ProjectConfig
+
+
+def metadata_config(config: ProjectConfig):
+    """One SQLite MLMD store for all of a project's pipelines (so fine-tuning finds encoders)."""
+    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+
+
+def corpus_pattern(config: ProjectConfig) -> str:
+    """The configured corpus glob, or the embedded demo corpus (generated on first use)."""
+    if config.pretrain.corpus_pattern:
+        return config.pretrain.corpus_pattern
+    return demo_data.write_demo_data(config.data_dir)["corpus"]
+
+
+def task_data_dir(config: ProjectConfig) -> str:
+    """The configured task data directory, or the embedded demo sentiment data."""
+    if config.finetune.data_dir:
+        return config.finetune.data_dir
+    return demo_data.write_demo_data(config.data_dir)["sentiment"]
+
+
+def latest_encoder_uri(config: ProjectConfig) -> str:
+    """The encoder directory of the newest Model the pretraining pipeline produced.
+
+    Raises a clear error when pretraining has not run yet.
+    """
+    store = metadata_store.MetadataStore(metadata_config(config))
+    name = config.pretrain.pipeline_name
+    context = store.get_context_by_type_and_name("pipeline", name)
+    model_type = store.get_artifact_type("Model") if context else None
+    if context and model_type:
+        models = [a for a in store.get_artifacts_by_context(context.id)
+                  if a.type_id == model_type.id and a.state == a.LIVE]
+        if models:
+            newest = max(models, key=lambda a: (a.create_time_since_epoch, a.id))
+            return os.path.join(newest.uri, "Format-Serving")
+    raise FileNotFoundError(
+        f"No pretrained encoder found in {config.metadata_path} for pipeline {name!r}. "
+        "Run the pretraining pipeline first (tfx-bert pretrain) or set finetune.encoder_uri "
+        "to an encoder / keras-hub preset directory.")
+
+
+def encoder_uri(config: ProjectConfig) -> str:
+    """The configured encoder, or the latest pretrained one."""
+    return config.finetune.encoder_uri or latest_encoder_uri(config)
+
+
+def build(kind: str, config: ProjectConfig):
+    """The pipeline of ``kind`` ("pretrain" or "finetune") for ``config``."""
+    from pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from pipeline.pretraining_pipeline import create_pretraining_pipeline
+
+    if kind == "pretrain":
+        return create_pretraining_pipeline(config, corpus_pattern(config))
+    if kind == "finetune":
+        return create_finetuning_pipeline(config, task_data_dir(config), encoder_uri(config))
+    raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain' or 'finetune'.")
+
+
+def config_from_environment() -> ProjectConfig:
+    """Config for runner files started by the ``tfx`` CLI: $TFX_BERT_CONFIG (YAML) if set."""
+    from tfx_bert.config import load_config
+
+    return load_config(os.environ.get("TFX_BERT_CONFIG") or None)

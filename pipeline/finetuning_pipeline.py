@@ -1,0 +1,80 @@
+"""Factory of the fine-tuning pipeline (one per task).
+
+ExampleGen(CSV) -> StatisticsGen -> SchemaGen -> Transform(task preprocessing_fn)
+  -> Trainer(task run_fn, base_model = pretrained encoder via Importer)
+  -> Evaluator(TFMA, threshold -> blessing) -> Pusher(<serving_base>/<model_name>/<version>)
+"""
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+from pipeline import common
+from tfx_bert import tasks
+from tfx_bert.config import ProjectConfig
+
+
+def create_finetuning_pipeline(config: ProjectConfig, data_dir: str, encoder_uri: str) -> tfx.dsl.Pipeline:
+    """Builds the fine-tuning pipeline for ``config.finetune.task``.
+
+    ``data_dir`` holds ``train/*.csv`` and ``eval/*.csv``; ``encoder_uri`` is a pretrained
+    encoder directory (keras-hub preset with its vocabulary).
+    """
+    f = config.finetune
+    task = tasks.get_task(f.task)
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=data_dir,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="train", pattern="train/*.csv"),
+            tfx.proto.Input.Split(name="eval", pattern="eval/*.csv"),
+        ]))
+    statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema.outputs["schema"],
+        preprocessing_fn=task.preprocessing_fn,
+        custom_config={"encoder_dir": encoder_uri, "max_seq_length": f.max_seq_length},
+    )
+    # The encoder directory is the Model artifact's serving dir (<uri>/Format-Serving); the
+    # Importer points at the artifact root so Trainer's base_model resolves to it.
+    encoder_root = os.path.dirname(encoder_uri) if encoder_uri.rstrip("/").endswith("Format-Serving") else encoder_uri
+    encoder = tfx.dsl.Importer(
+        source_uri=encoder_root, artifact_type=tfx.types.standard_artifacts.Model,
+        reimport=False).with_id("pretrained_encoder")
+    trainer = tfx.components.Trainer(
+        run_fn=task.run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema.outputs["schema"],
+        base_model=encoder.outputs["result"],
+        train_args=tfx.proto.TrainArgs(num_steps=f.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=f.eval_steps),
+        custom_config={
+            "num_classes": f.num_classes,
+            "batch_size": f.batch_size,
+            "learning_rate": f.learning_rate,
+            "dropout": f.dropout,
+        },
+    )
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        eval_config=task.eval_config(accuracy_threshold=f.accuracy_threshold),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(config.serving_base, f.model_name))),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=f.pipeline_name,
+        pipeline_root=os.path.join(config.pipelines_root, f.pipeline_name),
+        components=[example_gen, statistics, schema, transform, encoder, trainer, evaluator, pusher],
+        metadata_connection_config=common.metadata_config(config),
+        beam_pipeline_args=list(config.beam_pipeline_args),
+        enable_cache=True,
+    )

@@ -1,0 +1,23 @@
+"""Runs a pipeline with TFX's LocalDagRunner.
+
+As a file for the ``tfx`` CLI::
+
+    TFX_BERT_PIPELINE=pretrain TFX_BERT_CONFIG=configs/demo.yaml \
+      tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
+    TFX_BERT_PIPELINE=pretrain TFX_BERT_CONFIG=configs/demo.yaml \
+      tfx run create --engine local --pipeline_name tfx-bert-pretrain
+"""
+import os
+
+from tfx import v1 as tfx
+
+from pipeline import common
+
+
+def run(kind: str, config) -> None:
+    """Builds the ``kind`` pipeline from ``config`` and runs it in this process."""
+    tfx.orchestration.LocalDagRunner().run(common.build(kind, config))
+
+
+if __name__ == "__main__":
+    run(os.environ.get("TFX_BERT_PIPELINE", "pretrain"), common.config_from_environment())

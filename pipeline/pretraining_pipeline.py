@@ -1,0 +1,61 @@
+"""Factory of the pretraining pipeline.
+
+TextExampleGen -> [StatisticsGen -> SchemaGen -> ExampleValidator] -> WordPieceVocabGen
+  -> PretrainingDataGen -> Trainer(models.pretraining.run_fn) -> encoder (Model artifact)
+"""
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+from components.pretraining_data.component import PretrainingDataGen
+from components.text_example_gen.component import TextExampleGen
+from components.wordpiece_vocab.component import WordPieceVocabGen
+from pipeline import common
+from tfx_bert.config import ProjectConfig
+
+
+def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> tfx.dsl.Pipeline:
+    """Builds the pretraining pipeline for ``config`` over the files matching ``corpus_pattern``."""
+    p = config.pretrain
+    example_gen = TextExampleGen(input_pattern=corpus_pattern, input_format="bert_raw",
+                                 eval_percent=p.eval_percent)
+    components = [example_gen]
+    if p.enable_statistics:
+        statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+        schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
+        validator = tfx.components.ExampleValidator(
+            statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"])
+        components += [statistics, schema, validator]
+    vocab = WordPieceVocabGen(
+        examples=example_gen.outputs["examples"], vocab_size=p.vocab_size,
+        lower_case=p.lower_case, num_unused_tokens=p.num_unused_tokens, vocab_path=p.vocab_path)
+    instances = PretrainingDataGen(
+        examples=example_gen.outputs["examples"], vocabulary=vocab.outputs["vocabulary"],
+        max_seq_length=p.max_seq_length, short_seq_prob=p.short_seq_prob,
+        nsp_shards=p.nsp_shards, seed=p.seed)
+    trainer = tfx.components.Trainer(
+        run_fn="models.pretraining.run_fn",
+        examples=instances.outputs["pretraining_examples"],
+        train_args=tfx.proto.TrainArgs(num_steps=p.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=p.eval_steps),
+        custom_config={
+            "model_size": p.model_size,
+            "batch_size": p.batch_size,
+            "learning_rate": p.learning_rate,
+            "warmup_steps": p.warmup_steps,
+            "max_predictions_per_seq": p.max_predictions_per_seq,
+            "masked_lm_prob": p.masked_lm_prob,
+            "seed": p.seed,
+        },
+    )
+    components += [vocab, instances, trainer]
+    return tfx.dsl.Pipeline(
+        pipeline_name=p.pipeline_name,
+        pipeline_root=os.path.join(config.pipelines_root, p.pipeline_name),
+        components=components,
+        metadata_connection_config=common.metadata_config(config),
+        beam_pipeline_args=list(config.beam_pipeline_args),
+        enable_cache=True,
+    )

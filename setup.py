@@ -1,0 +1,44 @@
+"""tfx-bert: a BERT pipeline on TFX, Keras (keras-hub) and tensorflow-text.
+
+Dependency *ranges* live here (this file is also what Beam's ``--setup_file`` ships to remote
+workers); the exact versions that are tested live in ``uv.lock``.
+"""
+import setuptools
+
+# Ranges, not pins: the lock file pins. Why each bound exists:
+INSTALL_REQUIRES = [
+    "tfx[kfp]==1.16.0",  # newest TFX whose compiled deps (MLMD, TFDV) are published
+    "tensorflow>=2.16.1,<2.17",  # the TF that TFX 1.16 supports
+    "tensorflow-text>=2.16,<2.17",  # must match TF's minor version (custom ops ABI)
+    "tensorflow-serving-api>=2.16,<2.17",
+    "keras>=3.3,<4",  # Keras 3 on the TF backend
+    "keras-hub>=0.21,<0.32",  # BertBackbone and friends
+    "dill",  # tfx-bsl imports it; recent Beam no longer depends on it
+    "pip",  # TFX packages user modules with pip when module_file is used
+    "pyyaml>=6",
+    "grpcio>=1.48",
+]
+
+TEST_REQUIRES = [
+    "pytest>=8,<9",
+    "pytest-timeout>=2.3",
+    "tokenizers>=0.20",  # reference WordPiece (google-research semantics) for parity tests
+]
+
+setuptools.setup(
+    name="tfx-bert",
+    version="0.1.0",
+    description="Production BERT pipeline on TFX, keras-hub and tensorflow-text",
+    python_requires=">=3.11,<3.12",
+    packages=setuptools.find_packages(include=[
+        "tfx_bert", "tfx_bert.*",
+        "pipeline", "pipeline.*",
+        "components", "components.*",
+        "models", "models.*",
+        "kubeflow", "kubeflow.*",
+    ]),
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["tfx-bert=tfx_bert.cli:main"]},
+)

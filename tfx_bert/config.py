@@ -1,0 +1,196 @@
+"""The typed configuration that flows from the CLI / runners into the pipeline factories.
+
+One ``ProjectConfig`` holds everything; it is filled from defaults, then a YAML file, then
+``section.key=value`` overrides (``--set pretrain.train_steps=200``). Nothing else reads flags or
+environment variables.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import yaml
+
+from tfx_bert import registry
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """The pretraining pipeline: corpus -> vocabulary -> instances -> MLM+NSP Trainer."""
+
+    pipeline_name: str = "tfx-bert-pretrain"
+    corpus_pattern: str = ""  # glob of raw corpus files; empty -> the embedded demo corpus
+    eval_percent: int = 10
+    vocab_size: int = 30522
+    lower_case: bool = True
+    num_unused_tokens: int = 0
+    vocab_path: str = ""  # an existing vocab.txt to use instead of learning one
+    model_size: str = "tiny"
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    nsp_shards: int = 4
+    seed: int = 12345
+    batch_size: int = 32
+    train_steps: int = 1000
+    eval_steps: int = 50
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    enable_statistics: bool = True
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """A fine-tuning pipeline: task data -> Transform -> Trainer -> Evaluator -> Pusher."""
+
+    pipeline_name: str = "tfx-bert-sentiment"
+    task: str = "sentiment"
+    data_dir: str = ""  # holds train/*.csv and eval/*.csv; empty -> the embedded demo data
+    encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
+    model_name: str = "sentiment"
+    num_classes: int = 2
+    max_seq_length: int = 64
+    batch_size: int = 32
+    train_steps: int = 300
+    eval_steps: int = 20
+    learning_rate: float = 5e-4
+    dropout: float = 0.1
+    accuracy_threshold: float = 0.6  # Evaluator blesses only above this eval accuracy
+
+
+@dataclasses.dataclass
+class ServingConfig:
+    """Where models are pushed and how the development server listens."""
+
+    serving_base: str = ""  # empty -> <work_dir>/serving
+    host: str = "127.0.0.1"
+    grpc_port: int = 8500
+
+
+@dataclasses.dataclass
+class ProjectConfig:
+    """Everything a run needs; paths default to places under ``work_dir``."""
+
+    work_dir: str = "work"
+    beam_pipeline_args: list = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    )
+    pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
+    serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+
+    # Derived paths ---------------------------------------------------------------------
+    @property
+    def pipelines_root(self) -> str:
+        return os.path.join(os.path.abspath(self.work_dir), "pipelines")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(os.path.abspath(self.work_dir), "metadata.sqlite")
+
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(os.path.abspath(self.work_dir), "data")
+
+    @property
+    def serving_base(self) -> str:
+        return os.path.abspath(self.serving.serving_base or os.path.join(self.work_dir, "serving"))
+
+    def validate(self) -> "ProjectConfig":
+        """Checks values that would otherwise fail deep inside TF; returns self."""
+        registry.get_model_size(self.pretrain.model_size)
+        checks = [
+            (0 < self.pretrain.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
+            (self.pretrain.vocab_size >= 100, "pretrain.vocab_size must be at least 100"),
+            (8 <= self.pretrain.max_seq_length <= 512, "pretrain.max_seq_length must be 8..512"),
+            (8 <= self.finetune.max_seq_length <= 512, "finetune.max_seq_length must be 8..512"),
+            (0 < self.pretrain.masked_lm_prob < 1, "pretrain.masked_lm_prob must be in (0, 1)"),
+            (self.pretrain.train_steps > 0, "pretrain.train_steps must be positive"),
+            (self.finetune.train_steps > 0, "finetune.train_steps must be positive"),
+            (self.finetune.num_classes >= 2, "finetune.num_classes must be at least 2"),
+            (0 <= self.finetune.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"Invalid configuration: {message}.")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _apply(obj: Any, data: dict, where: str) -> None:
+    for key, value in data.items():
+        if not hasattr(obj, key) or key.startswith("_"):
+            known = ", ".join(f.name for f in dataclasses.fields(obj))
+            raise ValueError(f"Unknown config key {where}{key!r}; known keys here: {known}.")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"Config key {where}{key} must be a mapping.")
+            _apply(current, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, current, f"{where}{key}"))
+
+
+def _coerce(value: Any, current: Any, name: str) -> Any:
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"Config key {name} expects true/false, got {value!r}.")
+        return bool(value)
+    if isinstance(current, list) and isinstance(value, str):
+        return [v for v in value.split(",") if v]
+    try:
+        return type(current)(value) if current is not None else value
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Config key {name} expects {type(current).__name__}, got {value!r}."
+        ) from None
+
+
+def parse_override(text: str) -> dict:
+    """``"pretrain.train_steps=200"`` -> ``{"pretrain": {"train_steps": "200"}}``."""
+    if "=" not in text:
+        raise ValueError(f"Override {text!r} must look like section.key=value.")
+    path, value = text.split("=", 1)
+    result: dict = {}
+    node = result
+    parts = path.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return result
+
+
+def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = ()) -> ProjectConfig:
+    """Defaults <- YAML file <- overrides, validated."""
+    config = ProjectConfig()
+    if yaml_path:
+        if not os.path.exists(yaml_path):
+            raise FileNotFoundError(f"Config file not found: {yaml_path}")
+        with open(yaml_path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"Config file {yaml_path} must hold a mapping at the top level.")
+        _apply(config, data, "")
+    for text in overrides:
+        _apply(config, parse_override(text), "")
+    return config.validate()
+
+
+def demo_config(work_dir: str = "work") -> ProjectConfig:
+    """The tiny configuration ``make demo`` and the end-to-end tests run."""
+    config = ProjectConfig(work_dir=work_dir)
+    config.pretrain.vocab_size = 1000
+    config.pretrain.max_seq_length = 64
+    config.pretrain.max_predictions_per_seq = 10
+    config.pretrain.train_steps = 600
+    config.pretrain.eval_steps = 20
+    config.finetune.train_steps = 200
+    return config.validate()

@@ -1,0 +1,150 @@
+"""The embedded default data: a small pretraining corpus and a sentiment dataset, generated.
+
+Nothing is downloaded. The corpus is a synthetic English-like language with structure a tiny
+BERT can learn, so the demo and tests can check that learning happens:
+
+* every document has one topic; its sentences draw nouns, verbs and adjectives from that
+  topic's lexicon, so a masked content word is predictable from the rest of the sequence
+  (MLM beats the unigram baseline) and a random "next sentence" from another document usually
+  comes from another topic (NSP beats 50%);
+* each subject noun has a preferred verb, a local dependency MLM can pick up.
+
+The sentiment set reuses the corpus's nouns with polar adjectives and adverbs; a label is the
+polarity of the review's sentiment words, with a little label noise so accuracy is not trivially
+100%.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import random
+
+TOPICS = {
+    "kitchen": dict(
+        nouns="chef soup bread oven garlic onion pepper butter recipe kettle".split(),
+        verbs="bakes stirs slices boils roasts tastes".split(),
+        adjs="fresh spicy warm crisp salty sweet".split(),
+    ),
+    "space": dict(
+        nouns="rocket planet comet orbit galaxy telescope astronaut moon crater star".split(),
+        verbs="launches orbits observes circles reaches scans".split(),
+        adjs="distant bright frozen vast dark silent".split(),
+    ),
+    "sports": dict(
+        nouns="team coach striker goal stadium referee match league ball keeper".split(),
+        verbs="scores defends passes wins tackles trains".split(),
+        adjs="fast strong tired loud young brave".split(),
+    ),
+    "garden": dict(
+        nouns="gardener tulip rose hedge seed soil ladder fence tree shovel".split(),
+        verbs="plants waters prunes digs grows trims".split(),
+        adjs="green tall wild muddy tidy blooming".split(),
+    ),
+    "music": dict(
+        nouns="singer guitar piano drummer melody chorus violin band album concert".split(),
+        verbs="plays records tunes hums composes rehearses".split(),
+        adjs="quiet loud gentle catchy slow classical".split(),
+    ),
+    "sea": dict(
+        nouns="sailor boat harbor wave anchor whale island captain net lighthouse".split(),
+        verbs="sails drifts anchors crosses fishes steers".split(),
+        adjs="stormy calm salty deep blue windy".split(),
+    ),
+}
+NAMES = "anna boris chen dara elif farid greta hugo ines jonas kira luca mira nils omar".split()
+POSITIVE = "wonderful great delightful excellent superb lovely brilliant charming".split()
+NEGATIVE = "terrible awful boring dreadful poor dull horrible clumsy".split()
+ADVERBS = "really truly quite very".split()
+
+
+def _preferred_verb(topic: dict, noun: str) -> str:
+    verbs = topic["verbs"]
+    return verbs[topic["nouns"].index(noun) % len(verbs)]
+
+
+def _sentence(rng: random.Random, topic: dict, name: str) -> str:
+    noun = rng.choice(topic["nouns"])
+    obj = rng.choice(topic["nouns"])
+    verb = _preferred_verb(topic, noun)
+    adj = rng.choice(topic["adjs"])
+    templates = (
+        f"the {adj} {noun} {verb} the {obj} .",
+        f"{name} says the {noun} {verb} the {adj} {obj} .",
+        f"every morning the {noun} {verb} a {adj} {obj} .",
+        f"in the evening , {name} sees that the {noun} {verb} the {obj} again .",
+        f"nobody knew why the {adj} {noun} {verb} the {obj} .",
+    )
+    return rng.choice(templates)
+
+
+def write_pretraining_corpus(path: str, num_documents: int = 1200, seed: int = 13) -> dict:
+    """Writes BERT's raw format: one sentence per line, a blank line between documents.
+
+    Returns counts of documents and sentences written.
+    """
+    rng = random.Random(seed)
+    topic_names = sorted(TOPICS)
+    sentences = 0
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for doc in range(num_documents):
+            topic = TOPICS[topic_names[doc % len(topic_names)]]
+            name = rng.choice(NAMES)
+            n = rng.randint(4, 10)
+            for _ in range(n):
+                f.write(_sentence(rng, topic, name) + "\n")
+            f.write("\n")
+            sentences += n
+    return {"documents": num_documents, "sentences": sentences}
+
+
+def _review(rng: random.Random, positive: bool) -> str:
+    topic = TOPICS[rng.choice(sorted(TOPICS))]
+    polar = POSITIVE if positive else NEGATIVE
+    noun, noun2 = rng.choice(topic["nouns"]), rng.choice(topic["nouns"])
+    word, word2 = rng.choice(polar), rng.choice(polar)
+    adverb = rng.choice(ADVERBS)
+    neutral = rng.choice(topic["adjs"])
+    templates = (
+        f"the {noun} was {adverb} {word} .",
+        f"the {neutral} {noun} felt {word} and the {noun2} was {word2} .",
+        f"i think the {noun} is {word} .",
+        f"what a {word} {noun} , {adverb} {word2} .",
+        f"the {noun} and the {noun2} were {adverb} {word} .",
+    )
+    return rng.choice(templates)
+
+
+def write_sentiment_dataset(
+    directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 7,
+    label_noise: float = 0.03,
+) -> dict:
+    """Writes ``train/data.csv`` and ``eval/data.csv`` with columns ``text,label`` (1 = positive)."""
+    rng = random.Random(seed)
+    counts = {}
+    for split, n in (("train", num_train), ("eval", num_eval)):
+        os.makedirs(os.path.join(directory, split), exist_ok=True)
+        with open(os.path.join(directory, split, "data.csv"), "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            for _ in range(n):
+                positive = rng.random() < 0.5
+                text = _review(rng, positive)
+                label = int(positive)
+                if rng.random() < label_noise:
+                    label = 1 - label
+                writer.writerow([text, label])
+        counts[split] = n
+    return counts
+
+
+def write_demo_data(data_dir: str) -> dict:
+    """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists)."""
+    corpus = os.path.join(data_dir, "corpus", "corpus.txt")
+    sentiment = os.path.join(data_dir, "sentiment")
+    summary = {"corpus": corpus, "sentiment": sentiment}
+    if not os.path.exists(corpus):
+        summary.update(write_pretraining_corpus(corpus))
+    if not os.path.exists(os.path.join(sentiment, "eval", "data.csv")):
+        write_sentiment_dataset(sentiment)
+    return summary

@@ -1,0 +1,27 @@
+"""Feature keys shared by Transform outputs, Keras inputs and serving signatures.
+
+keras-hub's names are used inside the project; `input_word_ids`/`input_mask`/`input_type_ids`
+(TF Hub / Model Garden names) are mapped to these at the edges only.
+"""
+
+# Raw (pre-Transform) features.
+TEXT = "text"
+TEXT_B = "text_b"
+LABEL = "label"
+DOC_ID = "doc_id"
+
+# Model inputs after tokenization and packing.
+TOKEN_IDS = "token_ids"
+SEGMENT_IDS = "segment_ids"
+PADDING_MASK = "padding_mask"
+MODEL_INPUT_KEYS = (TOKEN_IDS, SEGMENT_IDS, PADDING_MASK)
+
+# Pretraining-instance features (written by PretrainingDataGen).
+NEXT_SENTENCE_LABEL = "next_sentence_label"
+MASK_POSITIONS = "mask_positions"
+MASK_IDS = "mask_ids"
+MASK_WEIGHTS = "mask_weights"
+
+# Serving outputs of the classification task.
+PROBABILITIES = "probabilities"
+CLASS_IDS = "class_ids"

@@ -1,0 +1,262 @@
+"""The one tokenizer of the project: BERT basic tokenization + WordPiece.
+
+Used by vocabulary learning (``basic_tokenize``, pure Python, for word counts), by
+pretraining-data creation, by Transform's ``preprocessing_fn`` and by the exported serving graph
+(``WordPieceTokenizer``, built on tensorflow-text's ``FastBertTokenizer``). The serving graph only
+uses op types TF Serving 2.16 has: ``FastBertNormalize``, ``FastWordpieceTokenizeWithOffsets``
+and TF core ops (packing is written with ragged core ops, not keras-hub's
+``MultiSegmentPacker``, which emits ``TFText>RoundRobinTrim``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import unicodedata
+from typing import Sequence
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+RESERVED_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+VOCAB_FILENAME = "vocab.txt"
+CONFIG_FILENAME = "tokenizer_config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    """How text is normalised and split before WordPiece.
+
+    ``lower_case`` follows BERT: lower-casing and accent stripping go together (uncased
+    models); cased models keep both.
+    """
+
+    lower_case: bool = True
+    max_bytes_per_word: int = 100
+    suffix_indicator: str = "##"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {**dataclasses.asdict(self), "special_tokens": list(RESERVED_TOKENS)}, indent=2
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "TokenizerConfig":
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def reserved_tokens(num_unused: int = 0) -> list[str]:
+    """The special tokens, plus ``[unusedN]`` slots users can repurpose when fine-tuning."""
+    return list(RESERVED_TOKENS) + [f"[unused{i}]" for i in range(num_unused)]
+
+
+# --- Basic tokenization (google-research/bert tokenization.py semantics) -------------------
+
+
+def _is_control(char: str) -> bool:
+    if char in "\t\n\r":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf")
+
+
+def _is_whitespace(char: str) -> bool:
+    if char in " \t\n\r":
+        return True
+    return unicodedata.category(char) == "Zs"
+
+
+def _is_punctuation(char: str) -> bool:
+    cp = ord(char)
+    # ASCII non-letters/digits are punctuation for BERT even where Unicode disagrees ("$", "^").
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _is_cjk(cp: int) -> bool:
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+def basic_tokenize(text: str, lower_case: bool = True) -> list[str]:
+    """Splits text into words the way BERT's BasicTokenizer does.
+
+    Removes control characters, splits on whitespace and punctuation, isolates CJK characters,
+    and (uncased) lower-cases and strips accents.
+    """
+    chars = []
+    for char in text:
+        cp = ord(char)
+        if cp == 0 or cp == 0xFFFD or _is_control(char):
+            continue
+        if _is_whitespace(char):
+            chars.append(" ")
+        elif _is_cjk(cp):
+            chars.extend((" ", char, " "))
+        else:
+            chars.append(char)
+    words = []
+    for token in "".join(chars).split():
+        if lower_case:
+            token = unicodedata.normalize("NFD", token.lower())
+            token = "".join(c for c in token if unicodedata.category(c) != "Mn")
+        current = []
+        for char in token:
+            if _is_punctuation(char):
+                if current:
+                    words.append("".join(current))
+                    current = []
+                words.append(char)
+            else:
+                current.append(char)
+        if current:
+            words.append("".join(current))
+    return words
+
+
+# --- Vocabulary files ---------------------------------------------------------------------
+
+
+def read_vocab(path: str) -> list[str]:
+    """Reads a ``vocab.txt`` (one token a line), with a clear error for a bad file."""
+    import tensorflow as tf  # deferred: keeps basic_tokenize importable without TF
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"Vocabulary file not found: {path}")
+    with tf.io.gfile.GFile(path, "r") as f:
+        vocab = [line.rstrip("\n") for line in f]
+    while vocab and vocab[-1] == "":
+        vocab.pop()
+    missing = [t for t in (PAD, UNK, CLS, SEP, MASK) if t not in vocab]
+    if missing:
+        raise ValueError(f"Vocabulary {path} lacks the special tokens {missing}.")
+    return vocab
+
+
+def write_vocab_dir(directory: str, vocab: Sequence[str], config: TokenizerConfig) -> None:
+    """Writes ``vocab.txt`` and ``tokenizer_config.json`` into ``directory``."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(os.path.join(directory, VOCAB_FILENAME), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    with tf.io.gfile.GFile(os.path.join(directory, CONFIG_FILENAME), "w") as f:
+        f.write(config.to_json())
+
+
+def read_tokenizer_config(directory: str) -> TokenizerConfig:
+    """Reads ``tokenizer_config.json`` from a vocabulary directory (defaults if absent)."""
+    import tensorflow as tf
+
+    path = os.path.join(directory, CONFIG_FILENAME)
+    if not tf.io.gfile.exists(path):
+        return TokenizerConfig()
+    with tf.io.gfile.GFile(path) as f:
+        return TokenizerConfig.from_json(f.read())
+
+
+# --- In-graph WordPiece tokenizer ---------------------------------------------------------
+
+
+class WordPieceTokenizer:
+    """WordPiece tokenizer and BERT input packer, in TF ops that TF Serving has.
+
+    Example:
+    >>> tok = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hi"])
+    >>> tok.pack([tok.tokenize(["hi hi"])], sequence_length=5)["token_ids"].numpy().tolist()
+    [[2, 5, 5, 3, 0]]
+    """
+
+    def __init__(self, vocab: Sequence[str], config: TokenizerConfig = TokenizerConfig()):
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        self.vocab = list(vocab)
+        self.config = config
+        index = {token: i for i, token in enumerate(self.vocab)}
+        for token in RESERVED_TOKENS:
+            if token not in index:
+                raise ValueError(f"Vocabulary lacks the special token {token}.")
+        self.pad_id, self.unk_id = index[PAD], index[UNK]
+        self.cls_id, self.sep_id, self.mask_id = index[CLS], index[SEP], index[MASK]
+        self.vocabulary_size = len(self.vocab)
+        self._tokenizer = tf_text.FastBertTokenizer(
+            self.vocab,
+            suffix_indicator=config.suffix_indicator,
+            max_bytes_per_word=config.max_bytes_per_word,
+            token_out_type=tf.int64,
+            unknown_token=UNK,
+            lower_case_nfd_strip_accents=config.lower_case,
+        )
+
+    @classmethod
+    def from_directory(cls, directory: str) -> "WordPieceTokenizer":
+        """Loads ``vocab.txt`` and ``tokenizer_config.json`` written by ``write_vocab_dir``."""
+        return cls(
+            read_vocab(os.path.join(directory, VOCAB_FILENAME)),
+            read_tokenizer_config(directory),
+        )
+
+    def tokenize(self, texts):
+        """Strings [batch] -> WordPiece ids, RaggedTensor int64 [batch, (tokens)]."""
+        return self._tokenizer.tokenize(texts)
+
+    def tokenize_with_offsets(self, texts):
+        """Like ``tokenize`` plus byte offsets (start, end) of each token in its input."""
+        return self._tokenizer.tokenize_with_offsets(texts)
+
+    def pack(self, segments, sequence_length: int) -> dict:
+        """Packs one or two ragged id segments into BERT inputs of a fixed length.
+
+        ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``; over-long pairs are trimmed longest
+        first, as google-research/bert's ``_truncate_seq_pair`` does.
+
+        Returns a dict of int32 [batch, sequence_length] tensors: token_ids, segment_ids,
+        and a bool padding_mask.
+        """
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        from tfx_bert import features
+
+        if len(segments) not in (1, 2):
+            raise ValueError(f"pack() takes one or two segments, got {len(segments)}.")
+        budget = sequence_length - 1 - len(segments)
+        lengths = [tf.cast(s.row_lengths(), tf.int64) for s in segments]
+        if len(segments) == 1:
+            keep = [tf.minimum(lengths[0], budget)]
+        else:
+            la, lb = lengths
+            half_up = (budget + 1) // 2
+            keep_a = tf.minimum(la, tf.maximum(budget - lb, half_up))
+            keep = [keep_a, tf.minimum(lb, budget - keep_a)]
+        trimmed = []
+        for segment, n in zip(segments, keep):
+            positions = tf.ragged.range(segment.row_lengths(), dtype=tf.int64)
+            trimmed.append(tf.ragged.boolean_mask(segment, positions < tf.expand_dims(n, 1)))
+        ids, segment_ids = tf_text.combine_segments(
+            trimmed, start_of_sequence_id=self.cls_id, end_of_segment_id=self.sep_id
+        )
+        token_ids = ids.to_tensor(default_value=self.pad_id, shape=[None, sequence_length])
+        segment_ids = segment_ids.to_tensor(default_value=0, shape=[None, sequence_length])
+        mask = tf.sequence_mask(ids.row_lengths(), sequence_length)
+        return {
+            features.TOKEN_IDS: tf.cast(token_ids, tf.int32),
+            features.SEGMENT_IDS: tf.cast(segment_ids, tf.int32),
+            features.PADDING_MASK: mask,
+        }
+
+    def encode(self, texts, sequence_length: int, texts_b=None) -> dict:
+        """Raw strings (and optional second strings) -> packed BERT inputs."""
+        segments = [self.tokenize(texts)]
+        if texts_b is not None:
+            segments.append(self.tokenize(texts_b))
+        return self.pack(segments, sequence_length)
