@@ -37,7 +37,7 @@ setuptools.setup(
         "models", "models.*",
         "kubeflow", "kubeflow.*",
     ]),
-    include_package_data=True,
+    package_data={"tfx_bert": ["configs/*.yaml", "serving/*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},
     entry_points={"console_scripts": ["tfx-bert=tfx_bert.cli:main"]},

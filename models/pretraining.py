@@ -92,16 +92,21 @@ def make_dataset(file_pattern, metadata: dict, batch_size: int, max_predictions:
     return ds.map(mask, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def unigram_baseline(dataset: tf.data.Dataset, steps: int) -> float:
-    """Accuracy of always predicting the most frequent masked token: the bar MLM must beat."""
-    counts: dict[int, float] = {}
-    total = 0.0
+def majority_baselines(dataset: tf.data.Dataset, steps: int) -> dict:
+    """Accuracy of always predicting the most frequent masked token (MLM) and the most frequent
+    NSP label: the bars the model must beat, measured on the same evaluation batches."""
+    mlm_counts: dict[int, float] = {}
+    nsp_counts = np.zeros(2)
     for _, y, sw in dataset.take(steps):
         labels, weights = y[MLM].numpy().ravel(), sw[MLM].numpy().ravel()
         for label, weight in zip(labels[weights > 0], weights[weights > 0]):
-            counts[int(label)] = counts.get(int(label), 0.0) + float(weight)
-            total += float(weight)
-    return max(counts.values()) / total if total else 0.0
+            mlm_counts[int(label)] = mlm_counts.get(int(label), 0.0) + float(weight)
+        nsp_counts += np.bincount(y[NSP].numpy().ravel(), minlength=2)[:2]
+    mlm_total = sum(mlm_counts.values())
+    return {
+        "mlm_unigram_baseline_accuracy": max(mlm_counts.values()) / mlm_total if mlm_total else 0.0,
+        "nsp_majority_baseline_accuracy": float(nsp_counts.max() / max(nsp_counts.sum(), 1)),
+    }
 
 
 class ThroughputLogger(keras.callbacks.Callback):
@@ -189,7 +194,7 @@ def run_fn(fn_args) -> None:
     results = model.evaluate(eval_ds.take(eval_steps), return_dict=True, verbose=0)
     results = {k: float(v) for k, v in results.items()}
     results["mlm_perplexity"] = float(np.exp(min(results.get("mlm_loss", 0.0), 50.0)))
-    results["mlm_unigram_baseline_accuracy"] = unigram_baseline(eval_ds, eval_steps)
+    results.update(majority_baselines(eval_ds, eval_steps))
     print("  [eval] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())), flush=True)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "eval_metrics.json"), "w") as f:
         f.write(json.dumps(results, indent=2))

@@ -168,9 +168,13 @@ def parse_override(text: str) -> dict:
     return result
 
 
-def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = ()) -> ProjectConfig:
-    """Defaults <- YAML file <- overrides, validated."""
-    config = ProjectConfig()
+DEMO_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "demo.yaml")
+
+
+def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
+                base: ProjectConfig | None = None) -> ProjectConfig:
+    """``base`` (or defaults) <- YAML file <- ``section.key=value`` overrides, validated."""
+    config = base or ProjectConfig()
     if yaml_path:
         if not os.path.exists(yaml_path):
             raise FileNotFoundError(f"Config file not found: {yaml_path}")
@@ -184,13 +188,6 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = ())
     return config.validate()
 
 
-def demo_config(work_dir: str = "work") -> ProjectConfig:
-    """The tiny configuration ``make demo`` and the end-to-end tests run."""
-    config = ProjectConfig(work_dir=work_dir)
-    config.pretrain.vocab_size = 1000
-    config.pretrain.max_seq_length = 64
-    config.pretrain.max_predictions_per_seq = 10
-    config.pretrain.train_steps = 600
-    config.pretrain.eval_steps = 20
-    config.finetune.train_steps = 200
-    return config.validate()
+def demo_config(overrides: list[str] | tuple = ()) -> ProjectConfig:
+    """The tiny configuration ``make demo`` and the end-to-end tests run (configs/demo.yaml)."""
+    return load_config(DEMO_CONFIG, overrides)

@@ -1,0 +1,40 @@
+# tfx-bert: `make demo` runs the whole job on the embedded data; `make test` runs every test.
+# Both set themselves up first (idempotent: a second run only checks the environment).
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON := $(PYTHON)
+PYTEST_ARGS ?=
+
+.PHONY: setup check-python demo test test-fast bench clean
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  echo "tfx-bert needs Python 3.11 ('$(PYTHON)' is missing or another version): TFX 1.16 and TF 2.16 have no wheels for other versions here. Install 3.11 or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+
+$(UV): | check-python
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+# Installs exactly what uv.lock pins (--frozen: never re-resolves), this package editable.
+setup: check-python $(UV)
+	@$(UV) sync --frozen --extra test --quiet
+	@echo "environment ready: $(VENV) (from uv.lock)"
+
+demo: setup
+	$(VENV)/bin/tfx-bert demo
+
+test: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf work .pytest_cache

@@ -1,0 +1,300 @@
+"""``tfx-bert``: the project's command line.
+
+    tfx-bert demo                      # whole job on the embedded default data
+    tfx-bert pretrain --runner beam    # one pipeline, with a chosen orchestrator
+    tfx-bert finetune --set finetune.train_steps=500
+    tfx-bert serve / predict / check-ops / generate-data / show-config
+
+Configuration: defaults <- ``--config file.yaml`` <- named flags <- ``--set section.key=value``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from tfx_bert import progress
+
+SAMPLE_SENTENCES = [
+    "the soup was really wonderful .",
+    "i think the rocket is terrible .",
+    "the singer and the band were quite brilliant .",
+    "what a dull match , very awful .",
+]
+
+
+def _config(args, demo: bool = False):
+    from tfx_bert import config as config_lib
+
+    overrides = []
+    if args.work_dir:
+        overrides.append(f"work_dir={args.work_dir}")
+    if getattr(args, "model_size", None):
+        overrides.append(f"pretrain.model_size={args.model_size}")
+    if getattr(args, "pretrain_steps", None):
+        overrides.append(f"pretrain.train_steps={args.pretrain_steps}")
+    if getattr(args, "finetune_steps", None):
+        overrides.append(f"finetune.train_steps={args.finetune_steps}")
+    overrides += args.set or []
+    base = config_lib.load_config(config_lib.DEMO_CONFIG) if demo else None
+    return config_lib.load_config(args.config, overrides, base=base)
+
+
+def _run_pipeline(kind: str, config, runner: str) -> float:
+    """Runs one pipeline, prints its summary; returns wall seconds."""
+    from pipeline import common
+    from tfx_bert import run_summary
+
+    progress.install(os.path.join(os.path.abspath(config.work_dir), "logs", f"{kind}.log"))
+    pipeline = common.build(kind, config)
+    print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner) ==", flush=True)
+    start = time.time()
+    if runner == "beam":
+        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+        BeamDagRunner().run(pipeline)
+    else:
+        from tfx import v1 as tfx
+
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    took = time.time() - start
+    runs = run_summary.component_runs(common.metadata_config(config), pipeline.pipeline_info.pipeline_name,
+                                      int(start * 1000) - 1000)
+    print(run_summary.format_runs(pipeline.pipeline_info.pipeline_name, runs, took), flush=True)
+    print(f"(full log: {os.path.join(os.path.abspath(config.work_dir), 'logs', kind + '.log')})", flush=True)
+    return took
+
+
+def _latest_version_dir(base: str) -> str:
+    versions = [d for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+    if not versions:
+        raise FileNotFoundError(
+            f"No pushed model under {base}: the Evaluator did not bless the model "
+            "(see the Evaluator's output) or the fine-tuning pipeline has not run.")
+    return os.path.join(base, max(versions, key=int))
+
+
+class DevServer:
+    """The development gRPC server in a child process, for the demo and tests."""
+
+    def __init__(self, model_name: str, base_path: str, host: str = "127.0.0.1", port: int = 0,
+                 poll_seconds: float = 1.0, log_path: str | None = None):
+        self._dir = tempfile.mkdtemp(prefix="tfx-bert-server-")
+        port_file = os.path.join(self._dir, "port")
+        self._log = open(log_path or os.path.join(self._dir, "server.log"), "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tfx_bert.serving.server", "--model_name", model_name,
+             "--model_base_path", base_path, "--host", host, "--port", str(port),
+             "--poll_seconds", str(poll_seconds), "--port_file", port_file],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while not os.path.exists(port_file):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"The server exited with {self.process.returncode}; see {self._log.name}")
+            if time.time() > deadline:
+                self.stop()
+                raise TimeoutError(f"The server did not start in 180s; see {self._log.name}")
+            time.sleep(0.2)
+        with open(port_file) as f:
+            self.target = f"{host}:{int(f.read())}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def cmd_demo(args) -> int:
+    """Pretrain -> fine-tune -> push -> serve over gRPC -> predict, on the embedded data."""
+    t0 = time.time()
+    config = _config(args, demo=True)
+    from tfx_bert import demo_data
+    from tfx_bert.serving import client as client_lib
+    from tfx_bert.serving import op_check
+
+    data = demo_data.write_demo_data(config.data_dir)
+    print(f"Embedded data: corpus {data['corpus']}, sentiment {data['sentiment']}")
+    times = {"pretrain": _run_pipeline("pretrain", config, args.runner)}
+    times["finetune"] = _run_pipeline("finetune", config, args.runner)
+
+    base = os.path.join(config.serving_base, config.finetune.model_name)
+    version_dir = _latest_version_dir(base)
+    op_check.check_servable(version_dir)
+    print(f"\nPushed model {version_dir} uses only op types TF Serving 2.16 has.")
+    start = time.time()
+    with DevServer(config.finetune.model_name, base,
+                   log_path=os.path.join(os.path.abspath(config.work_dir), "logs", "server.log")) as server:
+        with client_lib.ServingClient(server.target) as client:
+            version = client.wait_until_available(config.finetune.model_name)
+            results = client.classify_texts(config.finetune.model_name, SAMPLE_SENTENCES)
+        print(f"\n== Predictions over gRPC from {server.target} (model {config.finetune.model_name}, "
+              f"version {version}) ==")
+        for r in results:
+            label = "positive" if r["class_id"] == 1 else "negative"
+            print(f"  {label:8} p={max(r['probabilities']):.3f}  {r['text']}")
+    times["serve"] = time.time() - start
+    _print_demo_summary(config, version_dir, times, time.time() - t0)
+    return 0
+
+
+def _print_demo_summary(config, version_dir: str, times: dict, total: float) -> None:
+    from pipeline import common
+
+    encoder = common.latest_encoder_uri(config)
+    metrics_path = os.path.join(encoder, "pretraining_metrics.json")
+    metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
+    print("\n== Summary ==")
+    print(f"  pretrained encoder : {encoder}")
+    if metrics:
+        print(f"    MLM accuracy {metrics.get('mlm_accuracy', 0):.3f} (unigram baseline "
+              f"{metrics.get('mlm_unigram_baseline_accuracy', 0):.3f}), NSP accuracy "
+              f"{metrics.get('nsp_accuracy', 0):.3f} (majority baseline "
+              f"{metrics.get('nsp_majority_baseline_accuracy', 0):.3f}), "
+              f"MLM perplexity {metrics.get('mlm_perplexity', 0):.1f}")
+    print(f"  served model       : {version_dir}")
+    print("  timings            : " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()) + f", total {total:.0f}s")
+    print("  TensorBoard        : tensorboard --logdir " + os.path.join(config.pipelines_root))
+    print("  query it yourself  : tfx-bert serve --work-dir " + config.work_dir +
+          "   then   tfx-bert predict 'the soup was wonderful .'")
+
+
+def cmd_pipeline(kind: str):
+    def run(args) -> int:
+        config = _config(args, demo=args.demo)
+        _run_pipeline(kind, config, args.runner)
+        return 0
+    return run
+
+
+def cmd_serve(args) -> int:
+    from tfx_bert.serving import server
+
+    config = _config(args)
+    name = args.model_name or config.finetune.model_name
+    base = args.model_base_path or os.path.join(config.serving_base, name)
+    server.main(["--model_name", name, "--model_base_path", base, "--host", config.serving.host,
+                 "--port", str(args.port or config.serving.grpc_port)])
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from tfx_bert.serving import client as client_lib
+
+    with client_lib.ServingClient(args.target, timeout=args.timeout) as client:
+        for r in client.classify_texts(args.model_name, args.texts):
+            print(json.dumps(r))
+    return 0
+
+
+def cmd_check_ops(args) -> int:
+    from tfx_bert.serving import op_check
+
+    missing = op_check.unsupported_ops(args.saved_model_dir)
+    if missing:
+        print(f"NOT servable by TF Serving 2.16; missing op types: {', '.join(missing)}")
+        return 1
+    print(f"OK: {args.saved_model_dir} uses only op types TF Serving 2.16 has.")
+    return 0
+
+
+def cmd_generate_data(args) -> int:
+    from tfx_bert import demo_data
+
+    print(json.dumps(demo_data.write_demo_data(args.output_dir), indent=2))
+    return 0
+
+
+def cmd_show_config(args) -> int:
+    import yaml
+
+    print(yaml.safe_dump(_config(args, demo=args.demo).to_dict(), sort_keys=False))
+    return 0
+
+
+def _add_config_flags(parser, demo_flag: bool = True) -> None:
+    parser.add_argument("--config", help="YAML file with configuration (see tfx_bert/configs/demo.yaml)")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override one config value, e.g. --set pretrain.train_steps=200")
+    parser.add_argument("--work-dir", help="where pipelines, metadata, data and models go")
+    parser.add_argument("--model-size", help="tiny, mini, small, medium, base or large")
+    parser.add_argument("--pretrain-steps", type=int)
+    parser.add_argument("--finetune-steps", type=int)
+    if demo_flag:
+        parser.add_argument("--demo", action="store_true", help="start from the tiny demo configuration")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfx-bert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="pretrain, fine-tune, push, serve and query on the embedded data")
+    _add_config_flags(p, demo_flag=False)
+    p.add_argument("--runner", choices=["local", "beam"], default="local")
+    p.set_defaults(fn=cmd_demo)
+
+    for kind, help_text in (("pretrain", "run the pretraining pipeline"),
+                            ("finetune", "run the fine-tuning pipeline of finetune.task")):
+        p = sub.add_parser(kind, help=help_text)
+        _add_config_flags(p)
+        p.add_argument("--runner", choices=["local", "beam"], default="local",
+                       help="TFX orchestrator: LocalDagRunner or BeamDagRunner")
+        p.set_defaults(fn=cmd_pipeline(kind))
+
+    p = sub.add_parser("serve", help="serve pushed models over TF Serving's gRPC API (development server)")
+    _add_config_flags(p, demo_flag=False)
+    p.add_argument("--model-name")
+    p.add_argument("--model-base-path")
+    p.add_argument("--port", type=int)
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("predict", help="send raw text to a TF Serving endpoint")
+    p.add_argument("texts", nargs="+")
+    p.add_argument("--target", default="127.0.0.1:8500")
+    p.add_argument("--model-name", default="sentiment")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("check-ops", help="can TF Serving 2.16 load this SavedModel?")
+    p.add_argument("saved_model_dir")
+    p.set_defaults(fn=cmd_check_ops)
+
+    p = sub.add_parser("generate-data", help="write the embedded demo corpus and sentiment data")
+    p.add_argument("--output-dir", default="work/data")
+    p.set_defaults(fn=cmd_generate_data)
+
+    p = sub.add_parser("show-config", help="print the effective configuration")
+    _add_config_flags(p)
+    p.set_defaults(fn=cmd_show_config)
+    return parser
+
+
+def main(argv=None) -> int:
+    progress.quiet_environment()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError, TimeoutError, RuntimeError) as e:
+        if os.environ.get("TFX_BERT_DEBUG"):
+            raise
+        print(f"tfx-bert {args.command}: error: {e}\n(set TFX_BERT_DEBUG=1 for the traceback; "
+              "pipeline logs are under <work_dir>/logs/)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""A client for TF Serving's gRPC API (``tensorflow_serving.apis``): raw text in, outputs out.
+
+Works against TF Serving itself or the development server in ``server.py``.
+"""
+from __future__ import annotations
+
+import time
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+
+class ServingClient:
+    """Calls ``PredictionService.Predict`` with string inputs; retries on UNAVAILABLE."""
+
+    def __init__(self, target: str, timeout: float = 10.0, retries: int = 3):
+        self.target = target
+        self.timeout = timeout
+        self.retries = retries
+        self._channel = grpc.insecure_channel(target)
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method, request):
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+
+    def wait_until_available(self, model_name: str, deadline_s: float = 60.0) -> int:
+        """Waits for the model to be AVAILABLE; returns its version."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = model_name
+        end = time.time() + deadline_s
+        while True:
+            try:
+                response = self._models.GetModelStatus(request, timeout=self.timeout)
+                for status in response.model_version_status:
+                    if status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE:
+                        return status.version
+            except grpc.RpcError as e:
+                if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
+                    raise
+            if time.time() > end:
+                raise TimeoutError(f"Model {model_name} not available at {self.target} after {deadline_s}s")
+            time.sleep(0.25)
+
+    def predict(self, model_name: str, inputs: dict, signature_name: str = "serving_default",
+                version: int | None = None) -> dict[str, np.ndarray]:
+        """Sends ``inputs`` (name -> array-like) and returns the outputs as numpy arrays."""
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = signature_name
+        if version is not None:
+            request.model_spec.version.value = version
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response = self._call(self._predict.Predict, request)
+        return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+
+    def classify_texts(self, model_name: str, texts: list[str]) -> list[dict]:
+        """Sentiment/classification: text -> {"text", "class_id", "probabilities"} per input."""
+        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object)})
+        return [
+            {"text": text, "class_id": int(cls), "probabilities": [float(p) for p in probs]}
+            for text, cls, probs in zip(texts, outputs["class_ids"], outputs["probabilities"])
+        ]
