@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "pip",  # TFX packages user modules with pip when module_file is used
     "pyyaml>=6",
     "grpcio>=1.48",
+    "crcmod",  # fast CRC for Beam's TFRecord IO (else a slow pure-Python fallback and a warning)
 ]
 
 TEST_REQUIRES = [

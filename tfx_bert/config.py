@@ -125,7 +125,7 @@ def _apply(obj: Any, data: dict, where: str) -> None:
     for key, value in data.items():
         if not hasattr(obj, key) or key.startswith("_"):
             known = ", ".join(f.name for f in dataclasses.fields(obj))
-            raise ValueError(f"Unknown config key {where}{key!r}; known keys here: {known}.")
+            raise ValueError(f"Unknown config key '{where}{key}'; known keys here: {known}.")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):

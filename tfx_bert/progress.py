@@ -44,7 +44,7 @@ class _ProgressHandler(logging.Handler):
 
 def quiet_environment() -> None:
     """Hides TF's C++ start-up notices in this process and the Beam workers it starts."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notices; errors still raise in Python
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

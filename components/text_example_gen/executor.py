@@ -115,20 +115,25 @@ class _Parser:
 
     def _bert_raw(self, path: str, name: str):
         sentences: list[str] = []
-        index, start = 0, 1
+        index, start, had_lines = 0, 1, False
         for number, raw in _open_lines(path):
-            text = self.decode(raw, path, number)
-            if text is None:
+            if not raw.strip():  # a blank line ends the document
+                if sentences:
+                    yield from self._emit(f"{name}:{index}", sentences, path, start)
+                    index += 1
+                elif had_lines:  # every line of the document was bad
+                    self.bad("empty_document", path, start)
+                sentences, had_lines = [], False
                 continue
-            if text.strip():
-                if not sentences:
-                    start = number
+            if not had_lines:
+                start, had_lines = number, True
+            text = self.decode(raw, path, number)
+            if text is not None and text.strip():
                 sentences.append(text)
-            elif sentences:
-                yield from self._emit(f"{name}:{index}", sentences, path, start)
-                index, sentences = index + 1, []
         if sentences:
             yield from self._emit(f"{name}:{index}", sentences, path, start)
+        elif had_lines:
+            self.bad("empty_document", path, start)
 
     def _record(self, record: dict, path: str, number: int, name: str):
         text = record.get(self.text_field)

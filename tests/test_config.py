@@ -1,0 +1,55 @@
+import pytest
+
+from tfx_bert import config as config_lib
+from tfx_bert import registry
+
+
+def test_defaults_validate():
+    config = config_lib.load_config()
+    assert config.pretrain.vocab_size == 30522
+    assert config.finetune.task == "sentiment"
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("pretrain:\n  train_steps: 7\n  lower_case: false\nfinetune:\n  model_name: m\n")
+    config = config_lib.load_config(str(path), ["pretrain.train_steps=9", "work_dir=/x"])
+    assert config.pretrain.train_steps == 9
+    assert config.pretrain.lower_case is False
+    assert config.finetune.model_name == "m"
+    assert config.metadata_path == "/x/metadata.sqlite"
+
+
+def test_demo_config_is_tiny():
+    config = config_lib.demo_config()
+    assert config.pretrain.model_size == "tiny"
+    assert config.pretrain.vocab_size < 30522
+
+
+def test_unknown_key_names_the_key_and_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown config key 'pretrain.trian_steps'.*train_steps"):
+        config_lib.load_config(overrides=["pretrain.trian_steps=3"])
+
+
+def test_wrong_type_is_explained():
+    with pytest.raises(ValueError, match=r"pretrain.train_steps expects int, got 'many'"):
+        config_lib.load_config(overrides=["pretrain.train_steps=many"])
+
+
+def test_invalid_values_are_rejected():
+    with pytest.raises(ValueError, match="max_seq_length must be 8..512"):
+        config_lib.load_config(overrides=["pretrain.max_seq_length=4"])
+    with pytest.raises(ValueError, match="Unknown model size 'huge'"):
+        config_lib.load_config(overrides=["pretrain.model_size=huge"])
+
+
+def test_missing_config_file():
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        config_lib.load_config("nope.yaml")
+
+
+def test_model_size_registry_has_published_shapes():
+    shapes = {n: (s.num_layers, s.hidden_dim) for n, s in registry.MODEL_SIZES.items()}
+    assert shapes == {"tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "medium": (8, 512),
+                      "base": (12, 768), "large": (24, 1024)}
+    assert registry.get_model_size("base").num_heads == 12

@@ -1,0 +1,121 @@
+"""WordPieceVocabGen and PretrainingDataGen executors, run for real on a small corpus."""
+import json
+import os
+import random
+
+import pytest
+from tfx.types import standard_artifacts
+
+from components.artifacts import Vocabulary
+from components.pretraining_data import executor as data_ex
+from components.pretraining_data import instances
+from components.text_example_gen import executor as gen_ex
+from components.wordpiece_vocab import executor as vocab_ex
+from tests.conftest import new_artifact, read_examples, run_executor
+from tfx_bert import demo_data, tokenization
+
+
+@pytest.fixture(scope="module")
+def corpus_examples(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("corpus")
+    demo_data.write_pretraining_corpus(str(tmp / "in" / "corpus.txt"), num_documents=60)
+    examples = new_artifact(standard_artifacts.Examples, tmp / "examples")
+    props = {gen_ex.INPUT_PATTERN: str(tmp / "in" / "*"), gen_ex.INPUT_FORMAT: "bert_raw",
+             gen_ex.TEXT_FIELD: "text", gen_ex.ID_FIELD: "", gen_ex.EVAL_PERCENT: 20,
+             gen_ex.MAX_LINE_CHARS: 1000, gen_ex.STRICT: 0, gen_ex.PER_LINE: 0}
+    run_executor(gen_ex.Executor, {}, {"examples": [examples]}, props, str(tmp / "t"))
+    return examples
+
+
+def _vocab_props(**kw):
+    props = {vocab_ex.VOCAB_SIZE: 300, vocab_ex.LOWER_CASE: 1, vocab_ex.NUM_UNUSED: 3,
+             vocab_ex.VOCAB_PATH: "", vocab_ex.MAX_BYTES_PER_WORD: 100, vocab_ex.TEXT_FEATURE: "text"}
+    props.update(kw)
+    return props
+
+
+@pytest.fixture(scope="module")
+def vocabulary(corpus_examples, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vocab")
+    vocab = new_artifact(Vocabulary, tmp / "vocab")
+    run_executor(vocab_ex.Executor, {"examples": [corpus_examples]}, {"vocabulary": [vocab]},
+                 _vocab_props(), str(tmp / "t"))
+    return vocab
+
+
+def test_vocabulary_is_learned_with_reserved_tokens_first(vocabulary):
+    vocab = tokenization.read_vocab(os.path.join(vocabulary.uri, "vocab.txt"))
+    assert vocab[:8] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "[unused1]", "[unused2]"]
+    assert len(vocab) <= 300
+    for word in ("the", "rocket", "chef", "."):  # frequent corpus words become whole tokens
+        assert word in vocab
+    assert any(t.startswith("##") for t in vocab)
+    report = json.load(open(os.path.join(vocabulary.uri, "vocab_report.json")))
+    assert report["distinct_words"] > 50 and report["words"] > 1000
+    assert tokenization.read_tokenizer_config(vocabulary.uri).lower_case is True
+
+
+def test_existing_vocab_is_adopted(corpus_examples, tiny_vocab_dir, tmp_path):
+    vocab = new_artifact(Vocabulary, tmp_path / "v")
+    run_executor(vocab_ex.Executor, {"examples": [corpus_examples]}, {"vocabulary": [vocab]},
+                 _vocab_props(**{vocab_ex.VOCAB_PATH: os.path.join(tiny_vocab_dir, "vocab.txt")}), str(tmp_path))
+    assert tokenization.read_vocab(os.path.join(vocab.uri, "vocab.txt")) == \
+        tokenization.read_vocab(os.path.join(tiny_vocab_dir, "vocab.txt"))
+
+
+def _make_instances(corpus_examples, vocabulary, out_dir, seed=5):
+    out = new_artifact(standard_artifacts.Examples, out_dir)
+    props = {data_ex.MAX_SEQ_LENGTH: 32, data_ex.SHORT_SEQ_PROB: 0.1, data_ex.NSP_SHARDS: 2, data_ex.SEED: seed}
+    run_executor(data_ex.Executor, {"examples": [corpus_examples], "vocabulary": [vocabulary]},
+                 {"pretraining_examples": [out]}, props, str(out_dir) + "_tmp")
+    return out
+
+
+def _rows(artifact, split):
+    return sorted(
+        (tuple(e.features.feature["token_ids"].int64_list.value),
+         tuple(e.features.feature["segment_ids"].int64_list.value),
+         e.features.feature["next_sentence_label"].int64_list.value[0])
+        for e in read_examples(os.path.join(artifact.uri, f"Split-{split}", "*")))
+
+
+def test_pretraining_instances_are_well_formed_and_deterministic(corpus_examples, vocabulary, tmp_path):
+    first = _make_instances(corpus_examples, vocabulary, tmp_path / "a")
+    second = _make_instances(corpus_examples, vocabulary, tmp_path / "b")
+    rows = _rows(first, "train")
+    assert rows == _rows(second, "train")  # same seed, same instances
+    assert rows != _rows(_make_instances(corpus_examples, vocabulary, tmp_path / "c", seed=6), "train")
+    tok = tokenization.WordPieceTokenizer.from_directory(vocabulary.uri)
+    labels = set()
+    for token_ids, segment_ids, label in rows:
+        assert len(token_ids) == len(segment_ids) <= 32
+        assert token_ids[0] == tok.cls_id and token_ids[-1] == tok.sep_id
+        first_sep = token_ids.index(tok.sep_id)
+        assert set(segment_ids[: first_sep + 1]) == {0} and set(segment_ids[first_sep + 1:]) == {1}
+        labels.add(label)
+    assert labels == {0, 1}
+    metadata = data_ex.read_metadata(first.uri)
+    stats = metadata["statistics"]["train"]
+    assert stats["instances"] == len(rows)
+    assert 0.3 < stats["random_next_share"] < 0.8
+    assert metadata["vocab_size"] == tok.vocabulary_size
+    assert os.path.exists(os.path.join(metadata["vocab_dir"], "vocab.txt"))
+
+
+def test_instance_algorithm_fills_sequences_and_keeps_text():
+    rng = random.Random(0)
+    docs = [[[10 + d * 100 + s * 10 + t for t in range(5)] for s in range(6)] for d in range(4)]
+    made = instances.create_instances_from_document(docs, 0, 20, 0.0, 2, 3, rng)
+    assert made
+    for inst in made:
+        assert len(inst.token_ids) <= 20
+        assert inst.token_ids.count(3) == 2
+        body = [t for t in inst.token_ids if t not in (2, 3)]
+        if not inst.is_random_next:  # the actual next segment: all from document 0
+            assert all(10 <= t < 110 for t in body)
+
+
+def test_truncate_seq_pair_trims_longer_side():
+    a, b = list(range(10)), list(range(3))
+    assert instances.truncate_seq_pair(a, b, 8, random.Random(1))
+    assert len(a) == 5 and len(b) == 3
