@@ -6,4 +6,5 @@ from tfx.types import standard_artifacts  # noqa: F401  (re-exported for conveni
 class Vocabulary(artifact.Artifact):
     """A WordPiece vocabulary: ``vocab.txt`` plus ``tokenizer_config.json`` (casing, specials)."""
 
-    TYPE_NAME = "Vocabulary"
+    # "<namespace>.<Name>" is the form KFP v2 schema titles need for custom artifact types.
+    TYPE_NAME = "tfx_bert.Vocabulary"

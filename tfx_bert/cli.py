@@ -194,9 +194,16 @@ def cmd_serve(args) -> int:
 def cmd_predict(args) -> int:
     from tfx_bert.serving import client as client_lib
 
+    import grpc
+
     with client_lib.ServingClient(args.target, timeout=args.timeout) as client:
-        for r in client.classify_texts(args.model_name, args.texts):
-            print(json.dumps(r))
+        try:
+            results = client.classify_texts(args.model_name, args.texts)
+        except grpc.RpcError as e:
+            print(f"tfx-bert predict: {e.code().name} from {args.target}: {e.details()}", file=sys.stderr)
+            return 1
+    for r in results:
+        print(json.dumps(r))
     return 0
 
 

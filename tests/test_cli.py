@@ -1,0 +1,53 @@
+import importlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tfx_bert import cli, tasks
+
+
+def test_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("demo", "pretrain", "finetune", "serve", "predict", "check-ops", "show-config"):
+        assert command in out
+
+
+def test_show_config_applies_flags_and_overrides(capsys):
+    assert cli.main(["show-config", "--demo", "--model-size", "mini", "--set", "finetune.train_steps=5"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["pretrain"]["model_size"] == "mini"
+    assert shown["finetune"]["train_steps"] == 5
+    assert shown["pretrain"]["vocab_size"] == 1000  # from the demo config
+
+
+def test_bad_config_is_one_clear_line(capsys):
+    assert cli.main(["show-config", "--set", "pretrain.nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown config key 'pretrain.nope'" in err and "Traceback" not in err
+
+
+def test_check_ops_on_missing_dir(capsys, tmp_path):
+    assert cli.main(["check-ops", str(tmp_path)]) == 2
+    assert "not a SavedModel directory" in capsys.readouterr().err
+
+
+def test_predict_against_no_server_says_unavailable(capsys):
+    import portpicker
+
+    port = portpicker.pick_unused_port()
+    assert cli.main(["predict", "--target", f"127.0.0.1:{port}", "--timeout", "1", "hello"]) == 1
+    assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_finetune_without_pretraining_explains(capsys, tmp_path):
+    assert cli.main(["finetune", "--demo", "--work-dir", str(tmp_path)]) == 2
+    assert "No pretrained encoder found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dotted", sorted({p for t in tasks.TASKS.values() for p in (t.preprocessing_fn, t.run_fn)}
+                                          | {"models.pretraining.run_fn"}))
+def test_every_configured_user_function_imports(dotted):
+    module, name = dotted.rsplit(".", 1)
+    assert callable(getattr(importlib.import_module(module), name))

@@ -1,0 +1,132 @@
+"""End-to-end: both pipelines on the tiny configuration, push, and gRPC Predict on raw text.
+
+Slow (minutes); `make test-fast` leaves them out.
+"""
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the WordPiece ops the exported graph uses)
+
+pytestmark = pytest.mark.slow
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """Runs `tfx-bert demo` (what `make demo` runs) once into a temp work dir."""
+    work = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "demo", "--work-dir", str(work)],
+                          capture_output=True, text=True, cwd=REPO, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work, proc.stdout
+
+
+def _eval_rows(work):
+    with open(os.path.join(work, "data", "sentiment", "eval", "data.csv")) as f:
+        return [(r["text"], int(r["label"])) for r in csv.DictReader(f)]
+
+
+def test_demo_prints_grpc_predictions_and_summary(demo_run):
+    _, out = demo_run
+    assert "Predictions over gRPC from 127.0.0.1:" in out
+    assert "▶ Trainer" in out and "✔ Pusher finished" in out
+    assert "== Summary ==" in out
+
+
+def test_pretraining_learns_beyond_baselines(demo_run):
+    work, _ = demo_run
+    [path] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*",
+                                    "Format-Serving", "pretraining_metrics.json"))
+    m = json.load(open(path))
+    # Baselines are measured on the same evaluation batches: always the most frequent token /
+    # the most frequent NSP label. Margins are far below what a healthy run reaches.
+    assert m["mlm_accuracy"] > m["mlm_unigram_baseline_accuracy"] + 0.15, m
+    assert m["nsp_accuracy"] > m["nsp_majority_baseline_accuracy"] + 0.05, m
+
+
+def test_pushed_model_is_blessed_accurate_and_servable(demo_run):
+    from tfx_bert.serving import op_check
+
+    work, _ = demo_run
+    versions = glob.glob(os.path.join(work, "serving", "sentiment", "*", "saved_model.pb"))
+    assert len(versions) == 1
+    version_dir = os.path.dirname(versions[0])
+    assert op_check.unsupported_ops(version_dir) == []
+    model = tf.saved_model.load(version_dir)
+    rows = _eval_rows(work)
+    texts = tf.constant([t for t, _ in rows])
+    labels = np.array([l for _, l in rows])
+    predicted = model.signatures["serving_default"](text=texts)["class_ids"].numpy()
+    majority = max(labels.mean(), 1 - labels.mean())
+    accuracy = (predicted == labels).mean()
+    assert accuracy > majority + 0.2, (accuracy, majority)
+    [blessing] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-sentiment", "Evaluator", "blessing", "*", "BLESSED"))
+    assert blessing
+
+
+def test_pushed_model_answers_predict_over_grpc_with_raw_text(demo_run):
+    from tfx_bert.cli import DevServer
+    from tfx_bert.serving.client import ServingClient
+
+    work, _ = demo_run
+    base = os.path.join(work, "serving", "sentiment")
+    version_dir = glob.glob(os.path.join(base, "*"))[0]
+    rows = _eval_rows(work)[:16]
+    texts = [t for t, _ in rows]
+    local = tf.saved_model.load(version_dir).signatures["serving_default"](text=tf.constant(texts))
+    with DevServer("sentiment", base) as server, ServingClient(server.target) as client:
+        client.wait_until_available("sentiment")
+        remote = client.predict("sentiment", {"text": np.array(texts, dtype=object)})
+        example = tf.train.Example()
+        example.features.feature["text"].bytes_list.value.append(texts[0].encode())
+        via_example = client.predict("sentiment", {"examples": np.array([example.SerializeToString()], dtype=object)},
+                                     signature_name="serving_tf_example")
+    np.testing.assert_allclose(remote["probabilities"], local["probabilities"].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(remote["class_ids"], local["class_ids"].numpy())
+    np.testing.assert_allclose(via_example["probabilities"][0], remote["probabilities"][0], atol=1e-5)
+
+
+def _write_config(tmp_path, work):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        f"work_dir: {work}\n"
+        "beam_pipeline_args: ['--direct_running_mode=in_memory', '--direct_num_workers=1']\n"
+        "pretrain: {vocab_size: 400, max_seq_length: 32, train_steps: 10, eval_steps: 2, enable_statistics: false}\n")
+    return str(path)
+
+
+def _trainer_models(work, pipeline="tfx-bert-pretrain"):
+    return glob.glob(os.path.join(work, "pipelines", pipeline, "Trainer", "model", "*", "Format-Serving", "config.json"))
+
+
+def test_beam_dag_runner_runs_the_pretraining_pipeline(tmp_path):
+    work = tmp_path / "work"
+    config = _write_config(tmp_path, work)
+    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "pretrain", "--runner", "beam", "--config", config],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "(beam runner)" in proc.stdout
+    assert len(_trainer_models(str(work))) == 1
+
+
+def test_tfx_cli_creates_and_runs_the_pipeline(tmp_path):
+    work = tmp_path / "work"
+    env = dict(os.environ, TFX_BERT_CONFIG=_write_config(tmp_path, work), TFX_BERT_PIPELINE="pretrain",
+               HOME=str(tmp_path / "home"))
+    tfx = os.path.join(os.path.dirname(sys.executable), "tfx")
+    create = subprocess.run([tfx, "pipeline", "create", "--engine", "local", "--pipeline_path",
+                             os.path.join(REPO, "pipeline", "local_runner.py")],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert "created successfully" in create.stdout, create.stdout[-2000:] + create.stderr[-2000:]
+    run = subprocess.run([tfx, "run", "create", "--engine", "local", "--pipeline_name", "tfx-bert-pretrain"],
+                         capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert len(_trainer_models(str(work))) == 1

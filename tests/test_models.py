@@ -1,0 +1,97 @@
+"""Pretraining model, dynamic masking input and the optimizer schedule."""
+import os
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+
+from models import encoder as encoder_lib
+from models import optimization, pretraining
+from tfx_bert import features, registry, tokenization
+
+
+def _tiny_backbone(vocab_size=40):
+    size = registry.get_model_size("tiny")
+    kwargs = size.backbone_kwargs(vocab_size)
+    kwargs.update(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, max_sequence_length=16)
+    return keras_hub.models.BertBackbone(**kwargs)
+
+
+def test_mlm_head_is_tied_to_token_embeddings():
+    backbone = _tiny_backbone()
+    model = pretraining.build_pretraining_model(backbone)
+    head = model.get_layer(pretraining.MLM)
+    assert head.token_embedding is backbone.token_embedding
+    embedding_vars = {id(v) for v in backbone.token_embedding.weights}
+    # The head adds no [hidden, vocab] projection of its own: only a bias, dense + layer norm.
+    own = [v for v in head.weights if id(v) not in embedding_vars]
+    assert not any(tuple(v.shape) == (16, 40) for v in own)
+    x = {features.TOKEN_IDS: np.ones((2, 8), "int32"), features.SEGMENT_IDS: np.zeros((2, 8), "int32"),
+         features.PADDING_MASK: np.ones((2, 8), "int32"), features.MASK_POSITIONS: np.array([[1, 2], [3, 0]], "int32")}
+    out = model(x)
+    assert out[pretraining.MLM].shape == (2, 2, 40) and out[pretraining.NSP].shape == (2, 2)
+
+
+def _write_instances(path, rows):
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:
+        for ids, segs, label in rows:
+            e = tf.train.Example()
+            e.features.feature[features.TOKEN_IDS].int64_list.value.extend(ids)
+            e.features.feature[features.SEGMENT_IDS].int64_list.value.extend(segs)
+            e.features.feature[features.NEXT_SENTENCE_LABEL].int64_list.value.append(label)
+            w.write(e.SerializeToString())
+
+
+def test_dataset_masks_dynamically_and_pads(tmp_path):
+    rows = [([2] + list(range(10, 20)) + [3] + list(range(20, 25)) + [3], [0] * 12 + [1] * 6, i % 2) for i in range(8)]
+    _write_instances(str(tmp_path / "a.gz"), rows)
+    metadata = {"max_seq_length": 24, "vocab_size": 40,
+                "special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}}
+    ds = pretraining.make_dataset(str(tmp_path / "*.gz"), metadata, 4, 5, 0.3, seed=1)
+    (x1, y1, sw1), (x2, _, _) = list(ds.take(2))
+    assert x1[features.TOKEN_IDS].shape == (4, 24)
+    assert x1[features.MASK_POSITIONS].shape == (4, 5)
+    mask = x1[features.PADDING_MASK].numpy()
+    assert (mask.sum(axis=1) == 18).all()
+    positions = x1[features.MASK_POSITIONS].numpy()
+    weights = sw1[pretraining.MLM].numpy()
+    tokens = x1[features.TOKEN_IDS].numpy()
+    for row in range(4):
+        chosen = positions[row][weights[row] > 0]
+        assert len(chosen) >= 1
+        assert all(tokens[row][0] == 2 for _ in chosen)  # [CLS] never masked
+        assert not set(chosen) & {0, 11, 17}  # neither [CLS] nor [SEP]
+    assert not np.array_equal(x1[features.TOKEN_IDS].numpy(), x2[features.TOKEN_IDS].numpy())
+    baselines = pretraining.majority_baselines(ds, 2)
+    assert 0 < baselines["mlm_unigram_baseline_accuracy"] <= 1
+    assert baselines["nsp_majority_baseline_accuracy"] == 0.5
+
+
+def test_warmup_then_linear_decay():
+    schedule = optimization.WarmupLinearDecay(1.0, warmup_steps=10, total_steps=110)
+    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
+    np.testing.assert_allclose(values, [0.0, 0.5, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
+
+
+def test_encoder_round_trip_as_keras_hub_preset(tmp_path, tiny_vocab_dir):
+    tok = tokenization.WordPieceTokenizer.from_directory(tiny_vocab_dir)
+    backbone = _tiny_backbone(tok.vocabulary_size)
+    encoder_lib.save_encoder(str(tmp_path / "enc"), backbone, tiny_vocab_dir, {"mlm_accuracy": 0.5})
+    loaded = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "enc"))
+    x = {features.TOKEN_IDS: np.array([[2, 5, 6, 3]], "int32"), features.SEGMENT_IDS: np.zeros((1, 4), "int32"),
+         features.PADDING_MASK: np.ones((1, 4), "int32")}
+    np.testing.assert_allclose(backbone(x)["pooled_output"], loaded(x)["pooled_output"], atol=1e-5)
+    assert encoder_lib.load_tokenizer(str(tmp_path / "enc")).vocab == tok.vocab
+    hub_tokenizer = keras_hub.models.BertTokenizer.from_preset(str(tmp_path / "enc"))
+    assert hub_tokenizer.vocabulary_size() == tok.vocabulary_size
+    assert os.path.exists(tmp_path / "enc" / "pretraining_metrics.json")
+
+
+def test_missing_encoder_is_a_clear_error(tmp_path):
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match="not a keras-hub preset"):
+        encoder_lib.load_backbone(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="holds no vocabulary"):
+        encoder_lib.load_tokenizer(str(tmp_path))
