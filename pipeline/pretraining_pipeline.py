@@ -19,8 +19,10 @@ from tfx_bert.config import ProjectConfig
 def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> tfx.dsl.Pipeline:
     """Builds the pretraining pipeline for ``config`` over the files matching ``corpus_pattern``."""
     p = config.pretrain
-    example_gen = TextExampleGen(input_pattern=corpus_pattern, input_format="bert_raw",
-                                 eval_percent=p.eval_percent)
+    example_gen = TextExampleGen(
+        input_pattern=corpus_pattern, input_format=p.input_format, text_field=p.text_field,
+        id_field=p.id_field, eval_percent=p.eval_percent, max_line_chars=p.max_line_chars,
+        strict=p.strict, per_line=p.per_line)
     components = [example_gen]
     if p.enable_statistics:
         statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])

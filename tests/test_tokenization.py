@@ -74,3 +74,57 @@ def test_ids_match_huggingface_wordpiece(tiny_vocab_dir):
     ours = tok.tokenize(tf.constant(texts)).to_list()
     for text, ids in zip(texts, ours):
         assert ids == reference.encode(text, add_special_tokens=False).ids, text
+
+
+DIVERSE_TEXTS = [
+    "Café naïve Ångström résumé ÉCOLE", "中文字符 日本語のテキスト 한국어 텍스트", "emoji 😀👍🏽 ok ❤️",
+    "wow!!!??? ... -- 'quoted' \"dq\" (paren) [br] {c}", "ctrl\x07char\x1bhere",
+    "zero\u200bwidth\u200djoin\ufeffbom", "nb\u00a0sp ideo\u3000space thin\u2009space\ttab\nnewline\r\n",
+    "a" * 150 + " end", "MiXeD CaSe WoRdS", "numbers 12345 3.14 1,000", "$100 & 50% ^caret~ `tick` @at #hash",
+    "unbelievable unbelievably believer", "\u0301combining accent", "Ｆｕｌｌｗｉｄｔｈ ｌｅｔｔｅｒｓ",
+    "ﬁ ligature", "İstanbul ǅ title", "x\x00nul\ufffdrepl", "", "   ", "ünïcödé" * 5,
+]
+
+
+def _learned_vocab(texts, lower_case):
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+
+    counts = {}
+    for text in texts * 3 + ["the quick brown fox jumps over the lazy dog"] * 5:
+        for word in tokenization.basic_tokenize(text, lower_case):
+            counts[word] = counts.get(word, 0) + 1
+    return learner.learn(counts, 400, tokenization.reserved_tokens(), lower_thresh=1)
+
+
+@pytest.mark.parametrize("lower_case", [True, False], ids=["uncased", "cased"])
+def test_parity_with_reference_bert_on_diverse_text(tmp_path, lower_case):
+    """Same vocab.txt and casing -> the same ids as HF's BERT WordPiece (google-research
+    tokenization.py semantics), on accents, CJK, emoji, punctuation runs, control and
+    zero-width characters, odd whitespace and over-long words."""
+    from tokenizers import BertWordPieceTokenizer
+
+    vocab = _learned_vocab(DIVERSE_TEXTS, lower_case)
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    ours = tokenization.WordPieceTokenizer(vocab, tokenization.TokenizerConfig(lower_case=lower_case))
+    reference = BertWordPieceTokenizer(str(tmp_path / "vocab.txt"), lowercase=lower_case,
+                                       strip_accents=lower_case, clean_text=True, handle_chinese_chars=True)
+    ids = ours.tokenize(tf.constant(DIVERSE_TEXTS)).to_list()
+    for text, got in zip(DIVERSE_TEXTS, ids):
+        assert got == reference.encode(text, add_special_tokens=False).ids, repr(text)
+    # A word over the limit is [UNK] in both (HF counts 100 characters, we count 100 bytes).
+    assert ids[DIVERSE_TEXTS.index("a" * 150 + " end")][0] == ours.unk_id
+
+
+def test_documented_difference_multibyte_word_limit(tmp_path):
+    """The one known difference: the per-word limit counts UTF-8 bytes here, characters in HF.
+    A 60-character word of 2-byte characters (120 bytes) is [UNK] here, split by HF."""
+    from tokenizers import BertWordPieceTokenizer
+
+    word = "é" * 60
+    vocab = tokenization.reserved_tokens() + ["é", "##é"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    ours = tokenization.WordPieceTokenizer(vocab, tokenization.TokenizerConfig(lower_case=False))
+    reference = BertWordPieceTokenizer(str(tmp_path / "vocab.txt"), lowercase=False, strip_accents=False)
+    assert ours.tokenize(tf.constant([word])).to_list() == [[ours.unk_id]]
+    assert len(reference.encode(word, add_special_tokens=False).ids) == 60
+    assert ours.tokenize(tf.constant(["é" * 50])).to_list()[0] == reference.encode("é" * 50, add_special_tokens=False).ids

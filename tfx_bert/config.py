@@ -21,6 +21,12 @@ class PretrainConfig:
 
     pipeline_name: str = "tfx-bert-pretrain"
     corpus_pattern: str = ""  # glob of raw corpus files; empty -> the embedded demo corpus
+    input_format: str = "bert_raw"  # bert_raw, jsonl, csv, tsv or tfrecord
+    text_field: str = "text"  # jsonl/csv/tfrecord: the field holding the text
+    id_field: str = ""  # jsonl/csv/tfrecord: a field holding a document id (else file:line)
+    strict: bool = False  # fail on the first bad record instead of skipping and counting
+    per_line: bool = False  # one example per line instead of per document
+    max_line_chars: int = 100_000
     eval_percent: int = 10
     vocab_size: int = 30522
     lower_case: bool = True

@@ -17,12 +17,20 @@ _COMPONENT = re.compile(r"^(?:Component|node) (\S+) is (running|finished)\.$")
 
 
 class _ProgressHandler(logging.Handler):
-    def __init__(self, stream):
+    """Writes progress lines to whatever ``sys.stdout`` is at the time (it may be replaced)."""
+
+    def __init__(self):
         super().__init__(level=logging.INFO)
-        self._stream = stream
         self._started: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._emit(record)
+        except (ValueError, OSError):  # stdout closed or gone: progress is not worth a crash
+            pass
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        self._stream = sys.stdout
         try:
             message = record.getMessage()
         except Exception:  # a malformed log record is not worth a crash
@@ -59,15 +67,17 @@ def install(log_file: str) -> None:
     absl_logging.set_verbosity(absl_logging.INFO)
     absl_logging.use_python_logging(quiet=True) if hasattr(absl_logging, "use_python_logging") else None
     root = logging.getLogger()
-    for handler in list(root.handlers):
+    for handler in list(root.handlers):  # also those of an earlier install() in this process
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
     absl_handler = absl_logging.get_absl_handler()
     absl_logger = logging.getLogger("absl")
     absl_logger.handlers = [h for h in absl_logger.handlers if h is not absl_handler]
     file_handler = logging.FileHandler(log_file, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(file_handler)
-    root.addHandler(_ProgressHandler(sys.stdout))
+    root.addHandler(_ProgressHandler())
     root.setLevel(logging.INFO)
     # TF and Beam attach their own console handlers; send their records to the file instead.
     for name in ("tensorflow", "apache_beam", "absl"):

@@ -188,13 +188,15 @@ class WordPieceTokenizer:
         self.pad_id, self.unk_id = index[PAD], index[UNK]
         self.cls_id, self.sep_id, self.mask_id = index[CLS], index[SEP], index[MASK]
         self.vocabulary_size = len(self.vocab)
+        # Normalisation is done by normalize() below, so FastBertTokenizer only splits
+        # (whitespace, punctuation, CJK) and runs WordPiece.
         self._tokenizer = tf_text.FastBertTokenizer(
             self.vocab,
             suffix_indicator=config.suffix_indicator,
             max_bytes_per_word=config.max_bytes_per_word,
             token_out_type=tf.int64,
             unknown_token=UNK,
-            lower_case_nfd_strip_accents=config.lower_case,
+            lower_case_nfd_strip_accents=False,
         )
 
     @classmethod
@@ -205,13 +207,36 @@ class WordPieceTokenizer:
             read_tokenizer_config(directory),
         )
 
+    def normalize(self, texts):
+        """google-research BERT text cleaning, in TF core ops + ``NormalizeUTF8``.
+
+        Drops NUL, U+FFFD, control (Cc) and format (Cf, e.g. zero-width) characters, maps
+        tab/newline to spaces; uncased: lower-cases (Unicode), NFD, and strips combining marks.
+        tensorflow-text's own ``lower_case_nfd_strip_accents`` applies NFKC case folding
+        instead, which maps full-width letters and ligatures to ASCII where BERT keeps them.
+        """
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        texts = tf.strings.regex_replace(texts, r"[\t\n\r]", " ")
+        texts = tf.strings.regex_replace(texts, r"[\p{Cc}\p{Cf}\x{FFFD}]", "")
+        if self.config.lower_case:
+            texts = tf.strings.lower(texts, encoding="utf-8")
+            texts = tf_text.normalize_utf8(texts, "NFD")
+            texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
+        return texts
+
     def tokenize(self, texts):
         """Strings [batch] -> WordPiece ids, RaggedTensor int64 [batch, (tokens)]."""
-        return self._tokenizer.tokenize(texts)
+        return self._tokenizer.tokenize(self.normalize(texts))
 
     def tokenize_with_offsets(self, texts):
-        """Like ``tokenize`` plus byte offsets (start, end) of each token in its input."""
-        return self._tokenizer.tokenize_with_offsets(texts)
+        """Like ``tokenize`` plus byte offsets (start, end) of each token.
+
+        Offsets index the *normalised* text for uncased tokenizers (lower-casing and accent
+        stripping change byte lengths); cased tokenizers only drop control characters.
+        """
+        return self._tokenizer.tokenize_with_offsets(self.normalize(texts))
 
     def pack(self, segments, sequence_length: int) -> dict:
         """Packs one or two ragged id segments into BERT inputs of a fixed length.

@@ -41,7 +41,8 @@ def _read_counts(pattern: str) -> dict[str, int]:
             for line in f:
                 word, count = json.loads(line)
                 counts[word] = counts.get(word, 0) + count
-    return counts
+    # Sorted, so the learner sees the same order whatever the number of shards/workers.
+    return dict(sorted(counts.items()))
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
