@@ -38,3 +38,29 @@ def adamw(learning_rate: float, warmup_steps: int, total_steps: int,
     )
     optimizer.exclude_from_weight_decay(var_names=WEIGHT_DECAY_EXCLUDED)
     return optimizer
+
+
+def lamb(learning_rate: float, warmup_steps: int, total_steps: int,
+         weight_decay: float = 0.01, clipnorm: float = 1.0) -> keras.optimizers.Optimizer:
+    """LAMB (layer-wise adaptive moments, You et al. 2019) with the same schedule and exclusions;
+    the usual choice for large-batch pretraining."""
+    optimizer = keras.optimizers.Lamb(
+        learning_rate=WarmupLinearDecay(learning_rate, warmup_steps, total_steps),
+        epsilon=1e-6,
+        global_clipnorm=clipnorm,
+        weight_decay=weight_decay,
+    )
+    optimizer.exclude_from_weight_decay(var_names=WEIGHT_DECAY_EXCLUDED)
+    return optimizer
+
+
+OPTIMIZERS = {"adamw": adamw, "lamb": lamb}
+
+
+def make_optimizer(name: str, learning_rate: float, warmup_steps: int, total_steps: int):
+    """An optimizer by config name ("adamw" or "lamb")."""
+    try:
+        factory = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.") from None
+    return factory(learning_rate, warmup_steps, total_steps)

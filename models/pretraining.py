@@ -7,6 +7,8 @@ tied to the token embedding matrix (plus an output bias), and an NSP head on the
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -22,6 +24,40 @@ from models import optimization
 from tfx_bert import features, registry
 
 MLM, NSP = "mlm", "nsp"
+
+
+class PretrainingModel(keras.Model):
+    """A functional Keras model that also trains under MultiWorkerMirroredStrategy.
+
+    Works around two Keras 3.15 bugs under CollectiveAllReduceStrategy: the trainer builds
+    metrics by ``strategy.reduce``-ing the first (nested) batch, which fails for dicts
+    (keras-team/keras#20329, open), so this builds from the local replica's batch; and it
+    reduces step logs with ``axis=0``, which fails for scalars, so logs travel as shape [1].
+    """
+
+    def _multi_worker(self) -> bool:
+        return isinstance(self._distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        return {k: tf.reshape(v, [1]) for k, v in logs.items()} if self._multi_worker() else logs
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        return {k: tf.reshape(v, [1]) for k, v in logs.items()} if self._multi_worker() else logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: (self._distribute_strategy.experimental_local_results(v)[0]
+                               if isinstance(v, tf.distribute.DistributedValues) else v),
+                    next(it))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
 
 def build_pretraining_model(backbone) -> keras.Model:
@@ -47,7 +83,7 @@ def build_pretraining_model(backbone) -> keras.Model:
     nsp_logits = keras.layers.Dense(
         2, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name=NSP
     )(outputs["pooled_output"])
-    return keras.Model(inputs, {MLM: mlm_logits, NSP: nsp_logits}, name="bert_pretraining")
+    return PretrainingModel(inputs, {MLM: mlm_logits, NSP: nsp_logits}, name="bert_pretraining")
 
 
 def make_dataset(file_pattern, metadata: dict, batch_size: int, max_predictions: int,
@@ -112,12 +148,13 @@ def majority_baselines(dataset: tf.data.Dataset, steps: int) -> dict:
 class ThroughputLogger(keras.callbacks.Callback):
     """Logs examples/s and the learning rate to TensorBoard and prints progress."""
 
-    def __init__(self, log_dir: str, batch_size: int, seq_len: int, total_steps: int, every: int = 50):
+    def __init__(self, log_dir: str, batch_size: int, seq_len: int, total_steps: int, every: int = 50,
+                 start_step: int = 0):
         super().__init__()
         self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "throughput"))
         self._batch, self._seq, self._total, self._every = batch_size, seq_len, total_steps, every
         self._start = self._last = None
-        self._step = 0
+        self._step = start_step
 
     def on_train_begin(self, logs=None):
         self._start = self._last = time.time()
@@ -139,63 +176,146 @@ class ThroughputLogger(keras.callbacks.Callback):
         print(f"  [train] step {self._step}/{self._total}  {rate:.0f} ex/s  lr={lr:.2e}  {shown}", flush=True)
 
 
+@dataclasses.dataclass
+class PretrainingSettings:
+    """What the pretraining run_fn reads from the Trainer's ``custom_config``."""
+
+    model_size: str = "tiny"
+    batch_size: int = 32  # global, across all replicas
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    optimizer: str = "adamw"  # adamw | lamb
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    seed: int = 12345
+    dropout: float = 0.1
+    distribution: str = "default"  # default | mirrored | multi_worker | tpu
+    tpu: str = ""
+    mixed_precision: str = ""  # "" | mixed_bfloat16 | mixed_float16 (loss scaling on)
+    jit_compile: bool = False  # XLA
+    checkpoint_dir: str = ""  # stable across restarts: resume from here
+    checkpoint_every: int = 200
+
+    @classmethod
+    def from_custom_config(cls, config: dict | None) -> "PretrainingSettings":
+        known = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config or {}) - set(known))
+        if unknown:
+            raise ValueError(f"Unknown pretraining custom_config keys {unknown}; known: {sorted(known)}")
+        return cls(**(config or {}))
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Saves model + optimizer (hence the step counter) every ``every`` steps."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, every: int):
+        super().__init__()
+        self._manager, self._every = manager, max(1, every)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self._every == 0:
+            self._manager.save(checkpoint_number=step)
+
+
+def _restore(model, manager) -> int:
+    """Restores the newest checkpoint, if any; returns the step training resumes at."""
+    if not manager or not manager.latest_checkpoint:
+        return 0
+    model.optimizer.build(model.trainable_variables)
+    manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    return int(model.optimizer.iterations.numpy())
+
+
+def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files, train_steps: int,
+          eval_steps: int, log_dir: str):
+    """Builds, trains (resuming from ``settings.checkpoint_dir``) and evaluates the pretraining
+    model. Returns (backbone, model, eval_metrics)."""
+    from models import distribution
+
+    keras.utils.set_random_seed(settings.seed)
+    if settings.mixed_precision:
+        keras.mixed_precision.set_dtype_policy(settings.mixed_precision)
+    strategy = distribution.make_strategy(settings.distribution, settings.tpu)
+    size = registry.get_model_size(settings.model_size)
+
+    train_ds = distribution.distribute(strategy, make_dataset(
+        train_files, metadata, settings.batch_size, settings.max_predictions_per_seq,
+        settings.masked_lm_prob, settings.seed), settings.batch_size)
+    eval_ds = make_dataset(eval_files, metadata, settings.batch_size, settings.max_predictions_per_seq,
+                           settings.masked_lm_prob, settings.seed + 1, repeat=False).take(eval_steps).cache()
+    with strategy.scope():
+        backbone = keras_hub.models.BertBackbone(
+            **size.backbone_kwargs(int(metadata["vocab_size"]), dropout=settings.dropout))
+        model = build_pretraining_model(backbone)
+        model.compile(
+            optimizer=optimization.make_optimizer(settings.optimizer, settings.learning_rate,
+                                                  settings.warmup_steps, train_steps),
+            loss={MLM: keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True, reduction="mean_with_sample_weight"),  # BERT: mean over real predictions
+                  NSP: keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
+            weighted_metrics={MLM: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                              NSP: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
+            jit_compile=settings.jit_compile,
+        )
+    manager = None
+    if settings.checkpoint_dir:
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        manager = tf.train.CheckpointManager(checkpoint, settings.checkpoint_dir, max_to_keep=2)
+    start_step = _restore(model, manager)
+    seq_len = int(metadata["max_seq_length"])
+    print(f"  [train] pretraining BERT-{size.name} ({backbone.count_params():,} backbone params), "
+          f"vocab {metadata['vocab_size']}, seq {seq_len}, global batch {settings.batch_size} on "
+          f"{strategy.num_replicas_in_sync} replica(s), {train_steps} steps, {settings.optimizer}"
+          + (f", {settings.mixed_precision}" if settings.mixed_precision else "")
+          + (", XLA" if settings.jit_compile else ""), flush=True)
+    if start_step:
+        print(f"  [train] resumed from {manager.latest_checkpoint} at step {start_step}", flush=True)
+    remaining = max(0, train_steps - start_step)
+    log_every = max(1, min(100, train_steps // 10))
+    callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=log_every),
+                 ThroughputLogger(log_dir, settings.batch_size, seq_len, train_steps, every=log_every,
+                                  start_step=start_step)]
+    if manager:
+        callbacks.append(StepCheckpoint(manager, settings.checkpoint_every))
+    if remaining:
+        model.fit(train_ds, steps_per_epoch=remaining, epochs=1, verbose=0, callbacks=callbacks)
+    if manager:
+        manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
+    results = model.evaluate(distribution.distribute(strategy, eval_ds, settings.batch_size),
+                             return_dict=True, verbose=0)
+    results = {k: float(v) for k, v in results.items()}
+    results["mlm_perplexity"] = float(np.exp(min(results.get("mlm_loss", 0.0), 50.0)))
+    results.update(majority_baselines(eval_ds, eval_steps))
+    results["steps"] = int(model.optimizer.iterations.numpy())
+    print("  [eval] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())), flush=True)
+    return backbone, model, results
+
+
 def _examples_uri(file_patterns) -> str:
     """The Examples artifact URI from Trainer file patterns like ``<uri>/Split-train/*``."""
     return os.path.dirname(os.path.dirname(file_patterns[0]))
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point for pretraining.
+    """TFX Trainer entry point for pretraining (``custom_config``: see PretrainingSettings).
 
-    ``custom_config``: model_size, batch_size, learning_rate, warmup_steps,
-    max_predictions_per_seq, masked_lm_prob, seed. Writes the encoder artifact (keras-hub preset
-    + vocabulary) to ``serving_model_dir`` and TensorBoard logs to ``model_run_dir``.
+    Writes the encoder artifact (keras-hub preset + vocabulary) to ``serving_model_dir`` and
+    TensorBoard logs to ``model_run_dir``; resumes from ``checkpoint_dir`` after a restart.
     """
-    config = dict(fn_args.custom_config or {})
-    keras.utils.set_random_seed(int(config.get("seed", 12345)))
-    metadata = pretraining_data.read_metadata(_examples_uri(fn_args.train_files))
-    size = registry.get_model_size(config.get("model_size", "tiny"))
-    batch_size = int(config.get("batch_size", 32))
-    max_predictions = int(config.get("max_predictions_per_seq", 20))
-    masked_lm_prob = float(config.get("masked_lm_prob", 0.15))
-    seed = int(config.get("seed", 12345))
-    train_steps, eval_steps = int(fn_args.train_steps), int(fn_args.eval_steps or 1)
-
-    train_ds = make_dataset(fn_args.train_files, metadata, batch_size, max_predictions, masked_lm_prob, seed)
-    eval_ds = make_dataset(fn_args.eval_files, metadata, batch_size, max_predictions, masked_lm_prob,
-                           seed + 1, repeat=False).cache()
-
-    backbone = keras_hub.models.BertBackbone(**size.backbone_kwargs(int(metadata["vocab_size"])))
-    model = build_pretraining_model(backbone)
-    model.compile(
-        optimizer=optimization.adamw(float(config.get("learning_rate", 1e-3)),
-                                     int(config.get("warmup_steps", 100)), train_steps),
-        loss={MLM: keras.losses.SparseCategoricalCrossentropy(
-                  from_logits=True, reduction="mean_with_sample_weight"),  # BERT: mean over real predictions
-              NSP: keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
-        weighted_metrics={MLM: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                          NSP: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
-    )
-    print(f"  [train] pretraining BERT-{size.name} ({backbone.count_params():,} backbone params), "
-          f"vocab {metadata['vocab_size']}, seq {metadata['max_seq_length']}, "
-          f"batch {batch_size}, {train_steps} steps", flush=True)
-    log_every = max(1, min(100, train_steps // 10))
-    model.fit(
-        train_ds,
-        steps_per_epoch=train_steps,
-        epochs=1,
-        verbose=0,
-        callbacks=[
-            keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=log_every),
-            ThroughputLogger(fn_args.model_run_dir, batch_size, int(metadata["max_seq_length"]),
-                             train_steps, every=log_every),
-        ],
-    )
-    results = model.evaluate(eval_ds.take(eval_steps), return_dict=True, verbose=0)
-    results = {k: float(v) for k, v in results.items()}
-    results["mlm_perplexity"] = float(np.exp(min(results.get("mlm_loss", 0.0), 50.0)))
-    results.update(majority_baselines(eval_ds, eval_steps))
-    print("  [eval] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())), flush=True)
+    settings = PretrainingSettings.from_custom_config(fn_args.custom_config)
+    examples_uri = _examples_uri(fn_args.train_files)
+    metadata = pretraining_data.read_metadata(examples_uri)
+    if settings.checkpoint_dir:
+        # One directory per (data, settings, steps): a restarted Trainer with the same inputs
+        # resumes; new data or settings start afresh.
+        key = json.dumps([examples_uri, dataclasses.asdict(settings), int(fn_args.train_steps)], sort_keys=True)
+        settings = dataclasses.replace(settings, checkpoint_dir=os.path.join(
+            settings.checkpoint_dir, hashlib.sha1(key.encode()).hexdigest()[:16]))
+    backbone, _, results = train(settings, metadata, fn_args.train_files, fn_args.eval_files,
+                                 int(fn_args.train_steps), int(fn_args.eval_steps or 1), fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "eval_metrics.json"), "w") as f:
         f.write(json.dumps(results, indent=2))
     encoder_lib.save_encoder(fn_args.serving_model_dir, backbone, metadata["vocab_dir"], results)
+    if settings.checkpoint_dir:  # the encoder artifact now holds the result
+        tf.io.gfile.rmtree(settings.checkpoint_dir)

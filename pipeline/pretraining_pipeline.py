@@ -42,14 +42,22 @@ def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> t
         examples=instances.outputs["pretraining_examples"],
         train_args=tfx.proto.TrainArgs(num_steps=p.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=p.eval_steps),
-        custom_config={
+        custom_config={  # models.pretraining.PretrainingSettings
             "model_size": p.model_size,
             "batch_size": p.batch_size,
             "learning_rate": p.learning_rate,
             "warmup_steps": p.warmup_steps,
+            "optimizer": p.optimizer,
             "max_predictions_per_seq": p.max_predictions_per_seq,
             "masked_lm_prob": p.masked_lm_prob,
             "seed": p.seed,
+            "dropout": p.dropout,
+            "distribution": p.distribution,
+            "tpu": p.tpu,
+            "mixed_precision": p.mixed_precision,
+            "jit_compile": p.jit_compile,
+            "checkpoint_dir": config.checkpoint_root,
+            "checkpoint_every": p.checkpoint_every,
         },
     )
     components += [vocab, instances, trainer]

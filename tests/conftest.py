@@ -54,3 +54,31 @@ def read_examples(pattern: str):
         for raw in tf.data.TFRecordDataset(path, compression_type="GZIP"):
             records.append(tf.train.Example.FromString(raw.numpy()))
     return records
+
+
+def build_pretraining_examples(tmp, num_documents=60, max_seq_length=32):
+    """Runs TextExampleGen -> WordPieceVocabGen -> PretrainingDataGen executors on the demo
+    corpus; returns the pretraining Examples artifact."""
+    from tfx.types import standard_artifacts
+
+    from components.artifacts import Vocabulary
+    from components.pretraining_data import executor as data_ex
+    from components.text_example_gen import executor as gen_ex
+    from components.wordpiece_vocab import executor as vocab_ex
+    from tfx_bert import demo_data
+
+    demo_data.write_pretraining_corpus(str(tmp / "in" / "corpus.txt"), num_documents=num_documents)
+    examples = new_artifact(standard_artifacts.Examples, tmp / "examples")
+    run_executor(gen_ex.Executor, {}, {"examples": [examples]},
+                 {gen_ex.INPUT_PATTERN: str(tmp / "in" / "*"), gen_ex.INPUT_FORMAT: "bert_raw",
+                  gen_ex.TEXT_FIELD: "text", gen_ex.ID_FIELD: "", gen_ex.EVAL_PERCENT: 20,
+                  gen_ex.MAX_LINE_CHARS: 1000, gen_ex.STRICT: 0, gen_ex.PER_LINE: 0}, str(tmp / "t1"))
+    vocab = new_artifact(Vocabulary, tmp / "vocab")
+    run_executor(vocab_ex.Executor, {"examples": [examples]}, {"vocabulary": [vocab]},
+                 {vocab_ex.VOCAB_SIZE: 300, vocab_ex.LOWER_CASE: 1, vocab_ex.NUM_UNUSED: 0, vocab_ex.VOCAB_PATH: "",
+                  vocab_ex.MAX_BYTES_PER_WORD: 100, vocab_ex.TEXT_FEATURE: "text"}, str(tmp / "t2"))
+    out = new_artifact(standard_artifacts.Examples, tmp / "instances")
+    run_executor(data_ex.Executor, {"examples": [examples], "vocabulary": [vocab]}, {"pretraining_examples": [out]},
+                 {data_ex.MAX_SEQ_LENGTH: max_seq_length, data_ex.SHORT_SEQ_PROB: 0.1, data_ex.NSP_SHARDS: 2,
+                  data_ex.SEED: 5}, str(tmp / "t3"))
+    return out

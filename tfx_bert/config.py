@@ -44,6 +44,14 @@ class PretrainConfig:
     eval_steps: int = 50
     learning_rate: float = 1e-3
     warmup_steps: int = 100
+    optimizer: str = "adamw"  # adamw | lamb
+    dropout: float = 0.1
+    distribution: str = "default"  # default | mirrored | multi_worker (TF_CONFIG) | tpu
+    tpu: str = ""  # TPU name/address for distribution=tpu
+    mixed_precision: str = ""  # "" | mixed_bfloat16 | mixed_float16
+    jit_compile: bool = False  # XLA
+    checkpoint_every: int = 200  # steps; a restarted Trainer resumes from the last one
+    checkpoint_dir: str = ""  # empty -> <work_dir>/checkpoints
     enable_statistics: bool = True
 
 
@@ -101,6 +109,10 @@ class ProjectConfig:
         return os.path.join(os.path.abspath(self.work_dir), "data")
 
     @property
+    def checkpoint_root(self) -> str:
+        return os.path.abspath(self.pretrain.checkpoint_dir or os.path.join(self.work_dir, "checkpoints"))
+
+    @property
     def serving_base(self) -> str:
         return os.path.abspath(self.serving.serving_base or os.path.join(self.work_dir, "serving"))
 
@@ -116,6 +128,11 @@ class ProjectConfig:
             (self.pretrain.train_steps > 0, "pretrain.train_steps must be positive"),
             (self.finetune.train_steps > 0, "finetune.train_steps must be positive"),
             (self.finetune.num_classes >= 2, "finetune.num_classes must be at least 2"),
+            (self.pretrain.optimizer in ("adamw", "lamb"), "pretrain.optimizer must be adamw or lamb"),
+            (self.pretrain.distribution in ("default", "mirrored", "multi_worker", "tpu"),
+             "pretrain.distribution must be default, mirrored, multi_worker or tpu"),
+            (self.pretrain.mixed_precision in ("", "mixed_bfloat16", "mixed_float16"),
+             "pretrain.mixed_precision must be empty, mixed_bfloat16 or mixed_float16"),
             (0 <= self.finetune.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
         ]
         for ok, message in checks:
