@@ -44,7 +44,11 @@ def _step(kind: str, corpus_glob: str, out_dir: str, beam_args: list) -> dict:
                      {vocab_ex.VOCAB_SIZE: 30522, vocab_ex.LOWER_CASE: 1, vocab_ex.NUM_UNUSED: 0,
                       vocab_ex.VOCAB_PATH: "", vocab_ex.MAX_BYTES_PER_WORD: 100, vocab_ex.TEXT_FEATURE: "text"},
                      os.path.join(out_dir, "t2"), beam_args)
-    return {"seconds": time.perf_counter() - start, "peak_rss_mb": common.peak_rss_mb()}
+    result = {"seconds": time.perf_counter() - start, "peak_rss_mb": common.peak_rss_mb()}
+    if kind == "vocab":
+        report = json.load(open(os.path.join(vocab.uri, "vocab_report.json")))
+        result.update(count_seconds=report["count_seconds"], learn_seconds=report["learn_seconds"])
+    return result
 
 
 def _run_step(kind, corpus_glob, out_dir, workers):
@@ -62,7 +66,8 @@ def main():
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-beam-")
     words = common.lexicon()
-    print(f"{'MB':>6} {'ingest 1w MB/s':>15} {'ingest 2w MB/s':>15} {'vocab s':>8} {'vocab MB/s':>10} {'vocab peak RSS MB':>18}")
+    print(f"{'MB':>6} {'ingest 1w MB/s':>15} {'ingest 2w MB/s':>15} {'vocab s':>8} {'count s':>8} "
+          f"{'learn s':>8} {'count MB/s':>10} {'vocab peak RSS MB':>18}")
     rows = []
     for size in args.sizes:
         corpus_dir = os.path.join(tmp, f"c{size:g}")
@@ -76,10 +81,12 @@ def main():
         vocab = _run_step("vocab", glob_, os.path.join(tmp, f"o1_{size:g}"), 1)
         rows.append((mb, one, two, vocab))
         print(f"{mb:6.1f} {mb / one['seconds']:15.2f} {mb / two['seconds']:15.2f} {vocab['seconds']:8.1f} "
-              f"{mb / vocab['seconds']:10.2f} {vocab['peak_rss_mb']:18.0f}", flush=True)
+              f"{vocab['count_seconds']:8.1f} {vocab['learn_seconds']:8.1f} {mb / vocab['count_seconds']:10.2f} "
+              f"{vocab['peak_rss_mb']:18.0f}", flush=True)
     if len(rows) >= 2:
         (mb0, _, _, v0), (mb1, _, _, v1) = rows[0], rows[-1]
-        print(f"corpus x{mb1 / mb0:.1f}: vocab time x{v1['seconds'] / v0['seconds']:.2f}, "
+        print(f"corpus x{mb1 / mb0:.1f}: vocab time x{v1['seconds'] / v0['seconds']:.2f} "
+              f"(counting x{v1['count_seconds'] / v0['count_seconds']:.2f}), "
               f"peak RSS x{v1['peak_rss_mb'] / v0['peak_rss_mb']:.2f}")
         print(f"2 workers vs 1 (largest): x{rows[-1][1]['seconds'] / rows[-1][2]['seconds']:.2f}")
 

@@ -128,3 +128,16 @@ def test_documented_difference_multibyte_word_limit(tmp_path):
     assert ours.tokenize(tf.constant([word])).to_list() == [[ours.unk_id]]
     assert len(reference.encode(word, add_special_tokens=False).ids) == 60
     assert ours.tokenize(tf.constant(["é" * 50])).to_list()[0] == reference.encode("é" * 50, add_special_tokens=False).ids
+
+
+def test_ascii_fast_path_equals_general_path():
+    """Appending " é" forces the general (per-character) path; it only adds a last word."""
+    import random as _random
+
+    rng = _random.Random(3)
+    alphabet = [chr(c) for c in range(0, 128)]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        for lower in (True, False):
+            general = tokenization.basic_tokenize(text + " é", lower)
+            assert tokenization.basic_tokenize(text, lower) == general[:-1], repr(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import unicodedata
 from typing import Sequence
 
@@ -86,12 +87,19 @@ def _is_cjk(cp: int) -> bool:
     )
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ASCII_WORDS = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
+
+
 def basic_tokenize(text: str, lower_case: bool = True) -> list[str]:
     """Splits text into words the way BERT's BasicTokenizer does.
 
     Removes control characters, splits on whitespace and punctuation, isolates CJK characters,
     and (uncased) lower-cases and strips accents.
     """
+    if text.isascii():  # fast path, same result: ASCII has no CJK, accents or Unicode spaces
+        text = _ASCII_CONTROL.sub("", text)
+        return _ASCII_WORDS.findall(text.lower() if lower_case else text)
     chars = []
     for char in text:
         cp = ord(char)
