@@ -105,6 +105,12 @@ def make_dataset(file_pattern, metadata: dict, batch_size: int, max_predictions:
         features.SEGMENT_IDS: tf.io.RaggedFeature(tf.int64),
         features.NEXT_SENTENCE_LABEL: tf.io.FixedLenFeature([], tf.int64),
     }
+    static = metadata.get("masking", "dynamic") == "static"
+    if static:  # masks were drawn by PretrainingDataGen (dupe_factor copies)
+        predictions = int(metadata["max_predictions_per_seq"])
+        spec[features.MASK_POSITIONS] = tf.io.FixedLenFeature([predictions], tf.int64)
+        spec[features.MASK_IDS] = tf.io.FixedLenFeature([predictions], tf.int64)
+        spec[features.MASK_WEIGHTS] = tf.io.FixedLenFeature([predictions], tf.float32)
     files = tf.data.Dataset.list_files(file_pattern, shuffle=repeat, seed=seed)
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
     if repeat:
@@ -114,11 +120,15 @@ def make_dataset(file_pattern, metadata: dict, batch_size: int, max_predictions:
 
     def mask(batch):
         token_ids = tf.cast(batch[features.TOKEN_IDS], tf.int32)
-        masked = masker(token_ids)
+        if static:
+            masked = {"token_ids": token_ids, "mask_positions": batch[features.MASK_POSITIONS],
+                      "mask_ids": batch[features.MASK_IDS], "mask_weights": batch[features.MASK_WEIGHTS]}
+        else:
+            masked = masker(token_ids)
         x = {
             features.TOKEN_IDS: masked["token_ids"].to_tensor(ids["pad"], shape=[None, seq_len]),
             features.SEGMENT_IDS: tf.cast(batch[features.SEGMENT_IDS], tf.int32).to_tensor(0, shape=[None, seq_len]),
-            features.PADDING_MASK: tf.cast(token_ids.to_tensor(ids["pad"], shape=[None, seq_len]) != ids["pad"], tf.int32),
+            features.PADDING_MASK: tf.cast(tf.sequence_mask(token_ids.row_lengths(), seq_len), tf.int32),
             features.MASK_POSITIONS: tf.cast(masked["mask_positions"], tf.int32),
         }
         y = {MLM: tf.cast(masked["mask_ids"], tf.int32), NSP: tf.cast(batch[features.NEXT_SENTENCE_LABEL], tf.int32)}

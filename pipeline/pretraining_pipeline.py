@@ -36,7 +36,9 @@ def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> t
     instances = PretrainingDataGen(
         examples=example_gen.outputs["examples"], vocabulary=vocab.outputs["vocabulary"],
         max_seq_length=p.max_seq_length, short_seq_prob=p.short_seq_prob,
-        nsp_shards=p.nsp_shards, seed=p.seed)
+        nsp_shards=p.nsp_shards, seed=p.seed, masking=p.masking, dupe_factor=p.dupe_factor,
+        masked_lm_prob=p.masked_lm_prob, max_predictions_per_seq=p.max_predictions_per_seq,
+        whole_word_masking=p.whole_word_masking)
     trainer = tfx.components.Trainer(
         run_fn="models.pretraining.run_fn",
         examples=instances.outputs["pretraining_examples"],

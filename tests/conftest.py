@@ -80,5 +80,6 @@ def build_pretraining_examples(tmp, num_documents=60, max_seq_length=32):
     out = new_artifact(standard_artifacts.Examples, tmp / "instances")
     run_executor(data_ex.Executor, {"examples": [examples], "vocabulary": [vocab]}, {"pretraining_examples": [out]},
                  {data_ex.MAX_SEQ_LENGTH: max_seq_length, data_ex.SHORT_SEQ_PROB: 0.1, data_ex.NSP_SHARDS: 2,
-                  data_ex.SEED: 5}, str(tmp / "t3"))
+                  data_ex.SEED: 5, data_ex.MASKING: "dynamic", data_ex.DUPE_FACTOR: 1,
+                  data_ex.MASKED_LM_PROB: 0.15, data_ex.MAX_PREDICTIONS: 5, data_ex.WHOLE_WORD_MASKING: 0}, str(tmp / "t3"))
     return out

@@ -95,3 +95,26 @@ def test_missing_encoder_is_a_clear_error(tmp_path):
         encoder_lib.load_backbone(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="holds no vocabulary"):
         encoder_lib.load_tokenizer(str(tmp_path))
+
+
+def test_dataset_uses_static_masks_as_written(tmp_path):
+    path = str(tmp_path / "s.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:
+        for i in range(4):
+            e = tf.train.Example()
+            f = e.features.feature
+            f[features.TOKEN_IDS].int64_list.value.extend([2, 4, 11, 3, 12, 3])
+            f[features.SEGMENT_IDS].int64_list.value.extend([0, 0, 0, 0, 1, 1])
+            f[features.NEXT_SENTENCE_LABEL].int64_list.value.append(i % 2)
+            f[features.MASK_POSITIONS].int64_list.value.extend([1, 0, 0])
+            f[features.MASK_IDS].int64_list.value.extend([10, 0, 0])
+            f[features.MASK_WEIGHTS].float_list.value.extend([1.0, 0.0, 0.0])
+            w.write(e.SerializeToString())
+    metadata = {"max_seq_length": 8, "vocab_size": 40, "masking": "static", "max_predictions_per_seq": 3,
+                "special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}}
+    x, y, sw = next(iter(pretraining.make_dataset(path, metadata, 4, 3, 0.15, seed=1, repeat=False)))
+    np.testing.assert_array_equal(x[features.TOKEN_IDS].numpy()[0], [2, 4, 11, 3, 12, 3, 0, 0])
+    np.testing.assert_array_equal(x[features.MASK_POSITIONS].numpy()[0], [1, 0, 0])
+    np.testing.assert_array_equal(y[pretraining.MLM].numpy()[0], [10, 0, 0])
+    np.testing.assert_array_equal(sw[pretraining.MLM].numpy()[0], [1, 0, 0])
+    np.testing.assert_array_equal(x[features.PADDING_MASK].numpy()[0], [1, 1, 1, 1, 1, 1, 0, 0])

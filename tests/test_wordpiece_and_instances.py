@@ -63,9 +63,12 @@ def test_existing_vocab_is_adopted(corpus_examples, tiny_vocab_dir, tmp_path):
         tokenization.read_vocab(os.path.join(tiny_vocab_dir, "vocab.txt"))
 
 
-def _make_instances(corpus_examples, vocabulary, out_dir, seed=5):
+def _make_instances(corpus_examples, vocabulary, out_dir, seed=5, extra=None):
     out = new_artifact(standard_artifacts.Examples, out_dir)
-    props = {data_ex.MAX_SEQ_LENGTH: 32, data_ex.SHORT_SEQ_PROB: 0.1, data_ex.NSP_SHARDS: 2, data_ex.SEED: seed}
+    props = {data_ex.MAX_SEQ_LENGTH: 32, data_ex.SHORT_SEQ_PROB: 0.1, data_ex.NSP_SHARDS: 2, data_ex.SEED: seed,
+             data_ex.MASKING: "dynamic", data_ex.DUPE_FACTOR: 1, data_ex.MASKED_LM_PROB: 0.15,
+             data_ex.MAX_PREDICTIONS: 5, data_ex.WHOLE_WORD_MASKING: 0}
+    props.update(extra or {})
     run_executor(data_ex.Executor, {"examples": [corpus_examples], "vocabulary": [vocabulary]},
                  {"pretraining_examples": [out]}, props, str(out_dir) + "_tmp")
     return out
@@ -119,3 +122,49 @@ def test_truncate_seq_pair_trims_longer_side():
     a, b = list(range(10)), list(range(3))
     assert instances.truncate_seq_pair(a, b, 8, random.Random(1))
     assert len(a) == 5 and len(b) == 3
+
+
+def test_static_whole_word_masking_instances(corpus_examples, vocabulary, tmp_path):
+    out = _make_instances(corpus_examples, vocabulary, tmp_path / "s", extra={
+        data_ex.MASKING: "static", data_ex.DUPE_FACTOR: 2, data_ex.WHOLE_WORD_MASKING: 1})
+    dynamic = _make_instances(corpus_examples, vocabulary, tmp_path / "d")
+    records = read_examples(os.path.join(out.uri, "Split-train", "*"))
+    assert len(records) > 1.5 * len(_rows(dynamic, "train"))  # dupe_factor copies
+    tok = tokenization.WordPieceTokenizer.from_directory(vocabulary.uri)
+    total_masked = total_tokens = 0
+    for e in records[:200]:
+        f = e.features.feature
+        weights = list(f["mask_weights"].float_list.value)
+        n = int(sum(weights))
+        positions = list(f["mask_positions"].int64_list.value)[:n]
+        assert len(weights) == 5 and 1 <= n <= 5
+        assert positions == sorted(positions) and 0 not in positions
+        total_masked += n
+        total_tokens += len(f["token_ids"].int64_list.value)
+    stats = data_ex.read_metadata(out.uri)["statistics"]["train"]
+    assert 0.05 < stats["masked_token_share"] <= 0.16
+    assert abs(stats["masked_token_share"] - total_masked / total_tokens) < 0.03
+    del tok
+
+
+def test_masked_lm_predictions_recipe_and_whole_words():
+    rng = random.Random(0)
+    tokens = [2] + list(range(10, 50)) + [3]
+    starts = [True] * len(tokens)
+    for i in range(2, len(tokens) - 1, 2):
+        starts[i] = False  # pairs of pieces form words
+    masked_counts = {"mask": 0, "same": 0, "other": 0}
+    for _ in range(300):
+        m = instances.create_masked_lm_predictions(tokens, 0.15, 10, 100, {2, 3}, 4, rng, starts)
+        assert 1 <= len(m.mask_positions) <= 10
+        chosen = set(m.mask_positions)
+        for p in chosen:  # whole words: a piece is masked only together with its word
+            partner = p + 1 if starts[p] else p - 1
+            assert partner in chosen
+        for p, original in zip(m.mask_positions, m.mask_ids):
+            assert original == tokens[p]
+            new = m.token_ids[p]
+            masked_counts["mask" if new == 4 else "same" if new == original else "other"] += 1
+    total = sum(masked_counts.values())
+    assert 0.74 < masked_counts["mask"] / total < 0.86
+    assert 0.05 < masked_counts["same"] / total < 0.16

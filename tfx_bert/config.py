@@ -36,6 +36,9 @@ class PretrainConfig:
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
     masked_lm_prob: float = 0.15
+    masking: str = "dynamic"  # dynamic (per batch, in tf.data) | static (dupe_factor copies)
+    dupe_factor: int = 10  # static masking: differently masked copies of the corpus
+    whole_word_masking: bool = False  # static masking only
     short_seq_prob: float = 0.1
     nsp_shards: int = 4
     seed: int = 12345
@@ -129,6 +132,9 @@ class ProjectConfig:
             (self.finetune.train_steps > 0, "finetune.train_steps must be positive"),
             (self.finetune.num_classes >= 2, "finetune.num_classes must be at least 2"),
             (self.pretrain.optimizer in ("adamw", "lamb"), "pretrain.optimizer must be adamw or lamb"),
+            (self.pretrain.masking in ("dynamic", "static"), "pretrain.masking must be dynamic or static"),
+            (not self.pretrain.whole_word_masking or self.pretrain.masking == "static",
+             "pretrain.whole_word_masking needs pretrain.masking=static"),
             (self.pretrain.distribution in ("default", "mirrored", "multi_worker", "tpu"),
              "pretrain.distribution must be default, mirrored, multi_worker or tpu"),
             (self.pretrain.mixed_precision in ("", "mixed_bfloat16", "mixed_float16"),

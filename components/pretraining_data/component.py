@@ -14,6 +14,11 @@ class PretrainingDataGenSpec(component_spec.ComponentSpec):
         executor.SHORT_SEQ_PROB: component_spec.ExecutionParameter(type=float),
         executor.NSP_SHARDS: component_spec.ExecutionParameter(type=int),
         executor.SEED: component_spec.ExecutionParameter(type=int),
+        executor.MASKING: component_spec.ExecutionParameter(type=str),
+        executor.DUPE_FACTOR: component_spec.ExecutionParameter(type=int),
+        executor.MASKED_LM_PROB: component_spec.ExecutionParameter(type=float),
+        executor.MAX_PREDICTIONS: component_spec.ExecutionParameter(type=int),
+        executor.WHOLE_WORD_MASKING: component_spec.ExecutionParameter(type=int),
     }
     INPUTS = {
         "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
@@ -25,15 +30,24 @@ class PretrainingDataGenSpec(component_spec.ComponentSpec):
 class PretrainingDataGen(base_beam_component.BaseBeamComponent):
     """Documents -> ``[CLS] A [SEP] B [SEP]`` NSP pairs of WordPiece ids (google-research
     recipe: segment pairs filling max_seq_length, short_seq_prob, 50% random next segment,
-    random front/back truncation). Output: an Examples artifact the pretraining Trainer reads.
+    random front/back truncation). Masking is dynamic (the Trainer masks each batch afresh) or
+    static (``dupe_factor`` differently masked copies, optionally whole-word). Output: an
+    Examples artifact the pretraining Trainer reads.
     """
 
     SPEC_CLASS = PretrainingDataGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, examples, vocabulary, max_seq_length: int = 128,
-                 short_seq_prob: float = 0.1, nsp_shards: int = 4, seed: int = 12345):
+                 short_seq_prob: float = 0.1, nsp_shards: int = 4, seed: int = 12345,
+                 masking: str = "dynamic", dupe_factor: int = 10, masked_lm_prob: float = 0.15,
+                 max_predictions_per_seq: int = 20, whole_word_masking: bool = False):
         spec = PretrainingDataGenSpec(
+            masking=masking,
+            dupe_factor=dupe_factor,
+            masked_lm_prob=masked_lm_prob,
+            max_predictions_per_seq=max_predictions_per_seq,
+            whole_word_masking=int(whole_word_masking),
             examples=examples,
             vocabulary=vocabulary,
             max_seq_length=max_seq_length,

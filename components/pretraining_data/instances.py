@@ -96,3 +96,53 @@ def create_instances_from_document(
             current_length = 0
         i += 1
     return instances
+
+
+@dataclasses.dataclass
+class MaskedInstance:
+    """An instance with static MLM masking applied (google-research's recipe)."""
+
+    token_ids: list[int]  # with masked positions replaced
+    mask_positions: list[int]
+    mask_ids: list[int]  # the original ids at mask_positions
+
+
+def create_masked_lm_predictions(
+    token_ids: Sequence[int],
+    masked_lm_prob: float,
+    max_predictions_per_seq: int,
+    vocab_size: int,
+    special_ids: set,
+    mask_id: int,
+    rng: random.Random,
+    whole_word_starts: Sequence[bool] | None = None,
+) -> MaskedInstance:
+    """Chooses ~``masked_lm_prob`` of the tokens (at most ``max_predictions_per_seq``); of those
+    80% become [MASK], 10% a random token, 10% stay. With ``whole_word_starts`` (False for
+    "##" continuation pieces), all pieces of a chosen word are masked together."""
+    groups: list[list[int]] = []
+    for i, token in enumerate(token_ids):
+        if token in special_ids:
+            continue
+        if whole_word_starts is not None and groups and not whole_word_starts[i] and groups[-1][-1] == i - 1:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    rng.shuffle(groups)
+    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(token_ids) * masked_lm_prob))))
+    output = list(token_ids)
+    chosen: list[int] = []
+    for group in groups:
+        if len(chosen) >= num_to_predict:
+            break
+        if len(chosen) + len(group) > num_to_predict:
+            continue  # a whole word that no longer fits
+        for index in group:
+            roll = rng.random()
+            if roll < 0.8:
+                output[index] = mask_id
+            elif roll < 0.9:
+                output[index] = rng.randint(0, vocab_size - 1)
+            chosen.append(index)
+    chosen.sort()
+    return MaskedInstance(output, chosen, [token_ids[i] for i in chosen])
