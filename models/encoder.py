@@ -54,10 +54,15 @@ def load_tokenizer(encoder_dir: str) -> tokenization.WordPieceTokenizer:
     """The tokenizer that belongs to an encoder."""
     directory = vocab_dir(encoder_dir)
     vocab_file = os.path.join(directory, tokenization.VOCAB_FILENAME)
-    if not tf.io.gfile.exists(vocab_file):
+    config = tokenization.read_tokenizer_config(directory)
+    if not tf.io.gfile.exists(vocab_file):  # a plain keras-hub preset: casing from tokenizer.json
         vocab_file = os.path.join(directory, "vocabulary.txt")
-    return tokenization.WordPieceTokenizer(
-        tokenization.read_vocab(vocab_file), tokenization.read_tokenizer_config(directory))
+        hub_config = os.path.join(encoder_dir, "tokenizer.json")
+        if tf.io.gfile.exists(hub_config):
+            with tf.io.gfile.GFile(hub_config) as f:
+                lowercase = json.load(f).get("config", {}).get("lowercase", True)
+            config = tokenization.TokenizerConfig(lower_case=bool(lowercase))
+    return tokenization.WordPieceTokenizer(tokenization.read_vocab(vocab_file), config)
 
 
 def load_backbone(encoder_dir: str, dropout: float | None = None):

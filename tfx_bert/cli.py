@@ -218,6 +218,15 @@ def cmd_check_ops(args) -> int:
     return 0
 
 
+def cmd_convert_checkpoint(args) -> int:
+    from models import checkpoint_conversion
+
+    lower = None if args.casing == "auto" else args.casing == "uncased"
+    out = checkpoint_conversion.convert_tf1_checkpoint(args.tf1_checkpoint, args.output, lower)
+    print(f"Encoder written to {out}; fine-tune from it with --set finetune.encoder_uri={out}")
+    return 0
+
+
 def cmd_generate_data(args) -> int:
     from tfx_bert import demo_data
 
@@ -279,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-ops", help="can TF Serving 2.16 load this SavedModel?")
     p.add_argument("saved_model_dir")
     p.set_defaults(fn=cmd_check_ops)
+
+    p = sub.add_parser("convert-checkpoint",
+                       help="turn a google-research BERT TF1 checkpoint dir into an encoder dir")
+    p.add_argument("--tf1-checkpoint", required=True, help="dir with bert_config.json, vocab.txt, bert_model.ckpt*")
+    p.add_argument("--output", required=True)
+    p.add_argument("--casing", choices=["auto", "uncased", "cased"], default="auto")
+    p.set_defaults(fn=cmd_convert_checkpoint)
 
     p = sub.add_parser("generate-data", help="write the embedded demo corpus and sentiment data")
     p.add_argument("--output-dir", default="work/data")
