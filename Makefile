@@ -33,8 +33,16 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: setup
-	$(VENV)/bin/python benchmarks/run_all.py
+# A separate environment for the PyTorch reference (never mixed with the TF stack).
+.bench-hf/bin/python: | check-python
+	$(PYTHON) -m venv .bench-hf
+	.bench-hf/bin/pip install --quiet torch==2.13.0 "transformers>=4.44,<6"
+
+bench: setup .bench-hf/bin/python
+	$(VENV)/bin/python benchmarks/tokenization_throughput.py
+	$(VENV)/bin/python benchmarks/beam_components.py
+	$(VENV)/bin/python benchmarks/pretraining_throughput.py
+	$(VENV)/bin/python benchmarks/demo_timings.py
 
 clean:
 	rm -rf work .pytest_cache

@@ -89,6 +89,8 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rss-sizes", nargs="*", default=["tiny", "small", "base"])
+    parser.add_argument("--hf-python", default=os.path.join(ROOT, ".bench-hf", "bin", "python"),
+                        help="python of an env with torch + transformers (make bench creates it)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-pre-"))
     uri = build_pretraining_examples(tmp, num_documents=800, max_seq_length=128).uri
@@ -102,6 +104,24 @@ def main():
             base = _run("keras_hub", size, uri, args.steps, args.batch, variant)
             print(f"{size:6} {variant:9} {ours['tokens_per_s']:15.0f} {base['tokens_per_s']:16.0f} "
                   f"{ours['tokens_per_s'] / base['tokens_per_s']:6.2f} {ours['train_flops_per_s'] / peak:6.1%}", flush=True)
+    if os.path.exists(args.hf_python):
+        from components.pretraining_data import executor as data_ex
+        from tfx_bert import registry
+
+        vocab = int(data_ex.read_metadata(uri)["vocab_size"])
+        for size in args.sizes:
+            shape = registry.get_model_size(size)
+            ours = _run("pipeline", size, uri, args.steps, args.batch)
+            hf = subprocess.run(
+                [args.hf_python, os.path.join(ROOT, "benchmarks", "hf_bert_pretraining.py"), "--layers", str(shape.num_layers),
+                 "--hidden", str(shape.hidden_dim), "--heads", str(shape.num_heads), "--intermediate", str(shape.intermediate_dim),
+                 "--vocab", str(vocab), "--seq", "128", "--batch", str(args.batch), "--steps", str(args.steps)],
+                capture_output=True, text=True, check=True).stdout
+            hf_rate = json.loads(hf.split("RESULT", 1)[1])["tokens_per_s"]
+            print(f"{size:6} pipeline {ours['tokens_per_s']:.0f} tok/s vs HF transformers BertForPreTraining "
+                  f"(PyTorch CPU) {hf_rate:.0f} tok/s: ratio {ours['tokens_per_s'] / hf_rate:.2f}", flush=True)
+    else:
+        print(f"(no {args.hf_python}: skipping the HF transformers comparison; `make bench` creates it)")
     for size in args.rss_sizes:
         r = _run("pipeline", size, uri, 2, args.batch)
         print(f"peak RSS {size:6} ({r['params'] / 1e6:.1f}M params), seq 128 batch {args.batch}: {r['peak_rss_mb']:.0f} MB", flush=True)
