@@ -2,7 +2,8 @@
 
 ExampleGen(CSV) -> StatisticsGen -> SchemaGen -> Transform(task preprocessing_fn)
   -> Trainer(task run_fn, base_model = pretrained encoder via Importer)
-  -> Evaluator(TFMA, threshold -> blessing) -> Pusher(<serving_base>/<model_name>/<version>)
+  -> Evaluator(TFMA, threshold -> blessing)
+  -> ServingPusher(op check, load check, warm-up requests, atomic <serving_base>/<model_name>/<version>)
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 
 from tfx import v1 as tfx
 
+from components.serving_pusher.component import ServingPusher
 from pipeline import common
 from tfx_bert import tasks
 from tfx_bert.config import ProjectConfig
@@ -63,13 +65,15 @@ def create_finetuning_pipeline(config: ProjectConfig, data_dir: str, encoder_uri
         model=trainer.outputs["model"],
         eval_config=task.eval_config(accuracy_threshold=f.accuracy_threshold),
     )
-    pusher = tfx.components.Pusher(
+    pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=os.path.join(config.serving_base, f.model_name))),
-    )
+        custom_config={"keep_versions": f.keep_versions, "model_name": f.model_name,
+                       "warmup_texts": list(f.warmup_texts)},
+    ).with_id("Pusher")
     return tfx.dsl.Pipeline(
         pipeline_name=f.pipeline_name,
         pipeline_root=os.path.join(config.pipelines_root, f.pipeline_name),

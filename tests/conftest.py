@@ -83,3 +83,20 @@ def build_pretraining_examples(tmp, num_documents=60, max_seq_length=32):
                   data_ex.SEED: 5, data_ex.MASKING: "dynamic", data_ex.DUPE_FACTOR: 1,
                   data_ex.MASKED_LM_PROB: 0.15, data_ex.MAX_PREDICTIONS: 5, data_ex.WHOLE_WORD_MASKING: 0}, str(tmp / "t3"))
     return out
+
+
+def save_text_model(export_dir, vocab_dir, scale: float):
+    """Raw text -> WordPiece (in-graph) -> a score; `scale` tells versions apart."""
+    import tensorflow as tf
+
+    tok = tokenization.WordPieceTokenizer.from_directory(vocab_dir)
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        packed = tok.encode(text, 8)
+        score = tf.cast(tf.reduce_sum(packed["token_ids"], axis=1), tf.float32) * scale
+        return {"score": score, "token_ids": packed["token_ids"]}
+
+    module.serve = serve
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": serve.get_concrete_function()})

@@ -9,30 +9,15 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
-from tfx_bert import tokenization
+from tests.conftest import save_text_model
 from tfx_bert.serving import client as client_lib
 from tfx_bert.serving import op_check, server
-
-
-def _save_text_model(export_dir, vocab_dir, scale: float):
-    """Raw text -> WordPiece (in-graph) -> a score; `scale` tells versions apart."""
-    tok = tokenization.WordPieceTokenizer.from_directory(vocab_dir)
-    module = tf.Module()
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(text):
-        packed = tok.encode(text, 8)
-        score = tf.cast(tf.reduce_sum(packed["token_ids"], axis=1), tf.float32) * scale
-        return {"score": score, "token_ids": packed["token_ids"]}
-
-    module.serve = serve
-    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": serve.get_concrete_function()})
 
 
 @pytest.fixture
 def model_base(tmp_path, tiny_vocab_dir):
     base = tmp_path / "serving" / "toy"
-    _save_text_model(base / "1", tiny_vocab_dir, 1.0)
+    save_text_model(base / "1", tiny_vocab_dir, 1.0)
     return base
 
 
@@ -83,7 +68,7 @@ def test_new_version_is_picked_up_while_serving(model_base, tiny_vocab_dir, tmp_
             text = {"text": np.array(["the cat"], dtype=object)}
             before = client.predict("toy", text)["score"][0]
             # Push version 2 the way Pusher does: write elsewhere, then one rename.
-            _save_text_model(tmp_path / "staging", tiny_vocab_dir, 2.0)
+            save_text_model(tmp_path / "staging", tiny_vocab_dir, 2.0)
             os.rename(tmp_path / "staging", model_base / "2")
             deadline = time.time() + 30
             while client.predict("toy", text)["score"][0] != 2 * before:

@@ -75,6 +75,9 @@ class FinetuneConfig:
     learning_rate: float = 5e-4
     dropout: float = 0.1
     accuracy_threshold: float = 0.6  # Evaluator blesses only above this eval accuracy
+    keep_versions: int = 5  # pushed versions kept under <serving_base>/<model_name>/
+    warmup_texts: list = dataclasses.field(
+        default_factory=lambda: ["a warm-up request .", "another warm-up request for the model ."])
 
 
 @dataclasses.dataclass
