@@ -237,10 +237,14 @@ def _restore(model, manager) -> int:
     return int(model.optimizer.iterations.numpy())
 
 
+PRETRAINING_WEIGHTS = "pretraining_model.weights.h5"
+
+
 def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files, train_steps: int,
-          eval_steps: int, log_dir: str):
+          eval_steps: int, log_dir: str, warm_start_dir: str | None = None):
     """Builds, trains (resuming from ``settings.checkpoint_dir``) and evaluates the pretraining
-    model. Returns (backbone, model, eval_metrics)."""
+    model; with ``warm_start_dir`` (an earlier phase's encoder artifact) it starts from that
+    phase's weights, heads included. Returns (backbone, model, eval_metrics)."""
     from models import distribution
 
     keras.utils.set_random_seed(settings.seed)
@@ -258,6 +262,12 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
         backbone = keras_hub.models.BertBackbone(
             **size.backbone_kwargs(int(metadata["vocab_size"]), dropout=settings.dropout))
         model = build_pretraining_model(backbone)
+        if warm_start_dir:
+            weights = os.path.join(warm_start_dir, PRETRAINING_WEIGHTS)
+            if not tf.io.gfile.exists(weights):
+                raise FileNotFoundError(f"{weights} is missing: base_model must be a pretraining Trainer's output.")
+            model.load_weights(weights)
+            print(f"  [train] warm start from {warm_start_dir}", flush=True)
         model.compile(
             optimizer=optimization.make_optimizer(settings.optimizer, settings.learning_rate,
                                                   settings.warmup_steps, train_steps),
@@ -322,10 +332,13 @@ def run_fn(fn_args) -> None:
         key = json.dumps([examples_uri, dataclasses.asdict(settings), int(fn_args.train_steps)], sort_keys=True)
         settings = dataclasses.replace(settings, checkpoint_dir=os.path.join(
             settings.checkpoint_dir, hashlib.sha1(key.encode()).hexdigest()[:16]))
-    backbone, _, results = train(settings, metadata, fn_args.train_files, fn_args.eval_files,
-                                 int(fn_args.train_steps), int(fn_args.eval_steps or 1), fn_args.model_run_dir)
+    backbone, model, results = train(settings, metadata, fn_args.train_files, fn_args.eval_files,
+                                     int(fn_args.train_steps), int(fn_args.eval_steps or 1), fn_args.model_run_dir,
+                                     warm_start_dir=getattr(fn_args, "base_model", None))
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "eval_metrics.json"), "w") as f:
         f.write(json.dumps(results, indent=2))
     encoder_lib.save_encoder(fn_args.serving_model_dir, backbone, metadata["vocab_dir"], results)
+    # The whole pretraining model (heads too), so a later phase can continue from it.
+    model.save_weights(os.path.join(fn_args.serving_model_dir, PRETRAINING_WEIGHTS))
     if settings.checkpoint_dir:  # the encoder artifact now holds the result
         tf.io.gfile.rmtree(settings.checkpoint_dir)

@@ -47,3 +47,16 @@ def test_spec_loads_with_the_kfp_sdk(config, tmp_path):
     path.write_text(yaml.safe_dump(spec))
     component = components.load_component_from_file(str(path))
     assert component.pipeline_spec.root.dag.tasks["Trainer"]
+
+
+def test_two_phase_pretraining_wires_phase_two_after_phase_one(tmp_path):
+    config = config_lib.load_config(config_lib.DEMO_CONFIG, [
+        f"work_dir={tmp_path}", "pretrain.corpus_pattern=gs://bucket/corpus/*.txt",
+        "pretrain.phase2_max_seq_length=128", "pretrain.phase2_train_steps=50"])
+    tasks = _compile("pretrain", config, tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert set(tasks["TrainerPhase2"]["dependentTasks"]) == {"Trainer", "PretrainingDataGenPhase2"}
+
+
+def test_phase_two_must_be_longer():
+    with pytest.raises(ValueError, match="phase2_max_seq_length must exceed max_seq_length"):
+        config_lib.load_config(overrides=["pretrain.phase2_max_seq_length=64", "pretrain.phase2_train_steps=5"])

@@ -22,8 +22,9 @@ def instances(tmp_path_factory):
     return build_pretraining_examples(tmp_path_factory.mktemp("pre"))
 
 
-def _worker(uri, out, steps, config, env=None, **kw):
-    return subprocess.Popen([sys.executable, "-m", "tests.pretrain_worker", uri, str(out), str(steps), json.dumps(config)],
+def _worker(uri, out, steps, config, env=None, extra_args=(), **kw):
+    return subprocess.Popen([sys.executable, "-m", "tests.pretrain_worker", uri, str(out), str(steps), json.dumps(config),
+                             *extra_args],
                             cwd=REPO, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kw)
 
@@ -79,3 +80,25 @@ def test_multi_worker_matches_single_worker(instances, tmp_path):
     assert multi_m["steps"] == single_m["steps"] == 60
     assert abs(multi_m["mlm_loss"] - single_m["mlm_loss"]) < 0.25 * single_m["mlm_loss"], (multi_m, single_m)
     assert abs(multi_m["nsp_loss"] - single_m["nsp_loss"]) < 0.25 * single_m["nsp_loss"], (multi_m, single_m)
+
+
+def test_phase_two_starts_from_phase_one_weights(instances, tmp_path):
+    """Phase 2 (longer sequences) warm-starts from phase 1's whole model: with a zero learning
+    rate its encoder is phase 1's, and the longer sequences run through it."""
+    import keras_hub
+    import numpy as np
+
+    long_instances = build_pretraining_examples(tmp_path / "long", max_seq_length=64)
+    config = {"model_size": "tiny", "batch_size": 8, "warmup_steps": 2, "max_predictions_per_seq": 5}
+    first = _worker(instances.uri, tmp_path / "p1", 10, config)
+    out1, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out1[-3000:]
+    second = _worker(long_instances.uri, tmp_path / "p2", 3, dict(config, learning_rate=0.0, max_predictions_per_seq=10),
+                     extra_args=[str(tmp_path / "p1" / "model")])
+    out2, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out2[-3000:]
+    assert "warm start from" in out2 and "seq 64" in out2
+    p1 = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "p1" / "model"))
+    p2 = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "p2" / "model"))
+    for a, b in zip(p1.weights, p2.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)

@@ -55,6 +55,11 @@ class PretrainConfig:
     jit_compile: bool = False  # XLA
     checkpoint_every: int = 200  # steps; a restarted Trainer resumes from the last one
     checkpoint_dir: str = ""  # empty -> <work_dir>/checkpoints
+    # Optional second phase at a longer sequence length (BERT: 90% of steps at 128, then 512),
+    # warm-started from phase 1's weights. 0 turns it off.
+    phase2_max_seq_length: int = 0
+    phase2_train_steps: int = 0
+    phase2_max_predictions_per_seq: int = 80
     enable_statistics: bool = True
 
 
@@ -136,6 +141,10 @@ class ProjectConfig:
             (self.finetune.num_classes >= 2, "finetune.num_classes must be at least 2"),
             (self.pretrain.optimizer in ("adamw", "lamb"), "pretrain.optimizer must be adamw or lamb"),
             (self.pretrain.masking in ("dynamic", "static"), "pretrain.masking must be dynamic or static"),
+            (not self.pretrain.phase2_max_seq_length
+             or (self.pretrain.max_seq_length < self.pretrain.phase2_max_seq_length <= 512
+                 and self.pretrain.phase2_train_steps > 0),
+             "pretrain.phase2_max_seq_length must exceed max_seq_length (<= 512) with phase2_train_steps > 0"),
             (not self.pretrain.whole_word_masking or self.pretrain.masking == "static",
              "pretrain.whole_word_masking needs pretrain.masking=static"),
             (self.pretrain.distribution in ("default", "mirrored", "multi_worker", "tpu"),
