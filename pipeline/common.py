@@ -52,8 +52,25 @@ def latest_encoder_uri(config: ProjectConfig) -> str:
 
 
 def encoder_uri(config: ProjectConfig) -> str:
-    """The configured encoder, or the latest pretrained one."""
-    return config.finetune.encoder_uri or latest_encoder_uri(config)
+    """The configured encoder, or the latest pretrained one.
+
+    A google-research TF1 checkpoint directory (with bert_config.json) is converted once into
+    an encoder directory under ``<work_dir>/converted/``.
+    """
+    import tensorflow as tf
+
+    uri = config.finetune.encoder_uri
+    if not uri:
+        return latest_encoder_uri(config)
+    if tf.io.gfile.exists(os.path.join(uri, "bert_config.json")):
+        from models import checkpoint_conversion
+
+        target = os.path.join(os.path.abspath(config.work_dir), "converted",
+                              os.path.basename(os.path.normpath(uri)))
+        if not tf.io.gfile.exists(os.path.join(target, "config.json")):
+            checkpoint_conversion.convert_tf1_checkpoint(uri, target)
+        return target
+    return uri
 
 
 def build(kind: str, config: ProjectConfig):

@@ -91,3 +91,16 @@ def test_fine_tuning_tokenizer_from_a_plain_keras_hub_preset(tmp_path):
     tok = encoder_lib.load_tokenizer(str(tmp_path / "preset"))
     assert tok.tokenize(tf.constant(["Hello world"])).to_list() == [[5, 6]]
     assert encoder_lib.load_backbone(str(tmp_path / "preset")).vocabulary_size == len(vocab)
+
+
+def test_finetuning_accepts_a_tf1_checkpoint_dir_as_encoder(tmp_path):
+    from pipeline import common
+    from tfx_bert import config as config_lib
+
+    src = tmp_path / "uncased_L-2_H-8_A-2"
+    _write_tf1_bert(str(src))
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path / 'work'}", f"finetune.encoder_uri={src}"])
+    uri = common.encoder_uri(config)
+    assert uri == str(tmp_path / "work" / "converted" / "uncased_L-2_H-8_A-2")
+    assert keras_hub.models.BertBackbone.from_preset(uri).num_layers == LAYERS
+    assert common.encoder_uri(config) == uri  # converted once, then reused
