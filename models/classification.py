@@ -12,7 +12,6 @@ import keras
 import keras_hub
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx.components.trainer.fn_args_utils import DataAccessor  # noqa: F401  (type of fn_args.data_accessor)
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib

@@ -54,15 +54,17 @@ def latest_encoder_uri(config: ProjectConfig) -> str:
 def encoder_uri(config: ProjectConfig) -> str:
     """The configured encoder, or the latest pretrained one.
 
-    A google-research TF1 checkpoint directory (with bert_config.json) is converted once into
-    an encoder directory under ``<work_dir>/converted/``.
+    A local google-research TF1 checkpoint directory (with bert_config.json) is converted once
+    into an encoder directory under ``<work_dir>/converted/``. Remote paths (gs://...) are used
+    as they are: the pipeline may be compiled where they cannot be read, so convert remote TF1
+    checkpoints with ``tfx-bert convert-checkpoint`` first.
     """
     import tensorflow as tf
 
     uri = config.finetune.encoder_uri
     if not uri:
         return latest_encoder_uri(config)
-    if tf.io.gfile.exists(os.path.join(uri, "bert_config.json")):
+    if "://" not in uri and tf.io.gfile.exists(os.path.join(uri, "bert_config.json")):
         from models import checkpoint_conversion
 
         target = os.path.join(os.path.abspath(config.work_dir), "converted",

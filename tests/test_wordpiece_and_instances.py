@@ -130,7 +130,6 @@ def test_static_whole_word_masking_instances(corpus_examples, vocabulary, tmp_pa
     dynamic = _make_instances(corpus_examples, vocabulary, tmp_path / "d")
     records = read_examples(os.path.join(out.uri, "Split-train", "*"))
     assert len(records) > 1.5 * len(_rows(dynamic, "train"))  # dupe_factor copies
-    tok = tokenization.WordPieceTokenizer.from_directory(vocabulary.uri)
     total_masked = total_tokens = 0
     for e in records[:200]:
         f = e.features.feature
@@ -144,7 +143,6 @@ def test_static_whole_word_masking_instances(corpus_examples, vocabulary, tmp_pa
     stats = data_ex.read_metadata(out.uri)["statistics"]["train"]
     assert 0.05 < stats["masked_token_share"] <= 0.16
     assert abs(stats["masked_token_share"] - total_masked / total_tokens) < 0.03
-    del tok
 
 
 def test_masked_lm_predictions_recipe_and_whole_words():

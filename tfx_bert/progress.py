@@ -65,7 +65,6 @@ def install(log_file: str) -> None:
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO)
-    absl_logging.use_python_logging(quiet=True) if hasattr(absl_logging, "use_python_logging") else None
     root = logging.getLogger()
     for handler in list(root.handlers):  # also those of an earlier install() in this process
         root.removeHandler(handler)
