@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
 PYTEST_ARGS ?=
 
-.PHONY: setup check-python demo test test-fast bench clean
+.PHONY: setup check-python demo test test-fast bench image clean
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -43,6 +43,12 @@ bench: setup .bench-hf/bin/python
 	$(VENV)/bin/python benchmarks/beam_components.py
 	$(VENV)/bin/python benchmarks/pretraining_throughput.py
 	$(VENV)/bin/python benchmarks/demo_timings.py
+
+# The Kubeflow image (needs a Docker engine; none runs on the development machines).
+IMAGE ?= tfx-bert:latest
+image:
+	docker build -f kubeflow/Dockerfile --build-arg UV_VERSION=$(UV_VERSION) -t $(IMAGE) .
+	@echo "push it with: docker push $(IMAGE); compile with: tfx-bert compile --image $(IMAGE) ..."
 
 clean:
 	rm -rf work .pytest_cache

@@ -192,6 +192,7 @@ class PretrainingSettings:
 
     model_size: str = "tiny"
     batch_size: int = 32  # global, across all replicas
+    batch_size_per_replica: int = 0  # > 0: the global batch is this x the strategy's replicas
     learning_rate: float = 1e-3
     warmup_steps: int = 100
     optimizer: str = "adamw"  # adamw | lamb
@@ -208,11 +209,13 @@ class PretrainingSettings:
 
     @classmethod
     def from_custom_config(cls, config: dict | None) -> "PretrainingSettings":
+        # Keys of TFX's Vertex Trainer extension pass through to run_fn; they are not ours.
+        config = {k: v for k, v in (config or {}).items() if not k.startswith("ai_platform_")}
         known = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config or {}) - set(known))
+        unknown = sorted(set(config) - set(known))
         if unknown:
             raise ValueError(f"Unknown pretraining custom_config keys {unknown}; known: {sorted(known)}")
-        return cls(**(config or {}))
+        return cls(**config)
 
 
 class StepCheckpoint(keras.callbacks.Callback):
@@ -251,6 +254,9 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
     if settings.mixed_precision:
         keras.mixed_precision.set_dtype_policy(settings.mixed_precision)
     strategy = distribution.make_strategy(settings.distribution, settings.tpu)
+    if settings.batch_size_per_replica:
+        settings = dataclasses.replace(
+            settings, batch_size=settings.batch_size_per_replica * strategy.num_replicas_in_sync)
     size = registry.get_model_size(settings.model_size)
 
     train_ds = distribution.distribute(strategy, make_dataset(

@@ -75,16 +75,32 @@ def encoder_uri(config: ProjectConfig) -> str:
     return uri
 
 
-def build(kind: str, config: ProjectConfig):
-    """The pipeline of ``kind`` ("pretrain" or "finetune") for ``config``."""
-    from pipeline.finetuning_pipeline import create_finetuning_pipeline
-    from pipeline.pretraining_pipeline import create_pretraining_pipeline
+def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
+          setup_file: str | None = None):
+    """The pipeline of ``kind`` ("pretrain" or "finetune") for ``config``.
 
+    ``runtime_parameters``: data path, step count and model size become Kubeflow runtime
+    parameters (defaults from the config). ``setup_file``: where Beam workers find setup.py
+    (the Kubeflow image's path; default this checkout's).
+    """
+    from pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from pipeline.parameters import PipelineParameters
+    from pipeline.pretraining_pipeline import create_pretraining_pipeline
+    from tfx_bert import beam_options
+
+    if kind not in ("pretrain", "finetune"):
+        raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain' or 'finetune'.")
+    beam_args = beam_options.pipeline_args(config, setup_file)
     if kind == "pretrain":
-        return create_pretraining_pipeline(config, corpus_pattern(config))
-    if kind == "finetune":
-        return create_finetuning_pipeline(config, task_data_dir(config), encoder_uri(config))
-    raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain' or 'finetune'.")
+        params = PipelineParameters(corpus_pattern(config), config.pretrain.train_steps,
+                                    config.pretrain.model_size)
+    else:
+        params = PipelineParameters(task_data_dir(config), config.finetune.train_steps)
+    if runtime_parameters:
+        params = params.as_runtime_parameters(kind)
+    if kind == "pretrain":
+        return create_pretraining_pipeline(config, params, beam_args)
+    return create_finetuning_pipeline(config, params, encoder_uri(config), beam_args)
 
 
 def config_from_environment() -> ProjectConfig:

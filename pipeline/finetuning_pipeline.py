@@ -11,22 +11,26 @@ import os
 
 from tfx import v1 as tfx
 
+from components.bert_trainer.component import BertTrainer
 from components.serving_pusher.component import ServingPusher
 from pipeline import common
+from pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
 from tfx_bert.config import ProjectConfig
 
 
-def create_finetuning_pipeline(config: ProjectConfig, data_dir: str, encoder_uri: str) -> tfx.dsl.Pipeline:
+def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
+                               beam_args: list[str]) -> tfx.dsl.Pipeline:
     """Builds the fine-tuning pipeline for ``config.finetune.task``.
 
-    ``data_dir`` holds ``train/*.csv`` and ``eval/*.csv``; ``encoder_uri`` is a pretrained
-    encoder directory (keras-hub preset with its vocabulary).
+    ``params.data_path`` holds ``train/*.csv`` and ``eval/*.csv``; ``encoder_uri`` is a
+    pretrained encoder directory (keras-hub preset with its vocabulary); ``beam_args`` are the
+    Beam components' pipeline args.
     """
     f = config.finetune
     task = tasks.get_task(f.task)
     example_gen = tfx.components.CsvExampleGen(
-        input_base=data_dir,
+        input_base=params.data_path,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name="train", pattern="train/*.csv"),
             tfx.proto.Input.Split(name="eval", pattern="eval/*.csv"),
@@ -45,21 +49,20 @@ def create_finetuning_pipeline(config: ProjectConfig, data_dir: str, encoder_uri
     encoder = tfx.dsl.Importer(
         source_uri=encoder_root, artifact_type=tfx.types.standard_artifacts.Model,
         reimport=False).with_id("pretrained_encoder")
-    trainer = tfx.components.Trainer(
+    trainer = BertTrainer(
         run_fn=task.run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
         base_model=encoder.outputs["result"],
-        train_args=tfx.proto.TrainArgs(num_steps=f.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=f.eval_steps),
+        train_steps=params.train_steps, eval_steps=f.eval_steps,
         custom_config={
             "num_classes": f.num_classes,
             "batch_size": f.batch_size,
             "learning_rate": f.learning_rate,
             "dropout": f.dropout,
         },
-    )
+    ).with_id("Trainer")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -79,6 +82,6 @@ def create_finetuning_pipeline(config: ProjectConfig, data_dir: str, encoder_uri
         pipeline_root=os.path.join(config.pipelines_root, f.pipeline_name),
         components=[example_gen, statistics, schema, transform, encoder, trainer, evaluator, pusher],
         metadata_connection_config=common.metadata_config(config),
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=beam_args,
         enable_cache=True,
     )

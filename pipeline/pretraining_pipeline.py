@@ -12,15 +12,21 @@ from tfx import v1 as tfx
 from components.pretraining_data.component import PretrainingDataGen
 from components.text_example_gen.component import TextExampleGen
 from components.wordpiece_vocab.component import WordPieceVocabGen
+from components.bert_trainer.component import BertTrainer
 from pipeline import common
+from pipeline.parameters import PipelineParameters
+from tfx_bert import accelerators
 from tfx_bert.config import ProjectConfig
 
 
-def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> tfx.dsl.Pipeline:
-    """Builds the pretraining pipeline for ``config`` over the files matching ``corpus_pattern``."""
+def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameters,
+                                beam_args: list[str]) -> tfx.dsl.Pipeline:
+    """Builds the pretraining pipeline for ``config`` over the files matching
+    ``params.data_path``; ``beam_args`` are the Beam components' pipeline args."""
     p = config.pretrain
+    distribution, mixed_precision = accelerators.training_strategy(config)
     example_gen = TextExampleGen(
-        input_pattern=corpus_pattern, input_format=p.input_format, text_field=p.text_field,
+        input_pattern=params.data_path, input_format=p.input_format, text_field=p.text_field,
         id_field=p.id_field, eval_percent=p.eval_percent, max_line_chars=p.max_line_chars,
         strict=p.strict, per_line=p.per_line)
     components = [example_gen]
@@ -40,8 +46,8 @@ def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> t
         masked_lm_prob=p.masked_lm_prob, max_predictions_per_seq=p.max_predictions_per_seq,
         whole_word_masking=p.whole_word_masking)
     trainer_config = {  # models.pretraining.PretrainingSettings
-        "model_size": p.model_size,
         "batch_size": p.batch_size,
+        "batch_size_per_replica": p.batch_size_per_replica,
         "learning_rate": p.learning_rate,
         "warmup_steps": p.warmup_steps,
         "optimizer": p.optimizer,
@@ -49,20 +55,20 @@ def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> t
         "masked_lm_prob": p.masked_lm_prob,
         "seed": p.seed,
         "dropout": p.dropout,
-        "distribution": p.distribution,
+        "distribution": distribution,
         "tpu": p.tpu,
-        "mixed_precision": p.mixed_precision,
+        "mixed_precision": mixed_precision,
         "jit_compile": p.jit_compile,
         "checkpoint_dir": config.checkpoint_root,
         "checkpoint_every": p.checkpoint_every,
     }
-    trainer = tfx.components.Trainer(
+    vertex_job = _vertex_job(config) if config.resources.trainer.replicas > 1 else None
+    trainer = BertTrainer(
         run_fn="models.pretraining.run_fn",
         examples=instances.outputs["pretraining_examples"],
-        train_args=tfx.proto.TrainArgs(num_steps=p.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=p.eval_steps),
-        custom_config=trainer_config,
-    )
+        train_steps=params.train_steps, eval_steps=p.eval_steps, model_size=params.model_size,
+        custom_config=trainer_config, vertex_job=vertex_job, vertex_region=config.kubeflow.region,
+    ).with_id("Trainer")
     components += [vocab, instances, trainer]
     if p.phase2_max_seq_length:
         # Phase 2 (BERT's recipe): longer sequences, warm-started from phase 1's model.
@@ -72,14 +78,14 @@ def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> t
             nsp_shards=p.nsp_shards, seed=p.seed + 1, masking=p.masking, dupe_factor=p.dupe_factor,
             masked_lm_prob=p.masked_lm_prob, max_predictions_per_seq=p.phase2_max_predictions_per_seq,
             whole_word_masking=p.whole_word_masking).with_id("PretrainingDataGenPhase2")
-        trainer2 = tfx.components.Trainer(
+        trainer2 = BertTrainer(
             run_fn="models.pretraining.run_fn",
             examples=instances2.outputs["pretraining_examples"],
             base_model=trainer.outputs["model"],
-            train_args=tfx.proto.TrainArgs(num_steps=p.phase2_train_steps),
-            eval_args=tfx.proto.EvalArgs(num_steps=p.eval_steps),
+            train_steps=p.phase2_train_steps, eval_steps=p.eval_steps, model_size=params.model_size,
             custom_config=dict(trainer_config, max_predictions_per_seq=p.phase2_max_predictions_per_seq,
                                warmup_steps=min(p.warmup_steps, p.phase2_train_steps // 10)),
+            vertex_job=vertex_job, vertex_region=config.kubeflow.region,
         ).with_id("TrainerPhase2")
         components += [instances2, trainer2]
     return tfx.dsl.Pipeline(
@@ -87,6 +93,23 @@ def create_pretraining_pipeline(config: ProjectConfig, corpus_pattern: str) -> t
         pipeline_root=os.path.join(config.pipelines_root, p.pipeline_name),
         components=components,
         metadata_connection_config=common.metadata_config(config),
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=beam_args,
         enable_cache=True,
     )
+
+
+def _vertex_job(config: ProjectConfig) -> dict:
+    """Vertex custom-job spec for multi-worker pretraining: one chief plus ``replicas - 1``
+    workers of the same machine, each running this project's image."""
+    trainer = config.resources.trainer
+    if not config.kubeflow.project:
+        raise ValueError("resources.trainer.replicas > 1 trains on Vertex AI: set kubeflow.project "
+                         "(and kubeflow.region).")
+    machine = {"machine_type": trainer.machine_type or "n1-standard-8"}
+    if trainer.accelerator_type and trainer.accelerator_count:
+        machine.update(accelerator_type=trainer.accelerator_type, accelerator_count=trainer.accelerator_count)
+    pool = {"machine_spec": machine, "container_spec": {"image_uri": config.kubeflow.image}}
+    return {
+        "project": config.kubeflow.project,
+        "worker_pool_specs": [dict(pool, replica_count=1), dict(pool, replica_count=trainer.replicas - 1)],
+    }

@@ -1,58 +1,257 @@
-"""Compilation of both pipelines for Kubeflow Pipelines v2 / Vertex, checked for real."""
+"""Kubeflow Pipelines v2 / Vertex compilation, resources, runtime parameters, Beam runner flags
+and the image, checked for real (no cluster or Docker engine runs here)."""
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
 
 import pytest
 import yaml
 
+from components.bert_trainer import executor as bert_trainer_executor
 from kubeflow import runner
+from tfx_bert import accelerators, beam_options
 from tfx_bert import config as config_lib
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLUSTER_PATHS = ["pretrain.corpus_pattern=gs://bucket/corpus/*.txt", "finetune.data_dir=gs://bucket/sst2",
+                 "finetune.encoder_uri=gs://bucket/encoder"]
 
-@pytest.fixture
-def config(tmp_path):
-    return config_lib.load_config(config_lib.DEMO_CONFIG, [
-        f"work_dir={tmp_path}", "pretrain.corpus_pattern=gs://bucket/corpus/*.txt",
-        "finetune.data_dir=gs://bucket/sst2", "finetune.encoder_uri=gs://bucket/encoder"])
+
+def _config(tmp_path, *overrides):
+    return config_lib.load_config(config_lib.DEMO_CONFIG, [f"work_dir={tmp_path}", *CLUSTER_PATHS, *overrides])
 
 
 def _compile(kind, config, tmp_path, image="gcr.io/p/tfx-bert:1"):
-    path = runner.compile_pipeline(kind, config, image, str(tmp_path / f"{kind}.json"))
+    path = runner.compile_pipeline(kind, config, str(tmp_path / f"{kind}.json"), image)
     return json.load(open(path))
 
 
-def test_pretraining_spec_has_components_dependencies_and_image(config, tmp_path):
-    job = _compile("pretrain", config, tmp_path)
-    spec = job["pipelineSpec"]
-    tasks = spec["root"]["dag"]["tasks"]
-    assert {"TextExampleGen", "WordPieceVocabGen", "PretrainingDataGen", "Trainer"} <= set(tasks)
+def _executors(job):
+    return job["pipelineSpec"]["deploymentSpec"]["executors"]
+
+
+def _container(job, step):
+    return _executors(job)[f"{step}_executor"]["container"]
+
+
+def _trainer_config(job, step="Trainer"):
+    value = job["pipelineSpec"]["root"]["dag"]["tasks"][step]["inputs"]["parameters"]["custom_config"]
+    return json.loads(value["runtimeValue"]["constant"])
+
+
+def test_pretraining_spec_has_components_dependencies_and_image(tmp_path):
+    job = _compile("pretrain", _config(tmp_path), tmp_path)
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert {"TextExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "WordPieceVocabGen",
+            "PretrainingDataGen", "Trainer"} == set(tasks)
     assert set(tasks["PretrainingDataGen"]["dependentTasks"]) == {"TextExampleGen", "WordPieceVocabGen"}
     assert tasks["Trainer"]["dependentTasks"] == ["PretrainingDataGen"]
-    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e}
+    images = {e["container"]["image"] for e in _executors(job).values() if "container" in e}
     assert images == {"gcr.io/p/tfx-bert:1"}
 
 
-def test_finetuning_spec_wires_the_encoder_and_blessing(config, tmp_path):
-    spec = _compile("finetune", config, tmp_path)["pipelineSpec"]
-    tasks = spec["root"]["dag"]["tasks"]
+def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
+    tasks = _compile("finetune", _config(tmp_path), tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
     assert {"CsvExampleGen", "Transform", "pretrained_encoder", "Trainer", "Evaluator", "Pusher"} <= set(tasks)
     assert set(tasks["Trainer"]["dependentTasks"]) >= {"Transform", "pretrained_encoder"}
     assert set(tasks["Pusher"]["dependentTasks"]) == {"Evaluator", "Trainer"}
 
 
-def test_spec_loads_with_the_kfp_sdk(config, tmp_path):
+@pytest.mark.parametrize("kind,expected", [
+    ("pretrain", {"corpus_pattern": "gs://bucket/corpus/*.txt", "train_steps": 1000, "model_size": "tiny"}),
+    ("finetune", {"data_dir": "gs://bucket/sst2", "train_steps": 200}),
+])
+def test_runtime_parameters_are_exposed_with_defaults_and_bound_to_steps(tmp_path, kind, expected):
+    job = _compile(kind, _config(tmp_path), tmp_path)
+    spec = job["pipelineSpec"]
+    declared = spec["root"]["inputDefinitions"]["parameters"]
+    assert {name: p["defaultValue"] for name, p in declared.items()} == expected
+    assert set(job["runtimeConfig"]["parameterValues"]) == set(expected)
+    tasks = spec["root"]["dag"]["tasks"]
+    bound = {(task, name): p["componentInputParameter"]
+             for task, t in tasks.items() for name, p in t["inputs"].get("parameters", {}).items()
+             if "componentInputParameter" in p}
+    data_step = ("TextExampleGen", "input_pattern") if kind == "pretrain" else ("CsvExampleGen", "input_base")
+    assert bound[data_step] == ("corpus_pattern" if kind == "pretrain" else "data_dir")
+    assert bound[("Trainer", "train_steps")] == "train_steps"
+    assert (("Trainer", "model_size") in bound) == (kind == "pretrain")
+
+
+def test_runtime_parameters_can_be_turned_off(tmp_path):
+    job = _compile("pretrain", _config(tmp_path, "kubeflow.runtime_parameters=false"), tmp_path)
+    assert "inputDefinitions" not in job["pipelineSpec"]["root"]
+
+
+def test_pipeline_root_from_config_is_the_runs_output_directory(tmp_path):
+    job = _compile("pretrain", _config(tmp_path, "kubeflow.pipeline_root=gs://bucket/root"), tmp_path)
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
+
+
+def test_folding_run_parameters_sets_steps_and_model_size():
+    props = bert_trainer_executor.fold_run_parameters({
+        "train_args": '{"num_steps": 10}', "custom_config": '{"batch_size": 8}',
+        "train_steps": 5000.0, "model_size": "base"})
+    assert json.loads(props["train_args"]) == {"num_steps": 5000}
+    assert json.loads(props["custom_config"]) == {"batch_size": 8, "model_size": "base"}
+    assert "train_steps" not in props and "model_size" not in props
+
+
+def test_gpu_resources_only_on_the_trainer_and_beam_resources_on_beam_steps(tmp_path):
+    config = _config(tmp_path, "resources.trainer.accelerator_type=nvidia.com/gpu",
+                     "resources.trainer.accelerator_count=4", "resources.trainer.memory_gb=60",
+                     "resources.beam.cpu=8", "resources.beam.memory_gb=32")
+    job = _compile("pretrain", config, tmp_path)
+    trainer = _container(job, "Trainer")["resources"]
+    assert trainer["accelerator"] == {"type": "nvidia.com/gpu", "count": "4"}
+    assert trainer["memoryLimit"] == 60
+    for step in ("TextExampleGen", "StatisticsGen", "WordPieceVocabGen", "PretrainingDataGen"):
+        assert _container(job, step)["resources"] == {"cpuLimit": 8.0, "memoryLimit": 32.0}
+    assert "resources" not in _container(job, "SchemaGen")
+    # Four GPUs on one machine: MirroredStrategy with fp16 mixed precision.
+    assert _trainer_config(job)["distribution"] == "mirrored"
+    assert _trainer_config(job)["mixed_precision"] == "mixed_float16"
+
+
+def test_no_accelerators_when_none_are_configured(tmp_path):
+    job = _compile("finetune", _config(tmp_path), tmp_path)
+    assert not any("accelerator" in e["container"].get("resources", {})
+                   for e in _executors(job).values() if "container" in e)
+    assert _trainer_config(_compile("pretrain", _config(tmp_path), tmp_path))["distribution"] == "default"
+
+
+def test_tpu_on_vertex_trains_with_tpu_strategy_and_bfloat16(tmp_path):
+    config = _config(tmp_path, "kubeflow.platform=vertex", "resources.trainer.accelerator_type=TPU_V3",
+                     "resources.trainer.accelerator_count=8", "pretrain.batch_size_per_replica=64")
+    job = _compile("pretrain", config, tmp_path)
+    assert _container(job, "Trainer")["resources"]["accelerator"] == {"type": "TPU_V3", "count": "8"}
+    settings = _trainer_config(job)
+    assert (settings["distribution"], settings["mixed_precision"]) == ("tpu", "mixed_bfloat16")
+    assert settings["batch_size_per_replica"] == 64
+
+
+def test_multi_worker_training_runs_as_a_vertex_custom_job(tmp_path):
+    config = _config(tmp_path, "kubeflow.platform=vertex", "kubeflow.project=my-project",
+                     "kubeflow.region=europe-west4", "resources.trainer.replicas=3",
+                     "resources.trainer.machine_type=a2-highgpu-1g",
+                     "resources.trainer.accelerator_type=NVIDIA_TESLA_A100", "resources.trainer.accelerator_count=1")
+    job = _compile("pretrain", config, tmp_path, image="gcr.io/p/tfx-bert:2")
+    settings = _trainer_config(job)
+    assert settings["distribution"] == "multi_worker"
+    pools = settings["ai_platform_training_args"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]
+    assert {p["container_spec"]["image_uri"] for p in pools} == {"gcr.io/p/tfx-bert:2"}
+    assert pools[0]["machine_spec"] == {"machine_type": "a2-highgpu-1g",
+                                        "accelerator_type": "NVIDIA_TESLA_A100", "accelerator_count": 1}
+    assert settings["ai_platform_vertex_region"] == "europe-west4"
+    args = _container(job, "Trainer")["args"]
+    assert args[args.index("--executor_class_path") + 1].endswith("vertex_executor.VertexExecutor")
+    # The launching step itself needs no accelerator.
+    assert "accelerator" not in _container(job, "Trainer").get("resources", {})
+
+
+def test_multi_worker_needs_vertex_and_a_project(tmp_path):
+    with pytest.raises(ValueError, match="kubeflow.platform=vertex"):
+        _config(tmp_path, "resources.trainer.replicas=2")
+    with pytest.raises(ValueError, match="kubeflow.project"):
+        _compile("pretrain", _config(tmp_path, "kubeflow.platform=vertex", "resources.trainer.replicas=2"), tmp_path)
+
+
+@pytest.mark.parametrize("gpus,tpu,replicas,expected", [
+    (0, False, 1, ("default", "")), (1, False, 1, ("default", "mixed_float16")),
+    (8, False, 1, ("mirrored", "mixed_float16")), (1, False, 4, ("multi_worker", "mixed_float16")),
+    (8, True, 1, ("tpu", "mixed_bfloat16")),
+])
+def test_auto_strategy_follows_the_trainer_resources(tmp_path, gpus, tpu, replicas, expected):
+    overrides = ["kubeflow.platform=vertex", f"resources.trainer.replicas={replicas}"]
+    if gpus:
+        overrides += [f"resources.trainer.accelerator_type={'TPU_V3' if tpu else 'nvidia.com/gpu'}",
+                      f"resources.trainer.accelerator_count={gpus}"]
+    assert accelerators.training_strategy(_config(tmp_path, *overrides)) == expected
+    explicit = _config(tmp_path, *overrides, "pretrain.distribution=default", "pretrain.mixed_precision=float32")
+    assert accelerators.training_strategy(explicit) == ("default", "")
+
+
+def test_dataflow_args_ship_the_package_to_workers_in_the_compiled_spec(tmp_path):
+    config = _config(tmp_path, "beam.runner=dataflow", "beam.project=p", "beam.region=us-central1",
+                     "beam.temp_location=gs://bucket/tmp", "beam.max_num_workers=50")
+    job = _compile("pretrain", config, tmp_path)
+    args = _container(job, "TextExampleGen")["args"]
+    assert "--runner=DataflowRunner" in args and "--setup_file=/tfx-bert/setup.py" in args
+    assert "--staging_location=gs://bucket/tmp/staging" in args and "--max_num_workers=50" in args
+
+
+@pytest.mark.parametrize("overrides,runner_name,expected", [
+    (["beam.runner=dataflow", "beam.project=p", "beam.region=r", "beam.temp_location=gs://b/t"],
+     "DataflowRunner", {"project": "p", "region": "r", "temp_location": "gs://b/t"}),
+    (["beam.runner=flink", "beam.flink_master=flink:8081", "beam.parallelism=16",
+      "beam.environment_type=DOCKER", "beam.sdk_container_image=gcr.io/p/tfx-bert:1"],
+     "FlinkRunner", {"flink_master": "flink:8081", "parallelism": 16, "environment_type": "DOCKER",
+                     "environment_config": "gcr.io/p/tfx-bert:1"}),
+    (["beam.runner=spark", "beam.spark_master=spark://spark:7077"],
+     "SparkRunner", {"spark_master_url": "spark://spark:7077"}),
+])
+def test_beam_runner_presets_parse_as_beam_pipeline_options(tmp_path, overrides, runner_name, expected):
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+    args = beam_options.pipeline_args(_config(tmp_path, *overrides))
+    options = PipelineOptions(args)
+    assert options.view_as(StandardOptions).runner == runner_name
+    assert options.view_as(SetupOptions).setup_file == beam_options.REPO_SETUP_FILE
+    parsed = options.get_all_options(retain_unknown_options=True)
+    for key, value in expected.items():
+        assert parsed[key] == value, key
+
+
+def test_distributed_runner_without_its_settings_names_them(tmp_path):
+    with pytest.raises(ValueError, match="beam.project, beam.region, beam.temp_location"):
+        beam_options.pipeline_args(_config(tmp_path, "beam.runner=dataflow"))
+    with pytest.raises(ValueError, match="beam.flink_master"):
+        beam_options.pipeline_args(_config(tmp_path, "beam.runner=flink"))
+
+
+def test_setup_file_ships_every_package_beam_workers_import(tmp_path):
+    """What Dataflow does with --setup_file: build an sdist; it must hold all our packages."""
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)],
+                   cwd=REPO, check=True, capture_output=True)
+    (sdist,) = tmp_path.glob("*.tar.gz")
+    names = tarfile.open(sdist).getnames()
+    for module in ("tfx_bert/tokenization.py", "tfx_bert/configs/demo.yaml", "components/text_example_gen/executor.py",
+                   "components/wordpiece_vocab/executor.py", "components/pretraining_data/executor.py",
+                   "models/pretraining.py", "pipeline/common.py", "components/bert_trainer/executor.py"):
+        assert any(n.endswith(module) for n in names), module
+
+
+def test_spec_loads_with_the_kfp_sdk(tmp_path):
     from kfp import components
 
-    spec = _compile("pretrain", config, tmp_path)["pipelineSpec"]
+    spec = _compile("pretrain", _config(tmp_path), tmp_path)["pipelineSpec"]
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     component = components.load_component_from_file(str(path))
     assert component.pipeline_spec.root.dag.tasks["Trainer"]
+    assert set(component.component_spec.inputs) == {"corpus_pattern", "train_steps", "model_size"}
+
+
+def test_compile_cli_writes_the_spec_and_bare_pipeline_spec(tmp_path):
+    from tfx_bert import cli
+
+    output = tmp_path / "ft.json"
+    assert cli.main(["compile", "--pipeline", "finetune", "--config", config_lib.DEMO_CONFIG,
+                     "--set", f"work_dir={tmp_path}", *sum((["--set", o] for o in CLUSTER_PATHS), []),
+                     "--image", "gcr.io/p/img:3", "--output", str(output)]) == 0
+    job = json.load(open(output))
+    assert _container(job, "Trainer")["image"] == "gcr.io/p/img:3"
+    spec = json.load(open(runner.pipeline_spec_file(str(output))))
+    assert spec["root"]["dag"]["tasks"]["Trainer"] and spec["pipelineInfo"]["name"] == "tfx-bert-sentiment"
+    assert runner.parse_params(["train_steps=50", "data_dir=gs://x"]) == {"train_steps": 50, "data_dir": "gs://x"}
 
 
 def test_two_phase_pretraining_wires_phase_two_after_phase_one(tmp_path):
-    config = config_lib.load_config(config_lib.DEMO_CONFIG, [
-        f"work_dir={tmp_path}", "pretrain.corpus_pattern=gs://bucket/corpus/*.txt",
-        "pretrain.phase2_max_seq_length=128", "pretrain.phase2_train_steps=50"])
+    config = _config(tmp_path, "pretrain.phase2_max_seq_length=128", "pretrain.phase2_train_steps=50")
     tasks = _compile("pretrain", config, tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
     assert set(tasks["TrainerPhase2"]["dependentTasks"]) == {"Trainer", "PretrainingDataGenPhase2"}
 
@@ -60,3 +259,87 @@ def test_two_phase_pretraining_wires_phase_two_after_phase_one(tmp_path):
 def test_phase_two_must_be_longer():
     with pytest.raises(ValueError, match="phase2_max_seq_length must exceed max_seq_length"):
         config_lib.load_config(overrides=["pretrain.phase2_max_seq_length=64", "pretrain.phase2_train_steps=5"])
+
+
+# The image ---------------------------------------------------------------------------------
+
+def _dockerfile():
+    return open(os.path.join(REPO, "kubeflow", "Dockerfile"), encoding="utf-8").read()
+
+
+def _locked_version(package):
+    lock = open(os.path.join(REPO, "uv.lock"), encoding="utf-8").read()
+    return re.search(rf'\n\[\[package\]\]\nname = "{package}"\nversion = "([^"]+)"', lock).group(1)
+
+
+def test_dockerfile_builds_from_the_tfx_image_of_the_locked_version_with_the_pinned_uv():
+    dockerfile = _dockerfile()
+    tfx_image_tag = re.search(r"ARG TFX_IMAGE=gcr.io/tfx-oss-public/tfx:(\S+)", dockerfile).group(1)
+    assert tfx_image_tag == _locked_version("tfx")
+    makefile_uv = re.search(r"UV_VERSION := (\S+)", open(os.path.join(REPO, "Makefile")).read()).group(1)
+    assert re.search(r"ARG UV_VERSION=(\S+)", dockerfile).group(1) == makefile_uv
+    python = re.search(r"ARG PYTHON_VERSION=(\S+)", dockerfile).group(1)
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == python  # the lock's interpreter
+    syncs = re.findall(r"uv sync ([^\n]+)", dockerfile)
+    assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs)  # never re-resolves
+    copied = set(re.findall(r"^COPY (\S+) ", dockerfile, re.M))
+    include = re.search(r"find_packages\(include=\[(.*?)\]", open(os.path.join(REPO, "setup.py")).read(), re.S).group(1)
+    packages = {p for p in re.findall(r'"([a-z_]+)"', include)}
+    assert packages <= copied, packages - copied
+    assert "/tfx-bert/setup.py" == config_lib.KubeflowConfig().image_setup_file
+
+
+def test_the_lock_exports_for_the_image_with_the_versions_tested_here():
+    uv = os.path.join(REPO, ".tools", "bin", "uv")  # what `make setup` installs
+    uv = uv if os.path.exists(uv) else shutil.which("uv")
+    assert uv, "uv not found: run `make setup`"
+    exported = subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes"],
+                              cwd=REPO, check=True, capture_output=True, text=True).stdout
+    from importlib import metadata
+
+    for package in ("tensorflow", "tfx", "keras-hub", "tensorflow-text", "apache-beam", "kfp"):
+        assert f"\n{package}=={metadata.version(package)}" in exported, package
+    assert "\npytest==" not in exported  # the test extra stays out of the image
+
+
+# A compiled step, run the way a KFP v2 launcher runs it ---------------------------------
+
+def _runtime_artifact(schema_title, uri, **metadata):
+    return {"artifacts": [{"name": f"{schema_title}-{os.path.basename(uri)}", "uri": uri,
+                           "type": {"schemaTitle": schema_title}, "metadata": metadata}]}
+
+
+@pytest.mark.slow
+def test_compiled_trainer_step_runs_in_the_kfp_entrypoint_with_run_parameters(tmp_path):
+    """The Trainer step of the compiled spec, run with TFX's KFP v2 container entrypoint and
+    the command and arguments from the spec; the run's parameters (train_steps, model_size)
+    must reach run_fn."""
+    from tests.conftest import build_pretraining_examples
+
+    examples = build_pretraining_examples(tmp_path / "data", num_documents=40, max_seq_length=32)
+    config = _config(tmp_path, "pretrain.batch_size=8", "pretrain.eval_steps=2",
+                     "pretrain.checkpoint_every=1000", "pretrain.max_predictions_per_seq=5")
+    job = _compile("pretrain", config, tmp_path)
+    task = job["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]
+    run_parameters = {"train_steps": 3, "model_size": "tiny"}  # what the user set for this run
+    parameter_values = {
+        name: (json.loads(json.dumps(run_parameters[p["componentInputParameter"]]))
+               if "componentInputParameter" in p else p["runtimeValue"]["constant"])
+        for name, p in task["inputs"]["parameters"].items()}
+    model_uri = str(tmp_path / "out" / "model")
+    executor_input = {
+        "inputs": {"parameterValues": parameter_values,
+                   "artifacts": {"examples": _runtime_artifact("tfx.Examples", examples.uri,
+                                                               split_names='["train", "eval"]')}},
+        "outputs": {"artifacts": {"model": _runtime_artifact("tfx.Model", model_uri),
+                                  "model_run": _runtime_artifact("tfx.ModelRun", str(tmp_path / "out" / "run"))},
+                    "outputFile": str(tmp_path / "out" / "executor_output.json")},
+    }
+    container = _container(job, "Trainer")
+    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
+    command = [sys.executable if c == "python" else c for c in container["command"]]
+    result = subprocess.run(command + args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 3/3" in result.stdout + result.stderr  # train_steps from the run, not the 1000 compiled in
+    encoder_config = json.load(open(os.path.join(model_uri, "Format-Serving", "config.json")))
+    assert encoder_config["config"]["num_layers"] == 2  # the tiny size the run asked for

@@ -241,6 +241,12 @@ def cmd_show_config(args) -> int:
     return 0
 
 
+def cmd_compile(args) -> int:
+    from kubeflow import runner
+
+    return runner.run(args)
+
+
 def _add_config_flags(parser, demo_flag: bool = True) -> None:
     parser.add_argument("--config", help="YAML file with configuration (see tfx_bert/configs/demo.yaml)")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
@@ -270,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runner", choices=["local", "beam"], default="local",
                        help="TFX orchestrator: LocalDagRunner or BeamDagRunner")
         p.set_defaults(fn=cmd_pipeline(kind))
+
+    p = sub.add_parser("compile", help="compile a pipeline for Kubeflow Pipelines v2 / Vertex (and submit a run)")
+    from kubeflow import arguments as kubeflow_arguments
+
+    kubeflow_arguments.add_arguments(p)
+    p.set_defaults(fn=cmd_compile)
 
     p = sub.add_parser("serve", help="serve pushed models over TF Serving's gRPC API (development server)")
     _add_config_flags(p, demo_flag=False)

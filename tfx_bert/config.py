@@ -49,9 +49,14 @@ class PretrainConfig:
     warmup_steps: int = 100
     optimizer: str = "adamw"  # adamw | lamb
     dropout: float = 0.1
-    distribution: str = "default"  # default | mirrored | multi_worker (TF_CONFIG) | tpu
+    # auto: from resources.trainer (TPU -> tpu, replicas > 1 -> multi_worker, several GPUs ->
+    # mirrored, else default); or default | mirrored | multi_worker (TF_CONFIG) | tpu.
+    distribution: str = "auto"
     tpu: str = ""  # TPU name/address for distribution=tpu
-    mixed_precision: str = ""  # "" | mixed_bfloat16 | mixed_float16
+    # auto: mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU; or "" | mixed_bfloat16 |
+    # mixed_float16 | float32.
+    mixed_precision: str = "auto"
+    batch_size_per_replica: int = 0  # > 0: global batch = this x replicas (overrides batch_size)
     jit_compile: bool = False  # XLA
     checkpoint_every: int = 200  # steps; a restarted Trainer resumes from the last one
     checkpoint_dir: str = ""  # empty -> <work_dir>/checkpoints
@@ -95,6 +100,73 @@ class ServingConfig:
 
 
 @dataclasses.dataclass
+class ResourceConfig:
+    """Container resources of one kind of step on Kubeflow / Vertex; 0 or empty: cluster default.
+
+    ``accelerator_type``: on Kubeflow Pipelines the resource name (``nvidia.com/gpu``); on Vertex
+    AI Pipelines the accelerator (``NVIDIA_TESLA_T4``, ``NVIDIA_A100_80GB``, ``TPU_V3``, ...).
+    """
+
+    cpu: float = 0.0
+    memory_gb: float = 0.0
+    accelerator_type: str = ""
+    accelerator_count: int = 0
+    replicas: int = 1  # Trainer only: > 1 trains multi-worker (Vertex custom job, TF_CONFIG)
+    machine_type: str = ""  # Vertex custom job machine for multi-worker training, e.g. a2-highgpu-1g
+
+    @property
+    def is_tpu(self) -> bool:
+        return self.accelerator_type.upper().startswith("TPU")
+
+    @property
+    def gpus(self) -> int:
+        return 0 if self.is_tpu or not self.accelerator_type else self.accelerator_count
+
+
+@dataclasses.dataclass
+class ResourcesConfig:
+    """Resources per kind of step; the Trainer's also choose its tf.distribute strategy."""
+
+    trainer: ResourceConfig = dataclasses.field(default_factory=ResourceConfig)
+    beam: ResourceConfig = dataclasses.field(default_factory=ResourceConfig)  # Beam-based components
+    default: ResourceConfig = dataclasses.field(default_factory=ResourceConfig)  # everything else
+
+
+@dataclasses.dataclass
+class BeamConfig:
+    """Which Beam runner the Beam-based components use; see tfx_bert/beam_options.py."""
+
+    runner: str = "direct"  # direct | dataflow | flink | spark
+    project: str = ""  # dataflow
+    region: str = ""  # dataflow
+    temp_location: str = ""  # dataflow: gs://bucket/tmp
+    staging_location: str = ""  # dataflow; empty -> temp_location
+    machine_type: str = ""  # dataflow worker machine, e.g. n1-standard-8
+    max_num_workers: int = 0  # dataflow autoscaling ceiling
+    sdk_container_image: str = ""  # dataflow/portable: a worker image with this package installed
+    flink_master: str = ""  # flink: host:port of the JobManager
+    spark_master: str = ""  # spark: spark://host:7077
+    environment_type: str = ""  # portable runners: DOCKER | PROCESS | EXTERNAL | LOOPBACK
+    environment_config: str = ""  # e.g. the SDK harness image for DOCKER
+    parallelism: int = 0  # flink/spark default parallelism
+    setup_file: str = ""  # shipped to workers; empty -> this checkout's setup.py
+    extra_args: list = dataclasses.field(default_factory=list)  # appended verbatim
+
+
+@dataclasses.dataclass
+class KubeflowConfig:
+    """Compiling for Kubeflow Pipelines v2 / Vertex AI Pipelines (kubeflow/runner.py)."""
+
+    image: str = "tfx-bert:latest"  # the image built from kubeflow/Dockerfile
+    platform: str = "kfp"  # kfp | vertex (Vertex: TPUs, multi-worker custom jobs)
+    pipeline_root: str = ""  # gs://bucket/root; per run: --pipeline-root at submission
+    project: str = ""  # vertex
+    region: str = "us-central1"  # vertex
+    image_setup_file: str = "/tfx-bert/setup.py"  # setup.py inside the image, for Beam workers
+    runtime_parameters: bool = True  # data paths, step counts, model size settable per run
+
+
+@dataclasses.dataclass
 class ProjectConfig:
     """Everything a run needs; paths default to places under ``work_dir``."""
 
@@ -105,6 +177,9 @@ class ProjectConfig:
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     # Derived paths ---------------------------------------------------------------------
     @property
@@ -147,10 +222,18 @@ class ProjectConfig:
              "pretrain.phase2_max_seq_length must exceed max_seq_length (<= 512) with phase2_train_steps > 0"),
             (not self.pretrain.whole_word_masking or self.pretrain.masking == "static",
              "pretrain.whole_word_masking needs pretrain.masking=static"),
-            (self.pretrain.distribution in ("default", "mirrored", "multi_worker", "tpu"),
-             "pretrain.distribution must be default, mirrored, multi_worker or tpu"),
-            (self.pretrain.mixed_precision in ("", "mixed_bfloat16", "mixed_float16"),
-             "pretrain.mixed_precision must be empty, mixed_bfloat16 or mixed_float16"),
+            (self.pretrain.distribution in ("auto", "default", "mirrored", "multi_worker", "tpu"),
+             "pretrain.distribution must be auto, default, mirrored, multi_worker or tpu"),
+            (self.pretrain.mixed_precision in ("auto", "", "float32", "mixed_bfloat16", "mixed_float16"),
+             "pretrain.mixed_precision must be auto, float32, mixed_bfloat16 or mixed_float16"),
+            (self.pretrain.batch_size_per_replica >= 0, "pretrain.batch_size_per_replica must be >= 0"),
+            (self.beam.runner in ("direct", "dataflow", "flink", "spark"),
+             "beam.runner must be direct, dataflow, flink or spark"),
+            (self.kubeflow.platform in ("kfp", "vertex"), "kubeflow.platform must be kfp or vertex"),
+            (self.resources.trainer.replicas >= 1, "resources.trainer.replicas must be at least 1"),
+            (self.resources.trainer.replicas == 1 or self.kubeflow.platform == "vertex",
+             "resources.trainer.replicas > 1 needs kubeflow.platform=vertex (multi-worker custom "
+             "job); on Kubernetes without Vertex see the TFJob section of the README"),
             (0 <= self.finetune.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
         ]
         for ok, message in checks:

@@ -1,0 +1,65 @@
+"""BertTrainer: TFX's Trainer (same inputs, outputs and ``run_fn`` contract) whose step count and
+model size are execution properties of their own, so Kubeflow can set them per run."""
+from __future__ import annotations
+
+from typing import Any
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import trainer_pb2
+from tfx.types.component_spec import ExecutionParameter
+from tfx.types.standard_component_specs import TrainerSpec
+from tfx.utils import json_utils
+
+from components.bert_trainer import executor
+from components.bert_trainer.executor import MODEL_SIZE_KEY, TRAIN_STEPS_KEY
+
+
+class BertTrainerSpec(TrainerSpec):
+    """TrainerSpec plus ``train_steps`` and ``model_size`` (each may be a RuntimeParameter)."""
+
+    PARAMETERS = {
+        **TrainerSpec.PARAMETERS,
+        TRAIN_STEPS_KEY: ExecutionParameter(type=int, optional=True),
+        MODEL_SIZE_KEY: ExecutionParameter(type=str, optional=True),
+    }
+
+
+class BertTrainer(base_component.BaseComponent):
+    """Trainer for this project's ``run_fn``s.
+
+    ``train_steps`` and ``model_size`` are plain values or
+    ``tfx.dsl.experimental.RuntimeParameter``s; ``vertex_job``, when given, is the Vertex
+    custom-job spec (``worker_pool_specs``...) and training runs there instead of in this step's
+    container.
+    """
+
+    SPEC_CLASS = BertTrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, examples: types.BaseChannel, run_fn: str, train_steps: Any, eval_steps: int,
+                 custom_config: dict | None = None, transform_graph: types.BaseChannel | None = None,
+                 schema: types.BaseChannel | None = None, base_model: types.BaseChannel | None = None,
+                 model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = ""):
+        custom_config = dict(custom_config or {})
+        custom_executor = None
+        if vertex_job:
+            from tfx.extensions.google_cloud_ai_platform import constants
+            from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex
+
+            from components.bert_trainer import vertex_executor
+
+            custom_config.update({vertex.TRAINING_ARGS_KEY: vertex_job, constants.ENABLE_VERTEX_KEY: True,
+                                  constants.VERTEX_REGION_KEY: vertex_region})
+            custom_executor = executor_spec.ExecutorClassSpec(vertex_executor.VertexExecutor)
+        default_steps = train_steps if isinstance(train_steps, int) else 0
+        spec = BertTrainerSpec(
+            examples=examples, transform_graph=transform_graph, schema=schema, base_model=base_model,
+            run_fn=run_fn, train_args=trainer_pb2.TrainArgs(num_steps=default_steps),
+            eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
+            custom_config=json_utils.dumps(custom_config),
+            train_steps=train_steps, model_size=model_size,
+            model=types.Channel(type=types.standard_artifacts.Model),
+            model_run=types.Channel(type=types.standard_artifacts.ModelRun),
+        )
+        super().__init__(spec=spec, custom_executor_spec=custom_executor)
