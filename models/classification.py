@@ -97,4 +97,5 @@ def run_fn(fn_args) -> None:
         return {features.PROBABILITIES: probabilities,
                 features.CLASS_IDS: tf.argmax(probabilities, axis=-1)}
 
-    export.export_text_model(classifier, tf_transform_output, fn_args.serving_model_dir, outputs_fn)
+    export.export_text_model(classifier, tf_transform_output, fn_args.serving_model_dir, outputs_fn,
+                             class_names=tuple(str(i) for i in range(num_classes)))

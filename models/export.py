@@ -4,8 +4,9 @@ The SavedModel holds the Transform graph (tensorflow-text WordPiece, the same to
 training used) and the Keras model in one ``tf.Module``. Signatures:
 
 * ``serving_default``: ``text`` (and ``text_b`` for pair tasks) string [batch] -> outputs;
-* ``serving_tf_example``: serialized tf.Example [batch] -> outputs (for TFMA and TF Serving's
-  Classify/Regress-style clients).
+* ``serving_tf_example``: serialized tf.Example [batch] -> outputs (for TFMA);
+* ``classification`` (classifiers): TF Serving's classify signature, ``inputs`` (serialized
+  tf.Example) -> ``classes`` and ``scores``, so the Classify and MultiInference APIs work.
 
 Keras 3 models and TFT's tf-keras ``transform_features_layer`` cannot share a Keras save, so both
 are tracked by a plain ``tf.Module`` and saved with ``tf.saved_model.save``.
@@ -30,10 +31,13 @@ def export_text_model(
     outputs_fn: Callable[[dict], dict],
     text_keys: tuple = (features.TEXT,),
     label_key: str = features.LABEL,
+    class_names: tuple | None = None,
 ) -> None:
     """Saves ``model`` behind the Transform graph with raw-text and tf.Example signatures.
 
     ``outputs_fn(transformed_features)`` runs the model and returns the dict of named outputs.
+    With ``class_names`` (classifiers whose outputs hold ``probabilities``) it also adds TF
+    Serving's ``classification`` signature.
     """
     module = tf.Module()
     module.model = model
@@ -59,11 +63,46 @@ def export_text_model(
 
     module.serve_text = serve_text
     module.serve_tf_example = serve_tf_example
-    tf.saved_model.save(
-        module,
-        export_dir,
-        signatures={
-            "serving_default": serve_text.get_concrete_function(),
-            "serving_tf_example": serve_tf_example.get_concrete_function(),
-        },
-    )
+    signatures = {
+        "serving_default": serve_text.get_concrete_function(),
+        "serving_tf_example": serve_tf_example.get_concrete_function(),
+    }
+    if class_names:
+        names = tf.constant([list(class_names)])
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(serialized):
+            scores = run(tf.io.parse_example(serialized, raw_spec))[features.PROBABILITIES]
+            return {"classes": tf.tile(names, [tf.shape(scores)[0], 1]), "scores": scores}
+
+        module.classify = classify
+        signatures["classification"] = classify.get_concrete_function()
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    if class_names:
+        set_method_names(export_dir, {"classification": CLASSIFY_METHOD_NAME})
+
+
+CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
+REGRESS_METHOD_NAME = "tensorflow/serving/regress"
+
+
+def set_method_names(export_dir: str, methods: dict[str, str]) -> None:
+    """Marks signatures as TF Serving classify/regress ones.
+
+    TF2's ``tf.saved_model.save`` writes every signature with the predict method; TF Serving's
+    Classify and Regress APIs accept only signatures whose ``method_name`` says so, and the
+    loaders ignore it, so it is set in saved_model.pb after saving.
+    """
+    import os
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        for name, method in methods.items():
+            meta_graph.signature_def[name].method_name = method
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(saved_model.SerializeToString())

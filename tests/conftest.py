@@ -86,8 +86,15 @@ def build_pretraining_examples(tmp, num_documents=60, max_seq_length=32):
 
 
 def save_text_model(export_dir, vocab_dir, scale: float):
-    """Raw text -> WordPiece (in-graph) -> a score; `scale` tells versions apart."""
+    """Raw text -> WordPiece (in-graph) -> a score; `scale` tells versions apart.
+
+    Besides ``serving_default`` (text -> score, token_ids) it has TF Serving's classify
+    (``classification``: classes short/long scored by token count) and regress
+    (``regression``: the score) signatures over serialized tf.Examples with a ``text`` feature.
+    """
     import tensorflow as tf
+
+    from models.export import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME, set_method_names
 
     tok = tokenization.WordPieceTokenizer.from_directory(vocab_dir)
     module = tf.Module()
@@ -98,5 +105,24 @@ def save_text_model(export_dir, vocab_dir, scale: float):
         score = tf.cast(tf.reduce_sum(packed["token_ids"], axis=1), tf.float32) * scale
         return {"score": score, "token_ids": packed["token_ids"]}
 
-    module.serve = serve
-    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": serve.get_concrete_function()})
+    def parse(serialized):
+        return tf.io.parse_example(serialized, {"text": tf.io.FixedLenFeature([], tf.string)})["text"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(serialized):
+        tokens = tf.reduce_sum(tf.cast(tok.encode(parse(serialized), 8)["padding_mask"], tf.float32), axis=1)
+        long_score = tokens / (tokens + 4.0)
+        scores = tf.stack([1.0 - long_score, long_score], axis=1)
+        classes = tf.tile(tf.constant([["short", "long"]]), [tf.shape(scores)[0], 1])
+        return {"classes": classes, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def regress(serialized):
+        return {"outputs": serve(parse(serialized))["score"]}
+
+    module.serve, module.classify, module.regress = serve, classify, regress
+    tf.saved_model.save(module, str(export_dir), signatures={
+        "serving_default": serve.get_concrete_function(),
+        "classification": classify.get_concrete_function(),
+        "regression": regress.get_concrete_function()})
+    set_method_names(str(export_dir), {"classification": CLASSIFY_METHOD_NAME, "regression": REGRESS_METHOD_NAME})

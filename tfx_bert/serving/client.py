@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -17,14 +18,35 @@ from tensorflow_serving.apis import (
 )
 
 
-class ServingClient:
-    """Calls ``PredictionService.Predict`` with string inputs; retries on UNAVAILABLE."""
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
 
-    def __init__(self, target: str, timeout: float = 10.0, retries: int = 3):
+
+def make_channel(target: str, root_cert: str | None = None, client_cert: str | None = None,
+                 client_key: str | None = None, server_name: str | None = None) -> grpc.Channel:
+    """A gRPC channel: TLS when ``root_cert`` (PEM path) is given, with a client certificate
+    for mutual TLS when ``client_cert``/``client_key`` are; plaintext otherwise."""
+    if not root_cert and not client_cert:
+        return grpc.insecure_channel(target)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(root_cert), private_key=_read(client_key), certificate_chain=_read(client_cert))
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return grpc.secure_channel(target, credentials, options=options)
+
+
+class ServingClient:
+    """Calls TF Serving's gRPC API; per-call ``timeout``, retries on UNAVAILABLE with backoff,
+    optional TLS (``root_cert``; ``client_cert`` + ``client_key`` for mutual TLS)."""
+
+    def __init__(self, target: str, timeout: float = 10.0, retries: int = 3, root_cert: str | None = None,
+                 client_cert: str | None = None, client_key: str | None = None, server_name: str | None = None):
         self.target = target
         self.timeout = timeout
         self.retries = retries
-        self._channel = grpc.insecure_channel(target)
+        self._channel = make_channel(target, root_cert, client_cert, client_key, server_name)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -65,21 +87,39 @@ class ServingClient:
             time.sleep(0.25)
 
     def predict(self, model_name: str, inputs: dict, signature_name: str = "serving_default",
-                version: int | None = None) -> dict[str, np.ndarray]:
+                version: int | None = None, version_label: str | None = None) -> dict[str, np.ndarray]:
         """Sends ``inputs`` (name -> array-like) and returns the outputs as numpy arrays."""
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
         request.model_spec.signature_name = signature_name
         if version is not None:
             request.model_spec.version.value = version
+        if version_label:
+            request.model_spec.version_label = version_label
         for key, value in inputs.items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         response = self._call(self._predict.Predict, request)
         return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
 
-    def classify_texts(self, model_name: str, texts: list[str]) -> list[dict]:
+    def classify(self, model_name: str, examples: list[dict], signature_name: str = "classification",
+                 version: int | None = None) -> list[list[tuple[str, float]]]:
+        """``PredictionService.Classify`` on tf.Examples built from {feature: str} dicts;
+        returns (label, score) pairs per example."""
+        request = classification_pb2.ClassificationRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = signature_name
+        if version is not None:
+            request.model_spec.version.value = version
+        for features in examples:
+            example = request.input.example_list.examples.add()
+            for key, value in features.items():
+                example.features.feature[key].bytes_list.value.append(value.encode())
+        response = self._call(self._predict.Classify, request)
+        return [[(c.label, c.score) for c in row.classes] for row in response.result.classifications]
+
+    def classify_texts(self, model_name: str, texts: list[str], version_label: str | None = None) -> list[dict]:
         """Sentiment/classification: text -> {"text", "class_id", "probabilities"} per input."""
-        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object)})
+        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object)}, version_label=version_label)
         return [
             {"text": text, "class_id": int(cls), "probabilities": [float(p) for p in probs]}
             for text, cls, probs in zip(texts, outputs["class_ids"], outputs["probabilities"])
