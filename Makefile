@@ -43,6 +43,7 @@ bench: setup .bench-hf/bin/python
 	$(VENV)/bin/python benchmarks/beam_components.py
 	$(VENV)/bin/python benchmarks/pretraining_throughput.py
 	$(VENV)/bin/python benchmarks/demo_timings.py
+	$(VENV)/bin/python benchmarks/serving_throughput.py
 
 # The Kubeflow image (needs a Docker engine; none runs on the development machines).
 IMAGE ?= tfx-bert:latest

@@ -393,3 +393,54 @@ def test_two_pushes_under_a_steady_stream_of_requests(tmp_path, versions):
     assert failures == []
     assert set(seen) == {1, 2, 3}
     print({v: round(seen[v] - pushed[v], 2) for v in pushed})
+
+
+def _rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_load_many_concurrent_clients_nothing_lost_memory_stable(tmp_path, versions):
+    """Bounded load on 127.0.0.1 against the server in its own process: 32 clients x 100
+    requests, every answer correct, RSS after the run within 64 MB of RSS after warm-up."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = _install(versions, tmp_path / "toy", 1)
+    port_file = tmp_path / "port"
+    process = subprocess.Popen([sys.executable, "-m", "tfx_bert.serving.server", "--model_name", "toy",
+                                "--model_base_path", str(base), "--port", "0", "--port_file", str(port_file)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not port_file.exists():
+            assert process.poll() is None and time.time() < deadline, "server did not start"
+            time.sleep(0.2)
+        target = f"127.0.0.1:{port_file.read_text()}"
+        texts = ["the cat", "the cat sat on the mat", "a dog ran", "hello world"]
+        with client_lib.ServingClient(target) as client:
+            expected = {t: client.predict("toy", {"text": np.array([t], dtype=object)})["score"][0] for t in texts}
+
+        def worker(seed, requests):
+            wrong = 0
+            with client_lib.ServingClient(target, timeout=30) as client:
+                for i in range(requests):
+                    text = texts[(seed + i) % len(texts)]
+                    wrong += client.predict("toy", {"text": np.array([text], dtype=object)})["score"][0] != expected[text]
+            return wrong
+
+        with ThreadPoolExecutor(32) as pool:
+            assert sum(pool.map(worker, range(32), [8] * 32)) == 0  # warm-up
+            warm_rss = _rss_mb(process.pid)
+            started = time.monotonic()
+            assert sum(pool.map(worker, range(32), [100] * 32)) == 0  # nothing lost, nothing wrong
+            elapsed = time.monotonic() - started
+        final_rss = _rss_mb(process.pid)
+        print(f"3200 requests in {elapsed:.1f}s; RSS {warm_rss:.0f} -> {final_rss:.0f} MB")
+        assert final_rss - warm_rss < 64
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

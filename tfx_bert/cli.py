@@ -186,8 +186,23 @@ def cmd_serve(args) -> int:
     config = _config(args)
     name = args.model_name or config.finetune.model_name
     base = args.model_base_path or os.path.join(config.serving_base, name)
-    server.main(["--model_name", name, "--model_base_path", base, "--host", config.serving.host,
-                 "--port", str(args.port or config.serving.grpc_port)])
+    s = config.serving
+    flags = ["--host", s.host, "--port", str(args.port or s.grpc_port), "--rest_api_port", str(s.rest_port),
+             "--file_system_poll_wait_seconds", str(s.poll_seconds)]
+    if args.model_config_file:
+        flags += ["--model_config_file", args.model_config_file]
+    else:
+        flags += ["--model_name", name, "--model_base_path", base]
+    if s.enable_batching:
+        batching = os.path.join(os.path.abspath(config.work_dir), "batching.config")
+        os.makedirs(os.path.dirname(batching), exist_ok=True)
+        with open(batching, "w") as f:
+            f.write(f"max_batch_size {{ value: {s.max_batch_size} }}\n"
+                    f"batch_timeout_micros {{ value: {s.batch_timeout_micros} }}\n")
+        flags += ["--enable_batching", "--batching_parameters_file", batching]
+    if args.ssl_config_file:
+        flags += ["--ssl_config_file", args.ssl_config_file]
+    server.main(flags)
     return 0
 
 
@@ -196,9 +211,11 @@ def cmd_predict(args) -> int:
 
     import grpc
 
-    with client_lib.ServingClient(args.target, timeout=args.timeout) as client:
+    with client_lib.ServingClient(args.target, timeout=args.timeout, retries=args.retries,
+                                  root_cert=args.root_cert, client_cert=args.client_cert,
+                                  client_key=args.client_key, server_name=args.server_name) as client:
         try:
-            results = client.classify_texts(args.model_name, args.texts)
+            results = client.classify_texts(args.model_name, args.texts, version_label=args.version_label)
         except grpc.RpcError as e:
             print(f"tfx-bert predict: {e.code().name} from {args.target}: {e.details()}", file=sys.stderr)
             return 1
@@ -238,6 +255,14 @@ def cmd_show_config(args) -> int:
     import yaml
 
     print(yaml.safe_dump(_config(args, demo=args.demo).to_dict(), sort_keys=False))
+    return 0
+
+
+def cmd_serving_manifests(args) -> int:
+    from kubeflow import serving_manifests
+
+    path = serving_manifests.write_manifests(_config(args, demo=args.demo), args.output)
+    print(f"Wrote {path}; apply it with: kubectl apply -f {path}")
     return 0
 
 
@@ -283,18 +308,32 @@ def build_parser() -> argparse.ArgumentParser:
     kubeflow_arguments.add_arguments(p)
     p.set_defaults(fn=cmd_compile)
 
+    p = sub.add_parser("serving-manifests",
+                       help="write Kubernetes manifests running TF Serving over the push destination")
+    _add_config_flags(p)
+    p.add_argument("--output", default="k8s", help="directory for serving.yaml")
+    p.set_defaults(fn=cmd_serving_manifests)
+
     p = sub.add_parser("serve", help="serve pushed models over TF Serving's gRPC API (development server)")
     _add_config_flags(p, demo_flag=False)
     p.add_argument("--model-name")
     p.add_argument("--model-base-path")
     p.add_argument("--port", type=int)
+    p.add_argument("--model-config-file", help="TF Serving model_config_file (several models, versions, labels)")
+    p.add_argument("--ssl-config-file", help="TF Serving ssl_config_file (server_key, server_cert, ...)")
     p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("predict", help="send raw text to a TF Serving endpoint")
     p.add_argument("texts", nargs="+")
     p.add_argument("--target", default="127.0.0.1:8500")
     p.add_argument("--model-name", default="sentiment")
-    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
+    p.add_argument("--version-label", help="serve a labelled version (model_config_file version_labels)")
+    p.add_argument("--root-cert", help="PEM of the CA that signed the server's certificate (turns TLS on)")
+    p.add_argument("--client-cert", help="PEM client certificate (mutual TLS)")
+    p.add_argument("--client-key", help="PEM client key (mutual TLS)")
+    p.add_argument("--server-name", help="expected server name in its certificate, if not the target host")
     p.set_defaults(fn=cmd_predict)
 
     p = sub.add_parser("check-ops", help="can TF Serving 2.16 load this SavedModel?")

@@ -94,9 +94,21 @@ class FinetuneConfig:
 class ServingConfig:
     """Where models are pushed and how the development server listens."""
 
-    serving_base: str = ""  # empty -> <work_dir>/serving
+    serving_base: str = ""  # empty -> <work_dir>/serving; on Kubernetes a gs:// path
     host: str = "127.0.0.1"
     grpc_port: int = 8500
+    rest_port: int = 8501
+    poll_seconds: float = 2.0  # how often servers look for new versions
+    enable_batching: bool = False
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 2000
+    # Kubernetes (kubeflow/serving_manifests.py): TF Serving's official image over serving_base.
+    image: str = "tensorflow/serving:2.16.1"
+    replicas: int = 2
+    namespace: str = "default"
+    cpu: str = "2"
+    memory: str = "4Gi"
+    service_account: str = ""  # one with read access to serving_base (e.g. GKE workload identity)
 
 
 @dataclasses.dataclass
@@ -196,11 +208,11 @@ class ProjectConfig:
 
     @property
     def checkpoint_root(self) -> str:
-        return os.path.abspath(self.pretrain.checkpoint_dir or os.path.join(self.work_dir, "checkpoints"))
+        return _absolute(self.pretrain.checkpoint_dir or os.path.join(self.work_dir, "checkpoints"))
 
     @property
     def serving_base(self) -> str:
-        return os.path.abspath(self.serving.serving_base or os.path.join(self.work_dir, "serving"))
+        return _absolute(self.serving.serving_base or os.path.join(self.work_dir, "serving"))
 
     def validate(self) -> "ProjectConfig":
         """Checks values that would otherwise fail deep inside TF; returns self."""
@@ -243,6 +255,11 @@ class ProjectConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _absolute(path: str) -> str:
+    """Local paths made absolute; URIs (gs://, s3://, hdfs://) kept as they are."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _apply(obj: Any, data: dict, where: str) -> None:
