@@ -149,7 +149,7 @@ def main():
                 arrays = [np.array([s], dtype=object) for s in SENTENCES]
                 for a in arrays:
                     client.predict("sentiment", {"text": a})
-                for clients in ((32,) if batching else (1, 8, 32)):
+                for clients in ((8, 32) if batching else (1, 8, 32)):
                     rows.append(("gRPC, batching" if batching else "gRPC", clients, median_of(
                         args.repeats, lambda: run_clients(
                             lambda i: client.predict("sentiment", {"text": arrays[i % len(arrays)]}),
@@ -165,7 +165,9 @@ def main():
     grpc8 = next(r[0] for n, c, r in rows if n == "gRPC" and c == 8)
     plain32 = next(r[0] for n, c, r in rows if n == "gRPC" and c == 32)
     batched32 = next(r[0] for n, c, r in rows if n == "gRPC, batching" and c == 32)
-    print(f"\ngRPC at 8 clients: {grpc8 / ceiling[8]:.0%} of in-process (target >= 70%)")
+    batched8 = next(r[0] for n, c, r in rows if n == "gRPC, batching" and c == 8)
+    print(f"\ngRPC at 8 clients: {grpc8 / ceiling[8]:.0%} of in-process without batching, "
+          f"{batched8 / ceiling[8]:.0%} with batching (target >= 70%)")
     print(f"batching at 32 clients: x{batched32 / plain32:.2f} requests/s")
 
 

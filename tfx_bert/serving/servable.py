@@ -55,6 +55,8 @@ class LoadedVersion:
             saved_model.ParseFromString(f.read())
         self.signature_defs = {k: v for k, v in saved_model.meta_graphs[0].signature_def.items()
                                if k != "__saved_model_init_op"}
+        # Looked up on every request: resolved once here.
+        self._input_specs = {k: fn.structured_input_signature[1] for k, fn in self.signatures.items()}
 
     def signature(self, signature_name: str, method: str | None = None):
         """(concrete function, input specs) of a signature; checks its method like TF Serving."""
@@ -65,8 +67,7 @@ class LoadedVersion:
         if method and self.signature_defs[name].method_name != method:
             raise invalid(f"Expected {method.rsplit('/', 1)[1]} signature method_name to be {method}. "
                           f"Was: {self.signature_defs[name].method_name}")
-        fn = self.signatures[name]
-        return fn, fn.structured_input_signature[1]
+        return self.signatures[name], self._input_specs[name]
 
     def input_specs(self, signature_name: str) -> dict:
         return self.signature(signature_name)[1]
@@ -100,7 +101,7 @@ class LoadedVersion:
         unknown = [k for k in wanted if k not in outputs]
         if unknown:
             raise invalid(f"output_filter names unknown outputs {unknown}; available: {sorted(outputs)}")
-        return {k: np.asarray(outputs[k]) for k in wanted}
+        return {k: outputs[k].numpy() for k in wanted}
 
     def arrays_from_protos(self, signature_name: str, protos: dict) -> dict[str, np.ndarray]:
         """TensorProtos of a gRPC request -> arrays; dtypes must match the signature's."""
