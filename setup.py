@@ -24,6 +24,7 @@ TEST_REQUIRES = [
     "pytest>=8,<9",
     "pytest-timeout>=2.3",
     "tokenizers>=0.20",  # reference WordPiece (google-research semantics) for parity tests
+    "seqeval>=1.2.2",  # reference entity-level NER metrics (conlleval definition) for tests
 ]
 
 setuptools.setup(

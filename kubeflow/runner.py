@@ -117,12 +117,15 @@ def runtime_parameter_defaults(pipeline) -> dict:
 
 
 def pipeline_spec_file(job_path: str) -> str:
-    """Writes the bare pipeline spec (what the KFP API takes) next to the compiled job."""
+    """Writes the bare pipeline spec (what the KFP API and client take, as YAML) next to the
+    compiled job."""
+    import yaml
+
     with open(job_path, encoding="utf-8") as f:
         job = json.load(f)
-    spec_path = os.path.splitext(job_path)[0] + ".pipeline_spec.json"
+    spec_path = os.path.splitext(job_path)[0] + ".pipeline_spec.yaml"
     with open(spec_path, "w", encoding="utf-8") as f:
-        json.dump(job["pipelineSpec"], f, indent=2)
+        yaml.safe_dump(job["pipelineSpec"], f, sort_keys=False)
     return spec_path
 
 

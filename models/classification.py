@@ -1,7 +1,10 @@
-"""Sequence classification (sentiment): Transform ``preprocessing_fn`` and Trainer ``run_fn``.
+"""Sequence classification of one text or a pair (sentiment, GLUE): the task module.
 
 [CLS] -> pooler -> dropout -> Dense -> softmax, i.e. keras-hub's ``BertClassifier`` on a
-backbone warm-started from the pretrained encoder.
+backbone warm-started from the pretrained encoder; optional class weights in the loss. Data:
+TaskExampleGen (GLUE TSV, CSV, TSV, JSONL). Metrics (TFMA): accuracy (the blessing threshold,
+and no worse than the latest blessed model), macro F1, per-class precision / recall / F1, the
+confusion matrix, and Matthews correlation (GLUE's CoLA metric) for two classes.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import os
 import keras
 import keras_hub
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
@@ -43,14 +47,66 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     return outputs
 
 
-def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool):
+def example_gen(f, data_path):
+    """The ExampleGen of classification data (``finetune.*`` loader settings)."""
+    from components.task_example_gen.component import TaskExampleGen
+
+    return TaskExampleGen(
+        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
+        input_format=f.input_format, text_field=f.text_field, text_b_field=f.text_b_field,
+        label_field=f.label_field, label_names=list(f.label_names), num_classes=f.num_classes,
+        strict=f.strict)
+
+
+def trainer_config(f) -> dict:
+    """The Trainer's ``custom_config`` (what ``run_fn`` reads)."""
+    return {"num_classes": f.num_classes, "batch_size": f.batch_size, "learning_rate": f.learning_rate,
+            "dropout": f.dropout, "class_weights": [float(w) for w in f.class_weights],
+            "label_names": [str(n) for n in f.label_names]}
+
+
+def eval_config(f) -> tfma.EvalConfig:
+    """TFMA: accuracy gates the blessing (at least ``finetune.accuracy_threshold``, and not
+    below the baseline's); macro F1, per-class precision/recall/F1, the confusion matrix and,
+    for two classes, Matthews correlation are reported."""
+    classes = list(range(f.num_classes))
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": f.accuracy_threshold}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+    per_class = [tfma.MetricConfig(class_name=name) for name in ("Precision", "Recall", "F1Score")]
+    if f.num_classes == 2:
+        per_class.append(tfma.MetricConfig(class_name="MatthewsCorrelationCoefficient"))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
+                                    prediction_key=features.PROBABILITIES)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            ]),
+            tfma.MetricsSpec(metrics=per_class, binarize=tfma.BinarizationOptions(class_ids={"values": classes})),
+            tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="F1Score", config='{"name": "macro_f1"}')],
+                             binarize=tfma.BinarizationOptions(class_ids={"values": classes}),
+                             aggregate=tfma.AggregationOptions(macro_average=True)),
+        ],
+    )
+
+
+def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, class_weights=()):
     options = tfxio.TensorFlowDatasetOptions(
         batch_size=batch_size, label_key=features.LABEL, shuffle=repeat,
         num_epochs=None if repeat else 1, drop_final_batch=False)
     ds = fn_args.data_accessor.tf_dataset_factory(
         files, options, tf_transform_output.transformed_metadata.schema)
-    return ds.map(lambda x, y: ({k: tf.cast(x[k], tf.int32) for k in features.MODEL_INPUT_KEYS},
-                                tf.cast(tf.reshape(y, [-1]), tf.int32)))
+    ds = ds.map(lambda x, y: ({k: tf.cast(x[k], tf.int32) for k in features.MODEL_INPUT_KEYS},
+                              tf.cast(tf.reshape(y, [-1]), tf.int32)))
+    if class_weights:
+        weights = tf.constant(class_weights, tf.float32)
+        ds = ds.map(lambda x, y: (x, y, tf.gather(weights, y)))
+    return ds
 
 
 def run_fn(fn_args) -> None:
@@ -77,7 +133,8 @@ def run_fn(fn_args) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True)
+    class_weights = [float(w) for w in config.get("class_weights") or []]
+    train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, class_weights)
     eval_ds = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)
     print(f"  [train] fine-tuning {num_classes}-class classifier from {fn_args.base_model}, "
           f"{train_steps} steps of batch {batch_size}", flush=True)
@@ -97,5 +154,7 @@ def run_fn(fn_args) -> None:
         return {features.PROBABILITIES: probabilities,
                 features.CLASS_IDS: tf.argmax(probabilities, axis=-1)}
 
+    text_keys = tuple(k for k in (features.TEXT, features.TEXT_B) if k in tf_transform_output.raw_feature_spec())
+    names = config.get("label_names") or [str(i) for i in range(num_classes)]
     export.export_text_model(classifier, tf_transform_output, fn_args.serving_model_dir, outputs_fn,
-                             class_names=tuple(str(i) for i in range(num_classes)))
+                             text_keys=text_keys, class_names=tuple(names))

@@ -23,11 +23,19 @@ def corpus_pattern(config: ProjectConfig) -> str:
     return demo_data.write_demo_data(config.data_dir)["corpus"]
 
 
-def task_data_dir(config: ProjectConfig) -> str:
-    """The configured task data directory, or the embedded demo sentiment data."""
+def with_task_data(config: ProjectConfig) -> tuple[ProjectConfig, str]:
+    """(config, task data path): the configured data directory, or the task's embedded demo
+    data with the loader settings that read it."""
+    import dataclasses
+
+    from tfx_bert import tasks
+
     if config.finetune.data_dir:
-        return config.finetune.data_dir
-    return demo_data.write_demo_data(config.data_dir)["sentiment"]
+        return config, config.finetune.data_dir
+    task = tasks.get_task(config.finetune.task)
+    path = demo_data.write_demo_data(config.data_dir)[task.demo_data]
+    finetune = dataclasses.replace(config.finetune, **dict(task.demo_settings))
+    return dataclasses.replace(config, finetune=finetune), path
 
 
 def latest_encoder_uri(config: ProjectConfig) -> str:
@@ -95,7 +103,8 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
         params = PipelineParameters(corpus_pattern(config), config.pretrain.train_steps,
                                     config.pretrain.model_size)
     else:
-        params = PipelineParameters(task_data_dir(config), config.finetune.train_steps)
+        config, data_path = with_task_data(config)
+        params = PipelineParameters(data_path, config.finetune.train_steps)
     if runtime_parameters:
         params = params.as_runtime_parameters(kind)
     if kind == "pretrain":

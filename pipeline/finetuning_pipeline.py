@@ -1,8 +1,8 @@
 """Factory of the fine-tuning pipeline (one per task).
 
-ExampleGen(CSV) -> StatisticsGen -> SchemaGen -> Transform(task preprocessing_fn)
+TaskExampleGen (the task's loader) -> StatisticsGen -> SchemaGen -> Transform(task preprocessing_fn)
   -> Trainer(task run_fn, base_model = pretrained encoder via Importer)
-  -> Evaluator(TFMA, threshold -> blessing)
+  -> Evaluator(TFMA, the task's metrics; thresholds and the latest blessed model as baseline -> blessing)
   -> ServingPusher(op check, load check, warm-up requests, atomic <serving_base>/<model_name>/<version>)
 """
 from __future__ import annotations
@@ -29,12 +29,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     """
     f = config.finetune
     task = tasks.get_task(f.task)
-    example_gen = tfx.components.CsvExampleGen(
-        input_base=params.data_path,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="train", pattern="train/*.csv"),
-            tfx.proto.Input.Split(name="eval", pattern="eval/*.csv"),
-        ]))
+    task_module = task.load()
+    example_gen = task_module.example_gen(f, params.data_path)
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
     transform = tfx.components.Transform(
@@ -56,17 +52,20 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         schema=schema.outputs["schema"],
         base_model=encoder.outputs["result"],
         train_steps=params.train_steps, eval_steps=f.eval_steps,
-        custom_config={
-            "num_classes": f.num_classes,
-            "batch_size": f.batch_size,
-            "learning_rate": f.learning_rate,
-            "dropout": f.dropout,
-        },
+        custom_config=task_module.trainer_config(f),
     ).with_id("Trainer")
+    # The baseline: the latest model this pipeline blessed; TFMA's change thresholds compare the
+    # candidate against it (nothing to compare on the first run).
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        eval_config=task.eval_config(accuracy_threshold=f.accuracy_threshold),
+        baseline_model=baseline.outputs["model"],
+        eval_config=task_module.eval_config(f),
     )
     pusher = ServingPusher(
         model=trainer.outputs["model"],
@@ -80,7 +79,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     return tfx.dsl.Pipeline(
         pipeline_name=f.pipeline_name,
         pipeline_root=os.path.join(config.pipelines_root, f.pipeline_name),
-        components=[example_gen, statistics, schema, transform, encoder, trainer, evaluator, pusher],
+        components=[example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator, pusher],
         metadata_connection_config=common.metadata_config(config),
         beam_pipeline_args=beam_args,
         enable_cache=True,

@@ -130,3 +130,61 @@ def test_tfx_cli_creates_and_runs_the_pipeline(tmp_path):
                          capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert len(_trainer_models(str(work))) == 1
+
+
+def _finetune_pairs(work, *overrides):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
+         "--set", "finetune.task=pair_classification", "--set", "finetune.model_name=pairs",
+         "--set", "finetune.pipeline_name=tfx-bert-pairs", *overrides],
+        capture_output=True, text=True, cwd=REPO, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _evaluations(work):
+    return sorted(glob.glob(os.path.join(work, "pipelines", "tfx-bert-pairs", "Evaluator", "evaluation", "*")),
+                  key=lambda p: int(os.path.basename(p)))
+
+
+def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo_run):
+    """The pair task on the embedded MRPC-layout data: learns beyond the majority class; TFMA's
+    accuracy, macro F1 and MCC equal scikit-learn's on the exported model's predictions; a second
+    run is evaluated against the first (blessed) one as baseline."""
+    import tensorflow_model_analysis as tfma
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    from tfx_bert.serving import op_check
+
+    work, _ = demo_run
+    _finetune_pairs(work)
+    [version_dir] = glob.glob(os.path.join(work, "serving", "pairs", "*"))
+    assert op_check.unsupported_ops(version_dir) == []
+    with open(os.path.join(work, "data", "pairs", "dev.tsv")) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    labels = np.array([int(r[0]) for r in rows])
+    signature = tf.saved_model.load(version_dir).signatures["serving_default"]
+    assert set(signature.structured_input_signature[1]) == {"text", "text_b"}
+    predicted = signature(text=tf.constant([r[3] for r in rows]), text_b=tf.constant([r[4] for r in rows]))["class_ids"].numpy()
+    majority = max(labels.mean(), 1 - labels.mean())
+    assert accuracy_score(labels, predicted) > majority + 0.15, (accuracy_score(labels, predicted), majority)
+
+    [evaluation] = _evaluations(work)
+    metrics = {}
+    for record in tfma.load_metrics(evaluation):
+        for kv in record.metric_keys_and_values:
+            if kv.value.HasField("double_value"):
+                class_id = kv.key.sub_key.class_id.value if kv.key.sub_key.HasField("class_id") else None
+                metrics[(kv.key.name, class_id)] = kv.value.double_value.value
+    assert metrics[("sparse_categorical_accuracy", None)] == pytest.approx(accuracy_score(labels, predicted), abs=1e-6)
+    assert metrics[("macro_f1", None)] == pytest.approx(f1_score(labels, predicted, average="macro"), abs=1e-4)
+    assert metrics[("matthews_correlation_coefficient", 1)] == pytest.approx(matthews_corrcoef(labels, predicted), abs=1e-4)
+    for name in ("precision", "recall", "f1_score"):
+        assert {(name, 0), (name, 1)} <= set(metrics), name
+
+    _finetune_pairs(work, "--set", "finetune.train_steps=150")  # new Trainer run, same data
+    second = _evaluations(work)[-1]
+    validation = tfma.load_validation_result(second)
+    assert validation.validation_ok or validation.metric_validations_per_slice  # evaluated, thresholds applied
+    keys = [kv.key for record in tfma.load_metrics(second) for kv in record.metric_keys_and_values]
+    assert any(k.is_diff for k in keys), "the second run was not compared against the blessed baseline"

@@ -56,8 +56,11 @@ def test_pretraining_spec_has_components_dependencies_and_image(tmp_path):
 
 def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
     tasks = _compile("finetune", _config(tmp_path), tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert {"CsvExampleGen", "Transform", "pretrained_encoder", "Trainer", "Evaluator", "Pusher"} <= set(tasks)
+    assert {"TaskExampleGen", "Transform", "pretrained_encoder", "Trainer", "Evaluator", "Pusher"} <= set(tasks)
     assert set(tasks["Trainer"]["dependentTasks"]) >= {"Transform", "pretrained_encoder"}
+    # The baseline: KFP's two-step resolution of the latest blessed model feeds the Evaluator.
+    assert "latest_blessed_model-model-resolver" in tasks["Evaluator"]["dependentTasks"]
+    assert "baseline_model" in tasks["Evaluator"]["inputs"]["artifacts"]
     assert set(tasks["Pusher"]["dependentTasks"]) == {"Evaluator", "Trainer"}
 
 
@@ -73,9 +76,9 @@ def test_runtime_parameters_are_exposed_with_defaults_and_bound_to_steps(tmp_pat
     assert set(job["runtimeConfig"]["parameterValues"]) == set(expected)
     tasks = spec["root"]["dag"]["tasks"]
     bound = {(task, name): p["componentInputParameter"]
-             for task, t in tasks.items() for name, p in t["inputs"].get("parameters", {}).items()
+             for task, t in tasks.items() for name, p in t.get("inputs", {}).get("parameters", {}).items()
              if "componentInputParameter" in p}
-    data_step = ("TextExampleGen", "input_pattern") if kind == "pretrain" else ("CsvExampleGen", "input_base")
+    data_step = ("TextExampleGen", "input_pattern") if kind == "pretrain" else ("TaskExampleGen", "input_base")
     assert bound[data_step] == ("corpus_pattern" if kind == "pretrain" else "data_dir")
     assert bound[("Trainer", "train_steps")] == "train_steps"
     assert (("Trainer", "model_size") in bound) == (kind == "pretrain")
@@ -245,7 +248,7 @@ def test_compile_cli_writes_the_spec_and_bare_pipeline_spec(tmp_path):
                      "--image", "gcr.io/p/img:3", "--output", str(output)]) == 0
     job = json.load(open(output))
     assert _container(job, "Trainer")["image"] == "gcr.io/p/img:3"
-    spec = json.load(open(runner.pipeline_spec_file(str(output))))
+    spec = yaml.safe_load(open(runner.pipeline_spec_file(str(output))))
     assert spec["root"]["dag"]["tasks"]["Trainer"] and spec["pipelineInfo"]["name"] == "tfx-bert-sentiment"
     assert runner.parse_params(["train_steps=50", "data_dir=gs://x"]) == {"train_steps": 50, "data_dir": "gs://x"}
 
@@ -343,3 +346,71 @@ def test_compiled_trainer_step_runs_in_the_kfp_entrypoint_with_run_parameters(tm
     assert "step 3/3" in result.stdout + result.stderr  # train_steps from the run, not the 1000 compiled in
     encoder_config = json.load(open(os.path.join(model_uri, "Format-Serving", "config.json")))
     assert encoder_config["config"]["num_layers"] == 2  # the tiny size the run asked for
+
+
+class _KfpApi:
+    """The few Kubeflow Pipelines REST endpoints the kfp client calls to start a run, on
+    127.0.0.1 (no KFP cluster runs here); it records what it receives."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        api = self
+        self.runs = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, body):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802
+                if self.path.startswith("/apis/v2beta1/healthz"):
+                    return self._reply({"multi_user": False})
+                if self.path.startswith("/apis/v2beta1/experiments"):
+                    return self._reply({"experiments": [{"experiment_id": "exp-1", "display_name": "Default"}],
+                                        "total_size": 1})
+                self.send_error(404)
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.startswith("/apis/v2beta1/runs"):
+                    api.runs.append(body)
+                    return self._reply(dict(body, run_id="run-1", state="PENDING"))
+                if self.path.startswith("/apis/v2beta1/experiments"):
+                    return self._reply(dict(body, experiment_id="exp-1"))
+                self.send_error(404)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_compile_cli_submits_a_run_with_parameters_and_pipeline_root(tmp_path, capsys):
+    from tfx_bert import cli
+
+    api = _KfpApi()
+    try:
+        assert cli.main(["compile", "--pipeline", "pretrain", "--config", config_lib.DEMO_CONFIG,
+                         "--set", f"work_dir={tmp_path}", "--set", CLUSTER_PATHS[0],
+                         "--output", str(tmp_path / "p.json"), "--endpoint", api.endpoint,
+                         "--param", "train_steps=50", "--param", "model_size=small",
+                         "--pipeline-root", "gs://bucket/runs", "--run-name", "nightly"]) == 0
+    finally:
+        api.close()
+    (run,) = api.runs
+    assert run["display_name"] == "nightly" and run["experiment_id"] == "exp-1"
+    assert set(run["pipeline_spec"]["root"]["dag"]["tasks"]) >= {"TextExampleGen", "Trainer"}
+    assert run["runtime_config"]["parameters"] == {"train_steps": 50, "model_size": "small"}
+    assert run["runtime_config"]["pipeline_root"] == "gs://bucket/runs"
+    assert "Submitted run run-1" in capsys.readouterr().out

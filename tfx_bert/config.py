@@ -73,10 +73,20 @@ class FinetuneConfig:
     """A fine-tuning pipeline: task data -> Transform -> Trainer -> Evaluator -> Pusher."""
 
     pipeline_name: str = "tfx-bert-sentiment"
-    task: str = "sentiment"
-    data_dir: str = ""  # holds train/*.csv and eval/*.csv; empty -> the embedded demo data
+    task: str = "sentiment"  # a key of tfx_bert/tasks.py TASKS
+    data_dir: str = ""  # task data; empty -> the task's embedded demo data
     encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
     model_name: str = "sentiment"
+    # Task data (TaskExampleGen): files under data_dir, their format and fields.
+    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl (NER: conll; QA: squad)
+    train_pattern: str = "train/*"
+    eval_pattern: str = "eval/*"
+    text_field: str = "text"
+    text_b_field: str = ""  # sentence pairs (MRPC, QNLI, RTE, ...): the second text's field
+    label_field: str = "label"
+    label_names: list = dataclasses.field(default_factory=list)  # label strings in id order; empty: ints
+    strict: bool = False  # fail on the first bad record instead of skipping and counting
+    class_weights: list = dataclasses.field(default_factory=list)  # per class id; empty: all 1
     num_classes: int = 2
     max_seq_length: int = 64
     batch_size: int = 32
@@ -226,6 +236,10 @@ class ProjectConfig:
             (self.pretrain.train_steps > 0, "pretrain.train_steps must be positive"),
             (self.finetune.train_steps > 0, "finetune.train_steps must be positive"),
             (self.finetune.num_classes >= 2, "finetune.num_classes must be at least 2"),
+            (not self.finetune.label_names or len(self.finetune.label_names) == self.finetune.num_classes,
+             "finetune.label_names must have finetune.num_classes entries"),
+            (not self.finetune.class_weights or len(self.finetune.class_weights) == self.finetune.num_classes,
+             "finetune.class_weights must have finetune.num_classes entries"),
             (self.pretrain.optimizer in ("adamw", "lamb"), "pretrain.optimizer must be adamw or lamb"),
             (self.pretrain.masking in ("dynamic", "static"), "pretrain.masking must be dynamic or static"),
             (not self.pretrain.phase2_max_seq_length

@@ -138,13 +138,40 @@ def write_sentiment_dataset(
     return counts
 
 
+MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+
+
+def write_pair_dataset(directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 11) -> dict:
+    """Sentence pairs in GLUE's MRPC layout (``train.tsv``, ``dev.tsv``): ``Quality`` is 1 when
+    both sentences come from the same topic, 0 otherwise (half and half)."""
+    rng = random.Random(seed)
+    topic_names = sorted(TOPICS)
+    os.makedirs(directory, exist_ok=True)
+    counts = {}
+    for filename, n in (("train.tsv", num_train), ("dev.tsv", num_eval)):
+        with open(os.path.join(directory, filename), "w", encoding="utf-8") as f:
+            f.write("\t".join(MRPC_HEADER) + "\n")
+            for i in range(n):
+                same = rng.random() < 0.5
+                first = rng.choice(topic_names)
+                second = first if same else rng.choice([t for t in topic_names if t != first])
+                a = _sentence(rng, TOPICS[first], rng.choice(NAMES))
+                b = _sentence(rng, TOPICS[second], rng.choice(NAMES))
+                f.write("\t".join([str(int(same)), str(2 * i), str(2 * i + 1), a, b]) + "\n")
+        counts[filename] = n
+    return counts
+
+
 def write_demo_data(data_dir: str) -> dict:
     """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists)."""
     corpus = os.path.join(data_dir, "corpus", "corpus.txt")
     sentiment = os.path.join(data_dir, "sentiment")
-    summary = {"corpus": corpus, "sentiment": sentiment}
+    pairs = os.path.join(data_dir, "pairs")
+    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs}
     if not os.path.exists(corpus):
         summary.update(write_pretraining_corpus(corpus))
     if not os.path.exists(os.path.join(sentiment, "eval", "data.csv")):
         write_sentiment_dataset(sentiment)
+    if not os.path.exists(os.path.join(pairs, "dev.tsv")):
+        write_pair_dataset(pairs)
     return summary

@@ -9,12 +9,16 @@ TEXT = "text"
 TEXT_B = "text_b"
 LABEL = "label"
 DOC_ID = "doc_id"
+TOKENS = "tokens"  # token classification: the words of a sentence
+TAGS = "tags"  # token classification: one IOB2 tag id per word
 
 # Model inputs after tokenization and packing.
 TOKEN_IDS = "token_ids"
 SEGMENT_IDS = "segment_ids"
 PADDING_MASK = "padding_mask"
 MODEL_INPUT_KEYS = (TOKEN_IDS, SEGMENT_IDS, PADDING_MASK)
+WORD_POSITIONS = "word_positions"  # token classification: each word's first piece (-1: none)
+WORD_TAGS = "word_tags"  # token classification: each word's tag id (-1: none)
 
 # Pretraining-instance features (written by PretrainingDataGen).
 NEXT_SENTENCE_LABEL = "next_sentence_label"

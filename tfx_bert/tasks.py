@@ -1,58 +1,60 @@
 """Task registry: what each fine-tuning task plugs into the fine-tuning pipeline.
 
-A task names its Transform ``preprocessing_fn`` and Trainer ``run_fn`` (dotted paths into this
-installed package, so containers and Beam workers import them the same way), its serving
-outputs, and its TFMA evaluation config. Adding a task is adding an entry here and a module
-under ``models/``.
+Each task is one module under ``models/`` that declares, for the pipeline:
+
+* ``example_gen(finetune_config, data_path)``: the ExampleGen reading its data format;
+* ``preprocessing_fn``: Transform's function (the shared in-graph tokenizer);
+* ``run_fn``: the Trainer's function (head, loss, training metrics, serving export);
+* ``trainer_config(finetune_config)``: the Trainer's ``custom_config``;
+* ``eval_config(finetune_config)``: the TFMA EvalConfig (the community's metrics, the blessing
+  thresholds).
+
+A registry entry names the module, and the embedded demo data with the loader settings that
+read it (used when ``finetune.data_dir`` is empty). Dotted paths into this installed package, so
+containers and Beam workers import them the same way.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
-
-import tensorflow_model_analysis as tfma
-
-from tfx_bert import features
+import importlib
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
     name: str
-    preprocessing_fn: str
-    run_fn: str
-    text_keys: tuple
-    eval_config: Callable[..., tfma.EvalConfig]
+    module: str  # models.<task module>
     description: str
+    demo_data: str = ""  # key of demo_data.write_demo_data()'s result
+    demo_settings: tuple = ()  # (finetune key, value) pairs that read the demo data
 
+    @property
+    def preprocessing_fn(self) -> str:
+        return f"{self.module}.preprocessing_fn"
 
-def classification_eval_config(accuracy_threshold: float, **_) -> tfma.EvalConfig:
-    """TFMA config: accuracy with a blessing threshold, plus example count and AUC-free metrics."""
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
-            signature_name="serving_tf_example",
-            label_key=features.LABEL,
-            prediction_key=features.PROBABILITIES,
-        )],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(
-                class_name="SparseCategoricalAccuracy",
-                threshold=tfma.MetricThreshold(
-                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_threshold}))),
-        ])],
-    )
+    @property
+    def run_fn(self) -> str:
+        return f"{self.module}.run_fn"
+
+    def load(self):
+        """The task's module (imports TF and TFMA: call only when building or running)."""
+        return importlib.import_module(self.module)
 
 
 TASKS: dict[str, Task] = {
     "sentiment": Task(
-        name="sentiment",
-        preprocessing_fn="models.classification.preprocessing_fn",
-        run_fn="models.classification.run_fn",
-        text_keys=(features.TEXT,),
-        eval_config=classification_eval_config,
-        description="Sequence classification: [CLS] -> Dense -> softmax",
-    ),
+        name="sentiment", module="models.classification",
+        description="Sequence classification of one text: [CLS] -> dropout -> Dense -> softmax",
+        demo_data="sentiment",
+        demo_settings=(("input_format", "csv"), ("train_pattern", "train/*.csv"), ("eval_pattern", "eval/*.csv"),
+                       ("text_field", "text"), ("text_b_field", ""), ("label_field", "label"),
+                       ("num_classes", 2), ("label_names", []))),
+    "pair_classification": Task(
+        name="pair_classification", module="models.classification",
+        description="Sentence-pair classification (GLUE MRPC/QNLI/RTE style): [CLS] a [SEP] b [SEP] -> softmax",
+        demo_data="pairs",
+        demo_settings=(("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"),
+                       ("text_field", "#1 String"), ("text_b_field", "#2 String"), ("label_field", "Quality"),
+                       ("num_classes", 2), ("label_names", []))),
 }
 
 

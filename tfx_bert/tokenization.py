@@ -174,6 +174,39 @@ def read_tokenizer_config(directory: str) -> TokenizerConfig:
 # --- In-graph WordPiece tokenizer ---------------------------------------------------------
 
 
+# google-research BERT BasicTokenizer boundaries, in RE2 syntax: whitespace drops out;
+# punctuation (ASCII symbol ranges and Unicode P*) and CJK ideographs become words of their own.
+_PUNCTUATION = r"[!-/:-@\[-`{-~]|\p{P}"
+_CJK = (r"[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
+        r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}]")
+WORD_KEEP_PATTERN = f"{_PUNCTUATION}|{_CJK}"
+WORD_DELIMITER_PATTERN = rf"\s|\p{{Zs}}|{WORD_KEEP_PATTERN}"
+
+
+def _char_offsets(texts, byte_offsets):
+    """Byte offsets [batch, (n)] into UTF-8 ``texts`` -> character offsets."""
+    import tensorflow as tf
+
+    _, char_starts = tf.strings.unicode_decode_with_offsets(texts, "UTF-8")
+    lengths = tf.cast(tf.strings.length(texts), tf.int64)  # bytes: the end maps to the char count
+    boundaries = tf.concat([char_starts, tf.expand_dims(lengths, 1)], axis=1).to_tensor(
+        default_value=tf.int64.max)
+    flat_rows = tf.repeat(tf.range(tf.shape(boundaries)[0], dtype=tf.int64), byte_offsets.row_lengths())
+    rows = tf.gather(boundaries, flat_rows)
+    index = tf.searchsorted(rows, tf.expand_dims(byte_offsets.flat_values, 1), side="left")
+    return byte_offsets.with_flat_values(tf.squeeze(index, 1))
+
+
+def _pad_words(values, sequence_length: int):
+    """Ragged [batch, (words)] int64 -> dense [batch, sequence_length], padded and cut with -1."""
+    import tensorflow as tf
+
+    dense = values.to_tensor(default_value=-1)
+    width = tf.shape(dense)[1]
+    dense = tf.pad(dense, [[0, 0], [0, tf.maximum(0, sequence_length - width)]], constant_values=-1)
+    return dense[:, :sequence_length]
+
+
 class WordPieceTokenizer:
     """WordPiece tokenizer and BERT input packer, in TF ops that TF Serving has.
 
@@ -286,6 +319,51 @@ class WordPieceTokenizer:
             features.SEGMENT_IDS: tf.cast(segment_ids, tf.int32),
             features.PADDING_MASK: mask,
         }
+
+    def split_words_with_offsets(self, texts):
+        """BERT's basic word split of the *original* text, with character offsets.
+
+        Whitespace separates words; punctuation and CJK characters are words of their own (as
+        google-research BERT's BasicTokenizer splits). Returns (words [batch, (words)], starts,
+        ends), offsets in Unicode characters of the input, end exclusive.
+        """
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        words, byte_starts, byte_ends = tf_text.regex_split_with_offsets(
+            texts, WORD_DELIMITER_PATTERN, WORD_KEEP_PATTERN)
+        return words, _char_offsets(texts, byte_starts), _char_offsets(texts, byte_ends)
+
+    def tokenize_words(self, words):
+        """Words [batch, (words)] -> WordPiece ids [batch, (words), (pieces)]."""
+        return words.with_flat_values(self._tokenizer.tokenize(self.normalize(words.flat_values)))
+
+    def pack_words(self, word_pieces, sequence_length: int, word_labels=None) -> dict:
+        """Packs words' pieces as ``[CLS] pieces [SEP]`` for token classification.
+
+        Besides token_ids / segment_ids / padding_mask it returns ``word_positions`` [batch,
+        sequence_length]: the position of each word's first piece (-1 past the last word, for
+        a word cut off by truncation or with no pieces); with ``word_labels`` [batch, (words)]
+        also ``word_tags``: the label of each word, -1 where there is none.
+        """
+        import tensorflow as tf
+
+        from tfx_bert import features
+
+        packed = self.pack([word_pieces.merge_dims(1, 2)], sequence_length)
+        counts = tf.cast(word_pieces.row_lengths(axis=2), tf.int64)  # [batch, (words)]
+        flat = counts.flat_values
+        cumulative = tf.cumsum(flat, exclusive=True)
+        row_offsets = tf.gather(tf.concat([cumulative, [tf.reduce_sum(flat)]], 0), counts.row_splits[:-1])
+        starts = cumulative - tf.repeat(row_offsets, counts.row_lengths())
+        kept = (flat > 0) & (starts < sequence_length - 2)
+        positions = counts.with_flat_values(tf.where(kept, starts + 1, -1))
+        result = dict(packed)
+        result[features.WORD_POSITIONS] = _pad_words(positions, sequence_length)
+        if word_labels is not None:
+            labels = word_labels.with_flat_values(tf.where(kept, tf.cast(word_labels.flat_values, tf.int64), -1))
+            result[features.WORD_TAGS] = _pad_words(labels, sequence_length)
+        return result
 
     def encode(self, texts, sequence_length: int, texts_b=None) -> dict:
         """Raw strings (and optional second strings) -> packed BERT inputs."""

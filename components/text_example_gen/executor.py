@@ -53,7 +53,7 @@ def split_for(doc_id: str, eval_percent: int) -> str:
     return "eval" if bucket < eval_percent else "train"
 
 
-def _open_lines(path: str) -> Iterator[tuple[int, bytes]]:
+def open_lines(path: str) -> Iterator[tuple[int, bytes]]:
     with tf.io.gfile.GFile(path, "rb") as raw:
         stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
         for number, line in enumerate(stream, 1):
@@ -116,7 +116,7 @@ class _Parser:
     def _bert_raw(self, path: str, name: str):
         sentences: list[str] = []
         index, start, had_lines = 0, 1, False
-        for number, raw in _open_lines(path):
+        for number, raw in open_lines(path):
             if not raw.strip():  # a blank line ends the document
                 if sentences:
                     yield from self._emit(f"{name}:{index}", sentences, path, start)
@@ -144,7 +144,7 @@ class _Parser:
         yield from self._emit(doc_id, text.split("\n"), path, number)
 
     def _jsonl(self, path: str, name: str):
-        for number, raw in _open_lines(path):
+        for number, raw in open_lines(path):
             text = self.decode(raw, path, number)
             if text is None or not text.strip():
                 continue
@@ -160,7 +160,7 @@ class _Parser:
 
     def _csv(self, path: str, name: str):
         decoded = []
-        for number, raw in _open_lines(path):
+        for number, raw in open_lines(path):
             text = self.decode(raw, path, number)
             if text is not None:
                 decoded.append((number, text))
@@ -219,7 +219,7 @@ class _ParseFile(beam.DoFn):
             raise BadInputError(f"{path}: unreadable input file ({e})") from e
 
 
-def _expand_files(pattern: str) -> list[str]:
+def expand_files(pattern: str) -> list[str]:
     files = sorted(f for f in tf.io.gfile.glob(pattern) if not tf.io.gfile.isdir(f))
     if not files:
         raise FileNotFoundError(f"No input files match {pattern!r}; check input_base/input_pattern.")
@@ -235,7 +235,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             raise ValueError(f"input_format {props[INPUT_FORMAT]!r} is not one of {FORMATS}.")
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
-        files = _expand_files(props[INPUT_PATTERN])
+        files = expand_files(props[INPUT_PATTERN])
         eval_percent = int(props[EVAL_PERCENT])
 
         pipeline = self._make_beam_pipeline()

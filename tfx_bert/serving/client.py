@@ -8,7 +8,6 @@ import time
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_status_pb2,
@@ -16,6 +15,8 @@ from tensorflow_serving.apis import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+
+from tfx_bert.serving import tensors
 
 
 def _read(path: str | None) -> bytes | None:
@@ -97,9 +98,9 @@ class ServingClient:
         if version_label:
             request.model_spec.version_label = version_label
         for key, value in inputs.items():
-            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            request.inputs[key].CopyFrom(tensors.to_proto(value))
         response = self._call(self._predict.Predict, request)
-        return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+        return {key: tensors.to_array(proto) for key, proto in response.outputs.items()}
 
     def classify(self, model_name: str, examples: list[dict], signature_name: str = "classification",
                  version: int | None = None) -> list[list[tuple[str, float]]]:

@@ -17,7 +17,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tfx_bert.serving import model_config
+from tfx_bert.serving import model_config, tensors
 from tfx_bert.serving.batching import BatchScheduler
 from tfx_bert.serving.manager import ModelManager
 from tfx_bert.serving.servable import (
@@ -131,7 +131,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable, signature)
         for key, value in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+            response.outputs[key].CopyFrom(tensors.to_proto(value))
         return response
 
     @_guard

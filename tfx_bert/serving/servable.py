@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tensorflow-text ops TF Serving links in)
 from tensorflow.core.protobuf import saved_model_pb2
 
-from tfx_bert.serving import op_check
+from tfx_bert.serving import op_check, tensors
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -81,14 +81,14 @@ class LoadedVersion:
         if set(arrays) != set(specs):
             raise invalid(f"input keys {sorted(arrays)} do not match signature "
                           f"{signature_name or DEFAULT_SIGNATURE!r} inputs {sorted(specs)}")
-        tensors = {}
+        feeds = {}
         for key, value in arrays.items():
             spec = specs[key]
             if not spec.shape.is_compatible_with(value.shape):
                 raise invalid(f"input {key!r} has shape {list(value.shape)}, signature expects "
                               f"{spec.shape.as_list()}")
-            tensors[key] = tf.constant(value, dtype=spec.dtype)
-        return tensors
+            feeds[key] = tf.constant(value, dtype=spec.dtype)
+        return feeds
 
     def call(self, signature_name: str, tensors: dict, output_filter=()) -> dict[str, np.ndarray]:
         """Runs the signature on prepared tensors; returns the (filtered) outputs."""
@@ -109,7 +109,7 @@ class LoadedVersion:
         arrays = {}
         for key, proto in protos.items():
             try:
-                arrays[key] = tf.make_ndarray(proto)
+                arrays[key] = tensors.to_array(proto)
             except Exception as e:  # a malformed TensorProto
                 raise invalid(f"input {key!r}: {e}") from None
             if key in specs and tf.as_dtype(proto.dtype) != specs[key].dtype:

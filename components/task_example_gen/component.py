@@ -1,0 +1,55 @@
+"""TaskExampleGen: a TFX ExampleGen for labelled fine-tuning data (see executor.py)."""
+from __future__ import annotations
+
+import json
+
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import channel, component_spec, standard_artifacts
+
+from components.task_example_gen import executor as ex
+
+
+class TaskExampleGenSpec(component_spec.ComponentSpec):
+    PARAMETERS = {
+        ex.INPUT_BASE: component_spec.ExecutionParameter(type=str),
+        ex.TRAIN_PATTERN: component_spec.ExecutionParameter(type=str),
+        ex.EVAL_PATTERN: component_spec.ExecutionParameter(type=str),
+        ex.INPUT_FORMAT: component_spec.ExecutionParameter(type=str),
+        ex.TEXT_FIELD: component_spec.ExecutionParameter(type=str),
+        ex.TEXT_B_FIELD: component_spec.ExecutionParameter(type=str),
+        ex.LABEL_FIELD: component_spec.ExecutionParameter(type=str),
+        ex.LABEL_NAMES: component_spec.ExecutionParameter(type=str),
+        ex.NUM_CLASSES: component_spec.ExecutionParameter(type=int),
+        ex.STRICT: component_spec.ExecutionParameter(type=int),
+        ex.TAG_SCHEME: component_spec.ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {}
+    OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class TaskExampleGen(base_beam_component.BaseBeamComponent):
+    """Reads ``<input_base>/<train_pattern>`` and ``<input_base>/<eval_pattern>`` into tf.Examples
+    {text, [text_b], label}.
+
+    Example (GLUE MRPC):
+        TaskExampleGen(input_base="/data/MRPC", train_pattern="train.tsv", eval_pattern="dev.tsv",
+                       input_format="glue_tsv", text_field="#1 String", text_b_field="#2 String",
+                       label_field="Quality", num_classes=2)
+    """
+
+    SPEC_CLASS = TaskExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ex.Executor)
+
+    def __init__(self, input_base, train_pattern: str = "train/*", eval_pattern: str = "eval/*",
+                 input_format: str = "csv", text_field: str = "text", text_b_field: str = "",
+                 label_field: str = "label", label_names: list | tuple = (), num_classes: int = 2,
+                 strict: bool = False, tag_scheme: str = "iob2"):
+        if input_format not in ex.FORMATS:
+            raise ValueError(f"input_format {input_format!r} is not one of {ex.FORMATS}.")
+        spec = TaskExampleGenSpec(
+            input_base=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern,
+            input_format=input_format, text_field=text_field, text_b_field=text_b_field,
+            label_field=label_field, label_names=json.dumps([str(n) for n in label_names]) if label_names else "",
+            num_classes=len(label_names) or num_classes, strict=int(strict), tag_scheme=tag_scheme,
+            examples=channel.Channel(type=standard_artifacts.Examples))
+        super().__init__(spec=spec)

@@ -1,0 +1,246 @@
+"""TaskExampleGen executor: labelled task data -> tf.Examples, split by file pattern (train/eval).
+
+* Classification (GLUE TSV, CSV, TSV, JSONL): ``text``, optional ``text_b``, integer ``label``.
+* Token classification (``conll``: CoNLL-2003 columns, token first and tag last, blank lines
+  between sentences, ``-DOCSTART-`` lines ignored; IOB1, IOB2 or BIOES tags, converted to IOB2):
+  ``tokens`` (the words), ``tags`` (IOB2 ids over ``label_names``' entity types) and ``text``
+  (the words joined by spaces).
+
+GLUE's TSVs (SST-2 ``sentence``/``label``; MRPC ``#1 String``/``#2 String``/``Quality``; QNLI,
+RTE, ...) have a header row and unquoted fields with stray quote characters, so ``glue_tsv``
+reads them without quoting. Bad records (empty text, a label outside the label set, a row with
+the wrong number of columns, invalid UTF-8, bad JSON) are skipped and counted (Beam counters and
+``ingestion_report.json``); with ``strict`` on, the first one fails the run naming file:line.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Any, Iterator
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.components.example_gen import write_split
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+
+from components import beam_utils
+from components.text_example_gen.executor import BadInputError, expand_files, open_lines
+from tfx_bert import features, tagging
+
+NAMESPACE = "tfx_bert.task_data"
+FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll")
+SPLITS = ("train", "eval")
+
+INPUT_BASE = "input_base"
+TRAIN_PATTERN = "train_pattern"
+EVAL_PATTERN = "eval_pattern"
+INPUT_FORMAT = "input_format"
+TEXT_FIELD = "text_field"
+TEXT_B_FIELD = "text_b_field"
+LABEL_FIELD = "label_field"
+LABEL_NAMES = "label_names"  # JSON list; empty: labels are already 0..num_classes-1
+NUM_CLASSES = "num_classes"
+STRICT = "strict"
+TAG_SCHEME = "tag_scheme"  # conll: iob1 | iob2 | bioes
+
+
+class _Reader:
+    """Reads one file into (text, text_b, label) records, counting or raising on bad ones."""
+
+    def __init__(self, props: dict[str, Any]):
+        self.format = props[INPUT_FORMAT]
+        self.text_field, self.text_b_field, self.label_field = props[TEXT_FIELD], props[TEXT_B_FIELD], props[LABEL_FIELD]
+        names = json.loads(props[LABEL_NAMES] or "[]")
+        self.label_ids = {str(name): i for i, name in enumerate(names)}
+        self.num_classes = len(names) or int(props[NUM_CLASSES])
+        self.strict = bool(props[STRICT])
+        self.tag_scheme = props.get(TAG_SCHEME) or "iob2"
+        self.tag_ids = {t: i for i, t in enumerate(tagging.tag_names(names))}
+
+    def bad(self, kind: str, path: str, line: int, detail: str = "") -> None:
+        beam_utils.counter(NAMESPACE, f"skipped_{kind}").inc()
+        if self.strict:
+            raise BadInputError(f"{path}:{line}: {kind.replace('_', ' ')}{': ' + detail if detail else ''}"
+                                " (strict mode; set strict=false to skip and count such records)")
+
+    def sentences(self, path: str) -> Iterator[tuple[list[str], list[int]]]:
+        """conll: (words, IOB2 tag ids) per sentence; a sentence with a bad line is skipped."""
+        words, tags, start, broken = [], [], 0, False
+        for number, line in list(self._lines(path)) + [(0, "")]:
+            columns = line.split()
+            if columns and columns[0] == "-DOCSTART-":
+                continue
+            if columns and not broken:
+                if len(columns) < 2:
+                    self.bad("malformed_line", path, number, f"{line!r} has no tag column")
+                    broken = True
+                else:
+                    words.append(columns[0])
+                    tags.append(columns[-1])
+                    start = start or number
+            if not columns:
+                if words and not broken:
+                    record = self._tagged(words, tags, path, start)
+                    if record is not None:
+                        yield record
+                words, tags, start, broken = [], [], 0, False
+
+    def _tagged(self, words, tags, path, line):
+        try:
+            iob2 = tagging.to_iob2(tags, self.tag_scheme)
+        except ValueError as e:
+            self.bad("invalid_tag", path, line, str(e))
+            return None
+        unknown = sorted({t for t in iob2 if t not in self.tag_ids})
+        if unknown:
+            self.bad("unknown_label", path, line, f"{unknown} not in {sorted(self.tag_ids)}")
+            return None
+        return words, [self.tag_ids[t] for t in iob2]
+
+    def records(self, path: str) -> Iterator[tuple[str, str, int]]:
+        rows = self._jsonl(path) if self.format == "jsonl" else self._delimited(path)
+        for number, row in rows:
+            record = self._record(row, path, number)
+            if record is not None:
+                yield record
+
+    def _lines(self, path: str) -> Iterator[tuple[int, str]]:
+        for number, raw in open_lines(path):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                self.bad("invalid_utf8", path, number, str(e))
+
+    def _jsonl(self, path: str):
+        for number, line in self._lines(path):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                self.bad("bad_json", path, number, str(e))
+                continue
+            if not isinstance(row, dict):
+                self.bad("bad_json", path, number, "not an object")
+                continue
+            yield number, row
+
+    def _delimited(self, path: str):
+        lines = list(self._lines(path))
+        delimiter = "," if self.format == "csv" else "\t"
+        quoting = csv.QUOTE_NONE if self.format == "glue_tsv" else csv.QUOTE_MINIMAL
+        reader = csv.reader([text for _, text in lines], delimiter=delimiter, quoting=quoting)
+        header = None
+        for (number, _), row in zip(lines, reader):
+            if header is None:
+                header = row
+                wanted = [f for f in (self.text_field, self.text_b_field, self.label_field) if f]
+                missing = [f for f in wanted if f not in header]
+                if missing:
+                    raise BadInputError(f"{path}:{number}: header has no column(s) {missing} (columns: {header}); "
+                                        "set text_field / text_b_field / label_field")
+                continue
+            if len(row) != len(header):
+                self.bad("malformed_row", path, number, f"{len(row)} columns, header has {len(header)}")
+                continue
+            yield number, dict(zip(header, row))
+
+    def _record(self, row: dict, path: str, number: int):
+        fields = [self.text_field] + ([self.text_b_field] if self.text_b_field else []) + [self.label_field]
+        missing = [f for f in fields if f not in row]
+        if missing:
+            self.bad("missing_field", path, number, f"no field(s) {missing}")
+            return None
+        text = str(row[self.text_field]).strip()
+        text_b = str(row[self.text_b_field]).strip() if self.text_b_field else ""
+        if not text or (self.text_b_field and not text_b):
+            self.bad("empty_text", path, number)
+            return None
+        raw_label = str(row[self.label_field]).strip()
+        if self.label_ids:
+            label = self.label_ids.get(raw_label)
+        else:
+            label = int(raw_label) if raw_label.lstrip("-").isdigit() else None
+            label = label if label is not None and 0 <= label < self.num_classes else None
+        if label is None:
+            expected = sorted(self.label_ids) if self.label_ids else f"0..{self.num_classes - 1}"
+            self.bad("unknown_label", path, number, f"{raw_label!r} not in {expected}")
+            return None
+        return text, text_b, label
+
+
+class _ReadFile(beam.DoFn):
+    def __init__(self, props: dict[str, Any]):
+        self._props = props
+
+    def setup(self):
+        self._reader = _Reader(self._props)
+
+    def process(self, path: str):
+        if self._reader.format == "conll":
+            yield from self._tagged(path)
+            return
+        try:
+            for text, text_b, label in self._reader.records(path):
+                example = tf.train.Example()
+                f = example.features.feature
+                f[features.TEXT].bytes_list.value.append(text.encode("utf-8"))
+                if self._reader.text_b_field:
+                    f[features.TEXT_B].bytes_list.value.append(text_b.encode("utf-8"))
+                f[features.LABEL].int64_list.value.append(label)
+                beam_utils.counter(NAMESPACE, f"label_{label}").inc()
+                yield example
+        except (OSError, tf.errors.OpError) as e:
+            raise BadInputError(f"{path}: unreadable input file ({e})") from e
+
+
+    def _tagged(self, path: str):
+        try:
+            for words, tag_ids in self._reader.sentences(path):
+                example = tf.train.Example()
+                f = example.features.feature
+                f[features.TOKENS].bytes_list.value.extend(w.encode("utf-8") for w in words)
+                f[features.TAGS].int64_list.value.extend(tag_ids)
+                f[features.TEXT].bytes_list.value.append(" ".join(words).encode("utf-8"))
+                beam_utils.counter(NAMESPACE, "tokens").inc(len(words))
+                yield example
+        except (OSError, tf.errors.OpError) as e:
+            raise BadInputError(f"{path}: unreadable input file ({e})") from e
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Reads train and eval files with Beam; writes Split-train / Split-eval gzip TFRecords."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        props = dict(exec_properties)
+        if props[INPUT_FORMAT] not in FORMATS:
+            raise ValueError(f"input_format {props[INPUT_FORMAT]!r} is not one of {FORMATS}.")
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+        patterns = {"train": props[TRAIN_PATTERN], "eval": props[EVAL_PATTERN]}
+        files = {split: expand_files(os.path.join(props[INPUT_BASE], p)) for split, p in patterns.items()}
+        pipeline = self._make_beam_pipeline()
+        for split in SPLITS:
+            _ = (pipeline
+                 | f"Files[{split}]" >> beam.Create(files[split])
+                 | f"Read[{split}]" >> beam.ParDo(_ReadFile(props))
+                 | f"Count[{split}]" >> beam.Map(_count, split)
+                 | f"Write[{split}]" >> write_split.WriteSplit(
+                     artifact_utils.get_split_uri([examples], split), "FORMAT_TFRECORDS_GZIP"))
+        counts = beam_utils.read_counters(beam_utils.run_and_wait(pipeline), NAMESPACE)
+        report = {"input_base": props[INPUT_BASE], "input_format": props[INPUT_FORMAT],
+                  "files": {s: len(f) for s, f in files.items()}, "counts": counts}
+        beam_utils.write_json(examples.uri, "ingestion_report.json", report)
+        examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+        examples.set_json_value_custom_property("ingestion_counts", counts)
+        for split in SPLITS:
+            if not counts.get(f"{split}_records"):
+                raise ValueError(f"No {split} records were read from {files[split]} "
+                                 f"(format {props[INPUT_FORMAT]}); skipped: {counts}.")
+
+
+def _count(example, split: str):
+    beam_utils.counter(NAMESPACE, f"{split}_records").inc()
+    return example
