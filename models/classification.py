@@ -90,7 +90,8 @@ def eval_config(f) -> tfma.EvalConfig:
             tfma.MetricsSpec(metrics=per_class, binarize=tfma.BinarizationOptions(class_ids={"values": classes})),
             tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="F1Score", config='{"name": "macro_f1"}')],
                              binarize=tfma.BinarizationOptions(class_ids={"values": classes}),
-                             aggregate=tfma.AggregationOptions(macro_average=True)),
+                             aggregate=tfma.AggregationOptions(
+                                 macro_average=True, class_weights={i: 1.0 for i in classes})),
         ],
     )
 

@@ -188,3 +188,84 @@ def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo
     assert validation.validation_ok or validation.metric_validations_per_slice  # evaluated, thresholds applied
     keys = [kv.key for record in tfma.load_metrics(second) for kv in record.metric_keys_and_values]
     assert any(k.is_diff for k in keys), "the second run was not compared against the blessed baseline"
+
+
+def _conll_sentences(path):
+    sentences, current = [], []
+    for line in open(path, encoding="utf-8"):
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            if current:
+                sentences.append(current)
+            current = []
+            continue
+        current.append((columns[0], columns[-1]))
+    return sentences + ([current] if current else [])
+
+
+def test_ner_learns_from_context_and_serves_character_spans(demo_run):
+    """NER on the embedded CoNLL-layout data (IOB1 tags). Thresholds from the data: a quarter of
+    the names occur only in the eval split, so a lexicon of training names (the baseline) finds
+    none of them; the model must. TFMA's entity F1 equals the F1 of what the served signature
+    returns; every returned span is the text it names; the CRF variant exports and serves too."""
+    import tensorflow_model_analysis as tfma
+
+    from tfx_bert import demo_data, tagging
+    from tfx_bert.serving import op_check
+
+    work, _ = demo_run
+
+    def finetune(*overrides):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
+             "--set", "finetune.task=ner", "--set", "finetune.model_name=ner",
+             "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4", *overrides],
+            capture_output=True, text=True, cwd=REPO, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    finetune()
+    [version_dir] = glob.glob(os.path.join(work, "serving", "ner", "*"))  # blessed and pushed
+    assert op_check.unsupported_ops(version_dir) == []
+    sentences = _conll_sentences(os.path.join(work, "data", "ner", "dev.txt"))
+    texts = [" ".join(w for w, _ in s) for s in sentences]
+    out = tf.saved_model.load(version_dir).signatures["serving_default"](text=tf.constant(texts))
+    predicted = [[t.decode() or "O" for t in row[:len(s)]] for row, s in zip(out["word_tags"].numpy(), sentences)]
+    true = [tagging.to_iob2([t for _, t in s], "iob1") for s in sentences]
+    scores = tagging.entity_scores(true, predicted)
+
+    [evaluation] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-ner", "Evaluator", "evaluation", "*"))
+    tfma_f1 = [kv.value.double_value.value for r in tfma.load_metrics(evaluation)
+               for kv in r.metric_keys_and_values if kv.key.name == "entity_f1"]
+    assert tfma_f1 == [pytest.approx(scores["f1"], abs=1e-6)]
+    assert scores["f1"] > 0.4, scores
+
+    unseen = {name for pool in (demo_data.PERSONS, demo_data.LOCATIONS, demo_data.ORGANIZATIONS)
+              for name in demo_data._held_out(pool)[1]}
+    found = total = 0
+    for sentence, true_tags, predicted_tags in zip(sentences, true, predicted):
+        predicted_spans = set(tagging.entities(predicted_tags))
+        for span in tagging.entities(true_tags):
+            if " ".join(w for w, _ in sentence[span[1]:span[2] + 1]) in unseen:
+                total += 1
+                found += span in predicted_spans
+    assert total > 50 and found / total > 0.15, (found, total)  # the lexicon baseline finds 0
+
+    for i, text in enumerate(texts):
+        for start, end, entity_text in zip(out["entity_starts"][i].numpy(), out["entity_ends"][i].numpy(),
+                                           out["entity_texts"][i].numpy()):
+            if start >= 0:
+                assert text[start:end] == entity_text.decode()
+
+    finetune("--set", "finetune.crf=true", "--set", "finetune.train_steps=100")
+    models = sorted(glob.glob(os.path.join(work, "pipelines", "tfx-bert-ner", "Trainer", "model", "*", "Format-Serving")),
+                    key=lambda p: int(p.split(os.sep)[-2]))
+    assert len(models) == 2 and op_check.unsupported_ops(models[-1]) == []  # Viterbi in-graph, servable
+    text = "Anna flew to Paris on monday ."
+    crf_out = tf.saved_model.load(models[-1]).signatures["serving_default"](text=tf.constant([text]))
+    assert [t.decode() for t in crf_out["words"][0].numpy()] == text.split()
+    unicode_text = "Zoë met Chen Li in Kyoto."
+    unicode_out = tf.saved_model.load(version_dir).signatures["serving_default"](text=tf.constant([unicode_text]))
+    for start, end, entity_text in zip(unicode_out["entity_starts"][0].numpy(), unicode_out["entity_ends"][0].numpy(),
+                                       unicode_out["entity_texts"][0].numpy()):
+        if start >= 0:
+            assert unicode_text[start:end] == entity_text.decode()  # character, not byte, offsets

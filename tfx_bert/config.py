@@ -78,7 +78,7 @@ class FinetuneConfig:
     encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
     model_name: str = "sentiment"
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
-    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl (NER: conll; QA: squad)
+    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl | conll (NER)
     train_pattern: str = "train/*"
     eval_pattern: str = "eval/*"
     text_field: str = "text"
@@ -87,6 +87,9 @@ class FinetuneConfig:
     label_names: list = dataclasses.field(default_factory=list)  # label strings in id order; empty: ints
     strict: bool = False  # fail on the first bad record instead of skipping and counting
     class_weights: list = dataclasses.field(default_factory=list)  # per class id; empty: all 1
+    entity_types: list = dataclasses.field(default_factory=list)  # NER: e.g. PER, LOC, ORG, MISC
+    tag_scheme: str = "iob2"  # NER data: iob1 (CoNLL-2003's files) | iob2 | bioes
+    crf: bool = False  # NER: a CRF over the tag logits (Viterbi decoding in-graph) instead of softmax
     num_classes: int = 2
     max_seq_length: int = 64
     batch_size: int = 32
@@ -94,7 +97,7 @@ class FinetuneConfig:
     eval_steps: int = 20
     learning_rate: float = 5e-4
     dropout: float = 0.1
-    accuracy_threshold: float = 0.6  # Evaluator blesses only above this eval accuracy
+    accuracy_threshold: float = 0.6  # blessing: the task's main metric (accuracy; NER: entity F1) at least this
     keep_versions: int = 5  # pushed versions kept under <serving_base>/<model_name>/
     warmup_texts: list = dataclasses.field(
         default_factory=lambda: ["a warm-up request .", "another warm-up request for the model ."])
@@ -261,6 +264,7 @@ class ProjectConfig:
              "resources.trainer.replicas > 1 needs kubeflow.platform=vertex (multi-worker custom "
              "job); on Kubernetes without Vertex see the TFJob section of the README"),
             (0 <= self.finetune.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
+            (self.finetune.tag_scheme in ("iob1", "iob2", "bioes"), "finetune.tag_scheme must be iob1, iob2 or bioes"),
         ]
         for ok, message in checks:
             if not ok:

@@ -162,16 +162,78 @@ def write_pair_dataset(directory: str, num_train: int = 2000, num_eval: int = 40
     return counts
 
 
+PERSONS = ["Anna Berg", "Boris", "Chen Li", "Dara Okafor", "Elif", "Farid Haddad", "Greta", "Hugo Martin",
+           "Ines Costa", "Jonas", "Kira Sato", "Luca", "Mira Novak", "Nils", "Omar Aziz", "Petra", "Quinn Ward",
+           "Rosa Diaz", "Sven", "Tariq Khan"]
+LOCATIONS = ["Paris", "New York", "Lake Geneva", "Oslo", "Cape Town", "Kyoto", "Lima", "Buenos Aires",
+             "Nairobi", "Quebec City", "Porto", "Hanoi", "Santa Cruz", "Tromso", "Mount Kenya", "Dublin"]
+ORGANIZATIONS = ["Acme Tools", "Harbor Company", "Blue Moon Records", "Stellar Labs", "Green Garden Club",
+                 "Sea Rescue Group", "Northwind", "Orbit Systems", "Piano Guild", "Red Star United",
+                 "Atlas Bank", "Kettle Works"]
+NER_TEMPLATES = (
+    "{PER} flew to {LOC} on monday .",
+    "{PER} works for {ORG} in {LOC} .",
+    "in {LOC} , {PER} met {PER2} .",
+    "{ORG} opened an office in {LOC} .",
+    "nobody in {LOC} knew {PER} .",
+    "the {adj} {noun} of {ORG} {verb} the {obj} .",
+    "{PER} says the {noun} {verb} the {obj} .",
+    "{PER2} and {PER} left {ORG} last year .",
+)
+
+
+def _held_out(names: list[str], every: int = 4) -> tuple[list[str], list[str]]:
+    """(train names, eval-only names): every ``every``-th name is unseen in training."""
+    return [n for i, n in enumerate(names) if i % every], [n for i, n in enumerate(names) if not i % every]
+
+
+def write_ner_dataset(directory: str, num_train: int = 1500, num_eval: int = 300, seed: int = 17) -> dict:
+    """CoNLL-2003 layout (``train.txt``, ``dev.txt``: word POS chunk tag, IOB1 tags as in the
+    original files, ``-DOCSTART-`` lines). Entities PER, LOC, ORG; a quarter of the names
+    appear only in the eval split, so recognising them takes context, not memory."""
+    rng = random.Random(seed)
+    pools = {"PER": _held_out(PERSONS), "LOC": _held_out(LOCATIONS), "ORG": _held_out(ORGANIZATIONS)}
+    os.makedirs(directory, exist_ok=True)
+    for filename, n, split in (("train.txt", num_train, 0), ("dev.txt", num_eval, 1)):
+        with open(os.path.join(directory, filename), "w", encoding="utf-8") as f:
+            f.write("-DOCSTART- -X- -X- O\n\n")
+            for _ in range(n):
+                topic = TOPICS[rng.choice(sorted(TOPICS))]
+                noun = rng.choice(topic["nouns"])
+                slots = {"adj": rng.choice(topic["adjs"]), "noun": noun, "verb": _preferred_verb(topic, noun),
+                         "obj": rng.choice(topic["nouns"])}
+                for slot, kind in (("PER", "PER"), ("PER2", "PER"), ("LOC", "LOC"), ("ORG", "ORG")):
+                    names = pools[kind][1] if split and rng.random() < 0.5 else pools[kind][0]
+                    slots[slot] = rng.choice(names)
+                previous_type = None
+                for piece in rng.choice(NER_TEMPLATES).split():
+                    if piece.startswith("{") and piece[1:-1] in ("PER", "PER2", "LOC", "ORG"):
+                        entity_type = piece[1:-1].rstrip("2")
+                        for word in slots[piece[1:-1]].split():
+                            # IOB1: B- only where an entity directly follows one of the same type.
+                            prefix = "B" if previous_type == entity_type and word == slots[piece[1:-1]].split()[0] else "I"
+                            f.write(f"{word} NNP I-NP {prefix}-{entity_type}\n")
+                        previous_type = entity_type
+                    else:
+                        f.write(f"{piece.format(**slots)} X O O\n")
+                        previous_type = None
+                f.write("\n")
+    return {"train.txt": num_train, "dev.txt": num_eval}
+
+
 def write_demo_data(data_dir: str) -> dict:
     """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists)."""
     corpus = os.path.join(data_dir, "corpus", "corpus.txt")
     sentiment = os.path.join(data_dir, "sentiment")
     pairs = os.path.join(data_dir, "pairs")
-    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs}
+    ner = os.path.join(data_dir, "ner")
+    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner}
     if not os.path.exists(corpus):
         summary.update(write_pretraining_corpus(corpus))
     if not os.path.exists(os.path.join(sentiment, "eval", "data.csv")):
         write_sentiment_dataset(sentiment)
     if not os.path.exists(os.path.join(pairs, "dev.tsv")):
         write_pair_dataset(pairs)
+    if not os.path.exists(os.path.join(ner, "dev.txt")):
+        write_ner_dataset(ner)
     return summary

@@ -55,6 +55,12 @@ TASKS: dict[str, Task] = {
         demo_settings=(("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"),
                        ("text_field", "#1 String"), ("text_b_field", "#2 String"), ("label_field", "Quality"),
                        ("num_classes", 2), ("label_names", []))),
+    "ner": Task(
+        name="ner", module="models.ner",
+        description="Named-entity recognition: first word piece -> Dense -> softmax or CRF; entity spans",
+        demo_data="ner",
+        demo_settings=(("input_format", "conll"), ("train_pattern", "train.txt"), ("eval_pattern", "dev.txt"),
+                       ("entity_types", ["PER", "LOC", "ORG"]), ("tag_scheme", "iob1"))),
 }
 
 

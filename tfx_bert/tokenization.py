@@ -204,7 +204,7 @@ def _pad_words(values, sequence_length: int):
     dense = values.to_tensor(default_value=-1)
     width = tf.shape(dense)[1]
     dense = tf.pad(dense, [[0, 0], [0, tf.maximum(0, sequence_length - width)]], constant_values=-1)
-    return dense[:, :sequence_length]
+    return tf.reshape(dense[:, :sequence_length], [-1, sequence_length])
 
 
 class WordPieceTokenizer:

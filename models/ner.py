@@ -1,0 +1,236 @@
+"""Named-entity recognition (token classification): the task module.
+
+Words -> WordPiece -> BERT -> each word's first piece -> dropout -> Dense -> tag logits, then
+softmax or a CRF (``finetune.crf``; Viterbi decoding in-graph). Labels are IOB2 tags over
+``finetune.label_names`` (the entity types); only a word's first piece is labelled, the other
+pieces are ignored (the model reads the word's first-piece state). Data: CoNLL-2003 columns
+(TaskExampleGen ``conll``; IOB1/IOB2/BIOES converted to IOB2). Metrics (TFMA, the
+``models.ner_metrics.EntityF1`` combiner): entity-level precision / recall / F1 with exact span
+match (seqeval's default / conlleval), overall and per type. Serving: raw text in; entity
+types, character spans into the input text, entity texts, and each word's tag out.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from models import crf as crf_lib
+from models import encoder as encoder_lib
+from models import optimization
+from tfx_bert import features, tagging
+
+WORD_TAG_IDS = "word_tag_ids"  # serving / TFMA output: predicted tag id per word (-1: none)
+MODEL_INPUTS = features.MODEL_INPUT_KEYS + (features.WORD_POSITIONS,)
+
+
+def example_gen(f, data_path):
+    """The ExampleGen of CoNLL-format NER data."""
+    from components.task_example_gen.component import TaskExampleGen
+
+    return TaskExampleGen(
+        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
+        input_format="conll", label_names=list(f.entity_types), num_classes=max(1, len(f.entity_types)),
+        strict=f.strict, tag_scheme=f.tag_scheme)
+
+
+def trainer_config(f) -> dict:
+    if not f.entity_types:
+        raise ValueError("The ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG).")
+    return {"entity_types": [str(t) for t in f.entity_types], "batch_size": f.batch_size,
+            "learning_rate": f.learning_rate, "dropout": f.dropout, "crf": bool(f.crf),
+            "max_seq_length": f.max_seq_length}
+
+
+def eval_config(f) -> tfma.EvalConfig:
+    """TFMA: entity F1 gates the blessing (``finetune.accuracy_threshold``, and not below the
+    baseline's); precision, recall and per-type scores are reported."""
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": f.accuracy_threshold}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.TAGS,
+                                    prediction_key=WORD_TAG_IDS)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="EntityF1", module="models.ner_metrics",
+                              config=json.dumps({"entity_types": [str(t) for t in f.entity_types]}),
+                              threshold=threshold),
+        ])],
+    )
+
+
+def _ragged(tensor, dtype=None):
+    if isinstance(tensor, tf.SparseTensor):
+        tensor = tf.RaggedTensor.from_sparse(tensor)
+    elif not isinstance(tensor, tf.RaggedTensor):
+        tensor = tf.RaggedTensor.from_tensor(tensor)
+    return tf.cast(tensor, dtype) if dtype is not None else tensor
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+    """Words (and tags) -> token_ids, segment_ids, padding_mask, word_positions (and word_tags),
+    int64 [batch, max_seq_length]."""
+    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
+    seq_len = int(custom_config["max_seq_length"])
+    words = _ragged(inputs[features.TOKENS])
+    tags = _ragged(inputs[features.TAGS], tf.int64) if features.TAGS in inputs else None
+    packed = tokenizer.pack_words(tokenizer.tokenize_words(words), seq_len, tags)
+    return {key: tf.cast(value, tf.int64) for key, value in packed.items()}
+
+
+class GatherWords(keras.layers.Layer):
+    """Sequence states [batch, seq, hidden] -> the states at each word's first piece."""
+
+    def call(self, sequence, positions):
+        return tf.gather(sequence, tf.maximum(positions, 0), batch_dims=1)
+
+
+def build_tagger(backbone, num_tags: int, dropout: float, use_crf: bool) -> keras.Model:
+    """BERT -> first-piece states -> dropout -> Dense(num_tags) [-> CRF]: word tag logits."""
+    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in MODEL_INPUTS}
+    sequence = backbone({k: inputs[k] for k in features.MODEL_INPUT_KEYS})["sequence_output"]
+    words = GatherWords()(sequence, inputs[features.WORD_POSITIONS])
+    logits = keras.layers.Dense(num_tags, name="tag_logits")(keras.layers.Dropout(dropout)(words))
+    if use_crf:
+        logits = crf_lib.CRF(num_tags, name="crf")(logits)
+    return keras.Model(inputs, logits, name="bert_tagger")
+
+
+def masked_softmax_loss(word_tags, logits):
+    """Cross-entropy over the words that have a tag (-1: padding, cut off, no pieces)."""
+    word_tags = tf.cast(word_tags, tf.int32)
+    mask = tf.cast(word_tags >= 0, tf.float32)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(word_tags, 0), tf.cast(logits, tf.float32))
+    return tf.reduce_sum(losses * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def crf_loss(crf_layer):
+    def loss(word_tags, logits):
+        mask = tf.cast(word_tags, tf.int32) >= 0
+        return -tf.reduce_mean(crf_lib.log_likelihood(logits, word_tags, mask, crf_layer.transitions))
+    return loss
+
+
+def decode(model, logits, positions):
+    """Tag id per word [batch, n] (int64; -1 where there is no word)."""
+    mask = positions >= 0
+    if any(isinstance(layer, crf_lib.CRF) for layer in model.layers):
+        tags = crf_lib.viterbi_decode(logits, mask, model.get_layer("crf").transitions)
+    else:
+        tags = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.where(mask, tf.cast(tags, tf.int64), -1)
+
+
+def entity_spans(tag_ids, starts, ends, texts, entity_types):
+    """IOB2 tag ids per word [batch, n] + the words' character offsets -> entities, padded:
+    types, starts, ends (characters, end exclusive) and texts [batch, max entities]."""
+    n = tf.shape(tag_ids)[1]
+    inside = tag_ids > 0
+    kind = tf.where(inside, (tag_ids - 1) // 2, -1)
+    is_b = inside & (tf.math.floormod(tag_ids, 2) == 1)
+    is_i = inside & ~is_b
+    previous_kind = tf.pad(kind[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+    begins = is_b | (is_i & (previous_kind != kind))
+    next_continues = tf.pad((is_i & ~begins)[:, 1:] & (kind[:, 1:] == kind[:, :-1]), [[0, 0], [0, 1]])
+    finishes = inside & ~next_continues
+    index = tf.broadcast_to(tf.range(n, dtype=tf.int64)[None], tf.shape(tag_ids))
+    first = tf.ragged.boolean_mask(index, begins)
+    last = tf.ragged.boolean_mask(index, finishes)
+    types = tf.ragged.boolean_mask(kind, begins)
+    starts_dense = starts.to_tensor(default_value=0)  # [batch, words]: as wide as tag_ids
+    ends_dense = ends.to_tensor(default_value=0)
+    char_start = first.with_flat_values(tf.gather_nd(starts_dense, tf.stack([first.value_rowids(), first.flat_values], 1)))
+    char_end = last.with_flat_values(tf.gather_nd(ends_dense, tf.stack([last.value_rowids(), last.flat_values], 1)))
+    names = tf.constant(list(entity_types) or ["ENTITY"])
+    texts_flat = tf.strings.substr(tf.gather(texts, first.value_rowids()), char_start.flat_values,
+                                   char_end.flat_values - char_start.flat_values, unit="UTF8_CHAR")
+    return {
+        "entity_types": types.with_flat_values(tf.gather(names, types.flat_values)).to_tensor(default_value=""),
+        "entity_starts": char_start.to_tensor(default_value=-1),
+        "entity_ends": char_end.to_tensor(default_value=-1),
+        "entity_texts": first.with_flat_values(texts_flat).to_tensor(default_value=""),
+    }
+
+
+def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool):
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=repeat,
+                                             num_epochs=None if repeat else 1, drop_final_batch=False)
+    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
+    return ds.map(lambda x: ({k: tf.cast(x[k], tf.int32) for k in MODEL_INPUTS}, tf.cast(x[features.WORD_TAGS], tf.int32)))
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point: fine-tunes a tagger from the encoder in ``base_model``."""
+    config = dict(fn_args.custom_config or {})
+    keras.utils.set_random_seed(int(config.get("seed", 12345)))
+    if not fn_args.base_model:
+        raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
+    entity_types = list(config["entity_types"])
+    tag_names = tagging.tag_names(entity_types)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
+    use_crf = bool(config.get("crf"))
+    model = build_tagger(encoder_lib.load_backbone(fn_args.base_model), len(tag_names),
+                         float(config.get("dropout", 0.1)), use_crf)
+    model.compile(
+        optimizer=optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps),
+        loss=crf_loss(model.get_layer("crf")) if use_crf else masked_softmax_loss)
+    print(f"  [train] fine-tuning a {'CRF' if use_crf else 'softmax'} tagger ({len(tag_names)} IOB2 tags) from "
+          f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
+    history = model.fit(
+        _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
+        steps_per_epoch=train_steps, epochs=1, verbose=0,
+        validation_data=_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False),
+        validation_steps=fn_args.eval_steps, callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+    metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "train_metrics.json"), "w") as f:
+        f.write(json.dumps(metrics, indent=2))
+    export_tagger(model, tf_transform_output, fn_args.serving_model_dir, entity_types,
+                  int(config["max_seq_length"]), encoder_lib.load_tokenizer(fn_args.base_model))
+
+
+def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq_len: int, tokenizer) -> None:
+    """SavedModel: ``serving_default`` (raw ``text`` -> entities with character spans, word
+    tags) and ``serving_tf_example`` (CoNLL tf.Examples -> ``word_tag_ids``, for TFMA)."""
+    module = tf.Module()
+    module.model = model
+    module.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = dict(tf_transform_output.raw_feature_spec())
+    raw_spec.pop(features.TAGS, None)
+    names = tf.constant(tagging.tag_names(entity_types))
+
+    def tag_ids_for(packed):
+        logits = model({k: tf.cast(packed[k], tf.int32) for k in MODEL_INPUTS}, training=False)
+        return decode(model, logits, tf.cast(packed[features.WORD_POSITIONS], tf.int32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_text(text):
+        words, starts, ends = tokenizer.split_words_with_offsets(text)
+        packed = tokenizer.pack_words(tokenizer.tokenize_words(words), seq_len)
+        tag_ids = tag_ids_for(packed)
+        word_count = tf.cast(words.row_lengths(), tf.int32)
+        width = tf.reduce_max(tf.concat([word_count, [0]], 0))
+        tag_ids = tf.pad(tag_ids, [[0, 0], [0, tf.maximum(0, width - seq_len)]], constant_values=-1)[:, :width]
+        outputs = entity_spans(tag_ids, starts, ends, text, entity_types)
+        outputs["words"] = words.to_tensor(default_value="")
+        outputs["word_tags"] = tf.where(tag_ids >= 0, tf.gather(names, tf.maximum(tag_ids, 0)), "")
+        return outputs
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_example(serialized):
+        transformed = module.tft_layer(tf.io.parse_example(serialized, raw_spec))
+        return {WORD_TAG_IDS: tag_ids_for(transformed)}
+
+    module.serve_text, module.serve_tf_example = serve_text, serve_tf_example
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": serve_text.get_concrete_function(),
+        "serving_tf_example": serve_tf_example.get_concrete_function()})

@@ -1,0 +1,65 @@
+"""The tasks' TFMA configurations, run by TFMA itself on predictions written next to labels
+(model-agnostic evaluation), against scikit-learn's / seqeval's definitions."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, precision_score, recall_score
+
+from tfx_bert import config as config_lib
+
+
+def _run(tmp_path, eval_config, examples):
+    path = str(tmp_path / "data.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for example in examples:
+            writer.write(example.SerializeToString())
+    config = tfma.EvalConfig()
+    config.CopyFrom(eval_config)
+    for spec in config.model_specs:
+        spec.ClearField("signature_name")  # no model: predictions are features of the examples
+    for metrics_spec in config.metrics_specs:  # no baseline here to compare against
+        for metric in metrics_spec.metrics:
+            metric.threshold.ClearField("change_threshold")
+    tfma.run_model_analysis(eval_config=config, data_location=path, output_path=str(tmp_path / "out"))
+    metrics = {}
+    for record in tfma.load_metrics(str(tmp_path / "out")):
+        for kv in record.metric_keys_and_values:
+            if kv.value.HasField("double_value"):
+                class_id = kv.key.sub_key.class_id.value if kv.key.sub_key.HasField("class_id") else None
+                metrics[(kv.key.name, class_id)] = kv.value.double_value.value
+    return metrics
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_classification_metrics_match_sklearn(tmp_path, num_classes):
+    from models import classification
+
+    rng = np.random.default_rng(num_classes)
+    labels = rng.integers(0, num_classes, 300)
+    logits = rng.normal(size=(300, num_classes)) + 1.5 * np.eye(num_classes)[labels]
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    examples = []
+    for label, p in zip(labels, probabilities):
+        example = tf.train.Example()
+        example.features.feature["label"].int64_list.value.append(int(label))
+        example.features.feature["probabilities"].float_list.value.extend(p.tolist())
+        examples.append(example)
+    f = dataclasses.replace(config_lib.FinetuneConfig(), num_classes=num_classes)
+    metrics = _run(tmp_path, classification.eval_config(f), examples)
+    predicted = probabilities.argmax(1)
+    assert metrics[("sparse_categorical_accuracy", None)] == pytest.approx(accuracy_score(labels, predicted), abs=1e-6)
+    assert metrics[("example_count", None)] == 300
+    for c in range(num_classes):
+        binary_true, binary_pred = labels == c, probabilities[:, c] > 0.5  # TFMA binarizes at 0.5
+        assert metrics[("precision", c)] == pytest.approx(precision_score(binary_true, binary_pred), abs=1e-5)
+        assert metrics[("recall", c)] == pytest.approx(recall_score(binary_true, binary_pred), abs=1e-5)
+        assert metrics[("f1_score", c)] == pytest.approx(f1_score(binary_true, binary_pred), abs=1e-5)
+    per_class_f1 = [f1_score(labels == c, probabilities[:, c] > 0.5) for c in range(num_classes)]
+    assert metrics[("macro_f1", None)] == pytest.approx(np.mean(per_class_f1), abs=1e-5)
+    if num_classes == 2:
+        # With two classes, thresholding class 1 at 0.5 is the argmax: GLUE's MCC and F1.
+        assert metrics[("matthews_correlation_coefficient", 1)] == pytest.approx(matthews_corrcoef(labels, predicted), abs=1e-5)
+        assert metrics[("macro_f1", None)] == pytest.approx(f1_score(labels, predicted, average="macro"), abs=1e-5)
