@@ -263,6 +263,15 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run):
     text = "Anna flew to Paris on monday ."
     crf_out = tf.saved_model.load(models[-1]).signatures["serving_default"](text=tf.constant([text]))
     assert [t.decode() for t in crf_out["words"][0].numpy()] == text.split()
+    from tfx_bert.cli import DevServer
+    from tfx_bert.serving.client import ServingClient
+
+    with DevServer("ner", os.path.join(work, "serving", "ner")) as server, ServingClient(server.target) as client:
+        client.wait_until_available("ner")
+        [served] = client.extract_entities("ner", [texts[0]])
+    assert [(e["start"], e["end"], e["text"]) for e in served["entities"]] == [
+        (int(s), int(e), x.decode()) for s, e, x in zip(out["entity_starts"][0].numpy(), out["entity_ends"][0].numpy(),
+                                                        out["entity_texts"][0].numpy()) if s >= 0]
     unicode_text = "Zoë met Chen Li in Kyoto."
     unicode_out = tf.saved_model.load(version_dir).signatures["serving_default"](text=tf.constant([unicode_text]))
     for start, end, entity_text in zip(unicode_out["entity_starts"][0].numpy(), unicode_out["entity_ends"][0].numpy(),

@@ -215,7 +215,10 @@ def cmd_predict(args) -> int:
                                   root_cert=args.root_cert, client_cert=args.client_cert,
                                   client_key=args.client_key, server_name=args.server_name) as client:
         try:
-            results = client.classify_texts(args.model_name, args.texts, version_label=args.version_label)
+            if args.task == "ner":
+                results = client.extract_entities(args.model_name, args.texts)
+            else:
+                results = client.classify_texts(args.model_name, args.texts, version_label=args.version_label)
         except grpc.RpcError as e:
             print(f"tfx-bert predict: {e.code().name} from {args.target}: {e.details()}", file=sys.stderr)
             return 1
@@ -329,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default="sentiment")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
     p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
+    p.add_argument("--task", choices=["classification", "ner"], default="classification",
+                   help="how to read the outputs: labels with probabilities, or entity spans")
     p.add_argument("--version-label", help="serve a labelled version (model_config_file version_labels)")
     p.add_argument("--root-cert", help="PEM of the CA that signed the server's certificate (turns TLS on)")
     p.add_argument("--client-cert", help="PEM client certificate (mutual TLS)")

@@ -125,3 +125,15 @@ class ServingClient:
             {"text": text, "class_id": int(cls), "probabilities": [float(p) for p in probs]}
             for text, cls, probs in zip(texts, outputs["class_ids"], outputs["probabilities"])
         ]
+
+    def extract_entities(self, model_name: str, texts: list[str]) -> list[dict]:
+        """NER: text -> {"text", "entities": [{"type", "start", "end", "text"}]} per input;
+        offsets are Unicode characters of the input, end exclusive."""
+        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object)})
+        results = []
+        for i, text in enumerate(texts):
+            entities = [{"type": t.decode(), "start": int(s), "end": int(e), "text": x.decode()}
+                        for t, s, e, x in zip(outputs["entity_types"][i], outputs["entity_starts"][i],
+                                              outputs["entity_ends"][i], outputs["entity_texts"][i]) if s >= 0]
+            results.append({"text": text, "entities": entities})
+        return results
