@@ -71,7 +71,7 @@ def test_csv_and_jsonl_with_label_names(tmp_path):
     (jsonl / "dev.jsonl").write_text('{"q": "a", "p": "b", "y": 0}\n')
     rows, counts = _run(tmp_path / "jj", _props(jsonl, "jsonl", text="q", text_b="p", label="y"))
     assert rows["train"] == [("is it", "it is", 1)] and rows["eval"] == [("a", "b", 0)]
-    assert counts["skipped_bad_json"] == 2 and counts["skipped_missing_field"] == 1
+    assert counts["skipped_invalid_json"] == 2 and counts["skipped_missing_field"] == 1
 
 
 def test_strict_mode_names_file_and_line(tmp_path):

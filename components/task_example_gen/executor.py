@@ -9,7 +9,7 @@
 GLUE's TSVs (SST-2 ``sentence``/``label``; MRPC ``#1 String``/``#2 String``/``Quality``; QNLI,
 RTE, ...) have a header row and unquoted fields with stray quote characters, so ``glue_tsv``
 reads them without quoting. Bad records (empty text, a label outside the label set, a row with
-the wrong number of columns, invalid UTF-8, bad JSON) are skipped and counted (Beam counters and
+the wrong number of columns, invalid UTF-8, invalid JSON) are skipped and counted (Beam counters and
 ``ingestion_report.json``); with ``strict`` on, the first one fails the run naming file:line.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
 from components import beam_utils
-from components.text_example_gen.executor import BadInputError, expand_files, open_lines
+from components.text_example_gen.executor import BadInputError, expand_files, json_object, open_lines
 from tfx_bert import features, tagging
 
 NAMESPACE = "tfx_bert.task_data"
@@ -117,13 +117,9 @@ class _Reader:
         for number, line in self._lines(path):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                self.bad("bad_json", path, number, str(e))
-                continue
-            if not isinstance(row, dict):
-                self.bad("bad_json", path, number, "not an object")
+            row, error = json_object(line)
+            if row is None:
+                self.bad("invalid_json", path, number, error)
                 continue
             yield number, row
 

@@ -53,6 +53,15 @@ def split_for(doc_id: str, eval_percent: int) -> str:
     return "eval" if bucket < eval_percent else "train"
 
 
+def json_object(text: str) -> tuple[dict | None, str]:
+    """The JSON object on one line, or (None, why it is not one)."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, str(e)
+    return (record, "") if isinstance(record, dict) else (None, "not an object")
+
+
 def open_lines(path: str) -> Iterator[tuple[int, bytes]]:
     with tf.io.gfile.GFile(path, "rb") as raw:
         stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
@@ -148,13 +157,9 @@ class _Parser:
             text = self.decode(raw, path, number)
             if text is None or not text.strip():
                 continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as e:
-                self.bad("invalid_json", path, number, str(e))
-                continue
-            if not isinstance(record, dict):
-                self.bad("invalid_json", path, number, "not an object")
+            record, error = json_object(text)
+            if record is None:
+                self.bad("invalid_json", path, number, error)
                 continue
             yield from self._record(record, path, number, name)
 

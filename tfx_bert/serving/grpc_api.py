@@ -134,25 +134,23 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[key].CopyFrom(tensors.to_proto(value))
         return response
 
-    @_guard
-    def Classify(self, request, context):  # noqa: N802
+    def _on_examples(self, request, method: str, response, make_result):
+        """Classify / Regress: the request's tf.Examples through a classify / regress signature."""
         servable = self._rt.lookup(request.model_spec)
         signature = request.model_spec.signature_name
-        outputs = self._rt.run_examples(servable, signature, request.input, CLASSIFY_METHOD)
-        response = classification_pb2.ClassificationResponse()
+        outputs = self._rt.run_examples(servable, signature, request.input, method)
         _fill_spec(response.model_spec, servable, signature)
-        response.result.CopyFrom(classification_result(outputs))
+        response.result.CopyFrom(make_result(outputs))
         return response
 
     @_guard
+    def Classify(self, request, context):  # noqa: N802
+        return self._on_examples(request, CLASSIFY_METHOD, classification_pb2.ClassificationResponse(),
+                                 classification_result)
+
+    @_guard
     def Regress(self, request, context):  # noqa: N802
-        servable = self._rt.lookup(request.model_spec)
-        signature = request.model_spec.signature_name
-        outputs = self._rt.run_examples(servable, signature, request.input, REGRESS_METHOD)
-        response = regression_pb2.RegressionResponse()
-        _fill_spec(response.model_spec, servable, signature)
-        response.result.CopyFrom(regression_result(outputs))
-        return response
+        return self._on_examples(request, REGRESS_METHOD, regression_pb2.RegressionResponse(), regression_result)
 
     @_guard
     def MultiInference(self, request, context):  # noqa: N802
