@@ -37,7 +37,9 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         examples=example_gen.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=task.preprocessing_fn,
-        custom_config={"encoder_dir": encoder_uri, "max_seq_length": f.max_seq_length},
+        custom_config={"max_seq_length": f.max_seq_length,
+                       **(task_module.transform_config(f) if hasattr(task_module, "transform_config") else {}),
+                       "encoder_dir": encoder_uri},
     )
     # The encoder directory is the Model artifact's serving dir (<uri>/Format-Serving); the
     # Importer points at the artifact root so Trainer's base_model resolves to it.

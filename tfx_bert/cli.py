@@ -209,6 +209,10 @@ def cmd_serve(args) -> int:
 def cmd_predict(args) -> int:
     from tfx_bert.serving import client as client_lib
 
+    if args.context_file:
+        with open(args.context_file, encoding="utf-8") as f:
+            args.context = f.read()
+
     import grpc
 
     with client_lib.ServingClient(args.target, timeout=args.timeout, retries=args.retries,
@@ -217,6 +221,12 @@ def cmd_predict(args) -> int:
         try:
             if args.task == "ner":
                 results = client.extract_entities(args.model_name, args.texts)
+            elif args.task == "qa":
+                if not args.context:
+                    print("tfx-bert predict: --task qa needs --context TEXT (or --context-file PATH): the "
+                          "passage the questions are answered from", file=sys.stderr)
+                    return 2
+                results = client.answer_questions(args.model_name, args.texts, [args.context] * len(args.texts))
             else:
                 results = client.classify_texts(args.model_name, args.texts, version_label=args.version_label)
         except grpc.RpcError as e:
@@ -332,8 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default="sentiment")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
     p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
-    p.add_argument("--task", choices=["classification", "ner"], default="classification",
-                   help="how to read the outputs: labels with probabilities, or entity spans")
+    p.add_argument("--task", choices=["classification", "ner", "qa"], default="classification",
+                   help="how to read the outputs: labels with probabilities, entity spans, or answers "
+                        "(qa: the texts are questions about --context)")
+    p.add_argument("--context", help="qa: the passage to answer the questions from")
+    p.add_argument("--context-file", help="qa: read the passage from this file")
     p.add_argument("--version-label", help="serve a labelled version (model_config_file version_labels)")
     p.add_argument("--root-cert", help="PEM of the CA that signed the server's certificate (turns TLS on)")
     p.add_argument("--client-cert", help="PEM client certificate (mutual TLS)")

@@ -78,7 +78,7 @@ class FinetuneConfig:
     encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
     model_name: str = "sentiment"
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
-    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl | conll (NER)
+    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl | conll (NER) | squad (QA)
     train_pattern: str = "train/*"
     eval_pattern: str = "eval/*"
     text_field: str = "text"
@@ -90,6 +90,15 @@ class FinetuneConfig:
     entity_types: list = dataclasses.field(default_factory=list)  # NER: e.g. PER, LOC, ORG, MISC
     tag_scheme: str = "iob2"  # NER data: iob1 (CoNLL-2003's files) | iob2 | bioes
     crf: bool = False  # NER: a CRF over the tag logits (Viterbi decoding in-graph) instead of softmax
+    # Extractive QA (SQuAD JSON): windows over long contexts and answer decoding.
+    doc_stride: int = 32  # pieces between window starts
+    max_query_length: int = 24  # question pieces kept
+    max_windows: int = 4  # windows per question written by Transform (training/eval); serving: all
+    max_answer_length: int = 30  # pieces
+    n_best_size: int = 5
+    squad_v2: bool = True  # unanswerable questions: answer "" when the [CLS] score wins
+    no_answer_threshold: float = 0.0  # SQuAD 2.0: no answer when null score - best span > this
+    tune_no_answer_threshold: bool = True  # pick it on the eval split (SQuAD 2.0's best_exact_thresh)
     num_classes: int = 2
     max_seq_length: int = 64
     batch_size: int = 32
@@ -265,6 +274,12 @@ class ProjectConfig:
              "job); on Kubernetes without Vertex see the TFJob section of the README"),
             (0 <= self.finetune.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
             (self.finetune.tag_scheme in ("iob1", "iob2", "bioes"), "finetune.tag_scheme must be iob1, iob2 or bioes"),
+            (0 < self.finetune.max_query_length <= self.finetune.max_seq_length - 4,
+             "finetune.max_query_length must be 1..max_seq_length-4 (room for [CLS], [SEP]s and context)"),
+            (self.finetune.doc_stride > 0, "finetune.doc_stride must be positive"),
+            (self.finetune.max_windows > 0, "finetune.max_windows must be positive"),
+            (self.finetune.max_answer_length > 0 and self.finetune.n_best_size > 0,
+             "finetune.max_answer_length and finetune.n_best_size must be positive"),
         ]
         for ok, message in checks:
             if not ok:

@@ -16,6 +16,7 @@ polarity of the review's sentiment words, with a little label noise so accuracy 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 
@@ -221,13 +222,68 @@ def write_ner_dataset(directory: str, num_train: int = 1500, num_eval: int = 300
     return {"train.txt": num_train, "dev.txt": num_eval}
 
 
+def _qa_paragraph(rng: random.Random, index: int, unanswerable_rate: float) -> dict:
+    """One SQuAD paragraph in the corpus's language: three people who each do one thing
+    ("Anna bakes the warm bread. Boris boils the fresh soup. ..."), among sentences of other
+    topics; a question names a person and the verb ("What is it that Boris boils?"), so the
+    answer takes matching the question to its sentence, not just finding a phrase of the
+    right shape. Some questions ask about a verb nobody in the context does (unanswerable)."""
+    topic_name = rng.choice(sorted(TOPICS))
+    topic = TOPICS[topic_name]
+    people = [n.capitalize() for n in rng.sample(NAMES, 4)]
+    verbs = rng.sample(topic["verbs"], 4)
+    sentences, facts = [], []  # facts: (person, verb, sentence index, answer)
+    for person, verb, noun in zip(people[:3], verbs, rng.sample(topic["nouns"], 3)):
+        answer = f"{rng.choice(topic['adjs'])} {noun}"
+        facts.append((person, verb, len(sentences), answer))
+        sentences.append(f"{person} {verb} the {answer}.")
+    others = [t for t in sorted(TOPICS) if t != topic_name]
+    for _ in range(rng.randint(1, 5)):
+        filler = _sentence(rng, TOPICS[rng.choice(others)], people[3].lower()).rstrip(" .")
+        sentences.append(filler[0].upper() + filler[1:] + ".")
+    order = list(range(len(sentences)))
+    rng.shuffle(order)
+    context, starts = "", {}
+    for i in order:
+        starts[i] = len(context)
+        context += sentences[i] + " "
+    context = context.strip()
+    qas = []
+    for n, (person, verb, sentence, answer) in enumerate(rng.sample(facts, 2)):
+        start = starts[sentence] + sentences[sentence].index(answer)
+        qas.append({"id": f"q{index}-{n}", "question": f"What is it that {person} {verb}?", "is_impossible": False,
+                    "answers": [{"text": answer, "answer_start": start},
+                                {"text": "the " + answer, "answer_start": start - 4}]})
+    if rng.random() < unanswerable_rate * 2:
+        qas.append({"id": f"q{index}-x", "question": f"What is it that {rng.choice(people[:3])} {verbs[3]}?",
+                    "is_impossible": True, "answers": []})
+    return {"context": context, "qas": qas}
+
+
+def write_qa_dataset(directory: str, num_train: int = 1200, num_eval: int = 200, seed: int = 19,
+                     unanswerable_rate: float = 0.1) -> dict:
+    """SQuAD 2.0 JSON (``train.json``, ``dev.json``) of ``_qa_paragraph``s. Many contexts run
+    past one 64-piece window, so answers are found across ``doc_stride`` windows."""
+    rng = random.Random(seed)
+    os.makedirs(directory, exist_ok=True)
+    counts = {}
+    for filename, n, offset in (("train.json", num_train, 0), ("dev.json", num_eval, num_train)):
+        paragraphs = [_qa_paragraph(rng, offset + i, unanswerable_rate) for i in range(n)]
+        data = {"version": "v2.0", "data": [{"title": f"demo-{filename.split('.')[0]}", "paragraphs": paragraphs}]}
+        with open(os.path.join(directory, filename), "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+        counts[filename] = sum(len(p["qas"]) for p in paragraphs)
+    return counts
+
+
 def write_demo_data(data_dir: str) -> dict:
     """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists)."""
     corpus = os.path.join(data_dir, "corpus", "corpus.txt")
     sentiment = os.path.join(data_dir, "sentiment")
     pairs = os.path.join(data_dir, "pairs")
     ner = os.path.join(data_dir, "ner")
-    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner}
+    qa = os.path.join(data_dir, "qa")
+    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner, "qa": qa}
     if not os.path.exists(corpus):
         summary.update(write_pretraining_corpus(corpus))
     if not os.path.exists(os.path.join(sentiment, "eval", "data.csv")):
@@ -236,4 +292,6 @@ def write_demo_data(data_dir: str) -> dict:
         write_pair_dataset(pairs)
     if not os.path.exists(os.path.join(ner, "dev.txt")):
         write_ner_dataset(ner)
+    if not os.path.exists(os.path.join(qa, "dev.json")):
+        write_qa_dataset(qa)
     return summary

@@ -66,7 +66,22 @@ class Question:
 
 
 def read_squad(path: str, counters: collections.Counter | None = None, strict: bool = False) -> list[Question]:
-    """Questions of a SQuAD v1.1 / v2.0 JSON file.
+    """Questions of a SQuAD v1.1 / v2.0 JSON file (local or any ``tf.io.gfile`` path); see
+    ``parse_squad``."""
+    try:
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "rb") as f:
+            raw = f.read()
+    except ImportError:  # pragma: no cover - TF is always installed with the pipeline
+        with open(path, "rb") as f:
+            raw = f.read()
+    return parse_squad(raw, path, counters, strict)
+
+
+def parse_squad(raw: bytes, path: str, counters: collections.Counter | None = None,
+                strict: bool = False) -> list[Question]:
+    """Questions of the bytes of a SQuAD v1.1 / v2.0 JSON file (``path`` names it in errors).
 
     An answer whose ``answer_start`` does not point at its text in the context is dropped and
     counted (``bad_answer_start``); a question left without answers that is not marked
@@ -74,11 +89,10 @@ def read_squad(path: str, counters: collections.Counter | None = None, strict: b
     context is skipped (``empty_text``). ``strict`` raises instead, naming the question id.
     """
     counters = counters if counters is not None else collections.Counter()
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)["data"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}: not a SQuAD JSON file ({e})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))["data"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a SQuAD JSON file ({e})") from None
 
     def bad(kind: str, qid: str, detail: str) -> None:
         counters[f"skipped_{kind}"] += 1
@@ -97,7 +111,8 @@ def read_squad(path: str, counters: collections.Counter | None = None, strict: b
                 answers = []
                 for answer in qa.get("answers", []):
                     start, answer_text = answer.get("answer_start", -1), answer.get("text", "")
-                    if not isinstance(start, int) or context[start:start + len(answer_text)] != answer_text:
+                    if (not isinstance(start, int) or not answer_text.strip()
+                            or context[start:start + len(answer_text)] != answer_text):
                         counters["bad_answer_start"] += 1
                         if strict:
                             raise ValueError(f"{path}: question {qid}: answer {answer_text!r} is not at "

@@ -7,7 +7,8 @@ Each task is one module under ``models/`` that declares, for the pipeline:
 * ``run_fn``: the Trainer's function (head, loss, training metrics, serving export);
 * ``trainer_config(finetune_config)``: the Trainer's ``custom_config``;
 * ``eval_config(finetune_config)``: the TFMA EvalConfig (the community's metrics, the blessing
-  thresholds).
+  thresholds);
+* optionally ``transform_config(finetune_config)``: extra settings for ``preprocessing_fn``.
 
 A registry entry names the module, and the embedded demo data with the loader settings that
 read it (used when ``finetune.data_dir`` is empty). Dotted paths into this installed package, so
@@ -61,6 +62,12 @@ TASKS: dict[str, Task] = {
         demo_data="ner",
         demo_settings=(("input_format", "conll"), ("train_pattern", "train.txt"), ("eval_pattern", "dev.txt"),
                        ("entity_types", ["PER", "LOC", "ORG"]), ("tag_scheme", "iob1"))),
+    "qa": Task(
+        name="qa", module="models.qa",
+        description="Extractive QA (SQuAD v1.1/v2.0): windows with doc_stride -> start/end logits -> answer span",
+        demo_data="qa",
+        demo_settings=(("input_format", "squad"), ("train_pattern", "train.json"), ("eval_pattern", "dev.json"),
+                       ("max_seq_length", 64), ("doc_stride", 24), ("max_query_length", 16))),
 }
 
 

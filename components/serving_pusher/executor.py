@@ -64,18 +64,20 @@ def describe_signatures_in_fresh_process(model_dir: str) -> dict:
 
 
 def write_warmup_requests(path: str, model_name: str, texts: list[str], signatures: dict) -> int:
-    """Writes PredictionLogs (TF Serving's warm-up format) for the raw-text signature."""
+    """Writes PredictionLogs (TF Serving's warm-up format) for the raw-text signature: every
+    input (``text``; ``text``/``text_b``; ``question``/``context``) gets the warm-up texts."""
     if not texts or "serving_default" not in signatures:
         return 0
     inputs = signatures["serving_default"]["inputs"]
-    if list(inputs) != ["text"]:
-        return 0  # only single-text signatures get generated warm-up requests
+    if not inputs or any(spec["dtype"] != "string" or spec["shape"] != [None] for spec in inputs.values()):
+        return 0  # only raw-text signatures get generated warm-up requests
     with tf.io.TFRecordWriter(path) as writer:
         for batch in (texts[:1], texts):  # batch 1 and a larger batch
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name
             request.model_spec.signature_name = "serving_default"
-            request.inputs["text"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+            for key in inputs:  # text (and text_b), or question and context: the same texts in each
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     return 2

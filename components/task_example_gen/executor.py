@@ -5,6 +5,10 @@
   between sentences, ``-DOCSTART-`` lines ignored; IOB1, IOB2 or BIOES tags, converted to IOB2):
   ``tokens`` (the words), ``tags`` (IOB2 ids over ``label_names``' entity types) and ``text``
   (the words joined by spaces).
+* Extractive QA (``squad``: SQuAD v1.1 / v2.0 JSON): one example per question with
+  ``question_id``, ``question``, ``context``, ``answer_texts`` (all gold answers; none:
+  unanswerable) and the first answer's character span ``answer_start`` / ``answer_end`` (-1:
+  none). An answer whose ``answer_start`` does not point at its text is dropped and counted.
 
 GLUE's TSVs (SST-2 ``sentence``/``label``; MRPC ``#1 String``/``#2 String``/``Quality``; QNLI,
 RTE, ...) have a header row and unquoted fields with stray quote characters, so ``glue_tsv``
@@ -14,6 +18,7 @@ the wrong number of columns, invalid UTF-8, invalid JSON) are skipped and counte
 """
 from __future__ import annotations
 
+import collections
 import csv
 import json
 import os
@@ -27,10 +32,10 @@ from tfx.types import artifact_utils
 
 from components import beam_utils
 from components.text_example_gen.executor import BadInputError, expand_files, json_object, open_lines
-from tfx_bert import features, tagging
+from tfx_bert import features, squad, tagging
 
 NAMESPACE = "tfx_bert.task_data"
-FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll")
+FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll", "squad")
 SPLITS = ("train", "eval")
 
 INPUT_BASE = "input_base"
@@ -178,6 +183,9 @@ class _ReadFile(beam.DoFn):
         if self._reader.format == "conll":
             yield from self._tagged(path)
             return
+        if self._reader.format == "squad":
+            yield from self._questions(path)
+            return
         try:
             for text, text_b, label in self._reader.records(path):
                 example = tf.train.Example()
@@ -204,6 +212,34 @@ class _ReadFile(beam.DoFn):
                 yield example
         except (OSError, tf.errors.OpError) as e:
             raise BadInputError(f"{path}: unreadable input file ({e})") from e
+
+
+    def _questions(self, path: str):
+        counts = collections.Counter()
+        try:
+            questions = squad.read_squad(path, counts, strict=self._reader.strict)
+        except (OSError, tf.errors.OpError) as e:
+            raise BadInputError(f"{path}: unreadable input file ({e})") from e
+        except ValueError as e:
+            raise BadInputError(str(e)) from e
+        for name, value in counts.items():
+            if name != "questions":
+                beam_utils.counter(NAMESPACE, name).inc(value)
+        for question in questions:
+            example = tf.train.Example()
+            f = example.features.feature
+            f["question_id"].bytes_list.value.append(question.id.encode("utf-8"))
+            f["question"].bytes_list.value.append(question.question.encode("utf-8"))
+            f["context"].bytes_list.value.append(question.context.encode("utf-8"))
+            f["answer_texts"].bytes_list.value.extend(text.encode("utf-8") for text, _ in question.answers)
+            start, end = -1, -1
+            if question.answers:
+                text, start = question.answers[0]
+                end = start + len(text)
+            f["answer_start"].int64_list.value.append(start)
+            f["answer_end"].int64_list.value.append(end)
+            beam_utils.counter(NAMESPACE, "answerable" if question.answers else "unanswerable").inc()
+            yield example
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):

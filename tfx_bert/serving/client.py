@@ -137,3 +137,24 @@ class ServingClient:
                                               outputs["entity_ends"][i], outputs["entity_texts"][i]) if s >= 0]
             results.append({"text": text, "entities": entities})
         return results
+
+    def answer_questions(self, model_name: str, questions: list[str], contexts: list[str]) -> list[dict]:
+        """Extractive QA: (question, context) -> {"question", "answer", "start", "end", "score",
+        "no_answer_score", "nbest": [{"text", "start", "end", "score", "probability"}]}; offsets
+        are Unicode characters of the context, end exclusive; an empty answer (start -1) means
+        the model finds none (SQuAD 2.0)."""
+        if len(questions) != len(contexts):
+            raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts; give one context per question.")
+        outputs = self.predict(model_name, {"question": np.array(questions, dtype=object),
+                                            "context": np.array(contexts, dtype=object)})
+        results = []
+        for i, question in enumerate(questions):
+            nbest = [{"text": t.decode(), "start": int(s), "end": int(e), "score": float(v), "probability": float(p)}
+                     for t, s, e, v, p in zip(outputs["nbest_texts"][i], outputs["nbest_starts"][i],
+                                              outputs["nbest_ends"][i], outputs["nbest_scores"][i],
+                                              outputs["nbest_probabilities"][i]) if s >= 0]
+            results.append({"question": question, "answer": outputs["answer_text"][i].decode(),
+                            "start": int(outputs["answer_start"][i]), "end": int(outputs["answer_end"][i]),
+                            "score": float(outputs["score"][i]), "no_answer_score": float(outputs["no_answer_score"][i]),
+                            "nbest": nbest})
+        return results
