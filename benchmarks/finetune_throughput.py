@@ -4,9 +4,10 @@ small sizes, and in-process latency of the pushed models' serving signatures at 
     .venv/bin/python benchmarks/finetune_throughput.py [--sizes tiny,small] [--steps 30]
 
 Training runs the same model builders as the tasks' run_fns (keras-hub BertClassifier; the
-NER tagger with softmax or CRF) on random token ids of the tasks' sequence length, so it
+NER tagger with softmax or CRF; the QA span extractor, per window) on random token ids of the tasks' sequence length, so it
 measures the model, not the data. Serving latency uses the models `make demo` / the e2e tests
-push under work/serving/ (sentiment, pairs, ner) when they exist. Medians; a baseline in the
+push under work/serving/ (sentiment, pairs, ner, qa) when they exist (QA: one question on a
+two-window context, so per example means per question). Medians; a baseline in the
 same run: the plain backbone forward+backward pass (what every head adds to).
 """
 import argparse
@@ -25,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: F401,E402
 
-from models import ner  # noqa: E402
+from models import ner, qa  # noqa: E402
 from tfx_bert import features, registry  # noqa: E402
 
 VOCAB, SEQ, BATCH = 1000, 64, 32
@@ -72,14 +73,24 @@ def train_rows(size_name, steps, rng):
         model = ner.build_tagger(backbone(), 7, 0.1, use_crf)
         model.compile(optimizer="adam", loss=ner.crf_loss(model.get_layer("crf")) if use_crf else ner.masked_softmax_loss)
         rows[name] = _throughput(model, _inputs(rng, with_words=True), tags, steps)
+    model = qa.build_span_model(backbone(), 0.1)
+    model.compile(optimizer="adam", loss=qa.span_loss)
+    positions = np.sort(rng.integers(20, SEQ - 1, (BATCH, 2)), axis=1).astype("int32")
+    rows["qa (start/end), windows"] = _throughput(model, _inputs(rng), positions, steps)
     return rows
 
 
+QA_CONTEXT = ("Anna bakes the warm bread. Boris boils the fresh soup. Every morning the chef slices a crisp "
+              "onion. In the evening, greta sees that the oven roasts the pepper again. Nobody knew why the "
+              "dark comet reaches the moon. The tall hedge grows the wild rose. Every morning the sailor "
+              "steers a calm boat. Mira roasts the spicy garlic.")
 SERVING_INPUTS = {
     "sentiment": lambda n: {"text": tf.constant(["the soup was really wonderful and the bread was great ."] * n)},
     "pairs": lambda n: {"text": tf.constant(["the chef bakes the bread ."] * n),
                         "text_b": tf.constant(["the rocket orbits the moon ."] * n)},
     "ner": lambda n: {"text": tf.constant(["Anna Berg flew to New York to meet Omar Aziz of Acme Tools ."] * n)},
+    "qa": lambda n: {"question": tf.constant(["What is it that Mira roasts?"] * n),
+                     "context": tf.constant([QA_CONTEXT] * n)},
 }
 
 

@@ -278,3 +278,81 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run):
                                        unicode_out["entity_texts"][0].numpy()):
         if start >= 0:
             assert unicode_text[start:end] == entity_text.decode()  # character, not byte, offsets
+
+
+def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
+    """Extractive QA on the embedded SQuAD 2.0-layout data. Thresholds from the data: F1 above
+    what picking a random noun phrase of the context scores (the model must learn where answers
+    are) and above always answering nothing. TFMA's SQuAD F1 equals the official metric on what
+    the served signature returns; answers past the first window are found; every answer is the
+    context text at its character span; gRPC and the CLI return the same."""
+    import re
+    import statistics
+
+    import tensorflow_model_analysis as tfma
+
+    from models import encoder, qa_spans
+    from tfx_bert import squad
+    from tfx_bert.cli import DevServer
+    from tfx_bert.serving import op_check
+    from tfx_bert.serving.client import ServingClient
+
+    work, _ = demo_run
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
+         "--set", "finetune.task=qa", "--set", "finetune.model_name=qa", "--set", "finetune.pipeline_name=tfx-bert-qa",
+         "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
+         "--set", "finetune.learning_rate=0.001"],
+        capture_output=True, text=True, cwd=REPO, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no_answer_threshold=" in proc.stdout  # tuned on the eval split and reported
+    [version_dir] = glob.glob(os.path.join(work, "serving", "qa", "*"))  # blessed and pushed
+    assert op_check.unsupported_ops(version_dir) == []
+
+    questions = squad.read_squad(os.path.join(work, "data", "qa", "dev.json"))
+    out = tf.saved_model.load(version_dir).signatures["serving_default"](
+        question=tf.constant([q.question for q in questions]), context=tf.constant([q.context for q in questions]))
+    predicted = {q.id: out["answer_text"][i].numpy().decode() for i, q in enumerate(questions)}
+    gold = {q.id: [a for a, _ in q.answers] for q in questions}
+    scores = squad.evaluate(predicted, gold)
+    for i, q in enumerate(questions):
+        start, end = int(out["answer_start"][i]), int(out["answer_end"][i])
+        assert (q.context[start:end] if start >= 0 else "") == predicted[q.id]
+
+    [evaluation] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-qa", "Evaluator", "evaluation", "*"))
+    tfma_scores = {kv.key.name: kv.value.double_value.value for r in tfma.load_metrics(evaluation)
+                   for kv in r.metric_keys_and_values}
+    assert tfma_scores["squad_f1"] == pytest.approx(scores["f1"], abs=1e-6)
+    assert tfma_scores["squad_exact_match"] == pytest.approx(scores["exact_match"], abs=1e-6)
+
+    def random_phrase_f1(q):  # the expected F1 of answering a random "the/a <word> <word>" of the context
+        phrases = re.findall(r"\b(?:the|a) ([a-z]+ [a-z]+)\b", q.context)
+        return statistics.mean(squad.score(p, gold[q.id])[1] for p in phrases)
+
+    baseline = 100 * statistics.mean(random_phrase_f1(q) for q in questions)
+    always_empty = 100 * statistics.mean(not q.answers for q in questions)
+    assert scores["f1"] > max(baseline, always_empty) + 8, (scores, baseline, always_empty)
+
+    # Answers that start past the first window's context are found there.
+    tokenizer = encoder.load_tokenizer(glob.glob(os.path.join(
+        work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*", "Format-Serving"))[0])
+    windows = qa_spans.make_windows(tokenizer, tf.constant([q.question for q in questions]),
+                                    tf.constant([q.context for q in questions]), 64, 24, 16)
+    first_window_end = {}
+    for row, example in enumerate(windows["example_index"].numpy()):
+        first_window_end.setdefault(int(example), int(windows["char_ends"][row].numpy().max()))
+    late = [i for i, q in enumerate(questions) if q.answers and q.answers[0][1] >= first_window_end[i]]
+    late_right = sum(squad.score(predicted[questions[i].id], gold[questions[i].id])[0] for i in late)
+    assert len(late) > 20 and late_right >= 3, (len(late), late_right)
+
+    q = questions[0]
+    with DevServer("qa", os.path.join(work, "serving", "qa")) as server, ServingClient(server.target) as client:
+        client.wait_until_available("qa")
+        [served] = client.answer_questions("qa", [q.question], [q.context])
+        cli = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "predict", "--task", "qa", "--model-name", "qa",
+                              "--target", server.target, "--context", q.context, q.question],
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert served["answer"] == predicted[q.id] and served["start"] == int(out["answer_start"][0])
+    assert [n["text"] for n in served["nbest"]] == [t.decode() for t in out["nbest_texts"][0].numpy() if t]
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert json.loads(cli.stdout.strip().splitlines()[-1])["answer"] == served["answer"]
