@@ -51,3 +51,16 @@ def test_finetune_without_pretraining_explains(capsys, tmp_path):
 def test_every_configured_user_function_imports(dotted):
     module, name = dotted.rsplit(".", 1)
     assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_finetune_task_flag_names_the_pipeline_and_set_still_wins(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "_run_pipeline", lambda kind, config, runner: seen.update(config=config) or 0.0)
+    assert cli.main(["finetune", "--demo", "--task", "qa", "--set", "finetune.model_name=squad"]) == 0
+    f = seen["config"].finetune
+    assert (f.task, f.model_name, f.pipeline_name) == ("qa", "squad", "tfx-bert-qa")
+
+
+def test_predict_qa_needs_a_context(capsys):
+    assert cli.main(["predict", "--task", "qa", "What is it?"]) == 2
+    assert "--task qa needs --context" in capsys.readouterr().err

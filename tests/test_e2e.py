@@ -300,7 +300,7 @@ def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
     work, _ = demo_run
     proc = subprocess.run(
         [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-         "--set", "finetune.task=qa", "--set", "finetune.model_name=qa", "--set", "finetune.pipeline_name=tfx-bert-qa",
+         "--task", "qa",
          "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
          "--set", "finetune.learning_rate=0.001"],
         capture_output=True, text=True, cwd=REPO, timeout=1500)
@@ -337,7 +337,7 @@ def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
     tokenizer = encoder.load_tokenizer(glob.glob(os.path.join(
         work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*", "Format-Serving"))[0])
     windows = qa_spans.make_windows(tokenizer, tf.constant([q.question for q in questions]),
-                                    tf.constant([q.context for q in questions]), 64, 24, 16)
+                                    tf.constant([q.context for q in questions]), 64, 24, 16)  # the config defaults
     first_window_end = {}
     for row, example in enumerate(windows["example_index"].numpy()):
         first_window_end.setdefault(int(example), int(windows["char_ends"][row].numpy().max()))

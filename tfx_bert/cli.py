@@ -39,6 +39,9 @@ def _config(args, demo: bool = False):
         overrides.append(f"pretrain.train_steps={args.pretrain_steps}")
     if getattr(args, "finetune_steps", None):
         overrides.append(f"finetune.train_steps={args.finetune_steps}")
+    task = getattr(args, "task", None)
+    if task:  # before --set, so an explicit --set wins
+        overrides += [f"finetune.task={task}", f"finetune.model_name={task}", f"finetune.pipeline_name=tfx-bert-{task}"]
     overrides += args.set or []
     base = config_lib.load_config(config_lib.DEMO_CONFIG) if demo else None
     return config_lib.load_config(args.config, overrides, base=base)
@@ -313,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_flags(p)
         p.add_argument("--runner", choices=["local", "beam"], default="local",
                        help="TFX orchestrator: LocalDagRunner or BeamDagRunner")
+        if kind == "finetune":
+            from tfx_bert import tasks
+
+            p.add_argument("--task", choices=sorted(tasks.TASKS),
+                           help="the task (sets finetune.task, and model_name / pipeline_name to match)")
         p.set_defaults(fn=cmd_pipeline(kind))
 
     p = sub.add_parser("compile", help="compile a pipeline for Kubeflow Pipelines v2 / Vertex (and submit a run)")

@@ -91,8 +91,8 @@ class FinetuneConfig:
     tag_scheme: str = "iob2"  # NER data: iob1 (CoNLL-2003's files) | iob2 | bioes
     crf: bool = False  # NER: a CRF over the tag logits (Viterbi decoding in-graph) instead of softmax
     # Extractive QA (SQuAD JSON): windows over long contexts and answer decoding.
-    doc_stride: int = 32  # pieces between window starts
-    max_query_length: int = 24  # question pieces kept
+    doc_stride: int = 24  # pieces between window starts (SQuAD with 384-piece windows: 128)
+    max_query_length: int = 16  # question pieces kept (SQuAD with 384-piece windows: 64)
     max_windows: int = 4  # windows per question written by Transform (training/eval); serving: all
     max_answer_length: int = 30  # pieces
     n_best_size: int = 5

@@ -66,8 +66,7 @@ TASKS: dict[str, Task] = {
         name="qa", module="models.qa",
         description="Extractive QA (SQuAD v1.1/v2.0): windows with doc_stride -> start/end logits -> answer span",
         demo_data="qa",
-        demo_settings=(("input_format", "squad"), ("train_pattern", "train.json"), ("eval_pattern", "dev.json"),
-                       ("max_seq_length", 64), ("doc_stride", 24), ("max_query_length", 16))),
+        demo_settings=(("input_format", "squad"), ("train_pattern", "train.json"), ("eval_pattern", "dev.json"))),
 }
 
 
