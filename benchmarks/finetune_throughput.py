@@ -4,7 +4,7 @@ small sizes, and in-process latency of the pushed models' serving signatures at 
     .venv/bin/python benchmarks/finetune_throughput.py [--sizes tiny,small] [--steps 30]
 
 Training runs the same model builders as the tasks' run_fns (keras-hub BertClassifier; the
-NER tagger with softmax or CRF; the QA span extractor, per window) on random token ids of the tasks' sequence length, so it
+NER tagger with softmax or CRF; the QA span extractor, per window; the similarity bi-encoder, per pair = two sentences) on random token ids of the tasks' sequence length, so it
 measures the model, not the data. Serving latency uses the models `make demo` / the e2e tests
 push under work/serving/ (sentiment, pairs, ner, qa) when they exist (QA: one question on a
 two-window context, so per example means per question). Medians; a baseline in the
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: F401,E402
 
-from models import ner, qa  # noqa: E402
+from models import ner, qa, similarity  # noqa: E402
 from tfx_bert import features, registry  # noqa: E402
 
 VOCAB, SEQ, BATCH = 1000, 64, 32
@@ -77,6 +77,10 @@ def train_rows(size_name, steps, rng):
     model.compile(optimizer="adam", loss=qa.span_loss)
     positions = np.sort(rng.integers(20, SEQ - 1, (BATCH, 2)), axis=1).astype("int32")
     rows["qa (start/end), windows"] = _throughput(model, _inputs(rng), positions, steps)
+    pair_inputs = {**_inputs(rng), **{k + similarity.SECOND: v for k, v in _inputs(rng).items()}}
+    model = similarity.build_pair_model(similarity.build_sentence_encoder(backbone(), "mean"), "cosine")
+    model.compile(optimizer="adam", loss="mse")
+    rows["similarity (cosine), pairs"] = _throughput(model, pair_inputs, rng.uniform(0, 1, BATCH).astype("float32"), steps)
     return rows
 
 
@@ -89,6 +93,8 @@ SERVING_INPUTS = {
     "pairs": lambda n: {"text": tf.constant(["the chef bakes the bread ."] * n),
                         "text_b": tf.constant(["the rocket orbits the moon ."] * n)},
     "ner": lambda n: {"text": tf.constant(["Anna Berg flew to New York to meet Omar Aziz of Acme Tools ."] * n)},
+    "similarity": lambda n: {"text": tf.constant(["the warm soup boils the bread ."] * n),
+                             "text_b": tf.constant(["the fresh soup boils the onion ."] * n)},
     "qa": lambda n: {"question": tf.constant(["What is it that Mira roasts?"] * n),
                      "context": tf.constant([QA_CONTEXT] * n)},
 }

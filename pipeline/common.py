@@ -30,9 +30,11 @@ def with_task_data(config: ProjectConfig) -> tuple[ProjectConfig, str]:
 
     from tfx_bert import tasks
 
+    task = tasks.get_task(config.finetune.task)
+    if task.settings:
+        config = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, **dict(task.settings)))
     if config.finetune.data_dir:
         return config, config.finetune.data_dir
-    task = tasks.get_task(config.finetune.task)
     path = demo_data.write_demo_data(config.data_dir)[task.demo_data]
     finetune = dataclasses.replace(config.finetune, **dict(task.demo_settings))
     return dataclasses.replace(config, finetune=finetune), path

@@ -224,6 +224,15 @@ def cmd_predict(args) -> int:
         try:
             if args.task == "ner":
                 results = client.extract_entities(args.model_name, args.texts)
+            elif args.task == "similarity":
+                if not args.text_b or len(args.text_b) != len(args.texts):
+                    print("tfx-bert predict: --task similarity needs one --text-b per text (the pairs' second "
+                          "sentences)", file=sys.stderr)
+                    return 2
+                results = client.similarity(args.model_name, args.texts, args.text_b)
+            elif args.task == "embed":
+                results = [{"text": t, "embedding": [float(x) for x in e]}
+                           for t, e in zip(args.texts, client.embed(args.model_name, args.texts))]
             elif args.task == "qa":
                 if not args.context:
                     print("tfx-bert predict: --task qa needs --context TEXT (or --context-file PATH): the "
@@ -350,9 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default="sentiment")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
     p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
-    p.add_argument("--task", choices=["classification", "ner", "qa"], default="classification",
-                   help="how to read the outputs: labels with probabilities, entity spans, or answers "
-                        "(qa: the texts are questions about --context)")
+    p.add_argument("--task", choices=["classification", "ner", "qa", "similarity", "embed"], default="classification",
+                   help="how to read the outputs: labels with probabilities, entity spans, answers "
+                        "(qa: the texts are questions about --context), pair similarity (with --text-b), "
+                        "or sentence embeddings")
+    p.add_argument("--text-b", action="append", help="similarity: the second sentence of each pair (repeat)")
     p.add_argument("--context", help="qa: the passage to answer the questions from")
     p.add_argument("--context-file", help="qa: read the passage from this file")
     p.add_argument("--version-label", help="serve a labelled version (model_config_file version_labels)")

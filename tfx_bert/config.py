@@ -99,6 +99,10 @@ class FinetuneConfig:
     squad_v2: bool = True  # unanswerable questions: answer "" when the [CLS] score wins
     no_answer_threshold: float = 0.0  # SQuAD 2.0: no answer when null score - best span > this
     tune_no_answer_threshold: bool = True  # pick it on the eval split (SQuAD 2.0's best_exact_thresh)
+    # Sentence similarity (bi-encoder): pooling and objective.
+    pooling: str = "mean"  # mean | cls
+    similarity_objective: str = "cosine"  # cosine (STS-B scores) | classification (NLI: [u, v, |u-v|])
+    score_max: float = 5.0  # cosine: gold scores are divided by this (STS-B: 0-5)
     num_classes: int = 2
     max_seq_length: int = 64
     batch_size: int = 32
@@ -277,6 +281,9 @@ class ProjectConfig:
             (0 < self.finetune.max_query_length <= self.finetune.max_seq_length - 4,
              "finetune.max_query_length must be 1..max_seq_length-4 (room for [CLS], [SEP]s and context)"),
             (self.finetune.doc_stride > 0, "finetune.doc_stride must be positive"),
+            (self.finetune.pooling in ("mean", "cls"), "finetune.pooling must be mean or cls"),
+            (self.finetune.similarity_objective in ("cosine", "classification"),
+             "finetune.similarity_objective must be cosine or classification"),
             (self.finetune.max_windows > 0, "finetune.max_windows must be positive"),
             (self.finetune.max_answer_length > 0 and self.finetune.n_best_size > 0,
              "finetune.max_answer_length and finetune.n_best_size must be positive"),

@@ -276,6 +276,77 @@ def write_qa_dataset(directory: str, num_train: int = 1200, num_eval: int = 200,
     return counts
 
 
+STSB_HEADER = ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"]
+
+
+def _sts_pair(rng: random.Random) -> tuple[str, str, float]:
+    """Two corpus-language sentences and a 0-5 similarity: 5 for the same sentence, 1.25 less
+    for each of adjective, subject, verb and object that differs; 0 across topics."""
+    topic_names = sorted(TOPICS)
+    topic = TOPICS[rng.choice(topic_names)]
+    slots = {"adj": rng.choice(topic["adjs"]), "noun": rng.choice(topic["nouns"]),
+             "verb": rng.choice(topic["verbs"]), "obj": rng.choice(topic["nouns"])}
+    sentence = "the {adj} {noun} {verb} the {obj} ."
+    if rng.random() < 0.2:
+        other = TOPICS[rng.choice([t for t in topic_names if TOPICS[t] is not topic])]
+        second = {"adj": rng.choice(other["adjs"]), "noun": rng.choice(other["nouns"]),
+                  "verb": rng.choice(other["verbs"]), "obj": rng.choice(other["nouns"])}
+        score = 0.0
+    else:
+        changed = rng.sample(sorted(slots), rng.randint(0, 4))
+        pools = {"adj": topic["adjs"], "noun": topic["nouns"], "verb": topic["verbs"], "obj": topic["nouns"]}
+        second = {k: rng.choice([w for w in pools[k] if w != v]) if k in changed else v for k, v in slots.items()}
+        score = 5.0 - 1.25 * len(changed)
+    noisy = min(5.0, max(0.0, score + rng.uniform(-0.2, 0.2)))
+    return sentence.format(**slots), sentence.format(**second), round(noisy, 2)
+
+
+def write_sts_dataset(directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 23) -> dict:
+    """Sentence pairs with 0-5 similarity scores in GLUE's STS-B layout (``train.tsv``,
+    ``dev.tsv``: ``sentence1``, ``sentence2``, ``score``)."""
+    rng = random.Random(seed)
+    os.makedirs(directory, exist_ok=True)
+    for filename, n in (("train.tsv", num_train), ("dev.tsv", num_eval)):
+        with open(os.path.join(directory, filename), "w", encoding="utf-8") as f:
+            f.write("\t".join(STSB_HEADER) + "\n")
+            for i in range(n):
+                a, b, score = _sts_pair(rng)
+                f.write("\t".join([str(i), "demo", "corpus", "2026", str(i), "demo", "demo", a, b, f"{score:.2f}"]) + "\n")
+    return {"train.tsv": num_train, "dev.tsv": num_eval}
+
+
+NLI_LABELS = ["entailment", "neutral", "contradiction"]
+
+
+def write_nli_dataset(directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 29) -> dict:
+    """NLI-style pairs (MNLI's ``sentence1``, ``sentence2``, ``gold_label`` columns): the
+    hypothesis drops the premise's adjective (entailment), changes its object (contradiction),
+    or is a sentence of another topic (neutral)."""
+    rng = random.Random(seed)
+    topic_names = sorted(TOPICS)
+    os.makedirs(directory, exist_ok=True)
+    for filename, n in (("train.tsv", num_train), ("dev.tsv", num_eval)):
+        with open(os.path.join(directory, filename), "w", encoding="utf-8") as f:
+            f.write("index\tsentence1\tsentence2\tgold_label\n")
+            for i in range(n):
+                name = rng.choice(topic_names)
+                topic = TOPICS[name]
+                noun, obj = rng.choice(topic["nouns"]), rng.choice(topic["nouns"])
+                verb, adj = _preferred_verb(topic, noun), rng.choice(topic["adjs"])
+                premise = f"the {adj} {noun} {verb} the {obj} ."
+                label = rng.choice(NLI_LABELS)
+                if label == "entailment":
+                    hypothesis = f"the {noun} {verb} the {obj} ."
+                elif label == "contradiction":
+                    other = rng.choice([w for w in topic["nouns"] if w != obj])
+                    hypothesis = f"the {noun} {verb} the {other} ."
+                else:
+                    other = TOPICS[rng.choice([t for t in topic_names if t != name])]
+                    hypothesis = _sentence(rng, other, rng.choice(NAMES))
+                f.write(f"{i}\t{premise}\t{hypothesis}\t{label}\n")
+    return {"train.tsv": num_train, "dev.tsv": num_eval}
+
+
 def write_demo_data(data_dir: str) -> dict:
     """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists)."""
     corpus = os.path.join(data_dir, "corpus", "corpus.txt")
@@ -283,7 +354,8 @@ def write_demo_data(data_dir: str) -> dict:
     pairs = os.path.join(data_dir, "pairs")
     ner = os.path.join(data_dir, "ner")
     qa = os.path.join(data_dir, "qa")
-    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner, "qa": qa}
+    sts, nli = os.path.join(data_dir, "sts"), os.path.join(data_dir, "nli")
+    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner, "qa": qa, "sts": sts, "nli": nli}
     if not os.path.exists(corpus):
         summary.update(write_pretraining_corpus(corpus))
     if not os.path.exists(os.path.join(sentiment, "eval", "data.csv")):
@@ -294,4 +366,8 @@ def write_demo_data(data_dir: str) -> dict:
         write_ner_dataset(ner)
     if not os.path.exists(os.path.join(qa, "dev.json")):
         write_qa_dataset(qa)
+    if not os.path.exists(os.path.join(sts, "dev.tsv")):
+        write_sts_dataset(sts)
+    if not os.path.exists(os.path.join(nli, "dev.tsv")):
+        write_nli_dataset(nli)
     return summary

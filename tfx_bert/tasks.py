@@ -27,6 +27,7 @@ class Task:
     description: str
     demo_data: str = ""  # key of demo_data.write_demo_data()'s result
     demo_settings: tuple = ()  # (finetune key, value) pairs that read the demo data
+    settings: tuple = ()  # (finetune key, value) pairs the task always uses
 
     @property
     def preprocessing_fn(self) -> str:
@@ -67,6 +68,20 @@ TASKS: dict[str, Task] = {
         description="Extractive QA (SQuAD v1.1/v2.0): windows with doc_stride -> start/end logits -> answer span",
         demo_data="qa",
         demo_settings=(("input_format", "squad"), ("train_pattern", "train.json"), ("eval_pattern", "dev.json"))),
+    "similarity": Task(
+        name="similarity", module="models.similarity",
+        description="Sentence similarity (STS-B): shared encoder, mean/[CLS] pooling, cosine regression",
+        demo_data="sts",
+        demo_settings=(("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"),
+                       ("text_field", "sentence1"), ("text_b_field", "sentence2"), ("label_field", "score"))),
+    "nli": Task(
+        name="nli", module="models.similarity",
+        description="Sentence-pair classification with a bi-encoder (NLI): [u, v, |u-v|] -> Dense -> softmax",
+        demo_data="nli",
+        demo_settings=(("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"),
+                       ("text_field", "sentence1"), ("text_b_field", "sentence2"), ("label_field", "gold_label"),
+                       ("num_classes", 3), ("label_names", ["entailment", "neutral", "contradiction"])),
+        settings=(("similarity_objective", "classification"),)),
 }
 
 

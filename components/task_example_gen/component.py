@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
+from components import input_fingerprint
 from components.task_example_gen import executor as ex
 
 
@@ -22,6 +24,8 @@ class TaskExampleGenSpec(component_spec.ComponentSpec):
         ex.NUM_CLASSES: component_spec.ExecutionParameter(type=int),
         ex.STRICT: component_spec.ExecutionParameter(type=int),
         ex.TAG_SCHEME: component_spec.ExecutionParameter(type=str, optional=True),
+        ex.LABEL_DTYPE: component_spec.ExecutionParameter(type=str, optional=True),
+        "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
@@ -43,13 +47,19 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
     def __init__(self, input_base, train_pattern: str = "train/*", eval_pattern: str = "eval/*",
                  input_format: str = "csv", text_field: str = "text", text_b_field: str = "",
                  label_field: str = "label", label_names: list | tuple = (), num_classes: int = 2,
-                 strict: bool = False, tag_scheme: str = "iob2"):
+                 strict: bool = False, tag_scheme: str = "iob2", label_dtype: str = "int"):
         if input_format not in ex.FORMATS:
             raise ValueError(f"input_format {input_format!r} is not one of {ex.FORMATS}.")
+        if label_dtype not in ("int", "float"):
+            raise ValueError(f"label_dtype {label_dtype!r} is not int or float.")
         spec = TaskExampleGenSpec(
             input_base=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern,
             input_format=input_format, text_field=text_field, text_b_field=text_b_field,
             label_field=label_field, label_names=json.dumps([str(n) for n in label_names]) if label_names else "",
             num_classes=len(label_names) or num_classes, strict=int(strict), tag_scheme=tag_scheme,
+            label_dtype=label_dtype,
+            input_fingerprint=input_fingerprint.fingerprint(
+                [os.path.join(input_base, train_pattern), os.path.join(input_base, eval_pattern)]
+                if isinstance(input_base, str) else [input_base]),
             examples=channel.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)

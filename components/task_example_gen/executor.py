@@ -1,6 +1,7 @@
 """TaskExampleGen executor: labelled task data -> tf.Examples, split by file pattern (train/eval).
 
-* Classification (GLUE TSV, CSV, TSV, JSONL): ``text``, optional ``text_b``, integer ``label``.
+* Classification (GLUE TSV, CSV, TSV, JSONL): ``text``, optional ``text_b``, integer ``label``
+  (``label_dtype: float``: a float score, e.g. STS-B's 0-5 similarity).
 * Token classification (``conll``: CoNLL-2003 columns, token first and tag last, blank lines
   between sentences, ``-DOCSTART-`` lines ignored; IOB1, IOB2 or BIOES tags, converted to IOB2):
   ``tokens`` (the words), ``tags`` (IOB2 ids over ``label_names``' entity types) and ``text``
@@ -49,6 +50,7 @@ LABEL_NAMES = "label_names"  # JSON list; empty: labels are already 0..num_class
 NUM_CLASSES = "num_classes"
 STRICT = "strict"
 TAG_SCHEME = "tag_scheme"  # conll: iob1 | iob2 | bioes
+LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity)
 
 
 class _Reader:
@@ -62,6 +64,7 @@ class _Reader:
         self.num_classes = len(names) or int(props[NUM_CLASSES])
         self.strict = bool(props[STRICT])
         self.tag_scheme = props.get(TAG_SCHEME) or "iob2"
+        self.float_labels = (props.get(LABEL_DTYPE) or "int") == "float"
         self.tag_ids = {t: i for i, t in enumerate(tagging.tag_names(names))}
 
     def bad(self, kind: str, path: str, line: int, detail: str = "") -> None:
@@ -160,6 +163,15 @@ class _Reader:
             self.bad("empty_text", path, number)
             return None
         raw_label = str(row[self.label_field]).strip()
+        if self.float_labels:
+            try:
+                score = float(raw_label)
+            except ValueError:
+                score = float("nan")
+            if score != score:  # not a number
+                self.bad("invalid_score", path, number, f"{raw_label!r} is not a number")
+                return None
+            return text, text_b, score
         if self.label_ids:
             label = self.label_ids.get(raw_label)
         else:
@@ -193,8 +205,11 @@ class _ReadFile(beam.DoFn):
                 f[features.TEXT].bytes_list.value.append(text.encode("utf-8"))
                 if self._reader.text_b_field:
                     f[features.TEXT_B].bytes_list.value.append(text_b.encode("utf-8"))
-                f[features.LABEL].int64_list.value.append(label)
-                beam_utils.counter(NAMESPACE, f"label_{label}").inc()
+                if isinstance(label, float):
+                    f[features.LABEL].float_list.value.append(label)
+                else:
+                    f[features.LABEL].int64_list.value.append(label)
+                    beam_utils.counter(NAMESPACE, f"label_{label}").inc()
                 yield example
         except (OSError, tf.errors.OpError) as e:
             raise BadInputError(f"{path}: unreadable input file ({e})") from e

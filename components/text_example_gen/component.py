@@ -4,6 +4,7 @@ from __future__ import annotations
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
+from components import input_fingerprint
 from components.text_example_gen import executor
 
 
@@ -19,6 +20,7 @@ class TextExampleGenSpec(component_spec.ComponentSpec):
         executor.MAX_LINE_CHARS: component_spec.ExecutionParameter(type=int),
         executor.STRICT: component_spec.ExecutionParameter(type=int),
         executor.PER_LINE: component_spec.ExecutionParameter(type=int),
+        "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
@@ -59,6 +61,7 @@ class TextExampleGen(base_beam_component.BaseBeamComponent):
             max_line_chars=max_line_chars,
             strict=int(strict),
             per_line=int(per_line),
+            input_fingerprint=input_fingerprint.fingerprint([input_pattern]),
             examples=channel.Channel(type=standard_artifacts.Examples),
         )
         super().__init__(spec=spec)

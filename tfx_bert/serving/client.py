@@ -158,3 +158,23 @@ class ServingClient:
                             "score": float(outputs["score"][i]), "no_answer_score": float(outputs["no_answer_score"][i]),
                             "nbest": nbest})
         return results
+
+    def embed(self, model_name: str, texts: list[str]) -> np.ndarray:
+        """Sentence similarity models: texts -> L2-normalised embeddings [len(texts), dim]."""
+        return self.predict(model_name, {"text": np.array(texts, dtype=object)}, signature_name="embed")["embedding"]
+
+    def similarity(self, model_name: str, texts: list[str], texts_b: list[str]) -> list[dict]:
+        """Sentence similarity models: pairs -> {"text", "text_b", "similarity"} (the cosine; NLI
+        models also "class_id" and "probabilities")."""
+        if len(texts) != len(texts_b):
+            raise ValueError(f"{len(texts)} texts but {len(texts_b)} second texts; give them in pairs.")
+        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object),
+                                            "text_b": np.array(texts_b, dtype=object)})
+        results = []
+        for i, (a, b) in enumerate(zip(texts, texts_b)):
+            row = {"text": a, "text_b": b, "similarity": float(outputs["similarity"][i])}
+            if "probabilities" in outputs:
+                row["class_id"] = int(outputs["class_ids"][i])
+                row["probabilities"] = [float(p) for p in outputs["probabilities"][i]]
+            results.append(row)
+        return results

@@ -1,0 +1,248 @@
+"""Sentence similarity (STS-B, NLI): the task module.
+
+One shared encoder embeds each sentence on its own (a bi-encoder, Sentence-BERT style): BERT
+-> mean pooling over the real pieces, or the [CLS] state (``finetune.pooling``). Objectives
+(``finetune.similarity_objective``):
+
+* ``cosine``: the cosine of the two embeddings regresses the gold score scaled to [0, 1]
+  (``label / finetune.score_max``; STS-B scores run 0-5), mean squared error;
+* ``classification``: [u, v, |u - v|] -> Dense -> softmax over ``num_classes`` (NLI: entailment,
+  neutral, contradiction), cross-entropy.
+
+Data: TaskExampleGen (STS-B's GLUE TSV with a float ``score``; NLI pairs in GLUE TSV, CSV or
+JSONL). Metrics (TFMA): Pearson and Spearman correlation of the cosine with the gold score
+(``models.similarity_metrics``; Spearman gates the blessing), or accuracy for classification.
+Serving: ``serving_default(text, text_b)`` -> ``similarity`` (the cosine; classification also
+``probabilities`` and ``class_ids``), ``embed(text)`` -> the L2-normalised ``embedding``.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from models import encoder as encoder_lib
+from models import optimization
+from tfx_bert import features
+
+SIMILARITY, EMBEDDING = "similarity", "embedding"
+SECOND = "_b"  # suffix of the second sentence's model inputs
+OBJECTIVES = ("cosine", "classification")
+POOLINGS = ("mean", "cls")
+
+
+def example_gen(f, data_path):
+    """The ExampleGen of sentence pairs with a score (cosine) or a class (classification)."""
+    from components.task_example_gen.component import TaskExampleGen
+
+    cosine = f.similarity_objective == "cosine"
+    return TaskExampleGen(
+        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
+        input_format=f.input_format, text_field=f.text_field, text_b_field=f.text_b_field or "text_b",
+        label_field=f.label_field, label_names=[] if cosine else list(f.label_names),
+        num_classes=f.num_classes, strict=f.strict, label_dtype="float" if cosine else "int")
+
+
+def trainer_config(f) -> dict:
+    if f.similarity_objective not in OBJECTIVES or f.pooling not in POOLINGS:
+        raise ValueError(f"finetune.similarity_objective must be one of {OBJECTIVES} and finetune.pooling one of "
+                         f"{POOLINGS}; got {f.similarity_objective!r}, {f.pooling!r}.")
+    return {"objective": f.similarity_objective, "pooling": f.pooling, "score_max": float(f.score_max),
+            "num_classes": f.num_classes, "label_names": [str(n) for n in f.label_names],
+            "batch_size": f.batch_size, "learning_rate": f.learning_rate, "dropout": f.dropout,
+            "max_seq_length": f.max_seq_length}
+
+
+def eval_config(f) -> tfma.EvalConfig:
+    """TFMA: Spearman correlation (cosine objective) or accuracy (classification) gates the
+    blessing (at least ``finetune.accuracy_threshold``, not below the baseline's)."""
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": f.accuracy_threshold}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+    if f.similarity_objective == "classification":
+        return tfma.EvalConfig(
+            model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
+                                        prediction_key=features.PROBABILITIES)],
+            slicing_specs=[tfma.SlicingSpec()],
+            metrics_specs=[tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=threshold)])])
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
+                                    prediction_key=SIMILARITY)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="Correlation", module="models.similarity_metrics", threshold=threshold)])])
+
+
+def _dense_strings(tensor):
+    if isinstance(tensor, tf.SparseTensor):
+        tensor = tf.sparse.to_dense(tensor, default_value="")
+    return tf.reshape(tensor, [-1])
+
+
+def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
+    """Each sentence packed on its own: ``token_ids`` ... for the first, ``token_ids_b`` ... for
+    the second (int32 [batch, seq_len])."""
+    first = tokenizer.encode(texts, seq_len)
+    second = tokenizer.encode(texts_b, seq_len)
+    return {**{k: tf.cast(v, tf.int32) for k, v in first.items()},
+            **{k + SECOND: tf.cast(v, tf.int32) for k, v in second.items()}}
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+    """text, text_b (and label) -> both sentences' model inputs (int64) and the label."""
+    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
+    packed = encode_pair(tokenizer, _dense_strings(inputs[features.TEXT]), _dense_strings(inputs[features.TEXT_B]),
+                         int(custom_config["max_seq_length"]))
+    outputs = {k: tf.cast(v, tf.int64) for k, v in packed.items()}
+    if features.LABEL in inputs:
+        label = inputs[features.LABEL]
+        if isinstance(label, tf.SparseTensor):
+            label = tf.sparse.to_dense(label)
+        outputs[features.LABEL] = tf.reshape(label, [-1])
+    return outputs
+
+
+class Pooling(keras.layers.Layer):
+    """Sequence states -> one vector: the mean over real pieces, or the [CLS] state."""
+
+    def __init__(self, mode: str = "mean", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, sequence, padding_mask):
+        if self.mode == "cls":
+            return sequence[:, 0]
+        mask = tf.cast(padding_mask, sequence.dtype)[:, :, None]
+        return tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def build_sentence_encoder(backbone, pooling: str) -> keras.Model:
+    """BERT -> pooling: one sentence's embedding [batch, hidden]."""
+    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
+    sequence = backbone(inputs)["sequence_output"]
+    return keras.Model(inputs, Pooling(pooling, name="pooling")(sequence, inputs[features.PADDING_MASK]),
+                       name="sentence_encoder")
+
+
+class Cosine(keras.layers.Layer):
+    def call(self, u, v):
+        return tf.reduce_sum(tf.math.l2_normalize(u, -1) * tf.math.l2_normalize(v, -1), axis=-1)
+
+
+class PairFeatures(keras.layers.Layer):
+    """[u, v, |u - v|] (Sentence-BERT's classification features)."""
+
+    def call(self, u, v):
+        return tf.concat([u, v, tf.abs(u - v)], axis=-1)
+
+
+def build_pair_model(sentence_encoder, objective: str, num_classes: int = 3, dropout: float = 0.1) -> keras.Model:
+    """Both sentences through the shared encoder -> the cosine [batch] (``cosine``) or class
+    logits [batch, num_classes] (``classification``)."""
+    keys = features.MODEL_INPUT_KEYS
+    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in keys}
+    inputs.update({key + SECOND: keras.Input(shape=(None,), dtype="int32", name=key + SECOND) for key in keys})
+    u = sentence_encoder({k: inputs[k] for k in keys})
+    v = sentence_encoder({k: inputs[k + SECOND] for k in keys})
+    if objective == "cosine":
+        output = Cosine(name="cosine")(u, v)
+    else:
+        pair = keras.layers.Dropout(dropout)(PairFeatures(name="pair_features")(u, v))
+        output = keras.layers.Dense(num_classes, name="logits")(pair)
+    return keras.Model(inputs, output, name=f"bi_encoder_{objective}")
+
+
+def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, label_fn):
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL, shuffle=repeat,
+                                             num_epochs=None if repeat else 1, drop_final_batch=False)
+    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
+    keys = features.MODEL_INPUT_KEYS + tuple(k + SECOND for k in features.MODEL_INPUT_KEYS)
+    return ds.map(lambda x, y: ({k: tf.cast(x[k], tf.int32) for k in keys}, label_fn(tf.reshape(y, [-1]))))
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point: fine-tunes the shared sentence encoder from ``base_model``."""
+    config = dict(fn_args.custom_config or {})
+    keras.utils.set_random_seed(int(config.get("seed", 12345)))
+    if not fn_args.base_model:
+        raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
+    objective, num_classes = config.get("objective", "cosine"), int(config.get("num_classes", 3))
+    sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(fn_args.base_model), config.get("pooling", "mean"))
+    model = build_pair_model(sentence_encoder, objective, num_classes, float(config.get("dropout", 0.1)))
+    optimizer = optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps)
+    if objective == "cosine":
+        score_max = float(config.get("score_max", 5.0))
+        label_fn = lambda y: tf.cast(y, tf.float32) / score_max  # noqa: E731
+        model.compile(optimizer=optimizer, loss="mse")
+    else:
+        label_fn = lambda y: tf.cast(y, tf.int32)  # noqa: E731
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    print(f"  [train] fine-tuning a {config.get('pooling', 'mean')}-pooling bi-encoder ({objective}) from "
+          f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
+    history = model.fit(
+        _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
+        steps_per_epoch=train_steps, epochs=1, verbose=0,
+        validation_data=_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn),
+        validation_steps=fn_args.eval_steps, callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+    metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "train_metrics.json"), "w") as f:
+        f.write(json.dumps(metrics, indent=2))
+    export_bi_encoder(model, sentence_encoder, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
+                      int(config["max_seq_length"]), objective)
+
+
+def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_len: int, objective: str) -> None:
+    """SavedModel: ``serving_default`` (``text``, ``text_b`` -> ``similarity`` [+ class
+    ``probabilities``, ``class_ids``]), ``embed`` (``text`` -> L2-normalised ``embedding``) and
+    ``serving_tf_example`` (for TFMA). Raw text in, the training tokenizer inside."""
+    module = tf.Module()
+    module.model, module.sentence_encoder = model, sentence_encoder
+    raw_spec = {features.TEXT: tf.io.FixedLenFeature([], tf.string), features.TEXT_B: tf.io.FixedLenFeature([], tf.string)}
+
+    def embed_texts(texts):
+        return tf.math.l2_normalize(sentence_encoder(dict(tokenizer.encode(texts, seq_len)), training=False), -1)
+
+    def pair_outputs(texts, texts_b):
+        u, v = embed_texts(texts), embed_texts(texts_b)
+        outputs = {SIMILARITY: tf.reduce_sum(u * v, axis=-1)}
+        if objective == "classification":
+            logits = model(encode_pair(tokenizer, texts, texts_b, seq_len), training=False)
+            outputs[features.PROBABILITIES] = tf.nn.softmax(logits, axis=-1)
+            outputs[features.CLASS_IDS] = tf.argmax(logits, axis=-1)
+        return outputs
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT),
+                                  tf.TensorSpec([None], tf.string, name=features.TEXT_B)])
+    def serve_pair(text, text_b):
+        return pair_outputs(text, text_b)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    def embed(text):
+        return {EMBEDDING: embed_texts(text)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_example(serialized):
+        raw = tf.io.parse_example(serialized, raw_spec)
+        return pair_outputs(raw[features.TEXT], raw[features.TEXT_B])
+
+    module.serve_pair, module.embed, module.serve_tf_example = serve_pair, embed, serve_tf_example
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": serve_pair.get_concrete_function(),
+        "embed": embed.get_concrete_function(),
+        "serving_tf_example": serve_tf_example.get_concrete_function()})
