@@ -108,16 +108,16 @@ def test_sts_ingestion_reads_float_scores_and_counts_bad_ones(tmp_path):
     assert counts["skipped_invalid_score"] == 1
 
 
-def test_generated_sts_scores_follow_the_changed_words(tmp_path):
-    demo_data.write_sts_dataset(str(tmp_path), num_train=200, num_eval=50)
+def test_generated_sts_scores_are_not_word_overlap(tmp_path):
+    """Swapped subject and object: the same words, a low score; so a bag of words cannot
+    solve the data, and fine-tuning has something to learn."""
+    demo_data.write_sts_dataset(str(tmp_path), num_train=300, num_eval=50)
     with open(tmp_path / "train.tsv") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    for r in rows:
-        a, b = r["sentence1"].split(), r["sentence2"].split()
-        same = sum(x == y for x, y in zip(a, b)) - 3  # "the", "the" and "." always agree
-        score = float(r["score"])
-        if score >= 0.5:  # same topic: 1.25 per shared slot (+-0.2 noise)
-            assert abs(score - 1.25 * same) <= 0.2 + 1e-9, r
-    assert len({round(float(r["score"])) for r in rows}) >= 5
+    swapped = [r for r in rows if sorted(r["sentence1"].split()) == sorted(r["sentence2"].split())
+               and r["sentence1"] != r["sentence2"] and r["sentence1"].split()[1] == r["sentence2"].split()[1]]
+    assert len(swapped) > 30 and all(abs(float(r["score"]) - 1.5) <= 0.2 + 1e-9 for r in swapped)
+    assert all(abs(float(r["score"]) - 5.0) <= 0.2 + 1e-9 for r in rows if r["sentence1"] == r["sentence2"])
+    assert len({round(float(r["score"])) for r in rows}) >= 4
     labels = demo_data.write_nli_dataset(str(tmp_path / "nli"), num_train=30, num_eval=10)
     assert labels == {"train.tsv": 30, "dev.tsv": 10}

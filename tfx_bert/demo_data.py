@@ -279,26 +279,37 @@ def write_qa_dataset(directory: str, num_train: int = 1200, num_eval: int = 200,
 STSB_HEADER = ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"]
 
 
+STS_KINDS = {  # kind: (gold score, share of pairs)
+    "same": (5.0, 0.1), "other_adjective": (4.0, 0.25), "swapped_roles": (1.5, 0.25),
+    "same_topic": (2.5, 0.2), "other_topic": (0.0, 0.2),
+}
+
+
 def _sts_pair(rng: random.Random) -> tuple[str, str, float]:
-    """Two corpus-language sentences and a 0-5 similarity: 5 for the same sentence, 1.25 less
-    for each of adjective, subject, verb and object that differs; 0 across topics."""
+    """Two corpus-language sentences and a 0-5 similarity that word overlap alone does not
+    give: swapping subject and object keeps every word but scores 1.5; another adjective
+    scores 4; different words of the same topic 2.5; another topic 0 (with a little noise)."""
     topic_names = sorted(TOPICS)
-    topic = TOPICS[rng.choice(topic_names)]
-    slots = {"adj": rng.choice(topic["adjs"]), "noun": rng.choice(topic["nouns"]),
-             "verb": rng.choice(topic["verbs"]), "obj": rng.choice(topic["nouns"])}
-    sentence = "the {adj} {noun} {verb} the {obj} ."
-    if rng.random() < 0.2:
-        other = TOPICS[rng.choice([t for t in topic_names if TOPICS[t] is not topic])]
-        second = {"adj": rng.choice(other["adjs"]), "noun": rng.choice(other["nouns"]),
-                  "verb": rng.choice(other["verbs"]), "obj": rng.choice(other["nouns"])}
-        score = 0.0
+    name = rng.choice(topic_names)
+    topic = TOPICS[name]
+    noun, obj = rng.sample(topic["nouns"], 2)
+    adj = rng.choice(topic["adjs"])
+    verb = rng.choice(topic["verbs"])
+    first = f"the {adj} {noun} {verb} the {obj} ."
+    kind = rng.choices(sorted(STS_KINDS), weights=[STS_KINDS[k][1] for k in sorted(STS_KINDS)])[0]
+    if kind == "same":
+        second = first
+    elif kind == "other_adjective":
+        second = f"the {rng.choice([a for a in topic['adjs'] if a != adj])} {noun} {verb} the {obj} ."
+    elif kind == "swapped_roles":
+        second = f"the {adj} {obj} {verb} the {noun} ."
     else:
-        changed = rng.sample(sorted(slots), rng.randint(0, 4))
-        pools = {"adj": topic["adjs"], "noun": topic["nouns"], "verb": topic["verbs"], "obj": topic["nouns"]}
-        second = {k: rng.choice([w for w in pools[k] if w != v]) if k in changed else v for k, v in slots.items()}
-        score = 5.0 - 1.25 * len(changed)
-    noisy = min(5.0, max(0.0, score + rng.uniform(-0.2, 0.2)))
-    return sentence.format(**slots), sentence.format(**second), round(noisy, 2)
+        pool = topic if kind == "same_topic" else TOPICS[rng.choice([t for t in topic_names if t != name])]
+        others = [n for n in pool["nouns"] if n not in (noun, obj)]
+        second = (f"the {rng.choice([a for a in pool['adjs'] if a != adj])} {rng.choice(others)} "
+                  f"{rng.choice([v for v in pool['verbs'] if v != verb])} the {rng.choice(others)} .")
+    score = min(5.0, max(0.0, STS_KINDS[kind][0] + rng.uniform(-0.2, 0.2)))
+    return first, second, round(score, 2)
 
 
 def write_sts_dataset(directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 23) -> dict:
