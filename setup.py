@@ -25,6 +25,7 @@ TEST_REQUIRES = [
     "pytest-timeout>=2.3",
     "tokenizers>=0.20",  # reference WordPiece (google-research semantics) for parity tests
     "seqeval>=1.2.2",  # reference entity-level NER metrics (conlleval definition) for tests
+    "pytrec-eval-terrier>=0.5.6",  # trec_eval's own code: reference ranking metrics (Recall@k, MRR, nDCG) for tests
 ]
 
 setuptools.setup(

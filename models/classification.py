@@ -8,8 +8,6 @@ confusion matrix, and Matthews correlation (GLUE's CoLA metric) for two classes.
 """
 from __future__ import annotations
 
-import json
-import os
 
 import keras
 import keras_hub
@@ -19,14 +17,8 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import export, optimization
+from models import export, finetuning, optimization
 from tfx_bert import features
-
-
-def _dense_strings(tensor):
-    if isinstance(tensor, tf.SparseTensor):
-        tensor = tf.sparse.to_dense(tensor, default_value="")
-    return tf.reshape(tensor, [-1])
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
@@ -36,8 +28,8 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
     seq_len = int(custom_config["max_seq_length"])
-    texts_b = _dense_strings(inputs[features.TEXT_B]) if features.TEXT_B in inputs else None
-    packed = tokenizer.encode(_dense_strings(inputs[features.TEXT]), seq_len, texts_b)
+    texts_b = finetuning.dense_strings(inputs[features.TEXT_B]) if features.TEXT_B in inputs else None
+    packed = tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), seq_len, texts_b)
     outputs = {key: tf.cast(value, tf.int64) for key, value in packed.items()}
     if features.LABEL in inputs:
         label = inputs[features.LABEL]
@@ -115,10 +107,7 @@ def run_fn(fn_args) -> None:
 
     ``custom_config``: num_classes, batch_size, learning_rate, dropout, seed.
     """
-    config = dict(fn_args.custom_config or {})
-    keras.utils.set_random_seed(int(config.get("seed", 12345)))
-    if not fn_args.base_model:
-        raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
+    config = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size = int(config.get("batch_size", 32))
     train_steps = int(fn_args.train_steps)
@@ -139,14 +128,7 @@ def run_fn(fn_args) -> None:
     eval_ds = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)
     print(f"  [train] fine-tuning {num_classes}-class classifier from {fn_args.base_model}, "
           f"{train_steps} steps of batch {batch_size}", flush=True)
-    history = classifier.fit(
-        train_ds, steps_per_epoch=train_steps, epochs=1, verbose=0,
-        validation_data=eval_ds, validation_steps=fn_args.eval_steps,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
-    metrics = {k: float(v[-1]) for k, v in history.history.items()}
-    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "train_metrics.json"), "w") as f:
-        f.write(json.dumps(metrics, indent=2))
+    finetuning.report(finetuning.fit(classifier, fn_args, train_ds, eval_ds), fn_args.model_run_dir)
 
     def outputs_fn(transformed):
         logits = classifier({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS},

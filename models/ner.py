@@ -12,7 +12,6 @@ types, character spans into the input text, entity texts, and each word's tag ou
 from __future__ import annotations
 
 import json
-import os
 
 import keras
 import tensorflow as tf
@@ -22,7 +21,7 @@ from tfx_bsl.public import tfxio
 
 from models import crf as crf_lib
 from models import encoder as encoder_lib
-from models import optimization
+from models import finetuning, optimization
 from tfx_bert import features, tagging
 
 WORD_TAG_IDS = "word_tag_ids"  # serving / TFMA output: predicted tag id per word (-1: none)
@@ -169,10 +168,7 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool)
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a tagger from the encoder in ``base_model``."""
-    config = dict(fn_args.custom_config or {})
-    keras.utils.set_random_seed(int(config.get("seed", 12345)))
-    if not fn_args.base_model:
-        raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
+    config = finetuning.start(fn_args)
     entity_types = list(config["entity_types"])
     tag_names = tagging.tag_names(entity_types)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -185,15 +181,9 @@ def run_fn(fn_args) -> None:
         loss=crf_loss(model.get_layer("crf")) if use_crf else masked_softmax_loss)
     print(f"  [train] fine-tuning a {'CRF' if use_crf else 'softmax'} tagger ({len(tag_names)} IOB2 tags) from "
           f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
-    history = model.fit(
-        _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
-        steps_per_epoch=train_steps, epochs=1, verbose=0,
-        validation_data=_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False),
-        validation_steps=fn_args.eval_steps, callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
-    metrics = {k: float(v[-1]) for k, v in history.history.items()}
-    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "train_metrics.json"), "w") as f:
-        f.write(json.dumps(metrics, indent=2))
+    metrics = finetuning.fit(model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
+                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False))
+    finetuning.report(metrics, fn_args.model_run_dir)
     export_tagger(model, tf_transform_output, fn_args.serving_model_dir, entity_types,
                   int(config["max_seq_length"]), encoder_lib.load_tokenizer(fn_args.base_model))
 

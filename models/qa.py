@@ -15,8 +15,6 @@ the whole context, however long.
 """
 from __future__ import annotations
 
-import json
-import os
 
 import keras
 import tensorflow as tf
@@ -25,7 +23,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import optimization, qa_spans
+from models import finetuning, optimization, qa_spans
 from tfx_bert import features
 
 QUESTION, CONTEXT = "question", "context"
@@ -159,10 +157,7 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, seq_len: int,
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a span extractor from the encoder in ``base_model``."""
-    config = dict(fn_args.custom_config or {})
-    keras.utils.set_random_seed(int(config.get("seed", 12345)))
-    if not fn_args.base_model:
-        raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
+    config = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
     seq_len, max_windows = int(config["max_seq_length"]), int(config["max_windows"])
@@ -173,12 +168,9 @@ def run_fn(fn_args) -> None:
         loss=span_loss)
     print(f"  [train] fine-tuning a span extractor (SQuAD windows of {seq_len}, stride {config['doc_stride']}) from "
           f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
-    history = model.fit(
-        _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, seq_len, max_windows, True),
-        steps_per_epoch=train_steps, epochs=1, verbose=0,
-        validation_data=_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, seq_len, max_windows, False),
-        validation_steps=fn_args.eval_steps, callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
-    metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    metrics = finetuning.fit(
+        model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, seq_len, max_windows, True),
+        _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, seq_len, max_windows, False))
     settings = dict(config)
     if config.get("tune_no_answer_threshold"):
         eval_questions = fn_args.data_accessor.tf_dataset_factory(
@@ -187,9 +179,7 @@ def run_fn(fn_args) -> None:
         settings["no_answer_threshold"], metrics["eval_exact_match_tuned"] = tune_no_answer_threshold(
             model, eval_questions, seq_len, int(config["max_answer_length"]), tokenizer.vocab)
         metrics["no_answer_threshold"] = settings["no_answer_threshold"]
-    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "train_metrics.json"), "w") as f:
-        f.write(json.dumps(metrics, indent=2))
+    finetuning.report(metrics, fn_args.model_run_dir)
     export_reader(model, fn_args.serving_model_dir, tokenizer, settings)
 
 

@@ -17,8 +17,6 @@ Serving: ``serving_default(text, text_b)`` -> ``similarity`` (the cosine; classi
 """
 from __future__ import annotations
 
-import json
-import os
 
 import keras
 import tensorflow as tf
@@ -27,7 +25,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import optimization
+from models import finetuning, optimization
 from tfx_bert import features
 
 SIMILARITY, EMBEDDING = "similarity", "embedding"
@@ -82,12 +80,6 @@ def eval_config(f) -> tfma.EvalConfig:
             tfma.MetricConfig(class_name="Correlation", module="models.similarity_metrics", threshold=threshold)])])
 
 
-def _dense_strings(tensor):
-    if isinstance(tensor, tf.SparseTensor):
-        tensor = tf.sparse.to_dense(tensor, default_value="")
-    return tf.reshape(tensor, [-1])
-
-
 def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
     """Each sentence packed on its own: ``token_ids`` ... for the first, ``token_ids_b`` ... for
     the second (int32 [batch, seq_len])."""
@@ -100,7 +92,7 @@ def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """text, text_b (and label) -> both sentences' model inputs (int64) and the label."""
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    packed = encode_pair(tokenizer, _dense_strings(inputs[features.TEXT]), _dense_strings(inputs[features.TEXT_B]),
+    packed = encode_pair(tokenizer, finetuning.dense_strings(inputs[features.TEXT]), finetuning.dense_strings(inputs[features.TEXT_B]),
                          int(custom_config["max_seq_length"]))
     outputs = {k: tf.cast(v, tf.int64) for k, v in packed.items()}
     if features.LABEL in inputs:
@@ -174,10 +166,7 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool,
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes the shared sentence encoder from ``base_model``."""
-    config = dict(fn_args.custom_config or {})
-    keras.utils.set_random_seed(int(config.get("seed", 12345)))
-    if not fn_args.base_model:
-        raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
+    config = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
     objective, num_classes = config.get("objective", "cosine"), int(config.get("num_classes", 3))
@@ -194,15 +183,10 @@ def run_fn(fn_args) -> None:
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     print(f"  [train] fine-tuning a {config.get('pooling', 'mean')}-pooling bi-encoder ({objective}) from "
           f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
-    history = model.fit(
-        _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
-        steps_per_epoch=train_steps, epochs=1, verbose=0,
-        validation_data=_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn),
-        validation_steps=fn_args.eval_steps, callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
-    metrics = {k: float(v[-1]) for k, v in history.history.items()}
-    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "train_metrics.json"), "w") as f:
-        f.write(json.dumps(metrics, indent=2))
+    metrics = finetuning.fit(model, fn_args,
+                             _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
+                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
+    finetuning.report(metrics, fn_args.model_run_dir)
     export_bi_encoder(model, sentence_encoder, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
                       int(config["max_seq_length"]), objective)
 

@@ -1,0 +1,43 @@
+"""What every fine-tuning task's ``run_fn`` shares: the start checks, the Keras ``fit`` with
+TensorBoard logs, and the training summary (printed and written as ``train_metrics.json``)."""
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+
+def start(fn_args) -> dict:
+    """The Trainer's ``custom_config``, after seeding and checking there is an encoder to
+    fine-tune."""
+    config = dict(fn_args.custom_config or {})
+    keras.utils.set_random_seed(int(config.get("seed", 12345)))
+    if not fn_args.base_model:
+        raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
+    return config
+
+
+def fit(model, fn_args, train_dataset, eval_dataset) -> dict:
+    """``fn_args.train_steps`` steps of ``model.fit`` (TensorBoard logs in the model-run
+    directory, validation on ``fn_args.eval_steps`` batches); returns the last metrics."""
+    history = model.fit(
+        train_dataset, steps_per_epoch=int(fn_args.train_steps), epochs=1, verbose=0,
+        validation_data=eval_dataset, validation_steps=fn_args.eval_steps,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+    return {k: float(v[-1]) for k, v in history.history.items()}
+
+
+def report(metrics: dict, run_dir: str) -> None:
+    """Prints the training metrics and writes them to ``<run_dir>/train_metrics.json``."""
+    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
+    with tf.io.gfile.GFile(os.path.join(run_dir, "train_metrics.json"), "w") as f:
+        f.write(json.dumps(metrics, indent=2))
+
+
+def dense_strings(tensor):
+    """A string feature (dense or sparse, [batch] or [batch, 1]) -> [batch]."""
+    if isinstance(tensor, tf.SparseTensor):
+        tensor = tf.sparse.to_dense(tensor, default_value="")
+    return tf.reshape(tensor, [-1])
