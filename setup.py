@@ -18,6 +18,11 @@ INSTALL_REQUIRES = [
     "pyyaml>=6",
     "grpcio>=1.48",
     "crcmod",  # fast CRC for Beam's TFRecord IO (else a slow pure-Python fallback and a warning)
+    # Vector store: Milvus Lite embedded (a local file), the same client API for a Milvus cluster.
+    # pymilvus 3.x needs protobuf >= 5.27, which TF 2.16 / TFX 1.16 do not allow.
+    "pymilvus>=2.5,<2.6",
+    "milvus-lite>=2.5,<2.6; sys_platform == 'linux' or sys_platform == 'darwin'",
+    "setuptools<81",  # milvus-lite 2.5 imports pkg_resources, which setuptools 81 removed
 ]
 
 TEST_REQUIRES = [

@@ -1,0 +1,130 @@
+"""The vector store: Milvus, embedded (Milvus Lite, a local file) by default.
+
+Why Milvus: Milvus Lite runs in-process on a laptop with nothing to install beyond ``pymilvus``
+and ``milvus-lite``, and the same ``MilvusClient`` API talks to a Milvus cluster (or Zilliz
+Cloud) when a corpus outgrows one machine: only the URI changes (a file path -> Lite;
+``http(s)://host:19530`` -> a server). Milvus Lite supports the ``FLAT`` (exact) and
+``IVF_FLAT`` indexes; a cluster adds HNSW, IVF_PQ, DiskANN and the rest.
+
+Writes are upserts keyed by document id, so re-indexing a corpus never duplicates a document,
+and an interrupted run is completed by running it again. A collection counts as complete only
+once ``mark_complete`` has recorded what was indexed (the corpus fingerprint and the count) in
+a small manifest collection beside it; readers check it with ``completed()``.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+ID, VECTOR = "id", "embedding"
+MANIFEST_SUFFIX = "__manifest"
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX", "HNSW", "IVF_PQ", "IVF_SQ8", "DISKANN")
+MAX_ID_LENGTH = 512
+
+
+def _client(uri: str, token: str = ""):
+    from pymilvus import MilvusClient
+
+    if "://" not in uri:  # Milvus Lite: a local database file
+        os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
+    return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+
+
+class VectorStore:
+    """One collection of (id, embedding) in Milvus, searched by inner product (cosine for
+    L2-normalised embeddings)."""
+
+    def __init__(self, uri: str, collection: str, dim: int, index_type: str = "IVF_FLAT", nlist: int = 0,
+                 token: str = ""):
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"index_type {index_type!r} is not one of {INDEX_TYPES}.")
+        self.uri, self.collection, self.dim, self.index_type = uri, collection, int(dim), index_type
+        self.nlist = int(nlist)
+        self.client = _client(uri, token)
+
+    def create(self, expected_count: int = 0) -> None:
+        """Creates the collection and its index unless it exists (then checks the dimension)."""
+        from pymilvus import DataType
+
+        if self.client.has_collection(self.collection):
+            fields = self.client.describe_collection(self.collection)["fields"]
+            dims = [f.get("params", {}).get("dim") for f in fields if f["name"] == VECTOR]
+            if dims and int(dims[0]) != self.dim:
+                raise ValueError(f"Collection {self.collection!r} at {self.uri} holds {dims[0]}-d vectors, not "
+                                 f"{self.dim}-d; index into a new collection or drop it.")
+            return
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(ID, DataType.VARCHAR, is_primary=True, max_length=MAX_ID_LENGTH)
+        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=self.dim)
+        index = self.client.prepare_index_params()
+        params = {}
+        if self.index_type.startswith("IVF"):
+            # Milvus's rule of thumb: about 4 * sqrt(n) lists.
+            params["nlist"] = self.nlist or max(16, int(4 * np.sqrt(max(1, expected_count))))
+        index.add_index(VECTOR, index_type=self.index_type, metric_type="IP", params=params)
+        self.client.create_collection(self.collection, schema=schema, index_params=index)
+
+    def upsert(self, ids: list[str], vectors: np.ndarray, batch_size: int = 1000) -> int:
+        """Writes (id, vector) rows; an id already there is replaced, never duplicated."""
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(ids) != len(vectors):
+            raise ValueError(f"upsert takes {len(ids)} ids and [n, {self.dim}] vectors, got {vectors.shape}.")
+        for start in range(0, len(ids), batch_size):
+            rows = [{ID: str(i), VECTOR: v.tolist()} for i, v in
+                    zip(ids[start:start + batch_size], vectors[start:start + batch_size])]
+            self.client.upsert(self.collection, rows)
+        return len(ids)
+
+    def count(self) -> int:
+        result = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(result[0]["count(*)"])
+
+    def search(self, queries: np.ndarray, k: int = 10, nprobe: int = 16) -> list[list[tuple[str, float]]]:
+        """Top ``k`` (id, score) per query vector, best first."""
+        queries = np.asarray(queries, np.float32).reshape(-1, self.dim)
+        params = {"params": {"nprobe": int(nprobe)}} if self.index_type.startswith("IVF") else {}
+        hits = self.client.search(self.collection, data=queries.tolist(), limit=int(k), search_params=params,
+                                  output_fields=[ID])
+        return [[(str(h["id"]), float(h["distance"])) for h in row] for row in hits]
+
+    # --- completeness --------------------------------------------------------------------
+
+    def _manifest(self) -> str:
+        return self.collection + MANIFEST_SUFFIX
+
+    def mark_complete(self, fingerprint: str, count: int) -> None:
+        """Records that the collection holds ``count`` documents of the corpus ``fingerprint``."""
+        from pymilvus import DataType
+
+        name = self._manifest()
+        if not self.client.has_collection(name):
+            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field(ID, DataType.VARCHAR, is_primary=True, max_length=64)
+            schema.add_field("manifest", DataType.VARCHAR, max_length=4096)
+            schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
+            index = self.client.prepare_index_params()
+            index.add_index(VECTOR, index_type="FLAT", metric_type="IP")
+            self.client.create_collection(name, schema=schema, index_params=index)
+        record = json.dumps({"fingerprint": fingerprint, "count": int(count), "index_type": self.index_type,
+                             "dim": self.dim})
+        self.client.upsert(name, [{ID: "manifest", "manifest": record, VECTOR: [0.0, 0.0]}])
+
+    def completed(self) -> dict | None:
+        """The manifest of the last complete indexing run, or None (never run, or interrupted
+        before it finished)."""
+        name = self._manifest()
+        if not self.client.has_collection(name):
+            return None
+        rows = self.client.query(name, filter=f'{ID} == "manifest"', output_fields=["manifest"])
+        return json.loads(rows[0]["manifest"]) if rows else None
+
+    def clear_complete(self) -> None:
+        """Marks the collection as being (re)written: readers see it incomplete until
+        ``mark_complete``."""
+        if self.client.has_collection(self._manifest()):
+            self.client.delete(self._manifest(), filter=f'{ID} == "manifest"')
+
+    def close(self) -> None:
+        self.client.close()
