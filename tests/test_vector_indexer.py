@@ -71,6 +71,19 @@ def test_index_is_idempotent_complete_and_searchable(tmp_path, bi_encoder):
     assert retrieval_metrics.evaluate(run, qrels, recall_ks=(10,))["recall@10"] == 1.0
     with pytest.raises(ValueError, match="Query 0 is empty"):
         retriever.retrieve(["  "])
+    store.close()
+    import contextlib
+    import io
+
+    from tfx_bert import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["retrieve", "--store-uri", store_uri, "--collection", "docs", "--model-dir",
+                         os.path.join(bi_encoder, "Format-Serving"), "--k", "3", corpus["d4"]]) == 0
+    assert json.loads(out.getvalue().strip().splitlines()[-1])["hits"][0]["id"] == "d4"
+    store = VectorStore(store_uri, "docs")  # an existing collection, opened as it is
+    assert (store.dim, store.index_type) == (16, "FLAT")
     store.clear_complete()
     with pytest.raises(RuntimeError, match="not completely indexed"):
         Retriever.from_saved_model(os.path.join(bi_encoder, "Format-Serving"), store)

@@ -249,6 +249,29 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_retrieve(args) -> int:
+    from tfx_bert.retrieval import Retriever
+    from tfx_bert.vector_store import VectorStore
+
+    try:
+        store = VectorStore(args.store_uri, args.collection)
+        if args.model_dir:
+            retriever = Retriever.from_saved_model(args.model_dir, store, nprobe=args.nprobe)
+            results = retriever.retrieve(args.queries, args.k)
+        else:
+            from tfx_bert.serving import client as client_lib
+
+            with client_lib.ServingClient(args.target, timeout=args.timeout) as client:
+                results = Retriever.from_serving(client, args.model_name, store, nprobe=args.nprobe).retrieve(
+                    args.queries, args.k)
+    except (ValueError, RuntimeError) as e:
+        print(f"tfx-bert retrieve: {e}", file=sys.stderr)
+        return 2
+    for query, hits in zip(args.queries, results):
+        print(json.dumps({"query": query, "hits": [{"id": d, "score": round(s, 6)} for d, s in hits]}))
+    return 0
+
+
 def cmd_check_ops(args) -> int:
     from tfx_bert.serving import op_check
 
@@ -372,6 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-key", help="PEM client key (mutual TLS)")
     p.add_argument("--server-name", help="expected server name in its certificate, if not the target host")
     p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("retrieve", help="top-k documents for queries: query embedding -> the vector store")
+    p.add_argument("queries", nargs="+")
+    p.add_argument("--store-uri", default="work/vectors/milvus.db",
+                   help="Milvus: a Milvus Lite file or http(s)://host:19530")
+    p.add_argument("--collection", required=True, help="the collection (the model name, by default)")
+    p.add_argument("--model-dir", help="embed queries in process with this SavedModel's embed signature")
+    p.add_argument("--target", default="127.0.0.1:8500", help="or: a TF Serving endpoint serving the model")
+    p.add_argument("--model-name", default="similarity")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--nprobe", type=int, default=16, help="IVF lists searched (recall vs latency)")
+    p.set_defaults(fn=cmd_retrieve)
 
     p = sub.add_parser("check-ops", help="can TF Serving 2.16 load this SavedModel?")
     p.add_argument("saved_model_dir")

@@ -103,6 +103,11 @@ class FinetuneConfig:
     pooling: str = "mean"  # mean | cls
     similarity_objective: str = "cosine"  # cosine (STS-B scores) | classification (NLI: [u, v, |u-v|])
     score_max: float = 5.0  # cosine: gold scores are divided by this (STS-B: 0-5)
+    # Dense retrieval: after a blessed similarity model, index a corpus into the vector store.
+    index_corpus: str = ""  # BEIR corpus.jsonl or MS MARCO collection.tsv; empty: no indexing
+    index_corpus_format: str = "beir"  # beir | msmarco
+    vector_store_uri: str = ""  # Milvus: a local file (Milvus Lite) or http(s)://host:19530; empty -> <work_dir>/vectors/milvus.db
+    index_type: str = "IVF_FLAT"  # FLAT (exact) | IVF_FLAT (Milvus Lite); HNSW, IVF_PQ, ... on a cluster
     num_classes: int = 2
     max_seq_length: int = 64
     batch_size: int = 32

@@ -34,15 +34,21 @@ def _client(uri: str, token: str = ""):
 
 class VectorStore:
     """One collection of (id, embedding) in Milvus, searched by inner product (cosine for
-    L2-normalised embeddings)."""
+    L2-normalised embeddings). ``dim=0`` opens an existing collection as it is."""
 
-    def __init__(self, uri: str, collection: str, dim: int, index_type: str = "IVF_FLAT", nlist: int = 0,
+    def __init__(self, uri: str, collection: str, dim: int = 0, index_type: str = "IVF_FLAT", nlist: int = 0,
                  token: str = ""):
         if index_type not in INDEX_TYPES:
             raise ValueError(f"index_type {index_type!r} is not one of {INDEX_TYPES}.")
         self.uri, self.collection, self.dim, self.index_type = uri, collection, int(dim), index_type
         self.nlist = int(nlist)
         self.client = _client(uri, token)
+        if not self.dim:  # an existing collection: read its dimension and index
+            if not self.client.has_collection(collection):
+                raise ValueError(f"No collection {collection!r} at {uri}; index a corpus into it first.")
+            fields = self.client.describe_collection(collection)["fields"]
+            self.dim = int([f for f in fields if f["name"] == VECTOR][0]["params"]["dim"])
+            self.index_type = self.client.describe_index(collection, VECTOR).get("index_type", index_type)
 
     def create(self, expected_count: int = 0) -> None:
         """Creates the collection and its index unless it exists (then checks the dimension)."""

@@ -98,6 +98,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         model_dir = os.path.join(model.uri, "Format-Serving")
         model_dir = model_dir if tf.io.gfile.exists(model_dir) else model.uri
         index = artifact_utils.get_single_instance(output_dict["index"])
+        blessing = input_dict.get("model_blessing")
+        if blessing and not artifact_utils.get_single_instance(blessing).get_int_custom_property("blessed"):
+            print("  [index] the model is not blessed: the store is left as it is", flush=True)
+            index.set_int_custom_property("documents", 0)
+            beam_utils.write_json(index.uri, "index_report.json", {"skipped": "model not blessed"})
+            return
         started = time.time()
         corpus, counts = read_corpus(props[CORPUS_PATH], props[CORPUS_FORMAT], bool(props[STRICT]))
         if not corpus:
