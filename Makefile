@@ -45,6 +45,8 @@ bench: setup .bench-hf/bin/python
 	$(VENV)/bin/python benchmarks/demo_timings.py
 	$(VENV)/bin/python benchmarks/serving_throughput.py
 	$(VENV)/bin/python benchmarks/finetune_throughput.py
+	$(VENV)/bin/python benchmarks/vector_search.py
+	$(VENV)/bin/python benchmarks/index_throughput.py
 
 # The Kubeflow image (needs a Docker engine; none runs on the development machines).
 IMAGE ?= tfx-bert:latest
