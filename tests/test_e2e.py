@@ -397,8 +397,10 @@ def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(d
     tfma_scores = {kv.key.name: kv.value.double_value.value for r in tfma.load_metrics(evaluation)
                    for kv in r.metric_keys_and_values
                    if kv.key.model_name in ("", "candidate") and not kv.key.is_diff}
-    assert tfma_scores["spearman"] == pytest.approx(spearman, abs=1e-6)
-    assert tfma_scores["pearson"] == pytest.approx(stats.pearsonr(gold, cosine).statistic, abs=1e-6)
+    # TFMA runs the model over other batches: cosines differ in the last float bits, which can swap
+    # near-tied ranks, so Spearman agrees to 1e-3 and Pearson to 1e-5, not exactly.
+    assert tfma_scores["spearman"] == pytest.approx(spearman, abs=1e-3)
+    assert tfma_scores["pearson"] == pytest.approx(stats.pearsonr(gold, cosine).statistic, abs=1e-5)
 
     pretrained = glob.glob(os.path.join(work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*", "Format-Serving"))[0]
     tokenizer = encoder.load_tokenizer(pretrained)
