@@ -62,10 +62,7 @@ def eval_config(f) -> tfma.EvalConfig:
     below the baseline's); macro F1, per-class precision/recall/F1, the confusion matrix and,
     for two classes, Matthews correlation are reported."""
     classes = list(range(f.num_classes))
-    accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": f.accuracy_threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+    accuracy_threshold = finetuning.blessing_threshold(f.accuracy_threshold)
     per_class = [tfma.MetricConfig(class_name=name) for name in ("Precision", "Recall", "F1Score")]
     if f.num_classes == 2:
         per_class.append(tfma.MetricConfig(class_name="MatthewsCorrelationCoefficient"))

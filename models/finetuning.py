@@ -41,3 +41,14 @@ def dense_strings(tensor):
     if isinstance(tensor, tf.SparseTensor):
         tensor = tf.sparse.to_dense(tensor, default_value="")
     return tf.reshape(tensor, [-1])
+
+
+def blessing_threshold(lower_bound: float):
+    """The blessing gate on a task's main metric: at least ``lower_bound``, and no worse than the
+    baseline (the latest blessed model) when there is one."""
+    import tensorflow_model_analysis as tfma
+
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))

@@ -49,10 +49,7 @@ def trainer_config(f) -> dict:
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: entity F1 gates the blessing (``finetune.accuracy_threshold``, and not below the
     baseline's); precision, recall and per-type scores are reported."""
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": f.accuracy_threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+    threshold = finetuning.blessing_threshold(f.accuracy_threshold)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.TAGS,
                                     prediction_key=WORD_TAG_IDS)],

@@ -61,10 +61,7 @@ def trainer_config(f) -> dict:
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: SQuAD F1 gates the blessing (at least 100 x ``finetune.accuracy_threshold``, and
     not below the baseline's); exact match is reported."""
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 100.0 * f.accuracy_threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+    threshold = finetuning.blessing_threshold(100.0 * f.accuracy_threshold)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", prediction_key=ANSWER_SPAN)],
         slicing_specs=[tfma.SlicingSpec()],

@@ -59,10 +59,7 @@ def trainer_config(f) -> dict:
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: Spearman correlation (cosine objective) or accuracy (classification) gates the
     blessing (at least ``finetune.accuracy_threshold``, not below the baseline's)."""
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": f.accuracy_threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+    threshold = finetuning.blessing_threshold(f.accuracy_threshold)
     if f.similarity_objective == "classification":
         return tfma.EvalConfig(
             model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
