@@ -117,12 +117,12 @@ class Pooling(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-def build_sentence_encoder(backbone, pooling: str) -> keras.Model:
+def build_sentence_encoder(backbone, pooling: str, name: str = "sentence_encoder") -> keras.Model:
     """BERT -> pooling: one sentence's embedding [batch, hidden]."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
     sequence = backbone(inputs)["sequence_output"]
     return keras.Model(inputs, Pooling(pooling, name="pooling")(sequence, inputs[features.PADDING_MASK]),
-                       name="sentence_encoder")
+                       name=name)
 
 
 class Cosine(keras.layers.Layer):

@@ -36,7 +36,8 @@ def with_task_data(config: ProjectConfig) -> tuple[ProjectConfig, str]:
     if config.finetune.data_dir:
         return config, config.finetune.data_dir
     path = demo_data.write_demo_data(config.data_dir)[task.demo_data]
-    finetune = dataclasses.replace(config.finetune, **dict(task.demo_settings))
+    settings = {k: v.format(data=path) if isinstance(v, str) else v for k, v in task.demo_settings}
+    finetune = dataclasses.replace(config.finetune, **settings)
     return dataclasses.replace(config, finetune=finetune), path
 
 

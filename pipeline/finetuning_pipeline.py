@@ -63,12 +63,16 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
-        eval_config=task_module.eval_config(f),
-    )
+    if hasattr(task_module, "evaluator"):  # a task whose quality TFMA's per-example view cannot measure
+        evaluator = task_module.evaluator(f, params.data_path, example_gen.outputs["examples"],
+                                          trainer.outputs["model"], baseline.outputs["model"])
+    else:
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=baseline.outputs["model"],
+            eval_config=task_module.eval_config(f),
+        )
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

@@ -14,6 +14,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import random
+import re
+import zlib
 
 
 @dataclasses.dataclass
@@ -95,13 +98,14 @@ class _Reader:
         return qrels
 
 
-def read_beir(directory: str, split: str = "test", counters=None, strict: bool = False) -> RetrievalData:
-    """A BEIR dataset directory; ``split`` picks ``qrels/<split>.tsv``. Queries without
-    judgements are kept out."""
+def read_beir(directory: str, split: str = "test", counters=None, strict: bool = False,
+              qrels_path: str = "") -> RetrievalData:
+    """A BEIR dataset directory; ``split`` picks ``qrels/<split>.tsv`` (or ``qrels_path`` names
+    the qrels file). Queries without judgements are kept out."""
     reader = _Reader(counters, strict)
     corpus = reader.texts(reader.jsonl(f"{directory}/corpus.jsonl", ("title", "text")), f"{directory}/corpus.jsonl", "doc")
     queries = reader.texts(reader.jsonl(f"{directory}/queries.jsonl", ("text",)), f"{directory}/queries.jsonl", "query")
-    qrels = reader.qrels(f"{directory}/qrels/{split}.tsv", corpus, queries, trec=False)
+    qrels = reader.qrels(qrels_path or f"{directory}/qrels/{split}.tsv", corpus, queries, trec=False)
     return RetrievalData(corpus, {q: queries[q] for q in qrels}, qrels, reader.counters)
 
 
@@ -124,3 +128,82 @@ def read_msmarco(collection: str, queries_path: str, qrels_path: str, counters=N
     queries = reader.texts(tsv(queries_path), queries_path, "query")
     qrels = reader.qrels(qrels_path, corpus, queries, trec=True)
     return RetrievalData(corpus, {q: queries[q] for q in qrels}, qrels, reader.counters)
+
+
+@dataclasses.dataclass
+class TrainingPair:
+    """One (query, relevant passage) pair with the passages to contrast it with."""
+
+    query_id: str
+    query: str
+    doc_id: str
+    text: str
+    relevance: int
+    negative_ids: list
+    negatives: list
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> frozenset:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def training_pairs(data: RetrievalData, num_negatives: int, negative_pool: int = 0):
+    """One ``TrainingPair`` per relevant (query, document) judgement, with ``num_negatives``
+    passages not judged relevant to the query.
+
+    Negatives are mined cheaply and reproducibly: ``negative_pool`` documents are sampled (seeded
+    by the query id) and the ones sharing the most words with the query are kept: hard
+    negatives from lexical overlap, the role BM25 negatives play in DPR. ``negative_pool`` 0
+    keeps random ones. Cost is O(queries x pool), independent of the corpus size.
+    """
+    doc_ids = sorted(data.corpus)
+    words: dict = {}
+    for query_id in sorted(data.qrels):
+        judged = data.qrels[query_id]
+        positives = sorted((d for d, r in judged.items() if r > 0))
+        rng = random.Random(zlib.crc32(query_id.encode("utf-8")))
+        pool_size = max(negative_pool, num_negatives)
+        pool, seen = [], set()
+        for _ in range(min(len(doc_ids), 4 * pool_size + 8)):  # sampling with rejection
+            doc = doc_ids[rng.randrange(len(doc_ids))]
+            if doc not in judged and doc not in seen:
+                seen.add(doc)
+                pool.append(doc)
+            if len(pool) == pool_size:
+                break
+        if len(pool) < num_negatives:
+            raise ValueError(f"The corpus has too few documents not judged relevant to query {query_id!r} for "
+                             f"{num_negatives} negatives; lower finetune.num_negatives.")
+        if negative_pool:
+            query_words = _words(data.queries[query_id])
+            for doc in pool:
+                if doc not in words:
+                    words[doc] = _words(data.corpus[doc])
+            pool = sorted(pool, key=lambda d: -len(query_words & words[d]))  # stable: ties keep sample order
+        negatives = pool[:num_negatives]
+        for doc in positives:
+            yield TrainingPair(query_id, data.queries[query_id], doc, data.corpus[doc], int(judged[doc]),
+                               negatives, [data.corpus[d] for d in negatives])
+
+
+def read_triples(path: str, counters=None, strict: bool = False):
+    """MS MARCO's training triples (``query  positive passage  negative passage`` per line, as
+    ``triples.train.small.tsv``) -> ``TrainingPair`` s with one hard negative each; ids are
+    ``<file line>``. Lines without three non-empty fields are skipped and counted."""
+    reader = _Reader(counters, strict)
+    for number, line in reader.lines(path):
+        if not line.strip():
+            continue
+        columns = [c.strip() for c in line.split("\t")]
+        if len(columns) != 3:
+            reader.bad("malformed_line", path, number, f"{len(columns)} columns, triples have 3")
+            continue
+        if not all(columns):
+            reader.bad("empty_text", path, number, "an empty query or passage")
+            continue
+        query, positive, negative = columns
+        reader.counters["triples"] += 1
+        yield TrainingPair(f"{number}", query, f"{number}+", positive, 1, [f"{number}-"], [negative])

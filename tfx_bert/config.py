@@ -78,7 +78,7 @@ class FinetuneConfig:
     encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
     model_name: str = "sentiment"
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
-    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl | conll (NER) | squad (QA)
+    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl | conll (NER) | squad (QA) | beir | msmarco_triples
     train_pattern: str = "train/*"
     eval_pattern: str = "eval/*"
     text_field: str = "text"
@@ -92,7 +92,7 @@ class FinetuneConfig:
     crf: bool = False  # NER: a CRF over the tag logits (Viterbi decoding in-graph) instead of softmax
     # Extractive QA (SQuAD JSON): windows over long contexts and answer decoding.
     doc_stride: int = 24  # pieces between window starts (SQuAD with 384-piece windows: 128)
-    max_query_length: int = 16  # question pieces kept (SQuAD with 384-piece windows: 64)
+    max_query_length: int = 16  # QA question / retrieval query pieces kept (SQuAD with 384-piece windows: 64)
     max_windows: int = 4  # windows per question written by Transform (training/eval); serving: all
     max_answer_length: int = 30  # pieces
     n_best_size: int = 5
@@ -108,6 +108,15 @@ class FinetuneConfig:
     index_corpus_format: str = "beir"  # beir | msmarco
     vector_store_uri: str = ""  # Milvus: a local file (Milvus Lite) or http(s)://host:19530; empty -> <work_dir>/vectors/milvus.db
     index_type: str = "IVF_FLAT"  # FLAT (exact) | IVF_FLAT (Milvus Lite); HNSW, IVF_PQ, ... on a cluster
+    # Dense retrieval and re-ranking data (TaskExampleGen beir | msmarco_triples) and training.
+    num_negatives: int = 3  # non-relevant passages per (query, passage) pair (msmarco_triples: 1)
+    negative_pool: int = 32  # beir: sampled documents the lexically hardest negatives come from (0: random)
+    temperature: float = 0.05  # retrieval: the contrastive softmax's temperature on cosines
+    shared_towers: bool = True  # retrieval: one encoder for queries and documents, or two
+    retrieval_eval_dir: str = ""  # retrieval: BEIR-layout eval set; empty -> the task data
+    retrieval_eval_qrels: str = ""  # retrieval: its qrels file; empty -> eval_pattern (beir data)
+    retrieval_gate_metric: str = "ndcg@10"  # retrieval: gates the blessing (>= accuracy_threshold)
+    rerank_loss: str = "listwise"  # rerank: listwise (softmax over candidates) | pointwise (BCE)
     num_classes: int = 2
     max_seq_length: int = 64
     batch_size: int = 32

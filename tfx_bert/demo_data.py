@@ -358,6 +358,43 @@ def write_nli_dataset(directory: str, num_train: int = 2000, num_eval: int = 400
     return {"train.tsv": num_train, "dev.tsv": num_eval}
 
 
+def write_retrieval_dataset(directory: str, num_docs: int = 600, eval_share: float = 0.2, seed: int = 31) -> dict:
+    """A BEIR-layout retrieval set (``corpus.jsonl``, ``queries.jsonl``, ``qrels/train.tsv``,
+    ``qrels/dev.tsv``) in the corpus language. Each document states one fact, "<name> says the
+    <noun> <verb> the <adj> <object> .", among two sentences of the same topic by other people;
+    its one query asks for that fact ("does the <noun> <verb> the <object> for <name> ?").
+    Every other document shares words with it (a name, a noun, the topic), so matching the
+    combination is what finds the right one. Train and dev queries ask about different
+    documents of one corpus (random Recall@10: 10 / num_docs)."""
+    rng = random.Random(seed)
+    topic_names = sorted(TOPICS)
+    facts = set()
+    while len(facts) < num_docs:
+        topic = rng.choice(topic_names)
+        noun, obj = rng.sample(TOPICS[topic]["nouns"], 2)
+        facts.add((topic, rng.choice(NAMES), noun, obj))
+    os.makedirs(os.path.join(directory, "qrels"), exist_ok=True)
+    docs, queries, qrels = [], [], {"train": [], "dev": []}
+    for i, (topic, name, noun, obj) in enumerate(sorted(facts, key=lambda _: rng.random())):
+        lexicon = TOPICS[topic]
+        verb = _preferred_verb(lexicon, noun)
+        others = [n for n in NAMES if n != name]
+        sentences = [f"{name} says the {noun} {verb} the {rng.choice(lexicon['adjs'])} {obj} .",
+                     _sentence(rng, lexicon, rng.choice(others)), _sentence(rng, lexicon, rng.choice(others))]
+        doc_id, query_id = f"d{i:05d}", f"q{i:05d}"
+        docs.append({"_id": doc_id, "title": "", "text": " ".join(sentences)})
+        queries.append({"_id": query_id, "text": f"does the {noun} {verb} the {obj} for {name} ?"})
+        qrels["dev" if i < int(num_docs * eval_share) else "train"].append((query_id, doc_id))
+    for name, rows in (("corpus.jsonl", docs), ("queries.jsonl", queries)):
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+    for split, pairs in qrels.items():
+        with open(os.path.join(directory, "qrels", f"{split}.tsv"), "w", encoding="utf-8") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            f.writelines(f"{q}\t{d}\t1\n" for q, d in pairs)
+    return {"corpus.jsonl": len(docs), "qrels/train.tsv": len(qrels["train"]), "qrels/dev.tsv": len(qrels["dev"])}
+
+
 def write_demo_data(data_dir: str) -> dict:
     """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists)."""
     corpus = os.path.join(data_dir, "corpus", "corpus.txt")
@@ -366,7 +403,9 @@ def write_demo_data(data_dir: str) -> dict:
     ner = os.path.join(data_dir, "ner")
     qa = os.path.join(data_dir, "qa")
     sts, nli = os.path.join(data_dir, "sts"), os.path.join(data_dir, "nli")
-    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner, "qa": qa, "sts": sts, "nli": nli}
+    retrieval = os.path.join(data_dir, "retrieval")
+    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner, "qa": qa, "sts": sts, "nli": nli,
+               "retrieval": retrieval}
     if not os.path.exists(corpus):
         summary.update(write_pretraining_corpus(corpus))
     if not os.path.exists(os.path.join(sentiment, "eval", "data.csv")):
@@ -381,4 +420,6 @@ def write_demo_data(data_dir: str) -> dict:
         write_sts_dataset(sts)
     if not os.path.exists(os.path.join(nli, "dev.tsv")):
         write_nli_dataset(nli)
+    if not os.path.exists(os.path.join(retrieval, "qrels", "dev.tsv")):
+        write_retrieval_dataset(retrieval)
     return summary

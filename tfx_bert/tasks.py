@@ -26,7 +26,7 @@ class Task:
     module: str  # models.<task module>
     description: str
     demo_data: str = ""  # key of demo_data.write_demo_data()'s result
-    demo_settings: tuple = ()  # (finetune key, value) pairs that read the demo data
+    demo_settings: tuple = ()  # (finetune key, value) pairs that read the demo data ("{data}": its path)
     settings: tuple = ()  # (finetune key, value) pairs the task always uses
 
     @property
@@ -82,6 +82,19 @@ TASKS: dict[str, Task] = {
                        ("text_field", "sentence1"), ("text_b_field", "sentence2"), ("label_field", "gold_label"),
                        ("num_classes", 3), ("label_names", ["entailment", "neutral", "contradiction"])),
         settings=(("similarity_objective", "classification"),)),
+    "retrieval": Task(
+        name="retrieval", module="models.retrieval",
+        description="Dense retrieval: dual encoder, in-batch + hard negatives contrastive loss; corpus -> vector store",
+        demo_data="retrieval",
+        demo_settings=(("input_format", "beir"), ("train_pattern", "qrels/train.tsv"),
+                       ("eval_pattern", "qrels/dev.tsv"), ("index_corpus", "{data}/corpus.jsonl"),
+                       ("index_corpus_format", "beir"), ("accuracy_threshold", 0.1))),
+    "rerank": Task(
+        name="rerank", module="models.rerank",
+        description="Re-ranking: cross-encoder [CLS] query [SEP] passage [SEP] -> score; pointwise or listwise loss",
+        demo_data="retrieval",
+        demo_settings=(("input_format", "beir"), ("train_pattern", "qrels/train.tsv"),
+                       ("eval_pattern", "qrels/dev.tsv"), ("accuracy_threshold", 0.6))),
 }
 
 

@@ -10,6 +10,13 @@
   ``question_id``, ``question``, ``context``, ``answer_texts`` (all gold answers; none:
   unanswerable) and the first answer's character span ``answer_start`` / ``answer_end`` (-1:
   none). An answer whose ``answer_start`` does not point at its text is dropped and counted.
+* Retrieval and re-ranking (``beir``: ``<input_base>/corpus.jsonl``, ``queries.jsonl``, and the
+  patterns name qrels files, e.g. ``qrels/train.tsv``; ``msmarco_triples``: query, positive,
+  negative per TSV line): one example per relevant (query, passage) judgement with
+  ``query_id``, ``query``, ``doc_id``, ``text`` (the passage), ``label`` (its relevance) and
+  ``num_negatives`` non-relevant ``negatives`` / ``negative_ids`` (BEIR: mined by word overlap
+  from ``negative_pool`` sampled documents, see ``tfx_bert.beir.training_pairs``). Unknown ids
+  in qrels, duplicate document ids, empty queries or documents are skipped and counted.
 
 GLUE's TSVs (SST-2 ``sentence``/``label``; MRPC ``#1 String``/``#2 String``/``Quality``; QNLI,
 RTE, ...) have a header row and unquoted fields with stray quote characters, so ``glue_tsv``
@@ -33,10 +40,10 @@ from tfx.types import artifact_utils
 
 from components import beam_utils
 from components.text_example_gen.executor import BadInputError, expand_files, json_object, open_lines
-from tfx_bert import features, squad, tagging
+from tfx_bert import beir, features, squad, tagging
 
 NAMESPACE = "tfx_bert.task_data"
-FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll", "squad")
+FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll", "squad", "beir", "msmarco_triples")
 SPLITS = ("train", "eval")
 
 INPUT_BASE = "input_base"
@@ -51,6 +58,8 @@ NUM_CLASSES = "num_classes"
 STRICT = "strict"
 TAG_SCHEME = "tag_scheme"  # conll: iob1 | iob2 | bioes
 LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity)
+NUM_NEGATIVES = "num_negatives"  # beir / msmarco_triples: passages to contrast each pair with
+NEGATIVE_POOL = "negative_pool"  # beir: sampled documents the lexically hardest negatives come from
 
 
 class _Reader:
@@ -198,6 +207,9 @@ class _ReadFile(beam.DoFn):
         if self._reader.format == "squad":
             yield from self._questions(path)
             return
+        if self._reader.format in ("beir", "msmarco_triples"):
+            yield from self._retrieval_pairs(path)
+            return
         try:
             for text, text_b, label in self._reader.records(path):
                 example = tf.train.Example()
@@ -254,6 +266,36 @@ class _ReadFile(beam.DoFn):
             f["answer_start"].int64_list.value.append(start)
             f["answer_end"].int64_list.value.append(end)
             beam_utils.counter(NAMESPACE, "answerable" if question.answers else "unanswerable").inc()
+            yield example
+
+
+    def _retrieval_pairs(self, path: str):
+        counts = collections.Counter()
+        num_negatives = int(self._props.get(NUM_NEGATIVES) or 0)
+        try:
+            if self._reader.format == "beir":
+                data = beir.read_beir(self._props[INPUT_BASE], counters=counts, strict=self._reader.strict, qrels_path=path)
+                pairs = list(beir.training_pairs(data, num_negatives, int(self._props.get(NEGATIVE_POOL) or 0)))
+            else:
+                if num_negatives != 1:
+                    raise BadInputError(f"{path}: MS MARCO triples carry one negative per query; set "
+                                        f"finetune.num_negatives=1 (it is {num_negatives}).")
+                pairs = list(beir.read_triples(path, counts, strict=self._reader.strict))
+        except (OSError, tf.errors.OpError) as e:
+            raise BadInputError(f"{path}: unreadable input file ({e})") from e
+        except ValueError as e:
+            raise BadInputError(str(e)) from e
+        for name, value in counts.items():
+            beam_utils.counter(NAMESPACE, name).inc(value)
+        for pair in pairs:
+            example = tf.train.Example()
+            f = example.features.feature
+            for key in ("query_id", "query", "doc_id"):
+                f[key].bytes_list.value.append(getattr(pair, key).encode("utf-8"))
+            f[features.TEXT].bytes_list.value.append(pair.text.encode("utf-8"))
+            f[features.LABEL].int64_list.value.append(pair.relevance)
+            f["negatives"].bytes_list.value.extend(t.encode("utf-8") for t in pair.negatives)
+            f["negative_ids"].bytes_list.value.extend(d.encode("utf-8") for d in pair.negative_ids)
             yield example
 
 

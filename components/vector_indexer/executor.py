@@ -56,17 +56,17 @@ def corpus_fingerprint(corpus: dict) -> str:
 
 
 class _Embed(beam.DoFn):
-    def __init__(self, model_dir: str):
-        self._model_dir = model_dir
+    def __init__(self, model_dir: str, signature: str = "embed"):
+        self._model_dir, self._signature = model_dir, signature
 
     def setup(self):
         import tensorflow_text  # noqa: F401  (the tokenizer ops in the SavedModel)
 
         model = tf.saved_model.load(self._model_dir)
-        if "embed" not in model.signatures:
-            raise ValueError(f"{self._model_dir} has no 'embed' signature (text -> embedding); index with a "
-                             f"similarity / retrieval model (signatures: {sorted(model.signatures)}).")
-        self._embed = model.signatures["embed"]
+        if self._signature not in model.signatures:
+            raise ValueError(f"{self._model_dir} has no {self._signature!r} signature (text -> embedding); index "
+                             f"with a similarity / retrieval model (signatures: {sorted(model.signatures)}).")
+        self._embed = model.signatures[self._signature]
 
     def process(self, batch):
         ids = [doc_id for doc_id, _ in batch]
@@ -89,14 +89,30 @@ def read_shards(pattern: str):
             yield ids, np.array(feature["vectors"].float_list.value, np.float32).reshape(-1, dim)
 
 
+def serving_dir(model_artifact) -> str:
+    """A Model artifact's SavedModel directory (``<uri>/Format-Serving``, or the uri itself)."""
+    model_dir = os.path.join(model_artifact.uri, "Format-Serving")
+    return model_dir if tf.io.gfile.exists(model_dir) else model_artifact.uri
+
+
+def embed_corpus(pipeline, corpus: dict, model_dir: str, shards_dir: str, batch_size: int, signature: str = "embed"):
+    """Adds the Beam steps that embed ``corpus`` (id -> text) in batches with the model's
+    ``signature`` and write (ids, vectors) shards under ``shards_dir`` (``read_shards`` reads
+    them back). Every worker loads the SavedModel once."""
+    return (pipeline
+            | f"Documents[{signature}]" >> beam.Create(sorted(corpus.items()))
+            | f"Batch[{signature}]" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+            | f"Embed[{signature}]" >> beam.ParDo(_Embed(model_dir, signature))
+            | f"Write[{signature}]" >> beam.io.WriteToTFRecord(os.path.join(shards_dir, "part")))
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         props = dict(exec_properties)
         if props[CORPUS_FORMAT] not in FORMATS:
             raise ValueError(f"corpus_format {props[CORPUS_FORMAT]!r} is not one of {FORMATS}.")
         model = artifact_utils.get_single_instance(input_dict["model"])
-        model_dir = os.path.join(model.uri, "Format-Serving")
-        model_dir = model_dir if tf.io.gfile.exists(model_dir) else model.uri
+        model_dir = serving_dir(model)
         index = artifact_utils.get_single_instance(output_dict["index"])
         blessing = input_dict.get("model_blessing")
         if blessing and not artifact_utils.get_single_instance(blessing).get_int_custom_property("blessed"):
@@ -111,11 +127,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         print(f"  [index] embedding {len(corpus)} documents with {model_dir}", flush=True)
         shards = os.path.join(index.uri, SHARDS)
         pipeline = self._make_beam_pipeline()
-        _ = (pipeline
-             | "Documents" >> beam.Create(sorted(corpus.items()))
-             | "Batch" >> beam.BatchElements(min_batch_size=int(props[BATCH_SIZE]), max_batch_size=int(props[BATCH_SIZE]))
-             | "Embed" >> beam.ParDo(_Embed(model_dir))
-             | "Write" >> beam.io.WriteToTFRecord(os.path.join(shards, "part")))
+        embed_corpus(pipeline, corpus, model_dir, shards, int(props[BATCH_SIZE]))
         counts.update(beam_utils.read_counters(beam_utils.run_and_wait(pipeline), NAMESPACE))
         embed_seconds = time.time() - started
 

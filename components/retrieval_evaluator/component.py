@@ -1,0 +1,47 @@
+"""RetrievalEvaluator: Recall@k / MRR@10 / nDCG@10 over a corpus, gating the blessing (see
+executor.py); the retrieval counterpart of TFX's Evaluator."""
+from __future__ import annotations
+
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import channel, component_spec, standard_artifacts
+
+from components import input_fingerprint
+from components.retrieval_evaluator import executor as ex
+
+
+class RetrievalEvaluatorSpec(component_spec.ComponentSpec):
+    PARAMETERS = {
+        ex.DATA_DIR: component_spec.ExecutionParameter(type=str),
+        ex.QRELS: component_spec.ExecutionParameter(type=str),
+        ex.GATE_METRIC: component_spec.ExecutionParameter(type=str),
+        ex.THRESHOLD: component_spec.ExecutionParameter(type=float),
+        ex.BATCH_SIZE: component_spec.ExecutionParameter(type=int),
+        "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {"model": component_spec.ChannelParameter(type=standard_artifacts.Model),
+              "baseline_model": component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True)}
+    OUTPUTS = {"evaluation": component_spec.ChannelParameter(type=standard_artifacts.ModelEvaluation),
+               "blessing": component_spec.ChannelParameter(type=standard_artifacts.ModelBlessing)}
+
+
+class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
+    """Evaluates a dual encoder (``embed`` / ``embed_query`` signatures) on a BEIR-layout set.
+
+    Example:
+        RetrievalEvaluator(model=trainer.outputs["model"], baseline_model=resolver.outputs["model"],
+                           data_dir="/data/scifact", qrels="qrels/test.tsv",
+                           gate_metric="ndcg@10", threshold=0.5)
+    """
+
+    SPEC_CLASS = RetrievalEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ex.Executor)
+
+    def __init__(self, model, data_dir: str, qrels: str, baseline_model=None, gate_metric: str = "ndcg@10",
+                 threshold: float = 0.0, batch_size: int = 64):
+        spec = RetrievalEvaluatorSpec(
+            model=model, baseline_model=baseline_model, data_dir=data_dir, qrels=qrels, gate_metric=gate_metric,
+            threshold=float(threshold), batch_size=batch_size,
+            input_fingerprint=input_fingerprint.fingerprint([data_dir]),
+            evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=channel.Channel(type=standard_artifacts.ModelBlessing))
+        super().__init__(spec=spec)

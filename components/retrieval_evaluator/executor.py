@@ -1,0 +1,118 @@
+"""RetrievalEvaluator executor: retrieval quality over a whole corpus -> a ModelBlessing.
+
+TFMA evaluates one example at a time; retrieval quality needs every query ranked against the
+whole corpus. This evaluator:
+
+1. reads a BEIR-layout eval set (corpus.jsonl, queries.jsonl, qrels; bad records counted);
+2. embeds the corpus with the candidate's ``embed`` signature through Beam (the VectorIndexer's
+   steps: it scales out the same way) and the queries with ``embed_query`` (``embed`` for a
+   model without one);
+3. ranks the corpus for every query by exact inner product (the embeddings are normalised:
+   cosine), top ``max(k)``, and computes Recall@k, MRR@10 and nDCG@10 with the TREC
+   definitions (``tfx_bert.retrieval_metrics``);
+4. does the same for the baseline (the latest blessed model) when there is one, and blesses the
+   candidate when ``gate_metric`` is at least ``threshold`` and not below the baseline's, like
+   TFMA's value and change thresholds.
+
+Outputs follow TFX's Evaluator: ``evaluation`` (``metrics.json``) and ``blessing`` (a
+``BLESSED`` / ``NOT_BLESSED`` file and the ``blessed``, ``current_model_id`` and
+``baseline_model_id`` custom properties the Pusher and LatestBlessedModelStrategy read).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from tfx.components.evaluator import constants
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+
+from components import beam_utils
+from components.vector_indexer.executor import embed_corpus, read_shards, serving_dir
+from tfx_bert import beir, retrieval_metrics
+
+DATA_DIR, QRELS, GATE_METRIC, THRESHOLD, BATCH_SIZE = "data_dir", "qrels", "gate_metric", "threshold", "batch_size"
+RECALL_KS = (1, 10, 100)
+METRICS_FILE = "metrics.json"
+
+
+def exact_top_k(query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_ids: list, k: int,
+                chunk: int = 1024) -> list[dict]:
+    """{doc id: score} of the ``k`` best documents per query by inner product (exact search)."""
+    k = min(k, len(doc_ids))
+    runs = []
+    for start in range(0, len(query_vectors), chunk):
+        scores = query_vectors[start:start + chunk] @ doc_vectors.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        for row, columns in zip(scores, top):
+            runs.append({doc_ids[c]: float(row[c]) for c in columns})
+    return runs
+
+
+def embed_queries(model_dir: str, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    import tensorflow_text  # noqa: F401  (the tokenizer ops in the SavedModel)
+
+    signatures = tf.saved_model.load(model_dir).signatures
+    embed = signatures["embed_query"] if "embed_query" in signatures else signatures["embed"]
+    return np.concatenate([embed(text=tf.constant(texts[i:i + batch_size]))["embedding"].numpy()
+                           for i in range(0, len(texts), batch_size)])
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    def _evaluate(self, model_dir: str, data: beir.RetrievalData, work_dir: str, batch_size: int) -> dict:
+        pipeline = self._make_beam_pipeline()
+        embed_corpus(pipeline, data.corpus, model_dir, work_dir, batch_size)
+        beam_utils.run_and_wait(pipeline)
+        ids, vectors = [], []
+        for shard_ids, shard_vectors in read_shards(os.path.join(work_dir, "part*")):
+            ids.extend(shard_ids)
+            vectors.append(shard_vectors)
+        query_ids = sorted(data.qrels)
+        query_vectors = embed_queries(model_dir, [data.queries[q] for q in query_ids])
+        runs = exact_top_k(query_vectors, np.concatenate(vectors), ids, max(RECALL_KS))
+        return retrieval_metrics.evaluate(dict(zip(query_ids, runs)), data.qrels, recall_ks=RECALL_KS)
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        props = dict(exec_properties)
+        counts = collections.Counter()
+        qrels_path = os.path.join(props[DATA_DIR], props[QRELS])
+        data = beir.read_beir(props[DATA_DIR], counters=counts, qrels_path=qrels_path)
+        if not data.qrels:
+            raise ValueError(f"{qrels_path}: no judged queries to evaluate (skipped: {dict(counts)}).")
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        batch_size, gate = int(props.get(BATCH_SIZE) or 64), props[GATE_METRIC]
+        started = time.time()
+        print(f"  [evaluate] retrieval of {len(data.qrels)} queries over {len(data.corpus)} documents", flush=True)
+        metrics = self._evaluate(serving_dir(model), data, os.path.join(evaluation.uri, "candidate"), batch_size)
+        if gate not in metrics:
+            raise ValueError(f"gate_metric {gate!r} is not one of {sorted(metrics)}.")
+        baseline_artifacts = input_dict.get("baseline_model") or []
+        baseline = baseline_artifacts[0] if baseline_artifacts else None
+        baseline_metrics = (self._evaluate(serving_dir(baseline), data, os.path.join(evaluation.uri, "baseline"),
+                                           batch_size) if baseline is not None else None)
+        passed = metrics[gate] >= float(props[THRESHOLD]) and (
+            baseline_metrics is None or metrics[gate] >= baseline_metrics[gate] - 1e-10)
+        report = {"gate_metric": gate, "threshold": float(props[THRESHOLD]), "blessed": passed,
+                  "candidate": metrics, "baseline": baseline_metrics, "queries": len(data.qrels),
+                  "documents": len(data.corpus), "counts": dict(counts), "seconds": round(time.time() - started, 2)}
+        beam_utils.write_json(evaluation.uri, METRICS_FILE, report)
+        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+        if baseline is not None:
+            blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
+            blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)
+        marker = constants.BLESSED_FILE_NAME if passed else constants.NOT_BLESSED_FILE_NAME
+        tf.io.gfile.makedirs(blessing.uri)
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, marker), "w") as f:
+            f.write("")
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                         constants.BLESSED_VALUE if passed else constants.NOT_BLESSED_VALUE)
+        shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+        against = f" (baseline {gate}={baseline_metrics[gate]:.3f})" if baseline_metrics else ""
+        print(f"  [evaluate] {shown}; {gate} >= {float(props[THRESHOLD])}{against}: "
+              f"{'BLESSED' if passed else 'NOT blessed'}", flush=True)

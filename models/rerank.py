@@ -1,0 +1,173 @@
+"""Re-ranking with a cross-encoder: the task module.
+
+``[CLS] query [SEP] passage [SEP]`` -> BERT -> pooled [CLS] -> dropout -> Dense(1): one
+relevance score per (query, passage), the query and passage attending to each other (monoBERT,
+Nogueira & Cho 2019). Each training example is a query with its candidates: the judged-relevant
+passage and ``num_negatives`` hard negatives (TaskExampleGen ``beir``: mined by word overlap;
+``msmarco_triples``: MS MARCO's). Losses (``finetune.rerank_loss``):
+
+* ``pointwise``: binary cross-entropy of every (query, passage) score against relevant / not;
+* ``listwise``: softmax cross-entropy over the query's candidates, the relevant one as the
+  class (the localized contrastive estimation loss of Gao et al. 2021).
+
+Metrics (TFMA, ``models.rerank_metrics``): MRR@10 (gates the blessing) and nDCG@10 of the
+candidate lists as the model orders them. Serving: ``serving_default(query, text)`` ->
+``score`` per pair (the client sends a query's top-k from the vector store as one batch:
+``tfx_bert.retrieval.RetrieveThenRerank``); ``serving_tf_example`` scores a stored example's
+candidates for TFMA.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from models import encoder as encoder_lib
+from models import finetuning, optimization
+from models import retrieval
+from models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
+from tfx_bert import features
+
+LOSSES = ("listwise", "pointwise")
+SCORES = "scores"
+
+
+def example_gen(f, data_path):
+    """The retrieval task's (query, relevant passage, negatives) examples."""
+    return retrieval.example_gen(f, data_path)
+
+
+def transform_config(f) -> dict:
+    if f.num_negatives < 1:
+        raise ValueError("Re-ranking trains on candidate lists: set finetune.num_negatives >= 1.")
+    return {"num_negatives": f.num_negatives}
+
+
+def trainer_config(f) -> dict:
+    if f.rerank_loss not in LOSSES:
+        raise ValueError(f"finetune.rerank_loss must be one of {LOSSES}; got {f.rerank_loss!r}.")
+    return {"loss": f.rerank_loss, "num_negatives": f.num_negatives, "batch_size": f.batch_size,
+            "learning_rate": f.learning_rate, "dropout": f.dropout, "max_seq_length": f.max_seq_length}
+
+
+def eval_config(f) -> tfma.EvalConfig:
+    """TFMA: MRR@10 of the candidate lists gates the blessing; nDCG@10 is reported with it."""
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
+                                    prediction_key=SCORES)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="RankingMetrics", module="models.rerank_metrics",
+                              threshold=finetuning.blessing_threshold(f.accuracy_threshold))])])
+
+
+def candidates(texts, negatives):
+    """The relevant passage [batch] first, then the negatives [batch, n] -> [batch, 1 + n]."""
+    return tf.concat([tf.reshape(texts, [-1, 1]), negatives], axis=1)
+
+
+def encode_candidates(tokenizer, queries, passages, seq_len: int) -> dict:
+    """queries [batch], passages [batch, c] -> ``[CLS] query [SEP] passage [SEP]`` inputs
+    [batch, c * seq_len] (int32)."""
+    c = tf.shape(passages)[1]
+    repeated = tf.reshape(tf.repeat(tf.reshape(queries, [-1, 1]), c, axis=1), [-1])
+    packed = tokenizer.encode(repeated, seq_len, texts_b=tf.reshape(passages, [-1]))
+    return {k: tf.reshape(tf.cast(v, tf.int32), [-1, c * seq_len]) for k, v in packed.items()}
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+    """query, text (relevant), negatives -> the candidate pairs' inputs [batch, (1 + n) * seq]
+    (int64) and the relevant passage's relevance ``label``."""
+    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
+    num_negatives = int(custom_config["num_negatives"])
+    passages = candidates(finetuning.dense_strings(inputs[features.TEXT]),
+                          dense_string_matrix(inputs[NEGATIVES], num_negatives))
+    packed = encode_candidates(tokenizer, finetuning.dense_strings(inputs[QUERY]), passages,
+                               int(custom_config["max_seq_length"]))
+    outputs = {k: tf.cast(v, tf.int64) for k, v in packed.items()}
+    label = inputs[features.LABEL]
+    outputs[features.LABEL] = tf.reshape(tf.sparse.to_dense(label) if isinstance(label, tf.SparseTensor) else label, [-1])
+    return outputs
+
+
+def build_cross_encoder(backbone, dropout: float = 0.1) -> keras.Model:
+    """One (query, passage) pair's inputs [pairs, seq] -> its relevance score [pairs]."""
+    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
+    pooled = backbone(inputs)["pooled_output"]
+    score = keras.layers.Dense(1, name="score")(keras.layers.Dropout(dropout)(pooled))
+    return keras.Model(inputs, keras.layers.Reshape(())(score), name="cross_encoder")
+
+
+def build_list_model(cross_encoder, seq_len: int, num_candidates: int) -> keras.Model:
+    """Candidate lists [batch, c * seq] -> scores [batch, c] (the training model)."""
+    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
+    unstack = Unstack(seq_len, name="unstack_candidates")
+    scores = cross_encoder({k: unstack(v) for k, v in inputs.items()})
+    return keras.Model(inputs, keras.layers.Reshape((num_candidates,))(scores), name="candidate_lists")
+
+
+def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, label_fn):
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL, shuffle=repeat,
+                                             num_epochs=None if repeat else 1, drop_final_batch=False)
+    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
+    return ds.map(lambda x, y: ({k: tf.cast(x[k], tf.int32) for k in features.MODEL_INPUT_KEYS},
+                                label_fn(tf.shape(y)[0])))
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point: fine-tunes the cross-encoder on candidate lists."""
+    config = finetuning.start(fn_args)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
+    num_candidates, seq_len = 1 + int(config["num_negatives"]), int(config["max_seq_length"])
+    loss_name = config.get("loss", "listwise")
+    cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), float(config.get("dropout", 0.1)))
+    model = build_list_model(cross_encoder, seq_len, num_candidates)
+    optimizer = optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps)
+    if loss_name == "listwise":
+        label_fn = lambda n: tf.zeros([n], tf.int32)  # noqa: E731  (the relevant passage is candidate 0)
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1_accuracy")])
+    else:
+        label_fn = lambda n: tf.one_hot(tf.zeros([n], tf.int32), num_candidates)  # noqa: E731
+        model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.BinaryAccuracy(name="pair_accuracy", threshold=0.0)])
+    print(f"  [train] cross-encoder re-ranker ({loss_name} loss over {num_candidates} candidates per query) from "
+          f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
+    metrics = finetuning.fit(model, fn_args,
+                             _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
+                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
+    finetuning.report(metrics, fn_args.model_run_dir)
+    export_cross_encoder(cross_encoder, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
+                         seq_len, num_candidates - 1)
+
+
+def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int, num_negatives: int) -> None:
+    """SavedModel: ``serving_default`` (``query``, ``text`` -> ``score`` per pair) and
+    ``serving_tf_example`` (a stored example's candidates -> ``scores`` [batch, 1 + n], TFMA)."""
+    module = tf.Module()
+    module.cross_encoder = cross_encoder
+    raw_spec = {QUERY: tf.io.FixedLenFeature([], tf.string), features.TEXT: tf.io.FixedLenFeature([], tf.string),
+                NEGATIVES: tf.io.FixedLenFeature([num_negatives], tf.string)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
+                                  tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    def serve(query, text):
+        return {SCORE: cross_encoder(dict(tokenizer.encode(query, seq_len, texts_b=text)), training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_example(serialized):
+        raw = tf.io.parse_example(serialized, raw_spec)
+        passages = candidates(raw[features.TEXT], raw[NEGATIVES])
+        packed = encode_candidates(tokenizer, raw[QUERY], passages, seq_len)
+        c = tf.shape(passages)[1]
+        scores = cross_encoder({k: tf.reshape(v, [-1, seq_len]) for k, v in packed.items()}, training=False)
+        return {SCORES: tf.reshape(scores, [-1, c])}
+
+    module.serve, module.serve_tf_example = serve, serve_tf_example
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": serve.get_concrete_function(),
+        "serving_tf_example": serve_tf_example.get_concrete_function()})

@@ -1,0 +1,230 @@
+"""Dense retrieval (DPR-style dual encoder): the task module.
+
+A query tower and a document tower (one shared encoder by default, ``finetune.shared_towers``;
+separate weights otherwise), each BERT -> mean or [CLS] pooling -> L2 normalisation. Training
+is contrastive with in-batch negatives: every query is scored against every passage of the
+batch (its own positive, the other queries' positives and, when the data carries them, each
+example's ``num_negatives`` hard negatives), cosine / ``finetune.temperature``, softmax
+cross-entropy with the query's own positive as the label (DPR, Karpukhin et al. 2020;
+Sentence-BERT's MultipleNegativesRankingLoss).
+
+Data: TaskExampleGen ``beir`` (corpus.jsonl, queries.jsonl, qrels/<split>.tsv; hard negatives
+mined by word overlap) or ``msmarco_triples``. Evaluation is retrieval over the whole corpus,
+not TFMA over pairs: ``components.retrieval_evaluator`` embeds the corpus and the eval queries
+with the candidate (and the baseline) model and gates the blessing on nDCG@10 (Recall@k and
+MRR@10 reported). A blessed model's corpus is indexed into the vector store
+(``components.vector_indexer``) when ``finetune.index_corpus`` is set.
+
+Serving: ``embed(text)`` -> document ``embedding`` (what the VectorIndexer indexes),
+``embed_query(text)`` -> query ``embedding``, ``serving_default(query, text)`` -> ``score``
+(the cosine). Raw text in; the training tokenizer inside.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from models import encoder as encoder_lib
+from models import finetuning, optimization
+from models.similarity import POOLINGS, build_sentence_encoder
+from tfx_bert import features
+
+QUERY, NEGATIVES = "query", "negatives"
+QUERY_SUFFIX, NEGATIVES_SUFFIX = "_query", "_negatives"
+SCORE, EMBEDDING = "score", "embedding"
+
+
+def example_gen(f, data_path):
+    """(query, relevant passage, negatives) pairs from BEIR or MS MARCO triples."""
+    from components.task_example_gen.component import TaskExampleGen
+
+    return TaskExampleGen(
+        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
+        input_format=f.input_format, strict=f.strict, num_negatives=f.num_negatives,
+        negative_pool=f.negative_pool)
+
+
+def transform_config(f) -> dict:
+    return {"max_query_length": f.max_query_length, "num_negatives": f.num_negatives}
+
+
+def trainer_config(f) -> dict:
+    if f.pooling not in POOLINGS:
+        raise ValueError(f"finetune.pooling must be one of {POOLINGS}; got {f.pooling!r}.")
+    if f.temperature <= 0:
+        raise ValueError(f"finetune.temperature must be > 0; got {f.temperature}.")
+    return {"pooling": f.pooling, "temperature": float(f.temperature), "shared_towers": bool(f.shared_towers),
+            "num_negatives": f.num_negatives, "batch_size": f.batch_size, "learning_rate": f.learning_rate,
+            "dropout": f.dropout, "max_seq_length": f.max_seq_length, "max_query_length": f.max_query_length}
+
+
+def evaluator(f, data_path: str, examples, model, baseline_model):
+    """Retrieval over the corpus (not TFMA): nDCG@10 gates the blessing."""
+    from components.retrieval_evaluator.component import RetrievalEvaluator
+
+    eval_dir = f.retrieval_eval_dir or data_path
+    qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
+    if not qrels:
+        raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
+                         "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
+    return RetrievalEvaluator(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
+                              gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold).with_id("Evaluator")
+
+
+def _encode_many(tokenizer, texts, seq_len: int) -> dict:
+    """[batch, n] strings -> inputs [batch, n * seq_len] (n passages per example, flattened)."""
+    n = tf.shape(texts)[1]
+    packed = tokenizer.encode(tf.reshape(texts, [-1]), seq_len)
+    return {k: tf.reshape(v, [-1, n * seq_len]) for k, v in packed.items()}
+
+
+def dense_string_matrix(tensor, width: int):
+    """A string list feature (sparse or dense) -> [batch, width]."""
+    if isinstance(tensor, tf.SparseTensor):
+        tensor = tf.sparse.to_dense(tensor, default_value="")
+    return tf.reshape(tensor, [-1, width])
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+    """query, text (the positive passage), negatives -> each tower's inputs (int64):
+    ``<key>_query`` [batch, max_query_length], ``<key>`` [batch, max_seq_length] and
+    ``<key>_negatives`` [batch, num_negatives * max_seq_length]."""
+    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
+    seq_len, query_len = int(custom_config["max_seq_length"]), int(custom_config["max_query_length"])
+    outputs = {k + QUERY_SUFFIX: v for k, v in
+               tokenizer.encode(finetuning.dense_strings(inputs[QUERY]), query_len).items()}
+    outputs.update(tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), seq_len))
+    num_negatives = int(custom_config.get("num_negatives", 0))
+    if num_negatives:
+        negatives = _encode_many(tokenizer, dense_string_matrix(inputs[NEGATIVES], num_negatives), seq_len)
+        outputs.update({k + NEGATIVES_SUFFIX: v for k, v in negatives.items()})
+    return {k: tf.cast(v, tf.int64) for k, v in outputs.items()}
+
+
+class InBatchLogits(keras.layers.Layer):
+    """Cosine of every query with every passage of the batch, over the temperature:
+    [batch, batch + batch * num_negatives]; column i is query i's positive."""
+
+    def __init__(self, temperature: float = 0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = temperature
+
+    def call(self, queries, passages):
+        queries = tf.math.l2_normalize(queries, -1)
+        passages = tf.math.l2_normalize(passages, -1)
+        return tf.matmul(queries, passages, transpose_b=True) / self.temperature
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+class Unstack(keras.layers.Layer):
+    """[batch, n * seq] -> [batch * n, seq] (n passages per example, one per row)."""
+
+    def __init__(self, seq_len: int, **kwargs):
+        super().__init__(**kwargs)
+        self.seq_len = seq_len
+
+    def call(self, x):
+        return tf.reshape(x, [-1, self.seq_len])
+
+    def get_config(self):
+        return {**super().get_config(), "seq_len": self.seq_len}
+
+
+def build_dual_encoder(query_tower, doc_tower, seq_len: int, num_negatives: int, temperature: float) -> keras.Model:
+    """Both towers and the in-batch logits (the training model)."""
+    keys = features.MODEL_INPUT_KEYS
+    inputs = {k + QUERY_SUFFIX: keras.Input(shape=(None,), dtype="int32", name=k + QUERY_SUFFIX) for k in keys}
+    inputs.update({k: keras.Input(shape=(None,), dtype="int32", name=k) for k in keys})
+    queries = query_tower({k: inputs[k + QUERY_SUFFIX] for k in keys})
+    passages = doc_tower({k: inputs[k] for k in keys})
+    if num_negatives:
+        inputs.update({k + NEGATIVES_SUFFIX: keras.Input(shape=(None,), dtype="int32", name=k + NEGATIVES_SUFFIX)
+                       for k in keys})
+        unstack = Unstack(seq_len, name="unstack_negatives")
+        negatives = doc_tower({k: unstack(inputs[k + NEGATIVES_SUFFIX]) for k in keys})
+        passages = keras.layers.Concatenate(axis=0, name="batch_passages")([passages, negatives])
+    return keras.Model(inputs, InBatchLogits(temperature, name="in_batch_logits")(queries, passages), name="dual_encoder")
+
+
+def input_keys(num_negatives: int, suffixes=(QUERY_SUFFIX, "")) -> tuple:
+    keys = features.MODEL_INPUT_KEYS
+    return tuple(k + s for s in suffixes + ((NEGATIVES_SUFFIX,) if num_negatives else ()) for k in keys)
+
+
+def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, keys):
+    # The in-batch labels are the diagonal; a short final batch would still be correct, but
+    # dropping it keeps every step's number of negatives the same.
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=repeat,
+                                             num_epochs=None if repeat else 1, drop_final_batch=True)
+    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
+    return ds.map(lambda x: ({k: tf.cast(x[k], tf.int32) for k in keys}, tf.range(tf.shape(x[keys[0]])[0])))
+
+
+def build_towers(base_model: str, pooling: str, shared: bool):
+    """(query tower, document tower): one sentence encoder twice, or two copies of the
+    pretrained encoder that train apart."""
+    doc_tower = build_sentence_encoder(encoder_lib.load_backbone(base_model), pooling)
+    if shared:
+        return doc_tower, doc_tower
+    return build_sentence_encoder(encoder_lib.load_backbone(base_model), pooling, name="query_encoder"), doc_tower
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point: contrastive fine-tuning of the query and document towers."""
+    config = finetuning.start(fn_args)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
+    num_negatives, seq_len = int(config.get("num_negatives", 0)), int(config["max_seq_length"])
+    shared = bool(config.get("shared_towers", True))
+    query_tower, doc_tower = build_towers(fn_args.base_model, config.get("pooling", "mean"), shared)
+    model = build_dual_encoder(query_tower, doc_tower, seq_len, num_negatives, float(config.get("temperature", 0.05)))
+    optimizer = optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
+    print(f"  [train] contrastive dual encoder ({'shared' if shared else 'separate'} towers, "
+          f"{config.get('pooling', 'mean')} pooling, temperature {config.get('temperature', 0.05)}, in-batch + "
+          f"{num_negatives} hard negatives per query) from {fn_args.base_model}, {train_steps} steps of batch "
+          f"{batch_size}", flush=True)
+    keys = input_keys(num_negatives)
+    metrics = finetuning.fit(model, fn_args,
+                             _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, keys),
+                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, keys))
+    finetuning.report(metrics, fn_args.model_run_dir)
+    export_dual_encoder(query_tower, doc_tower, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
+                        seq_len, int(config.get("max_query_length", 16)))
+
+
+def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int) -> None:
+    """SavedModel: ``embed`` (document text -> ``embedding``), ``embed_query`` (query text ->
+    ``embedding``) and ``serving_default`` (``query``, ``text`` -> ``score``, their cosine)."""
+    module = tf.Module()
+    module.query_tower, module.doc_tower = query_tower, doc_tower
+
+    def embed_docs(texts):
+        return tf.math.l2_normalize(doc_tower(dict(tokenizer.encode(texts, seq_len)), training=False), -1)
+
+    def embed_queries(texts):
+        return tf.math.l2_normalize(query_tower(dict(tokenizer.encode(texts, query_len)), training=False), -1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    def embed(text):
+        return {EMBEDDING: embed_docs(text)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    def embed_query(text):
+        return {EMBEDDING: embed_queries(text)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
+                                  tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    def score(query, text):
+        return {SCORE: tf.reduce_sum(embed_queries(query) * embed_docs(text), axis=-1)}
+
+    module.embed, module.embed_query, module.score = embed, embed_query, score
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": score.get_concrete_function(),
+        "embed": embed.get_concrete_function(),
+        "embed_query": embed_query.get_concrete_function()})
