@@ -101,12 +101,26 @@ def build_cross_encoder(backbone, dropout: float = 0.1) -> keras.Model:
     return keras.Model(inputs, keras.layers.Reshape(())(score), name="cross_encoder")
 
 
+class Restack(keras.layers.Layer):
+    """Scores [batch * c] -> [batch, c] (one row of candidates per query)."""
+
+    def __init__(self, num_candidates: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_candidates = num_candidates
+
+    def call(self, x):
+        return tf.reshape(x, [-1, self.num_candidates])
+
+    def get_config(self):
+        return {**super().get_config(), "num_candidates": self.num_candidates}
+
+
 def build_list_model(cross_encoder, seq_len: int, num_candidates: int) -> keras.Model:
     """Candidate lists [batch, c * seq] -> scores [batch, c] (the training model)."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
     unstack = Unstack(seq_len, name="unstack_candidates")
     scores = cross_encoder({k: unstack(v) for k, v in inputs.items()})
-    return keras.Model(inputs, keras.layers.Reshape((num_candidates,))(scores), name="candidate_lists")
+    return keras.Model(inputs, Restack(num_candidates, name="candidate_scores")(scores), name="candidate_lists")
 
 
 def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, label_fn):

@@ -233,6 +233,14 @@ def cmd_predict(args) -> int:
             elif args.task == "embed":
                 results = [{"text": t, "embedding": [float(x) for x in e]}
                            for t, e in zip(args.texts, client.embed(args.model_name, args.texts))]
+            elif args.task == "rerank":
+                if not args.query:
+                    print("tfx-bert predict: --task rerank needs --query TEXT; the texts are its passages",
+                          file=sys.stderr)
+                    return 2
+                scores = client.rerank_scores(args.model_name, args.query, args.texts)
+                results = sorted(({"query": args.query, "text": t, "score": float(s)} for t, s in zip(args.texts, scores)),
+                                 key=lambda r: -r["score"])
             elif args.task == "qa":
                 if not args.context:
                     print("tfx-bert predict: --task qa needs --context TEXT (or --context-file PATH): the "
@@ -253,18 +261,33 @@ def cmd_retrieve(args) -> int:
     from tfx_bert.retrieval import Retriever
     from tfx_bert.vector_store import VectorStore
 
+    from tfx_bert.retrieval import RetrieveThenRerank
+
+    def search(retriever, scorer):
+        if not (args.rerank_model_dir or args.rerank_model_name):
+            return retriever.retrieve(args.queries, args.k)
+        from components.vector_indexer.executor import read_corpus
+
+        if not args.corpus:
+            raise ValueError("Re-ranking reads the documents' text: give --corpus (the indexed corpus file).")
+        corpus, _ = read_corpus(args.corpus, args.corpus_format, strict=False)
+        return RetrieveThenRerank(retriever, scorer, corpus, k=args.candidates).search(args.queries, args.k)
+
     try:
         store = VectorStore(args.store_uri, args.collection)
         if args.model_dir:
             retriever = Retriever.from_saved_model(args.model_dir, store, nprobe=args.nprobe)
-            results = retriever.retrieve(args.queries, args.k)
+            scorer = RetrieveThenRerank.saved_model_scorer(args.rerank_model_dir) if args.rerank_model_dir else None
+            results = search(retriever, scorer)
         else:
             from tfx_bert.serving import client as client_lib
 
             with client_lib.ServingClient(args.target, timeout=args.timeout) as client:
-                results = Retriever.from_serving(client, args.model_name, store, nprobe=args.nprobe).retrieve(
-                    args.queries, args.k)
-    except (ValueError, RuntimeError) as e:
+                retriever = Retriever.from_serving(client, args.model_name, store, nprobe=args.nprobe)
+                scorer = (RetrieveThenRerank.serving_scorer(client, args.rerank_model_name)
+                          if args.rerank_model_name else None)
+                results = search(retriever, scorer)
+    except (ValueError, RuntimeError, KeyError) as e:
         print(f"tfx-bert retrieve: {e}", file=sys.stderr)
         return 2
     for query, hits in zip(args.queries, results):
@@ -382,12 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default="sentiment")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
     p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
-    p.add_argument("--task", choices=["classification", "ner", "qa", "similarity", "embed"], default="classification",
+    p.add_argument("--task", choices=["classification", "ner", "qa", "similarity", "embed", "rerank"],
+                   default="classification",
                    help="how to read the outputs: labels with probabilities, entity spans, answers "
                         "(qa: the texts are questions about --context), pair similarity (with --text-b), "
                         "or sentence embeddings")
     p.add_argument("--text-b", action="append", help="similarity: the second sentence of each pair (repeat)")
     p.add_argument("--context", help="qa: the passage to answer the questions from")
+    p.add_argument("--query", help="rerank: the query the passages (the texts) are scored for")
     p.add_argument("--context-file", help="qa: read the passage from this file")
     p.add_argument("--version-label", help="serve a labelled version (model_config_file version_labels)")
     p.add_argument("--root-cert", help="PEM of the CA that signed the server's certificate (turns TLS on)")
@@ -407,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--nprobe", type=int, default=16, help="IVF lists searched (recall vs latency)")
+    p.add_argument("--rerank-model-dir", help="re-rank the candidates with this cross-encoder SavedModel, in process")
+    p.add_argument("--rerank-model-name", help="or: with this cross-encoder model on --target")
+    p.add_argument("--candidates", type=int, default=20, help="candidates retrieved for re-ranking")
+    p.add_argument("--corpus", help="re-ranking: the indexed corpus file (the documents' text)")
+    p.add_argument("--corpus-format", default="beir", choices=["beir", "msmarco"])
     p.set_defaults(fn=cmd_retrieve)
 
     p = sub.add_parser("check-ops", help="can TF Serving 2.16 load this SavedModel?")

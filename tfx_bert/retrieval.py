@@ -1,5 +1,7 @@
-"""The query path of dense retrieval: query text -> embedding (the model's ``embed``
-signature, in process or from a TF Serving endpoint) -> top-k documents from the vector store."""
+"""The query path of dense retrieval: query text -> embedding (the model's ``embed_query``
+signature, or ``embed`` for a similarity model; in process or from a TF Serving endpoint) ->
+top-k documents from the vector store; optionally re-scored by a cross-encoder
+(``RetrieveThenRerank``)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -23,16 +25,59 @@ class Retriever:
         import tensorflow as tf
         import tensorflow_text  # noqa: F401
 
-        embed = tf.saved_model.load(model_dir).signatures["embed"]
+        signatures = tf.saved_model.load(model_dir).signatures
+        embed = signatures["embed_query"] if "embed_query" in signatures else signatures["embed"]
         return cls(store, lambda texts: embed(text=tf.constant(list(texts)))["embedding"].numpy(), **kwargs)
 
     @classmethod
     def from_serving(cls, client, model_name: str, store: VectorStore, **kwargs) -> "Retriever":
         """Query embeddings from a TF Serving endpoint (``ServingClient``)."""
-        return cls(store, lambda texts: client.embed(model_name, list(texts)), **kwargs)
+        signature = "embed_query" if "embed_query" in client.signature_names(model_name) else "embed"
+        return cls(store, lambda texts: client.embed(model_name, list(texts), signature), **kwargs)
 
     def retrieve(self, queries: list[str], k: int = 10) -> list[list[tuple[str, float]]]:
         empty = [i for i, q in enumerate(queries) if not q.strip()]
         if empty:
             raise ValueError(f"Query {empty[0]} is empty; retrieval needs text.")
         return self.store.search(self.embed(queries), k=k, nprobe=self.nprobe)
+
+
+class RetrieveThenRerank:
+    """Top ``k`` candidates from the ``Retriever``, re-scored by a cross-encoder
+    (``score(query, passages) -> scores``) and re-ordered: ``search(queries)`` ->
+    [(doc id, cross-encoder score), ...] per query, best first. ``corpus`` maps doc ids to the
+    text the cross-encoder reads (the vector store holds only ids and vectors)."""
+
+    def __init__(self, retriever: Retriever, score: Callable[[str, list[str]], np.ndarray], corpus: dict,
+                 k: int = 20):
+        self.retriever, self.score, self.corpus, self.k = retriever, score, corpus, k
+
+    @staticmethod
+    def saved_model_scorer(model_dir: str) -> Callable[[str, list[str]], np.ndarray]:
+        """A re-ranking SavedModel's ``serving_default(query, text)``, in process."""
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+
+        serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+        return lambda query, passages: serve(query=tf.constant([query] * len(passages)),
+                                             text=tf.constant(passages))["score"].numpy()
+
+    @staticmethod
+    def serving_scorer(client, model_name: str) -> Callable[[str, list[str]], np.ndarray]:
+        """A re-ranking model on a TF Serving endpoint: one Predict per query."""
+        return lambda query, passages: client.rerank_scores(model_name, query, passages)
+
+    def search(self, queries: list[str], top_n: int = 10) -> list[list[tuple[str, float]]]:
+        results = []
+        for query, hits in zip(queries, self.retriever.retrieve(queries, self.k)):
+            missing = [doc for doc, _ in hits if doc not in self.corpus]
+            if missing:
+                raise KeyError(f"Document {missing[0]!r} is in the vector store but not in the corpus given for "
+                               "re-ranking; index and re-rank the same corpus.")
+            if not hits:
+                results.append([])
+                continue
+            scores = self.score(query, [self.corpus[doc] for doc, _ in hits])
+            order = sorted(range(len(hits)), key=lambda i: -float(scores[i]))
+            results.append([(hits[i][0], float(scores[i])) for i in order[:top_n]])
+        return results

@@ -159,9 +159,27 @@ class ServingClient:
                             "nbest": nbest})
         return results
 
-    def embed(self, model_name: str, texts: list[str]) -> np.ndarray:
-        """Sentence similarity models: texts -> L2-normalised embeddings [len(texts), dim]."""
-        return self.predict(model_name, {"text": np.array(texts, dtype=object)}, signature_name="embed")["embedding"]
+    def embed(self, model_name: str, texts: list[str], signature_name: str = "embed") -> np.ndarray:
+        """Similarity and retrieval models: texts -> L2-normalised embeddings [len(texts), dim]
+        (retrieval models: ``embed`` for documents, ``embed_query`` for queries)."""
+        return self.predict(model_name, {"text": np.array(texts, dtype=object)},
+                            signature_name=signature_name)["embedding"]
+
+    def signature_names(self, model_name: str) -> list[str]:
+        """The model's signatures (GetModelMetadata)."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = model_name
+        response = self._call(self._predict.GetModelMetadata, request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        return sorted(signatures.signature_def)
+
+    def rerank_scores(self, model_name: str, query: str, passages: list[str]) -> np.ndarray:
+        """Re-ranking (cross-encoder) models: one query's passages -> their scores, in one request."""
+        return self.predict(model_name, {"query": np.array([query] * len(passages), dtype=object),
+                                         "text": np.array(passages, dtype=object)})["score"]
 
     def similarity(self, model_name: str, texts: list[str], texts_b: list[str]) -> list[dict]:
         """Sentence similarity models: pairs -> {"text", "text_b", "similarity"} (the cosine; NLI
