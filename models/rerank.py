@@ -156,16 +156,18 @@ def run_fn(fn_args) -> None:
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
     finetuning.report(metrics, fn_args.model_run_dir)
     export_cross_encoder(cross_encoder, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
-                         seq_len, num_candidates - 1)
+                         seq_len)
 
 
-def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int, num_negatives: int) -> None:
+def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int) -> None:
     """SavedModel: ``serving_default`` (``query``, ``text`` -> ``score`` per pair) and
     ``serving_tf_example`` (a stored example's candidates -> ``scores`` [batch, 1 + n], TFMA)."""
     module = tf.Module()
     module.cross_encoder = cross_encoder
+    # Negatives as a variable-length list: a model trained with another num_negatives (the
+    # baseline in TFMA's comparison) scores the same examples.
     raw_spec = {QUERY: tf.io.FixedLenFeature([], tf.string), features.TEXT: tf.io.FixedLenFeature([], tf.string),
-                NEGATIVES: tf.io.FixedLenFeature([num_negatives], tf.string)}
+                NEGATIVES: tf.io.VarLenFeature(tf.string)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
                                   tf.TensorSpec([None], tf.string, name=features.TEXT)])
@@ -175,7 +177,7 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
         raw = tf.io.parse_example(serialized, raw_spec)
-        passages = candidates(raw[features.TEXT], raw[NEGATIVES])
+        passages = candidates(raw[features.TEXT], tf.sparse.to_dense(raw[NEGATIVES], default_value=""))
         packed = encode_candidates(tokenizer, raw[QUERY], passages, seq_len)
         c = tf.shape(passages)[1]
         scores = cross_encoder({k: tf.reshape(v, [-1, seq_len]) for k, v in packed.items()}, training=False)

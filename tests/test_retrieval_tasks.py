@@ -147,7 +147,7 @@ def test_cross_encoder_scores_pairs_and_candidate_lists_alike(tmp_path, tokenize
 
     cross_encoder = rerank.build_cross_encoder(_backbone(tokenizer))
     export_dir = str(tmp_path / "rerank")
-    rerank.export_cross_encoder(cross_encoder, export_dir, tokenizer, 24, num_negatives=2)
+    rerank.export_cross_encoder(cross_encoder, export_dir, tokenizer, 24)
     assert op_check.unsupported_ops(export_dir) == []
     served = tf.saved_model.load(export_dir)
     query, passages = "the chef bakes", ["the chef bakes bread .", "the sailor boat .", "a star ."]
@@ -160,6 +160,9 @@ def test_cross_encoder_scores_pairs_and_candidate_lists_alike(tmp_path, tokenize
     feature["negatives"].bytes_list.value.extend(p.encode() for p in passages[1:])
     list_scores = served.signatures["serving_tf_example"](examples=tf.constant([example.SerializeToString()]))
     np.testing.assert_allclose(list_scores["scores"].numpy()[0], pair_scores, rtol=1e-4, atol=1e-5)
+    del feature["negatives"].bytes_list.value[1:]  # another num_negatives (a baseline trained apart) works too
+    shorter = served.signatures["serving_tf_example"](examples=tf.constant([example.SerializeToString()]))
+    np.testing.assert_allclose(shorter["scores"].numpy()[0], pair_scores[:2], rtol=1e-4, atol=1e-5)
     list_model = rerank.build_list_model(cross_encoder, 24, 3)
     packed = rerank.encode_candidates(tokenizer, tf.constant([query]), tf.constant([passages]), 24)
     np.testing.assert_allclose(list_model(packed).numpy()[0], pair_scores, rtol=1e-4, atol=1e-5)

@@ -282,9 +282,10 @@ def cmd_retrieve(args) -> int:
         else:
             from tfx_bert.serving import client as client_lib
 
-            with client_lib.ServingClient(args.target, timeout=args.timeout) as client:
+            with client_lib.ServingClient(args.target, timeout=args.timeout) as client, \
+                    client_lib.ServingClient(args.rerank_target or args.target, timeout=args.timeout) as reranker:
                 retriever = Retriever.from_serving(client, args.model_name, store, nprobe=args.nprobe)
-                scorer = (RetrieveThenRerank.serving_scorer(client, args.rerank_model_name)
+                scorer = (RetrieveThenRerank.serving_scorer(reranker, args.rerank_model_name)
                           if args.rerank_model_name else None)
                 results = search(retriever, scorer)
     except (ValueError, RuntimeError, KeyError) as e:
@@ -433,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--nprobe", type=int, default=16, help="IVF lists searched (recall vs latency)")
     p.add_argument("--rerank-model-dir", help="re-rank the candidates with this cross-encoder SavedModel, in process")
-    p.add_argument("--rerank-model-name", help="or: with this cross-encoder model on --target")
+    p.add_argument("--rerank-model-name", help="or: with this cross-encoder model on --rerank-target")
+    p.add_argument("--rerank-target", help="the endpoint serving --rerank-model-name (default: --target)")
     p.add_argument("--candidates", type=int, default=20, help="candidates retrieved for re-ranking")
     p.add_argument("--corpus", help="re-ranking: the indexed corpus file (the documents' text)")
     p.add_argument("--corpus-format", default="beir", choices=["beir", "msmarco"])
