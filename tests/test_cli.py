@@ -64,3 +64,23 @@ def test_finetune_task_flag_names_the_pipeline_and_set_still_wins(monkeypatch):
 def test_predict_qa_needs_a_context(capsys):
     assert cli.main(["predict", "--task", "qa", "What is it?"]) == 2
     assert "--task qa needs --context" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "Evaluator")])
+def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_path, task, evaluator):
+    from pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from pipeline.parameters import PipelineParameters
+    from tfx_bert import config as config_lib
+
+    config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
+                                               "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
+                                               f"finetune.index_corpus={tmp_path}/corpus.jsonl"])
+    pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])
+    components = {c.id: c for c in pipeline.components}
+    assert type(components["Evaluator"]).__name__ == evaluator
+    blessing = components["Evaluator"].outputs["blessing"]
+    assert components["Pusher"].inputs["model_blessing"] is blessing
+    assert components["VectorIndexer"].inputs["model_blessing"] is blessing
+    if task == "retrieval":
+        assert components["Evaluator"].exec_properties["qrels"] == "qrels/dev.tsv"
+        assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model"].outputs["model"]
