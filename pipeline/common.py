@@ -7,7 +7,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from tfx_bert import demo_data
-from tfx_bert.config import ProjectConfig
+from tfx_bert.config import FinetuneConfig, ProjectConfig
 
 
 def metadata_config(config: ProjectConfig):
@@ -36,7 +36,11 @@ def with_task_data(config: ProjectConfig) -> tuple[ProjectConfig, str]:
     if config.finetune.data_dir:
         return config, config.finetune.data_dir
     path = demo_data.write_demo_data(config.data_dir)[task.demo_data]
-    settings = {k: v.format(data=path) if isinstance(v, str) else v for k, v in task.demo_settings}
+    # The demo's loader settings fill in what the user left at its default: an explicit
+    # ``--set finetune.accuracy_threshold=...`` still wins.
+    defaults = FinetuneConfig()
+    settings = {k: v.format(data=path) if isinstance(v, str) else v for k, v in task.demo_settings
+                if getattr(config.finetune, k) == getattr(defaults, k)}
     finetune = dataclasses.replace(config.finetune, **settings)
     return dataclasses.replace(config, finetune=finetune), path
 

@@ -1,4 +1,5 @@
 import importlib
+import os
 import subprocess
 import sys
 
@@ -84,3 +85,17 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
     if task == "retrieval":
         assert components["Evaluator"].exec_properties["qrels"] == "qrels/dev.tsv"
         assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model"].outputs["model"]
+
+
+def test_demo_loader_settings_fill_defaults_but_an_explicit_set_wins(tmp_path):
+    from pipeline import common
+    from tfx_bert import config as config_lib
+
+    config = config_lib.load_config(overrides=["finetune.task=retrieval", f"work_dir={tmp_path}",
+                                               "finetune.accuracy_threshold=0.42"])
+    config, path = common.with_task_data(config)
+    f = config.finetune
+    assert path.endswith(os.path.join("data", "retrieval"))
+    assert (f.input_format, f.train_pattern, f.eval_pattern) == ("beir", "qrels/train.tsv", "qrels/dev.tsv")
+    assert f.index_corpus == os.path.join(path, "corpus.jsonl")  # "{data}" filled in
+    assert f.accuracy_threshold == 0.42  # the demo's 0.1 does not replace the user's value
