@@ -7,7 +7,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from tfx_bert import demo_data
-from tfx_bert.config import FinetuneConfig, ProjectConfig
+from tfx_bert.config import DEMO_CONFIG, FinetuneConfig, ProjectConfig, load_config
 
 
 def metadata_config(config: ProjectConfig):
@@ -36,11 +36,11 @@ def with_task_data(config: ProjectConfig) -> tuple[ProjectConfig, str]:
     if config.finetune.data_dir:
         return config, config.finetune.data_dir
     path = demo_data.write_demo_data(config.data_dir)[task.demo_data]
-    # The demo's loader settings fill in what the user left at its default: an explicit
-    # ``--set finetune.accuracy_threshold=...`` still wins.
-    defaults = FinetuneConfig()
+    # The demo's settings fill in what the user left at its default (the dataclass's or the demo
+    # configuration's): an explicit ``--set finetune.accuracy_threshold=...`` still wins.
+    defaults = (FinetuneConfig(), load_config(DEMO_CONFIG).finetune)
     settings = {k: v.format(data=path) if isinstance(v, str) else v for k, v in task.demo_settings
-                if getattr(config.finetune, k) == getattr(defaults, k)}
+                if any(getattr(config.finetune, k) == getattr(d, k) for d in defaults)}
     finetune = dataclasses.replace(config.finetune, **settings)
     return dataclasses.replace(config, finetune=finetune), path
 

@@ -99,3 +99,5 @@ def test_demo_loader_settings_fill_defaults_but_an_explicit_set_wins(tmp_path):
     assert (f.input_format, f.train_pattern, f.eval_pattern) == ("beir", "qrels/train.tsv", "qrels/dev.tsv")
     assert f.index_corpus == os.path.join(path, "corpus.jsonl")  # "{data}" filled in
     assert f.accuracy_threshold == 0.42  # the demo's 0.1 does not replace the user's value
+    rerank, _ = common.with_task_data(config_lib.demo_config(["finetune.task=rerank", f"work_dir={tmp_path}"]))
+    assert (rerank.finetune.train_steps, rerank.finetune.num_negatives) == (600, 7)  # over demo.yaml's 200 steps

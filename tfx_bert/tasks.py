@@ -94,7 +94,8 @@ TASKS: dict[str, Task] = {
         description="Re-ranking: cross-encoder [CLS] query [SEP] passage [SEP] -> score; pointwise or listwise loss",
         demo_data="retrieval",
         demo_settings=(("input_format", "beir"), ("train_pattern", "qrels/train.tsv"),
-                       ("eval_pattern", "qrels/dev.tsv"), ("accuracy_threshold", 0.6))),
+                       ("eval_pattern", "qrels/dev.tsv"), ("num_negatives", 7), ("negative_pool", 600),
+                       ("train_steps", 600), ("learning_rate", 1e-3), ("accuracy_threshold", 0.45))),
 }
 
 
