@@ -60,3 +60,28 @@ def test_interrupted_indexing_is_incomplete_until_rerun(tmp_path):
     store.clear_complete()  # a new run starts: readers see it incomplete again
     assert store.completed() is None
     store.close()
+
+
+def test_the_file_is_released_to_other_processes_when_the_last_store_closes(tmp_path):
+    """Milvus Lite: one process at a time per file. While this process has the store open,
+    another process gets a clear error (not a pymilvus traceback); once every store on the file
+    here is closed, the other process opens it."""
+    import subprocess
+    import sys
+
+    uri = str(tmp_path / "store.db")
+    first = VectorStore(uri, "docs", 16, index_type="FLAT")
+    first.create()
+    first.upsert(["a", "b"], _vectors(2))
+    second = VectorStore(uri, "docs")  # the same file, the same process: shared
+    probe = [sys.executable, "-c", "import sys; from tfx_bert.vector_store import VectorStore; "
+             "s = VectorStore(sys.argv[1], 'docs'); print('COUNT', s.count()); s.close()", uri]
+    first.close()
+    assert second.count() == 2  # still open: the local server stays up for it
+    busy = subprocess.run(probe, capture_output=True, text=True, timeout=120)
+    assert busy.returncode != 0 and "Cannot open the vector store at" in busy.stderr
+    assert "one process at a time" in busy.stderr
+    second.close()
+    second.close()  # idempotent
+    free = subprocess.run(probe, capture_output=True, text=True, timeout=120)
+    assert "COUNT 2" in free.stdout, free.stderr[-2000:]

@@ -13,6 +13,7 @@ a small manifest collection beside it; readers check it with ``completed()``.
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 
@@ -24,12 +25,24 @@ INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX", "HNSW", "IVF_PQ", "IVF_SQ8", "DI
 MAX_ID_LENGTH = 512
 
 
+# pymilvus shares one connection among the clients of a URI in a process (closing one closes
+# it for all), and Milvus Lite runs one local server per database file and process. Both are
+# closed, and a Lite file released to other processes, when the last VectorStore on it closes.
+_OPEN_STORES: collections.Counter = collections.Counter()
+
+
 def _client(uri: str, token: str = ""):
     from pymilvus import MilvusClient
 
-    if "://" not in uri:  # Milvus Lite: a local database file
+    lite = "://" not in uri  # Milvus Lite: a local database file
+    if lite:
         os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
-    return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+    try:
+        return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+    except Exception as e:  # pymilvus raises bare exceptions (AssertionError, MilvusException)
+        hint = (" A Milvus Lite file is used by one process at a time: stop the other one (a running indexer "
+                "or retriever) or use a Milvus server." if lite else " Is the Milvus server running and reachable?")
+        raise RuntimeError(f"Cannot open the vector store at {uri}: {str(e).splitlines()[0]}.{hint}") from None
 
 
 class VectorStore:
@@ -43,6 +56,9 @@ class VectorStore:
         self.uri, self.collection, self.dim, self.index_type = uri, collection, int(dim), index_type
         self.nlist = int(nlist)
         self.client = _client(uri, token)
+        self._lite_file = os.path.realpath(uri) if "://" not in uri else ""
+        self._key = self._lite_file or uri
+        _OPEN_STORES[self._key] += 1
         if not self.dim:  # an existing collection: read its dimension and index
             if not self.client.has_collection(collection):
                 raise ValueError(f"No collection {collection!r} at {uri}; index a corpus into it first.")
@@ -133,4 +149,17 @@ class VectorStore:
             self.client.delete(self._manifest(), filter=f'{ID} == "manifest"')
 
     def close(self) -> None:
-        self.client.close()
+        """Closes the connection; the last store on a Milvus Lite file in this process also stops
+        its local server, so another process can open the file."""
+        if self.client is None:
+            return
+        client, self.client = self.client, None
+        _OPEN_STORES[self._key] -= 1
+        if _OPEN_STORES[self._key] > 0:
+            return  # another store in this process still uses the connection
+        del _OPEN_STORES[self._key]
+        client.close()
+        if self._lite_file:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self._lite_file)
