@@ -123,6 +123,19 @@ def build_list_model(cross_encoder, seq_len: int, num_candidates: int) -> keras.
     return keras.Model(inputs, Restack(num_candidates, name="candidate_scores")(scores), name="candidate_lists")
 
 
+def loss_and_labels(loss_name: str, num_candidates: int):
+    """(Keras loss, labels for n candidate lists, training metric) of ``listwise`` or
+    ``pointwise``; the relevant passage is candidate 0 of every list."""
+    if loss_name == "listwise":
+        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                lambda n: tf.zeros([n], tf.int32), keras.metrics.SparseCategoricalAccuracy(name="top1_accuracy"))
+    if loss_name == "pointwise":
+        return (keras.losses.BinaryCrossentropy(from_logits=True),
+                lambda n: tf.one_hot(tf.zeros([n], tf.int32), num_candidates),
+                keras.metrics.BinaryAccuracy(name="pair_accuracy", threshold=0.0))
+    raise ValueError(f"rerank loss must be one of {LOSSES}; got {loss_name!r}.")
+
+
 def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, label_fn):
     options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL, shuffle=repeat,
                                              num_epochs=None if repeat else 1, drop_final_batch=False)
@@ -141,14 +154,8 @@ def run_fn(fn_args) -> None:
     cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), float(config.get("dropout", 0.1)))
     model = build_list_model(cross_encoder, seq_len, num_candidates)
     optimizer = optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps)
-    if loss_name == "listwise":
-        label_fn = lambda n: tf.zeros([n], tf.int32)  # noqa: E731  (the relevant passage is candidate 0)
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1_accuracy")])
-    else:
-        label_fn = lambda n: tf.one_hot(tf.zeros([n], tf.int32), num_candidates)  # noqa: E731
-        model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.BinaryAccuracy(name="pair_accuracy", threshold=0.0)])
+    loss, label_fn, metric = loss_and_labels(loss_name, num_candidates)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
     print(f"  [train] cross-encoder re-ranker ({loss_name} loss over {num_candidates} candidates per query) from "
           f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
     metrics = finetuning.fit(model, fn_args,

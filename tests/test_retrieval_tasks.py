@@ -293,3 +293,23 @@ def test_generated_retrieval_data_asks_for_each_documents_fact(tmp_path):
         noun, verb, obj, name = words[2], words[3], words[5], words[7]
         assert dev.corpus[doc].startswith(f"{name} says the {noun} {verb} the ")
         assert dev.corpus[doc].split(" . ")[0].endswith(obj)
+
+
+@pytest.mark.parametrize("loss_name", ["listwise", "pointwise"])
+def test_both_rerank_losses_learn_to_put_the_relevant_passage_first(tokenizer, loss_name):
+    tf.keras.utils.set_random_seed(7)
+    queries = ["the chef bakes bread", "the rocket orbits the moon", "the sailor boat sea", "fresh warm soup"]
+    passages = [["the chef bakes the bread .", "a star .", "the sailor boat ."],
+                ["the rocket orbits the moon .", "fresh soup .", "the chef bakes ."],
+                ["the sailor boat sea .", "the oven boils .", "the rocket orbits ."],
+                ["fresh warm soup .", "the moon orbits .", "a sailor ."]]
+    model = rerank.build_list_model(rerank.build_cross_encoder(_backbone(tokenizer), dropout=0.0), 24, 3)
+    loss, label_fn, metric = rerank.loss_and_labels(loss_name, 3)
+    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), loss=loss, metrics=[metric])
+    inputs = rerank.encode_candidates(tokenizer, tf.constant(queries), tf.constant(passages), 24)
+    labels = label_fn(len(queries))
+    history = model.fit(inputs, labels, epochs=40, batch_size=4, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
+    assert (np.argmax(model(inputs).numpy(), axis=1) == 0).all()
+    with pytest.raises(ValueError, match="listwise"):
+        rerank.loss_and_labels("pairwise", 3)
