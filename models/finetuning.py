@@ -8,6 +8,8 @@ import os
 import keras
 import tensorflow as tf
 
+from tfx_bert import features
+
 
 def start(fn_args) -> dict:
     """The Trainer's ``custom_config``, after seeding and checking there is an encoder to
@@ -52,3 +54,17 @@ def blessing_threshold(lower_bound: float):
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+
+
+def gated_eval_config(prediction_key: str, metric, label_key: str | None = features.LABEL):
+    """The TFMA EvalConfig of a task gated by one metric: the ``serving_tf_example`` signature's
+    ``prediction_key`` (and ``label_key``; None: the metric reads labels from the features), the
+    overall slice, the example count and ``metric`` (a ``tfma.MetricConfig`` with its
+    threshold)."""
+    import tensorflow_model_analysis as tfma
+
+    labels = {"label_key": label_key} if label_key else {}
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", prediction_key=prediction_key, **labels)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), metric])])

@@ -50,17 +50,10 @@ def eval_config(f) -> tfma.EvalConfig:
     """TFMA: entity F1 gates the blessing (``finetune.accuracy_threshold``, and not below the
     baseline's); precision, recall and per-type scores are reported."""
     threshold = finetuning.blessing_threshold(f.accuracy_threshold)
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.TAGS,
-                                    prediction_key=WORD_TAG_IDS)],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="EntityF1", module="models.ner_metrics",
-                              config=json.dumps({"entity_types": [str(t) for t in f.entity_types]}),
-                              threshold=threshold),
-        ])],
-    )
+    return finetuning.gated_eval_config(WORD_TAG_IDS, tfma.MetricConfig(
+        class_name="EntityF1", module="models.ner_metrics",
+        config=json.dumps({"entity_types": [str(t) for t in f.entity_types]}), threshold=threshold),
+        label_key=features.TAGS)
 
 
 def _ragged(tensor, dtype=None):

@@ -62,14 +62,8 @@ def eval_config(f) -> tfma.EvalConfig:
     """TFMA: SQuAD F1 gates the blessing (at least 100 x ``finetune.accuracy_threshold``, and
     not below the baseline's); exact match is reported."""
     threshold = finetuning.blessing_threshold(100.0 * f.accuracy_threshold)
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", prediction_key=ANSWER_SPAN)],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="SquadMetrics", module="models.qa_metrics", threshold=threshold),
-        ])],
-    )
+    return finetuning.gated_eval_config(ANSWER_SPAN, tfma.MetricConfig(
+        class_name="SquadMetrics", module="models.qa_metrics", threshold=threshold), label_key=None)
 
 
 def _dense(tensor, default):

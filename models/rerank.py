@@ -54,14 +54,9 @@ def trainer_config(f) -> dict:
 
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: MRR@10 of the candidate lists gates the blessing; nDCG@10 is reported with it."""
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
-                                    prediction_key=SCORES)],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="RankingMetrics", module="models.rerank_metrics",
-                              threshold=finetuning.blessing_threshold(f.accuracy_threshold))])])
+    return finetuning.gated_eval_config(SCORES, tfma.MetricConfig(
+        class_name="RankingMetrics", module="models.rerank_metrics",
+        threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
 
 
 def candidates(texts, negatives):

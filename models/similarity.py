@@ -61,20 +61,10 @@ def eval_config(f) -> tfma.EvalConfig:
     blessing (at least ``finetune.accuracy_threshold``, not below the baseline's)."""
     threshold = finetuning.blessing_threshold(f.accuracy_threshold)
     if f.similarity_objective == "classification":
-        return tfma.EvalConfig(
-            model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
-                                        prediction_key=features.PROBABILITIES)],
-            slicing_specs=[tfma.SlicingSpec()],
-            metrics_specs=[tfma.MetricsSpec(metrics=[
-                tfma.MetricConfig(class_name="ExampleCount"),
-                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=threshold)])])
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
-                                    prediction_key=SIMILARITY)],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="Correlation", module="models.similarity_metrics", threshold=threshold)])])
+        return finetuning.gated_eval_config(features.PROBABILITIES, tfma.MetricConfig(
+            class_name="SparseCategoricalAccuracy", threshold=threshold))
+    return finetuning.gated_eval_config(SIMILARITY, tfma.MetricConfig(
+        class_name="Correlation", module="models.similarity_metrics", threshold=threshold))
 
 
 def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
