@@ -1,7 +1,9 @@
 """Requests/s and latency of the sentiment model over gRPC (development server in its own
 process) at batch 1 with 1, 8 and 32 concurrent clients, against calling the same SavedModel
-signature in-process with as many threads (the ceiling); then the same at 32 clients with
-server-side batching on. Same machine, same run; medians of --repeats.
+signature in-process with as many threads (the ceiling); then at 8 and 32 clients with
+server-side batching on, in two configurations: a 2 ms batch timeout, and TF Serving's advice
+for CPU-only servers (batch_timeout_micros 0, num_batch_threads = CPU cores: a batch is what
+queued while the previous ones ran). Same machine, same run; medians of --repeats.
 
     .venv/bin/python benchmarks/serving_throughput.py [--model-dir work/serving/sentiment/<v>]
         [--seconds 4] [--repeats 3] [--model-size tiny]
@@ -26,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfx_bert.serving import client as client_lib  # noqa: E402
+from tfx_bert.serving.model_config import batching_parameters_text  # noqa: E402
 from tfx_bert.serving.servable import list_versions  # noqa: E402
 
 SENTENCES = ["the film was a delight from start to finish .", "a dull , lifeless and overlong mess .",
@@ -97,14 +100,22 @@ def median_of(repeats, fn):
     return tuple(statistics.median(r[i] for r in runs) for i in range(3))
 
 
-def start_server(model_base: str, batching: bool, workdir: str):
-    port_file = os.path.join(workdir, f"port-{int(batching)}")
+# name -> batching parameters file text (None: batching off)
+CONFIGS = {
+    "gRPC": None,
+    "gRPC, batch 2ms": batching_parameters_text(32, 2000, 1),
+    "gRPC, batch 0ms": batching_parameters_text(32, 0, os.cpu_count() or 1),
+}
+
+
+def start_server(model_base: str, name: str, workdir: str):
+    port_file = os.path.join(workdir, f"port-{len(os.listdir(workdir))}")
     command = [sys.executable, "-m", "tfx_bert.serving.server", "--model_name", "sentiment",
                "--model_base_path", model_base, "--port", "0", "--port_file", port_file]
-    if batching:
-        params = os.path.join(workdir, "batching.config")
+    if CONFIGS[name]:
+        params = os.path.join(workdir, f"batching-{len(os.listdir(workdir))}.config")
         with open(params, "w") as f:
-            f.write("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 2000 }\n")
+            f.write(CONFIGS[name])
         command += ["--enable_batching", "--batching_parameters_file", params]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not os.path.exists(port_file):
@@ -141,16 +152,16 @@ def main():
     for clients in (1, 8, 32):
         rows.append(("in-process", clients, median_of(args.repeats, lambda: run_clients(
             lambda i: signature(text=inputs[i % len(inputs)]), clients, args.seconds))))
-    for batching in (False, True):
-        process, target = start_server(model_base, batching, workdir)
+    for name in CONFIGS:
+        process, target = start_server(model_base, name, workdir)
         try:
             with client_lib.ServingClient(target, timeout=30) as client:
                 client.wait_until_available("sentiment")
                 arrays = [np.array([s], dtype=object) for s in SENTENCES]
                 for a in arrays:
                     client.predict("sentiment", {"text": a})
-                for clients in ((8, 32) if batching else (1, 8, 32)):
-                    rows.append(("gRPC, batching" if batching else "gRPC", clients, median_of(
+                for clients in ((8, 32) if CONFIGS[name] else (1, 8, 32)):
+                    rows.append((name, clients, median_of(
                         args.repeats, lambda: run_clients(
                             lambda i: client.predict("sentiment", {"text": arrays[i % len(arrays)]}),
                             clients, args.seconds))))
@@ -162,13 +173,11 @@ def main():
     print(f"\n{'path':<16}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs in-process':>15}")
     for name, clients, (rps, p50, p99) in rows:
         print(f"{name:<16}{clients:>8}{rps:>10.0f}{p50:>9.1f}{p99:>9.1f}{rps / ceiling[clients]:>15.2f}")
-    grpc8 = next(r[0] for n, c, r in rows if n == "gRPC" and c == 8)
-    plain32 = next(r[0] for n, c, r in rows if n == "gRPC" and c == 32)
-    batched32 = next(r[0] for n, c, r in rows if n == "gRPC, batching" and c == 32)
-    batched8 = next(r[0] for n, c, r in rows if n == "gRPC, batching" and c == 8)
-    print(f"\ngRPC at 8 clients: {grpc8 / ceiling[8]:.0%} of in-process without batching, "
-          f"{batched8 / ceiling[8]:.0%} with batching (target >= 70%)")
-    print(f"batching at 32 clients: x{batched32 / plain32:.2f} requests/s")
+    rps = {(n, c): r[0] for n, c, r in rows}
+    print("\nat 8 clients, share of in-process (target >= 70%): " + ", ".join(
+        f"{name} {rps[name, 8] / ceiling[8]:.0%}" for name in CONFIGS))
+    print("batching at 32 clients, requests/s vs gRPC without: " + ", ".join(
+        f"{name} x{rps[name, 32] / rps['gRPC', 32]:.2f}" for name in CONFIGS if CONFIGS[name]))
 
 
 if __name__ == "__main__":

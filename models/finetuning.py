@@ -12,10 +12,12 @@ from tfx_bert import features
 
 
 def start(fn_args) -> dict:
-    """The Trainer's ``custom_config``, after seeding and checking there is an encoder to
-    fine-tune."""
+    """The Trainer's ``custom_config``, after seeding (and ``deterministic``: op determinism)
+    and checking there is an encoder to fine-tune."""
     config = dict(fn_args.custom_config or {})
     keras.utils.set_random_seed(int(config.get("seed", 12345)))
+    if config.get("deterministic"):
+        tf.config.experimental.enable_op_determinism()
     if not fn_args.base_model:
         raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
     return config

@@ -199,6 +199,7 @@ class PretrainingSettings:
     max_predictions_per_seq: int = 20
     masked_lm_prob: float = 0.15
     seed: int = 12345
+    deterministic: bool = False  # enable_op_determinism (with static masking: reruns agree)
     dropout: float = 0.1
     distribution: str = "default"  # default | mirrored | multi_worker | tpu
     tpu: str = ""
@@ -251,6 +252,8 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
     from models import distribution
 
     keras.utils.set_random_seed(settings.seed)
+    if settings.deterministic:
+        tf.config.experimental.enable_op_determinism()
     if settings.mixed_precision:
         keras.mixed_precision.set_dtype_policy(settings.mixed_precision)
     strategy = distribution.make_strategy(settings.distribution, settings.tpu)

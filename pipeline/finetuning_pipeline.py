@@ -54,7 +54,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         schema=schema.outputs["schema"],
         base_model=encoder.outputs["result"],
         train_steps=params.train_steps, eval_steps=f.eval_steps,
-        custom_config=task_module.trainer_config(f),
+        custom_config={**task_module.trainer_config(f), "seed": f.seed, "deterministic": f.deterministic},
     ).with_id("Trainer")
     # The baseline: the latest model this pipeline blessed; TFMA's change thresholds compare the
     # candidate against it (nothing to compare on the first run).

@@ -54,6 +54,7 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
         "max_predictions_per_seq": p.max_predictions_per_seq,
         "masked_lm_prob": p.masked_lm_prob,
         "seed": p.seed,
+        "deterministic": p.deterministic,
         "dropout": p.dropout,
         "distribution": distribution,
         "tpu": p.tpu,

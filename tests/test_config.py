@@ -20,10 +20,17 @@ def test_yaml_then_overrides(tmp_path):
     assert config.metadata_path == "/x/metadata.sqlite"
 
 
-def test_demo_config_is_tiny():
+def test_demo_config_is_tiny_and_reproducible():
     config = config_lib.demo_config()
     assert config.pretrain.model_size == "tiny"
     assert config.pretrain.vocab_size < 30522
+    assert config.pretrain.deterministic and config.pretrain.masking == "static" and config.finetune.deterministic
+
+
+def test_deterministic_pretraining_needs_static_masking():
+    with pytest.raises(ValueError, match="pretrain.deterministic needs pretrain.masking=static"):
+        config_lib.load_config(overrides=["pretrain.deterministic=true"])
+    assert config_lib.load_config(overrides=["pretrain.deterministic=true", "pretrain.masking=static"])
 
 
 def test_unknown_key_names_the_key_and_known_ones():

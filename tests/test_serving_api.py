@@ -26,7 +26,6 @@ from tests.conftest import save_text_model
 from tfx_bert.serving import client as client_lib
 from tfx_bert.serving import model_config, server
 from tfx_bert.serving.batching import BatchingParameters
-from tfx_bert.serving.model_config import ModelConfig
 
 TEXTS = np.array(["the cat", "the cat sat on the mat"], dtype=object)
 
@@ -288,6 +287,59 @@ def test_batching_merges_concurrent_requests_and_refuses_oversize_ones(tmp_path,
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "larger than maximum input batch size 8" in info.value.details()
         assert stub.Predict(_predict_request("toy", ["the cat"] * 8), timeout=10).outputs["score"]
+    finally:
+        running.stop()
+
+
+def test_batching_with_no_timeout_runs_batch_threads_at_once(tmp_path, versions):
+    """TF Serving's CPU setting (batch_timeout_micros 0, num_batch_threads > 1): no request waits
+    for company, two batches run at once, and batches still form from what queued meanwhile."""
+    base = _install(versions, tmp_path / "toy", 1)
+    parameters = tmp_path / "batching.config"
+    parameters.write_text(model_config.batching_parameters_text(8, 0, 2))
+    params = server.read_batching_parameters(str(parameters))
+    assert (params.max_batch_size, params.batch_timeout_s, params.num_batch_threads) == (8, 0.0, 2)
+    running = server.start_server({"toy": str(base)}, port=0, batching=params)
+    servable = running.manager.get("toy")
+    original, lock = servable.call, threading.Lock()
+    active, peak, sizes = [0], [0], []
+
+    def slow_call(signature, tensors, output_filter=()):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            sizes.append(int(next(iter(tensors.values())).shape[0]))
+        time.sleep(0.05)  # long enough for the other thread and the queue to fill
+        try:
+            return original(signature, tensors, output_filter)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    servable.call = slow_call
+    try:
+        stub = _stub(running.port)
+        texts = [f"the cat {'sat ' * (i % 4)}" for i in range(24)]
+        results, errors = {}, []
+
+        def send(i):
+            try:
+                results[i] = tf.make_ndarray(stub.Predict(_predict_request("toy", [texts[i]]), timeout=10).outputs["score"])[0]
+            except grpc.RpcError as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(texts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(results) == len(texts)
+        servable.call = original
+        for i in range(len(texts)):
+            expected = tf.make_ndarray(stub.Predict(_predict_request("toy", [texts[i]]), timeout=10).outputs["score"])[0]
+            assert results[i] == pytest.approx(expected)
+        assert peak[0] == 2  # two batch threads, never more
+        assert max(sizes) > 1 and sum(sizes) == len(texts)
     finally:
         running.stop()
 

@@ -184,7 +184,7 @@ def cmd_pipeline(kind: str):
 
 
 def cmd_serve(args) -> int:
-    from tfx_bert.serving import server
+    from tfx_bert.serving import model_config, server
 
     config = _config(args)
     name = args.model_name or config.finetune.model_name
@@ -200,8 +200,8 @@ def cmd_serve(args) -> int:
         batching = os.path.join(os.path.abspath(config.work_dir), "batching.config")
         os.makedirs(os.path.dirname(batching), exist_ok=True)
         with open(batching, "w") as f:
-            f.write(f"max_batch_size {{ value: {s.max_batch_size} }}\n"
-                    f"batch_timeout_micros {{ value: {s.batch_timeout_micros} }}\n")
+            f.write(model_config.batching_parameters_text(s.max_batch_size, s.batch_timeout_micros,
+                                                 s.num_batch_threads or os.cpu_count() or 1))
         flags += ["--enable_batching", "--batching_parameters_file", batching]
     if args.ssl_config_file:
         flags += ["--ssl_config_file", args.ssl_config_file]

@@ -42,6 +42,9 @@ class PretrainConfig:
     short_seq_prob: float = 0.1
     nsp_shards: int = 4
     seed: int = 12345
+    # Same inputs and hardware -> the same weights (tf.config.experimental.enable_op_determinism;
+    # needs masking=static: masks drawn by PretrainingDataGen, seeded). For CI and debugging.
+    deterministic: bool = False
     batch_size: int = 32
     train_steps: int = 1000
     eval_steps: int = 50
@@ -119,6 +122,8 @@ class FinetuneConfig:
     rerank_loss: str = "listwise"  # rerank: listwise (softmax over candidates) | pointwise (BCE)
     num_classes: int = 2
     max_seq_length: int = 64
+    seed: int = 12345
+    deterministic: bool = False  # as pretrain.deterministic
     batch_size: int = 32
     train_steps: int = 300
     eval_steps: int = 20
@@ -141,7 +146,8 @@ class ServingConfig:
     poll_seconds: float = 2.0  # how often servers look for new versions
     enable_batching: bool = False
     max_batch_size: int = 32
-    batch_timeout_micros: int = 2000
+    batch_timeout_micros: int = 2000  # TF Serving's CPU advice: 0 (batches grow with load), then 1-10 ms
+    num_batch_threads: int = 0  # batches run at once; 0: the server's default (TF Serving: its CPU cores)
     # Kubernetes (kubeflow/serving_manifests.py): TF Serving's official image over serving_base.
     image: str = "tensorflow/serving:2.16.1"
     replicas: int = 2
@@ -278,6 +284,9 @@ class ProjectConfig:
              "pretrain.phase2_max_seq_length must exceed max_seq_length (<= 512) with phase2_train_steps > 0"),
             (not self.pretrain.whole_word_masking or self.pretrain.masking == "static",
              "pretrain.whole_word_masking needs pretrain.masking=static"),
+            (not self.pretrain.deterministic or self.pretrain.masking == "static",
+             "pretrain.deterministic needs pretrain.masking=static (keras-hub's dynamic masker draws "
+             "from stateful random ops in tf.data, whose order varies between runs)"),
             (self.pretrain.distribution in ("auto", "default", "mirrored", "multi_worker", "tpu"),
              "pretrain.distribution must be auto, default, mirrored, multi_worker or tpu"),
             (self.pretrain.mixed_precision in ("auto", "", "float32", "mixed_bfloat16", "mixed_float16"),

@@ -360,31 +360,51 @@ def write_nli_dataset(directory: str, num_train: int = 2000, num_eval: int = 400
 
 def write_retrieval_dataset(directory: str, num_docs: int = 600, eval_share: float = 0.2, seed: int = 31) -> dict:
     """A BEIR-layout retrieval set (``corpus.jsonl``, ``queries.jsonl``, ``qrels/train.tsv``,
-    ``qrels/dev.tsv``) in the corpus language. Each document states one fact, "<name> says the
-    <noun> <verb> the <adj> <object> .", among two sentences of the same topic by other people;
-    its one query asks for that fact ("does the <noun> <verb> the <object> for <name> ?").
-    Every other document shares words with it (a name, a noun, the topic), so matching the
-    combination is what finds the right one. Train and dev queries ask about different
-    documents of one corpus (random Recall@10: 10 / num_docs)."""
+    ``qrels/dev.tsv``) in the corpus language. Each document states two facts of one topic,
+    "<name> says the <noun> <verb> the <adj> <object> .", with a third sentence by someone else,
+    in random order; a fact's query asks for it ("does the <noun> <verb> the <object> for
+    <name> ?"). Every other document shares words with it (a name, a noun, the topic), so
+    matching the combination is what finds the right one.
+
+    Train queries ask for both facts of most documents and for the first fact of ``eval_share``
+    of them; the dev queries ask for those documents' second facts. So every document is
+    relevant to some train query, and models learn to represent both facts of a document.
+    (With dev documents that never answered a train query, a model can learn "these documents
+    are never relevant" from their appearances as training negatives, and rank dev answers
+    last: a small cross-encoder did.) Random Recall@10: 10 / num_docs."""
     rng = random.Random(seed)
     topic_names = sorted(TOPICS)
-    facts = set()
-    while len(facts) < num_docs:
-        topic = rng.choice(topic_names)
-        noun, obj = rng.sample(TOPICS[topic]["nouns"], 2)
-        facts.add((topic, rng.choice(NAMES), noun, obj))
-    os.makedirs(os.path.join(directory, "qrels"), exist_ok=True)
-    docs, queries, qrels = [], [], {"train": [], "dev": []}
-    for i, (topic, name, noun, obj) in enumerate(sorted(facts, key=lambda _: rng.random())):
+    facts, docs, queries, qrels = set(), [], [], {"train": [], "dev": []}
+
+    def new_fact(topic, exclude_name):
+        while True:
+            noun, obj = rng.sample(TOPICS[topic]["nouns"], 2)
+            fact = (topic, rng.choice([n for n in NAMES if n != exclude_name]), noun, obj)
+            if fact not in facts:
+                facts.add(fact)
+                return fact
+
+    def statement(fact):
+        topic, name, noun, obj = fact
         lexicon = TOPICS[topic]
         verb = _preferred_verb(lexicon, noun)
-        others = [n for n in NAMES if n != name]
-        sentences = [f"{name} says the {noun} {verb} the {rng.choice(lexicon['adjs'])} {obj} .",
-                     _sentence(rng, lexicon, rng.choice(others)), _sentence(rng, lexicon, rng.choice(others))]
-        doc_id, query_id = f"d{i:05d}", f"q{i:05d}"
+        return (f"{name} says the {noun} {verb} the {rng.choice(lexicon['adjs'])} {obj} .",
+                f"does the {noun} {verb} the {obj} for {name} ?")
+
+    for i in range(num_docs):
+        topic = rng.choice(topic_names)
+        first = new_fact(topic, None)
+        second = new_fact(topic, first[1])
+        (first_sentence, first_query), (second_sentence, second_query) = statement(first), statement(second)
+        sentences = [first_sentence, second_sentence,
+                     _sentence(rng, TOPICS[topic], rng.choice([n for n in NAMES if n not in (first[1], second[1])]))]
+        rng.shuffle(sentences)
+        doc_id = f"d{i:05d}"
         docs.append({"_id": doc_id, "title": "", "text": " ".join(sentences)})
-        queries.append({"_id": query_id, "text": f"does the {noun} {verb} the {obj} for {name} ?"})
-        qrels["dev" if i < int(num_docs * eval_share) else "train"].append((query_id, doc_id))
+        queries += [{"_id": f"q{i:05d}a", "text": first_query}, {"_id": f"q{i:05d}b", "text": second_query}]
+        qrels["train"].append((f"q{i:05d}a", doc_id))
+        qrels["dev" if i < int(num_docs * eval_share) else "train"].append((f"q{i:05d}b", doc_id))
+    os.makedirs(os.path.join(directory, "qrels"), exist_ok=True)
     for name, rows in (("corpus.jsonl", docs), ("queries.jsonl", queries)):
         with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)

@@ -88,13 +88,14 @@ TASKS: dict[str, Task] = {
         demo_data="retrieval",
         demo_settings=(("input_format", "beir"), ("train_pattern", "qrels/train.tsv"),
                        ("eval_pattern", "qrels/dev.tsv"), ("index_corpus", "{data}/corpus.jsonl"),
-                       ("index_corpus_format", "beir"), ("accuracy_threshold", 0.1))),
+                       ("index_corpus_format", "beir"), ("train_steps", 600), ("learning_rate", 1e-3),
+                       ("accuracy_threshold", 0.1))),
     "rerank": Task(
         name="rerank", module="models.rerank",
         description="Re-ranking: cross-encoder [CLS] query [SEP] passage [SEP] -> score; pointwise or listwise loss",
         demo_data="retrieval",
         demo_settings=(("input_format", "beir"), ("train_pattern", "qrels/train.tsv"),
-                       ("eval_pattern", "qrels/dev.tsv"), ("num_negatives", 7), ("negative_pool", 600),
+                       ("eval_pattern", "qrels/dev.tsv"), ("num_negatives", 7), ("negative_pool", 0),
                        ("train_steps", 600), ("learning_rate", 1e-3), ("accuracy_threshold", 0.45))),
 }
 

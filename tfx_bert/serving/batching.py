@@ -2,8 +2,12 @@
 
 Concurrent requests to the same model version and signature are queued, merged along the batch
 dimension (up to ``max_batch_size`` rows, waiting at most ``batch_timeout_s`` for more), run as
-one call and split back. A request larger than ``max_batch_size`` is refused as TF Serving
-refuses it.
+one call and split back; ``num_batch_threads`` batches run at once. A request larger than
+``max_batch_size`` is refused as TF Serving refuses it.
+
+With ``batch_timeout_s`` 0 a batch is whatever queued while the previous batches ran: no
+request waits for company, and batches grow with load. TF Serving's batching guide recommends
+it, with ``num_batch_threads`` = CPU cores, as the starting point on CPU-only servers.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class BatchingParameters:
     max_batch_size: int = 32
     batch_timeout_s: float = 0.002
     max_enqueued_batches: int = 100
+    num_batch_threads: int = 1
 
 
 @dataclasses.dataclass
@@ -35,12 +40,16 @@ class _Task:
 
 
 class _Queue:
-    """One model version + signature + output filter: a queue and the thread that drains it."""
+    """One model version + signature + output filter: a queue and the ``num_batch_threads``
+    threads that drain it."""
 
     def __init__(self, servable: LoadedVersion, signature: str, output_filter: tuple, params: BatchingParameters):
         self._servable, self._signature, self._filter, self._params = servable, signature, output_filter, params
         self._tasks: queue.Queue = queue.Queue(maxsize=params.max_enqueued_batches * params.max_batch_size)
-        threading.Thread(target=self._drain, daemon=True).start()
+        # One thread gathers a batch at a time, so concurrent batches do not split the queue.
+        self._gather = threading.Lock()
+        for _ in range(max(1, params.num_batch_threads)):
+            threading.Thread(target=self._drain, daemon=True).start()
 
     def submit(self, task: _Task) -> None:
         try:
@@ -50,20 +59,28 @@ class _Queue:
 
     def _drain(self) -> None:
         while True:
-            batch = [self._tasks.get()]
-            rows = batch[0].rows
-            deadline = time.monotonic() + self._params.batch_timeout_s
-            while rows < self._params.max_batch_size:
-                try:
-                    task = self._tasks.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if rows + task.rows > self._params.max_batch_size:
-                    self._run([task])  # does not fit: its own batch, after this one would wait
-                    continue
-                batch.append(task)
-                rows += task.rows
+            with self._gather:
+                batch, oversize = self._next_batch()
             self._run(batch)
+            if oversize:
+                self._run(oversize)
+
+    def _next_batch(self) -> tuple[list[_Task], list[_Task]]:
+        """(the next batch, a task that did not fit in it: its own batch, or empty)."""
+        batch = [self._tasks.get()]
+        rows = batch[0].rows
+        deadline = time.monotonic() + self._params.batch_timeout_s
+        while rows < self._params.max_batch_size:
+            try:
+                remaining = deadline - time.monotonic()
+                task = self._tasks.get(timeout=remaining) if remaining > 0 else self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if rows + task.rows > self._params.max_batch_size:
+                return batch, [task]
+            batch.append(task)
+            rows += task.rows
+        return batch, []
 
     def _run(self, batch: list[_Task]) -> None:
         import tensorflow as tf

@@ -91,3 +91,12 @@ def to_text(models: list[ModelConfig]) -> str:
         for label, version in model.labels:
             entry.version_labels[label] = version
     return text_format.MessageToString(config)
+
+
+def batching_parameters_text(max_batch_size: int, batch_timeout_micros: int, num_batch_threads: int = 0) -> str:
+    """The text of a ``--batching_parameters_file`` (TF Serving's BatchingParameters text proto);
+    ``num_batch_threads`` 0 leaves it to the server."""
+    text = f"max_batch_size {{ value: {max_batch_size} }}\nbatch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
+    if num_batch_threads:
+        text += f"num_batch_threads {{ value: {num_batch_threads} }}\n"
+    return text

@@ -118,13 +118,14 @@ def _text_proto_fields(path: str) -> dict[str, str]:
 
 def read_batching_parameters(path: str) -> BatchingParameters:
     """TF Serving's ``--batching_parameters_file`` (max_batch_size, batch_timeout_micros,
-    max_enqueued_batches; other fields are ignored)."""
+    max_enqueued_batches, num_batch_threads; other fields are ignored)."""
     fields = _text_proto_fields(path)
     defaults = BatchingParameters()
     return BatchingParameters(
         max_batch_size=int(fields.get("max_batch_size", defaults.max_batch_size)),
         batch_timeout_s=int(fields.get("batch_timeout_micros", defaults.batch_timeout_s * 1e6)) / 1e6,
-        max_enqueued_batches=int(fields.get("max_enqueued_batches", defaults.max_enqueued_batches)))
+        max_enqueued_batches=int(fields.get("max_enqueued_batches", defaults.max_enqueued_batches)),
+        num_batch_threads=int(fields.get("num_batch_threads", defaults.num_batch_threads)))
 
 
 def read_ssl_config(path: str) -> TlsConfig:
