@@ -245,6 +245,24 @@ def test_bad_model_config_names_the_model_and_field():
         model_config.parse_text("model_config_list { config { nme: 1 } }")
 
 
+def _predict_concurrently(stub, texts):
+    """One thread per text, each a batch-1 Predict of the toy model: ({index: score}, [RpcError])."""
+    results, errors = {}, []
+
+    def send(i):
+        try:
+            results[i] = tf.make_ndarray(stub.Predict(_predict_request("toy", [texts[i]]), timeout=10).outputs["score"])[0]
+        except grpc.RpcError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
 def test_batching_merges_concurrent_requests_and_refuses_oversize_ones(tmp_path, versions):
     base = _install(versions, tmp_path / "toy", 1)
     running = server.start_server({"toy": str(base)}, port=0,
@@ -264,20 +282,7 @@ def test_batching_merges_concurrent_requests_and_refuses_oversize_ones(tmp_path,
         expected = {t: tf.make_ndarray(stub.Predict(_predict_request("toy", [t]), timeout=10).outputs["score"])[0]
                     for t in set(texts)}
         calls.clear()
-        results, errors = {}, []
-
-        def send(i):
-            try:
-                out = stub.Predict(_predict_request("toy", [texts[i]]), timeout=10)
-                results[i] = tf.make_ndarray(out.outputs["score"])[0]
-            except grpc.RpcError as e:
-                errors.append(e)
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(texts))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results, errors = _predict_concurrently(stub, texts)
         assert not errors
         assert all(results[i] == pytest.approx(expected[texts[i]]) for i in range(len(texts)))
         assert len(calls) < len(texts)  # some requests shared a batch
@@ -320,19 +325,7 @@ def test_batching_with_no_timeout_runs_batch_threads_at_once(tmp_path, versions)
     try:
         stub = _stub(running.port)
         texts = [f"the cat {'sat ' * (i % 4)}" for i in range(24)]
-        results, errors = {}, []
-
-        def send(i):
-            try:
-                results[i] = tf.make_ndarray(stub.Predict(_predict_request("toy", [texts[i]]), timeout=10).outputs["score"])[0]
-            except grpc.RpcError as e:
-                errors.append(e)
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(texts))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results, errors = _predict_concurrently(stub, texts)
         assert not errors and len(results) == len(texts)
         servable.call = original
         for i in range(len(texts)):
