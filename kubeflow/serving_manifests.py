@@ -37,8 +37,8 @@ def serving_manifests(config: ProjectConfig, models: list[ModelConfig] | None = 
             f"--model_config_file={CONFIG_MOUNT}/models.config",
             f"--file_system_poll_wait_seconds={max(1, int(s.poll_seconds))}"]
     if s.enable_batching:
-        files["batching.config"] = model_config.batching_parameters_text(s.max_batch_size, s.batch_timeout_micros,
-                                                            s.num_batch_threads)
+        files["batching.config"] = model_config.batching_parameters_text(
+            s.max_batch_size, s.batch_timeout_micros, s.num_batch_threads)
         args += ["--enable_batching=true", f"--batching_parameters_file={CONFIG_MOUNT}/batching.config"]
     container = {
         "name": "tensorflow-serving",

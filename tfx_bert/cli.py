@@ -200,8 +200,8 @@ def cmd_serve(args) -> int:
         batching = os.path.join(os.path.abspath(config.work_dir), "batching.config")
         os.makedirs(os.path.dirname(batching), exist_ok=True)
         with open(batching, "w") as f:
-            f.write(model_config.batching_parameters_text(s.max_batch_size, s.batch_timeout_micros,
-                                                 s.num_batch_threads or os.cpu_count() or 1))
+            f.write(model_config.batching_parameters_text(
+                s.max_batch_size, s.batch_timeout_micros, s.num_batch_threads or os.cpu_count() or 1))
         flags += ["--enable_batching", "--batching_parameters_file", batching]
     if args.ssl_config_file:
         flags += ["--ssl_config_file", args.ssl_config_file]

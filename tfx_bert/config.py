@@ -147,7 +147,7 @@ class ServingConfig:
     enable_batching: bool = False
     max_batch_size: int = 32
     batch_timeout_micros: int = 2000  # TF Serving's CPU advice: 0 (batches grow with load), then 1-10 ms
-    num_batch_threads: int = 0  # batches run at once; 0: the server's default (TF Serving: its CPU cores)
+    num_batch_threads: int = 0  # batches run at once; 0: left out of the file (tfx-bert serve: the CPU cores)
     # Kubernetes (kubeflow/serving_manifests.py): TF Serving's official image over serving_base.
     image: str = "tensorflow/serving:2.16.1"
     replicas: int = 2
