@@ -28,6 +28,7 @@ from components.vector_indexer import executor as ex  # noqa: E402
 from components.vector_indexer.component import VectorIndex  # noqa: E402
 from models import similarity  # noqa: E402
 from tfx_bert import demo_data, registry, tokenization  # noqa: E402
+from tfx_bert.beam_options import direct_runner_args  # noqa: E402
 from tfx_bert.retrieval import Retriever  # noqa: E402
 from tfx_bert.vector_store import VectorStore  # noqa: E402
 
@@ -68,7 +69,7 @@ def main():
                 props = {ex.CORPUS_PATH: os.path.join(tmp, "corpus.jsonl"), ex.CORPUS_FORMAT: "beir",
                          ex.STORE_URI: os.path.join(tmp, "milvus.db"), ex.COLLECTION: "bench", ex.INDEX_TYPE: "IVF_FLAT",
                          ex.BATCH_SIZE: 64, ex.STRICT: 0}
-                context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args,
+                context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=direct_runner_args(beam_args),
                                                                       tmp_dir=os.path.join(tmp, "beam"))
                 ex.Executor(context).Do({"model": [model]}, {"index": [index]}, props)
                 with open(os.path.join(index.uri, "index_report.json")) as f:

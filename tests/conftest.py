@@ -33,7 +33,10 @@ def run_executor(executor_cls, inputs: dict, outputs: dict, props: dict, tmp_dir
     """Runs a Beam-based executor's Do() for real, as the TFX launcher would."""
     from tfx.dsl.components.base import base_beam_executor
 
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args), tmp_dir=tmp_dir)
+    from tfx_bert.beam_options import direct_runner_args
+
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=direct_runner_args(beam_args),
+                                                          tmp_dir=tmp_dir)
     executor_cls(context).Do(inputs, outputs, props)
 
 

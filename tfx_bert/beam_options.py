@@ -1,7 +1,7 @@
 """``beam_pipeline_args`` for the configured Beam runner.
 
-``beam.runner: direct`` uses ``beam_pipeline_args`` as written (DirectRunner; in-process or
-multi-process). Dataflow, Flink and Spark get their runner flags from the ``beam`` section, plus
+``beam.runner: direct`` uses ``beam_pipeline_args`` (DirectRunner; in-process or multi-process),
+plus the flag that stops TFX repackaging itself for every component (``direct_runner_args``). Dataflow, Flink and Spark get their runner flags from the ``beam`` section, plus
 ``--setup_file`` so the workers install this package (its components' Beam code lives here).
 """
 from __future__ import annotations
@@ -11,6 +11,29 @@ import os
 from tfx_bert.config import ProjectConfig
 
 REPO_SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
+# The flags TFX takes as "the user has supplied the workers' dependencies"
+# (tfx.utils.dependency_utils.make_beam_dependency_flags).
+_DEPENDENCY_FLAGS = ("extra_packages", "extra_package", "setup_file", "requirements_file",
+                     "worker_harness_container_image", "sdk_container_image")
+
+
+def direct_runner_args(args: list[str]) -> list[str]:
+    """``args`` plus ``--sdk_container_image`` (Beam's own default image) unless a dependency
+    flag is already there.
+
+    Without one, every Beam-based TFX executor copies TFX's whole install (41 MB) into a new
+    temp dir and builds an sdist of it, about 4 s, and never deletes it: a demo run or the test
+    suite filled /tmp that way. The DirectRunner runs in this Python and stages nothing, so
+    the flag changes nothing else; it names the image a portable runner would use anyway.
+    """
+    for arg in args:
+        if arg.startswith("--") and arg[2:].split("=", 1)[0] in _DEPENDENCY_FLAGS:
+            return list(args)
+    from apache_beam.transforms.environments import DockerEnvironment
+
+    return list(args) + [f"--sdk_container_image={DockerEnvironment.default_docker_image()}"]
 
 
 def _require(config: ProjectConfig, *keys: str) -> None:
@@ -29,7 +52,7 @@ def pipeline_args(config: ProjectConfig, setup_file: str | None = None) -> list[
     """
     b = config.beam
     if b.runner == "direct":
-        return list(config.beam_pipeline_args) + list(b.extra_args)
+        return direct_runner_args(list(config.beam_pipeline_args) + list(b.extra_args))
     setup = setup_file or b.setup_file or REPO_SETUP_FILE
     args = [f"--setup_file={setup}"]
     if b.runner == "dataflow":

@@ -1,0 +1,33 @@
+"""The DirectRunner's Beam flags: TFX must not repackage itself for every component run."""
+import glob
+import os
+import tempfile
+
+from tfx.utils import dependency_utils
+
+from tfx_bert import beam_options
+from tfx_bert import config as config_lib
+
+
+def _tfx_sdists():
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "*", "build", "tfx")))
+
+
+def test_direct_runner_args_stop_tfx_building_an_ephemeral_package(tmp_path):
+    config = config_lib.load_config(config_lib.DEMO_CONFIG, [f"work_dir={tmp_path}"])
+    args = beam_options.pipeline_args(config)
+    assert args[:len(config.beam_pipeline_args)] == list(config.beam_pipeline_args)
+    before = _tfx_sdists()
+    # What every BaseBeamExecutor does with its beam_pipeline_args.
+    assert dependency_utils.make_beam_dependency_flags(list(args)) == args
+    assert _tfx_sdists() == before
+
+
+def test_direct_runner_args_keep_dependencies_the_user_named():
+    for flag in ("--extra_package=/pkgs/x.tar.gz", "--setup_file=/src/setup.py",
+                 "--sdk_container_image=gcr.io/p/beam:1"):
+        args = ["--direct_num_workers=2", flag]
+        assert beam_options.direct_runner_args(args) == args
+    added = beam_options.direct_runner_args(["--direct_num_workers=2"])
+    assert added[0] == "--direct_num_workers=2"
+    assert added[1].startswith("--sdk_container_image=apache/beam_python")
