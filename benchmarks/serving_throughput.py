@@ -5,8 +5,14 @@ server-side batching on, in two configurations: a 2 ms batch timeout, and TF Ser
 for CPU-only servers (batch_timeout_micros 0, num_batch_threads = CPU cores: a batch is what
 queued while the previous ones ran). Same machine, same run; medians of --repeats.
 
+CPU ms per request is also printed: the benchmark process's (the in-process calls, or the
+gRPC clients) and the server process's. Their difference is what serving over gRPC costs.
+
     .venv/bin/python benchmarks/serving_throughput.py [--model-dir work/serving/sentiment/<v>]
-        [--seconds 4] [--repeats 3] [--model-size tiny]
+        [--seconds 4] [--repeats 3] [--model-size tiny] [--intra-op-threads N]
+
+``--intra-op-threads N`` gives both sides TF Serving's ``--tensorflow_intra_op_parallelism``:
+the in-process calls and the server.
 
 Without --model-dir it uses the newest version under work/serving/sentiment (what `make demo`
 pushes) or, when there is none, exports a stand-in with the same graph: in-graph WordPiece ->
@@ -70,9 +76,22 @@ def export_stand_in(directory: str, size_name: str, seq_len: int = 64) -> str:
     return export
 
 
-def run_clients(call, clients: int, seconds: float):
-    """``clients`` threads calling ``call(i)`` for ``seconds``; (requests/s, p50 ms, p99 ms)."""
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process, or of ``pid`` (Linux /proc)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_clients(call, clients: int, seconds: float, server_pid: int | None = None):
+    """``clients`` threads calling ``call(i)`` for ``seconds``; (requests/s, p50 ms, p99 ms,
+    CPU ms per request here, CPU ms per request in the server process)."""
     latencies, stop = [[] for _ in range(clients)], threading.Event()
+    cpu_here = process_cpu_seconds()
+    cpu_server = process_cpu_seconds(server_pid) if server_pid else 0.0
 
     def loop(k):
         i = k
@@ -91,13 +110,16 @@ def run_clients(call, clients: int, seconds: float):
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
+    cpu_here = process_cpu_seconds() - cpu_here
+    cpu_server = process_cpu_seconds(server_pid) - cpu_server if server_pid else 0.0
     flat = sorted(x for per in latencies for x in per)
-    return len(flat) / elapsed, flat[len(flat) // 2] * 1e3, flat[int(len(flat) * 0.99)] * 1e3
+    return (len(flat) / elapsed, flat[len(flat) // 2] * 1e3, flat[int(len(flat) * 0.99)] * 1e3,
+            cpu_here / len(flat) * 1e3, cpu_server / len(flat) * 1e3)
 
 
 def median_of(repeats, fn):
     runs = [fn() for _ in range(repeats)]
-    return tuple(statistics.median(r[i] for r in runs) for i in range(3))
+    return tuple(statistics.median(r[i] for r in runs) for i in range(len(runs[0])))
 
 
 # name -> batching parameters file text (None: batching off)
@@ -108,10 +130,11 @@ CONFIGS = {
 }
 
 
-def start_server(model_base: str, name: str, workdir: str):
+def start_server(model_base: str, name: str, workdir: str, intra_op_threads: int):
     port_file = os.path.join(workdir, f"port-{len(os.listdir(workdir))}")
     command = [sys.executable, "-m", "tfx_bert.serving.server", "--model_name", "sentiment",
-               "--model_base_path", model_base, "--port", "0", "--port_file", port_file]
+               "--model_base_path", model_base, "--port", "0", "--port_file", port_file,
+               f"--tensorflow_intra_op_parallelism={intra_op_threads}"]
     if CONFIGS[name]:
         params = os.path.join(workdir, f"batching-{len(os.listdir(workdir))}.config")
         with open(params, "w") as f:
@@ -131,7 +154,10 @@ def main():
     parser.add_argument("--model-size", default="tiny")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--intra-op-threads", type=int, default=0, help="0: TensorFlow's default")
     args = parser.parse_args()
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     workdir = tempfile.mkdtemp()
     model_dir = args.model_dir
     if not model_dir:
@@ -141,7 +167,8 @@ def main():
     model_base = os.path.join(workdir, "base")
     os.makedirs(model_base)
     os.symlink(model_dir, os.path.join(model_base, "1"))
-    print(f"model: {model_dir}; {os.cpu_count()} CPUs; {args.seconds}s per point, median of {args.repeats}")
+    print(f"model: {model_dir}; {os.cpu_count()} CPUs; {args.seconds}s per point, median of {args.repeats}; "
+          f"intra-op threads {args.intra_op_threads or 'TensorFlow default'}")
 
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]
     inputs = [tf.constant([s]) for s in SENTENCES]
@@ -153,7 +180,7 @@ def main():
         rows.append(("in-process", clients, median_of(args.repeats, lambda: run_clients(
             lambda i: signature(text=inputs[i % len(inputs)]), clients, args.seconds))))
     for name in CONFIGS:
-        process, target = start_server(model_base, name, workdir)
+        process, target = start_server(model_base, name, workdir, args.intra_op_threads)
         try:
             with client_lib.ServingClient(target, timeout=30) as client:
                 client.wait_until_available("sentiment")
@@ -164,15 +191,17 @@ def main():
                     rows.append((name, clients, median_of(
                         args.repeats, lambda: run_clients(
                             lambda i: client.predict("sentiment", {"text": arrays[i % len(arrays)]}),
-                            clients, args.seconds))))
+                            clients, args.seconds, process.pid))))
         finally:
             process.terminate()
             process.wait()
 
     ceiling = {c: r[0] for name, c, r in rows if name == "in-process"}
-    print(f"\n{'path':<16}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs in-process':>15}")
-    for name, clients, (rps, p50, p99) in rows:
-        print(f"{name:<16}{clients:>8}{rps:>10.0f}{p50:>9.1f}{p99:>9.1f}{rps / ceiling[clients]:>15.2f}")
+    print(f"\n{'path':<16}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs in-process':>15}"
+          f"{'CPU ms/req: here':>18}{'server':>8}")
+    for name, clients, (rps, p50, p99, cpu_here, cpu_server) in rows:
+        print(f"{name:<16}{clients:>8}{rps:>10.0f}{p50:>9.1f}{p99:>9.1f}{rps / ceiling[clients]:>15.2f}"
+              f"{cpu_here:>18.2f}{cpu_server:>8.2f}")
     rps = {(n, c): r[0] for n, c, r in rows}
     print("\nat 8 clients, share of in-process (target >= 70%): " + ", ".join(
         f"{name} {rps[name, 8] / ceiling[8]:.0%}" for name in CONFIGS))

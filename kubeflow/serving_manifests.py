@@ -40,6 +40,7 @@ def serving_manifests(config: ProjectConfig, models: list[ModelConfig] | None = 
         files["batching.config"] = model_config.batching_parameters_text(
             s.max_batch_size, s.batch_timeout_micros, s.num_batch_threads)
         args += ["--enable_batching=true", f"--batching_parameters_file={CONFIG_MOUNT}/batching.config"]
+    args += model_config.parallelism_flags(s.intra_op_parallelism, s.inter_op_parallelism)
     container = {
         "name": "tensorflow-serving",
         "image": s.image,

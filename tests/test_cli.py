@@ -103,16 +103,20 @@ def test_demo_loader_settings_fill_defaults_but_an_explicit_set_wins(tmp_path):
     assert (rerank.finetune.train_steps, rerank.finetune.num_negatives) == (600, 7)  # over demo.yaml's 200 steps
 
 
-def test_serve_with_batching_writes_tf_servings_batching_file(tmp_path, monkeypatch):
+def test_serve_hands_the_server_tf_servings_batching_file_and_thread_flags(tmp_path, monkeypatch):
     """`tfx-bert serve` with serving.enable_batching hands the development server TF Serving's
-    flags and a batching parameters file it reads back; num_batch_threads 0 -> the CPU cores."""
+    flags, a batching parameters file it reads back (num_batch_threads 0 -> the CPU cores), and
+    the TensorFlow thread-pool flags that are set."""
     from tfx_bert.serving import server
 
     seen = {}
     monkeypatch.setattr(server, "main", lambda flags: seen.setdefault("flags", flags))
     assert cli.main(["serve", "--set", f"work_dir={tmp_path}", "--set", "serving.enable_batching=true",
-                     "--set", "serving.batch_timeout_micros=0", "--set", "serving.max_batch_size=16"]) == 0
+                     "--set", "serving.batch_timeout_micros=0", "--set", "serving.max_batch_size=16",
+                     "--set", "serving.inter_op_parallelism=2"]) == 0
     flags = seen["flags"]
     assert "--enable_batching" in flags
+    assert "--tensorflow_inter_op_parallelism=2" in flags
+    assert not any(f.startswith("--tensorflow_intra_op_parallelism") for f in flags)
     params = server.read_batching_parameters(flags[flags.index("--batching_parameters_file") + 1])
     assert (params.max_batch_size, params.batch_timeout_s, params.num_batch_threads) == (16, 0.0, os.cpu_count())

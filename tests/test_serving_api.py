@@ -440,6 +440,22 @@ def test_two_pushes_under_a_steady_stream_of_requests(tmp_path, versions):
     print({v: round(seen[v] - pushed[v], 2) for v in pushed})
 
 
+def test_tensorflow_parallelism_flags_set_tensorflows_thread_pools():
+    """TF Serving's --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism, in a
+    fresh process (TensorFlow fixes its pools when it first runs an op)."""
+    import subprocess
+    import sys
+
+    code = ("from tfx_bert.serving.server import set_tensorflow_parallelism\n"
+            "set_tensorflow_parallelism(1, 3)\n"
+            "import tensorflow as tf\n"
+            "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+            " tf.config.threading.get_inter_op_parallelism_threads())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["1", "3"]
+
+
 def _rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
@@ -456,7 +472,8 @@ def test_load_many_concurrent_clients_nothing_lost_memory_stable(tmp_path, versi
     base = _install(versions, tmp_path / "toy", 1)
     port_file = tmp_path / "port"
     process = subprocess.Popen([sys.executable, "-m", "tfx_bert.serving.server", "--model_name", "toy",
-                                "--model_base_path", str(base), "--port", "0", "--port_file", str(port_file)],
+                                "--model_base_path", str(base), "--port", "0", "--port_file", str(port_file),
+                                "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=2"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120

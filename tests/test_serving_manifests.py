@@ -30,7 +30,8 @@ def _load(document):
 def config(tmp_path):
     return config_lib.load_config(overrides=[
         "serving.serving_base=gs://bucket/serving", "finetune.model_name=sentiment", "serving.replicas=3",
-        "serving.cpu=4", "serving.memory=8Gi", "serving.enable_batching=true", "serving.max_batch_size=16"])
+        "serving.cpu=4", "serving.memory=8Gi", "serving.enable_batching=true", "serving.max_batch_size=16",
+        "serving.intra_op_parallelism=1"])
 
 
 def test_manifests_are_valid_kubernetes_objects(config, tmp_path):
@@ -47,6 +48,8 @@ def test_manifests_are_valid_kubernetes_objects(config, tmp_path):
     assert container.readiness_probe.http_get.port == 8501
     assert "--model_config_file=/etc/tfx-bert/models.config" in container.args
     assert "--batching_parameters_file=/etc/tfx-bert/batching.config" in container.args
+    assert "--tensorflow_intra_op_parallelism=1" in container.args
+    assert not any(a.startswith("--tensorflow_inter_op_parallelism") for a in container.args)  # 0: TF picks
     mount = container.volume_mounts[0].mount_path
     assert mount == "/etc/tfx-bert"
     assert deployment.spec.template.spec.volumes[0].config_map.name == config_map.metadata.name

@@ -205,7 +205,7 @@ def cmd_serve(args) -> int:
         flags += ["--enable_batching", "--batching_parameters_file", batching]
     if args.ssl_config_file:
         flags += ["--ssl_config_file", args.ssl_config_file]
-    server.main(flags)
+    server.main(flags + model_config.parallelism_flags(s.intra_op_parallelism, s.inter_op_parallelism))
     return 0
 
 

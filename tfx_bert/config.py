@@ -148,6 +148,10 @@ class ServingConfig:
     max_batch_size: int = 32
     batch_timeout_micros: int = 2000  # TF Serving's CPU advice: 0 (batches grow with load), then 1-10 ms
     num_batch_threads: int = 0  # batches run at once; 0: left out of the file (tfx-bert serve: the CPU cores)
+    # TF Serving's --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism; 0: TensorFlow
+    # picks. Small models at batch 1 serve faster with intra-op 1 (benchmarks/serving_throughput.py).
+    intra_op_parallelism: int = 0
+    inter_op_parallelism: int = 0
     # Kubernetes (kubeflow/serving_manifests.py): TF Serving's official image over serving_base.
     image: str = "tensorflow/serving:2.16.1"
     replicas: int = 2

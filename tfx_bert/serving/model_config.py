@@ -100,3 +100,13 @@ def batching_parameters_text(max_batch_size: int, batch_timeout_micros: int, num
     if num_batch_threads:
         text += f"num_batch_threads {{ value: {num_batch_threads} }}\n"
     return text
+
+
+def parallelism_flags(intra_op: int = 0, inter_op: int = 0) -> list[str]:
+    """TF Serving's TensorFlow thread-pool flags for the nonzero settings (0: TensorFlow picks)."""
+    flags = []
+    if intra_op:
+        flags.append(f"--tensorflow_intra_op_parallelism={intra_op}")
+    if inter_op:
+        flags.append(f"--tensorflow_inter_op_parallelism={inter_op}")
+    return flags

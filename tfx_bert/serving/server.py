@@ -142,6 +142,17 @@ def read_ssl_config(path: str) -> TlsConfig:
                      fields.get("client_verify", "false").lower() == "true")
 
 
+def set_tensorflow_parallelism(intra_op: int = 0, inter_op: int = 0) -> None:
+    """TF Serving's ``--tensorflow_intra_op_parallelism`` / ``--tensorflow_inter_op_parallelism``;
+    0 leaves TensorFlow's choice. Must run before the first model loads."""
+    import tensorflow as tf
+
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="TF Serving-compatible development server (gRPC + REST).")
     parser.add_argument("--model_name", default="")
@@ -155,8 +166,13 @@ def main(argv=None) -> None:
     parser.add_argument("--enable_batching", action="store_true")
     parser.add_argument("--batching_parameters_file", default="")
     parser.add_argument("--ssl_config_file", default="")
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                        help="threads one op may use (0: TensorFlow picks, one per core)")
+    parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+                        help="ops run at once (0: TensorFlow picks)")
     parser.add_argument("--port_file", default="", help="write the bound port here once serving")
     args = parser.parse_args(argv)
+    set_tensorflow_parallelism(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.model_config_file:
         models = model_config.read_file(args.model_config_file)
