@@ -450,10 +450,13 @@ def test_tensorflow_parallelism_flags_set_tensorflows_thread_pools():
             "set_tensorflow_parallelism(1, 3)\n"
             "import tensorflow as tf\n"
             "print(tf.config.threading.get_intra_op_parallelism_threads(),"
-            " tf.config.threading.get_inter_op_parallelism_threads())\n")
+            " tf.config.threading.get_inter_op_parallelism_threads())\n"
+            "tf.constant(1) + 1\n"
+            "set_tensorflow_parallelism(2)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-2:] == ["1", "3"]
+    assert result.stdout.split()[-2:] == ["1", "3"], result.stderr[-2000:]
+    # Too late once TensorFlow has run an op: a clear error, not TensorFlow's.
+    assert "start the server in a fresh process" in result.stderr
 
 
 def _rss_mb(pid):

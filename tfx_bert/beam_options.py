@@ -1,7 +1,8 @@
 """``beam_pipeline_args`` for the configured Beam runner.
 
 ``beam.runner: direct`` uses ``beam_pipeline_args`` (DirectRunner; in-process or multi-process),
-plus the flag that stops TFX repackaging itself for every component (``direct_runner_args``). Dataflow, Flink and Spark get their runner flags from the ``beam`` section, plus
+plus the flag that stops TFX repackaging itself for every component (``direct_runner_args``).
+Dataflow, Flink and Spark get their runner flags from the ``beam`` section, plus
 ``--setup_file`` so the workers install this package (its components' Beam code lives here).
 """
 from __future__ import annotations

@@ -147,10 +147,15 @@ def set_tensorflow_parallelism(intra_op: int = 0, inter_op: int = 0) -> None:
     0 leaves TensorFlow's choice. Must run before the first model loads."""
     import tensorflow as tf
 
-    if intra_op:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    if inter_op:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    try:
+        if intra_op:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        if inter_op:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:
+        raise RuntimeError("TensorFlow has already started in this process, so its thread pools are "
+                           "fixed; start the server in a fresh process to set --tensorflow_*_op_parallelism."
+                           ) from None
 
 
 def main(argv=None) -> None:
