@@ -34,8 +34,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfx_bert.serving import client as client_lib  # noqa: E402
-from tfx_bert.serving.model_config import batching_parameters_text  # noqa: E402
+from tfx_bert.serving.model_config import batching_parameters_text, parallelism_flags  # noqa: E402
 from tfx_bert.serving.servable import list_versions  # noqa: E402
+from tfx_bert.serving.server import set_tensorflow_parallelism  # noqa: E402
 
 SENTENCES = ["the film was a delight from start to finish .", "a dull , lifeless and overlong mess .",
              "great acting , but the plot made no sense at all .", "i would happily watch it again ."]
@@ -134,7 +135,7 @@ def start_server(model_base: str, name: str, workdir: str, intra_op_threads: int
     port_file = os.path.join(workdir, f"port-{len(os.listdir(workdir))}")
     command = [sys.executable, "-m", "tfx_bert.serving.server", "--model_name", "sentiment",
                "--model_base_path", model_base, "--port", "0", "--port_file", port_file,
-               f"--tensorflow_intra_op_parallelism={intra_op_threads}"]
+               *parallelism_flags(intra_op_threads)]
     if CONFIGS[name]:
         params = os.path.join(workdir, f"batching-{len(os.listdir(workdir))}.config")
         with open(params, "w") as f:
@@ -156,8 +157,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0: TensorFlow's default")
     args = parser.parse_args()
-    if args.intra_op_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    set_tensorflow_parallelism(args.intra_op_threads)
     workdir = tempfile.mkdtemp()
     model_dir = args.model_dir
     if not model_dir:
