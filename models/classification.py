@@ -17,8 +17,9 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import export, finetuning, optimization
+from models import export, finetuning
 from tfx_bert import features
+from tfx_bert.config import settings_from
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
@@ -27,7 +28,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     ``custom_config``: ``encoder_dir`` (whose vocabulary to use) and ``max_seq_length``.
     """
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    seq_len = int(custom_config["max_seq_length"])
+    seq_len = settings_from(custom_config).max_seq_length
     texts_b = finetuning.dense_strings(inputs[features.TEXT_B]) if features.TEXT_B in inputs else None
     packed = tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), seq_len, texts_b)
     outputs = {key: tf.cast(value, tf.int64) for key, value in packed.items()}
@@ -37,24 +38,6 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
             label = tf.sparse.to_dense(label)
         outputs[features.LABEL] = tf.reshape(tf.cast(label, tf.int64), [-1])
     return outputs
-
-
-def example_gen(f, data_path):
-    """The ExampleGen of classification data (``finetune.*`` loader settings)."""
-    from components.task_example_gen.component import TaskExampleGen
-
-    return TaskExampleGen(
-        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
-        input_format=f.input_format, text_field=f.text_field, text_b_field=f.text_b_field,
-        label_field=f.label_field, label_names=list(f.label_names), num_classes=f.num_classes,
-        strict=f.strict)
-
-
-def trainer_config(f) -> dict:
-    """The Trainer's ``custom_config`` (what ``run_fn`` reads)."""
-    return {"num_classes": f.num_classes, "batch_size": f.batch_size, "learning_rate": f.learning_rate,
-            "dropout": f.dropout, "class_weights": [float(w) for w in f.class_weights],
-            "label_names": [str(n) for n in f.label_names]}
 
 
 def eval_config(f) -> tfma.EvalConfig:
@@ -102,25 +85,21 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool,
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a classifier from the encoder in ``base_model``.
 
-    ``custom_config``: num_classes, batch_size, learning_rate, dropout, seed.
+    ``custom_config``: the typed settings (``tfx_bert.config.trainer_settings``).
     """
-    config = finetuning.start(fn_args)
+    settings = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size = int(config.get("batch_size", 32))
-    train_steps = int(fn_args.train_steps)
-    num_classes = int(config.get("num_classes", 2))
+    batch_size, train_steps, num_classes = settings.batch_size, int(fn_args.train_steps), settings.num_classes
 
     backbone = encoder_lib.load_backbone(fn_args.base_model)
     classifier = keras_hub.models.BertClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None,
-        dropout=float(config.get("dropout", 0.1)))
+        backbone=backbone, num_classes=num_classes, preprocessor=None, dropout=settings.dropout)
     classifier.compile(
-        optimizer=optimization.adamw(float(config.get("learning_rate", 5e-4)),
-                                     max(1, train_steps // 10), train_steps),
+        optimizer=finetuning.optimizer(settings, train_steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    class_weights = [float(w) for w in config.get("class_weights") or []]
+    class_weights = [float(w) for w in settings.class_weights]
     train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, class_weights)
     eval_ds = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)
     print(f"  [train] fine-tuning {num_classes}-class classifier from {fn_args.base_model}, "
@@ -135,6 +114,6 @@ def run_fn(fn_args) -> None:
                 features.CLASS_IDS: tf.argmax(probabilities, axis=-1)}
 
     text_keys = tuple(k for k in (features.TEXT, features.TEXT_B) if k in tf_transform_output.raw_feature_spec())
-    names = config.get("label_names") or [str(i) for i in range(num_classes)]
+    names = [str(n) for n in settings.label_names] or [str(i) for i in range(num_classes)]
     export.export_text_model(classifier, tf_transform_output, fn_args.serving_model_dir, outputs_fn,
                              text_keys=text_keys, class_names=tuple(names))

@@ -8,19 +8,26 @@ import os
 import keras
 import tensorflow as tf
 
+from models import optimization
 from tfx_bert import features
+from tfx_bert.config import FinetuneConfig, settings_from
 
 
-def start(fn_args) -> dict:
-    """The Trainer's ``custom_config``, after seeding (and ``deterministic``: op determinism)
-    and checking there is an encoder to fine-tune."""
-    config = dict(fn_args.custom_config or {})
-    keras.utils.set_random_seed(int(config.get("seed", 12345)))
-    if config.get("deterministic"):
+def start(fn_args) -> FinetuneConfig:
+    """The Trainer's typed settings (``custom_config``, see ``config.trainer_settings``), after
+    seeding (and ``deterministic``: op determinism) and checking there is an encoder."""
+    settings = settings_from(fn_args.custom_config)
+    keras.utils.set_random_seed(settings.seed)
+    if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
     if not fn_args.base_model:
         raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
-    return config
+    return settings
+
+
+def optimizer(settings: FinetuneConfig, train_steps: int):
+    """AdamW with 10% linear warm-up then linear decay to 0 over ``train_steps``."""
+    return optimization.adamw(settings.learning_rate, max(1, train_steps // 10), train_steps)
 
 
 def fit(model, fn_args, train_dataset, eval_dataset) -> dict:

@@ -21,29 +21,13 @@ from tfx_bsl.public import tfxio
 
 from models import crf as crf_lib
 from models import encoder as encoder_lib
-from models import finetuning, optimization
+from models import finetuning
 from tfx_bert import features, tagging
+from tfx_bert import signatures as sig
+from tfx_bert.config import settings_from
 
 WORD_TAG_IDS = "word_tag_ids"  # serving / TFMA output: predicted tag id per word (-1: none)
 MODEL_INPUTS = features.MODEL_INPUT_KEYS + (features.WORD_POSITIONS,)
-
-
-def example_gen(f, data_path):
-    """The ExampleGen of CoNLL-format NER data."""
-    from components.task_example_gen.component import TaskExampleGen
-
-    return TaskExampleGen(
-        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
-        input_format="conll", label_names=list(f.entity_types), num_classes=max(1, len(f.entity_types)),
-        strict=f.strict, tag_scheme=f.tag_scheme)
-
-
-def trainer_config(f) -> dict:
-    if not f.entity_types:
-        raise ValueError("The ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG).")
-    return {"entity_types": [str(t) for t in f.entity_types], "batch_size": f.batch_size,
-            "learning_rate": f.learning_rate, "dropout": f.dropout, "crf": bool(f.crf),
-            "max_seq_length": f.max_seq_length}
 
 
 def eval_config(f) -> tfma.EvalConfig:
@@ -68,7 +52,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """Words (and tags) -> token_ids, segment_ids, padding_mask, word_positions (and word_tags),
     int64 [batch, max_seq_length]."""
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    seq_len = int(custom_config["max_seq_length"])
+    seq_len = settings_from(custom_config).max_seq_length
     words = _ragged(inputs[features.TOKENS])
     tags = _ragged(inputs[features.TAGS], tf.int64) if features.TAGS in inputs else None
     packed = tokenizer.pack_words(tokenizer.tokenize_words(words), seq_len, tags)
@@ -142,10 +126,10 @@ def entity_spans(tag_ids, starts, ends, texts, entity_types):
     texts_flat = tf.strings.substr(tf.gather(texts, first.value_rowids()), char_start.flat_values,
                                    char_end.flat_values - char_start.flat_values, unit="UTF8_CHAR")
     return {
-        "entity_types": types.with_flat_values(tf.gather(names, types.flat_values)).to_tensor(default_value=""),
-        "entity_starts": char_start.to_tensor(default_value=-1),
-        "entity_ends": char_end.to_tensor(default_value=-1),
-        "entity_texts": first.with_flat_values(texts_flat).to_tensor(default_value=""),
+        sig.ENTITY_TYPES: types.with_flat_values(tf.gather(names, types.flat_values)).to_tensor(default_value=""),
+        sig.ENTITY_STARTS: char_start.to_tensor(default_value=-1),
+        sig.ENTITY_ENDS: char_end.to_tensor(default_value=-1),
+        sig.ENTITY_TEXTS: first.with_flat_values(texts_flat).to_tensor(default_value=""),
     }
 
 
@@ -158,24 +142,21 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool)
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a tagger from the encoder in ``base_model``."""
-    config = finetuning.start(fn_args)
-    entity_types = list(config["entity_types"])
+    settings = finetuning.start(fn_args)
+    entity_types = [str(t) for t in settings.entity_types]
     tag_names = tagging.tag_names(entity_types)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
-    use_crf = bool(config.get("crf"))
-    model = build_tagger(encoder_lib.load_backbone(fn_args.base_model), len(tag_names),
-                         float(config.get("dropout", 0.1)), use_crf)
-    model.compile(
-        optimizer=optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps),
-        loss=crf_loss(model.get_layer("crf")) if use_crf else masked_softmax_loss)
+    batch_size, train_steps, use_crf = settings.batch_size, int(fn_args.train_steps), settings.crf
+    model = build_tagger(encoder_lib.load_backbone(fn_args.base_model), len(tag_names), settings.dropout, use_crf)
+    model.compile(optimizer=finetuning.optimizer(settings, train_steps),
+                  loss=crf_loss(model.get_layer("crf")) if use_crf else masked_softmax_loss)
     print(f"  [train] fine-tuning a {'CRF' if use_crf else 'softmax'} tagger ({len(tag_names)} IOB2 tags) from "
           f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
     metrics = finetuning.fit(model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False))
     finetuning.report(metrics, fn_args.model_run_dir)
     export_tagger(model, tf_transform_output, fn_args.serving_model_dir, entity_types,
-                  int(config["max_seq_length"]), encoder_lib.load_tokenizer(fn_args.base_model))
+                  settings.max_seq_length, encoder_lib.load_tokenizer(fn_args.base_model))
 
 
 def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq_len: int, tokenizer) -> None:

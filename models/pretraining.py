@@ -18,10 +18,10 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from components.pretraining_data import executor as pretraining_data
 from models import encoder as encoder_lib
 from models import optimization
 from tfx_bert import features, registry
+from tfx_bert.pretraining_metadata import read_metadata
 
 MLM, NSP = "mlm", "nsp"
 
@@ -334,7 +334,7 @@ def run_fn(fn_args) -> None:
     """
     settings = PretrainingSettings.from_custom_config(fn_args.custom_config)
     examples_uri = _examples_uri(fn_args.train_files)
-    metadata = pretraining_data.read_metadata(examples_uri)
+    metadata = read_metadata(examples_uri)
     if settings.checkpoint_dir:
         # One directory per (data, settings, steps): a restarted Trainer with the same inputs
         # resumes; new data or settings start afresh.

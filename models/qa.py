@@ -23,10 +23,12 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import finetuning, optimization, qa_spans
+from models import finetuning, qa_spans
 from tfx_bert import features
+from tfx_bert import signatures as sig
+from tfx_bert.config import settings_from
 
-QUESTION, CONTEXT = "question", "context"
+QUESTION, CONTEXT = sig.QUESTION, sig.CONTEXT
 ANSWER_START, ANSWER_END, ANSWER_TEXTS, QUESTION_ID = "answer_start", "answer_end", "answer_texts", "question_id"
 WINDOW_MASK = "window_mask"
 START_POSITIONS, END_POSITIONS = "start_positions", "end_positions"
@@ -34,28 +36,12 @@ ANSWER_SPAN = "answer_span"  # serving_tf_example / TFMA: [batch, 2] character s
 WINDOW_KEYS = features.MODEL_INPUT_KEYS + (START_POSITIONS, END_POSITIONS)
 
 
-def example_gen(f, data_path):
-    """The ExampleGen of SQuAD JSON files."""
-    from components.task_example_gen.component import TaskExampleGen
-
-    return TaskExampleGen(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
-                          input_format="squad", strict=f.strict)
-
-
-def window_settings(f) -> dict:
-    """The windowing and decoding settings, shared by Transform and the Trainer's export."""
-    return {"max_seq_length": f.max_seq_length, "doc_stride": f.doc_stride, "max_query_length": f.max_query_length,
-            "max_windows": f.max_windows, "max_answer_length": f.max_answer_length, "n_best_size": f.n_best_size,
-            "no_answer_threshold": float(f.no_answer_threshold) if f.squad_v2 else 1e9,
-            "tune_no_answer_threshold": bool(f.squad_v2 and f.tune_no_answer_threshold)}
-
-
-def transform_config(f) -> dict:
-    return window_settings(f)
-
-
-def trainer_config(f) -> dict:
-    return {**window_settings(f), "batch_size": f.batch_size, "learning_rate": f.learning_rate, "dropout": f.dropout}
+def window_settings(settings) -> dict:
+    """The windowing and decoding settings of the serving export (``export_reader``)."""
+    return {"max_seq_length": settings.max_seq_length, "doc_stride": settings.doc_stride,
+            "max_query_length": settings.max_query_length, "max_answer_length": settings.max_answer_length,
+            "n_best_size": settings.n_best_size,
+            "no_answer_threshold": float(settings.no_answer_threshold) if settings.squad_v2 else 1e9}
 
 
 def eval_config(f) -> tfma.EvalConfig:
@@ -77,13 +63,14 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     token_ids / segment_ids / padding_mask [batch, max_windows * max_seq_length], start /
     end positions and ``window_mask`` [batch, max_windows] (int64)."""
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    seq_len, max_windows = int(custom_config["max_seq_length"]), int(custom_config["max_windows"])
+    settings = settings_from(custom_config)
+    seq_len, max_windows = settings.max_seq_length, settings.max_windows
     questions, contexts = _dense(inputs[QUESTION], ""), _dense(inputs[CONTEXT], "")
     starts = _dense(inputs[ANSWER_START], -1) if ANSWER_START in inputs else -tf.ones_like(questions, tf.int64)
     ends = _dense(inputs[ANSWER_END], -1) if ANSWER_END in inputs else -tf.ones_like(questions, tf.int64)
     windows = qa_spans.make_windows(
-        tokenizer, questions, contexts, seq_len, int(custom_config["doc_stride"]),
-        int(custom_config["max_query_length"]), max_windows, starts, ends)
+        tokenizer, questions, contexts, seq_len, settings.doc_stride, settings.max_query_length, max_windows,
+        starts, ends)
     batch = tf.shape(questions, out_type=tf.int64)[0]
 
     def per_question(values, width):
@@ -148,30 +135,28 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, seq_len: int,
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a span extractor from the encoder in ``base_model``."""
-    config = finetuning.start(fn_args)
+    settings = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
-    seq_len, max_windows = int(config["max_seq_length"]), int(config["max_windows"])
-    model = build_span_model(encoder_lib.load_backbone(fn_args.base_model), float(config.get("dropout", 0.1)))
+    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
+    seq_len, max_windows = settings.max_seq_length, settings.max_windows
+    model = build_span_model(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    model.compile(
-        optimizer=optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps),
-        loss=span_loss)
-    print(f"  [train] fine-tuning a span extractor (SQuAD windows of {seq_len}, stride {config['doc_stride']}) from "
+    model.compile(optimizer=finetuning.optimizer(settings, train_steps), loss=span_loss)
+    print(f"  [train] fine-tuning a span extractor (SQuAD windows of {seq_len}, stride {settings.doc_stride}) from "
           f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
     metrics = finetuning.fit(
         model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, seq_len, max_windows, True),
         _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, seq_len, max_windows, False))
-    settings = dict(config)
-    if config.get("tune_no_answer_threshold"):
+    export_settings = window_settings(settings)
+    if settings.squad_v2 and settings.tune_no_answer_threshold:
         eval_questions = fn_args.data_accessor.tf_dataset_factory(
             fn_args.eval_files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=False, num_epochs=1),
             tf_transform_output.transformed_metadata.schema)
-        settings["no_answer_threshold"], metrics["eval_exact_match_tuned"] = tune_no_answer_threshold(
-            model, eval_questions, seq_len, int(config["max_answer_length"]), tokenizer.vocab)
-        metrics["no_answer_threshold"] = settings["no_answer_threshold"]
+        export_settings["no_answer_threshold"], metrics["eval_exact_match_tuned"] = tune_no_answer_threshold(
+            model, eval_questions, seq_len, settings.max_answer_length, tokenizer.vocab)
+        metrics["no_answer_threshold"] = export_settings["no_answer_threshold"]
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_reader(model, fn_args.serving_model_dir, tokenizer, settings)
+    export_reader(model, fn_args.serving_model_dir, tokenizer, export_settings)
 
 
 def _window_answers(logits, token_ids, segment_ids, padding_mask, max_answer_length: int, vocab):
@@ -259,7 +244,7 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict) -> None:
     def serve_tf_example(serialized):
         raw = tf.io.parse_example(serialized, raw_spec)
         out = answer(raw[QUESTION], raw[CONTEXT])
-        return {ANSWER_SPAN: tf.stack([out["answer_start"], out["answer_end"]], axis=1)}
+        return {ANSWER_SPAN: tf.stack([out[sig.ANSWER_START], out[sig.ANSWER_END]], axis=1)}
 
     module.serve_text, module.serve_tf_example = serve_text, serve_tf_example
     tf.saved_model.save(module, export_dir, signatures={

@@ -23,6 +23,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from tfx_bert import features
+from tfx_bert import signatures as sig
 
 NEG_INF = -1e9
 
@@ -179,14 +180,14 @@ def best_spans(start_logits, end_logits, windows: dict, num_examples, contexts, 
     best = nbest_scores[:, 0]
     answered = nbest_valid[:, 0] & (null - best <= no_answer_threshold)
     return {
-        "answer_text": tf.where(answered, nbest_texts[:, 0], ""),
-        "answer_start": tf.where(answered, nbest_starts[:, 0], none[:, 0]),
-        "answer_end": tf.where(answered, nbest_ends[:, 0], none[:, 0]),
-        "score": tf.where(nbest_valid[:, 0], best, tf.fill(tf.shape(best), NEG_INF)),
-        "no_answer_score": null,
-        "nbest_texts": nbest_texts,
-        "nbest_starts": nbest_starts,
-        "nbest_ends": nbest_ends,
-        "nbest_scores": tf.where(nbest_valid, nbest_scores, float("-inf")),
-        "nbest_probabilities": probabilities,
+        sig.ANSWER_TEXT: tf.where(answered, nbest_texts[:, 0], ""),
+        sig.ANSWER_START: tf.where(answered, nbest_starts[:, 0], none[:, 0]),
+        sig.ANSWER_END: tf.where(answered, nbest_ends[:, 0], none[:, 0]),
+        sig.SCORE: tf.where(nbest_valid[:, 0], best, tf.fill(tf.shape(best), NEG_INF)),
+        sig.NO_ANSWER_SCORE: null,
+        sig.NBEST_TEXTS: nbest_texts,
+        sig.NBEST_STARTS: nbest_starts,
+        sig.NBEST_ENDS: nbest_ends,
+        sig.NBEST_SCORES: tf.where(nbest_valid, nbest_scores, float("-inf")),
+        sig.NBEST_PROBABILITIES: probabilities,
     }

@@ -25,31 +25,13 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import finetuning, optimization
-from models import retrieval
+from models import finetuning
 from models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
 from tfx_bert import features
+from tfx_bert.config import settings_from
 
 LOSSES = ("listwise", "pointwise")
 SCORES = "scores"
-
-
-def example_gen(f, data_path):
-    """The retrieval task's (query, relevant passage, negatives) examples."""
-    return retrieval.example_gen(f, data_path)
-
-
-def transform_config(f) -> dict:
-    if f.num_negatives < 1:
-        raise ValueError("Re-ranking trains on candidate lists: set finetune.num_negatives >= 1.")
-    return {"num_negatives": f.num_negatives}
-
-
-def trainer_config(f) -> dict:
-    if f.rerank_loss not in LOSSES:
-        raise ValueError(f"finetune.rerank_loss must be one of {LOSSES}; got {f.rerank_loss!r}.")
-    return {"loss": f.rerank_loss, "num_negatives": f.num_negatives, "batch_size": f.batch_size,
-            "learning_rate": f.learning_rate, "dropout": f.dropout, "max_seq_length": f.max_seq_length}
 
 
 def eval_config(f) -> tfma.EvalConfig:
@@ -77,11 +59,11 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """query, text (relevant), negatives -> the candidate pairs' inputs [batch, (1 + n) * seq]
     (int64) and the relevant passage's relevance ``label``."""
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    num_negatives = int(custom_config["num_negatives"])
+    settings = settings_from(custom_config)
+    num_negatives = settings.num_negatives
     passages = candidates(finetuning.dense_strings(inputs[features.TEXT]),
                           dense_string_matrix(inputs[NEGATIVES], num_negatives))
-    packed = encode_candidates(tokenizer, finetuning.dense_strings(inputs[QUERY]), passages,
-                               int(custom_config["max_seq_length"]))
+    packed = encode_candidates(tokenizer, finetuning.dense_strings(inputs[QUERY]), passages, settings.max_seq_length)
     outputs = {k: tf.cast(v, tf.int64) for k, v in packed.items()}
     label = inputs[features.LABEL]
     outputs[features.LABEL] = tf.reshape(tf.sparse.to_dense(label) if isinstance(label, tf.SparseTensor) else label, [-1])
@@ -141,14 +123,14 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool,
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes the cross-encoder on candidate lists."""
-    config = finetuning.start(fn_args)
+    settings = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
-    num_candidates, seq_len = 1 + int(config["num_negatives"]), int(config["max_seq_length"])
-    loss_name = config.get("loss", "listwise")
-    cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), float(config.get("dropout", 0.1)))
+    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
+    num_candidates, seq_len = 1 + settings.num_negatives, settings.max_seq_length
+    loss_name = settings.rerank_loss
+    cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
     model = build_list_model(cross_encoder, seq_len, num_candidates)
-    optimizer = optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps)
+    optimizer = finetuning.optimizer(settings, train_steps)
     loss, label_fn, metric = loss_and_labels(loss_name, num_candidates)
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
     print(f"  [train] cross-encoder re-ranker ({loss_name} loss over {num_candidates} candidates per query) from "

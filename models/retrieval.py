@@ -27,50 +27,15 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import finetuning, optimization
-from models.similarity import POOLINGS, build_sentence_encoder
+from models import finetuning
+from models.similarity import build_sentence_encoder
 from tfx_bert import features
+from tfx_bert import signatures as sig
+from tfx_bert.config import settings_from
 
-QUERY, NEGATIVES = "query", "negatives"
+QUERY, NEGATIVES = sig.QUERY, "negatives"
 QUERY_SUFFIX, NEGATIVES_SUFFIX = "_query", "_negatives"
-SCORE, EMBEDDING = "score", "embedding"
-
-
-def example_gen(f, data_path):
-    """(query, relevant passage, negatives) pairs from BEIR or MS MARCO triples."""
-    from components.task_example_gen.component import TaskExampleGen
-
-    return TaskExampleGen(
-        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
-        input_format=f.input_format, strict=f.strict, num_negatives=f.num_negatives,
-        negative_pool=f.negative_pool)
-
-
-def transform_config(f) -> dict:
-    return {"max_query_length": f.max_query_length, "num_negatives": f.num_negatives}
-
-
-def trainer_config(f) -> dict:
-    if f.pooling not in POOLINGS:
-        raise ValueError(f"finetune.pooling must be one of {POOLINGS}; got {f.pooling!r}.")
-    if f.temperature <= 0:
-        raise ValueError(f"finetune.temperature must be > 0; got {f.temperature}.")
-    return {"pooling": f.pooling, "temperature": float(f.temperature), "shared_towers": bool(f.shared_towers),
-            "num_negatives": f.num_negatives, "batch_size": f.batch_size, "learning_rate": f.learning_rate,
-            "dropout": f.dropout, "max_seq_length": f.max_seq_length, "max_query_length": f.max_query_length}
-
-
-def evaluator(f, data_path: str, examples, model, baseline_model):
-    """Retrieval over the corpus (not TFMA): nDCG@10 gates the blessing."""
-    from components.retrieval_evaluator.component import RetrievalEvaluator
-
-    eval_dir = f.retrieval_eval_dir or data_path
-    qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
-    if not qrels:
-        raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
-                         "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
-    return RetrievalEvaluator(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
-                              gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold).with_id("Evaluator")
+SCORE, EMBEDDING = sig.SCORE, sig.EMBEDDING
 
 
 def _encode_many(tokenizer, texts, seq_len: int) -> dict:
@@ -92,11 +57,12 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     ``<key>_query`` [batch, max_query_length], ``<key>`` [batch, max_seq_length] and
     ``<key>_negatives`` [batch, num_negatives * max_seq_length]."""
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    seq_len, query_len = int(custom_config["max_seq_length"]), int(custom_config["max_query_length"])
+    settings = settings_from(custom_config)
+    seq_len, query_len = settings.max_seq_length, settings.max_query_length
     outputs = {k + QUERY_SUFFIX: v for k, v in
                tokenizer.encode(finetuning.dense_strings(inputs[QUERY]), query_len).items()}
     outputs.update(tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), seq_len))
-    num_negatives = int(custom_config.get("num_negatives", 0))
+    num_negatives = settings.num_negatives
     if num_negatives:
         negatives = _encode_many(tokenizer, dense_string_matrix(inputs[NEGATIVES], num_negatives), seq_len)
         outputs.update({k + NEGATIVES_SUFFIX: v for k, v in negatives.items()})
@@ -175,18 +141,17 @@ def build_towers(base_model: str, pooling: str, shared: bool):
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: contrastive fine-tuning of the query and document towers."""
-    config = finetuning.start(fn_args)
+    settings = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
-    num_negatives, seq_len = int(config.get("num_negatives", 0)), int(config["max_seq_length"])
-    shared = bool(config.get("shared_towers", True))
-    query_tower, doc_tower = build_towers(fn_args.base_model, config.get("pooling", "mean"), shared)
-    model = build_dual_encoder(query_tower, doc_tower, seq_len, num_negatives, float(config.get("temperature", 0.05)))
-    optimizer = optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
+    num_negatives, seq_len, shared = settings.num_negatives, settings.max_seq_length, settings.shared_towers
+    query_tower, doc_tower = build_towers(fn_args.base_model, settings.pooling, shared)
+    model = build_dual_encoder(query_tower, doc_tower, seq_len, num_negatives, settings.temperature)
+    model.compile(optimizer=finetuning.optimizer(settings, train_steps),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
     print(f"  [train] contrastive dual encoder ({'shared' if shared else 'separate'} towers, "
-          f"{config.get('pooling', 'mean')} pooling, temperature {config.get('temperature', 0.05)}, in-batch + "
+          f"{settings.pooling} pooling, temperature {settings.temperature}, in-batch + "
           f"{num_negatives} hard negatives per query) from {fn_args.base_model}, {train_steps} steps of batch "
           f"{batch_size}", flush=True)
     keys = input_keys(num_negatives)
@@ -195,7 +160,7 @@ def run_fn(fn_args) -> None:
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, keys))
     finetuning.report(metrics, fn_args.model_run_dir)
     export_dual_encoder(query_tower, doc_tower, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
-                        seq_len, int(config.get("max_query_length", 16)))
+                        seq_len, settings.max_query_length)
 
 
 def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int) -> None:

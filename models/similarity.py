@@ -25,35 +25,13 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from models import encoder as encoder_lib
-from models import finetuning, optimization
+from models import finetuning
 from tfx_bert import features
+from tfx_bert import signatures as sig
+from tfx_bert.config import settings_from
 
-SIMILARITY, EMBEDDING = "similarity", "embedding"
+SIMILARITY, EMBEDDING = sig.SIMILARITY, sig.EMBEDDING
 SECOND = "_b"  # suffix of the second sentence's model inputs
-OBJECTIVES = ("cosine", "classification")
-POOLINGS = ("mean", "cls")
-
-
-def example_gen(f, data_path):
-    """The ExampleGen of sentence pairs with a score (cosine) or a class (classification)."""
-    from components.task_example_gen.component import TaskExampleGen
-
-    cosine = f.similarity_objective == "cosine"
-    return TaskExampleGen(
-        input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
-        input_format=f.input_format, text_field=f.text_field, text_b_field=f.text_b_field or "text_b",
-        label_field=f.label_field, label_names=[] if cosine else list(f.label_names),
-        num_classes=f.num_classes, strict=f.strict, label_dtype="float" if cosine else "int")
-
-
-def trainer_config(f) -> dict:
-    if f.similarity_objective not in OBJECTIVES or f.pooling not in POOLINGS:
-        raise ValueError(f"finetune.similarity_objective must be one of {OBJECTIVES} and finetune.pooling one of "
-                         f"{POOLINGS}; got {f.similarity_objective!r}, {f.pooling!r}.")
-    return {"objective": f.similarity_objective, "pooling": f.pooling, "score_max": float(f.score_max),
-            "num_classes": f.num_classes, "label_names": [str(n) for n in f.label_names],
-            "batch_size": f.batch_size, "learning_rate": f.learning_rate, "dropout": f.dropout,
-            "max_seq_length": f.max_seq_length}
 
 
 def eval_config(f) -> tfma.EvalConfig:
@@ -79,8 +57,8 @@ def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """text, text_b (and label) -> both sentences' model inputs (int64) and the label."""
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    packed = encode_pair(tokenizer, finetuning.dense_strings(inputs[features.TEXT]), finetuning.dense_strings(inputs[features.TEXT_B]),
-                         int(custom_config["max_seq_length"]))
+    packed = encode_pair(tokenizer, finetuning.dense_strings(inputs[features.TEXT]),
+                         finetuning.dense_strings(inputs[features.TEXT_B]), settings_from(custom_config).max_seq_length)
     outputs = {k: tf.cast(v, tf.int64) for k, v in packed.items()}
     if features.LABEL in inputs:
         label = inputs[features.LABEL]
@@ -153,29 +131,29 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool,
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes the shared sentence encoder from ``base_model``."""
-    config = finetuning.start(fn_args)
+    settings = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = int(config.get("batch_size", 32)), int(fn_args.train_steps)
-    objective, num_classes = config.get("objective", "cosine"), int(config.get("num_classes", 3))
-    sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(fn_args.base_model), config.get("pooling", "mean"))
-    model = build_pair_model(sentence_encoder, objective, num_classes, float(config.get("dropout", 0.1)))
-    optimizer = optimization.adamw(float(config.get("learning_rate", 5e-4)), max(1, train_steps // 10), train_steps)
+    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
+    objective, num_classes = settings.similarity_objective, settings.num_classes
+    sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.pooling)
+    model = build_pair_model(sentence_encoder, objective, num_classes, settings.dropout)
+    optimizer = finetuning.optimizer(settings, train_steps)
     if objective == "cosine":
-        score_max = float(config.get("score_max", 5.0))
+        score_max = float(settings.score_max)
         label_fn = lambda y: tf.cast(y, tf.float32) / score_max  # noqa: E731
         model.compile(optimizer=optimizer, loss="mse")
     else:
         label_fn = lambda y: tf.cast(y, tf.int32)  # noqa: E731
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    print(f"  [train] fine-tuning a {config.get('pooling', 'mean')}-pooling bi-encoder ({objective}) from "
+    print(f"  [train] fine-tuning a {settings.pooling}-pooling bi-encoder ({objective}) from "
           f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
     metrics = finetuning.fit(model, fn_args,
                              _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
     finetuning.report(metrics, fn_args.model_run_dir)
     export_bi_encoder(model, sentence_encoder, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
-                      int(config["max_seq_length"]), objective)
+                      settings.max_seq_length, objective)
 
 
 def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_len: int, objective: str) -> None:

@@ -13,7 +13,9 @@ from pipeline import common
 
 def run(kind: str, config) -> None:
     """Builds the ``kind`` pipeline from ``config`` and runs it with BeamDagRunner."""
-    BeamDagRunner().run(common.build(kind, config))
+    pipeline = common.build(kind, config, **common.prepare(kind, config))
+    common.record_config(kind, config)
+    BeamDagRunner().run(pipeline)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""What both pipeline factories and the runners share: metadata store, input resolution."""
+"""What both pipeline factories and the runners share: metadata store, input resolution.
+
+Building a pipeline (``build``) reads and writes nothing. What a local run needs first is done
+by ``prepare``, which the runners call: write the embedded demo data the configuration points at,
+find the latest pretrained encoder in MLMD, convert a TF1 checkpoint; ``record_config`` saves
+the effective configuration next to the run's artifacts.
+"""
 from __future__ import annotations
 
 import os
@@ -7,42 +13,13 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from tfx_bert import demo_data
-from tfx_bert.config import DEMO_CONFIG, FinetuneConfig, ProjectConfig, load_config
+from tfx_bert.config import ProjectConfig
 
 
 def metadata_config(config: ProjectConfig):
     """One SQLite MLMD store for all of a project's pipelines (so fine-tuning finds encoders)."""
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-
-
-def corpus_pattern(config: ProjectConfig) -> str:
-    """The configured corpus glob, or the embedded demo corpus (generated on first use)."""
-    if config.pretrain.corpus_pattern:
-        return config.pretrain.corpus_pattern
-    return demo_data.write_demo_data(config.data_dir)["corpus"]
-
-
-def with_task_data(config: ProjectConfig) -> tuple[ProjectConfig, str]:
-    """(config, task data path): the configured data directory, or the task's embedded demo
-    data with the loader settings that read it."""
-    import dataclasses
-
-    from tfx_bert import tasks
-
-    task = tasks.get_task(config.finetune.task)
-    if task.settings:
-        config = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, **dict(task.settings)))
-    if config.finetune.data_dir:
-        return config, config.finetune.data_dir
-    path = demo_data.write_demo_data(config.data_dir)[task.demo_data]
-    # The demo's settings fill in what the user left at its default (the dataclass's or the demo
-    # configuration's): an explicit ``--set finetune.accuracy_threshold=...`` still wins.
-    defaults = (FinetuneConfig(), load_config(DEMO_CONFIG).finetune)
-    settings = {k: v.format(data=path) if isinstance(v, str) else v for k, v in task.demo_settings
-                if any(getattr(config.finetune, k) == getattr(d, k) for d in defaults)}
-    finetune = dataclasses.replace(config.finetune, **settings)
-    return dataclasses.replace(config, finetune=finetune), path
 
 
 def latest_encoder_uri(config: ProjectConfig) -> str:
@@ -67,12 +44,11 @@ def latest_encoder_uri(config: ProjectConfig) -> str:
 
 
 def encoder_uri(config: ProjectConfig) -> str:
-    """The configured encoder, or the latest pretrained one.
+    """The configured encoder, or the latest pretrained one (an MLMD query).
 
     A local google-research TF1 checkpoint directory (with bert_config.json) is converted once
     into an encoder directory under ``<work_dir>/converted/``. Remote paths (gs://...) are used
-    as they are: the pipeline may be compiled where they cannot be read, so convert remote TF1
-    checkpoints with ``tfx-bert convert-checkpoint`` first.
+    as they are: convert remote TF1 checkpoints with ``tfx-bert convert-checkpoint`` first.
     """
     import tensorflow as tf
 
@@ -90,13 +66,44 @@ def encoder_uri(config: ProjectConfig) -> str:
     return uri
 
 
+def prepare(kind: str, config: ProjectConfig) -> dict:
+    """What a local run of the ``kind`` pipeline needs before it is built: the embedded demo data
+    written if the configuration uses it, and (fine-tuning) the encoder resolved. Returns the
+    keyword arguments for ``build``."""
+    demo_data.write_if_used(config.data_dir, config.pretrain.corpus_pattern if kind == "pretrain"
+                            else config.finetune.data_dir, config.finetune.index_corpus if kind == "finetune" else "")
+    return {"encoder_uri": encoder_uri(config)} if kind == "finetune" else {}
+
+
+def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -> str:
+    """Writes the run's effective configuration to ``<pipeline_root>/configs/<run_id>.yaml``
+    (default: the local time) and ``effective_config.yaml`` beside the run's artifacts (the
+    latest); returns the first path."""
+    import time
+
+    import yaml
+
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
+    name = config.pretrain.pipeline_name if kind == "pretrain" else config.finetune.pipeline_name
+    root = os.path.join(config.pipelines_root, name)
+    os.makedirs(os.path.join(root, "configs"), exist_ok=True)
+    text = yaml.safe_dump(config.effective_dict(), sort_keys=False)
+    path = os.path.join(root, "configs", f"{run_id}.yaml")
+    for target in (path, os.path.join(root, "effective_config.yaml")):
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+    return path
+
+
 def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
-          setup_file: str | None = None):
-    """The pipeline of ``kind`` ("pretrain" or "finetune") for ``config``.
+          setup_file: str | None = None, encoder_uri: str | None = None):
+    """The pipeline of ``kind`` ("pretrain" or "finetune") for ``config``; reads and writes
+    nothing.
 
     ``runtime_parameters``: data path, step count and model size become Kubeflow runtime
     parameters (defaults from the config). ``setup_file``: where Beam workers find setup.py
-    (the Kubeflow image's path; default this checkout's).
+    (the Kubeflow image's path; default this checkout's). ``encoder_uri`` (fine-tuning): the
+    encoder directory, from ``prepare``; default ``finetune.encoder_uri``.
     """
     from pipeline.finetuning_pipeline import create_finetuning_pipeline
     from pipeline.parameters import PipelineParameters
@@ -107,16 +114,20 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
         raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain' or 'finetune'.")
     beam_args = beam_options.pipeline_args(config, setup_file)
     if kind == "pretrain":
-        params = PipelineParameters(corpus_pattern(config), config.pretrain.train_steps,
+        params = PipelineParameters(config.pretrain.corpus_pattern, config.pretrain.train_steps,
                                     config.pretrain.model_size)
     else:
-        config, data_path = with_task_data(config)
-        params = PipelineParameters(data_path, config.finetune.train_steps)
+        params = PipelineParameters(config.finetune.data_dir, config.finetune.train_steps)
     if runtime_parameters:
         params = params.as_runtime_parameters(kind)
     if kind == "pretrain":
         return create_pretraining_pipeline(config, params, beam_args)
-    return create_finetuning_pipeline(config, params, encoder_uri(config), beam_args)
+    encoder = encoder_uri or config.finetune.encoder_uri
+    if not encoder:
+        raise ValueError("The fine-tuning pipeline needs an encoder: set finetune.encoder_uri (a keras-hub preset "
+                         "or pretrained encoder directory; on Kubeflow a gs:// path), or run locally "
+                         "(tfx-bert finetune), which finds the latest pretrained one.")
+    return create_finetuning_pipeline(config, params, encoder, beam_args)
 
 
 def config_from_environment() -> ProjectConfig:

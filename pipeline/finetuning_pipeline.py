@@ -13,10 +13,10 @@ from tfx import v1 as tfx
 
 from components.bert_trainer.component import BertTrainer
 from components.serving_pusher.component import ServingPusher
-from pipeline import common
+from pipeline import common, task_wiring
 from pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
-from tfx_bert.config import ProjectConfig
+from tfx_bert.config import ProjectConfig, trainer_settings
 
 
 def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
@@ -29,17 +29,14 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     """
     f = config.finetune
     task = tasks.get_task(f.task)
-    task_module = task.load()
-    example_gen = task_module.example_gen(f, params.data_path)
+    example_gen = task_wiring.example_gen(task, f, params.data_path)
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=task.preprocessing_fn,
-        custom_config={"max_seq_length": f.max_seq_length,
-                       **(task_module.transform_config(f) if hasattr(task_module, "transform_config") else {}),
-                       "encoder_dir": encoder_uri},
+        custom_config={**{k: getattr(f, k) for k in task.transform_settings}, "encoder_dir": encoder_uri},
     )
     # The encoder directory is the Model artifact's serving dir (<uri>/Format-Serving); the
     # Importer points at the artifact root so Trainer's base_model resolves to it.
@@ -54,7 +51,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         schema=schema.outputs["schema"],
         base_model=encoder.outputs["result"],
         train_steps=params.train_steps, eval_steps=f.eval_steps,
-        custom_config={**task_module.trainer_config(f), "seed": f.seed, "deterministic": f.deterministic},
+        custom_config=trainer_settings(f),
     ).with_id("Trainer")
     # The baseline: the latest model this pipeline blessed; TFMA's change thresholds compare the
     # candidate against it (nothing to compare on the first run).
@@ -63,16 +60,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
-    if hasattr(task_module, "evaluator"):  # a task whose quality TFMA's per-example view cannot measure
-        evaluator = task_module.evaluator(f, params.data_path, example_gen.outputs["examples"],
-                                          trainer.outputs["model"], baseline.outputs["model"])
-    else:
-        evaluator = tfx.components.Evaluator(
-            examples=example_gen.outputs["examples"],
-            model=trainer.outputs["model"],
-            baseline_model=baseline.outputs["model"],
-            eval_config=task_module.eval_config(f),
-        )
+    evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
+                                      trainer.outputs["model"], baseline.outputs["model"]).with_id("Evaluator")
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

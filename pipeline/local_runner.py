@@ -16,7 +16,9 @@ from pipeline import common
 
 def run(kind: str, config) -> None:
     """Builds the ``kind`` pipeline from ``config`` and runs it in this process."""
-    tfx.orchestration.LocalDagRunner().run(common.build(kind, config))
+    pipeline = common.build(kind, config, **common.prepare(kind, config))
+    common.record_config(kind, config)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,52 @@ def test_model_size_registry_has_published_shapes():
     assert shapes == {"tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "medium": (8, 512),
                       "base": (12, 768), "large": (24, 1024)}
     assert registry.get_model_size("base").num_heads == 12
+
+
+def test_choices_are_typed_and_the_error_lists_the_allowed_values():
+    with pytest.raises(ValueError, match=r"finetune.pooling must be one of mean, cls; got 'max'"):
+        config_lib.load_config(overrides=["finetune.task=similarity", "finetune.pooling=max"])
+    with pytest.raises(ValueError, match=r"beam.runner must be one of direct, dataflow, flink, spark"):
+        config_lib.load_config(overrides=["beam.runner=local"])
+    with pytest.raises(ValueError, match=r"Unknown task 'sentimnt'; known tasks: sentiment, "):
+        config_lib.load_config(overrides=["finetune.task=sentimnt"])
+
+
+def test_a_misplaced_key_names_its_place():
+    with pytest.raises(ValueError, match=r"finetune.crf is a setting of the ner task\(s\), but finetune.task is "
+                                         r"sentiment"):
+        config_lib.load_config(overrides=["finetune.crf=true"])
+    assert config_lib.load_config(overrides=["finetune.task=ner", "finetune.crf=true"]).finetune.crf
+    with pytest.raises(ValueError, match=r"Unknown config key 'pretrain.crf'. It belongs under finetune.crf"):
+        config_lib.load_config(overrides=["pretrain.crf=true"])
+
+
+def test_task_defaults_sit_below_the_users_values(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("finetune:\n  task: nli\n  model_name: my-nli\n")
+    config = config_lib.load_config(str(path), [f"work_dir={tmp_path}"])
+    f = config.finetune
+    assert (f.model_name, f.pipeline_name, f.similarity_objective) == ("my-nli", "tfx-bert-nli", "classification")
+    assert f.data_dir == str(tmp_path / "data" / "nli") and not (tmp_path / "data").exists()
+    assert config.pretrain.corpus_pattern == str(tmp_path / "data" / "corpus" / "corpus.txt")
+    own = config_lib.load_config(overrides=["finetune.task=nli", f"finetune.data_dir={tmp_path}"]).finetune
+    assert (own.data_dir, own.input_format) == (str(tmp_path), "csv")  # no demo loader settings on the user's data
+
+
+def test_trainer_settings_round_trip_to_typed_settings():
+    f = config_lib.load_config(overrides=["finetune.task=ner", "finetune.crf=true", "finetune.batch_size=4"]).finetune
+    settings = config_lib.trainer_settings(f)
+    assert "crf" in settings and "keep_versions" not in settings and "doc_stride" not in settings
+    typed = config_lib.settings_from({**settings, "encoder_dir": "/x"})
+    assert (typed.crf, typed.batch_size, typed.entity_types) == (True, 4, f.entity_types)
+
+
+@pytest.mark.parametrize("content, message", [("finetune: [unclosed", "is not valid YAML"),
+                                              ("- a\n- b\n", "must hold a mapping")])
+def test_malformed_config_files_are_named(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=f"{path}.*{message}|{message}"):
+        config_lib.load_config(str(path))
+    with pytest.raises(ValueError, match="is a directory"):
+        config_lib.load_config(str(tmp_path))

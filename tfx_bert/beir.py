@@ -27,7 +27,7 @@ class RetrievalData:
     counters: collections.Counter
 
 
-class _Reader:
+class Reader:
     def __init__(self, counters, strict: bool):
         self.counters = counters if counters is not None else collections.Counter()
         self.strict = strict
@@ -102,7 +102,7 @@ def read_beir(directory: str, split: str = "test", counters=None, strict: bool =
               qrels_path: str = "") -> RetrievalData:
     """A BEIR dataset directory; ``split`` picks ``qrels/<split>.tsv`` (or ``qrels_path`` names
     the qrels file). Queries without judgements are kept out."""
-    reader = _Reader(counters, strict)
+    reader = Reader(counters, strict)
     corpus = reader.texts(reader.jsonl(f"{directory}/corpus.jsonl", ("title", "text")), f"{directory}/corpus.jsonl", "doc")
     queries = reader.texts(reader.jsonl(f"{directory}/queries.jsonl", ("text",)), f"{directory}/queries.jsonl", "query")
     qrels = reader.qrels(qrels_path or f"{directory}/qrels/{split}.tsv", corpus, queries, trec=False)
@@ -112,7 +112,7 @@ def read_beir(directory: str, split: str = "test", counters=None, strict: bool =
 def read_msmarco(collection: str, queries_path: str, qrels_path: str, counters=None, strict: bool = False) -> RetrievalData:
     """MS MARCO passage ranking TSVs: collection (pid, passage), queries (qid, query), qrels in
     TREC's four columns."""
-    reader = _Reader(counters, strict)
+    reader = Reader(counters, strict)
 
     def tsv(path):
         for number, line in reader.lines(path):
@@ -193,7 +193,7 @@ def read_triples(path: str, counters=None, strict: bool = False):
     """MS MARCO's training triples (``query  positive passage  negative passage`` per line, as
     ``triples.train.small.tsv``) -> ``TrainingPair`` s with one hard negative each; ids are
     ``<file line>``. Lines without three non-empty fields are skipped and counted."""
-    reader = _Reader(counters, strict)
+    reader = Reader(counters, strict)
     for number, line in reader.lines(path):
         if not line.strip():
             continue

@@ -40,11 +40,10 @@ def _config(args, demo: bool = False):
     if getattr(args, "finetune_steps", None):
         overrides.append(f"finetune.train_steps={args.finetune_steps}")
     task = getattr(args, "task", None)
-    if task:  # before --set, so an explicit --set wins
-        overrides += [f"finetune.task={task}", f"finetune.model_name={task}", f"finetune.pipeline_name=tfx-bert-{task}"]
+    if task:  # before --set, so an explicit --set wins; model and pipeline names follow the task
+        overrides.append(f"finetune.task={task}")
     overrides += args.set or []
-    base = config_lib.load_config(config_lib.DEMO_CONFIG) if demo else None
-    return config_lib.load_config(args.config, overrides, base=base)
+    return config_lib.load_config(args.config, overrides, demo=demo)
 
 
 def _run_pipeline(kind: str, config, runner: str) -> float:
@@ -53,9 +52,10 @@ def _run_pipeline(kind: str, config, runner: str) -> float:
     from tfx_bert import run_summary
 
     progress.install(os.path.join(os.path.abspath(config.work_dir), "logs", f"{kind}.log"))
-    pipeline = common.build(kind, config)
-    print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner) ==", flush=True)
+    pipeline = common.build(kind, config, **common.prepare(kind, config))
     start = time.time()
+    recorded = common.record_config(kind, config)
+    print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner; configuration: {recorded}) ==", flush=True)
     if runner == "beam":
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
@@ -209,12 +209,27 @@ def cmd_serve(args) -> int:
     return 0
 
 
+# Older names ``tfx-bert predict --task`` took, kept working: the task vocabulary is finetune's.
+PREDICT_TASK_ALIASES = {"classification": "sentiment"}
+
+
 def cmd_predict(args) -> int:
+    from tfx_bert import tasks
     from tfx_bert.serving import client as client_lib
+    from tfx_bert.serving import task_clients
 
     if args.context_file:
         with open(args.context_file, encoding="utf-8") as f:
             args.context = f.read()
+    task = PREDICT_TASK_ALIASES.get(args.task, args.task)
+    if task == "sentiment" and args.text_b:  # a pair model queried with the default task
+        task = "pair_classification"
+    if task != "embed":
+        try:  # the request's parts are checked before connecting
+            task_clients.request_inputs(tasks.get_task(task), args.texts, args.text_b, args.context, args.query)
+        except ValueError as e:
+            print(f"tfx-bert predict: {e}", file=sys.stderr)
+            return 2
 
     import grpc
 
@@ -222,33 +237,12 @@ def cmd_predict(args) -> int:
                                   root_cert=args.root_cert, client_cert=args.client_cert,
                                   client_key=args.client_key, server_name=args.server_name) as client:
         try:
-            if args.task == "ner":
-                results = client.extract_entities(args.model_name, args.texts)
-            elif args.task == "similarity":
-                if not args.text_b or len(args.text_b) != len(args.texts):
-                    print("tfx-bert predict: --task similarity needs one --text-b per text (the pairs' second "
-                          "sentences)", file=sys.stderr)
-                    return 2
-                results = client.similarity(args.model_name, args.texts, args.text_b)
-            elif args.task == "embed":
-                results = [{"text": t, "embedding": [float(x) for x in e]}
-                           for t, e in zip(args.texts, client.embed(args.model_name, args.texts))]
-            elif args.task == "rerank":
-                if not args.query:
-                    print("tfx-bert predict: --task rerank needs --query TEXT; the texts are its passages",
-                          file=sys.stderr)
-                    return 2
-                scores = client.rerank_scores(args.model_name, args.query, args.texts)
-                results = sorted(({"query": args.query, "text": t, "score": float(s)} for t, s in zip(args.texts, scores)),
-                                 key=lambda r: -r["score"])
-            elif args.task == "qa":
-                if not args.context:
-                    print("tfx-bert predict: --task qa needs --context TEXT (or --context-file PATH): the "
-                          "passage the questions are answered from", file=sys.stderr)
-                    return 2
-                results = client.answer_questions(args.model_name, args.texts, [args.context] * len(args.texts))
+            if task == "embed":
+                results = task_clients.embed(client, args.model_name, args.texts)
             else:
-                results = client.classify_texts(args.model_name, args.texts, version_label=args.version_label)
+                results = task_clients.predict(client, task, args.model_name, args.texts, text_b=args.text_b,
+                                               context=args.context, query=args.query,
+                                               version_label=args.version_label)
         except grpc.RpcError as e:
             print(f"tfx-bert predict: {e.code().name} from {args.target}: {e.details()}", file=sys.stderr)
             return 1
@@ -266,7 +260,7 @@ def cmd_retrieve(args) -> int:
     def search(retriever, scorer):
         if not (args.rerank_model_dir or args.rerank_model_name):
             return retriever.retrieve(args.queries, args.k)
-        from components.vector_indexer.executor import read_corpus
+        from tfx_bert.corpus_embedding import read_corpus
 
         if not args.corpus:
             raise ValueError("Re-ranking reads the documents' text: give --corpus (the indexed corpus file).")
@@ -326,7 +320,7 @@ def cmd_generate_data(args) -> int:
 def cmd_show_config(args) -> int:
     import yaml
 
-    print(yaml.safe_dump(_config(args, demo=args.demo).to_dict(), sort_keys=False))
+    print(yaml.safe_dump(_config(args, demo=args.demo).effective_dict(), sort_keys=False))
     return 0
 
 
@@ -360,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfx-bert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    from tfx_bert import tasks
 
     p = sub.add_parser("demo", help="pretrain, fine-tune, push, serve and query on the embedded data")
     _add_config_flags(p, demo_flag=False)
@@ -373,8 +368,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runner", choices=["local", "beam"], default="local",
                        help="TFX orchestrator: LocalDagRunner or BeamDagRunner")
         if kind == "finetune":
-            from tfx_bert import tasks
-
             p.add_argument("--task", choices=sorted(tasks.TASKS),
                            help="the task (sets finetune.task, and model_name / pipeline_name to match)")
         p.set_defaults(fn=cmd_pipeline(kind))
@@ -406,14 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default="sentiment")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
     p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
-    p.add_argument("--task", choices=["classification", "ner", "qa", "similarity", "embed", "rerank"],
-                   default="classification",
-                   help="how to read the outputs: labels with probabilities, entity spans, answers "
-                        "(qa: the texts are questions about --context), pair similarity (with --text-b), "
-                        "or sentence embeddings")
-    p.add_argument("--text-b", action="append", help="similarity: the second sentence of each pair (repeat)")
+    p.add_argument("--task", choices=sorted(tasks.TASKS) + ["embed", *PREDICT_TASK_ALIASES], default="sentiment",
+                   help="the served model's task (finetune's task names), which sets the request's inputs and how "
+                        "the outputs are read: classes with probabilities (pairs: with --text-b), label sets, entity "
+                        "spans, answers (qa: the texts are questions about --context), pair similarity (--text-b), "
+                        "passage scores (rerank, retrieval: the texts are passages for --query); embed: sentence "
+                        "embeddings. 'classification' is an older name of sentiment")
+    p.add_argument("--text-b", action="append", help="pair tasks: the second text of each pair (repeat, one per text)")
     p.add_argument("--context", help="qa: the passage to answer the questions from")
-    p.add_argument("--query", help="rerank: the query the passages (the texts) are scored for")
+    p.add_argument("--query", help="rerank / retrieval: the query the passages (the texts) are scored for")
     p.add_argument("--context-file", help="qa: read the passage from this file")
     p.add_argument("--version-label", help="serve a labelled version (model_config_file version_labels)")
     p.add_argument("--root-cert", help="PEM of the CA that signed the server's certificate (turns TLS on)")
@@ -456,8 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="work/data")
     p.set_defaults(fn=cmd_generate_data)
 
-    p = sub.add_parser("show-config", help="print the effective configuration")
+    p = sub.add_parser("show-config", help="print the configuration a run would use, resolved and validated")
     _add_config_flags(p)
+    p.add_argument("--task", choices=sorted(tasks.TASKS), help="as finetune's --task")
     p.set_defaults(fn=cmd_show_config)
     return parser
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -21,7 +21,7 @@ class PretrainConfig:
 
     pipeline_name: str = "tfx-bert-pretrain"
     corpus_pattern: str = ""  # glob of raw corpus files; empty -> the embedded demo corpus
-    input_format: str = "bert_raw"  # bert_raw, jsonl, csv, tsv or tfrecord
+    input_format: Literal["bert_raw", "jsonl", "csv", "tsv", "tfrecord"] = "bert_raw"
     text_field: str = "text"  # jsonl/csv/tfrecord: the field holding the text
     id_field: str = ""  # jsonl/csv/tfrecord: a field holding a document id (else file:line)
     strict: bool = False  # fail on the first bad record instead of skipping and counting
@@ -36,7 +36,7 @@ class PretrainConfig:
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
     masked_lm_prob: float = 0.15
-    masking: str = "dynamic"  # dynamic (per batch, in tf.data) | static (dupe_factor copies)
+    masking: Literal["dynamic", "static"] = "dynamic"  # per batch, in tf.data | static: dupe_factor copies
     dupe_factor: int = 10  # static masking: differently masked copies of the corpus
     whole_word_masking: bool = False  # static masking only
     short_seq_prob: float = 0.1
@@ -50,15 +50,15 @@ class PretrainConfig:
     eval_steps: int = 50
     learning_rate: float = 1e-3
     warmup_steps: int = 100
-    optimizer: str = "adamw"  # adamw | lamb
+    optimizer: Literal["adamw", "lamb"] = "adamw"
     dropout: float = 0.1
     # auto: from resources.trainer (TPU -> tpu, replicas > 1 -> multi_worker, several GPUs ->
     # mirrored, else default); or default | mirrored | multi_worker (TF_CONFIG) | tpu.
-    distribution: str = "auto"
+    distribution: Literal["auto", "default", "mirrored", "multi_worker", "tpu"] = "auto"
     tpu: str = ""  # TPU name/address for distribution=tpu
     # auto: mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU; or "" | mixed_bfloat16 |
     # mixed_float16 | float32.
-    mixed_precision: str = "auto"
+    mixed_precision: Literal["auto", "", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
     batch_size_per_replica: int = 0  # > 0: global batch = this x replicas (overrides batch_size)
     jit_compile: bool = False  # XLA
     checkpoint_every: int = 200  # steps; a restarted Trainer resumes from the last one
@@ -71,17 +71,28 @@ class PretrainConfig:
     enable_statistics: bool = True
 
 
+def for_tasks(*tasks: str, default: Any = None, factory: Any = None):
+    """A fine-tuning setting that only the named tasks read (``show-config`` groups it under them;
+    setting it for another task is an error naming them)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"tasks": tasks})
+    return dataclasses.field(default=default, metadata={"tasks": tasks})
+
+
 @dataclasses.dataclass
 class FinetuneConfig:
-    """A fine-tuning pipeline: task data -> Transform -> Trainer -> Evaluator -> Pusher."""
+    """A fine-tuning pipeline: task data -> Transform -> Trainer -> Evaluator -> Pusher.
 
-    pipeline_name: str = "tfx-bert-sentiment"
-    task: str = "sentiment"  # a key of tfx_bert/tasks.py TASKS
-    data_dir: str = ""  # task data; empty -> the task's embedded demo data
+    Settings without a task tag apply to every task; ``for_tasks`` ones to the tasks named.
+    """
+
+    pipeline_name: str = "tfx-bert-sentiment"  # default: tfx-bert-<task>
+    task: str = "sentiment"  # a key of tfx_bert/tasks.py TASKS (checked there)
+    data_dir: str = ""  # task data; empty -> the task's embedded demo data (tfx-bert generate-data)
     encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
-    model_name: str = "sentiment"
+    model_name: str = "sentiment"  # default: the task's name
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
-    input_format: str = "csv"  # glue_tsv | csv | tsv | jsonl | conll (NER) | squad (QA) | beir | msmarco_triples
+    input_format: Literal["glue_tsv", "csv", "tsv", "jsonl", "conll", "squad", "beir", "msmarco_triples"] = "csv"
     train_pattern: str = "train/*"
     eval_pattern: str = "eval/*"
     text_field: str = "text"
@@ -89,37 +100,6 @@ class FinetuneConfig:
     label_field: str = "label"
     label_names: list = dataclasses.field(default_factory=list)  # label strings in id order; empty: ints
     strict: bool = False  # fail on the first bad record instead of skipping and counting
-    class_weights: list = dataclasses.field(default_factory=list)  # per class id; empty: all 1
-    entity_types: list = dataclasses.field(default_factory=list)  # NER: e.g. PER, LOC, ORG, MISC
-    tag_scheme: str = "iob2"  # NER data: iob1 (CoNLL-2003's files) | iob2 | bioes
-    crf: bool = False  # NER: a CRF over the tag logits (Viterbi decoding in-graph) instead of softmax
-    # Extractive QA (SQuAD JSON): windows over long contexts and answer decoding.
-    doc_stride: int = 24  # pieces between window starts (SQuAD with 384-piece windows: 128)
-    max_query_length: int = 16  # QA question / retrieval query pieces kept (SQuAD with 384-piece windows: 64)
-    max_windows: int = 4  # windows per question written by Transform (training/eval); serving: all
-    max_answer_length: int = 30  # pieces
-    n_best_size: int = 5
-    squad_v2: bool = True  # unanswerable questions: answer "" when the [CLS] score wins
-    no_answer_threshold: float = 0.0  # SQuAD 2.0: no answer when null score - best span > this
-    tune_no_answer_threshold: bool = True  # pick it on the eval split (SQuAD 2.0's best_exact_thresh)
-    # Sentence similarity (bi-encoder): pooling and objective.
-    pooling: str = "mean"  # mean | cls
-    similarity_objective: str = "cosine"  # cosine (STS-B scores) | classification (NLI: [u, v, |u-v|])
-    score_max: float = 5.0  # cosine: gold scores are divided by this (STS-B: 0-5)
-    # Dense retrieval: after a blessed similarity model, index a corpus into the vector store.
-    index_corpus: str = ""  # BEIR corpus.jsonl or MS MARCO collection.tsv; empty: no indexing
-    index_corpus_format: str = "beir"  # beir | msmarco
-    vector_store_uri: str = ""  # Milvus: a local file (Milvus Lite) or http(s)://host:19530; empty -> <work_dir>/vectors/milvus.db
-    index_type: str = "IVF_FLAT"  # FLAT (exact) | IVF_FLAT (Milvus Lite); HNSW, IVF_PQ, ... on a cluster
-    # Dense retrieval and re-ranking data (TaskExampleGen beir | msmarco_triples) and training.
-    num_negatives: int = 3  # non-relevant passages per (query, passage) pair (msmarco_triples: 1)
-    negative_pool: int = 32  # beir: sampled documents the lexically hardest negatives come from (0: random)
-    temperature: float = 0.05  # retrieval: the contrastive softmax's temperature on cosines
-    shared_towers: bool = True  # retrieval: one encoder for queries and documents, or two
-    retrieval_eval_dir: str = ""  # retrieval: BEIR-layout eval set; empty -> the task data
-    retrieval_eval_qrels: str = ""  # retrieval: its qrels file; empty -> eval_pattern (beir data)
-    retrieval_gate_metric: str = "ndcg@10"  # retrieval: gates the blessing (>= accuracy_threshold)
-    rerank_loss: str = "listwise"  # rerank: listwise (softmax over candidates) | pointwise (BCE)
     num_classes: int = 2
     max_seq_length: int = 64
     seed: int = 12345
@@ -133,6 +113,51 @@ class FinetuneConfig:
     keep_versions: int = 5  # pushed versions kept under <serving_base>/<model_name>/
     warmup_texts: list = dataclasses.field(
         default_factory=lambda: ["a warm-up request .", "another warm-up request for the model ."])
+    # Single-text and pair classification.
+    class_weights: list = for_tasks("sentiment", "pair_classification", factory=list)  # per class id; empty: all 1
+    # Multi-label classification: several of label_names per text.
+    label_delimiter: str = for_tasks("multilabel", default="|")  # csv/tsv label column: "sports|music"
+    decision_threshold: float = for_tasks("multilabel", default=0.5)  # a label is predicted at p >= this
+    label_thresholds: list = for_tasks("multilabel", factory=list)  # per label (label_names order); empty: all the above
+    # Named-entity recognition.
+    entity_types: list = for_tasks("ner", factory=list)  # e.g. PER, LOC, ORG, MISC
+    tag_scheme: Literal["iob1", "iob2", "bioes"] = for_tasks("ner", default="iob2")  # iob1: CoNLL-2003's files
+    crf: bool = for_tasks("ner", default=False)  # a CRF over the tag logits (Viterbi in-graph) instead of softmax
+    # Extractive QA (SQuAD JSON): windows over long contexts and answer decoding.
+    doc_stride: int = for_tasks("qa", default=24)  # pieces between window starts (SQuAD, 384-piece windows: 128)
+    max_query_length: int = for_tasks("qa", "retrieval", default=16)  # question / query pieces (SQuAD: 64)
+    max_windows: int = for_tasks("qa", default=4)  # windows per question written by Transform; serving: all
+    max_answer_length: int = for_tasks("qa", default=30)  # pieces
+    n_best_size: int = for_tasks("qa", default=5)
+    squad_v2: bool = for_tasks("qa", default=True)  # unanswerable questions: answer "" when the [CLS] score wins
+    no_answer_threshold: float = for_tasks("qa", default=0.0)  # no answer when null score - best span > this
+    tune_no_answer_threshold: bool = for_tasks("qa", default=True)  # pick it on the eval split (best_exact_thresh)
+    # Sentence similarity (bi-encoder): pooling and objective.
+    pooling: Literal["mean", "cls"] = for_tasks("similarity", "nli", "retrieval", default="mean")
+    # cosine (STS-B scores) | classification (NLI: [u, v, |u-v|])
+    similarity_objective: Literal["cosine", "classification"] = for_tasks("similarity", "nli", default="cosine")
+    score_max: float = for_tasks("similarity", "nli", default=5.0)  # cosine: gold scores divided by this (STS-B: 0-5)
+    # After a blessed embedding model, index a corpus into the vector store.
+    index_corpus: str = for_tasks("similarity", "nli", "retrieval", default="")  # BEIR corpus.jsonl or MS MARCO collection.tsv
+    index_corpus_format: Literal["beir", "msmarco"] = for_tasks("similarity", "nli", "retrieval", default="beir")
+    # Milvus: a local file (Milvus Lite) or http(s)://host:19530; empty -> <work_dir>/vectors/milvus.db
+    vector_store_uri: str = for_tasks("similarity", "nli", "retrieval", default="")
+    # FLAT (exact) | IVF_FLAT (Milvus Lite); HNSW, IVF_PQ, ... on a cluster
+    index_type: str = for_tasks("similarity", "nli", "retrieval", default="IVF_FLAT")
+    # Dense retrieval and re-ranking data (TaskExampleGen beir | msmarco_triples) and training.
+    num_negatives: int = for_tasks("retrieval", "rerank", default=3)  # per (query, passage) pair (msmarco_triples: 1)
+    negative_pool: int = for_tasks("retrieval", "rerank", default=32)  # beir: sampled docs for lexical negatives (0: random)
+    temperature: float = for_tasks("retrieval", default=0.05)  # the contrastive softmax's temperature on cosines
+    shared_towers: bool = for_tasks("retrieval", default=True)  # one encoder for queries and documents, or two
+    retrieval_eval_dir: str = for_tasks("retrieval", default="")  # BEIR-layout eval set; empty -> the task data
+    retrieval_eval_qrels: str = for_tasks("retrieval", default="")  # its qrels file; empty -> eval_pattern
+    retrieval_gate_metric: str = for_tasks("retrieval", default="ndcg@10")  # gates the blessing (>= accuracy_threshold)
+    rerank_loss: Literal["listwise", "pointwise"] = for_tasks("rerank", default="listwise")  # softmax over candidates | BCE
+
+    @classmethod
+    def task_fields(cls) -> dict[str, tuple]:
+        """{setting: the tasks that read it} for the task-specific settings."""
+        return {f.name: f.metadata["tasks"] for f in dataclasses.fields(cls) if "tasks" in f.metadata}
 
 
 @dataclasses.dataclass
@@ -198,7 +223,7 @@ class ResourcesConfig:
 class BeamConfig:
     """Which Beam runner the Beam-based components use; see tfx_bert/beam_options.py."""
 
-    runner: str = "direct"  # direct | dataflow | flink | spark
+    runner: Literal["direct", "dataflow", "flink", "spark"] = "direct"
     project: str = ""  # dataflow
     region: str = ""  # dataflow
     temp_location: str = ""  # dataflow: gs://bucket/tmp
@@ -220,7 +245,7 @@ class KubeflowConfig:
     """Compiling for Kubeflow Pipelines v2 / Vertex AI Pipelines (kubeflow/runner.py)."""
 
     image: str = "tfx-bert:latest"  # the image built from kubeflow/Dockerfile
-    platform: str = "kfp"  # kfp | vertex (Vertex: TPUs, multi-worker custom jobs)
+    platform: Literal["kfp", "vertex"] = "kfp"  # Vertex: TPUs, multi-worker custom jobs
     pipeline_root: str = ""  # gs://bucket/root; per run: --pipeline-root at submission
     project: str = ""  # vertex
     region: str = "us-central1"  # vertex
@@ -265,55 +290,58 @@ class ProjectConfig:
         return _absolute(self.serving.serving_base or os.path.join(self.work_dir, "serving"))
 
     def validate(self) -> "ProjectConfig":
-        """Checks values that would otherwise fail deep inside TF; returns self."""
+        """Checks every value once, before anything runs (the one place rules live); returns self."""
+        from tfx_bert import tasks
+
         registry.get_model_size(self.pretrain.model_size)
+        task = tasks.get_task(self.finetune.task)
+        for section in (self.pretrain, self.finetune, self.serving, self.beam, self.kubeflow):
+            _check_choices(section, SECTION_NAMES[type(section)])
+        p, f = self.pretrain, self.finetune
         checks = [
-            (0 < self.pretrain.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
-            (self.pretrain.vocab_size >= 100, "pretrain.vocab_size must be at least 100"),
-            (8 <= self.pretrain.max_seq_length <= 512, "pretrain.max_seq_length must be 8..512"),
-            (8 <= self.finetune.max_seq_length <= 512, "finetune.max_seq_length must be 8..512"),
-            (0 < self.pretrain.masked_lm_prob < 1, "pretrain.masked_lm_prob must be in (0, 1)"),
-            (self.pretrain.train_steps > 0, "pretrain.train_steps must be positive"),
-            (self.finetune.train_steps > 0, "finetune.train_steps must be positive"),
-            (self.finetune.num_classes >= 2, "finetune.num_classes must be at least 2"),
-            (not self.finetune.label_names or len(self.finetune.label_names) == self.finetune.num_classes,
+            (0 < p.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
+            (p.vocab_size >= 100, "pretrain.vocab_size must be at least 100"),
+            (8 <= p.max_seq_length <= 512, "pretrain.max_seq_length must be 8..512"),
+            (8 <= f.max_seq_length <= 512, "finetune.max_seq_length must be 8..512"),
+            (0 < p.masked_lm_prob < 1, "pretrain.masked_lm_prob must be in (0, 1)"),
+            (p.train_steps > 0, "pretrain.train_steps must be positive"),
+            (f.train_steps > 0, "finetune.train_steps must be positive"),
+            (f.num_classes >= 2, "finetune.num_classes must be at least 2"),
+            (not f.label_names or len(f.label_names) == f.num_classes or task.name == "multilabel",
              "finetune.label_names must have finetune.num_classes entries"),
-            (not self.finetune.class_weights or len(self.finetune.class_weights) == self.finetune.num_classes,
+            (not f.class_weights or len(f.class_weights) == f.num_classes,
              "finetune.class_weights must have finetune.num_classes entries"),
-            (self.pretrain.optimizer in ("adamw", "lamb"), "pretrain.optimizer must be adamw or lamb"),
-            (self.pretrain.masking in ("dynamic", "static"), "pretrain.masking must be dynamic or static"),
-            (not self.pretrain.phase2_max_seq_length
-             or (self.pretrain.max_seq_length < self.pretrain.phase2_max_seq_length <= 512
-                 and self.pretrain.phase2_train_steps > 0),
+            (not p.phase2_max_seq_length
+             or (p.max_seq_length < p.phase2_max_seq_length <= 512 and p.phase2_train_steps > 0),
              "pretrain.phase2_max_seq_length must exceed max_seq_length (<= 512) with phase2_train_steps > 0"),
-            (not self.pretrain.whole_word_masking or self.pretrain.masking == "static",
+            (not p.whole_word_masking or p.masking == "static",
              "pretrain.whole_word_masking needs pretrain.masking=static"),
-            (not self.pretrain.deterministic or self.pretrain.masking == "static",
+            (not p.deterministic or p.masking == "static",
              "pretrain.deterministic needs pretrain.masking=static (keras-hub's dynamic masker draws "
              "from stateful random ops in tf.data, whose order varies between runs)"),
-            (self.pretrain.distribution in ("auto", "default", "mirrored", "multi_worker", "tpu"),
-             "pretrain.distribution must be auto, default, mirrored, multi_worker or tpu"),
-            (self.pretrain.mixed_precision in ("auto", "", "float32", "mixed_bfloat16", "mixed_float16"),
-             "pretrain.mixed_precision must be auto, float32, mixed_bfloat16 or mixed_float16"),
-            (self.pretrain.batch_size_per_replica >= 0, "pretrain.batch_size_per_replica must be >= 0"),
-            (self.beam.runner in ("direct", "dataflow", "flink", "spark"),
-             "beam.runner must be direct, dataflow, flink or spark"),
-            (self.kubeflow.platform in ("kfp", "vertex"), "kubeflow.platform must be kfp or vertex"),
+            (p.batch_size_per_replica >= 0, "pretrain.batch_size_per_replica must be >= 0"),
             (self.resources.trainer.replicas >= 1, "resources.trainer.replicas must be at least 1"),
             (self.resources.trainer.replicas == 1 or self.kubeflow.platform == "vertex",
              "resources.trainer.replicas > 1 needs kubeflow.platform=vertex (multi-worker custom "
              "job); on Kubernetes without Vertex see the TFJob section of the README"),
-            (0 <= self.finetune.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
-            (self.finetune.tag_scheme in ("iob1", "iob2", "bioes"), "finetune.tag_scheme must be iob1, iob2 or bioes"),
-            (0 < self.finetune.max_query_length <= self.finetune.max_seq_length - 4,
+            (0 <= f.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
+            (0 < f.max_query_length <= f.max_seq_length - 4,
              "finetune.max_query_length must be 1..max_seq_length-4 (room for [CLS], [SEP]s and context)"),
-            (self.finetune.doc_stride > 0, "finetune.doc_stride must be positive"),
-            (self.finetune.pooling in ("mean", "cls"), "finetune.pooling must be mean or cls"),
-            (self.finetune.similarity_objective in ("cosine", "classification"),
-             "finetune.similarity_objective must be cosine or classification"),
-            (self.finetune.max_windows > 0, "finetune.max_windows must be positive"),
-            (self.finetune.max_answer_length > 0 and self.finetune.n_best_size > 0,
+            (f.doc_stride > 0, "finetune.doc_stride must be positive"),
+            (f.max_windows > 0, "finetune.max_windows must be positive"),
+            (f.max_answer_length > 0 and f.n_best_size > 0,
              "finetune.max_answer_length and finetune.n_best_size must be positive"),
+            (f.temperature > 0, "finetune.temperature must be > 0"),
+            (task.name != "ner" or f.entity_types,
+             "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
+            (task.name != "rerank" or f.num_negatives >= 1,
+             "re-ranking trains on candidate lists: finetune.num_negatives must be >= 1"),
+            (task.name != "multilabel" or len(f.label_names) >= 2,
+             "the multilabel task needs finetune.label_names: its labels (e.g. --set finetune.label_names=a,b,c)"),
+            (not f.label_thresholds or len(f.label_thresholds) == len(f.label_names),
+             "finetune.label_thresholds must have one entry per finetune.label_names entry"),
+            (all(0 < float(t) < 1 for t in [f.decision_threshold, *f.label_thresholds]),
+             "finetune.decision_threshold and finetune.label_thresholds must be in (0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -322,6 +350,52 @@ class ProjectConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def effective_dict(self) -> dict:
+        """``to_dict`` without the fine-tuning settings of tasks other than ``finetune.task``
+        (a run never reads them): what ``show-config`` prints and each run records."""
+        data = self.to_dict()
+        owners = FinetuneConfig.task_fields()
+        data["finetune"] = {k: v for k, v in data["finetune"].items()
+                            if k not in owners or self.finetune.task in owners[k]}
+        return data
+
+
+def trainer_settings(f: FinetuneConfig) -> dict:
+    """The fine-tuning settings a task's ``run_fn`` reads (the Trainer's ``custom_config``): the
+    shared training settings and the task's own, not the pipeline's (paths, gates, pushing), so
+    changing those leaves the Trainer's cache valid."""
+    task_fields = FinetuneConfig.task_fields()
+    names = [n for n in TRAINER_SETTINGS] + [n for n, tasks in task_fields.items()
+                                             if f.task in tasks and n not in PIPELINE_ONLY_SETTINGS]
+    return {n: getattr(f, n) for n in names}
+
+
+def settings_from(custom_config: dict | None) -> FinetuneConfig:
+    """The typed settings a ``run_fn`` / ``preprocessing_fn`` reads back from its
+    ``custom_config`` (keys other than FinetuneConfig fields, e.g. ``encoder_dir``, ignored;
+    fields not passed keep the dataclass's defaults)."""
+    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    return FinetuneConfig(**{k: v for k, v in (custom_config or {}).items() if k in names})
+
+
+# What every task's Trainer reads; task-specific settings are added per task (for_tasks).
+TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
+                    "batch_size", "learning_rate", "dropout")
+# Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
+PIPELINE_ONLY_SETTINGS = ("index_corpus", "index_corpus_format", "vector_store_uri", "index_type",
+                          "retrieval_eval_dir", "retrieval_eval_qrels", "retrieval_gate_metric")
+SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
+                 BeamConfig: "beam", KubeflowConfig: "kubeflow"}
+
+
+def _check_choices(section: Any, where: str) -> None:
+    """Every ``Literal[...]`` field holds one of its values; the error lists them."""
+    for name, hint in get_type_hints(type(section)).items():
+        if get_origin(hint) is Literal and getattr(section, name) not in get_args(hint):
+            allowed = ", ".join(repr(a) if a == "" else str(a) for a in get_args(hint))
+            raise ValueError(f"Invalid configuration: {where}.{name} must be one of {allowed}; "
+                             f"got {getattr(section, name)!r}.")
 
 
 def _absolute(path: str) -> str:
@@ -333,7 +407,10 @@ def _apply(obj: Any, data: dict, where: str) -> None:
     for key, value in data.items():
         if not hasattr(obj, key) or key.startswith("_"):
             known = ", ".join(f.name for f in dataclasses.fields(obj))
-            raise ValueError(f"Unknown config key '{where}{key}'; known keys here: {known}.")
+            elsewhere = [f"{name}.{key}" for cls, name in SECTION_NAMES.items()
+                         if key in {f.name for f in dataclasses.fields(cls)} and f"{name}." != where]
+            hint = f" It belongs under {' or '.join(elsewhere)}." if elsewhere else ""
+            raise ValueError(f"Unknown config key '{where}{key}'.{hint} Known keys here: {known}.")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
@@ -379,23 +456,73 @@ def parse_override(text: str) -> dict:
 DEMO_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "demo.yaml")
 
 
-def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
-                base: ProjectConfig | None = None) -> ProjectConfig:
-    """``base`` (or defaults) <- YAML file <- ``section.key=value`` overrides, validated."""
-    config = base or ProjectConfig()
-    if yaml_path:
-        if not os.path.exists(yaml_path):
-            raise FileNotFoundError(f"Config file not found: {yaml_path}")
-        with open(yaml_path, encoding="utf-8") as f:
+def read_yaml(path: str) -> dict:
+    """A YAML config file's mapping; a clear error for a missing, unreadable or malformed file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Config file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"Config file {path} is a directory; give a YAML file.")
+    try:
+        with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"Config file {yaml_path} must hold a mapping at the top level.")
-        _apply(config, data, "")
-    for text in overrides:
-        _apply(config, parse_override(text), "")
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"Config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"Config file {path} must hold a mapping at the top level.")
+    return data
+
+
+def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
+                demo: bool = False) -> ProjectConfig:
+    """The one typed configuration of a run, resolved and validated once.
+
+    Layers, later ones winning: the dataclasses' defaults <- ``configs/demo.yaml`` (``demo``)
+    <- the task's defaults (model and pipeline name, fixed settings; with no
+    ``finetune.data_dir``, the embedded demo data and the loader settings that read it) <- the
+    YAML file <- ``section.key=value`` overrides. So a value the user set always wins, and the
+    result is exactly what a run uses (``tfx-bert show-config`` prints it).
+    """
+    user = ([read_yaml(yaml_path)] if yaml_path else []) + [parse_override(text) for text in overrides]
+    base = [read_yaml(DEMO_CONFIG)] if demo else []
+    probe = _layered(base + user)  # where the user's layers put the task, work_dir and data
+    config = _layered(base + [_input_defaults(probe)] + user)
+    _check_task_settings(config, user)
     return config.validate()
+
+
+def _layered(layers: list[dict]) -> ProjectConfig:
+    config = ProjectConfig()
+    for layer in layers:
+        _apply(config, layer, "")
+    return config
+
+
+def _input_defaults(probe: ProjectConfig) -> dict:
+    """The layer below the user's: the task's defaults and, where no data is configured, the
+    embedded demo data's paths (pure: nothing is written; ``tfx-bert generate-data`` and the
+    pipeline commands write it)."""
+    from tfx_bert import demo_data, tasks
+
+    paths = demo_data.demo_paths(probe.data_dir)
+    task = tasks.get_task(probe.finetune.task)
+    layer = {"finetune": task.config_defaults(None if probe.finetune.data_dir else paths[task.demo.data])}
+    if not probe.pretrain.corpus_pattern:
+        layer["pretrain"] = {"corpus_pattern": paths["corpus"]}
+    return layer
+
+
+def _check_task_settings(config: ProjectConfig, user: list[dict]) -> None:
+    """A task-specific setting the user gave for another task is an error naming its tasks."""
+    owners = FinetuneConfig.task_fields()
+    task = config.finetune.task
+    for layer in user:
+        for key in (layer.get("finetune") or {}):
+            if key in owners and task not in owners[key]:
+                raise ValueError(
+                    f"Config key finetune.{key} is a setting of the {', '.join(owners[key])} task(s), but "
+                    f"finetune.task is {task}: remove it, or set finetune.task to one of those.")
 
 
 def demo_config(overrides: list[str] | tuple = ()) -> ProjectConfig:
     """The tiny configuration ``make demo`` and the end-to-end tests run (configs/demo.yaml)."""
-    return load_config(DEMO_CONFIG, overrides)
+    return load_config(overrides=overrides, demo=True)

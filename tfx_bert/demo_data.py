@@ -415,31 +415,64 @@ def write_retrieval_dataset(directory: str, num_docs: int = 600, eval_share: flo
     return {"corpus.jsonl": len(docs), "qrels/train.tsv": len(qrels["train"]), "qrels/dev.tsv": len(qrels["dev"])}
 
 
+def write_multilabel_dataset(directory: str, num_train: int = 1500, num_eval: int = 300, seed: int = 37) -> dict:
+    """Multi-label topic tagging: ``train/data.csv`` and ``eval/data.csv`` with columns
+    ``text,labels``; a text has one sentence from each of 1-3 topics, ``labels`` names those
+    topics joined by ``|`` (e.g. ``space|sea``), so every subset of labels can occur."""
+    rng = random.Random(seed)
+    names = sorted(TOPICS)
+    counts = {}
+    for split, n in (("train", num_train), ("eval", num_eval)):
+        os.makedirs(os.path.join(directory, split), exist_ok=True)
+        with open(os.path.join(directory, split, "data.csv"), "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "labels"])
+            for _ in range(n):
+                topics = rng.sample(names, rng.choice((1, 1, 2, 2, 3)))
+                sentences = [_sentence(rng, TOPICS[t], rng.choice(NAMES)) for t in topics]
+                writer.writerow([" ".join(sentences), "|".join(sorted(topics))])
+        counts[split] = n
+    return counts
+
+
+def demo_paths(data_dir: str) -> dict:
+    """Where ``write_demo_data(data_dir)`` puts each dataset (computed only: nothing is written)."""
+    paths = {name: os.path.join(data_dir, name)
+             for name in ("sentiment", "pairs", "ner", "qa", "sts", "nli", "retrieval", "multilabel")}
+    return {"corpus": os.path.join(data_dir, "corpus", "corpus.txt"), **paths}
+
+
+# dataset -> (the file whose presence means it is written, the writer)
+_WRITERS = {
+    "sentiment": ("eval/data.csv", lambda d: write_sentiment_dataset(d)),
+    "pairs": ("dev.tsv", lambda d: write_pair_dataset(d)),
+    "ner": ("dev.txt", lambda d: write_ner_dataset(d)),
+    "qa": ("dev.json", lambda d: write_qa_dataset(d)),
+    "sts": ("dev.tsv", lambda d: write_sts_dataset(d)),
+    "nli": ("dev.tsv", lambda d: write_nli_dataset(d)),
+    "retrieval": ("qrels/dev.tsv", lambda d: write_retrieval_dataset(d)),
+    "multilabel": ("eval/data.csv", lambda d: write_multilabel_dataset(d)),
+}
+
+
 def write_demo_data(data_dir: str) -> dict:
-    """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists)."""
-    corpus = os.path.join(data_dir, "corpus", "corpus.txt")
-    sentiment = os.path.join(data_dir, "sentiment")
-    pairs = os.path.join(data_dir, "pairs")
-    ner = os.path.join(data_dir, "ner")
-    qa = os.path.join(data_dir, "qa")
-    sts, nli = os.path.join(data_dir, "sts"), os.path.join(data_dir, "nli")
-    retrieval = os.path.join(data_dir, "retrieval")
-    summary = {"corpus": corpus, "sentiment": sentiment, "pairs": pairs, "ner": ner, "qa": qa, "sts": sts, "nli": nli,
-               "retrieval": retrieval}
-    if not os.path.exists(corpus):
-        summary.update(write_pretraining_corpus(corpus))
-    if not os.path.exists(os.path.join(sentiment, "eval", "data.csv")):
-        write_sentiment_dataset(sentiment)
-    if not os.path.exists(os.path.join(pairs, "dev.tsv")):
-        write_pair_dataset(pairs)
-    if not os.path.exists(os.path.join(ner, "dev.txt")):
-        write_ner_dataset(ner)
-    if not os.path.exists(os.path.join(qa, "dev.json")):
-        write_qa_dataset(qa)
-    if not os.path.exists(os.path.join(sts, "dev.tsv")):
-        write_sts_dataset(sts)
-    if not os.path.exists(os.path.join(nli, "dev.tsv")):
-        write_nli_dataset(nli)
-    if not os.path.exists(os.path.join(retrieval, "qrels", "dev.tsv")):
-        write_retrieval_dataset(retrieval)
+    """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists);
+    returns ``demo_paths(data_dir)``."""
+    summary = demo_paths(data_dir)
+    if not os.path.exists(summary["corpus"]):
+        write_pretraining_corpus(summary["corpus"])
+    for name, (marker, write) in _WRITERS.items():
+        if not os.path.exists(os.path.join(summary[name], marker)):
+            write(summary[name])
     return summary
+
+
+def write_if_used(data_dir: str, *paths: str) -> bool:
+    """Writes the embedded data when one of ``paths`` (a run's configured inputs) lies in it and
+    it is missing; returns whether the run uses it. The pipeline commands call this before
+    building a pipeline, so building one writes nothing."""
+    demo = demo_paths(data_dir).values()
+    used = any(path and any(path == p or path.startswith(p + os.sep) for p in demo) for path in paths)
+    if used:
+        write_demo_data(data_dir)
+    return used

@@ -8,7 +8,6 @@ batch afresh in tf.data, so instances are written unmasked.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 
@@ -20,6 +19,7 @@ from tfx.types import artifact_utils
 
 from components import beam_utils, examples_io
 from components.pretraining_data import instances as instances_lib
+from tfx_bert.pretraining_metadata import METADATA_FILE, read_metadata  # noqa: F401 (read_metadata: re-exported)
 from tfx_bert import features, tokenization
 
 NAMESPACE = "tfx_bert.pretraining_data"
@@ -32,7 +32,6 @@ DUPE_FACTOR = "dupe_factor"
 MASKED_LM_PROB = "masked_lm_prob"
 MAX_PREDICTIONS = "max_predictions_per_seq"
 WHOLE_WORD_MASKING = "whole_word_masking"
-METADATA_FILE = "pretraining_metadata.json"
 VOCAB_DIR = "vocab"
 
 
@@ -174,15 +173,3 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         beam_utils.write_json(output.uri, METADATA_FILE, metadata)
         output.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
         output.set_json_value_custom_property("statistics", stats)
-
-
-def read_metadata(examples_uri: str) -> dict:
-    """Reads the metadata a PretrainingDataGen run wrote next to its splits."""
-    path = os.path.join(examples_uri, METADATA_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"{path} is missing: the Trainer's examples must come from PretrainingDataGen.")
-    with tf.io.gfile.GFile(path) as f:
-        metadata = json.load(f)
-    metadata["vocab_dir"] = os.path.join(examples_uri, metadata["vocab_dir"])
-    return metadata

@@ -31,7 +31,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
 from components import beam_utils
-from components.vector_indexer.executor import embed_corpus, read_shards, serving_dir
+from tfx_bert.corpus_embedding import embed_corpus, read_shards, serving_dir
 from tfx_bert import beir, retrieval_metrics
 
 DATA_DIR, QRELS, GATE_METRIC, THRESHOLD, BATCH_SIZE = "data_dir", "qrels", "gate_metric", "threshold", "batch_size"

@@ -57,7 +57,8 @@ LABEL_NAMES = "label_names"  # JSON list; empty: labels are already 0..num_class
 NUM_CLASSES = "num_classes"
 STRICT = "strict"
 TAG_SCHEME = "tag_scheme"  # conll: iob1 | iob2 | bioes
-LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity)
+LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity) | multi (several labels)
+LABEL_DELIMITER = "label_delimiter"  # multi: csv/tsv label column "a|b" (JSONL: a JSON list)
 NUM_NEGATIVES = "num_negatives"  # beir / msmarco_triples: passages to contrast each pair with
 NEGATIVE_POOL = "negative_pool"  # beir: sampled documents the lexically hardest negatives come from
 
@@ -74,6 +75,8 @@ class _Reader:
         self.strict = bool(props[STRICT])
         self.tag_scheme = props.get(TAG_SCHEME) or "iob2"
         self.float_labels = (props.get(LABEL_DTYPE) or "int") == "float"
+        self.multi_label = props.get(LABEL_DTYPE) == "multi"
+        self.label_delimiter = props.get(LABEL_DELIMITER) or "|"
         self.tag_ids = {t: i for i, t in enumerate(tagging.tag_names(names))}
 
     def bad(self, kind: str, path: str, line: int, detail: str = "") -> None:
@@ -171,6 +174,9 @@ class _Reader:
         if not text or (self.text_b_field and not text_b):
             self.bad("empty_text", path, number)
             return None
+        if self.multi_label:
+            labels = self._label_set(row[self.label_field], path, number)
+            return None if labels is None else (text, text_b, labels)
         raw_label = str(row[self.label_field]).strip()
         if self.float_labels:
             try:
@@ -191,6 +197,20 @@ class _Reader:
             self.bad("unknown_label", path, number, f"{raw_label!r} not in {expected}")
             return None
         return text, text_b, label
+
+    def _label_set(self, value, path: str, number: int) -> list[int] | None:
+        """multi: a JSON list or a delimited string of label names -> multi-hot over label_names
+        (no label at all is a valid record)."""
+        names = value if isinstance(value, list) else str(value).split(self.label_delimiter)
+        names = [str(n).strip() for n in names if str(n).strip()]
+        unknown = sorted({n for n in names if n not in self.label_ids})
+        if unknown:
+            self.bad("unknown_label", path, number, f"{unknown} not in {sorted(self.label_ids)}")
+            return None
+        hot = [0] * len(self.label_ids)
+        for name in names:
+            hot[self.label_ids[name]] = 1
+        return hot
 
 
 class _ReadFile(beam.DoFn):
@@ -217,7 +237,9 @@ class _ReadFile(beam.DoFn):
                 f[features.TEXT].bytes_list.value.append(text.encode("utf-8"))
                 if self._reader.text_b_field:
                     f[features.TEXT_B].bytes_list.value.append(text_b.encode("utf-8"))
-                if isinstance(label, float):
+                if isinstance(label, list):
+                    f[features.LABEL].int64_list.value.extend(label)
+                elif isinstance(label, float):
                     f[features.LABEL].float_list.value.append(label)
                 else:
                     f[features.LABEL].int64_list.value.append(label)

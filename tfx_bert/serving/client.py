@@ -16,7 +16,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tfx_bert.serving import tensors
+from tfx_bert import signatures as sig
+from tfx_bert.serving import task_clients, tensors
 
 
 def _read(path: str | None) -> bytes | None:
@@ -118,25 +119,17 @@ class ServingClient:
         response = self._call(self._predict.Classify, request)
         return [[(c.label, c.score) for c in row.classes] for row in response.result.classifications]
 
-    def classify_texts(self, model_name: str, texts: list[str], version_label: str | None = None) -> list[dict]:
-        """Sentiment/classification: text -> {"text", "class_id", "probabilities"} per input."""
-        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object)}, version_label=version_label)
-        return [
-            {"text": text, "class_id": int(cls), "probabilities": [float(p) for p in probs]}
-            for text, cls, probs in zip(texts, outputs["class_ids"], outputs["probabilities"])
-        ]
+    def classify_texts(self, model_name: str, texts: list[str], version_label: str | None = None,
+                       texts_b: list[str] | None = None) -> list[dict]:
+        """Classification: text (and, for pair models, ``texts_b``) -> {"text", ["text_b"],
+        "class_id", "probabilities"} per input."""
+        task = "pair_classification" if texts_b else "sentiment"
+        return task_clients.predict(self, task, model_name, texts, text_b=texts_b, version_label=version_label)
 
     def extract_entities(self, model_name: str, texts: list[str]) -> list[dict]:
         """NER: text -> {"text", "entities": [{"type", "start", "end", "text"}]} per input;
         offsets are Unicode characters of the input, end exclusive."""
-        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object)})
-        results = []
-        for i, text in enumerate(texts):
-            entities = [{"type": t.decode(), "start": int(s), "end": int(e), "text": x.decode()}
-                        for t, s, e, x in zip(outputs["entity_types"][i], outputs["entity_starts"][i],
-                                              outputs["entity_ends"][i], outputs["entity_texts"][i]) if s >= 0]
-            results.append({"text": text, "entities": entities})
-        return results
+        return task_clients.predict(self, "ner", model_name, texts)
 
     def answer_questions(self, model_name: str, questions: list[str], contexts: list[str]) -> list[dict]:
         """Extractive QA: (question, context) -> {"question", "answer", "start", "end", "score",
@@ -145,25 +138,14 @@ class ServingClient:
         the model finds none (SQuAD 2.0)."""
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts; give one context per question.")
-        outputs = self.predict(model_name, {"question": np.array(questions, dtype=object),
-                                            "context": np.array(contexts, dtype=object)})
-        results = []
-        for i, question in enumerate(questions):
-            nbest = [{"text": t.decode(), "start": int(s), "end": int(e), "score": float(v), "probability": float(p)}
-                     for t, s, e, v, p in zip(outputs["nbest_texts"][i], outputs["nbest_starts"][i],
-                                              outputs["nbest_ends"][i], outputs["nbest_scores"][i],
-                                              outputs["nbest_probabilities"][i]) if s >= 0]
-            results.append({"question": question, "answer": outputs["answer_text"][i].decode(),
-                            "start": int(outputs["answer_start"][i]), "end": int(outputs["answer_end"][i]),
-                            "score": float(outputs["score"][i]), "no_answer_score": float(outputs["no_answer_score"][i]),
-                            "nbest": nbest})
-        return results
+        inputs = {sig.QUESTION: np.array(questions, dtype=object), sig.CONTEXT: np.array(contexts, dtype=object)}
+        return task_clients.decode_answers(inputs, self.predict(model_name, inputs))
 
     def embed(self, model_name: str, texts: list[str], signature_name: str = "embed") -> np.ndarray:
         """Similarity and retrieval models: texts -> L2-normalised embeddings [len(texts), dim]
         (retrieval models: ``embed`` for documents, ``embed_query`` for queries)."""
-        return self.predict(model_name, {"text": np.array(texts, dtype=object)},
-                            signature_name=signature_name)["embedding"]
+        return self.predict(model_name, {sig.TEXT: np.array(texts, dtype=object)},
+                            signature_name=signature_name)[sig.EMBEDDING]
 
     def signature_names(self, model_name: str) -> list[str]:
         """The model's signatures (GetModelMetadata)."""
@@ -178,21 +160,12 @@ class ServingClient:
 
     def rerank_scores(self, model_name: str, query: str, passages: list[str]) -> np.ndarray:
         """Re-ranking (cross-encoder) models: one query's passages -> their scores, in one request."""
-        return self.predict(model_name, {"query": np.array([query] * len(passages), dtype=object),
-                                         "text": np.array(passages, dtype=object)})["score"]
+        return self.predict(model_name, {sig.QUERY: np.array([query] * len(passages), dtype=object),
+                                         sig.TEXT: np.array(passages, dtype=object)})[sig.SCORE]
 
     def similarity(self, model_name: str, texts: list[str], texts_b: list[str]) -> list[dict]:
         """Sentence similarity models: pairs -> {"text", "text_b", "similarity"} (the cosine; NLI
         models also "class_id" and "probabilities")."""
         if len(texts) != len(texts_b):
             raise ValueError(f"{len(texts)} texts but {len(texts_b)} second texts; give them in pairs.")
-        outputs = self.predict(model_name, {"text": np.array(texts, dtype=object),
-                                            "text_b": np.array(texts_b, dtype=object)})
-        results = []
-        for i, (a, b) in enumerate(zip(texts, texts_b)):
-            row = {"text": a, "text_b": b, "similarity": float(outputs["similarity"][i])}
-            if "probabilities" in outputs:
-                row["class_id"] = int(outputs["class_ids"][i])
-                row["probabilities"] = [float(p) for p in outputs["probabilities"][i]]
-            results.append(row)
-        return results
+        return task_clients.predict(self, "similarity", model_name, texts, text_b=texts_b)

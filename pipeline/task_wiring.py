@@ -1,0 +1,47 @@
+"""A task's pipeline wiring: the ExampleGen that reads its data and the Evaluator that gates it.
+
+Chosen by the task's registry entry (``tfx_bert/tasks.py``: ``examples``, ``labels`` and
+``evaluator``); the model code in ``models/`` builds no components.
+"""
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from components.retrieval_evaluator.component import RetrievalEvaluator
+from components.task_example_gen.component import TaskExampleGen
+from tfx_bert.config import FinetuneConfig
+from tfx_bert.tasks import Task
+
+
+def example_gen(task: Task, f: FinetuneConfig, data_path) -> TaskExampleGen:
+    """The ExampleGen of ``task``'s data under ``data_path`` (``finetune.*`` loader settings)."""
+    common = dict(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern, strict=f.strict)
+    if task.examples == "conll":
+        return TaskExampleGen(input_format="conll", label_names=list(f.entity_types),
+                              num_classes=max(1, len(f.entity_types)), tag_scheme=f.tag_scheme, **common)
+    if task.examples == "squad":
+        return TaskExampleGen(input_format="squad", **common)
+    if task.examples == "ranking":
+        return TaskExampleGen(input_format=f.input_format, num_negatives=f.num_negatives,
+                              negative_pool=f.negative_pool, **common)
+    scores = task.labels == "similarity" and f.similarity_objective == "cosine"
+    label_dtype = "multi" if task.labels == "multi" else "float" if scores else "int"
+    text_b_field = f.text_b_field or ("text_b" if task.labels == "similarity" else "")
+    return TaskExampleGen(
+        input_format=f.input_format, text_field=f.text_field, text_b_field=text_b_field,
+        label_field=f.label_field, label_names=[] if scores else list(f.label_names), num_classes=f.num_classes,
+        label_dtype=label_dtype, label_delimiter=f.label_delimiter, **common)
+
+
+def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, baseline_model):
+    """TFMA's Evaluator with the task's EvalConfig, or (retrieval) search over the corpus."""
+    if task.evaluator == "retrieval":
+        eval_dir = f.retrieval_eval_dir or data_path
+        qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
+        if not qrels:
+            raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
+                             "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
+        return RetrievalEvaluator(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
+                                  gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold)
+    return tfx.components.Evaluator(examples=examples, model=model, baseline_model=baseline_model,
+                                    eval_config=task.load().eval_config(f))
