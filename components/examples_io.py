@@ -36,3 +36,24 @@ def ReadTextFeature(pipeline, examples, split: str, feature: str):  # noqa: N802
         )
         | f"Parse[{split}]" >> beam.FlatMap(parse)
     )
+
+
+def write_examples(records, examples, split: str):
+    """Writes a PCollection of tf.Examples as one split of ``examples`` (gzip TFRecords, as TFX's
+    own ExampleGens write them)."""
+    from tfx.components.example_gen import write_split
+
+    return records | f"Write[{split}]" >> write_split.WriteSplit(
+        artifact_utils.get_split_uri([examples], split), "FORMAT_TFRECORDS_GZIP")
+
+
+def finish_ingestion(pipeline, examples, namespace: str, report: dict) -> dict:
+    """Runs an ExampleGen's Beam ``pipeline``, writes ``ingestion_report.json`` (``report`` plus
+    the counts) into the artifact and records the counts on it; returns the counts."""
+    from components import beam_utils
+
+    counts = beam_utils.read_counters(beam_utils.run_and_wait(pipeline), namespace)
+    beam_utils.write_json(examples.uri, "ingestion_report.json", {**report, "counts": counts})
+    examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+    examples.set_json_value_custom_property("ingestion_counts", counts)
+    return counts

@@ -166,6 +166,16 @@ def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo
     signature = tf.saved_model.load(version_dir).signatures["serving_default"]
     assert set(signature.structured_input_signature[1]) == {"text", "text_b"}
     predicted = signature(text=tf.constant([r[3] for r in rows]), text_b=tf.constant([r[4] for r in rows]))["class_ids"].numpy()
+    from tfx_bert import cli
+    from tfx_bert.cli import DevServer
+
+    with DevServer("pairs", os.path.dirname(version_dir)) as server:  # the client sends both texts
+        out = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "predict", "--target", server.target,
+                              "--model-name", "pairs", "--task", "pair_classification", rows[0][3], rows[1][3],
+                              "--text-b", rows[0][4], "--text-b", rows[1][4]], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [json.loads(line)["class_id"] for line in out.stdout.splitlines()] == list(predicted[:2])
+    assert cli.main(["predict", "--task", "pair_classification", "only one text"]) == 2  # no --text-b: a clear error
     majority = max(labels.mean(), 1 - labels.mean())
     assert accuracy_score(labels, predicted) > majority + 0.15, (accuracy_score(labels, predicted), majority)
 
@@ -534,3 +544,53 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
         hits = json.loads(line)["hits"]
         assert [h["id"] for h in hits] == [doc for doc, _ in expected]
         assert [h["score"] for h in hits] == pytest.approx([s for _, s in expected], abs=1e-4)
+
+
+def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(demo_run, capsys):
+    """The multi-label task on the embedded topic data: TFMA's micro / macro F1 and subset
+    accuracy equal scikit-learn's on the pushed model's decisions, it beats the best constant
+    label set, and `tfx-bert predict --task multilabel` answers over gRPC with label names."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    import tensorflow_model_analysis as tfma
+
+    from tfx_bert import cli
+    from tfx_bert.cli import DevServer
+    from tfx_bert.serving import op_check
+
+    work, _ = demo_run
+    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
+                           "--task", "multilabel"], capture_output=True, text=True, cwd=REPO, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert glob.glob(os.path.join(work, "pipelines", "tfx-bert-multilabel", "Evaluator", "blessing", "*", "BLESSED"))
+    [version_dir] = glob.glob(os.path.join(work, "serving", "multilabel", "*"))
+    assert op_check.unsupported_ops(version_dir) == []
+
+    names = ["garden", "kitchen", "music", "sea", "space", "sports"]
+    with open(os.path.join(work, "data", "multilabel", "eval", "data.csv")) as f:
+        rows = list(csv.DictReader(f))
+    truth = np.array([[int(n in r["labels"].split("|")) for n in names] for r in rows])
+    outputs = tf.saved_model.load(version_dir).signatures["serving_default"](text=tf.constant([r["text"] for r in rows]))
+    predicted = outputs["predicted"].numpy()
+    assert (predicted == (outputs["probabilities"].numpy() >= 0.5)).all()
+    micro = f1_score(truth, predicted, average="micro", zero_division=0)
+    constant = np.tile((truth.mean(axis=0) >= truth.mean(axis=0).max()).astype(int), (len(truth), 1))
+    assert micro > f1_score(truth, constant, average="micro", zero_division=0) + 0.3, micro
+
+    [evaluation] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-multilabel", "Evaluator", "evaluation", "*"))
+    metrics = {kv.key.name: kv.value.double_value.value for record in tfma.load_metrics(evaluation)
+               for kv in record.metric_keys_and_values if kv.value.HasField("double_value")}
+    assert metrics["micro_f1"] == pytest.approx(micro, abs=1e-6)
+    assert metrics["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0), abs=1e-6)
+    assert metrics["subset_accuracy"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-6)
+    for name in names:
+        assert {f"precision/{name}", f"recall/{name}", f"f1/{name}"} <= set(metrics)
+
+    capsys.readouterr()
+    with DevServer("multilabel", os.path.dirname(version_dir)) as server:
+        assert cli.main(["predict", "--target", server.target, "--model-name", "multilabel", "--task", "multilabel",
+                         rows[0]["text"], rows[1]["text"]]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for answer, row in zip(answers, predicted[:2]):
+        assert answer["labels"] == [n for n, p in zip(names, row) if p]
+        assert len(answer["probabilities"]) == len(names)

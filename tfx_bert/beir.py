@@ -18,6 +18,8 @@ import random
 import re
 import zlib
 
+from tfx_bert.records import RecordReader
+
 
 @dataclasses.dataclass
 class RetrievalData:
@@ -27,36 +29,16 @@ class RetrievalData:
     counters: collections.Counter
 
 
-class Reader:
+class Reader(RecordReader):
+    """The shared record reader (``tfx_bert.records``) with BEIR's corpus, queries and qrels."""
+
     def __init__(self, counters, strict: bool):
-        self.counters = counters if counters is not None else collections.Counter()
-        self.strict = strict
+        super().__init__(counters if counters is not None else collections.Counter(), strict)
 
-    def bad(self, kind: str, path: str, line: int, detail: str) -> None:
-        self.counters[f"skipped_{kind}"] += 1
-        if self.strict:
-            raise ValueError(f"{path}:{line}: {kind.replace('_', ' ')}: {detail} (strict mode)")
-
-    def lines(self, path: str):
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "rb") as f:
-            for number, raw in enumerate(f, 1):
-                try:
-                    yield number, raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as e:
-                    self.bad("invalid_utf8", path, number, str(e))
-
-    def jsonl(self, path: str, fields):
-        for number, line in self.lines(path):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                self.bad("invalid_json", path, number, str(e))
-                continue
-            if not isinstance(row, dict) or "_id" not in row:
+    def documents(self, path: str, fields):
+        """(line, _id, the ``fields`` joined) of a BEIR corpus.jsonl or queries.jsonl."""
+        for number, row in self.jsonl(path):
+            if "_id" not in row:
                 self.bad("malformed_line", path, number, "not an object with an _id")
                 continue
             yield number, str(row["_id"]), " ".join(str(row.get(f) or "").strip() for f in fields).strip()
@@ -103,8 +85,8 @@ def read_beir(directory: str, split: str = "test", counters=None, strict: bool =
     """A BEIR dataset directory; ``split`` picks ``qrels/<split>.tsv`` (or ``qrels_path`` names
     the qrels file). Queries without judgements are kept out."""
     reader = Reader(counters, strict)
-    corpus = reader.texts(reader.jsonl(f"{directory}/corpus.jsonl", ("title", "text")), f"{directory}/corpus.jsonl", "doc")
-    queries = reader.texts(reader.jsonl(f"{directory}/queries.jsonl", ("text",)), f"{directory}/queries.jsonl", "query")
+    corpus = reader.texts(reader.documents(f"{directory}/corpus.jsonl", ("title", "text")), f"{directory}/corpus.jsonl", "doc")
+    queries = reader.texts(reader.documents(f"{directory}/queries.jsonl", ("text",)), f"{directory}/queries.jsonl", "query")
     qrels = reader.qrels(qrels_path or f"{directory}/qrels/{split}.tsv", corpus, queries, trec=False)
     return RetrievalData(corpus, {q: queries[q] for q in qrels}, qrels, reader.counters)
 

@@ -26,7 +26,7 @@ def read_corpus(path: str, corpus_format: str, strict: bool) -> tuple[dict, dict
     counters = collections.Counter()
     reader = beir.Reader(counters, strict)
     if corpus_format == "beir":
-        rows = reader.jsonl(path, ("title", "text"))
+        rows = reader.documents(path, ("title", "text"))
     else:
         rows = ((n, *line.partition("\t")[::2]) for n, line in reader.lines(path) if line.strip())
     corpus = reader.texts(((n, str(k).strip(), str(t).strip()) for n, k, t in rows), path, "doc")

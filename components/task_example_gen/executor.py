@@ -34,13 +34,12 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 import tensorflow as tf
-from tfx.components.example_gen import write_split
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import beam_utils
-from components.text_example_gen.executor import BadInputError, expand_files, json_object, open_lines
+from components import beam_utils, examples_io
 from tfx_bert import beir, features, squad, tagging
+from tfx_bert.records import BadInputError, RecordReader, expand_files
 
 NAMESPACE = "tfx_bert.task_data"
 FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll", "squad", "beir", "msmarco_triples")
@@ -73,22 +72,18 @@ class _Reader:
         self.label_ids = {str(name): i for i, name in enumerate(names)}
         self.num_classes = len(names) or int(props[NUM_CLASSES])
         self.strict = bool(props[STRICT])
+        self.reader = RecordReader(lambda name, n: beam_utils.counter(NAMESPACE, name).inc(n), strict=self.strict)
+        self.bad = self.reader.bad
         self.tag_scheme = props.get(TAG_SCHEME) or "iob2"
         self.float_labels = (props.get(LABEL_DTYPE) or "int") == "float"
         self.multi_label = props.get(LABEL_DTYPE) == "multi"
         self.label_delimiter = props.get(LABEL_DELIMITER) or "|"
         self.tag_ids = {t: i for i, t in enumerate(tagging.tag_names(names))}
 
-    def bad(self, kind: str, path: str, line: int, detail: str = "") -> None:
-        beam_utils.counter(NAMESPACE, f"skipped_{kind}").inc()
-        if self.strict:
-            raise BadInputError(f"{path}:{line}: {kind.replace('_', ' ')}{': ' + detail if detail else ''}"
-                                " (strict mode; set strict=false to skip and count such records)")
-
     def sentences(self, path: str) -> Iterator[tuple[list[str], list[int]]]:
         """conll: (words, IOB2 tag ids) per sentence; a sentence with a bad line is skipped."""
         words, tags, start, broken = [], [], 0, False
-        for number, line in list(self._lines(path)) + [(0, "")]:
+        for number, line in list(self.reader.lines(path)) + [(0, "")]:
             columns = line.split()
             if columns and columns[0] == "-DOCSTART-":
                 continue
@@ -120,48 +115,16 @@ class _Reader:
         return words, [self.tag_ids[t] for t in iob2]
 
     def records(self, path: str) -> Iterator[tuple[str, str, int]]:
-        rows = self._jsonl(path) if self.format == "jsonl" else self._delimited(path)
+        if self.format == "jsonl":
+            rows = self.reader.jsonl(path)
+        else:
+            rows = self.reader.delimited(path, "," if self.format == "csv" else "\t",
+                                         csv.QUOTE_NONE if self.format == "glue_tsv" else csv.QUOTE_MINIMAL,
+                                         required=(self.text_field, self.text_b_field, self.label_field))
         for number, row in rows:
             record = self._record(row, path, number)
             if record is not None:
                 yield record
-
-    def _lines(self, path: str) -> Iterator[tuple[int, str]]:
-        for number, raw in open_lines(path):
-            try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                self.bad("invalid_utf8", path, number, str(e))
-
-    def _jsonl(self, path: str):
-        for number, line in self._lines(path):
-            if not line.strip():
-                continue
-            row, error = json_object(line)
-            if row is None:
-                self.bad("invalid_json", path, number, error)
-                continue
-            yield number, row
-
-    def _delimited(self, path: str):
-        lines = list(self._lines(path))
-        delimiter = "," if self.format == "csv" else "\t"
-        quoting = csv.QUOTE_NONE if self.format == "glue_tsv" else csv.QUOTE_MINIMAL
-        reader = csv.reader([text for _, text in lines], delimiter=delimiter, quoting=quoting)
-        header = None
-        for (number, _), row in zip(lines, reader):
-            if header is None:
-                header = row
-                wanted = [f for f in (self.text_field, self.text_b_field, self.label_field) if f]
-                missing = [f for f in wanted if f not in header]
-                if missing:
-                    raise BadInputError(f"{path}:{number}: header has no column(s) {missing} (columns: {header}); "
-                                        "set text_field / text_b_field / label_field")
-                continue
-            if len(row) != len(header):
-                self.bad("malformed_row", path, number, f"{len(row)} columns, header has {len(header)}")
-                continue
-            yield number, dict(zip(header, row))
 
     def _record(self, row: dict, path: str, number: int):
         fields = [self.text_field] + ([self.text_b_field] if self.text_b_field else []) + [self.label_field]
@@ -334,18 +297,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         files = {split: expand_files(os.path.join(props[INPUT_BASE], p)) for split, p in patterns.items()}
         pipeline = self._make_beam_pipeline()
         for split in SPLITS:
-            _ = (pipeline
-                 | f"Files[{split}]" >> beam.Create(files[split])
-                 | f"Read[{split}]" >> beam.ParDo(_ReadFile(props))
-                 | f"Count[{split}]" >> beam.Map(_count, split)
-                 | f"Write[{split}]" >> write_split.WriteSplit(
-                     artifact_utils.get_split_uri([examples], split), "FORMAT_TFRECORDS_GZIP"))
-        counts = beam_utils.read_counters(beam_utils.run_and_wait(pipeline), NAMESPACE)
-        report = {"input_base": props[INPUT_BASE], "input_format": props[INPUT_FORMAT],
-                  "files": {s: len(f) for s, f in files.items()}, "counts": counts}
-        beam_utils.write_json(examples.uri, "ingestion_report.json", report)
-        examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
-        examples.set_json_value_custom_property("ingestion_counts", counts)
+            records = (pipeline
+                       | f"Files[{split}]" >> beam.Create(files[split])
+                       | f"Read[{split}]" >> beam.ParDo(_ReadFile(props))
+                       | f"Count[{split}]" >> beam.Map(_count, split))
+            _ = examples_io.write_examples(records, examples, split)
+        counts = examples_io.finish_ingestion(pipeline, examples, NAMESPACE, {
+            "input_base": props[INPUT_BASE], "input_format": props[INPUT_FORMAT],
+            "files": {s: len(f) for s, f in files.items()}})
         for split in SPLITS:
             if not counts.get(f"{split}_records"):
                 raise ValueError(f"No {split} records were read from {files[split]} "

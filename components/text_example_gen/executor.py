@@ -12,21 +12,18 @@ artifact); with ``strict`` on, the first bad record fails the run with its file 
 """
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import json
 import os
 from typing import Any, Iterator
 
 import apache_beam as beam
 import tensorflow as tf
-from tfx.components.example_gen import write_split
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import beam_utils
+from components import beam_utils, examples_io
 from tfx_bert import features
+from tfx_bert.records import BadInputError, RecordReader, expand_files  # noqa: F401 (BadInputError: re-exported)
 
 NAMESPACE = "tfx_bert.ingest"
 FORMATS = ("bert_raw", "jsonl", "csv", "tsv", "tfrecord")
@@ -43,30 +40,10 @@ STRICT = "strict"
 PER_LINE = "per_line"
 
 
-class BadInputError(ValueError):
-    """Raised in strict mode; the message names the file and line."""
-
-
 def split_for(doc_id: str, eval_percent: int) -> str:
     """Deterministic split from a hash of the document id (stable across runs and workers)."""
     bucket = int.from_bytes(hashlib.md5(doc_id.encode("utf-8")).digest()[:8], "big") % 100
     return "eval" if bucket < eval_percent else "train"
-
-
-def json_object(text: str) -> tuple[dict | None, str]:
-    """The JSON object on one line, or (None, why it is not one)."""
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, str(e)
-    return (record, "") if isinstance(record, dict) else (None, "not an object")
-
-
-def open_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    with tf.io.gfile.GFile(path, "rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
-        for number, line in enumerate(stream, 1):
-            yield number, line
 
 
 class _Parser:
@@ -76,28 +53,10 @@ class _Parser:
         self.format = props[INPUT_FORMAT]
         self.text_field = props[TEXT_FIELD]
         self.id_field = props[ID_FIELD]
-        self.max_line_chars = props[MAX_LINE_CHARS]
-        self.strict = bool(props[STRICT])
         self.per_line = bool(props[PER_LINE])
-
-    def bad(self, kind: str, path: str, line: int | None, detail: str = "") -> None:
-        beam_utils.counter(NAMESPACE, f"skipped_{kind}").inc()
-        if self.strict:
-            where = f"{path}:{line}" if line else path
-            raise BadInputError(f"{where}: {kind.replace('_', ' ')}{': ' + detail if detail else ''}"
-                                " (strict mode; set strict=false to skip and count such records)")
-
-    def decode(self, raw: bytes, path: str, line: int) -> str | None:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            self.bad("invalid_utf8", path, line, str(e))
-            return None
-        text = text.rstrip("\r\n")
-        if self.max_line_chars and len(text) > self.max_line_chars:
-            self.bad("overlong_line", path, line, f"{len(text)} > {self.max_line_chars} chars")
-            return None
-        return text
+        self.reader = RecordReader(lambda name, n: beam_utils.counter(NAMESPACE, name).inc(n),
+                                   strict=bool(props[STRICT]), max_line_chars=props[MAX_LINE_CHARS])
+        self.bad = self.reader.bad
 
     def documents(self, path: str) -> Iterator[tuple[str, list[str]]]:
         """Yields (doc_id, sentences) for one file."""
@@ -124,9 +83,12 @@ class _Parser:
 
     def _bert_raw(self, path: str, name: str):
         sentences: list[str] = []
-        index, start, had_lines = 0, 1, False
-        for number, raw in open_lines(path):
-            if not raw.strip():  # a blank line ends the document
+        index, start, had_lines, last = 0, 1, False, 0
+        for number, text in self.reader.lines(path):
+            if number > last + 1 and not had_lines:  # skipped (bad) lines open a document too
+                start, had_lines = last + 1, True
+            last = number
+            if not text.strip():  # a blank line ends the document
                 if sentences:
                     yield from self._emit(f"{name}:{index}", sentences, path, start)
                     index += 1
@@ -136,9 +98,7 @@ class _Parser:
                 continue
             if not had_lines:
                 start, had_lines = number, True
-            text = self.decode(raw, path, number)
-            if text is not None and text.strip():
-                sentences.append(text)
+            sentences.append(text)
         if sentences:
             yield from self._emit(f"{name}:{index}", sentences, path, start)
         elif had_lines:
@@ -153,35 +113,13 @@ class _Parser:
         yield from self._emit(doc_id, text.split("\n"), path, number)
 
     def _jsonl(self, path: str, name: str):
-        for number, raw in open_lines(path):
-            text = self.decode(raw, path, number)
-            if text is None or not text.strip():
-                continue
-            record, error = json_object(text)
-            if record is None:
-                self.bad("invalid_json", path, number, error)
-                continue
+        for number, record in self.reader.jsonl(path):
             yield from self._record(record, path, number, name)
 
     def _csv(self, path: str, name: str):
-        decoded = []
-        for number, raw in open_lines(path):
-            text = self.decode(raw, path, number)
-            if text is not None:
-                decoded.append((number, text))
-        delimiter = "\t" if self.format == "tsv" else ","
-        reader = csv.reader([t for _, t in decoded], delimiter=delimiter)
-        header = None
-        for (number, _), row in zip(decoded, reader):
-            if header is None:
-                header = row
-                if self.text_field not in header:
-                    raise BadInputError(f"{path}:{number}: header has no column {self.text_field!r} (columns: {header})")
-                continue
-            if len(row) != len(header):
-                self.bad("malformed_row", path, number, f"{len(row)} columns, header has {len(header)}")
-                continue
-            yield from self._record(dict(zip(header, row)), path, number, name)
+        rows = self.reader.delimited(path, "\t" if self.format == "tsv" else ",", required=(self.text_field,))
+        for number, row in rows:
+            yield from self._record(row, path, number, name)
 
     def _tfrecord(self, path: str, name: str):
         compression = "GZIP" if path.endswith(".gz") else ""
@@ -224,13 +162,6 @@ class _ParseFile(beam.DoFn):
             raise BadInputError(f"{path}: unreadable input file ({e})") from e
 
 
-def expand_files(pattern: str) -> list[str]:
-    files = sorted(f for f in tf.io.gfile.glob(pattern) if not tf.io.gfile.isdir(f))
-    if not files:
-        raise FileNotFoundError(f"No input files match {pattern!r}; check input_base/input_pattern.")
-    return files
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Reads the corpus with Beam, writes Split-train / Split-eval TFRecords of tf.Example."""
 
@@ -254,24 +185,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             lambda kv, _n: SPLITS.index(split_for(kv[0], eval_percent)), len(SPLITS)
         )
         for split, part in zip(SPLITS, parts):
-            _ = (
-                part
-                | f"Count[{split}]" >> beam.Map(_count_split, split)
-                | f"Write[{split}]" >> write_split.WriteSplit(
-                    artifact_utils.get_split_uri([examples], split), "FORMAT_TFRECORDS_GZIP"
-                )
-            )
-        result = beam_utils.run_and_wait(pipeline)
-        counts = beam_utils.read_counters(result, NAMESPACE)
-        report = {
-            "input_pattern": props[INPUT_PATTERN],
-            "input_format": props[INPUT_FORMAT],
-            "files": len(files),
-            "counts": counts,
-        }
-        beam_utils.write_json(examples.uri, "ingestion_report.json", report)
-        examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
-        examples.set_json_value_custom_property("ingestion_counts", counts)
+            _ = examples_io.write_examples(part | f"Count[{split}]" >> beam.Map(_count_split, split), examples, split)
+        counts = examples_io.finish_ingestion(pipeline, examples, NAMESPACE, {
+            "input_pattern": props[INPUT_PATTERN], "input_format": props[INPUT_FORMAT], "files": len(files)})
         if counts.get("documents", 0) == 0:
             raise ValueError(
                 f"No documents were read from {props[INPUT_PATTERN]} "
