@@ -70,9 +70,15 @@ def prepare(kind: str, config: ProjectConfig) -> dict:
     """What a local run of the ``kind`` pipeline needs before it is built: the embedded demo data
     written if the configuration uses it, and (fine-tuning) the encoder resolved. Returns the
     keyword arguments for ``build``."""
-    demo_data.write_if_used(config.data_dir, config.pretrain.corpus_pattern if kind == "pretrain"
-                            else config.finetune.data_dir, config.finetune.index_corpus if kind == "finetune" else "")
-    return {"encoder_uri": encoder_uri(config)} if kind == "finetune" else {}
+    from tfx_bert import beam_options
+
+    inputs = ([config.pretrain.corpus_pattern] if kind == "pretrain"
+              else [config.finetune.data_dir, config.finetune.index_corpus])
+    demo_data.write_if_used(config.data_dir, *inputs)
+    prepared = {"input_bytes": beam_options.input_size(inputs, config.beam.direct_in_memory_below_mb * 2**20)}
+    if kind == "finetune":
+        prepared["encoder_uri"] = encoder_uri(config)
+    return prepared
 
 
 def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -> str:
@@ -96,14 +102,15 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
 
 
 def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
-          setup_file: str | None = None, encoder_uri: str | None = None):
+          setup_file: str | None = None, encoder_uri: str | None = None, input_bytes: int | None = None):
     """The pipeline of ``kind`` ("pretrain" or "finetune") for ``config``; reads and writes
     nothing.
 
     ``runtime_parameters``: data path, step count and model size become Kubeflow runtime
     parameters (defaults from the config). ``setup_file``: where Beam workers find setup.py
     (the Kubeflow image's path; default this checkout's). ``encoder_uri`` (fine-tuning): the
-    encoder directory, from ``prepare``; default ``finetune.encoder_uri``.
+    encoder directory, from ``prepare``; default ``finetune.encoder_uri``. ``input_bytes`` (from
+    ``prepare``): the input's size, for the DirectRunner's ``auto`` mode.
     """
     from pipeline.finetuning_pipeline import create_finetuning_pipeline
     from pipeline.parameters import PipelineParameters
@@ -112,7 +119,7 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
 
     if kind not in ("pretrain", "finetune"):
         raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain' or 'finetune'.")
-    beam_args = beam_options.pipeline_args(config, setup_file)
+    beam_args = beam_options.pipeline_args(config, setup_file, input_bytes)
     if kind == "pretrain":
         params = PipelineParameters(config.pretrain.corpus_pattern, config.pretrain.train_steps,
                                     config.pretrain.model_size)

@@ -16,7 +16,7 @@ def _tfx_sdists():
 def test_direct_runner_args_stop_tfx_building_an_ephemeral_package(tmp_path):
     config = config_lib.load_config(config_lib.DEMO_CONFIG, [f"work_dir={tmp_path}"])
     args = beam_options.pipeline_args(config)
-    assert args[:len(config.beam_pipeline_args)] == list(config.beam_pipeline_args)
+    assert args[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]  # demo.yaml's mode
     before = _tfx_sdists()
     # What every BaseBeamExecutor does with its beam_pipeline_args.
     assert dependency_utils.make_beam_dependency_flags(list(args)) == args
@@ -31,3 +31,20 @@ def test_direct_runner_args_keep_dependencies_the_user_named():
     added = beam_options.direct_runner_args(["--direct_num_workers=2"])
     assert added[0] == "--direct_num_workers=2"
     assert added[1].startswith("--sdk_container_image=apache/beam_python")
+
+
+def test_auto_mode_runs_small_inputs_in_process_and_large_or_unknown_ones_in_workers(tmp_path):
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path}"])
+    assert config.beam.direct_running_mode == "auto"
+    (tmp_path / "data.csv").write_text("text,label\n" + "a,1\n" * 1000)
+    size = beam_options.input_size([str(tmp_path / "*.csv")], 2**30)
+    assert size == (tmp_path / "data.csv").stat().st_size
+    assert beam_options.input_size([str(tmp_path)], 100) >= 100  # directories walked, counting stops early
+    assert beam_options.pipeline_args(config, input_bytes=size)[:2] == [
+        "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    assert beam_options.pipeline_args(config, input_bytes=10 * 2**30)[:2] == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert beam_options.pipeline_args(config)[:2] == [  # unknown size (compiled for Kubeflow)
+        "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    mine = config_lib.load_config(overrides=["beam_pipeline_args=--direct_running_mode=multi_threading"])
+    assert beam_options.pipeline_args(mine, input_bytes=size)[0] == "--direct_running_mode=multi_threading"

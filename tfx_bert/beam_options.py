@@ -45,15 +45,52 @@ def _require(config: ProjectConfig, *keys: str) -> None:
             + " (set them in the YAML config or with --set beam.KEY=VALUE).")
 
 
-def pipeline_args(config: ProjectConfig, setup_file: str | None = None) -> list[str]:
+def direct_mode_args(config: ProjectConfig, input_bytes: int | None = None) -> list[str]:
+    """The DirectRunner's mode flags: the user's ``--direct_running_mode`` if given, else
+    ``beam.direct_running_mode``, where ``auto`` runs in process below
+    ``beam.direct_in_memory_below_mb`` of input and in one worker process per core above it
+    (or when ``input_bytes`` is unknown)."""
+    if any(a.startswith("--direct_running_mode") for a in config.beam_pipeline_args):
+        return []
+    mode = config.beam.direct_running_mode
+    if mode == "auto":
+        small = input_bytes is not None and input_bytes < config.beam.direct_in_memory_below_mb * 2**20
+        mode = "in_memory" if small else "multi_processing"
+    workers = [] if any(a.startswith("--direct_num_workers") for a in config.beam_pipeline_args) else [
+        f"--direct_num_workers={1 if mode == 'in_memory' else 0}"]
+    return [f"--direct_running_mode={mode}", *workers]
+
+
+def input_size(patterns: list[str], stop_at: int) -> int:
+    """Bytes in the files under / matching ``patterns`` (directories walked), counted up to
+    ``stop_at`` (enough to choose a mode without listing a whole bucket)."""
+    import tensorflow as tf
+
+    total = 0
+    for pattern in patterns:
+        if not pattern:
+            continue
+        for path in tf.io.gfile.glob(pattern):
+            walk = tf.io.gfile.walk(path) if tf.io.gfile.isdir(path) else [("", [], [path])]
+            for root, _, names in walk:
+                for name in names:
+                    total += tf.io.gfile.stat(os.path.join(root, name)).length
+                    if total >= stop_at:
+                        return total
+    return total
+
+
+def pipeline_args(config: ProjectConfig, setup_file: str | None = None, input_bytes: int | None = None) -> list[str]:
     """The Beam flags every Beam-based component of the pipeline runs with.
 
     ``setup_file`` overrides where setup.py is (the Kubeflow image has it at
-    ``kubeflow.image_setup_file``).
+    ``kubeflow.image_setup_file``); ``input_bytes`` (measured by a local run's ``prepare``)
+    lets the DirectRunner's ``auto`` mode pick in-process for small inputs.
     """
     b = config.beam
     if b.runner == "direct":
-        return direct_runner_args(list(config.beam_pipeline_args) + list(b.extra_args))
+        return direct_runner_args(direct_mode_args(config, input_bytes) + list(config.beam_pipeline_args)
+                                  + list(b.extra_args))
     setup = setup_file or b.setup_file or REPO_SETUP_FILE
     args = [f"--setup_file={setup}"]
     if b.runner == "dataflow":

@@ -224,6 +224,12 @@ class BeamConfig:
     """Which Beam runner the Beam-based components use; see tfx_bert/beam_options.py."""
 
     runner: Literal["direct", "dataflow", "flink", "spark"] = "direct"
+    # direct: auto -> in_memory when a local run's input is under direct_in_memory_below_mb (worker
+    # processes cost more to start than they save on small data: Transform took 86-164 s on 40
+    # examples), else multi_processing with one worker per core (also when the size is unknown:
+    # compiled for Kubeflow).
+    direct_running_mode: Literal["auto", "in_memory", "multi_threading", "multi_processing"] = "auto"
+    direct_in_memory_below_mb: int = 64
     project: str = ""  # dataflow
     region: str = ""  # dataflow
     temp_location: str = ""  # dataflow: gs://bucket/tmp
@@ -258,9 +264,8 @@ class ProjectConfig:
     """Everything a run needs; paths default to places under ``work_dir``."""
 
     work_dir: str = "work"
-    beam_pipeline_args: list = dataclasses.field(
-        default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
-    )
+    # DirectRunner flags; without --direct_running_mode, beam.direct_running_mode picks it.
+    beam_pipeline_args: list = dataclasses.field(default_factory=list)
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
