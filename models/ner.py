@@ -182,8 +182,8 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
         width = tf.reduce_max(tf.concat([word_count, [0]], 0))
         tag_ids = tf.pad(tag_ids, [[0, 0], [0, tf.maximum(0, width - seq_len)]], constant_values=-1)[:, :width]
         outputs = entity_spans(tag_ids, starts, ends, text, entity_types)
-        outputs["words"] = words.to_tensor(default_value="")
-        outputs["word_tags"] = tf.where(tag_ids >= 0, tf.gather(names, tf.maximum(tag_ids, 0)), "")
+        outputs[sig.WORDS] = words.to_tensor(default_value="")
+        outputs[sig.WORD_TAGS] = tf.where(tag_ids >= 0, tf.gather(names, tf.maximum(tag_ids, 0)), "")
         return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

@@ -8,7 +8,7 @@ from tfx.types import standard_artifacts
 from components.artifacts import Vocabulary
 from components.text_example_gen import executor as gen_ex
 from components.wordpiece_vocab import executor as vocab_ex
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data
 
 pytestmark = pytest.mark.slow

@@ -19,16 +19,6 @@ pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """Runs `tfx-bert demo` (what `make demo` runs) once into a temp work dir."""
-    work = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "demo", "--work-dir", str(work)],
-                          capture_output=True, text=True, cwd=REPO, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return work, proc.stdout
-
-
 def _eval_rows(work):
     with open(os.path.join(work, "data", "sentiment", "eval", "data.csv")) as f:
         return [(r["text"], int(r["label"])) for r in csv.DictReader(f)]
@@ -135,15 +125,14 @@ def test_tfx_cli_creates_and_runs_the_pipeline(tmp_path):
 def _finetune_pairs(work, *overrides):
     proc = subprocess.run(
         [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-         "--set", "finetune.task=pair_classification", "--set", "finetune.model_name=pairs",
-         "--set", "finetune.pipeline_name=tfx-bert-pairs", *overrides],
+         "--task", "pair_classification", *overrides],
         capture_output=True, text=True, cwd=REPO, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
 
 def _evaluations(work):
-    return sorted(glob.glob(os.path.join(work, "pipelines", "tfx-bert-pairs", "Evaluator", "evaluation", "*")),
+    return sorted(glob.glob(os.path.join(work, "pipelines", "tfx-bert-pair_classification", "Evaluator", "evaluation", "*")),
                   key=lambda p: int(os.path.basename(p)))
 
 
@@ -158,7 +147,7 @@ def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo
 
     work, _ = demo_run
     _finetune_pairs(work)
-    [version_dir] = glob.glob(os.path.join(work, "serving", "pairs", "*"))
+    [version_dir] = glob.glob(os.path.join(work, "serving", "pair_classification", "*"))
     assert op_check.unsupported_ops(version_dir) == []
     with open(os.path.join(work, "data", "pairs", "dev.tsv")) as f:
         rows = [line.rstrip("\n").split("\t") for line in f][1:]
@@ -169,9 +158,9 @@ def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo
     from tfx_bert import cli
     from tfx_bert.cli import DevServer
 
-    with DevServer("pairs", os.path.dirname(version_dir)) as server:  # the client sends both texts
+    with DevServer("pair_classification", os.path.dirname(version_dir)) as server:  # the client sends both texts
         out = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "predict", "--target", server.target,
-                              "--model-name", "pairs", "--task", "pair_classification", rows[0][3], rows[1][3],
+                              "--model-name", "pair_classification", "--task", "pair_classification", rows[0][3], rows[1][3],
                               "--text-b", rows[0][4], "--text-b", rows[1][4]], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert [json.loads(line)["class_id"] for line in out.stdout.splitlines()] == list(predicted[:2])

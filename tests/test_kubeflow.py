@@ -317,7 +317,7 @@ def test_compiled_trainer_step_runs_in_the_kfp_entrypoint_with_run_parameters(tm
     """The Trainer step of the compiled spec, run with TFX's KFP v2 container entrypoint and
     the command and arguments from the spec; the run's parameters (train_steps, model_size)
     must reach run_fn."""
-    from tests.conftest import build_pretraining_examples
+    from tests.helpers import build_pretraining_examples
 
     examples = build_pretraining_examples(tmp_path / "data", num_documents=40, max_seq_length=32)
     config = _config(tmp_path, "pretrain.batch_size=8", "pretrain.eval_steps=2",

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from models import crf, ner, ner_metrics
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import tagging, tokenization
 
 TYPES = ["PER", "LOC"]

@@ -11,7 +11,7 @@ import time
 import portpicker
 import pytest
 
-from tests.conftest import build_pretraining_examples
+from tests.helpers import build_pretraining_examples
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from models import qa, qa_metrics, qa_spans
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data, squad, tokenization
 
 WORDS = "anna boris bakes boils the warm fresh bread soup oven what is it that".split()

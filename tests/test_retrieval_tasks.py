@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from models import rerank, rerank_metrics, retrieval
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import beir, demo_data, retrieval_metrics, tokenization
 
 WORDS = "the warm fresh soup bread chef bakes boils oven rocket moon orbits star sailor boat sea . a ? does for".split()

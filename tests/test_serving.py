@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
-from tests.conftest import save_text_model
+from tests.helpers import save_text_model
 from tfx_bert.serving import client as client_lib
 from tfx_bert.serving import op_check, server
 

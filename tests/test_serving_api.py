@@ -22,7 +22,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tests.conftest import save_text_model
+from tests.helpers import save_text_model
 from tfx_bert.serving import client as client_lib
 from tfx_bert.serving import model_config, server
 from tfx_bert.serving.batching import BatchingParameters
@@ -32,7 +32,7 @@ TEXTS = np.array(["the cat", "the cat sat on the mat"], dtype=object)
 
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory):
-    from tests.conftest import TINY_WORDS
+    from tests.helpers import TINY_WORDS
     from tfx_bert import tokenization
 
     path = tmp_path_factory.mktemp("vocab") / "vocab"

@@ -12,7 +12,7 @@ from scipy import stats
 from tfx.types import standard_artifacts
 
 from models import similarity, similarity_metrics
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data, tokenization
 
 WORDS = "the warm fresh soup bread chef bakes boils oven rocket moon orbits . a".split()

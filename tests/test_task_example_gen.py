@@ -7,7 +7,7 @@ from tfx.types import standard_artifacts
 
 from components.task_example_gen import executor as ex
 from components.text_example_gen.executor import BadInputError
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 
 
 def _props(base, fmt, train="train*", eval_="dev*", text="text", text_b="", label="label", names="",

@@ -8,7 +8,7 @@ from tfx.types import standard_artifacts
 
 from components.text_example_gen import executor as ex
 from components.text_example_gen.component import TextExampleGen
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 
 
 def _props(pattern, fmt="bert_raw", **kw):

@@ -11,7 +11,7 @@ from tfx.types import standard_artifacts
 from components.vector_indexer import executor as ex
 from components.vector_indexer.component import VectorIndex
 from models import similarity
-from tests.conftest import new_artifact, run_executor
+from tests.helpers import new_artifact, run_executor
 from tfx_bert import retrieval_metrics, tokenization
 from tfx_bert.retrieval import Retriever
 from tfx_bert.vector_store import VectorStore

@@ -11,7 +11,7 @@ from components.pretraining_data import executor as data_ex
 from components.pretraining_data import instances
 from components.text_example_gen import executor as gen_ex
 from components.wordpiece_vocab import executor as vocab_ex
-from tests.conftest import new_artifact, read_examples, run_executor
+from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data, tokenization
 
 

@@ -26,6 +26,7 @@ PROBABILITIES, CLASS_IDS = features.PROBABILITIES, features.CLASS_IDS
 LABELS = "labels"  # multilabel: predicted label names per text, padded with ""
 PREDICTED = "predicted"  # multilabel: 0/1 per label
 ENTITY_TYPES, ENTITY_STARTS, ENTITY_ENDS, ENTITY_TEXTS = "entity_types", "entity_starts", "entity_ends", "entity_texts"
+WORDS, WORD_TAGS = "words", "word_tags"  # NER: the input's words and each word's predicted tag
 ANSWER_TEXT, ANSWER_START, ANSWER_END = "answer_text", "answer_start", "answer_end"
 SCORE, NO_ANSWER_SCORE = "score", "no_answer_score"
 NBEST_TEXTS, NBEST_STARTS, NBEST_ENDS = "nbest_texts", "nbest_starts", "nbest_ends"
@@ -46,7 +47,7 @@ class Signature:
 CLASSIFICATION = Signature((TEXT,), (PROBABILITIES, CLASS_IDS))
 PAIR_CLASSIFICATION = Signature((TEXT, TEXT_B), (PROBABILITIES, CLASS_IDS))
 MULTILABEL = Signature((TEXT,), (PROBABILITIES, PREDICTED, LABELS))
-NER = Signature((TEXT,), (ENTITY_TYPES, ENTITY_STARTS, ENTITY_ENDS, ENTITY_TEXTS))
+NER = Signature((TEXT,), (ENTITY_TYPES, ENTITY_STARTS, ENTITY_ENDS, ENTITY_TEXTS, WORDS, WORD_TAGS))
 QA = Signature((QUESTION, CONTEXT), (ANSWER_TEXT, ANSWER_START, ANSWER_END, SCORE, NO_ANSWER_SCORE, NBEST_TEXTS,
                                      NBEST_STARTS, NBEST_ENDS, NBEST_SCORES, NBEST_PROBABILITIES))
 SIMILARITY_PAIR = Signature((TEXT, TEXT_B), (SIMILARITY,), optional_outputs=(PROBABILITIES, CLASS_IDS))

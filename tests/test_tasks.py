@@ -1,0 +1,95 @@
+"""The task registry, and the shared task harness every registered task runs through.
+
+The harness takes each entry of ``tfx_bert.tasks.TASKS`` through its real fine-tuning pipeline
+on its embedded demo data, from the demo's pretrained encoder: TaskExampleGen -> Transform (its
+``preprocessing_fn``) -> Trainer (its ``run_fn``) -> Evaluator (blessing) -> ServingPusher (op
+check, load check) -> the development server -> ``Predict`` with exactly the inputs its signature
+declares -> the client's decoding. A new task is tested by registering it. The end-to-end tests
+(tests/test_e2e.py) run most tasks first and check that they learn; the harness reuses their
+pushed models and runs only the tasks they did not.
+"""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tfx_bert import config as config_lib
+from tfx_bert import signatures, tasks
+from tfx_bert.serving import task_clients
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# What the harness sends, by client kind: (texts, text_b, context, query).
+REQUESTS = {
+    "classify": (["the chef bakes the bread .", "what a dull match , very awful ."], None, None, None),
+    "multilabel": (["the chef bakes the bread . the rocket reaches the moon ."], None, None, None),
+    "entities": (["anna sails the boat to the harbor ."], None, None, None),
+    "answers": (["who sails the boat ?"], None, "anna sails the boat to the harbor .", None),
+    "similarity": (["the chef bakes the bread ."], ["the chef slices the bread ."], None, None),
+    "rerank": (["the chef bakes the bread .", "the rocket reaches the moon ."], None, None, "who bakes bread ?"),
+}
+
+
+def test_every_task_is_complete_and_consistent():
+    from tfx_bert import demo_data
+
+    owners = config_lib.FinetuneConfig.task_fields()
+    assert {t for names in owners.values() for t in names} <= set(tasks.TASKS)  # no setting for an unknown task
+    fields = {f.name for f in config_lib.dataclasses.fields(config_lib.FinetuneConfig)}
+    for name, task in tasks.TASKS.items():
+        assert task.name == name and task.client in task_clients.DECODERS and task.client in REQUESTS
+        assert task.demo.data in demo_data.demo_paths("/d")
+        assert {k for k, _ in task.demo.settings + task.settings} | set(task.transform_settings) <= fields
+        config = config_lib.load_config(overrides=[f"finetune.task={name}"])  # its demo configuration validates
+        assert (config.finetune.model_name, config.finetune.pipeline_name) == (name, f"tfx-bert-{name}")
+
+
+def test_request_inputs_follow_the_signature():
+    pair = tasks.get_task("pair_classification")
+    inputs = task_clients.request_inputs(pair, ["a", "b"], ["c", "d"])
+    assert sorted(inputs) == ["text", "text_b"] and list(inputs["text_b"]) == ["c", "d"]
+    with pytest.raises(ValueError, match=r"--task pair_classification takes text pairs: give one --text-b per text"):
+        task_clients.request_inputs(pair, ["a", "b"], ["c"])
+    qa = task_clients.request_inputs(tasks.get_task("qa"), ["q1", "q2"], context="ctx")
+    assert list(qa[signatures.CONTEXT]) == ["ctx", "ctx"] and list(qa[signatures.QUESTION]) == ["q1", "q2"]
+    with pytest.raises(ValueError, match="--task rerank needs --query"):
+        task_clients.request_inputs(tasks.get_task("rerank"), ["p"])
+
+
+def _pushed_version(work, name):
+    versions = glob.glob(os.path.join(work, "serving", name, "*"))
+    return max(versions, key=lambda p: int(os.path.basename(p))) if versions else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(tasks.TASKS))
+def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, demo_run):
+    from tfx_bert.cli import DevServer
+    from tfx_bert.serving import op_check
+    from tfx_bert.serving.client import ServingClient
+
+    work, _ = demo_run
+    if _pushed_version(work, name) is None:  # not run by an end-to-end test
+        proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
+                               "--task", name, "--set", "finetune.accuracy_threshold=0"],
+                              capture_output=True, text=True, cwd=REPO, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    version = _pushed_version(work, name)
+    assert version is not None, f"{name}: nothing pushed (not blessed?)"
+    assert op_check.unsupported_ops(version) == []
+    with open(os.path.join(work, "pipelines", f"tfx-bert-{name}", "effective_config.yaml")) as f:
+        assert yaml.safe_load(f)["finetune"]["task"] == name  # the run recorded what it used
+
+    task = tasks.get_task(name)
+    texts, text_b, context, query = REQUESTS[task.client]
+    with DevServer(name, os.path.dirname(version)) as server, ServingClient(server.target) as client:
+        client.wait_until_available(name)
+        inputs = task_clients.request_inputs(task, texts, text_b, context, query)
+        outputs = client.predict(name, inputs)
+        decoded = task_clients.predict(client, name, name, texts, text_b, context, query)
+    assert set(task.signature.outputs) <= set(outputs), sorted(outputs)
+    assert set(outputs) <= set(task.signature.outputs) | set(task.signature.optional_outputs)
+    assert len(decoded) == len(texts) and all(isinstance(row, dict) and row for row in decoded)
