@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from tfx_bert import registry
+from tfx_bert.records import CORPUS_FORMATS, TASK_FORMATS
 
 
 @dataclasses.dataclass
@@ -21,7 +22,7 @@ class PretrainConfig:
 
     pipeline_name: str = "tfx-bert-pretrain"
     corpus_pattern: str = ""  # glob of raw corpus files; empty -> the embedded demo corpus
-    input_format: Literal["bert_raw", "jsonl", "csv", "tsv", "tfrecord"] = "bert_raw"
+    input_format: Literal[CORPUS_FORMATS] = "bert_raw"
     text_field: str = "text"  # jsonl/csv/tfrecord: the field holding the text
     id_field: str = ""  # jsonl/csv/tfrecord: a field holding a document id (else file:line)
     strict: bool = False  # fail on the first bad record instead of skipping and counting
@@ -92,7 +93,7 @@ class FinetuneConfig:
     encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
     model_name: str = "sentiment"  # default: the task's name
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
-    input_format: Literal["glue_tsv", "csv", "tsv", "jsonl", "conll", "squad", "beir", "msmarco_triples"] = "csv"
+    input_format: Literal[TASK_FORMATS] = "csv"
     train_pattern: str = "train/*"
     eval_pattern: str = "eval/*"
     text_field: str = "text"

@@ -14,6 +14,9 @@ import json
 from typing import Callable, Iterator
 
 BOM = "\ufeff"
+# The input formats of the two ExampleGens (config choices and executor checks use these).
+CORPUS_FORMATS = ("bert_raw", "jsonl", "csv", "tsv", "tfrecord")  # TextExampleGen (pretraining corpora)
+TASK_FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll", "squad", "beir", "msmarco_triples")  # TaskExampleGen
 
 
 class BadInputError(ValueError):

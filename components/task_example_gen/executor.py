@@ -39,10 +39,10 @@ from tfx.types import artifact_utils
 
 from components import beam_utils, examples_io
 from tfx_bert import beir, features, squad, tagging
-from tfx_bert.records import BadInputError, RecordReader, expand_files
+from tfx_bert.records import TASK_FORMATS, BadInputError, RecordReader, expand_files
 
 NAMESPACE = "tfx_bert.task_data"
-FORMATS = ("glue_tsv", "csv", "tsv", "jsonl", "conll", "squad", "beir", "msmarco_triples")
+FORMATS = TASK_FORMATS
 SPLITS = ("train", "eval")
 
 INPUT_BASE = "input_base"

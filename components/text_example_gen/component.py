@@ -50,8 +50,8 @@ class TextExampleGen(base_beam_component.BaseBeamComponent):
     ):
         if input_format not in executor.FORMATS:
             raise ValueError(f"input_format {input_format!r} is not one of {executor.FORMATS}.")
-        if not 0 <= eval_percent < 100:
-            raise ValueError(f"eval_percent must be in 0..99, got {eval_percent}.")
+        if not 0 < eval_percent < 100:  # the rule pretrain.eval_percent has: both splits non-empty
+            raise ValueError(f"eval_percent must be in 1..99, got {eval_percent}.")
         spec = TextExampleGenSpec(
             input_pattern=input_pattern,
             input_format=input_format,

@@ -23,10 +23,10 @@ from tfx.types import artifact_utils
 
 from components import beam_utils, examples_io
 from tfx_bert import features
-from tfx_bert.records import BadInputError, RecordReader, expand_files  # noqa: F401 (BadInputError: re-exported)
+from tfx_bert.records import CORPUS_FORMATS, BadInputError, RecordReader, expand_files  # noqa: F401 (BadInputError: re-exported)
 
 NAMESPACE = "tfx_bert.ingest"
-FORMATS = ("bert_raw", "jsonl", "csv", "tsv", "tfrecord")
+FORMATS = CORPUS_FORMATS
 SPLITS = ("train", "eval")
 
 # Keys of the component's exec properties.
