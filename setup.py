@@ -33,18 +33,22 @@ TEST_REQUIRES = [
     "pytrec-eval-terrier>=0.5.6",  # trec_eval's own code: reference ranking metrics (Recall@k, MRR, nDCG) for tests
 ]
 
+APP = "tfx_bert_app"
+APP_FOLDERS = ("pipeline", "components", "models", "kubeflow")
+
 setuptools.setup(
     name="tfx-bert",
     version="0.1.0",
     description="Production BERT pipeline on TFX, keras-hub and tensorflow-text",
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=[
-        "tfx_bert", "tfx_bert.*",
-        "pipeline", "pipeline.*",
-        "components", "components.*",
-        "models", "models.*",
-        "kubeflow", "kubeflow.*",
-    ]),
+    # The repository's top-level folders pipeline/, components/, models/ and kubeflow/ install as
+    # tfx_bert_app.<folder>: no installed top-level name clashes with another distribution (PyPI's
+    # Kubeflow packages install into a kubeflow.* namespace; "models", "pipeline" and
+    # "components" are common names).
+    packages=setuptools.find_packages(include=["tfx_bert", "tfx_bert.*"]) + [
+        f"{APP}.{package}" for folder in APP_FOLDERS
+        for package in [folder] + [f"{folder}.{p}" for p in setuptools.find_packages(where=folder)]],
+    package_dir={f"{APP}.{folder}": folder for folder in APP_FOLDERS},
     package_data={"tfx_bert": ["configs/*.yaml", "serving/*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},

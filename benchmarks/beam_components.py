@@ -25,9 +25,9 @@ def _step(kind: str, corpus_glob: str, out_dir: str, beam_args: list) -> dict:
     from tfx.types import standard_artifacts
 
     from benchmarks import common
-    from components.artifacts import Vocabulary
-    from components.text_example_gen import executor as gen_ex
-    from components.wordpiece_vocab import executor as vocab_ex
+    from tfx_bert_app.components.artifacts import Vocabulary
+    from tfx_bert_app.components.text_example_gen import executor as gen_ex
+    from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
     from tests.conftest import new_artifact, run_executor
 
     examples = new_artifact(standard_artifacts.Examples, os.path.join(out_dir, "examples"))

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: F401,E402
 
-from models import ner, qa, similarity  # noqa: E402
+from tfx_bert_app.models import ner, qa, similarity  # noqa: E402
 from tfx_bert import features, registry  # noqa: E402
 
 VOCAB, SEQ, BATCH = 1000, 64, 32

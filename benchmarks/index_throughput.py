@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 from tfx.dsl.components.base import base_beam_executor  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
-from components.vector_indexer import executor as ex  # noqa: E402
-from components.vector_indexer.component import VectorIndex  # noqa: E402
-from models import similarity  # noqa: E402
+from tfx_bert_app.components.vector_indexer import executor as ex  # noqa: E402
+from tfx_bert_app.components.vector_indexer.component import VectorIndex  # noqa: E402
+from tfx_bert_app.models import similarity  # noqa: E402
 from tfx_bert import demo_data, registry, tokenization  # noqa: E402
 from tfx_bert.beam_options import direct_runner_args  # noqa: E402
 from tfx_bert.retrieval import Retriever  # noqa: E402

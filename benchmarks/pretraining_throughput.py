@@ -37,8 +37,8 @@ def _measure(kind: str, size: str, uri: str, steps: int, batch: int, variant: st
     import tensorflow as tf
 
     from benchmarks import common
-    from components.pretraining_data import executor as data_ex
-    from models import pretraining
+    from tfx_bert_app.components.pretraining_data import executor as data_ex
+    from tfx_bert_app.models import pretraining
     from tfx_bert import registry
 
     if "bf16" in variant:
@@ -108,7 +108,7 @@ def main():
             print(f"{size:6} {variant:9} {ours['tokens_per_s']:15.0f} {base['tokens_per_s']:16.0f} "
                   f"{ours['tokens_per_s'] / base['tokens_per_s']:6.2f} {ours['train_flops_per_s'] / peak:6.1%}", flush=True)
     if os.path.exists(args.hf_python):
-        from components.pretraining_data import executor as data_ex
+        from tfx_bert_app.components.pretraining_data import executor as data_ex
         from tfx_bert import registry
 
         vocab = int(data_ex.read_metadata(uri)["vocab_size"])

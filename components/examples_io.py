@@ -50,7 +50,7 @@ def write_examples(records, examples, split: str):
 def finish_ingestion(pipeline, examples, namespace: str, report: dict) -> dict:
     """Runs an ExampleGen's Beam ``pipeline``, writes ``ingestion_report.json`` (``report`` plus
     the counts) into the artifact and records the counts on it; returns the counts."""
-    from components import beam_utils
+    from tfx_bert_app.components import beam_utils
 
     counts = beam_utils.read_counters(beam_utils.run_and_wait(pipeline), namespace)
     beam_utils.write_json(examples.uri, "ingestion_report.json", {**report, "counts": counts})

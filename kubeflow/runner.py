@@ -25,8 +25,8 @@ from tfx.components.trainer.executor import GenericExecutor
 from tfx.dsl.components.base import base_beam_executor, base_component
 from tfx.orchestration import data_types
 
-from kubeflow import arguments
-from pipeline import common
+from tfx_bert_app.kubeflow import arguments
+from tfx_bert_app.pipeline import common
 from tfx_bert import config as config_lib
 from tfx_bert.config import ProjectConfig, ResourceConfig
 

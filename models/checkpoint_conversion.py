@@ -14,7 +14,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from models import encoder as encoder_lib
+from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert import tokenization
 
 

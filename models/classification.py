@@ -16,8 +16,8 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from models import encoder as encoder_lib
-from models import export, finetuning
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import export, finetuning
 from tfx_bert import features
 from tfx_bert.config import settings_from
 

@@ -8,7 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
-from models import optimization
+from tfx_bert_app.models import optimization
 from tfx_bert import features
 from tfx_bert.config import FinetuneConfig, settings_from
 

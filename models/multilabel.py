@@ -21,8 +21,8 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from models import encoder as encoder_lib
-from models import export, finetuning
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import export, finetuning
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import FinetuneConfig, settings_from
@@ -52,7 +52,7 @@ def eval_config(f) -> tfma.EvalConfig:
     """TFMA: micro F1 gates the blessing (at least ``finetune.accuracy_threshold``, not below the
     baseline's); macro F1, per-label scores, subset accuracy and Hamming loss are reported."""
     return finetuning.gated_eval_config(sig.PREDICTED, tfma.MetricConfig(
-        class_name="MultiLabelMetrics", module="models.multilabel_metrics",
+        class_name="MultiLabelMetrics", module="tfx_bert_app.models.multilabel_metrics",
         config=json.dumps({"label_names": [str(n) for n in f.label_names]}),
         threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
 

@@ -19,9 +19,9 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from models import crf as crf_lib
-from models import encoder as encoder_lib
-from models import finetuning
+from tfx_bert_app.models import crf as crf_lib
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import finetuning
 from tfx_bert import features, tagging
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -35,7 +35,7 @@ def eval_config(f) -> tfma.EvalConfig:
     baseline's); precision, recall and per-type scores are reported."""
     threshold = finetuning.blessing_threshold(f.accuracy_threshold)
     return finetuning.gated_eval_config(WORD_TAG_IDS, tfma.MetricConfig(
-        class_name="EntityF1", module="models.ner_metrics",
+        class_name="EntityF1", module="tfx_bert_app.models.ner_metrics",
         config=json.dumps({"entity_types": [str(t) for t in f.entity_types]}), threshold=threshold),
         label_key=features.TAGS)
 

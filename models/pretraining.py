@@ -18,8 +18,8 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from models import encoder as encoder_lib
-from models import optimization
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import optimization
 from tfx_bert import features, registry
 from tfx_bert.pretraining_metadata import read_metadata
 
@@ -249,7 +249,7 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
     """Builds, trains (resuming from ``settings.checkpoint_dir``) and evaluates the pretraining
     model; with ``warm_start_dir`` (an earlier phase's encoder artifact) it starts from that
     phase's weights, heads included. Returns (backbone, model, eval_metrics)."""
-    from models import distribution
+    from tfx_bert_app.models import distribution
 
     keras.utils.set_random_seed(settings.seed)
     if settings.deterministic:

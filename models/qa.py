@@ -22,8 +22,8 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from models import encoder as encoder_lib
-from models import finetuning, qa_spans
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import finetuning, qa_spans
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -49,7 +49,7 @@ def eval_config(f) -> tfma.EvalConfig:
     not below the baseline's); exact match is reported."""
     threshold = finetuning.blessing_threshold(100.0 * f.accuracy_threshold)
     return finetuning.gated_eval_config(ANSWER_SPAN, tfma.MetricConfig(
-        class_name="SquadMetrics", module="models.qa_metrics", threshold=threshold), label_key=None)
+        class_name="SquadMetrics", module="tfx_bert_app.models.qa_metrics", threshold=threshold), label_key=None)
 
 
 def _dense(tensor, default):

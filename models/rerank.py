@@ -24,9 +24,9 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from models import encoder as encoder_lib
-from models import finetuning
-from models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import finetuning
+from tfx_bert_app.models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
 from tfx_bert import features
 from tfx_bert.config import settings_from
 
@@ -37,7 +37,7 @@ SCORES = "scores"
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: MRR@10 of the candidate lists gates the blessing; nDCG@10 is reported with it."""
     return finetuning.gated_eval_config(SCORES, tfma.MetricConfig(
-        class_name="RankingMetrics", module="models.rerank_metrics",
+        class_name="RankingMetrics", module="tfx_bert_app.models.rerank_metrics",
         threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
 
 

@@ -26,9 +26,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from models import encoder as encoder_lib
-from models import finetuning
-from models.similarity import build_sentence_encoder
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import finetuning
+from tfx_bert_app.models.similarity import build_sentence_encoder
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from

@@ -24,8 +24,8 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from models import encoder as encoder_lib
-from models import finetuning
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import finetuning
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -42,7 +42,7 @@ def eval_config(f) -> tfma.EvalConfig:
         return finetuning.gated_eval_config(features.PROBABILITIES, tfma.MetricConfig(
             class_name="SparseCategoricalAccuracy", threshold=threshold))
     return finetuning.gated_eval_config(SIMILARITY, tfma.MetricConfig(
-        class_name="Correlation", module="models.similarity_metrics", threshold=threshold))
+        class_name="Correlation", module="tfx_bert_app.models.similarity_metrics", threshold=threshold))
 
 
 def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:

@@ -8,7 +8,7 @@ import os
 
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from pipeline import common
+from tfx_bert_app.pipeline import common
 
 
 def run(kind: str, config) -> None:

@@ -56,7 +56,7 @@ def encoder_uri(config: ProjectConfig) -> str:
     if not uri:
         return latest_encoder_uri(config)
     if "://" not in uri and tf.io.gfile.exists(os.path.join(uri, "bert_config.json")):
-        from models import checkpoint_conversion
+        from tfx_bert_app.models import checkpoint_conversion
 
         target = os.path.join(os.path.abspath(config.work_dir), "converted",
                               os.path.basename(os.path.normpath(uri)))
@@ -112,9 +112,9 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
     encoder directory, from ``prepare``; default ``finetune.encoder_uri``. ``input_bytes`` (from
     ``prepare``): the input's size, for the DirectRunner's ``auto`` mode.
     """
-    from pipeline.finetuning_pipeline import create_finetuning_pipeline
-    from pipeline.parameters import PipelineParameters
-    from pipeline.pretraining_pipeline import create_pretraining_pipeline
+    from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from tfx_bert_app.pipeline.parameters import PipelineParameters
+    from tfx_bert_app.pipeline.pretraining_pipeline import create_pretraining_pipeline
     from tfx_bert import beam_options
 
     if kind not in ("pretrain", "finetune"):

@@ -11,10 +11,10 @@ import os
 
 from tfx import v1 as tfx
 
-from components.bert_trainer.component import BertTrainer
-from components.serving_pusher.component import ServingPusher
-from pipeline import common, task_wiring
-from pipeline.parameters import PipelineParameters
+from tfx_bert_app.components.bert_trainer.component import BertTrainer
+from tfx_bert_app.components.serving_pusher.component import ServingPusher
+from tfx_bert_app.pipeline import common, task_wiring
+from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
 from tfx_bert.config import ProjectConfig, trainer_settings
 
@@ -73,7 +73,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     ).with_id("Pusher")
     components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator, pusher]
     if f.index_corpus:
-        from components.vector_indexer.component import VectorIndexer
+        from tfx_bert_app.components.vector_indexer.component import VectorIndexer
 
         components.append(VectorIndexer(
             model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],

@@ -11,7 +11,7 @@ import os
 
 from tfx import v1 as tfx
 
-from pipeline import common
+from tfx_bert_app.pipeline import common
 
 
 def run(kind: str, config) -> None:

@@ -9,12 +9,12 @@ import os
 
 from tfx import v1 as tfx
 
-from components.pretraining_data.component import PretrainingDataGen
-from components.text_example_gen.component import TextExampleGen
-from components.wordpiece_vocab.component import WordPieceVocabGen
-from components.bert_trainer.component import BertTrainer
-from pipeline import common
-from pipeline.parameters import PipelineParameters
+from tfx_bert_app.components.pretraining_data.component import PretrainingDataGen
+from tfx_bert_app.components.text_example_gen.component import TextExampleGen
+from tfx_bert_app.components.wordpiece_vocab.component import WordPieceVocabGen
+from tfx_bert_app.components.bert_trainer.component import BertTrainer
+from tfx_bert_app.pipeline import common
+from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import accelerators
 from tfx_bert.config import ProjectConfig
 
@@ -65,7 +65,7 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
     }
     vertex_job = _vertex_job(config) if config.resources.trainer.replicas > 1 else None
     trainer = BertTrainer(
-        run_fn="models.pretraining.run_fn",
+        run_fn="tfx_bert_app.models.pretraining.run_fn",
         examples=instances.outputs["pretraining_examples"],
         train_steps=params.train_steps, eval_steps=p.eval_steps, model_size=params.model_size,
         custom_config=trainer_config, vertex_job=vertex_job, vertex_region=config.kubeflow.region,
@@ -80,7 +80,7 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
             masked_lm_prob=p.masked_lm_prob, max_predictions_per_seq=p.phase2_max_predictions_per_seq,
             whole_word_masking=p.whole_word_masking).with_id("PretrainingDataGenPhase2")
         trainer2 = BertTrainer(
-            run_fn="models.pretraining.run_fn",
+            run_fn="tfx_bert_app.models.pretraining.run_fn",
             examples=instances2.outputs["pretraining_examples"],
             base_model=trainer.outputs["model"],
             train_steps=p.phase2_train_steps, eval_steps=p.eval_steps, model_size=params.model_size,

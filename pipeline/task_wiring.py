@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from components.retrieval_evaluator.component import RetrievalEvaluator
-from components.task_example_gen.component import TaskExampleGen
+from tfx_bert_app.components.retrieval_evaluator.component import RetrievalEvaluator
+from tfx_bert_app.components.task_example_gen.component import TaskExampleGen
 from tfx_bert.config import FinetuneConfig
 from tfx_bert.tasks import Task
 

@@ -59,10 +59,10 @@ def build_pretraining_examples(tmp, num_documents=60, max_seq_length=32):
     corpus; returns the pretraining Examples artifact."""
     from tfx.types import standard_artifacts
 
-    from components.artifacts import Vocabulary
-    from components.pretraining_data import executor as data_ex
-    from components.text_example_gen import executor as gen_ex
-    from components.wordpiece_vocab import executor as vocab_ex
+    from tfx_bert_app.components.artifacts import Vocabulary
+    from tfx_bert_app.components.pretraining_data import executor as data_ex
+    from tfx_bert_app.components.text_example_gen import executor as gen_ex
+    from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
     from tfx_bert import demo_data
 
     demo_data.write_pretraining_corpus(str(tmp / "in" / "corpus.txt"), num_documents=num_documents)
@@ -92,7 +92,7 @@ def save_text_model(export_dir, vocab_dir, scale: float):
     """
     import tensorflow as tf
 
-    from models.export import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME, set_method_names
+    from tfx_bert_app.models.export import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME, set_method_names
 
     tok = tokenization.WordPieceTokenizer.from_directory(vocab_dir)
     module = tf.Module()

@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main():
-    from models import pretraining
+    from tfx_bert_app.models import pretraining
 
     uri, out, steps, config = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
     fn_args = types.SimpleNamespace(

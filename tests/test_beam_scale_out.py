@@ -5,9 +5,9 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
-from components.artifacts import Vocabulary
-from components.text_example_gen import executor as gen_ex
-from components.wordpiece_vocab import executor as vocab_ex
+from tfx_bert_app.components.artifacts import Vocabulary
+from tfx_bert_app.components.text_example_gen import executor as gen_ex
+from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
 from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import checkpoint_conversion, encoder as encoder_lib
+from tfx_bert_app.models import checkpoint_conversion, encoder as encoder_lib
 from tfx_bert import features, tokenization
 
 HIDDEN, HEADS, LAYERS, INTER, VOCAB, POS = 8, 2, 2, 16, 12, 16
@@ -94,7 +94,7 @@ def test_fine_tuning_tokenizer_from_a_plain_keras_hub_preset(tmp_path):
 
 
 def test_finetuning_accepts_a_tf1_checkpoint_dir_as_encoder(tmp_path):
-    from pipeline import common
+    from tfx_bert_app.pipeline import common
     from tfx_bert import config as config_lib
 
     src = tmp_path / "uncased_L-2_H-8_A-2"

@@ -48,7 +48,7 @@ def test_finetune_without_pretraining_explains(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("dotted", sorted({p for t in tasks.TASKS.values() for p in (t.preprocessing_fn, t.run_fn)}
-                                          | {"models.pretraining.run_fn"}))
+                                          | {"tfx_bert_app.models.pretraining.run_fn"}))
 def test_every_configured_user_function_imports(dotted):
     module, name = dotted.rsplit(".", 1)
     assert callable(getattr(importlib.import_module(module), name))
@@ -69,8 +69,8 @@ def test_predict_qa_needs_a_context(capsys):
 
 @pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "Evaluator")])
 def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_path, task, evaluator):
-    from pipeline.finetuning_pipeline import create_finetuning_pipeline
-    from pipeline.parameters import PipelineParameters
+    from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from tfx_bert_app.pipeline.parameters import PipelineParameters
     from tfx_bert import config as config_lib
 
     indexing = [f"finetune.index_corpus={tmp_path}/corpus.jsonl"] if task == "retrieval" else []

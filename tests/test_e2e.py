@@ -290,7 +290,7 @@ def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
 
     import tensorflow_model_analysis as tfma
 
-    from models import encoder, qa_spans
+    from tfx_bert_app.models import encoder, qa_spans
     from tfx_bert import squad
     from tfx_bert.cli import DevServer
     from tfx_bert.serving import op_check
@@ -368,7 +368,7 @@ def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(d
 
     import tensorflow_model_analysis as tfma
 
-    from models import encoder, similarity
+    from tfx_bert_app.models import encoder, similarity
     from tfx_bert.cli import DevServer
     from tfx_bert.serving import op_check
     from tfx_bert.serving.client import ServingClient
@@ -432,7 +432,7 @@ def _latest(pattern):
 
 
 def _rank_all(query_vectors, doc_vectors, ids, qids):
-    from components.retrieval_evaluator.executor import exact_top_k
+    from tfx_bert_app.components.retrieval_evaluator.executor import exact_top_k
 
     return dict(zip(qids, exact_top_k(query_vectors, doc_vectors, ids, 100)))
 
@@ -447,7 +447,7 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     in-process path returns, re-ordered top-20 candidates by their cross-encoder scores."""
     import tensorflow_model_analysis as tfma
 
-    from models import encoder, similarity
+    from tfx_bert_app.models import encoder, similarity
     from tfx_bert import beir, retrieval_metrics
     from tfx_bert.cli import DevServer
     from tfx_bert.retrieval import RetrieveThenRerank, Retriever

@@ -3,9 +3,9 @@ TFX's cache."""
 import os
 import time
 
-from components import input_fingerprint
-from components.task_example_gen.component import TaskExampleGen
-from components.text_example_gen.component import TextExampleGen
+from tfx_bert_app.components import input_fingerprint
+from tfx_bert_app.components.task_example_gen.component import TaskExampleGen
+from tfx_bert_app.components.text_example_gen.component import TextExampleGen
 
 
 def test_fingerprint_changes_with_the_files_and_only_then(tmp_path):

@@ -11,8 +11,8 @@ import tarfile
 import pytest
 import yaml
 
-from components.bert_trainer import executor as bert_trainer_executor
-from kubeflow import runner
+from tfx_bert_app.components.bert_trainer import executor as bert_trainer_executor
+from tfx_bert_app.kubeflow import runner
 from tfx_bert import accelerators, beam_options
 from tfx_bert import config as config_lib
 

@@ -6,8 +6,8 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from models import encoder as encoder_lib
-from models import optimization, pretraining
+from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import optimization, pretraining
 from tfx_bert import features, registry, tokenization
 
 

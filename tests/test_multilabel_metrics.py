@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_score, recall_score
 
-from models import multilabel_metrics
+from tfx_bert_app.models import multilabel_metrics
 
 
 def test_scores_match_scikit_learn():

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from models import crf, ner, ner_metrics
+from tfx_bert_app.models import crf, ner, ner_metrics
 from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import tagging, tokenization
 
@@ -79,7 +79,7 @@ def test_in_graph_entity_spans_match_the_tagging_module():
 
 
 def _conll_props(base, strict=0, scheme="iob1"):
-    from components.task_example_gen import executor as ex
+    from tfx_bert_app.components.task_example_gen import executor as ex
 
     return {ex.INPUT_BASE: str(base), ex.TRAIN_PATTERN: "train.txt", ex.EVAL_PATTERN: "dev.txt",
             ex.INPUT_FORMAT: "conll", ex.TEXT_FIELD: "", ex.TEXT_B_FIELD: "", ex.LABEL_FIELD: "",
@@ -87,7 +87,7 @@ def _conll_props(base, strict=0, scheme="iob1"):
 
 
 def test_conll_ingestion_converts_iob1_and_counts_bad_sentences(tmp_path):
-    from components.task_example_gen import executor as ex
+    from tfx_bert_app.components.task_example_gen import executor as ex
 
     (tmp_path / "train.txt").write_text(
         "-DOCSTART- -X- -X- O\n\n"
@@ -110,8 +110,8 @@ def test_conll_ingestion_converts_iob1_and_counts_bad_sentences(tmp_path):
 
 
 def test_conll_strict_mode_names_the_line(tmp_path):
-    from components.task_example_gen import executor as ex
-    from components.text_example_gen.executor import BadInputError
+    from tfx_bert_app.components.task_example_gen import executor as ex
+    from tfx_bert_app.components.text_example_gen.executor import BadInputError
 
     (tmp_path / "train.txt").write_text("Anna B-PER\nwent O\n\nX S-PER\n")
     (tmp_path / "dev.txt").write_text("Anna B-PER\n")

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from models import qa, qa_metrics, qa_spans
+from tfx_bert_app.models import qa, qa_metrics, qa_spans
 from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data, squad, tokenization
 
@@ -166,7 +166,7 @@ def test_numpy_window_decoding_agrees_with_the_graph(tokenizer):
 
 
 def _squad_props(base, strict=0):
-    from components.task_example_gen import executor as ex
+    from tfx_bert_app.components.task_example_gen import executor as ex
 
     return {ex.INPUT_BASE: str(base), ex.TRAIN_PATTERN: "train.json", ex.EVAL_PATTERN: "dev.json",
             ex.INPUT_FORMAT: "squad", ex.TEXT_FIELD: "", ex.TEXT_B_FIELD: "", ex.LABEL_FIELD: "",
@@ -179,7 +179,7 @@ def _write_squad(path, qas, context="Anna bakes the warm bread. Boris boils the 
 
 
 def test_squad_ingestion_counts_bad_answers_and_keeps_unanswerable(tmp_path):
-    from components.task_example_gen import executor as ex
+    from tfx_bert_app.components.task_example_gen import executor as ex
 
     _write_squad(tmp_path / "train.json", [
         {"id": "ok", "question": "What does Anna bake?", "answers": [{"text": "warm bread", "answer_start": 15}]},
@@ -204,8 +204,8 @@ def test_squad_ingestion_counts_bad_answers_and_keeps_unanswerable(tmp_path):
 
 
 def test_squad_strict_mode_names_the_question(tmp_path):
-    from components.task_example_gen import executor as ex
-    from components.text_example_gen.executor import BadInputError
+    from tfx_bert_app.components.task_example_gen import executor as ex
+    from tfx_bert_app.components.text_example_gen.executor import BadInputError
 
     _write_squad(tmp_path / "train.json", [{"id": "q7", "question": "What?", "answers": [{"text": "soup", "answer_start": 1}]}])
     _write_squad(tmp_path / "dev.json", [])

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from models import rerank, rerank_metrics, retrieval
+from tfx_bert_app.models import rerank, rerank_metrics, retrieval
 from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import beir, demo_data, retrieval_metrics, tokenization
 
@@ -69,7 +69,7 @@ def test_triples_reader_counts_bad_lines_and_strict_names_them(tmp_path):
 
 
 def _example_gen_props(tmp_path, fmt, train, dev, num_negatives=2):
-    from components.task_example_gen import executor as ex
+    from tfx_bert_app.components.task_example_gen import executor as ex
 
     return {ex.INPUT_BASE: str(tmp_path), ex.TRAIN_PATTERN: train, ex.EVAL_PATTERN: dev, ex.INPUT_FORMAT: fmt,
             ex.TEXT_FIELD: "", ex.TEXT_B_FIELD: "", ex.LABEL_FIELD: "", ex.LABEL_NAMES: "", ex.NUM_CLASSES: 2,
@@ -77,7 +77,7 @@ def _example_gen_props(tmp_path, fmt, train, dev, num_negatives=2):
 
 
 def test_beir_example_gen_writes_pairs_with_negatives_and_counts_bad_qrels(tmp_path):
-    from components.task_example_gen import executor as ex
+    from tfx_bert_app.components.task_example_gen import executor as ex
 
     corpus, queries = _write_beir(tmp_path, {"train": ["q1\td1\t1", "q1\td2\t2", "q9\td1\t1", "q2\td404\t1"],
                                              "dev": ["q3\td5\t1"]})
@@ -99,8 +99,8 @@ def test_beir_example_gen_writes_pairs_with_negatives_and_counts_bad_qrels(tmp_p
 
 
 def test_msmarco_triples_need_one_negative(tmp_path):
-    from components.task_example_gen import executor as ex
-    from components.text_example_gen.executor import BadInputError
+    from tfx_bert_app.components.task_example_gen import executor as ex
+    from tfx_bert_app.components.text_example_gen.executor import BadInputError
 
     (tmp_path / "triples.tsv").write_text("a moon\tthe moon orbits\tthe chef bakes\n")
     examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
@@ -113,7 +113,7 @@ def test_msmarco_triples_need_one_negative(tmp_path):
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_dual_encoder_trains_on_in_batch_logits_and_exports_towers(tmp_path, tokenizer, shared):
-    from models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.similarity import build_sentence_encoder
     from tfx_bert.serving import op_check
 
     doc_tower = build_sentence_encoder(_backbone(tokenizer), "mean")
@@ -191,7 +191,7 @@ def test_ranking_metric_combiner_averages_over_queries():
 
 
 def test_exact_top_k_matches_a_full_sort():
-    from components.retrieval_evaluator.executor import exact_top_k
+    from tfx_bert_app.components.retrieval_evaluator.executor import exact_top_k
 
     rng = np.random.default_rng(0)
     docs, queries = rng.normal(size=(200, 8)), rng.normal(size=(30, 8))
@@ -204,7 +204,7 @@ def test_exact_top_k_matches_a_full_sort():
 
 
 def _export_dual(tokenizer, directory, seed):
-    from models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.similarity import build_sentence_encoder
 
     tf.keras.utils.set_random_seed(seed)
     tower = build_sentence_encoder(_backbone(tokenizer), "mean")
@@ -213,7 +213,7 @@ def _export_dual(tokenizer, directory, seed):
 
 
 def test_retrieval_evaluator_gates_on_ndcg_and_the_baseline(tmp_path, tokenizer):
-    from components.retrieval_evaluator import executor as ex
+    from tfx_bert_app.components.retrieval_evaluator import executor as ex
 
     _write_beir(tmp_path / "data", {"dev": ["q1\td1\t1", "q2\td2\t1", "q3\td3\t2", "q3\tnope\t1"]})
     candidate = new_artifact(standard_artifacts.Model, _export_dual(tokenizer, tmp_path / "candidate", 1))

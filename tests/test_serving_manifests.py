@@ -5,7 +5,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from kubeflow import serving_manifests
+from tfx_bert_app.kubeflow import serving_manifests
 from tfx_bert import config as config_lib
 from tfx_bert.serving import model_config
 

@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components.serving_pusher import executor as push_ex
+from tfx_bert_app.components.serving_pusher import executor as push_ex
 from tests.helpers import new_artifact, save_text_model
 from tfx_bert.serving import client as client_lib
 from tfx_bert.serving import server

@@ -11,7 +11,7 @@ import tensorflow as tf
 from scipy import stats
 from tfx.types import standard_artifacts
 
-from models import similarity, similarity_metrics
+from tfx_bert_app.models import similarity, similarity_metrics
 from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data, tokenization
 
@@ -89,7 +89,7 @@ def test_export_serves_similarity_and_embeddings_with_tf_serving_ops(tmp_path, t
 
 
 def test_sts_ingestion_reads_float_scores_and_counts_bad_ones(tmp_path):
-    from components.task_example_gen import executor as ex
+    from tfx_bert_app.components.task_example_gen import executor as ex
 
     header = "\t".join(demo_data.STSB_HEADER)
     row = lambda a, b, s: "\t".join(["0", "g", "f", "y", "0", "s", "s", a, b, s])  # noqa: E731

@@ -5,8 +5,8 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
-from components.task_example_gen import executor as ex
-from components.text_example_gen.executor import BadInputError
+from tfx_bert_app.components.task_example_gen import executor as ex
+from tfx_bert_app.components.text_example_gen.executor import BadInputError
 from tests.helpers import new_artifact, read_examples, run_executor
 
 

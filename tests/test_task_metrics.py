@@ -35,7 +35,7 @@ def _run(tmp_path, eval_config, examples):
 
 @pytest.mark.parametrize("num_classes", [2, 3])
 def test_classification_metrics_match_sklearn(tmp_path, num_classes):
-    from models import classification
+    from tfx_bert_app.models import classification
 
     rng = np.random.default_rng(num_classes)
     labels = rng.integers(0, num_classes, 300)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.pretraining_data.instances import truncate_seq_pair
+from tfx_bert_app.components.pretraining_data.instances import truncate_seq_pair
 from tfx_bert import tokenization
 
 

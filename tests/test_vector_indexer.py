@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from tfx.types import standard_artifacts
 
-from components.vector_indexer import executor as ex
-from components.vector_indexer.component import VectorIndex
-from models import similarity
+from tfx_bert_app.components.vector_indexer import executor as ex
+from tfx_bert_app.components.vector_indexer.component import VectorIndex
+from tfx_bert_app.models import similarity
 from tests.helpers import new_artifact, run_executor
 from tfx_bert import retrieval_metrics, tokenization
 from tfx_bert.retrieval import Retriever

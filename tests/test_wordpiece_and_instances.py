@@ -6,11 +6,11 @@ import random
 import pytest
 from tfx.types import standard_artifacts
 
-from components.artifacts import Vocabulary
-from components.pretraining_data import executor as data_ex
-from components.pretraining_data import instances
-from components.text_example_gen import executor as gen_ex
-from components.wordpiece_vocab import executor as vocab_ex
+from tfx_bert_app.components.artifacts import Vocabulary
+from tfx_bert_app.components.pretraining_data import executor as data_ex
+from tfx_bert_app.components.pretraining_data import instances
+from tfx_bert_app.components.text_example_gen import executor as gen_ex
+from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
 from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data, tokenization
 

@@ -48,7 +48,7 @@ def _config(args, demo: bool = False):
 
 def _run_pipeline(kind: str, config, runner: str) -> float:
     """Runs one pipeline, prints its summary; returns wall seconds."""
-    from pipeline import common
+    from tfx_bert_app.pipeline import common
     from tfx_bert import run_summary
 
     progress.install(os.path.join(os.path.abspath(config.work_dir), "logs", f"{kind}.log"))
@@ -155,7 +155,7 @@ def cmd_demo(args) -> int:
 
 
 def _print_demo_summary(config, version_dir: str, times: dict, total: float) -> None:
-    from pipeline import common
+    from tfx_bert_app.pipeline import common
 
     encoder = common.latest_encoder_uri(config)
     metrics_path = os.path.join(encoder, "pretraining_metrics.json")
@@ -302,7 +302,7 @@ def cmd_check_ops(args) -> int:
 
 
 def cmd_convert_checkpoint(args) -> int:
-    from models import checkpoint_conversion
+    from tfx_bert_app.models import checkpoint_conversion
 
     lower = None if args.casing == "auto" else args.casing == "uncased"
     out = checkpoint_conversion.convert_tf1_checkpoint(args.tf1_checkpoint, args.output, lower)
@@ -325,7 +325,7 @@ def cmd_show_config(args) -> int:
 
 
 def cmd_serving_manifests(args) -> int:
-    from kubeflow import serving_manifests
+    from tfx_bert_app.kubeflow import serving_manifests
 
     path = serving_manifests.write_manifests(_config(args, demo=args.demo), args.output)
     print(f"Wrote {path}; apply it with: kubectl apply -f {path}")
@@ -333,7 +333,7 @@ def cmd_serving_manifests(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from kubeflow import runner
+    from tfx_bert_app.kubeflow import runner
 
     return runner.run(args)
 
@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=cmd_pipeline(kind))
 
     p = sub.add_parser("compile", help="compile a pipeline for Kubeflow Pipelines v2 / Vertex (and submit a run)")
-    from kubeflow import arguments as kubeflow_arguments
+    from tfx_bert_app.kubeflow import arguments as kubeflow_arguments
 
     kubeflow_arguments.add_arguments(p)
     p.set_defaults(fn=cmd_compile)

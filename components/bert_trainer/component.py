@@ -11,8 +11,8 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.types.standard_component_specs import TrainerSpec
 from tfx.utils import json_utils
 
-from components.bert_trainer import executor
-from components.bert_trainer.executor import MODEL_SIZE_KEY, TRAIN_STEPS_KEY
+from tfx_bert_app.components.bert_trainer import executor
+from tfx_bert_app.components.bert_trainer.executor import MODEL_SIZE_KEY, TRAIN_STEPS_KEY
 
 
 class BertTrainerSpec(TrainerSpec):
@@ -47,7 +47,7 @@ class BertTrainer(base_component.BaseComponent):
             from tfx.extensions.google_cloud_ai_platform import constants
             from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex
 
-            from components.bert_trainer import vertex_executor
+            from tfx_bert_app.components.bert_trainer import vertex_executor
 
             custom_config.update({vertex.TRAINING_ARGS_KEY: vertex_job, constants.ENABLE_VERTEX_KEY: True,
                                   constants.VERTEX_REGION_KEY: vertex_region})

@@ -5,7 +5,7 @@ A module of its own so the Google Cloud libraries are imported only where it is 
 """
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 
-from components.bert_trainer.executor import fold_run_parameters
+from tfx_bert_app.components.bert_trainer.executor import fold_run_parameters
 
 
 class VertexExecutor(vertex_trainer_executor.GenericExecutor):

@@ -4,8 +4,8 @@ from __future__ import annotations
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components.artifacts import Vocabulary
-from components.pretraining_data import executor
+from tfx_bert_app.components.artifacts import Vocabulary
+from tfx_bert_app.components.pretraining_data import executor
 
 
 class PretrainingDataGenSpec(component_spec.ComponentSpec):

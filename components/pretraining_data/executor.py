@@ -17,8 +17,8 @@ from tfx.components.example_gen import write_split
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import beam_utils, examples_io
-from components.pretraining_data import instances as instances_lib
+from tfx_bert_app.components import beam_utils, examples_io
+from tfx_bert_app.components.pretraining_data import instances as instances_lib
 from tfx_bert.pretraining_metadata import METADATA_FILE, read_metadata  # noqa: F401 (read_metadata: re-exported)
 from tfx_bert import features, tokenization
 

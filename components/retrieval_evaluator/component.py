@@ -5,8 +5,8 @@ from __future__ import annotations
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import input_fingerprint
-from components.retrieval_evaluator import executor as ex
+from tfx_bert_app.components import input_fingerprint
+from tfx_bert_app.components.retrieval_evaluator import executor as ex
 
 
 class RetrievalEvaluatorSpec(component_spec.ComponentSpec):

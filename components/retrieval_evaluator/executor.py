@@ -30,7 +30,7 @@ from tfx.components.evaluator import constants
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import beam_utils
+from tfx_bert_app.components import beam_utils
 from tfx_bert.corpus_embedding import embed_corpus, read_shards, serving_dir
 from tfx_bert import beir, retrieval_metrics
 

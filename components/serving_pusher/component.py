@@ -3,7 +3,7 @@ executor.py. Use it where a TF Serving instance watches the push destination."""
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components.serving_pusher import executor
+from tfx_bert_app.components.serving_pusher import executor
 
 
 class ServingPusher(tfx.components.Pusher):

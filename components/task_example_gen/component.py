@@ -7,8 +7,8 @@ import os
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import input_fingerprint
-from components.task_example_gen import executor as ex
+from tfx_bert_app.components import input_fingerprint
+from tfx_bert_app.components.task_example_gen import executor as ex
 
 
 class TaskExampleGenSpec(component_spec.ComponentSpec):

@@ -4,8 +4,8 @@ from __future__ import annotations
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import input_fingerprint
-from components.text_example_gen import executor
+from tfx_bert_app.components import input_fingerprint
+from tfx_bert_app.components.text_example_gen import executor
 
 
 class TextExampleGenSpec(component_spec.ComponentSpec):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import beam_utils, examples_io
+from tfx_bert_app.components import beam_utils, examples_io
 from tfx_bert import features
 from tfx_bert.records import CORPUS_FORMATS, BadInputError, RecordReader, expand_files  # noqa: F401 (BadInputError: re-exported)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import artifact, channel, component_spec, standard_artifacts
 
-from components.vector_indexer import executor as ex
+from tfx_bert_app.components.vector_indexer import executor as ex
 
 
 class VectorIndex(artifact.Artifact):
@@ -45,7 +45,7 @@ class VectorIndexer(base_beam_component.BaseBeamComponent):
 
     def __init__(self, model, corpus_path: str, store_uri: str, collection: str, corpus_format: str = "beir",
                  index_type: str = "IVF_FLAT", batch_size: int = 64, strict: bool = False, model_blessing=None):
-        from components import input_fingerprint
+        from tfx_bert_app.components import input_fingerprint
 
         if corpus_format not in ex.FORMATS:
             raise ValueError(f"corpus_format {corpus_format!r} is not one of {ex.FORMATS}.")

@@ -18,7 +18,7 @@ import time
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import beam_utils
+from tfx_bert_app.components import beam_utils
 from tfx_bert.corpus_embedding import corpus_fingerprint, embed_corpus, read_corpus, read_shards, serving_dir
 from tfx_bert.vector_store import VectorStore
 

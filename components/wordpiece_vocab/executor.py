@@ -16,7 +16,7 @@ from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_li
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import beam_utils, examples_io
+from tfx_bert_app.components import beam_utils, examples_io
 from tfx_bert import tokenization
 
 NAMESPACE = "tfx_bert.vocab"
