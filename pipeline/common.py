@@ -10,16 +10,22 @@ from __future__ import annotations
 import os
 
 from ml_metadata.metadata_store import metadata_store
-from tfx import v1 as tfx
 
 from tfx_bert import demo_data
 from tfx_bert.config import ProjectConfig
 
 
 def metadata_config(config: ProjectConfig):
-    """One SQLite MLMD store for all of a project's pipelines (so fine-tuning finds encoders)."""
-    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    """One SQLite MLMD store for all of a project's pipelines (so fine-tuning finds encoders);
+    ``prepare`` creates its directory before a local run."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    # What tfx.orchestration.metadata.sqlite_metadata_connection_config builds, without the
+    # directory it creates: building a pipeline writes nothing.
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = config.metadata_path
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return connection
 
 
 def latest_encoder_uri(config: ProjectConfig) -> str:
@@ -27,9 +33,12 @@ def latest_encoder_uri(config: ProjectConfig) -> str:
 
     Raises a clear error when pretraining has not run yet.
     """
-    store = metadata_store.MetadataStore(metadata_config(config))
     name = config.pretrain.pipeline_name
-    context = store.get_context_by_type_and_name("pipeline", name)
+    if not os.path.exists(config.metadata_path):  # nothing has run here: do not create a store
+        context = None
+    else:
+        store = metadata_store.MetadataStore(metadata_config(config))
+        context = store.get_context_by_type_and_name("pipeline", name)
     model_type = store.get_artifact_type("Model") if context else None
     if context and model_type:
         models = [a for a in store.get_artifacts_by_context(context.id)
@@ -72,6 +81,7 @@ def prepare(kind: str, config: ProjectConfig) -> dict:
     keyword arguments for ``build``."""
     from tfx_bert import beam_options
 
+    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     inputs = ([config.pretrain.corpus_pattern] if kind == "pretrain"
               else [config.finetune.data_dir, config.finetune.index_corpus])
     demo_data.write_if_used(config.data_dir, *inputs)

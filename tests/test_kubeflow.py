@@ -55,7 +55,9 @@ def test_pretraining_spec_has_components_dependencies_and_image(tmp_path):
 
 
 def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
-    tasks = _compile("finetune", _config(tmp_path), tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
+    work = tmp_path / "work"
+    tasks = _compile("finetune", _config(work), tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert not work.exists()  # compiling reads and writes nothing but its output: no demo data, no MLMD
     assert {"TaskExampleGen", "Transform", "pretrained_encoder", "Trainer", "Evaluator", "Pusher"} <= set(tasks)
     assert set(tasks["Trainer"]["dependentTasks"]) >= {"Transform", "pretrained_encoder"}
     # The baseline: KFP's two-step resolution of the latest blessed model feeds the Evaluator.
