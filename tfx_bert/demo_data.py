@@ -116,27 +116,33 @@ def _review(rng: random.Random, positive: bool) -> str:
     return rng.choice(templates)
 
 
+def _write_csv_splits(directory: str, header: list[str], sizes: dict, row) -> dict:
+    """``<split>/data.csv`` for each split in ``sizes`` ({split: rows}), ``row()`` making each."""
+    for split, n in sizes.items():
+        os.makedirs(os.path.join(directory, split), exist_ok=True)
+        with open(os.path.join(directory, split, "data.csv"), "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(row() for _ in range(n))
+    return dict(sizes)
+
+
 def write_sentiment_dataset(
     directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 7,
     label_noise: float = 0.03,
 ) -> dict:
     """Writes ``train/data.csv`` and ``eval/data.csv`` with columns ``text,label`` (1 = positive)."""
     rng = random.Random(seed)
-    counts = {}
-    for split, n in (("train", num_train), ("eval", num_eval)):
-        os.makedirs(os.path.join(directory, split), exist_ok=True)
-        with open(os.path.join(directory, split, "data.csv"), "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "label"])
-            for _ in range(n):
-                positive = rng.random() < 0.5
-                text = _review(rng, positive)
-                label = int(positive)
-                if rng.random() < label_noise:
-                    label = 1 - label
-                writer.writerow([text, label])
-        counts[split] = n
-    return counts
+
+    def row():
+        positive = rng.random() < 0.5
+        text = _review(rng, positive)
+        label = int(positive)
+        if rng.random() < label_noise:
+            label = 1 - label
+        return [text, label]
+
+    return _write_csv_splits(directory, ["text", "label"], {"train": num_train, "eval": num_eval}, row)
 
 
 MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
@@ -421,18 +427,13 @@ def write_multilabel_dataset(directory: str, num_train: int = 1500, num_eval: in
     topics joined by ``|`` (e.g. ``space|sea``), so every subset of labels can occur."""
     rng = random.Random(seed)
     names = sorted(TOPICS)
-    counts = {}
-    for split, n in (("train", num_train), ("eval", num_eval)):
-        os.makedirs(os.path.join(directory, split), exist_ok=True)
-        with open(os.path.join(directory, split, "data.csv"), "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "labels"])
-            for _ in range(n):
-                topics = rng.sample(names, rng.choice((1, 1, 2, 2, 3)))
-                sentences = [_sentence(rng, TOPICS[t], rng.choice(NAMES)) for t in topics]
-                writer.writerow([" ".join(sentences), "|".join(sorted(topics))])
-        counts[split] = n
-    return counts
+
+    def row():
+        topics = rng.sample(names, rng.choice((1, 1, 2, 2, 3)))
+        sentences = [_sentence(rng, TOPICS[t], rng.choice(NAMES)) for t in topics]
+        return [" ".join(sentences), "|".join(sorted(topics))]
+
+    return _write_csv_splits(directory, ["text", "labels"], {"train": num_train, "eval": num_eval}, row)
 
 
 def demo_paths(data_dir: str) -> dict:
