@@ -55,7 +55,7 @@ def _run_pipeline(kind: str, config, runner: str) -> float:
     pipeline = common.build(kind, config, **common.prepare(kind, config))
     start = time.time()
     recorded = common.record_config(kind, config)
-    print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner; configuration: {recorded}) ==", flush=True)
+    print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner) ==\n(configuration: {recorded})", flush=True)
     if runner == "beam":
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
