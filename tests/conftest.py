@@ -27,7 +27,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """Runs `tfx-bert demo` (what `make demo` runs) once into a temp work dir: its pretrained
-    encoder is the one every end-to-end fine-tuning test and the task harness start from."""
+    encoder is the one every end-to-end fine-tuning test and the task harness start from.
+
+    ``TFX_BERT_TEST_DEMO_WORK=<dir>`` reuses the work dir of an earlier demo run instead (to
+    rerun one end-to-end test while developing; CI never sets it)."""
+    reuse = os.environ.get("TFX_BERT_TEST_DEMO_WORK")
+    if reuse:
+        return reuse, ""
     work = tmp_path_factory.mktemp("demo")
     proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "demo", "--work-dir", str(work)],
                           capture_output=True, text=True, cwd=REPO, timeout=1500)

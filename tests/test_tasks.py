@@ -64,19 +64,41 @@ def _pushed_version(work, name):
     return max(versions, key=lambda p: int(os.path.basename(p))) if versions else None
 
 
+@pytest.fixture(scope="module")
+def served(demo_run, tmp_path_factory):
+    """Every registered task's model pushed (the tasks no end-to-end test ran are fine-tuned on
+    their demo data here), then one development server over all of them (a model_config_file)."""
+    from tfx_bert.cli import DevServer
+    from tfx_bert.serving import model_config
+
+    work, _ = demo_run
+    for name in sorted(tasks.TASKS):
+        if _pushed_version(work, name) is None:  # not run by an end-to-end test
+            proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir",
+                                   str(work), "--task", name, "--set", "finetune.accuracy_threshold=0"],
+                                  capture_output=True, text=True, cwd=REPO, timeout=1500)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    path = tmp_path_factory.mktemp("serving") / "models.config"
+    path.write_text(model_config.to_text([model_config.ModelConfig(name, os.path.join(work, "serving", name))
+                                          for name in sorted(tasks.TASKS)]))
+    with DevServer(None, None, model_config_file=str(path)) as server:
+        yield work, server.target
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(tasks.TASKS))
-def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, demo_run):
-    from tfx_bert.cli import DevServer
+def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, served, capsys):
+    """Its pipeline ran (preprocessing_fn -> run_fn -> Evaluator -> ServingPusher), the pushed
+    model passes the op check, the run recorded its configuration, the server answers Predict
+    with exactly the signature's outputs for exactly its inputs, and `tfx-bert predict --task`
+    decodes the answer."""
+    import json
+
+    from tfx_bert import cli
     from tfx_bert.serving import op_check
     from tfx_bert.serving.client import ServingClient
 
-    work, _ = demo_run
-    if _pushed_version(work, name) is None:  # not run by an end-to-end test
-        proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-                               "--task", name, "--set", "finetune.accuracy_threshold=0"],
-                              capture_output=True, text=True, cwd=REPO, timeout=1500)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    work, target = served
     version = _pushed_version(work, name)
     assert version is not None, f"{name}: nothing pushed (not blessed?)"
     assert op_check.unsupported_ops(version) == []
@@ -85,11 +107,17 @@ def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, demo_ru
 
     task = tasks.get_task(name)
     texts, text_b, context, query = REQUESTS[task.client]
-    with DevServer(name, os.path.dirname(version)) as server, ServingClient(server.target) as client:
+    with ServingClient(target) as client:
         client.wait_until_available(name)
-        inputs = task_clients.request_inputs(task, texts, text_b, context, query)
-        outputs = client.predict(name, inputs)
-        decoded = task_clients.predict(client, name, name, texts, text_b, context, query)
+        outputs = client.predict(name, task_clients.request_inputs(task, texts, text_b, context, query))
     assert set(task.signature.outputs) <= set(outputs), sorted(outputs)
     assert set(outputs) <= set(task.signature.outputs) | set(task.signature.optional_outputs)
+
+    args = ["predict", "--target", target, "--model-name", name, "--task", name, *texts]
+    args += [a for b in (text_b or []) for a in ("--text-b", b)]
+    args += ["--context", context] if context else []
+    args += ["--query", query] if query else []
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    decoded = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(decoded) == len(texts) and all(isinstance(row, dict) and row for row in decoded)

@@ -84,14 +84,16 @@ def _latest_version_dir(base: str) -> str:
 class DevServer:
     """The development gRPC server in a child process, for the demo and tests."""
 
-    def __init__(self, model_name: str, base_path: str, host: str = "127.0.0.1", port: int = 0,
-                 poll_seconds: float = 1.0, log_path: str | None = None):
+    def __init__(self, model_name: str | None, base_path: str | None, host: str = "127.0.0.1", port: int = 0,
+                 poll_seconds: float = 1.0, log_path: str | None = None, model_config_file: str | None = None):
+        """One model (``model_name`` at ``base_path``), or several (``model_config_file``)."""
         self._dir = tempfile.mkdtemp(prefix="tfx-bert-server-")
         port_file = os.path.join(self._dir, "port")
         self._log = open(log_path or os.path.join(self._dir, "server.log"), "w")
+        models = (["--model_config_file", model_config_file] if model_config_file
+                  else ["--model_name", model_name, "--model_base_path", base_path])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tfx_bert.serving.server", "--model_name", model_name,
-             "--model_base_path", base_path, "--host", host, "--port", str(port),
+            [sys.executable, "-m", "tfx_bert.serving.server", *models, "--host", host, "--port", str(port),
              "--poll_seconds", str(poll_seconds), "--port_file", port_file],
             stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + 180
