@@ -36,6 +36,9 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         examples=example_gen.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=task.preprocessing_fn,
+        # Transformed features are token ids: their statistics tell nothing StatisticsGen's raw
+        # ones do not, and computing them (with anomaly checks) took a third of Transform's time.
+        disable_statistics=True,
         custom_config={**{k: getattr(f, k) for k in task.transform_settings}, "encoder_dir": encoder_uri},
     )
     # The encoder directory is the Model artifact's serving dir (<uri>/Format-Serving); the
