@@ -51,13 +51,16 @@ def export_text_model(
         return outputs_fn(transformed)
 
     text_signature = [tf.TensorSpec([None], tf.string, name=key) for key in text_keys]
+    # Every serving function here (and in the task modules) is traced with autograph=False: it is
+    # plain TF ops, and autograph's source conversion of keras / TFT / tensorflow-text internals
+    # took about 5 s of each export (a Python `if` on a tensor now fails at export, in the tests).
 
-    @tf.function(input_signature=text_signature)
+    @tf.function(autograph=False, input_signature=text_signature)
     def serve_text(*texts):
         raw = {key: _reshape_to_spec(t, raw_spec[key]) for key, t in zip(text_keys, texts)}
         return run(raw)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
         return run(tf.io.parse_example(serialized, raw_spec))
 
@@ -70,7 +73,7 @@ def export_text_model(
     if class_names:
         names = tf.constant([list(class_names)])
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
         def classify(serialized):
             scores = run(tf.io.parse_example(serialized, raw_spec))[features.PROBABILITIES]
             return {"classes": tf.tile(names, [tf.shape(scores)[0], 1]), "scores": scores}

@@ -173,7 +173,7 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
         logits = model({k: tf.cast(packed[k], tf.int32) for k in MODEL_INPUTS}, training=False)
         return decode(model, logits, tf.cast(packed[features.WORD_POSITIONS], tf.int32))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(text):
         words, starts, ends = tokenizer.split_words_with_offsets(text)
         packed = tokenizer.pack_words(tokenizer.tokenize_words(words), seq_len)
@@ -186,7 +186,7 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
         outputs[sig.WORD_TAGS] = tf.where(tag_ids >= 0, tf.gather(names, tf.maximum(tag_ids, 0)), "")
         return outputs
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
         transformed = module.tft_layer(tf.io.parse_example(serialized, raw_spec))
         return {WORD_TAG_IDS: tag_ids_for(transformed)}

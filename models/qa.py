@@ -235,12 +235,12 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict) -> None:
                                    int(settings["max_answer_length"]), int(settings["n_best_size"]),
                                    float(settings["no_answer_threshold"]))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=QUESTION),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=QUESTION),
                                   tf.TensorSpec([None], tf.string, name=CONTEXT)])
     def serve_text(question, context):
         return answer(question, context)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
         raw = tf.io.parse_example(serialized, raw_spec)
         out = answer(raw[QUESTION], raw[CONTEXT])

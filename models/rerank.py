@@ -153,12 +153,12 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
     raw_spec = {QUERY: tf.io.FixedLenFeature([], tf.string), features.TEXT: tf.io.FixedLenFeature([], tf.string),
                 NEGATIVES: tf.io.VarLenFeature(tf.string)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
                                   tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def serve(query, text):
         return {SCORE: cross_encoder(dict(tokenizer.encode(query, seq_len, texts_b=text)), training=False)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
         raw = tf.io.parse_example(serialized, raw_spec)
         passages = candidates(raw[features.TEXT], tf.sparse.to_dense(raw[NEGATIVES], default_value=""))

@@ -175,15 +175,15 @@ def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_
     def embed_queries(texts):
         return tf.math.l2_normalize(query_tower(dict(tokenizer.encode(texts, query_len)), training=False), -1)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def embed(text):
         return {EMBEDDING: embed_docs(text)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def embed_query(text):
         return {EMBEDDING: embed_queries(text)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
                                   tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def score(query, text):
         return {SCORE: tf.reduce_sum(embed_queries(query) * embed_docs(text), axis=-1)}

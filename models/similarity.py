@@ -176,16 +176,16 @@ def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_l
             outputs[features.CLASS_IDS] = tf.argmax(logits, axis=-1)
         return outputs
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT),
                                   tf.TensorSpec([None], tf.string, name=features.TEXT_B)])
     def serve_pair(text, text_b):
         return pair_outputs(text, text_b)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def embed(text):
         return {EMBEDDING: embed_texts(text)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
         raw = tf.io.parse_example(serialized, raw_spec)
         return pair_outputs(raw[features.TEXT], raw[features.TEXT_B])

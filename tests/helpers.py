@@ -7,6 +7,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # subprocesses run from here
+
 from tfx_bert import tokenization  # noqa: E402
 
 TINY_WORDS = ("the cat dog sat on mat a , . ! ? hello world play ##ed ##ing ##s run "
@@ -54,27 +56,52 @@ def read_examples(pattern: str):
     return records
 
 
+def ingest_corpus(corpus_glob: str, out_dir, beam_args=BEAM_ARGS):
+    """TextExampleGen's executor on BERT raw-text files (20% eval); the Examples artifact."""
+    from tfx.types import standard_artifacts
+
+    from tfx_bert_app.components.text_example_gen import executor as gen_ex
+
+    examples = new_artifact(standard_artifacts.Examples, out_dir / "examples")
+    props = {gen_ex.INPUT_PATTERN: corpus_glob, gen_ex.INPUT_FORMAT: "bert_raw", gen_ex.TEXT_FIELD: "text",
+             gen_ex.ID_FIELD: "", gen_ex.EVAL_PERCENT: 20, gen_ex.MAX_LINE_CHARS: 1000, gen_ex.STRICT: 0,
+             gen_ex.PER_LINE: 0}
+    run_executor(gen_ex.Executor, {}, {"examples": [examples]}, props, str(out_dir / "t_examples"), beam_args)
+    return examples
+
+
+def vocab_props(**overrides) -> dict:
+    """WordPieceVocabGen's properties for a 300-piece lower-cased vocabulary."""
+    from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
+
+    props = {vocab_ex.VOCAB_SIZE: 300, vocab_ex.LOWER_CASE: 1, vocab_ex.NUM_UNUSED: 0, vocab_ex.VOCAB_PATH: "",
+             vocab_ex.MAX_BYTES_PER_WORD: 100, vocab_ex.TEXT_FEATURE: "text"}
+    props.update(overrides)
+    return props
+
+
+def learn_vocabulary(examples, out_dir, beam_args=BEAM_ARGS, **overrides):
+    """WordPieceVocabGen's executor on ``examples``; the Vocabulary artifact."""
+    from tfx_bert_app.components.artifacts import Vocabulary
+    from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
+
+    vocab = new_artifact(Vocabulary, out_dir / "vocab")
+    run_executor(vocab_ex.Executor, {"examples": [examples]}, {"vocabulary": [vocab]}, vocab_props(**overrides),
+                 str(out_dir / "t_vocab"), beam_args)
+    return vocab
+
+
 def build_pretraining_examples(tmp, num_documents=60, max_seq_length=32):
     """Runs TextExampleGen -> WordPieceVocabGen -> PretrainingDataGen executors on the demo
     corpus; returns the pretraining Examples artifact."""
     from tfx.types import standard_artifacts
 
-    from tfx_bert_app.components.artifacts import Vocabulary
-    from tfx_bert_app.components.pretraining_data import executor as data_ex
-    from tfx_bert_app.components.text_example_gen import executor as gen_ex
-    from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
     from tfx_bert import demo_data
+    from tfx_bert_app.components.pretraining_data import executor as data_ex
 
     demo_data.write_pretraining_corpus(str(tmp / "in" / "corpus.txt"), num_documents=num_documents)
-    examples = new_artifact(standard_artifacts.Examples, tmp / "examples")
-    run_executor(gen_ex.Executor, {}, {"examples": [examples]},
-                 {gen_ex.INPUT_PATTERN: str(tmp / "in" / "*"), gen_ex.INPUT_FORMAT: "bert_raw",
-                  gen_ex.TEXT_FIELD: "text", gen_ex.ID_FIELD: "", gen_ex.EVAL_PERCENT: 20,
-                  gen_ex.MAX_LINE_CHARS: 1000, gen_ex.STRICT: 0, gen_ex.PER_LINE: 0}, str(tmp / "t1"))
-    vocab = new_artifact(Vocabulary, tmp / "vocab")
-    run_executor(vocab_ex.Executor, {"examples": [examples]}, {"vocabulary": [vocab]},
-                 {vocab_ex.VOCAB_SIZE: 300, vocab_ex.LOWER_CASE: 1, vocab_ex.NUM_UNUSED: 0, vocab_ex.VOCAB_PATH: "",
-                  vocab_ex.MAX_BYTES_PER_WORD: 100, vocab_ex.TEXT_FEATURE: "text"}, str(tmp / "t2"))
+    examples = ingest_corpus(str(tmp / "in" / "*"), tmp)
+    vocab = learn_vocabulary(examples, tmp)
     out = new_artifact(standard_artifacts.Examples, tmp / "instances")
     run_executor(data_ex.Executor, {"examples": [examples], "vocabulary": [vocab]}, {"pretraining_examples": [out]},
                  {data_ex.MAX_SEQ_LENGTH: max_seq_length, data_ex.SHORT_SEQ_PROB: 0.1, data_ex.NSP_SHARDS: 2,
@@ -92,7 +119,11 @@ def save_text_model(export_dir, vocab_dir, scale: float):
     """
     import tensorflow as tf
 
-    from tfx_bert_app.models.export import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME, set_method_names
+    from tfx_bert_app.models.export import (
+        CLASSIFY_METHOD_NAME,
+        REGRESS_METHOD_NAME,
+        set_method_names,
+    )
 
     tok = tokenization.WordPieceTokenizer.from_directory(vocab_dir)
     module = tf.Module()
@@ -124,3 +155,155 @@ def save_text_model(export_dir, vocab_dir, scale: float):
         "classification": classify.get_concrete_function(),
         "regression": regress.get_concrete_function()})
     set_method_names(str(export_dir), {"classification": CLASSIFY_METHOD_NAME, "regression": REGRESS_METHOD_NAME})
+
+
+QA_WORDS = "anna boris bakes boils the warm fresh bread soup oven what is it that".split()
+
+
+def qa_tokenizer():
+    """A WordPiece tokenizer for the QA tests: names outside the vocabulary split into single
+    characters, so a word takes many pieces and contexts need several windows."""
+    letters = [c for c in "abcdefghijklmnopqrstuvwxyz"] + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    return tokenization.WordPieceTokenizer(tokenization.reserved_tokens() + QA_WORDS + letters + [".", "?", ","])
+
+
+def qa_contexts(n, seed=0):
+    """(context, qa) pairs from ``n`` of the demo's SQuAD-layout paragraphs."""
+    import random
+
+    from tfx_bert import demo_data
+
+    rng = random.Random(seed)
+    paragraphs = [demo_data._qa_paragraph(rng, i, 0.3) for i in range(n)]
+    return [(p["context"], qa_) for p in paragraphs for qa_ in p["qas"]]
+
+
+RANKING_WORDS = "the warm fresh soup bread chef bakes boils oven rocket moon orbits star sailor boat sea . a ? does for".split()
+
+
+def ranking_tokenizer():
+    """A WordPiece tokenizer over the retrieval and re-ranking tests' words."""
+    return tokenization.WordPieceTokenizer(tokenization.reserved_tokens() + RANKING_WORDS)
+
+
+def tiny_backbone(vocabulary_size: int, max_sequence_length: int = 32):
+    """A one-layer 16-wide BERT backbone: fast to build, train a few steps and export."""
+    import keras_hub
+
+    return keras_hub.models.BertBackbone(vocabulary_size=vocabulary_size, num_layers=1, num_heads=2,
+                                         hidden_dim=16, intermediate_dim=32, max_sequence_length=max_sequence_length)
+
+
+def write_beir(directory, qrels_lines, corpus=None, queries=None):
+    """A BEIR-layout directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); 30 random
+    documents and three queries unless given."""
+    import json
+
+    import numpy as np
+
+    corpus = corpus or {f"d{i}": " ".join(np.random.default_rng(i).choice(RANKING_WORDS[:-4], 6)) for i in range(30)}
+    queries = queries or {"q1": "the chef bakes bread", "q2": "the rocket orbits the moon", "q3": "sailor boat"}
+    os.makedirs(os.path.join(directory, "qrels"), exist_ok=True)
+    with open(os.path.join(directory, "corpus.jsonl"), "w") as f:
+        f.writelines(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in corpus.items())
+    with open(os.path.join(directory, "queries.jsonl"), "w") as f:
+        f.writelines(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items())
+    for split, lines in qrels_lines.items():
+        with open(os.path.join(directory, "qrels", f"{split}.tsv"), "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n" + "".join(line + "\n" for line in lines))
+    return corpus, queries
+
+
+def write_tiny_pretrain_config(tmp_path, work) -> str:
+    """A YAML config for a 10-step pretraining run (no statistics) into ``work``."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        f"work_dir: {work}\n"
+        "beam_pipeline_args: ['--direct_running_mode=in_memory', '--direct_num_workers=1']\n"
+        "pretrain: {vocab_size: 400, max_seq_length: 32, train_steps: 10, eval_steps: 2, enable_statistics: false}\n")
+    return str(path)
+
+
+def trainer_models(work, pipeline="tfx-bert-pretrain"):
+    """The encoder configs the pipeline's Trainer runs wrote under ``work``."""
+    import glob
+
+    return glob.glob(os.path.join(work, "pipelines", pipeline, "Trainer", "model", "*", "Format-Serving", "config.json"))
+
+
+def demo_encoder(demo_work) -> str:
+    """The pretrained encoder (keras-hub preset dir) a finished demo run left under ``demo_work``."""
+    import glob
+
+    [encoder] = glob.glob(os.path.join(str(demo_work), "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*",
+                                       "Format-Serving"))
+    return encoder
+
+
+def finetune_demo(work, encoder: str, *flags, timeout=1500) -> str:
+    """`tfx-bert finetune --demo` into ``work`` from ``encoder`` with ``flags``; asserts that it
+    succeeded and returns its output."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
+                           "--set", f"finetune.encoder_uri={encoder}", *flags],
+                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+# The end-to-end tests' fine-tuning runs: name -> `tfx-bert finetune --demo` flags. Budgets below
+# a task's demo recipe where the test's assertions hold with less (comments say which).
+E2E_FINETUNES = {
+    "pair_classification": ("--task", "pair_classification"),
+    "ner": ("--set", "finetune.task=ner", "--set", "finetune.model_name=ner",
+            "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4"),
+    "qa": ("--task", "qa", "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
+           "--set", "finetune.learning_rate=0.001"),
+    "similarity": ("--task", "similarity", "--set", "finetune.accuracy_threshold=0.3"),
+    # The demo recipe trains 600 steps each, re-ranking over 8 candidates: a third of it serves.
+    "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250"),
+    "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.num_negatives=3"),
+    "multilabel": ("--task", "multilabel"),
+}
+
+
+def harness_flags(task: str) -> tuple:
+    """A task no end-to-end test fine-tunes runs in the task harness for a few steps: it must
+    run, be pushed and serve, not learn."""
+    return ("--task", task, "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30")
+
+
+class BackgroundFinetunes:
+    """Fine-tuning runs started at once and run ``workers`` at a time in the background, each
+    in a work dir of its own (its own metadata store, data, pushes) from one pretrained encoder.
+
+    A run keeps about one core busy (much of a TFX run is single-threaded Python), so two at a
+    time on two cores take about half the wall time of one after the other. ``work(name)`` waits
+    for a run and returns its work dir."""
+
+    def __init__(self, encoder: str, root, runs: dict, workers: int = 2):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="finetune")
+        self._futures = {name: self._pool.submit(self._run, encoder, os.path.join(str(root), name), flags)
+                         for name, flags in runs.items()}
+
+    @staticmethod
+    def _run(encoder, work, flags):
+        return work, finetune_demo(work, encoder, *flags)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._futures
+
+    def work(self, name: str) -> str:
+        return self._futures[name].result()[0]
+
+    def output(self, name: str) -> str:
+        """What the run printed (its summary, the trainer's progress lines)."""
+        return self._futures[name].result()[1]
+
+    def close(self):
+        self._pool.shutdown(wait=False, cancel_futures=True)  # a failed session does not wait for the rest
+

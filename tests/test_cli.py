@@ -67,48 +67,6 @@ def test_predict_qa_needs_a_context(capsys):
     assert "--task qa needs --context" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "Evaluator")])
-def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_path, task, evaluator):
-    from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
-    from tfx_bert_app.pipeline.parameters import PipelineParameters
-    from tfx_bert import config as config_lib
-
-    indexing = [f"finetune.index_corpus={tmp_path}/corpus.jsonl"] if task == "retrieval" else []
-    config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
-                                               "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
-                                               f"finetune.data_dir={tmp_path}", *indexing])
-    pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])
-    components = {c.id: c for c in pipeline.components}
-    assert type(components["Evaluator"]).__name__ == evaluator
-    blessing = components["Evaluator"].outputs["blessing"]
-    assert components["Pusher"].inputs["model_blessing"] is blessing
-    if task == "retrieval":
-        assert components["VectorIndexer"].inputs["model_blessing"] is blessing
-        assert components["Evaluator"].exec_properties["qrels"] == "qrels/dev.tsv"
-        assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model"].outputs["model"]
-    else:  # a cross-encoder embeds nothing: indexing is a retrieval / similarity setting
-        assert "VectorIndexer" not in components
-
-
-def test_demo_loader_settings_fill_defaults_but_an_explicit_set_wins(tmp_path):
-    from tfx_bert import config as config_lib
-
-    config = config_lib.load_config(overrides=["finetune.task=retrieval", f"work_dir={tmp_path}",
-                                               "finetune.accuracy_threshold=0.42"])
-    f = config.finetune
-    path = f.data_dir
-    assert path == os.path.join(str(tmp_path), "data", "retrieval")
-    assert not os.path.exists(path)  # resolved, not written: loading a configuration writes nothing
-    assert (f.input_format, f.train_pattern, f.eval_pattern) == ("beir", "qrels/train.tsv", "qrels/dev.tsv")
-    assert f.index_corpus == os.path.join(path, "corpus.jsonl")  # "{data}" filled in
-    assert f.accuracy_threshold == 0.42  # the demo's 0.1 does not replace the user's value
-    assert (f.model_name, f.pipeline_name) == ("retrieval", "tfx-bert-retrieval")
-    rerank = config_lib.demo_config(["finetune.task=rerank", f"work_dir={tmp_path}"]).finetune
-    assert (rerank.train_steps, rerank.num_negatives) == (600, 7)  # over demo.yaml's 200 steps
-    explicit = config_lib.demo_config(["finetune.task=rerank", "finetune.train_steps=50"]).finetune
-    assert explicit.train_steps == 50  # the user's value over the task's demo value
-
-
 def test_show_config_prints_what_a_run_uses(capsys):
     """The issue's acceptance: the demo's retrieval threshold (0.1) yields to an explicit --set,
     --task works as for finetune, and a task's own settings are shown only for that task."""

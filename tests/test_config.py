@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tfx_bert import config as config_lib
@@ -109,3 +111,20 @@ def test_malformed_config_files_are_named(tmp_path, content, message):
         config_lib.load_config(str(path))
     with pytest.raises(ValueError, match="is a directory"):
         config_lib.load_config(str(tmp_path))
+
+
+def test_demo_loader_settings_fill_defaults_but_an_explicit_set_wins(tmp_path):
+    config = config_lib.load_config(overrides=["finetune.task=retrieval", f"work_dir={tmp_path}",
+                                               "finetune.accuracy_threshold=0.42"])
+    f = config.finetune
+    path = f.data_dir
+    assert path == os.path.join(str(tmp_path), "data", "retrieval")
+    assert not os.path.exists(path)  # resolved, not written: loading a configuration writes nothing
+    assert (f.input_format, f.train_pattern, f.eval_pattern) == ("beir", "qrels/train.tsv", "qrels/dev.tsv")
+    assert f.index_corpus == os.path.join(path, "corpus.jsonl")  # "{data}" filled in
+    assert f.accuracy_threshold == 0.42  # the demo's 0.1 does not replace the user's value
+    assert (f.model_name, f.pipeline_name) == ("retrieval", "tfx-bert-retrieval")
+    rerank = config_lib.demo_config(["finetune.task=rerank", f"work_dir={tmp_path}"]).finetune
+    assert (rerank.train_steps, rerank.num_negatives) == (600, 7)  # over demo.yaml's 200 steps
+    explicit = config_lib.demo_config(["finetune.task=rerank", "finetune.train_steps=50"]).finetune
+    assert explicit.train_steps == 50  # the user's value over the task's demo value

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the WordPiece ops the exported graph uses)
+import yaml
+
+from tests.helpers import E2E_FINETUNES, REPO, demo_encoder, finetune_demo
 
 pytestmark = pytest.mark.slow
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _eval_rows(work):
@@ -84,59 +85,12 @@ def test_pushed_model_answers_predict_over_grpc_with_raw_text(demo_run):
     np.testing.assert_allclose(via_example["probabilities"][0], remote["probabilities"][0], atol=1e-5)
 
 
-def _write_config(tmp_path, work):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(
-        f"work_dir: {work}\n"
-        "beam_pipeline_args: ['--direct_running_mode=in_memory', '--direct_num_workers=1']\n"
-        "pretrain: {vocab_size: 400, max_seq_length: 32, train_steps: 10, eval_steps: 2, enable_statistics: false}\n")
-    return str(path)
-
-
-def _trainer_models(work, pipeline="tfx-bert-pretrain"):
-    return glob.glob(os.path.join(work, "pipelines", pipeline, "Trainer", "model", "*", "Format-Serving", "config.json"))
-
-
-def test_beam_dag_runner_runs_the_pretraining_pipeline(tmp_path):
-    work = tmp_path / "work"
-    config = _write_config(tmp_path, work)
-    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "pretrain", "--runner", "beam", "--config", config],
-                          capture_output=True, text=True, cwd=REPO, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "(beam runner)" in proc.stdout
-    assert len(_trainer_models(str(work))) == 1
-
-
-def test_tfx_cli_creates_and_runs_the_pipeline(tmp_path):
-    work = tmp_path / "work"
-    env = dict(os.environ, TFX_BERT_CONFIG=_write_config(tmp_path, work), TFX_BERT_PIPELINE="pretrain",
-               HOME=str(tmp_path / "home"))
-    tfx = os.path.join(os.path.dirname(sys.executable), "tfx")
-    create = subprocess.run([tfx, "pipeline", "create", "--engine", "local", "--pipeline_path",
-                             os.path.join(REPO, "pipeline", "local_runner.py")],
-                            capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert "created successfully" in create.stdout, create.stdout[-2000:] + create.stderr[-2000:]
-    run = subprocess.run([tfx, "run", "create", "--engine", "local", "--pipeline_name", "tfx-bert-pretrain"],
-                         capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert len(_trainer_models(str(work))) == 1
-
-
-def _finetune_pairs(work, *overrides):
-    proc = subprocess.run(
-        [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-         "--task", "pair_classification", *overrides],
-        capture_output=True, text=True, cwd=REPO, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
 def _evaluations(work):
     return sorted(glob.glob(os.path.join(work, "pipelines", "tfx-bert-pair_classification", "Evaluator", "evaluation", "*")),
                   key=lambda p: int(os.path.basename(p)))
 
 
-def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo_run):
+def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo_run, finetuned):
     """The pair task on the embedded MRPC-layout data: learns beyond the majority class; TFMA's
     accuracy, macro F1 and MCC equal scikit-learn's on the exported model's predictions; a second
     run is evaluated against the first (blessed) one as baseline."""
@@ -145,8 +99,7 @@ def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo
 
     from tfx_bert.serving import op_check
 
-    work, _ = demo_run
-    _finetune_pairs(work)
+    work = finetuned.work("pair_classification")
     [version_dir] = glob.glob(os.path.join(work, "serving", "pair_classification", "*"))
     assert op_check.unsupported_ops(version_dir) == []
     with open(os.path.join(work, "data", "pairs", "dev.tsv")) as f:
@@ -181,7 +134,8 @@ def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo
     for name in ("precision", "recall", "f1_score"):
         assert {(name, 0), (name, 1)} <= set(metrics), name
 
-    _finetune_pairs(work, "--set", "finetune.train_steps=20")  # a new Trainer run on the same data, compared
+    finetune_demo(work, demo_encoder(demo_run[0]), *E2E_FINETUNES["pair_classification"],
+                  "--set", "finetune.train_steps=20")  # a new Trainer run on the same data, compared
     second = _evaluations(work)[-1]
     validation = tfma.load_validation_result(second)
     assert validation.validation_ok or validation.metric_validations_per_slice  # evaluated, thresholds applied
@@ -202,7 +156,7 @@ def _conll_sentences(path):
     return sentences + ([current] if current else [])
 
 
-def test_ner_learns_from_context_and_serves_character_spans(demo_run):
+def test_ner_learns_from_context_and_serves_character_spans(demo_run, finetuned):
     """NER on the embedded CoNLL-layout data (IOB1 tags). Thresholds from the data: a quarter of
     the names occur only in the eval split, so a lexicon of training names (the baseline) finds
     none of them; the model must. TFMA's entity F1 equals the F1 of what the served signature
@@ -212,17 +166,7 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run):
     from tfx_bert import demo_data, tagging
     from tfx_bert.serving import op_check
 
-    work, _ = demo_run
-
-    def finetune(*overrides):
-        proc = subprocess.run(
-            [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-             "--set", "finetune.task=ner", "--set", "finetune.model_name=ner",
-             "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4", *overrides],
-            capture_output=True, text=True, cwd=REPO, timeout=1500)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-    finetune()
+    work = finetuned.work("ner")
     [version_dir] = glob.glob(os.path.join(work, "serving", "ner", "*"))  # blessed and pushed
     assert op_check.unsupported_ops(version_dir) == []
     sentences = _conll_sentences(os.path.join(work, "data", "ner", "dev.txt"))
@@ -255,7 +199,8 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run):
             if start >= 0:
                 assert text[start:end] == entity_text.decode()
 
-    finetune("--set", "finetune.crf=true", "--set", "finetune.train_steps=100")
+    finetune_demo(work, demo_encoder(demo_run[0]), *E2E_FINETUNES["ner"], "--set", "finetune.crf=true",
+                  "--set", "finetune.train_steps=100")
     models = sorted(glob.glob(os.path.join(work, "pipelines", "tfx-bert-ner", "Trainer", "model", "*", "Format-Serving")),
                     key=lambda p: int(p.split(os.sep)[-2]))
     assert len(models) == 2 and op_check.unsupported_ops(models[-1]) == []  # Viterbi in-graph, servable
@@ -279,7 +224,7 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run):
             assert unicode_text[start:end] == entity_text.decode()  # character, not byte, offsets
 
 
-def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
+def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run, finetuned):
     """Extractive QA on the embedded SQuAD 2.0-layout data. Thresholds from the data: F1 above
     what picking a random noun phrase of the context scores (the model must learn where answers
     are) and above always answering nothing. TFMA's SQuAD F1 equals the official metric on what
@@ -290,21 +235,14 @@ def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
 
     import tensorflow_model_analysis as tfma
 
-    from tfx_bert_app.models import encoder, qa_spans
     from tfx_bert import squad
     from tfx_bert.cli import DevServer
     from tfx_bert.serving import op_check
     from tfx_bert.serving.client import ServingClient
+    from tfx_bert_app.models import encoder, qa_spans
 
-    work, _ = demo_run
-    proc = subprocess.run(
-        [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-         "--task", "qa",
-         "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
-         "--set", "finetune.learning_rate=0.001"],
-        capture_output=True, text=True, cwd=REPO, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "no_answer_threshold=" in proc.stdout  # tuned on the eval split and reported
+    work, output = finetuned.work("qa"), finetuned.output("qa")
+    assert "no_answer_threshold=" in output  # tuned on the eval split and reported
     [version_dir] = glob.glob(os.path.join(work, "serving", "qa", "*"))  # blessed and pushed
     assert op_check.unsupported_ops(version_dir) == []
 
@@ -334,8 +272,7 @@ def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
     assert scores["f1"] > max(baseline, always_empty) + 8, (scores, baseline, always_empty)
 
     # Answers that start past the first window's context are found there.
-    tokenizer = encoder.load_tokenizer(glob.glob(os.path.join(
-        work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*", "Format-Serving"))[0])
+    tokenizer = encoder.load_tokenizer(demo_encoder(demo_run[0]))
     windows = qa_spans.make_windows(tokenizer, tf.constant([q.question for q in questions]),
                                     tf.constant([q.context for q in questions]), 64, 24, 16)  # the config defaults
     first_window_end = {}
@@ -358,27 +295,21 @@ def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run):
     assert json.loads(cli.stdout.strip().splitlines()[-1])["answer"] == served["answer"]
 
 
-def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(demo_run):
+def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(demo_run, finetuned):
     """Sentence similarity (cosine objective) on the embedded STS-B-layout data. Threshold from
     the data: the fine-tuned Spearman correlation beats the same pretrained encoder's zero-shot
     mean-pooled cosine on the eval pairs. TFMA's Spearman and Pearson equal scipy's on what the
     served signature returns; embeddings from the ``embed`` signature give the same cosine;
     gRPC and the CLI serve both."""
+    import tensorflow_model_analysis as tfma
     from scipy import stats
 
-    import tensorflow_model_analysis as tfma
-
-    from tfx_bert_app.models import encoder, similarity
     from tfx_bert.cli import DevServer
     from tfx_bert.serving import op_check
     from tfx_bert.serving.client import ServingClient
+    from tfx_bert_app.models import encoder, similarity
 
-    work, _ = demo_run
-    proc = subprocess.run(
-        [sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work), "--task", "similarity",
-         "--set", "finetune.accuracy_threshold=0.3"],
-        capture_output=True, text=True, cwd=REPO, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    work = finetuned.work("similarity")
     version_dir = max(glob.glob(os.path.join(work, "serving", "similarity", "*")),
                       key=lambda path: int(os.path.basename(path)))  # blessed and pushed
     assert op_check.unsupported_ops(version_dir) == []
@@ -401,7 +332,7 @@ def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(d
     assert tfma_scores["spearman"] == pytest.approx(spearman, abs=1e-3)
     assert tfma_scores["pearson"] == pytest.approx(stats.pearsonr(gold, cosine).statistic, abs=1e-5)
 
-    pretrained = glob.glob(os.path.join(work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*", "Format-Serving"))[0]
+    pretrained = demo_encoder(demo_run[0])
     tokenizer = encoder.load_tokenizer(pretrained)
     zero_shot = similarity.build_sentence_encoder(encoder.load_backbone(pretrained), "mean")
 
@@ -437,7 +368,7 @@ def _rank_all(query_vectors, doc_vectors, ids, qids):
     return dict(zip(qids, exact_top_k(query_vectors, doc_vectors, ids, 100)))
 
 
-def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_run):
+def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_run, finetuned):
     """Dense retrieval, then re-ranking, on the embedded BEIR-layout data (600 documents of two
     facts; each dev query asks for a fact no train query asked for). Thresholds from the data: the dual encoder's
     Recall@10 is at least 10x random (10 / 600) and its nDCG@10 beats the pretrained encoder's
@@ -447,25 +378,18 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     in-process path returns, re-ordered top-20 candidates by their cross-encoder scores."""
     import tensorflow_model_analysis as tfma
 
-    from tfx_bert_app.models import encoder, similarity
     from tfx_bert import beir, retrieval_metrics
     from tfx_bert.cli import DevServer
-    from tfx_bert.retrieval import RetrieveThenRerank, Retriever
+    from tfx_bert.retrieval import Retriever, RetrieveThenRerank
     from tfx_bert.serving import op_check
     from tfx_bert.vector_store import VectorStore
+    from tfx_bert_app.models import encoder, similarity
 
-    work, _ = demo_run
-    # Shorter than the demo's recipe (600 steps each, 8 candidates per re-ranking list): the
-    # same assertions, a third of the compute (the re-ranking fine-tune dominated the suite).
-    num_negatives = 3
-    budgets = {"retrieval": ("--set", "finetune.train_steps=250"),
-               "rerank": ("--set", "finetune.train_steps=200", "--set", f"finetune.num_negatives={num_negatives}")}
-    for task, budget in budgets.items():
-        proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-                               "--task", task, *budget], capture_output=True, text=True, cwd=REPO, timeout=1500)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    work, rerank_work = finetuned.work("retrieval"), finetuned.work("rerank")
+    with open(os.path.join(rerank_work, "pipelines", "tfx-bert-rerank", "effective_config.yaml")) as f:
+        num_negatives = yaml.safe_load(f)["finetune"]["num_negatives"]  # what the run used
     dual_dir = _latest(os.path.join(work, "serving", "retrieval", "*"))
-    cross_dir = _latest(os.path.join(work, "serving", "rerank", "*"))
+    cross_dir = _latest(os.path.join(rerank_work, "serving", "rerank", "*"))
     assert op_check.unsupported_ops(dual_dir) == [] and op_check.unsupported_ops(cross_dir) == []
 
     data = beir.read_beir(os.path.join(work, "data", "retrieval"), "dev")
@@ -481,7 +405,7 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     assert report["blessed"] and report["documents"] == len(ids) and report["queries"] == len(qids)
     assert report["candidate"] == pytest.approx(fine_tuned, abs=1e-3)
 
-    pretrained = glob.glob(os.path.join(work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*", "Format-Serving"))[0]
+    pretrained = demo_encoder(demo_run[0])
     tokenizer = encoder.load_tokenizer(pretrained)
     zero_shot = similarity.build_sentence_encoder(encoder.load_backbone(pretrained), "mean")
 
@@ -500,7 +424,7 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     from_store = retrieval_metrics.evaluate({q: dict(h) for q, h in zip(qids, retrieved)}, data.qrels, recall_ks=(10,))
     assert from_store["recall@10"] == pytest.approx(fine_tuned["recall@10"], abs=0.02)
 
-    evaluation = _latest(os.path.join(work, "pipelines", "tfx-bert-rerank", "Evaluator", "evaluation", "*"))
+    evaluation = _latest(os.path.join(rerank_work, "pipelines", "tfx-bert-rerank", "Evaluator", "evaluation", "*"))
     tfma_scores = {kv.key.name: kv.value.double_value.value for r in tfma.load_metrics(evaluation)
                    for kv in r.metric_keys_and_values if kv.key.model_name in ("", "candidate") and not kv.key.is_diff}
     candidates = 1 + num_negatives  # the relevant passage and its negatives
@@ -526,7 +450,7 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
 
     store.close()
     with DevServer("retrieval", os.path.join(work, "serving", "retrieval")) as dual_server, \
-            DevServer("rerank", os.path.join(work, "serving", "rerank")) as cross_server:
+            DevServer("rerank", os.path.join(rerank_work, "serving", "rerank")) as cross_server:
         cli = subprocess.run(
             [sys.executable, "-m", "tfx_bert.cli", "retrieve", queries[0], queries[1], "--store-uri",
              os.path.join(work, "vectors", "milvus.db"), "--collection", "retrieval", "--target", dual_server.target,
@@ -540,22 +464,18 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
         assert [h["score"] for h in hits] == pytest.approx([s for _, s in expected], abs=1e-4)
 
 
-def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(demo_run, capsys):
+def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finetuned, capsys):
     """The multi-label task on the embedded topic data: TFMA's micro / macro F1 and subset
     accuracy equal scikit-learn's on the pushed model's decisions, it beats the best constant
     label set, and `tfx-bert predict --task multilabel` answers over gRPC with label names."""
-    from sklearn.metrics import accuracy_score, f1_score
-
     import tensorflow_model_analysis as tfma
+    from sklearn.metrics import accuracy_score, f1_score
 
     from tfx_bert import cli
     from tfx_bert.cli import DevServer
     from tfx_bert.serving import op_check
 
-    work, _ = demo_run
-    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-                           "--task", "multilabel"], capture_output=True, text=True, cwd=REPO, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    work = finetuned.work("multilabel")
     assert glob.glob(os.path.join(work, "pipelines", "tfx-bert-multilabel", "Evaluator", "blessing", "*", "BLESSED"))
     [version_dir] = glob.glob(os.path.join(work, "serving", "multilabel", "*"))
     assert op_check.unsupported_ops(version_dir) == []

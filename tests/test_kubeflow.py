@@ -11,12 +11,12 @@ import tarfile
 import pytest
 import yaml
 
-from tfx_bert_app.components.bert_trainer import executor as bert_trainer_executor
-from tfx_bert_app.kubeflow import runner
+from tests.helpers import REPO
 from tfx_bert import accelerators, beam_options
 from tfx_bert import config as config_lib
+from tfx_bert_app.components.bert_trainer import executor as bert_trainer_executor
+from tfx_bert_app.kubeflow import runner
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER_PATHS = ["pretrain.corpus_pattern=gs://bucket/corpus/*.txt", "finetune.data_dir=gs://bucket/sst2",
                  "finetune.encoder_uri=gs://bucket/encoder"]
 
@@ -200,7 +200,11 @@ def test_dataflow_args_ship_the_package_to_workers_in_the_compiled_spec(tmp_path
      "SparkRunner", {"spark_master_url": "spark://spark:7077"}),
 ])
 def test_beam_runner_presets_parse_as_beam_pipeline_options(tmp_path, overrides, runner_name, expected):
-    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+    from apache_beam.options.pipeline_options import (
+        PipelineOptions,
+        SetupOptions,
+        StandardOptions,
+    )
 
     args = beam_options.pipeline_args(_config(tmp_path, *overrides))
     options = PipelineOptions(args)

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO
 
 
 def test_a_kubeflow_namespace_package_beside_this_one_still_imports(tmp_path):
@@ -28,6 +28,7 @@ def test_no_installed_top_level_name_but_ours():
     out = subprocess.run([sys.executable, "setup.py", "-q", "--name"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "tfx-bert"
     import runpy
+
     import setuptools
 
     seen = {}

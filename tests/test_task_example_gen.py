@@ -1,13 +1,14 @@
-"""TaskExampleGen: GLUE TSV (SST-2 and MRPC layouts), CSV and JSONL task data, bad records."""
+"""TaskExampleGen: GLUE TSV (SST-2 and MRPC layouts), CSV, JSONL, CoNLL, SQuAD, BEIR and MS MARCO triples; bad records."""
 import json
 import os
 
 import pytest
 from tfx.types import standard_artifacts
 
+from tests.helpers import new_artifact, read_examples, run_executor, write_beir
+from tfx_bert import tagging
+from tfx_bert.records import BadInputError
 from tfx_bert_app.components.task_example_gen import executor as ex
-from tfx_bert_app.components.text_example_gen.executor import BadInputError
-from tests.helpers import new_artifact, read_examples, run_executor
 
 
 def _props(base, fmt, train="train*", eval_="dev*", text="text", text_b="", label="label", names="",
@@ -88,3 +89,120 @@ def test_missing_columns_and_files_are_clear_errors(tmp_path):
         _run(tmp_path, _props(tmp_path, "csv"))
     with pytest.raises(FileNotFoundError, match="No input files match"):
         _run(tmp_path, _props(tmp_path, "csv", train="nothing*"))
+
+
+TYPES = ["PER", "LOC"]
+
+
+def _conll_props(base, strict=0, scheme="iob1"):
+    return {ex.INPUT_BASE: str(base), ex.TRAIN_PATTERN: "train.txt", ex.EVAL_PATTERN: "dev.txt",
+            ex.INPUT_FORMAT: "conll", ex.TEXT_FIELD: "", ex.TEXT_B_FIELD: "", ex.LABEL_FIELD: "",
+            ex.LABEL_NAMES: json.dumps(TYPES), ex.NUM_CLASSES: 2, ex.STRICT: strict, ex.TAG_SCHEME: scheme}
+
+
+def test_conll_ingestion_converts_iob1_and_counts_bad_sentences(tmp_path):
+    (tmp_path / "train.txt").write_text(
+        "-DOCSTART- -X- -X- O\n\n"
+        "Anna NNP B-NP I-PER\nflew VBD B-VP O\nto TO B-PP O\nNew NNP B-NP I-LOC\nYork NNP I-NP I-LOC\n\n"
+        "Bad\nline O\n\n"  # a line without a tag column: the sentence is skipped
+        "Acme NNP B-NP I-ORG\n\n"  # ORG is not an entity type here
+        "Paris NNP B-NP I-LOC\nParis NNP B-NP B-LOC\n")  # IOB1: B- separates adjacent entities
+    (tmp_path / "dev.txt").write_text("Anna NNP B-NP I-PER\n")
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    run_executor(ex.Executor, {}, {"examples": [examples]}, _conll_props(tmp_path), str(tmp_path / "tmp"))
+    rows = [(list(e.features.feature["tokens"].bytes_list.value), list(e.features.feature["tags"].int64_list.value),
+             e.features.feature["text"].bytes_list.value[0].decode())
+            for e in read_examples(os.path.join(examples.uri, "Split-train", "*"))]
+    names = tagging.tag_names(TYPES)
+    by_text = {text: [names[t] for t in tags] for _, tags, text in rows}
+    assert by_text == {"Anna flew to New York": ["B-PER", "O", "O", "B-LOC", "I-LOC"],
+                       "Paris Paris": ["B-LOC", "B-LOC"]}
+    counts = json.load(open(os.path.join(examples.uri, "ingestion_report.json")))["counts"]
+    assert counts["skipped_malformed_line"] == 1 and counts["skipped_unknown_label"] == 1
+
+
+def test_conll_strict_mode_names_the_line(tmp_path):
+    (tmp_path / "train.txt").write_text("Anna B-PER\nwent O\n\nX S-PER\n")
+    (tmp_path / "dev.txt").write_text("Anna B-PER\n")
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    with pytest.raises(BadInputError, match=r"train.txt:4: invalid tag: tag 'S-PER' is not valid IOB2"):
+        run_executor(ex.Executor, {}, {"examples": [examples]}, _conll_props(tmp_path, strict=1, scheme="iob2"),
+                     str(tmp_path / "tmp"))
+
+
+def _squad_props(base, strict=0):
+    return {ex.INPUT_BASE: str(base), ex.TRAIN_PATTERN: "train.json", ex.EVAL_PATTERN: "dev.json",
+            ex.INPUT_FORMAT: "squad", ex.TEXT_FIELD: "", ex.TEXT_B_FIELD: "", ex.LABEL_FIELD: "",
+            ex.LABEL_NAMES: "", ex.NUM_CLASSES: 2, ex.STRICT: strict}
+
+
+def _write_squad(path, qas, context="Anna bakes the warm bread. Boris boils the soup."):
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": [
+        {"context": context, "qas": qas}]}]}))
+
+
+def test_squad_ingestion_counts_bad_answers_and_keeps_unanswerable(tmp_path):
+    _write_squad(tmp_path / "train.json", [
+        {"id": "ok", "question": "What does Anna bake?", "answers": [{"text": "warm bread", "answer_start": 15}]},
+        {"id": "moved", "question": "What?", "answers": [{"text": "warm bread", "answer_start": 3}]},
+        {"id": "none", "question": "What does Chen bake?", "answers": [], "is_impossible": True},
+        {"id": "empty", "question": " ", "answers": [{"text": "soup", "answer_start": 43}]},
+    ])
+    _write_squad(tmp_path / "dev.json", [{"id": "d", "question": "Who?", "answers": [{"text": "Anna", "answer_start": 0}]}])
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    run_executor(ex.Executor, {}, {"examples": [examples]}, _squad_props(tmp_path), str(tmp_path / "tmp"))
+    rows = {e.features.feature["question_id"].bytes_list.value[0].decode(): e.features.feature
+            for e in read_examples(os.path.join(examples.uri, "Split-train", "*"))}
+    assert sorted(rows) == ["none", "ok"]
+    ok = rows["ok"]
+    assert ok["answer_texts"].bytes_list.value == [b"warm bread"]
+    assert (ok["answer_start"].int64_list.value[0], ok["answer_end"].int64_list.value[0]) == (15, 25)
+    assert list(rows["none"]["answer_texts"].bytes_list.value) == []
+    assert rows["none"]["answer_start"].int64_list.value == [-1]
+    counts = json.load(open(os.path.join(examples.uri, "ingestion_report.json")))["counts"]
+    assert counts["bad_answer_start"] == 1 and counts["skipped_no_valid_answer"] == 1
+    assert counts["skipped_empty_text"] == 1 and counts["unanswerable"] == 1 and counts["train_records"] == 2
+
+
+def test_squad_strict_mode_names_the_question(tmp_path):
+    _write_squad(tmp_path / "train.json", [{"id": "q7", "question": "What?", "answers": [{"text": "soup", "answer_start": 1}]}])
+    _write_squad(tmp_path / "dev.json", [])
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    with pytest.raises(BadInputError, match=r"train.json: question q7: answer 'soup' is not at answer_start 1"):
+        run_executor(ex.Executor, {}, {"examples": [examples]}, _squad_props(tmp_path, strict=1), str(tmp_path / "tmp"))
+
+
+def _example_gen_props(tmp_path, fmt, train, dev, num_negatives=2):
+    return {ex.INPUT_BASE: str(tmp_path), ex.TRAIN_PATTERN: train, ex.EVAL_PATTERN: dev, ex.INPUT_FORMAT: fmt,
+            ex.TEXT_FIELD: "", ex.TEXT_B_FIELD: "", ex.LABEL_FIELD: "", ex.LABEL_NAMES: "", ex.NUM_CLASSES: 2,
+            ex.STRICT: 0, ex.NUM_NEGATIVES: num_negatives, ex.NEGATIVE_POOL: 8}
+
+
+def test_beir_example_gen_writes_pairs_with_negatives_and_counts_bad_qrels(tmp_path):
+    corpus, queries = write_beir(tmp_path, {"train": ["q1\td1\t1", "q1\td2\t2", "q9\td1\t1", "q2\td404\t1"],
+                                             "dev": ["q3\td5\t1"]})
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    run_executor(ex.Executor, {}, {"examples": [examples]},
+                 _example_gen_props(tmp_path, "beir", "qrels/train.tsv", "qrels/dev.tsv"), str(tmp_path / "tmp"))
+    train = read_examples(os.path.join(examples.uri, "Split-train", "*"))
+    rows = sorted((e.features.feature["doc_id"].bytes_list.value[0].decode(),
+                   e.features.feature["label"].int64_list.value[0],
+                   [n.decode() for n in e.features.feature["negative_ids"].bytes_list.value]) for e in train)
+    assert [(d, r) for d, r, _ in rows] == [("d1", 1), ("d2", 2)]
+    assert all(len(negs) == 2 and not {"d1", "d2"} & set(negs) for _, _, negs in rows)
+    first = train[0].features.feature
+    assert first["query"].bytes_list.value[0].decode() == queries["q1"]
+    assert first["text"].bytes_list.value[0].decode() == corpus[first["doc_id"].bytes_list.value[0].decode()]
+    counts = json.load(open(os.path.join(examples.uri, "ingestion_report.json")))["counts"]
+    assert counts["skipped_unknown_query_id"] == 1 and counts["skipped_unknown_doc_id"] == 1
+    assert counts["train_records"] == 2 and counts["eval_records"] == 1
+
+
+def test_msmarco_triples_need_one_negative(tmp_path):
+    (tmp_path / "triples.tsv").write_text("a moon\tthe moon orbits\tthe chef bakes\n")
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    with pytest.raises(Exception, match="num_negatives=1") as error:
+        run_executor(ex.Executor, {}, {"examples": [examples]},
+                     _example_gen_props(tmp_path, "msmarco_triples", "triples.tsv", "triples.tsv", 3),
+                     str(tmp_path / "tmp"))
+    assert "triples.tsv" in str(error.value) or isinstance(error.value, BadInputError)

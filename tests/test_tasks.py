@@ -4,14 +4,12 @@ The harness takes each entry of ``tfx_bert.tasks.TASKS`` through its real fine-t
 on its embedded demo data, from the demo's pretrained encoder: TaskExampleGen -> Transform (its
 ``preprocessing_fn``) -> Trainer (its ``run_fn``) -> Evaluator (blessing) -> ServingPusher (op
 check, load check) -> the development server -> ``Predict`` with exactly the inputs its signature
-declares -> the client's decoding. A new task is tested by registering it. The end-to-end tests
-(tests/test_e2e.py) run most tasks first and check that they learn; the harness reuses their
-pushed models and runs only the tasks they did not.
+declares -> the client's decoding. A new task is tested by registering it. The pipelines are
+the ``finetuned`` fixture's runs (conftest.py): the end-to-end tests' (which check that the tasks
+learn) and a few-step run of every other task, two at a time in the background.
 """
 import glob
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -19,8 +17,6 @@ import yaml
 from tfx_bert import config as config_lib
 from tfx_bert import signatures, tasks
 from tfx_bert.serving import task_clients
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SENTENCES = ["the chef bakes the bread . the rocket reaches the moon .", "anna sails the boat to the harbor ."]
 SECOND = ["the chef slices the bread .", "the captain steers the boat ."]
@@ -67,24 +63,20 @@ def _pushed_version(work, name):
 
 
 @pytest.fixture(scope="module")
-def served(demo_run, tmp_path_factory):
-    """Every registered task's model pushed (the tasks no end-to-end test ran are fine-tuned on
-    their demo data here), then one development server over all of them (a model_config_file)."""
+def served(demo_run, finetuned, tmp_path_factory):
+    """Every registered task's model pushed (the demo pushed sentiment; the ``finetuned`` runs,
+    the end-to-end tests' and a few-step one for each other task, pushed the rest), then one
+    development server over all of them (a model_config_file). {task: its work dir}, target."""
     from tfx_bert.cli import DevServer
     from tfx_bert.serving import model_config
 
-    work, _ = demo_run
-    for name in sorted(tasks.TASKS):
-        if _pushed_version(work, name) is None:  # not run by an end-to-end test
-            proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir",
-                                   str(work), "--task", name, "--set", "finetune.accuracy_threshold=0"],
-                                  capture_output=True, text=True, cwd=REPO, timeout=1500)
-            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    demo_work, _ = demo_run
+    works = {name: finetuned.work(name) if name in finetuned else demo_work for name in sorted(tasks.TASKS)}
     path = tmp_path_factory.mktemp("serving") / "models.config"
     path.write_text(model_config.to_text([model_config.ModelConfig(name, os.path.join(work, "serving", name))
-                                          for name in sorted(tasks.TASKS)]))
+                                          for name, work in works.items()]))
     with DevServer(None, None, model_config_file=str(path)) as server:
-        yield work, server.target
+        yield works, server.target
 
 
 @pytest.mark.slow
@@ -100,7 +92,8 @@ def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, served,
     from tfx_bert.serving import op_check
     from tfx_bert.serving.client import ServingClient
 
-    work, target = served
+    works, target = served
+    work = works[name]
     version = _pushed_version(work, name)
     assert version is not None, f"{name}: nothing pushed (not blessed?)"
     assert op_check.unsupported_ops(version) == []

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
+from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert_app.components.text_example_gen import executor as ex
 from tfx_bert_app.components.text_example_gen.component import TextExampleGen
-from tests.helpers import new_artifact, read_examples, run_executor
 
 
 def _props(pattern, fmt="bert_raw", **kw):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_bert_app.components.pretraining_data.instances import truncate_seq_pair
 from tfx_bert import tokenization
+from tfx_bert_app.components.pretraining_data.instances import truncate_seq_pair
 
 
 def test_basic_tokenize_splits_punctuation_cjk_and_strips_accents():
@@ -87,7 +87,9 @@ DIVERSE_TEXTS = [
 
 
 def _learned_vocab(texts, lower_case):
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+    from tensorflow_text.tools.wordpiece_vocab import (
+        wordpiece_tokenizer_learner_lib as learner,
+    )
 
     counts = {}
     for text in texts * 3 + ["the quick brown fox jumps over the lazy dog"] * 5:
@@ -141,3 +143,22 @@ def test_ascii_fast_path_equals_general_path():
         for lower in (True, False):
             general = tokenization.basic_tokenize(text + " é", lower)
             assert tokenization.basic_tokenize(text, lower) == general[:-1], repr(text)
+
+
+@pytest.fixture
+def tokenizer():
+    vocab = tokenization.reserved_tokens() + "the cat sat on ##s mat paris new york , . anna".split()
+    return tokenization.WordPieceTokenizer(vocab)
+
+
+def test_first_piece_labelling_and_truncation(tokenizer):
+    words = tf.ragged.constant([["Anna", "cats", "sat", "in", "Paris", "."], ["New", "York"]])
+    tags = tf.ragged.constant([[1, 0, 0, 0, 3, 0], [3, 4]], dtype=tf.int64)
+    packed = tokenizer.pack_words(tokenizer.tokenize_words(words), 8, tags)
+    ids = packed["token_ids"].numpy()
+    vocab = tokenizer.vocab
+    assert [vocab[i] for i in ids[0]] == ["[CLS]", "anna", "cat", "##s", "sat", "[UNK]", "paris", "[SEP]"]
+    # "cats" -> cat ##s: labelled at "cat" only; "." no longer fits (budget 6 pieces).
+    assert packed["word_positions"].numpy()[0].tolist() == [1, 2, 4, 5, 6, -1, -1, -1]
+    assert packed["word_tags"].numpy()[0].tolist() == [1, 0, 0, 0, 3, -1, -1, -1]
+    assert packed["word_tags"].numpy()[1].tolist() == [3, 4, -1, -1, -1, -1, -1, -1]

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from tfx.types import standard_artifacts
 
-from tfx_bert_app.components.vector_indexer import executor as ex
-from tfx_bert_app.components.vector_indexer.component import VectorIndex
-from tfx_bert_app.models import similarity
 from tests.helpers import new_artifact, run_executor
 from tfx_bert import retrieval_metrics, tokenization
 from tfx_bert.retrieval import Retriever
 from tfx_bert.vector_store import VectorStore
+from tfx_bert_app.components.vector_indexer import executor as ex
+from tfx_bert_app.components.vector_indexer.component import VectorIndex
+from tfx_bert_app.models import similarity
 
 WORDS = "the warm fresh soup bread chef bakes boils oven rocket moon orbits star sailor boat sea . a".split()
 

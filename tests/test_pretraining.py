@@ -1,25 +1,25 @@
-"""Pretraining model, dynamic masking input and the optimizer schedule."""
-import os
-
-import keras
-import keras_hub
+"""models.pretraining: the MLM head tied to the token embeddings, and the input pipeline's
+dynamic and static masking."""
 import numpy as np
 import tensorflow as tf
 
-from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import optimization, pretraining
-from tfx_bert import features, registry, tokenization
+from tests.helpers import tiny_backbone
+from tfx_bert import features
+from tfx_bert_app.models import pretraining
 
 
-def _tiny_backbone(vocab_size=40):
-    size = registry.get_model_size("tiny")
-    kwargs = size.backbone_kwargs(vocab_size)
-    kwargs.update(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, max_sequence_length=16)
-    return keras_hub.models.BertBackbone(**kwargs)
+def _write_instances(path, rows):
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:
+        for ids, segs, label in rows:
+            e = tf.train.Example()
+            e.features.feature[features.TOKEN_IDS].int64_list.value.extend(ids)
+            e.features.feature[features.SEGMENT_IDS].int64_list.value.extend(segs)
+            e.features.feature[features.NEXT_SENTENCE_LABEL].int64_list.value.append(label)
+            w.write(e.SerializeToString())
 
 
 def test_mlm_head_is_tied_to_token_embeddings():
-    backbone = _tiny_backbone()
+    backbone = tiny_backbone(40, 16)
     model = pretraining.build_pretraining_model(backbone)
     head = model.get_layer(pretraining.MLM)
     assert head.token_embedding is backbone.token_embedding
@@ -31,16 +31,6 @@ def test_mlm_head_is_tied_to_token_embeddings():
          features.PADDING_MASK: np.ones((2, 8), "int32"), features.MASK_POSITIONS: np.array([[1, 2], [3, 0]], "int32")}
     out = model(x)
     assert out[pretraining.MLM].shape == (2, 2, 40) and out[pretraining.NSP].shape == (2, 2)
-
-
-def _write_instances(path, rows):
-    with tf.io.TFRecordWriter(path, options="GZIP") as w:
-        for ids, segs, label in rows:
-            e = tf.train.Example()
-            e.features.feature[features.TOKEN_IDS].int64_list.value.extend(ids)
-            e.features.feature[features.SEGMENT_IDS].int64_list.value.extend(segs)
-            e.features.feature[features.NEXT_SENTENCE_LABEL].int64_list.value.append(label)
-            w.write(e.SerializeToString())
 
 
 def test_dataset_masks_dynamically_and_pads(tmp_path):
@@ -66,35 +56,6 @@ def test_dataset_masks_dynamically_and_pads(tmp_path):
     baselines = pretraining.majority_baselines(ds, 2)
     assert 0 < baselines["mlm_unigram_baseline_accuracy"] <= 1
     assert baselines["nsp_majority_baseline_accuracy"] == 0.5
-
-
-def test_warmup_then_linear_decay():
-    schedule = optimization.WarmupLinearDecay(1.0, warmup_steps=10, total_steps=110)
-    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
-    np.testing.assert_allclose(values, [0.0, 0.5, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
-
-
-def test_encoder_round_trip_as_keras_hub_preset(tmp_path, tiny_vocab_dir):
-    tok = tokenization.WordPieceTokenizer.from_directory(tiny_vocab_dir)
-    backbone = _tiny_backbone(tok.vocabulary_size)
-    encoder_lib.save_encoder(str(tmp_path / "enc"), backbone, tiny_vocab_dir, {"mlm_accuracy": 0.5})
-    loaded = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "enc"))
-    x = {features.TOKEN_IDS: np.array([[2, 5, 6, 3]], "int32"), features.SEGMENT_IDS: np.zeros((1, 4), "int32"),
-         features.PADDING_MASK: np.ones((1, 4), "int32")}
-    np.testing.assert_allclose(backbone(x)["pooled_output"], loaded(x)["pooled_output"], atol=1e-5)
-    assert encoder_lib.load_tokenizer(str(tmp_path / "enc")).vocab == tok.vocab
-    hub_tokenizer = keras_hub.models.BertTokenizer.from_preset(str(tmp_path / "enc"))
-    assert hub_tokenizer.vocabulary_size() == tok.vocabulary_size
-    assert os.path.exists(tmp_path / "enc" / "pretraining_metrics.json")
-
-
-def test_missing_encoder_is_a_clear_error(tmp_path):
-    import pytest
-
-    with pytest.raises(FileNotFoundError, match="not a keras-hub preset"):
-        encoder_lib.load_backbone(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="holds no vocabulary"):
-        encoder_lib.load_tokenizer(str(tmp_path))
 
 
 def test_dataset_uses_static_masks_as_written(tmp_path):

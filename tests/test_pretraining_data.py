@@ -1,66 +1,14 @@
-"""WordPieceVocabGen and PretrainingDataGen executors, run for real on a small corpus."""
-import json
+"""The PretrainingDataGen executor and its instance algorithm (google-research/bert's
+create_pretraining_data): well-formed, deterministic instances, static whole-word masking."""
 import os
 import random
 
-import pytest
 from tfx.types import standard_artifacts
 
-from tfx_bert_app.components.artifacts import Vocabulary
+from tests.helpers import new_artifact, read_examples, run_executor
+from tfx_bert import tokenization
 from tfx_bert_app.components.pretraining_data import executor as data_ex
 from tfx_bert_app.components.pretraining_data import instances
-from tfx_bert_app.components.text_example_gen import executor as gen_ex
-from tfx_bert_app.components.wordpiece_vocab import executor as vocab_ex
-from tests.helpers import new_artifact, read_examples, run_executor
-from tfx_bert import demo_data, tokenization
-
-
-@pytest.fixture(scope="module")
-def corpus_examples(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("corpus")
-    demo_data.write_pretraining_corpus(str(tmp / "in" / "corpus.txt"), num_documents=60)
-    examples = new_artifact(standard_artifacts.Examples, tmp / "examples")
-    props = {gen_ex.INPUT_PATTERN: str(tmp / "in" / "*"), gen_ex.INPUT_FORMAT: "bert_raw",
-             gen_ex.TEXT_FIELD: "text", gen_ex.ID_FIELD: "", gen_ex.EVAL_PERCENT: 20,
-             gen_ex.MAX_LINE_CHARS: 1000, gen_ex.STRICT: 0, gen_ex.PER_LINE: 0}
-    run_executor(gen_ex.Executor, {}, {"examples": [examples]}, props, str(tmp / "t"))
-    return examples
-
-
-def _vocab_props(**kw):
-    props = {vocab_ex.VOCAB_SIZE: 300, vocab_ex.LOWER_CASE: 1, vocab_ex.NUM_UNUSED: 3,
-             vocab_ex.VOCAB_PATH: "", vocab_ex.MAX_BYTES_PER_WORD: 100, vocab_ex.TEXT_FEATURE: "text"}
-    props.update(kw)
-    return props
-
-
-@pytest.fixture(scope="module")
-def vocabulary(corpus_examples, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("vocab")
-    vocab = new_artifact(Vocabulary, tmp / "vocab")
-    run_executor(vocab_ex.Executor, {"examples": [corpus_examples]}, {"vocabulary": [vocab]},
-                 _vocab_props(), str(tmp / "t"))
-    return vocab
-
-
-def test_vocabulary_is_learned_with_reserved_tokens_first(vocabulary):
-    vocab = tokenization.read_vocab(os.path.join(vocabulary.uri, "vocab.txt"))
-    assert vocab[:8] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "[unused1]", "[unused2]"]
-    assert len(vocab) <= 300
-    for word in ("the", "rocket", "chef", "."):  # frequent corpus words become whole tokens
-        assert word in vocab
-    assert any(t.startswith("##") for t in vocab)
-    report = json.load(open(os.path.join(vocabulary.uri, "vocab_report.json")))
-    assert report["distinct_words"] > 50 and report["words"] > 1000
-    assert tokenization.read_tokenizer_config(vocabulary.uri).lower_case is True
-
-
-def test_existing_vocab_is_adopted(corpus_examples, tiny_vocab_dir, tmp_path):
-    vocab = new_artifact(Vocabulary, tmp_path / "v")
-    run_executor(vocab_ex.Executor, {"examples": [corpus_examples]}, {"vocabulary": [vocab]},
-                 _vocab_props(**{vocab_ex.VOCAB_PATH: os.path.join(tiny_vocab_dir, "vocab.txt")}), str(tmp_path))
-    assert tokenization.read_vocab(os.path.join(vocab.uri, "vocab.txt")) == \
-        tokenization.read_vocab(os.path.join(tiny_vocab_dir, "vocab.txt"))
 
 
 def _make_instances(corpus_examples, vocabulary, out_dir, seed=5, extra=None):

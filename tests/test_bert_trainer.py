@@ -11,10 +11,9 @@ import time
 import portpicker
 import pytest
 
-from tests.helpers import build_pretraining_examples
+from tests.helpers import REPO, build_pretraining_examples
 
 pytestmark = pytest.mark.slow
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

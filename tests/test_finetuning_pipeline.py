@@ -1,0 +1,25 @@
+"""pipeline/finetuning_pipeline.py: each task's components and their wiring, built without running."""
+import pytest
+
+
+@pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "Evaluator")])
+def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_path, task, evaluator):
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from tfx_bert_app.pipeline.parameters import PipelineParameters
+
+    indexing = [f"finetune.index_corpus={tmp_path}/corpus.jsonl"] if task == "retrieval" else []
+    config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
+                                               "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
+                                               f"finetune.data_dir={tmp_path}", *indexing])
+    pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])
+    components = {c.id: c for c in pipeline.components}
+    assert type(components["Evaluator"]).__name__ == evaluator
+    blessing = components["Evaluator"].outputs["blessing"]
+    assert components["Pusher"].inputs["model_blessing"] is blessing
+    if task == "retrieval":
+        assert components["VectorIndexer"].inputs["model_blessing"] is blessing
+        assert components["Evaluator"].exec_properties["qrels"] == "qrels/dev.tsv"
+        assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model"].outputs["model"]
+    else:  # a cross-encoder embeds nothing: indexing is a retrieval / similarity setting
+        assert "VectorIndexer" not in components

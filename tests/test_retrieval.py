@@ -1,0 +1,71 @@
+"""Dense retrieval: the dual encoder (models.retrieval) trains on in-batch logits and exports
+its towers; retrieve-then-rerank (tfx_bert.retrieval) re-orders the vector store's candidates."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import ranking_tokenizer, tiny_backbone
+from tfx_bert_app.models import retrieval
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return ranking_tokenizer()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_dual_encoder_trains_on_in_batch_logits_and_exports_towers(tmp_path, tokenizer, shared):
+    from tfx_bert.serving import op_check
+    from tfx_bert_app.models.similarity import build_sentence_encoder
+
+    doc_tower = build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
+    query_tower = doc_tower if shared else build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean", name="query_encoder")
+    model = retrieval.build_dual_encoder(query_tower, doc_tower, seq_len=16, num_negatives=2, temperature=0.05)
+    queries, docs = ["the chef bakes", "the rocket orbits"], ["the chef bakes bread .", "the rocket orbits the moon ."]
+    negatives = [["the sailor boat .", "a star ."], ["fresh soup .", "the oven ."]]
+    inputs = {k + "_query": v for k, v in tokenizer.encode(tf.constant(queries), 8).items()}
+    inputs.update(tokenizer.encode(tf.constant(docs), 16))
+    packed = tokenizer.encode(tf.reshape(tf.constant(negatives), [-1]), 16)
+    inputs.update({k + "_negatives": tf.reshape(v, [2, 32]) for k, v in packed.items()})
+    logits = model({k: tf.cast(v, tf.int32) for k, v in inputs.items()}).numpy()
+    assert logits.shape == (2, 2 + 4)  # both positives, then each query's two negatives
+    assert np.abs(logits).max() <= 1 / 0.05 + 1e-3  # cosines over the temperature
+    export_dir = str(tmp_path / "dual")
+    retrieval.export_dual_encoder(query_tower, doc_tower, export_dir, tokenizer, 16, 8)
+    assert op_check.unsupported_ops(export_dir) == []
+    served = tf.saved_model.load(export_dir)
+    doc_vectors = served.signatures["embed"](text=tf.constant(docs))["embedding"].numpy()
+    query_vectors = served.signatures["embed_query"](text=tf.constant(queries))["embedding"].numpy()
+    np.testing.assert_allclose(np.linalg.norm(doc_vectors, axis=1), 1.0, rtol=1e-5)
+    scores = served.signatures["serving_default"](query=tf.constant(queries), text=tf.constant(docs))["score"].numpy()
+    np.testing.assert_allclose(scores, (query_vectors * doc_vectors).sum(1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logits[np.arange(2), np.arange(2)] * 0.05, scores, rtol=1e-3, atol=1e-4)
+    same = served.signatures["embed_query"](text=tf.constant(docs))["embedding"].numpy()
+    assert np.allclose(same, doc_vectors, atol=1e-6) == shared  # separate towers: separate weights
+
+
+def test_retrieve_then_rerank_reorders_the_store_candidates(tmp_path):
+    from tfx_bert.retrieval import Retriever, RetrieveThenRerank
+    from tfx_bert.vector_store import VectorStore
+
+    store = VectorStore(str(tmp_path / "milvus.db"), "docs", dim=4, index_type="FLAT")
+    store.create()
+    vectors = np.eye(4, dtype=np.float32)[[0, 0, 1, 2]] + np.float32(0.01) * np.arange(4)[:, None]
+    store.upsert(["a", "b", "c", "d"], vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    store.mark_complete("test", 4)
+    retriever = Retriever(store, lambda texts: np.tile(np.eye(4, dtype=np.float32)[:1], (len(texts), 1)))
+    corpus = {"a": "first", "b": "second", "c": "third", "d": "fourth"}
+    seen = []
+
+    def score(query, passages):
+        seen.append((query, passages))
+        return np.array([len(p) for p in passages], dtype=np.float32)  # longest text wins
+
+    results = RetrieveThenRerank(retriever, score, corpus, k=3).search(["q"], top_n=2)
+    candidates = [doc for doc, _ in retriever.retrieve(["q"], 3)[0]]
+    assert seen == [("q", [corpus[d] for d in candidates])]
+    expected = sorted(candidates, key=lambda d: -len(corpus[d]))[:2]
+    assert [doc for doc, _ in results[0]] == expected
+    with pytest.raises(KeyError, match="not in the corpus"):
+        RetrieveThenRerank(retriever, score, {"a": "only"}, k=3).search(["q"])
+    store.close()

@@ -1,0 +1,82 @@
+"""The RetrievalEvaluator component: exact top-k search, and the blessing gated on nDCG and on
+the baseline model."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import standard_artifacts
+
+from tests.helpers import new_artifact, ranking_tokenizer, run_executor, tiny_backbone, write_beir
+from tfx_bert import beir, retrieval_metrics
+from tfx_bert_app.models import retrieval
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return ranking_tokenizer()
+
+
+def _export_dual(tokenizer, directory, seed):
+    from tfx_bert_app.models.similarity import build_sentence_encoder
+
+    tf.keras.utils.set_random_seed(seed)
+    tower = build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
+    retrieval.export_dual_encoder(tower, tower, os.path.join(directory, "Format-Serving"), tokenizer, 16, 8)
+    return str(directory)
+
+
+def test_exact_top_k_matches_a_full_sort():
+    from tfx_bert_app.components.retrieval_evaluator.executor import exact_top_k
+
+    rng = np.random.default_rng(0)
+    docs, queries = rng.normal(size=(200, 8)), rng.normal(size=(30, 8))
+    ids = [f"d{i}" for i in range(200)]
+    runs = exact_top_k(queries, docs, ids, 10, chunk=7)
+    for query, run in zip(queries, runs):
+        scores = docs @ query
+        assert set(run) == {ids[i] for i in np.argsort(-scores)[:10]}
+        assert run[ids[int(np.argmax(scores))]] == pytest.approx(scores.max())
+
+
+def test_retrieval_evaluator_gates_on_ndcg_and_the_baseline(tmp_path, tokenizer):
+    from tfx_bert_app.components.retrieval_evaluator import executor as ex
+
+    write_beir(tmp_path / "data", {"dev": ["q1\td1\t1", "q2\td2\t1", "q3\td3\t2", "q3\tnope\t1"]})
+    candidate = new_artifact(standard_artifacts.Model, _export_dual(tokenizer, tmp_path / "candidate", 1))
+    baseline = new_artifact(standard_artifacts.Model, _export_dual(tokenizer, tmp_path / "baseline", 2))
+    candidate.uri, baseline.uri = str(tmp_path / "candidate"), str(tmp_path / "baseline")
+
+    def evaluate(threshold, name, baseline_model=None):
+        evaluation = new_artifact(standard_artifacts.ModelEvaluation, tmp_path / name / "evaluation")
+        blessing = new_artifact(standard_artifacts.ModelBlessing, tmp_path / name / "blessing")
+        inputs = {"model": [candidate], **({"baseline_model": [baseline_model]} if baseline_model else {})}
+        props = {ex.DATA_DIR: str(tmp_path / "data"), ex.QRELS: "qrels/dev.tsv", ex.GATE_METRIC: "ndcg@10",
+                 ex.THRESHOLD: threshold, ex.BATCH_SIZE: 8}
+        run_executor(ex.Executor, inputs, {"evaluation": [evaluation], "blessing": [blessing]}, props,
+                     str(tmp_path / name / "tmp"))
+        report = json.load(open(os.path.join(evaluation.uri, ex.METRICS_FILE)))
+        return report, blessing
+
+    report, blessing = evaluate(0.0, "open")
+    assert report["blessed"] and blessing.get_int_custom_property("blessed") == 1
+    assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+    assert report["counts"]["skipped_unknown_doc_id"] == 1 and report["queries"] == 3
+    # The same metrics computed directly: embed, rank everything, TREC definitions.
+    data = beir.read_beir(str(tmp_path / "data"), "dev")
+    served = tf.saved_model.load(os.path.join(candidate.uri, "Format-Serving"))
+    ids = sorted(data.corpus)
+    docs = served.signatures["embed"](text=tf.constant([data.corpus[d] for d in ids]))["embedding"].numpy()
+    qids = sorted(data.qrels)
+    queries = served.signatures["embed_query"](text=tf.constant([data.queries[q] for q in qids]))["embedding"].numpy()
+    run = {q: dict(zip(ids, (docs @ v).tolist())) for q, v in zip(qids, queries)}
+    expected = retrieval_metrics.evaluate(run, data.qrels)
+    assert report["candidate"] == pytest.approx(expected, abs=1e-5)
+
+    report, blessing = evaluate(1.01, "too_high")
+    assert not report["blessed"] and blessing.get_int_custom_property("blessed") == 0
+    assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
+    report, blessing = evaluate(0.0, "against_baseline", baseline)
+    better = report["candidate"]["ndcg@10"] >= report["baseline"]["ndcg@10"]
+    assert report["blessed"] == better and blessing.get_int_custom_property("baseline_model_id") == baseline.id
