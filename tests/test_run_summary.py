@@ -1,0 +1,48 @@
+"""tfx_bert.run_summary: the newest execution of each component of a pipeline, read back from
+a real ML Metadata store, and the table printed after a run."""
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from tfx_bert import run_summary
+
+
+def _store(path):
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(path)  # what the local runner uses
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return config, metadata_store.MetadataStore(config)
+
+
+def _execution(store, node_context, state, outputs=()):
+    type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name="Component"))
+    artifact_type = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="Artifact"))
+    artifacts_and_events = []
+    for key, uri in outputs:
+        event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.OUTPUT)
+        event.path.steps.add().key = key
+        artifacts_and_events.append((metadata_store_pb2.Artifact(type_id=artifact_type, uri=uri), event))
+    store.put_execution(metadata_store_pb2.Execution(type_id=type_id, last_known_state=state),
+                        artifacts_and_events, [node_context])
+
+
+def test_newest_execution_of_each_node_with_its_outputs_and_only_this_pipeline(tmp_path):
+    config, store = _store(tmp_path / "metadata.sqlite")
+    node_type = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
+    ids = store.put_contexts([metadata_store_pb2.Context(type_id=node_type, name=name)
+                              for name in ("p.ExampleGen", "p.Trainer", "other.Trainer")])
+    examples_ctx, trainer_ctx, other_ctx = store.get_contexts_by_id(ids)
+    _execution(store, examples_ctx, metadata_store_pb2.Execution.COMPLETE, [("examples", "/p/examples/1")])
+    _execution(store, trainer_ctx, metadata_store_pb2.Execution.FAILED)
+    _execution(store, trainer_ctx, metadata_store_pb2.Execution.COMPLETE, [("model", "/p/model/3"),
+                                                                           ("model_run", "/p/run/3")])
+    _execution(store, other_ctx, metadata_store_pb2.Execution.COMPLETE, [("model", "/other/model")])
+
+    runs = run_summary.component_runs(config, "p", since_ms=0)
+    assert [(r.name, r.state) for r in runs] == [("ExampleGen", "COMPLETE"), ("Trainer", "COMPLETE")]
+    assert runs[1].outputs == {"model": ["/p/model/3"], "model_run": ["/p/run/3"]}
+    assert run_summary.component_runs(config, "p", since_ms=2 ** 62) == []  # nothing started since then
+
+    table = run_summary.format_runs("p", runs, 12.5).splitlines()
+    assert table[0] == "Pipeline p: 2 components in 12.5s"
+    assert table[2].split()[:3] == ["ExampleGen", "COMPLETE", "0.0s"] and "examples: /p/examples/1" in table[2]
+    assert "model: /p/model/3; model_run: /p/run/3" in table[3]
