@@ -1,14 +1,12 @@
 """Fixtures and hooks; shared helpers live in ``tests/helpers.py``."""
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
 from tests.helpers import (  # noqa: E402
-    E2E_FINETUNES, REPO, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus, learn_vocabulary,
+    E2E_FINETUNES, BackgroundDemo, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus, learn_vocabulary,
     write_tiny_vocab)
 
 
@@ -38,39 +36,78 @@ def vocabulary(corpus_examples, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    # Run the quick tests first so a broken basic breaks CI fast.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    # The quick tests first, so a broken basic breaks CI fast; then the slow ones that need no
+    # demo run, then the demo's, then the end-to-end fine-tuning runs' (``finetuned``): these run
+    # in the background from the first slow test on, and overlap everything before them.
+    def order(item):
+        fixtures = item.fixturenames  # with the fixtures they depend on
+        return item.get_closest_marker("slow") is not None, "demo_run" in fixtures, "finetuned" in fixtures
+
+    items.sort(key=order)
 
 
+_BACKGROUND = {}
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """Runs `tfx-bert demo` (what `make demo` runs) once into a temp work dir: its pretrained
-    encoder is the one every end-to-end fine-tuning test and the task harness start from.
 
-    ``TFX_BERT_TEST_DEMO_WORK=<dir>`` reuses the work dir of an earlier demo run instead (to
-    rerun one end-to-end test while developing; CI never sets it)."""
+def _tmp_dir(config, name):
+    import tempfile
+
+    factory = getattr(config, "_tmp_path_factory", None)  # the tmp_path_factory fixture's, kept like it
+    return str(factory.mktemp(name)) if factory else tempfile.mkdtemp(prefix=f"tfx-bert-{name}-")
+
+
+def pytest_collection_finish(session):
+    """Starts the demo run in the background as soon as the selected tests need it (its
+    pretraining then overlaps the quick tests), and prepares the fine-tuning runs."""
+    if session.config.option.collectonly:
+        return
+    fixtures = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    if "demo_run" in fixtures and not os.environ.get("TFX_BERT_TEST_DEMO_WORK"):
+        _BACKGROUND["demo"] = BackgroundDemo(_tmp_dir(session.config, "demo"))
+    if "finetuned" in fixtures:
+        from tfx_bert import config as config_lib
+        from tfx_bert import tasks
+
+        demo_task = config_lib.load_config(demo=True).finetune.task  # the demo fine-tunes and pushes it
+        runs = dict(E2E_FINETUNES)
+        runs.update({name: harness_flags(name) for name in sorted(tasks.TASKS) if name not in runs and name != demo_task})
+        _BACKGROUND["finetuned"] = BackgroundFinetunes(lambda: demo_encoder(_demo_result()[0]),
+                                                       _tmp_dir(session.config, "finetuned"), runs)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("slow") is not None and "finetuned" in _BACKGROUND:
+        _BACKGROUND["finetuned"].start()  # the quick tests are done: the fine-tuning runs may take the cores
+
+
+def pytest_sessionfinish(session):
+    if "finetuned" in _BACKGROUND:
+        _BACKGROUND["finetuned"].close()
+    if "demo" in _BACKGROUND:
+        _BACKGROUND["demo"].stop()
+
+
+def _demo_result():
     reuse = os.environ.get("TFX_BERT_TEST_DEMO_WORK")
     if reuse:
         return reuse, ""
-    work = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "demo", "--work-dir", str(work)],
-                          capture_output=True, text=True, cwd=REPO, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return work, proc.stdout
+    return _BACKGROUND["demo"].result()
 
 
 @pytest.fixture(scope="session")
-def finetuned(demo_run, tmp_path_factory):
-    """Every end-to-end test's fine-tuning run (``E2E_FINETUNES``) and the task harness's run
-    of each other registered task, from the demo's encoder, all started when first asked for
-    and run two at a time in the background; ``finetuned.work(name)`` waits for one."""
-    from tfx_bert import tasks
+def demo_run():
+    """(work dir, output) of `tfx-bert demo` (what `make demo` runs), started in the background
+    when the session began: its pretrained encoder is the one every end-to-end fine-tuning test
+    and the task harness start from.
 
-    work, _ = demo_run
-    pushed_by_demo = {name for name in tasks.TASKS if os.path.isdir(os.path.join(work, "serving", name))}
-    runs = dict(E2E_FINETUNES)
-    runs.update({name: harness_flags(name) for name in sorted(tasks.TASKS) if name not in runs and name not in pushed_by_demo})
-    background = BackgroundFinetunes(demo_encoder(work), tmp_path_factory.mktemp("finetuned"), runs)
-    yield background
-    background.close()
+    ``TFX_BERT_TEST_DEMO_WORK=<dir>`` reuses the work dir of an earlier demo run instead (to
+    rerun one end-to-end test while developing; CI never sets it)."""
+    return _demo_result()
+
+
+@pytest.fixture(scope="session")
+def finetuned(demo_run):
+    """Every end-to-end test's fine-tuning run (``E2E_FINETUNES``) and a few-step run of each
+    other registered task for the task harness, from the demo's encoder, two at a time in the
+    background from the first slow test on; ``finetuned.work(name)`` waits for one."""
+    return _BACKGROUND["finetuned"]

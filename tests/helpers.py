@@ -275,35 +275,71 @@ def harness_flags(task: str) -> tuple:
     return ("--task", task, "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30")
 
 
+class BackgroundDemo:
+    """`tfx-bert demo` (what `make demo` runs) started in a subprocess as soon as a session
+    needs it, so its pretraining overlaps the quick tests; ``result()`` waits for it."""
+
+    def __init__(self, work: str):
+        import subprocess
+        import sys
+
+        self.work = work
+        os.makedirs(work, exist_ok=True)
+        self._log = open(os.path.join(work, "demo_output.txt"), "w+", encoding="utf-8")
+        self._proc = subprocess.Popen([sys.executable, "-m", "tfx_bert.cli", "demo", "--work-dir", work],
+                                      stdout=self._log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+
+    def result(self, timeout=1500) -> tuple[str, str]:
+        """(work dir, the demo's output); asserts that it succeeded."""
+        code = self._proc.wait(timeout)
+        self._log.seek(0)
+        output = self._log.read()
+        assert code == 0, output[-6000:]
+        return self.work, output
+
+    def stop(self):
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._log.close()
+
+
 class BackgroundFinetunes:
-    """Fine-tuning runs started at once and run ``workers`` at a time in the background, each
-    in a work dir of its own (its own metadata store, data, pushes) from one pretrained encoder.
+    """Fine-tuning runs run ``workers`` at a time in the background, each in a work dir of its
+    own (its own metadata store, data, pushes), from the encoder ``encoder()`` returns (it may
+    wait for the demo), once ``start()`` is called.
 
     A run keeps about one core busy (much of a TFX run is single-threaded Python), so two at a
     time on two cores take about half the wall time of one after the other. ``work(name)`` waits
     for a run and returns its work dir."""
 
-    def __init__(self, encoder: str, root, runs: dict, workers: int = 2):
+    def __init__(self, encoder, root, runs: dict, workers: int = 2):
+        import threading
         from concurrent.futures import ThreadPoolExecutor
 
+        self._started = threading.Event()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="finetune")
         self._futures = {name: self._pool.submit(self._run, encoder, os.path.join(str(root), name), flags)
                          for name, flags in runs.items()}
 
-    @staticmethod
-    def _run(encoder, work, flags):
-        return work, finetune_demo(work, encoder, *flags)
+    def start(self):
+        self._started.set()
+
+    def _run(self, encoder, work, flags):
+        self._started.wait()
+        return work, finetune_demo(work, encoder(), *flags)
 
     def __contains__(self, name: str) -> bool:
         return name in self._futures
 
     def work(self, name: str) -> str:
+        self.start()
         return self._futures[name].result()[0]
 
     def output(self, name: str) -> str:
         """What the run printed (its summary, the trainer's progress lines)."""
+        self.start()
         return self._futures[name].result()[1]
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)  # a failed session does not wait for the rest
-
+        self._started.set()

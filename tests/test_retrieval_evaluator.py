@@ -40,6 +40,7 @@ def test_exact_top_k_matches_a_full_sort():
         assert run[ids[int(np.argmax(scores))]] == pytest.approx(scores.max())
 
 
+@pytest.mark.slow  # three Beam evaluations, nine SavedModel loads: about 40 s
 def test_retrieval_evaluator_gates_on_ndcg_and_the_baseline(tmp_path, tokenizer):
     from tfx_bert_app.components.retrieval_evaluator import executor as ex
 

@@ -98,6 +98,7 @@ def test_model_with_unsupported_ops_is_refused(tmp_path):
     assert not base.exists() or os.listdir(base) == []
 
 
+@pytest.mark.slow  # a soak test: two pushes under four clients' traffic, about 40 s
 def test_two_pushes_under_steady_traffic_lose_no_request(tmp_path, tiny_vocab_dir):
     base = tmp_path / "serving" / "toy"
     _push(tmp_path, _model(tmp_path, "v1", tiny_vocab_dir, 1.0), base)

@@ -50,6 +50,7 @@ def _index(tmp_path, bi_encoder, corpus_path, store_uri, name):
     return json.load(open(os.path.join(index.uri, "index_report.json")))
 
 
+@pytest.mark.slow  # Beam embedding into Milvus Lite, twice: about 25 s
 def test_index_is_idempotent_complete_and_searchable(tmp_path, bi_encoder):
     corpus = _corpus(tmp_path / "corpus.jsonl")
     store_uri = str(tmp_path / "vectors" / "milvus.db")
