@@ -36,7 +36,8 @@ def fit(model, fn_args, train_dataset, eval_dataset) -> dict:
     history = model.fit(
         train_dataset, steps_per_epoch=int(fn_args.train_steps), epochs=1, verbose=0,
         validation_data=eval_dataset, validation_steps=fn_args.eval_steps,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+                   optimization.FailOnNonFiniteLoss("finetune.learning_rate")])
     return {k: float(v[-1]) for k, v in history.history.items()}
 
 

@@ -1,6 +1,8 @@
 """Optimizer and learning-rate schedule shared by pretraining and fine-tuning."""
 from __future__ import annotations
 
+import math
+
 import keras
 
 # BERT excludes LayerNorm parameters and biases from weight decay.
@@ -64,3 +66,21 @@ def make_optimizer(name: str, learning_rate: float, warmup_steps: int, total_ste
     except KeyError:
         raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.") from None
     return factory(learning_rate, warmup_steps, total_steps)
+
+
+class FailOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops a run whose loss becomes NaN or infinite with an error saying at which step and
+    what to try (Keras' TerminateOnNaN only stops, and the run would exit 0 with a broken model)."""
+
+    def __init__(self, learning_rate_setting: str, start_step: int = 0):
+        super().__init__()
+        self._setting, self._step = learning_rate_setting, start_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss} at step {self._step}. Lower the learning rate "
+                f"({self._setting}), check the data for empty or extreme examples, or turn mixed precision "
+                "off; nothing of this run is exported.")

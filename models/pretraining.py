@@ -304,7 +304,8 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
     log_every = max(1, min(100, train_steps // 10))
     callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=log_every),
                  ThroughputLogger(log_dir, settings.batch_size, seq_len, train_steps, every=log_every,
-                                  start_step=start_step)]
+                                  start_step=start_step),
+                 optimization.FailOnNonFiniteLoss("pretrain.learning_rate", start_step)]
     if manager:
         callbacks.append(StepCheckpoint(manager, settings.checkpoint_every))
     if remaining:

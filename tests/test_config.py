@@ -128,3 +128,26 @@ def test_demo_loader_settings_fill_defaults_but_an_explicit_set_wins(tmp_path):
     assert (rerank.train_steps, rerank.num_negatives) == (600, 7)  # over demo.yaml's 200 steps
     explicit = config_lib.demo_config(["finetune.task=rerank", "finetune.train_steps=50"]).finetune
     assert explicit.train_steps == 50  # the user's value over the task's demo value
+
+
+@pytest.mark.parametrize("yaml_value, flag_value, expected", [
+    ("5", "5", 5), ("5.0", "5.0", 5), ("5.7", "5.7", "expects int"), ("true", "true", "expects int"),
+    (".nan", "nan", "expects int"), ("1e3", "1e3", 1000)])
+def test_numbers_read_the_same_from_yaml_and_flags(tmp_path, yaml_value, flag_value, expected):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"pretrain:\n  train_steps: {yaml_value}\n")
+    for load in (lambda: config_lib.load_config(str(path)),
+                 lambda: config_lib.load_config(overrides=[f"pretrain.train_steps={flag_value}"])):
+        if isinstance(expected, int):
+            assert load().pretrain.train_steps == expected
+        else:
+            with pytest.raises(ValueError, match=f"pretrain.train_steps {expected}"):
+                load()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("finetune.learning_rate=nan", "must be a finite number"), ("finetune.learning_rate=-inf", "finite"),
+    ("finetune.strict=2", "expects true/false"), ("serving.rest_max_rows=0", "must be positive")])
+def test_non_finite_and_out_of_range_values_are_refused(override, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.load_config(overrides=[override])

@@ -7,7 +7,8 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                    prediction_service_pb2_grpc)
 
 from tests.helpers import save_text_model
 from tfx_bert.serving import client as client_lib
@@ -96,8 +97,16 @@ def test_op_check_flags_keras_nlp_packer_and_server_refuses_it(tmp_path, model_b
     bad = tmp_path / "bad" / "1"
     tf.saved_model.save(module, str(bad), signatures={"serving_default": serve.get_concrete_function()})
     assert "TFText>RoundRobinTrim" in op_check.unsupported_ops(str(bad))
-    with pytest.raises(ValueError, match="RoundRobinTrim"):
-        server.start_server({"bad": str(bad.parent)}, port=0)
+    running = server.start_server({"bad": str(bad.parent)}, port=0)  # refused, reported, not fatal
+    try:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = "bad"
+        stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(f"127.0.0.1:{running.port}"))
+        [status] = stub.GetModelStatus(request, timeout=10).model_version_status
+        assert status.state == get_model_status_pb2.ModelVersionStatus.END
+        assert "RoundRobinTrim" in status.status.error_message and str(bad) in status.status.error_message
+    finally:
+        running.stop()
     assert op_check.unsupported_ops(str(model_base / "1")) == []
 
 

@@ -125,6 +125,13 @@ def test_garbage_tf_example_bytes_are_invalid_argument_and_serving_continues(toy
     with pytest.raises(grpc.RpcError) as info:
         stub.Predict(garbage, timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "signature 'regression': an input holds bytes the graph cannot read" in info.value.details()
+    missing_text = _predict_request("toy", [tf.train.Example().SerializeToString()], signature="regression",
+                                    key="inputs")
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(missing_text, timeout=10)
+    assert "Feature: text (data type: string) is required but could not be found" in info.value.details()
+    assert "Graph execution error" not in info.value.details() and len(info.value.details()) <= 600
     empty = regression_pb2.RegressionRequest()
     empty.model_spec.name, empty.model_spec.signature_name = "toy", "regression"
     with pytest.raises(grpc.RpcError) as info:

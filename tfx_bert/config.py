@@ -7,6 +7,7 @@ environment variables.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -170,6 +171,11 @@ class ServingConfig:
     grpc_port: int = 8500
     rest_port: int = 8501
     poll_seconds: float = 2.0  # how often servers look for new versions
+    # What one REST request may take: a larger declared body is refused (413) before it is read;
+    # more instances / examples than rest_max_rows likewise; idle or slow connections close.
+    rest_max_request_bytes: int = 32 << 20
+    rest_max_rows: int = 4096
+    rest_timeout_ms: int = 30000  # TF Serving's --rest_api_timeout_in_ms
     enable_batching: bool = False
     max_batch_size: int = 32
     batch_timeout_micros: int = 2000  # TF Serving's CPU advice: 0 (batches grow with load), then 1-10 ms
@@ -348,6 +354,8 @@ class ProjectConfig:
              "finetune.label_thresholds must have one entry per finetune.label_names entry"),
             (all(0 < float(t) < 1 for t in [f.decision_threshold, *f.label_thresholds]),
              "finetune.decision_threshold and finetune.label_thresholds must be in (0, 1)"),
+            (min(self.serving.rest_max_request_bytes, self.serving.rest_max_rows, self.serving.rest_timeout_ms) > 0,
+             "serving.rest_max_request_bytes, serving.rest_max_rows and serving.rest_timeout_ms must be positive"),
         ]
         for ok, message in checks:
             if not ok:
@@ -427,22 +435,36 @@ def _apply(obj: Any, data: dict, where: str) -> None:
 
 
 def _coerce(value: Any, current: Any, name: str) -> Any:
+    """``value`` (from YAML or a flag's text) as the type of the key's default, read the same
+    way from both: 5.7 is not an int, "nan" and "inf" are not numbers here, 2 is not a bool."""
     if isinstance(current, bool):
         if isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):
                 return True
             if value.lower() in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"Config key {name} expects true/false, got {value!r}.")
-        return bool(value)
+        elif isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+        raise ValueError(f"Config key {name} expects true/false, got {value!r}.")
     if isinstance(current, list) and isinstance(value, str):
         return [v for v in value.split(",") if v]
+    if isinstance(current, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
+        raise ValueError(f"Config key {name} expects {type(current).__name__}, got {value!r}.")
     try:
-        return type(current)(value) if current is not None else value
-    except (TypeError, ValueError):
+        if isinstance(current, int):  # 5, "5", 5.0 and "5.0" alike; 5.7 and "5.7" are refused, not 5
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError
+            converted = int(value) if isinstance(value, int) or str(value).strip().lstrip("+-").isdigit() else int(number)
+        else:
+            converted = type(current)(value) if current is not None else value
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(
             f"Config key {name} expects {type(current).__name__}, got {value!r}."
         ) from None
+    if isinstance(converted, float) and not math.isfinite(converted):
+        raise ValueError(f"Config key {name} must be a finite number, got {value!r}.")
+    return converted
 
 
 def parse_override(text: str) -> dict:

@@ -327,7 +327,6 @@ class WordPieceTokenizer:
         google-research BERT's BasicTokenizer splits). Returns (words [batch, (words)], starts,
         ends), offsets in Unicode characters of the input, end exclusive.
         """
-        import tensorflow as tf
         import tensorflow_text as tf_text
 
         words, byte_starts, byte_ends = tf_text.regex_split_with_offsets(

@@ -197,16 +197,26 @@ def signature_def_map(servable: LoadedVersion) -> get_model_metadata_pb2.Signatu
 
 def model_status(runtime: Runtime, model_spec) -> get_model_status_pb2.GetModelStatusResponse:
     """AVAILABLE for the loaded versions of the model (or the one the spec names)."""
-    if model_spec.HasField("version") or model_spec.HasField("version_label"):
-        versions = [runtime.lookup(model_spec)]
+    failures = runtime.manager.failures(model_spec.name)
+    if model_spec.HasField("version") and model_spec.version.value in failures:
+        versions, failures = [], {model_spec.version.value: failures[model_spec.version.value]}
+    elif model_spec.HasField("version") or model_spec.HasField("version_label"):
+        versions, failures = [runtime.lookup(model_spec)], {}
     else:
-        runtime.manager.get(model_spec.name)  # NOT_FOUND for an unknown or empty model
+        if not failures:
+            runtime.manager.get(model_spec.name)  # NOT_FOUND for an unknown or empty model
         versions = runtime.manager.versions(model_spec.name)
     response = get_model_status_pb2.GetModelStatusResponse()
     for servable in versions:
         status = response.model_version_status.add()
         status.version = servable.version
         status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    for version, reason in failures.items():  # as TF Serving reports a version that failed to load
+        status = response.model_version_status.add()
+        status.version = version
+        status.state = get_model_status_pb2.ModelVersionStatus.END
+        status.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
+        status.status.error_message = reason
     return response
 
 

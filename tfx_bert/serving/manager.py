@@ -16,7 +16,9 @@ class ModelManager:
     """Serves the versions each model's policy asks for; polls for new ones.
 
     A new version is loaded before an old one is dropped, and requests hold a reference to the
-    version they run on, so swapping versions never fails a request in flight.
+    version they run on, so swapping versions never fails a request in flight. A version that
+    fails to load (a corrupt SavedModel, ops TF Serving lacks) is left out and reported by
+    ``failures`` (GetModelStatus: END with the error), logged once; the others keep serving.
     """
 
     def __init__(self, models: list[ModelConfig], poll_seconds: float = 0, check_ops: bool = True):
@@ -25,6 +27,7 @@ class ModelManager:
         self._refresh_lock = threading.Lock()
         self._configs: dict[str, ModelConfig] = {}
         self._loaded: dict[str, dict[int, LoadedVersion]] = {}
+        self._failed: dict[tuple[str, int], tuple] = {}  # (model, version) -> (why it did not load, files' stamp)
         self._stop = threading.Event()
         self.reload(models)
         if poll_seconds > 0:
@@ -36,7 +39,7 @@ class ModelManager:
 
     def reload(self, models: list[ModelConfig]) -> None:
         """Serves exactly ``models`` (HandleReloadConfigRequest): loads new ones, drops removed
-        ones. A model that fails to load raises and leaves the previous configuration serving."""
+        ones; versions that fail to load are reported by ``failures``."""
         with self._refresh_lock:
             staged = {}
             for model in models:
@@ -58,19 +61,50 @@ class ModelManager:
                     self._loaded[name] = loaded
 
     def _load_wanted(self, model: ModelConfig, current: dict[int, LoadedVersion]) -> dict[int, LoadedVersion]:
+        """The versions the policy serves, among those that load: a version that fails is left
+        out (the next newest serves in its place under a ``latest`` policy) until its files
+        change; what is loaded keeps serving when nothing new loads."""
         on_disk = list_versions(model.base_path)
-        wanted = model.wanted(set(on_disk))
-        if not wanted:
-            if not current:
-                log.warning("No servable versions of model %s under %s yet", model.name, model.base_path)
-            return dict(current)  # nothing on disk: keep serving what is loaded
-        result = {}
-        for version in sorted(wanted):
-            result[version] = current.get(version) or LoadedVersion(model.name, version, on_disk[version],
-                                                                    self._check_ops)
-            if version not in current:
-                log.info("Serving %s version %d from %s", model.name, version, on_disk[version])
-        return result
+        result: dict[int, LoadedVersion] = {}
+        while True:
+            broken = {v for v in on_disk if self._still_broken(model.name, v, on_disk[v])}
+            wanted = model.wanted(set(on_disk) - broken)
+            if not wanted:
+                if not current and not broken:
+                    log.warning("No servable versions of model %s under %s yet", model.name, model.base_path)
+                return dict(current) if not result else result  # nothing (new) loads: keep serving
+            new_failure = False
+            for version in sorted(wanted - set(result)):
+                loaded = current.get(version) or self._load(model.name, version, on_disk[version])
+                if loaded is None:
+                    new_failure = True
+                else:
+                    result[version] = loaded
+            if not new_failure:
+                return {v: result[v] for v in sorted(wanted)}
+
+    def _load(self, name: str, version: int, path: str) -> LoadedVersion | None:
+        try:
+            loaded = LoadedVersion(name, version, path, self._check_ops)
+        except Exception as e:  # one bad version must not stop the others (TF Serving: state END)
+            first_line = (str(e).strip().splitlines() or [""])[0][:300]
+            reason = f"{path} did not load: {type(e).__name__}: {first_line}"
+            if self._failed.get((name, version), (None, None))[0] != reason:
+                log.error("Model %s version %d: %s", name, version, reason)  # once, not at every poll
+            self._failed[(name, version)] = (reason, _stamp(path))
+            return None
+        self._failed.pop((name, version), None)
+        log.info("Serving %s version %d from %s", name, version, path)
+        return loaded
+
+    def _still_broken(self, name: str, version: int, path: str) -> bool:
+        failed = self._failed.get((name, version))
+        return failed is not None and failed[1] == _stamp(path)  # changed files are tried again
+
+    def failures(self, name: str) -> dict[int, str]:
+        """{version: why it did not load} for the versions of ``name`` that failed."""
+        with self._lock:
+            return {v: reason for (model, v), (reason, _) in sorted(self._failed.items()) if model == name}
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
@@ -86,12 +120,13 @@ class ModelManager:
         with self._lock:
             model = self._configs.get(name)
             loaded = dict(self._loaded.get(name, {}))
+        name = name if len(name) <= 200 else name[:200] + "..."  # echoed: a message must fit gRPC's metadata
         if model is None:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
         if label:
             if label not in model.label_map:
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"Unrecognized servable version label: {label}")
+                                   f"Unrecognized servable version label: {label[:200]}")
             version = model.label_map[label]
         if version:
             if version not in loaded:
@@ -109,3 +144,15 @@ class ModelManager:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _stamp(path: str):
+    """What changes when a version's files are rewritten: the SavedModel file's size and time."""
+    import tensorflow as tf
+
+    for name in ("saved_model.pb", "saved_model.pbtxt"):
+        file = f"{path.rstrip('/')}/{name}"
+        if tf.io.gfile.exists(file):
+            stat = tf.io.gfile.stat(file)
+            return stat.length, stat.mtime_nsec
+    return None

@@ -29,6 +29,24 @@ def invalid(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def readable_error(error: Exception, limit: int = 500) -> str:
+    """TensorFlow's reason for a failed graph run, without its "Graph execution error:" header,
+    the Python stack of where the op was defined and the ``[[{{node ...}}]]`` annotations;
+    trimmed to ``limit`` characters (a client's bytes may be echoed in it)."""
+    if isinstance(error, UnicodeDecodeError):  # TF could not even format the message: bytes that are not UTF-8
+        return "an input holds bytes the graph cannot read (not UTF-8 or not a serialized tf.Example)"
+    text = getattr(error, "message", None) or str(error)
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if (not stripped or stripped.startswith(("Graph execution error", "Detected at node", "File \"", "[["))
+                or line.startswith("  ")):
+            continue
+        kept.append(stripped.split("\t [[")[0].split(" [[{{node")[0].split(" [Op:")[0].strip())
+    message = ("; ".join(k for k in kept if k) or text.splitlines()[0]) if text else type(error).__name__
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
 def list_versions(base_path: str) -> dict[int, str]:
     """Numeric version directories holding a SavedModel (TF Serving's layout)."""
     found = {}
@@ -96,7 +114,7 @@ class LoadedVersion:
         try:
             outputs = fn(**tensors)
         except (tf.errors.InvalidArgumentError, ValueError) as e:
-            raise invalid(str(e).split("\n")[0]) from None
+            raise invalid(f"signature {signature_name or 'serving_default'!r}: {readable_error(e)}") from None
         wanted = list(output_filter) or sorted(outputs)
         unknown = [k for k in wanted if k not in outputs]
         if unknown:

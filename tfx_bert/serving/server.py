@@ -73,8 +73,10 @@ def _model_configs(models) -> list[ModelConfig]:
 
 def start_server(models, host: str = "127.0.0.1", port: int = 8500, poll_seconds: float = 0,
                  workers: int = 16, check_ops: bool = True, rest_port: int | None = None,
-                 batching: BatchingParameters | None = None, tls: TlsConfig | None = None) -> RunningServer:
-    """Starts the gRPC server (and the REST API when ``rest_port`` is not None).
+                 batching: BatchingParameters | None = None, tls: TlsConfig | None = None,
+                 rest_limits=None) -> RunningServer:
+    """Starts the gRPC server (and the REST API when ``rest_port`` is not None; ``rest_limits``:
+    a ``rest_api.RestLimits``, default its defaults).
 
     ``models``: {name: base_path} or a list of ModelConfig. ``port=0`` / ``rest_port=0`` pick
     free ports.
@@ -100,9 +102,9 @@ def start_server(models, host: str = "127.0.0.1", port: int = 8500, poll_seconds
     server.start()
     rest = None
     if rest_port is not None:
-        from tfx_bert.serving.rest_api import start_rest_server
+        from tfx_bert.serving.rest_api import RestLimits, start_rest_server
 
-        rest = start_rest_server(runtime, host, rest_port)
+        rest = start_rest_server(runtime, host, rest_port, rest_limits or RestLimits())
     return RunningServer(server, bound, manager, rest)
 
 
@@ -175,6 +177,11 @@ def main(argv=None) -> None:
                         help="threads one op may use (0: TensorFlow picks, one per core)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
                         help="ops run at once (0: TensorFlow picks)")
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+                        help="an idle or slow REST connection is closed after this")
+    parser.add_argument("--rest_max_request_bytes", type=int, default=32 << 20,
+                        help="a REST body declared larger is refused (413) before it is read")
+    parser.add_argument("--rest_max_rows", type=int, default=4096, help="instances / examples per REST request")
     parser.add_argument("--port_file", default="", help="write the bound port here once serving")
     args = parser.parse_args(argv)
     set_tensorflow_parallelism(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
@@ -190,8 +197,11 @@ def main(argv=None) -> None:
         batching = (read_batching_parameters(args.batching_parameters_file)
                     if args.batching_parameters_file else BatchingParameters())
     tls = read_ssl_config(args.ssl_config_file) if args.ssl_config_file else None
+    from tfx_bert.serving.rest_api import RestLimits
+
+    limits = RestLimits(args.rest_max_request_bytes, args.rest_max_rows, args.rest_api_timeout_in_ms / 1000)
     running = start_server(models, args.host, args.port, args.poll_seconds,
-                           rest_port=args.rest_api_port or None, batching=batching, tls=tls)
+                           rest_port=args.rest_api_port or None, batching=batching, tls=tls, rest_limits=limits)
     log.info("Serving gRPC on %s:%d%s", args.host, running.port,
              f", REST on {args.host}:{running.rest_port}" if running.rest_port else "")
     if args.port_file:
