@@ -29,6 +29,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import input_pb2, model_pb2
 
+from tfx_bert.config import ServingConfig
 from tfx_bert.serving.grpc_api import (
     Runtime,
     classification_result,
@@ -47,13 +48,16 @@ INT64_MAX = 2 ** 63 - 1
 log = logging.getLogger(__name__)
 
 
+_SERVING = ServingConfig()  # the defaults live there, once
+
+
 @dataclasses.dataclass(frozen=True)
 class RestLimits:
-    """What one REST request may take (``serving.rest_*`` settings; `tfx-bert serve` flags)."""
+    """What one REST request may take (the ``serving.rest_*`` settings; the server's flags)."""
 
-    max_request_bytes: int = 32 << 20  # a larger declared Content-Length: 413 before reading
-    max_rows: int = 4096  # instances / examples per request; more: 413
-    timeout_s: float = 30.0  # an idle or slow connection is closed (TF Serving's rest_api_timeout_in_ms)
+    max_request_bytes: int = _SERVING.rest_max_request_bytes  # a larger declared body: 413 before reading
+    max_rows: int = _SERVING.rest_max_rows  # instances / examples per request; more: 413
+    timeout_s: float = _SERVING.rest_timeout_ms / 1000  # an idle or slow connection is closed
 
 
 class HttpError(Exception):
@@ -278,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         match = ROUTE.match(self.path.split("?")[0])
         if not match:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {self.command} {self.path}")
-        spec = model_pb2.ModelSpec(name=match["name"][:200])
+        spec = model_pb2.ModelSpec(name=match["name"])
         if match["version"]:
             if int(match["version"]) > INT64_MAX:
                 raise invalid(f"version {match['version'][:30]} is out of range (at most {INT64_MAX})")

@@ -24,6 +24,7 @@ from concurrent import futures
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from tfx_bert.config import ServingConfig
 from tfx_bert.serving import model_config
 from tfx_bert.serving.batching import BatchingParameters, BatchScheduler
 from tfx_bert.serving.grpc_api import ModelService, PredictionService, Runtime
@@ -177,11 +178,13 @@ def main(argv=None) -> None:
                         help="threads one op may use (0: TensorFlow picks, one per core)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
                         help="ops run at once (0: TensorFlow picks)")
-    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+    defaults = ServingConfig()
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=defaults.rest_timeout_ms,
                         help="an idle or slow REST connection is closed after this")
-    parser.add_argument("--rest_max_request_bytes", type=int, default=32 << 20,
+    parser.add_argument("--rest_max_request_bytes", type=int, default=defaults.rest_max_request_bytes,
                         help="a REST body declared larger is refused (413) before it is read")
-    parser.add_argument("--rest_max_rows", type=int, default=4096, help="instances / examples per REST request")
+    parser.add_argument("--rest_max_rows", type=int, default=defaults.rest_max_rows,
+                        help="instances / examples per REST request")
     parser.add_argument("--port_file", default="", help="write the bound port here once serving")
     args = parser.parse_args(argv)
     set_tensorflow_parallelism(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
