@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
 TEST_REQUIRES = [
     "pytest>=8,<9",
     "pytest-timeout>=2.3",
+    "hypothesis>=6.100,<7",  # property-based fuzzing of the serving APIs (tests/test_serving_fuzz.py)
     "tokenizers>=0.20",  # reference WordPiece (google-research semantics) for parity tests
     "seqeval>=1.2.2",  # reference entity-level NER metrics (conlleval definition) for tests
     "pytrec-eval-terrier>=0.5.6",  # trec_eval's own code: reference ranking metrics (Recall@k, MRR, nDCG) for tests

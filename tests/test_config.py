@@ -147,7 +147,7 @@ def test_numbers_read_the_same_from_yaml_and_flags(tmp_path, yaml_value, flag_va
 
 @pytest.mark.parametrize("override, message", [
     ("finetune.learning_rate=nan", "must be a finite number"), ("finetune.learning_rate=-inf", "finite"),
-    ("finetune.strict=2", "expects true/false"), ("serving.rest_max_rows=0", "must be positive")])
+    ("finetune.strict=2", "expects true/false"), ("serving.max_rows=0", "must be positive")])
 def test_non_finite_and_out_of_range_values_are_refused(override, message):
     with pytest.raises(ValueError, match=message):
         config_lib.load_config(overrides=[override])

@@ -21,7 +21,7 @@ def running(tmp_path_factory):
     root = tmp_path_factory.mktemp("rest")
     save_text_model(root / "toy" / "1", write_tiny_vocab(root / "vocab"), 1.0)
     running = server.start_server({"toy": str(root / "toy")}, port=0, rest_port=0,
-                                   rest_limits=RestLimits(max_request_bytes=4096, max_rows=8, timeout_s=1.0))
+                                   rest_limits=RestLimits(max_request_bytes=4096, timeout_s=1.0), max_rows=8)
     yield running
     running.stop()
 

@@ -194,7 +194,7 @@ def cmd_serve(args) -> int:
     s = config.serving
     flags = ["--host", s.host, "--port", str(args.port or s.grpc_port), "--rest_api_port", str(s.rest_port),
              "--file_system_poll_wait_seconds", str(s.poll_seconds), "--rest_api_timeout_in_ms", str(s.rest_timeout_ms),
-             "--rest_max_request_bytes", str(s.rest_max_request_bytes), "--rest_max_rows", str(s.rest_max_rows)]
+             "--rest_max_request_bytes", str(s.rest_max_request_bytes), "--max_rows", str(s.max_rows)]
     if args.model_config_file:
         flags += ["--model_config_file", args.model_config_file]
     else:

@@ -171,10 +171,11 @@ class ServingConfig:
     grpc_port: int = 8500
     rest_port: int = 8501
     poll_seconds: float = 2.0  # how often servers look for new versions
-    # What one REST request may take: a larger declared body is refused (413) before it is read;
-    # more instances / examples than rest_max_rows likewise; idle or slow connections close.
+    # What one request may take. REST: a larger declared body is refused (413) before it is read;
+    # idle or slow connections close. REST and gRPC: more rows (instances, examples, the first
+    # dimension of an input tensor) than max_rows are refused before any tensor is built.
     rest_max_request_bytes: int = 32 << 20
-    rest_max_rows: int = 4096
+    max_rows: int = 4096
     rest_timeout_ms: int = 30000  # TF Serving's --rest_api_timeout_in_ms
     enable_batching: bool = False
     max_batch_size: int = 32
@@ -354,8 +355,8 @@ class ProjectConfig:
              "finetune.label_thresholds must have one entry per finetune.label_names entry"),
             (all(0 < float(t) < 1 for t in [f.decision_threshold, *f.label_thresholds]),
              "finetune.decision_threshold and finetune.label_thresholds must be in (0, 1)"),
-            (min(self.serving.rest_max_request_bytes, self.serving.rest_max_rows, self.serving.rest_timeout_ms) > 0,
-             "serving.rest_max_request_bytes, serving.rest_max_rows and serving.rest_timeout_ms must be positive"),
+            (min(self.serving.rest_max_request_bytes, self.serving.max_rows, self.serving.rest_timeout_ms) > 0,
+             "serving.rest_max_request_bytes, serving.max_rows and serving.rest_timeout_ms must be positive"),
         ]
         for ok, message in checks:
             if not ok:

@@ -2,6 +2,8 @@
 MultiInference, GetModelMetadata) and ModelService (GetModelStatus, HandleReloadConfigRequest)."""
 from __future__ import annotations
 
+import logging
+
 import grpc
 import numpy as np
 import tensorflow as tf
@@ -17,6 +19,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from tfx_bert.config import ServingConfig
 from tfx_bert.serving import model_config, tensors
 from tfx_bert.serving.batching import BatchScheduler
 from tfx_bert.serving.manager import ModelManager
@@ -25,16 +28,28 @@ from tfx_bert.serving.servable import (
     DEFAULT_SIGNATURE,
     REGRESS_METHOD,
     LoadedVersion,
+    RowLimitError,
     ServingError,
     invalid,
+    readable_error,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """What every API (gRPC and REST) calls: model lookup and (batched) execution."""
+    """What every API (gRPC and REST) calls: model lookup, the row limit and (batched) execution."""
 
-    def __init__(self, manager: ModelManager, scheduler: BatchScheduler | None = None):
-        self.manager, self.scheduler = manager, scheduler
+    def __init__(self, manager: ModelManager, scheduler: BatchScheduler | None = None,
+                 max_rows: int = ServingConfig.max_rows):
+        self.manager, self.scheduler, self.max_rows = manager, scheduler, max_rows
+
+    def check_rows(self, rows: int, where: str) -> None:
+        """More rows than ``max_rows`` in one request are refused before any tensor is built:
+        with or without batching, one request cannot hold the server for minutes."""
+        if rows > self.max_rows:
+            raise RowLimitError(f"{where}: {rows} rows in one request; the limit is {self.max_rows} "
+                                "(serving.max_rows, --max_rows): split the request")
 
     def lookup(self, model_spec) -> LoadedVersion:
         version = model_spec.version.value if model_spec.HasField("version") else None
@@ -51,6 +66,7 @@ class Runtime:
     # Classify / Regress over tf.Examples ------------------------------------------------
     def run_examples(self, servable: LoadedVersion, signature: str, input_proto, method: str) -> dict:
         serialized = serialized_examples(input_proto)
+        self.check_rows(len(serialized), "examples")
         signature_def = servable.signature_defs.get(signature or DEFAULT_SIGNATURE)
         servable.signature(signature, method)  # NOT a classify/regress signature -> INVALID_ARGUMENT
         (input_key,) = signature_def.inputs.keys()
@@ -108,12 +124,16 @@ def _fill_spec(target, servable: LoadedVersion, signature: str) -> None:
 
 
 def _guard(fn):
-    """Turns ServingError into the gRPC status TF Serving returns; the server keeps serving."""
+    """Turns ServingError into the gRPC status TF Serving returns; anything else is the server's
+    own fault (INTERNAL, logged with its traceback). The server keeps serving either way."""
     def wrapper(self, request, context):
         try:
             return fn(self, request, context)
         except ServingError as e:
             context.abort(e.code, str(e))
+        except Exception as e:
+            log.exception("gRPC %s failed", fn.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {readable_error(e, 300)}")
     wrapper.__name__ = fn.__name__
     return wrapper
 
@@ -126,7 +146,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):  # noqa: N802 (gRPC method names)
         servable = self._rt.lookup(request.model_spec)
         signature = request.model_spec.signature_name
-        arrays = servable.arrays_from_protos(signature, dict(request.inputs))
+        arrays = servable.arrays_from_protos(signature, dict(request.inputs), self._rt.max_rows)
         outputs = self._rt.execute(servable, signature, arrays, request.output_filter)
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable, signature)

@@ -9,7 +9,7 @@
 Binary strings travel as ``{"b64": "..."}``, as in TF Serving. Errors are ``{"error": "..."}``:
 400 for a malformed request (the message names the instance and input), 404 for an unknown
 model or version, 411 for a POST without a length, 413 for a body over ``max_request_bytes``
-(checked before reading it) or more rows than ``max_rows``, 500 only for the server's own
+(checked before reading it) or more rows than the runtime's ``max_rows``, 500 only for the server's own
 faults. Idle or slow connections are closed after ``timeout_s``.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tfx_bert.serving.grpc_api import (
     regression_result,
     signature_def_map,
 )
-from tfx_bert.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, ServingError, invalid
+from tfx_bert.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, RowLimitError, ServingError, invalid
 
 ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                    r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$")
@@ -53,10 +53,10 @@ _SERVING = ServingConfig()  # the defaults live there, once
 
 @dataclasses.dataclass(frozen=True)
 class RestLimits:
-    """What one REST request may take (the ``serving.rest_*`` settings; the server's flags)."""
+    """What one REST request may take (the ``serving.rest_*`` settings; the server's flags). The
+    row limit is the runtime's, shared with gRPC."""
 
     max_request_bytes: int = _SERVING.rest_max_request_bytes  # a larger declared body: 413 before reading
-    max_rows: int = _SERVING.rest_max_rows  # instances / examples per request; more: 413
     timeout_s: float = _SERVING.rest_timeout_ms / 1000  # an idle or slow connection is closed
 
 
@@ -273,11 +273,6 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)  # the CRLF after the chunk
 
-    def _check_rows(self, rows: int) -> None:
-        if rows > self.limits.max_rows:
-            raise HttpError(413, f"{rows} rows in one request; the limit is {self.limits.max_rows} "
-                                 "(serving.rest_max_rows): split the request")
-
     def _route(self):
         match = ROUTE.match(self.path.split("?")[0])
         if not match:
@@ -296,6 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, handler())
         except HttpError as e:  # the body was not read (whole): the connection cannot carry another request
             self._send(e.status, {"error": str(e)}, close=True)
+        except RowLimitError as e:
+            self._send(413, {"error": str(e)})
         except ServingError as e:
             self._send(HTTP_STATUS.get(e.code, 500), {"error": str(e)})
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -329,14 +326,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body()
             for key in ("instances", "examples"):
                 if isinstance(body.get(key), list):
-                    self._check_rows(len(body[key]))
+                    self.runtime.check_rows(len(body[key]), f"'{key}'")
             servable = self.runtime.lookup(spec)
             signature = body.get("signature_name", "")
             if not isinstance(signature, str):
                 raise invalid("'signature_name' must be a string")
             if match["verb"] == "predict":
                 arrays, row_format = request_arrays(body, servable.input_specs(signature))
-                self._check_rows(max([len(a) for a in arrays.values() if np.ndim(a)] or [0]))
+                self.runtime.check_rows(max([len(a) for a in arrays.values() if np.ndim(a)] or [0]), "'inputs'")
                 return response_body(self.runtime.execute(servable, signature, arrays), row_format)
             method = CLASSIFY_METHOD if match["verb"] == "classify" else REGRESS_METHOD
             outputs = self.runtime.run_examples(servable, signature, example_input(body), method)

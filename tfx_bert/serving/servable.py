@@ -15,6 +15,7 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
+MAX_ELEMENTS = 1 << 28  # values in one input tensor; a larger declared shape is refused before allocation
 
 
 class ServingError(Exception):
@@ -27,6 +28,13 @@ class ServingError(Exception):
 
 def invalid(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+class RowLimitError(ServingError):
+    """More rows than the server takes in one request (INVALID_ARGUMENT; REST answers 413)."""
+
+    def __init__(self, message: str):
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def readable_error(error: Exception, limit: int = 500) -> str:
@@ -121,16 +129,43 @@ class LoadedVersion:
             raise invalid(f"output_filter names unknown outputs {unknown}; available: {sorted(outputs)}")
         return {k: outputs[k].numpy() for k in wanted}
 
-    def arrays_from_protos(self, signature_name: str, protos: dict) -> dict[str, np.ndarray]:
-        """TensorProtos of a gRPC request -> arrays; dtypes must match the signature's."""
+    def arrays_from_protos(self, signature_name: str, protos: dict, max_rows: int | None = None) -> dict[str, np.ndarray]:
+        """TensorProtos of a gRPC request -> arrays. Shapes are checked before any array is built
+        (TF Serving's "tensor parsing error" for a negative or unknown dimension; the signature's
+        shape; at most ``max_rows`` rows), since a proto's few values may declare a huge shape;
+        dtypes must match the signature's."""
         specs = self.input_specs(signature_name)
         arrays = {}
         for key, proto in protos.items():
+            if key in specs:
+                _check_proto_shape(key, proto, specs[key], max_rows)
+                if _dtype_name(proto.dtype) != specs[key].dtype.name:
+                    raise invalid(f"input {key!r} has dtype {_dtype_name(proto.dtype)}, "
+                                  f"signature expects {specs[key].dtype.name}")
             try:
                 arrays[key] = tensors.to_array(proto)
-            except Exception as e:  # a malformed TensorProto
-                raise invalid(f"input {key!r}: {e}") from None
-            if key in specs and tf.as_dtype(proto.dtype) != specs[key].dtype:
-                raise invalid(f"input {key!r} has dtype {tf.as_dtype(proto.dtype).name}, "
-                              f"signature expects {specs[key].dtype.name}")
+            except Exception as e:  # values that do not fill the declared shape, an unknown dtype
+                raise invalid(f"input {key!r}: tensor parsing error: {readable_error(e, 200)}") from None
         return arrays
+
+
+def _dtype_name(enum_value: int) -> str:
+    try:
+        return tf.as_dtype(enum_value).name
+    except TypeError:
+        return f"<unknown DataType {enum_value}>"
+
+
+def _check_proto_shape(key: str, proto, spec, max_rows: int | None) -> None:
+    if proto.tensor_shape.unknown_rank:
+        raise invalid(f"input {key!r}: tensor parsing error: the shape has an unknown rank")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise invalid(f"input {key!r}: tensor parsing error: shape {dims} has a negative dimension")
+    if not spec.shape.is_compatible_with(dims):
+        raise invalid(f"input {key!r} has shape {dims}, signature expects {spec.shape.as_list()}")
+    if max_rows is not None and dims and dims[0] > max_rows:
+        raise RowLimitError(f"input {key!r}: {dims[0]} rows in one request; the limit is {max_rows} "
+                            "(serving.max_rows, --max_rows): split the request")
+    if int(np.prod(dims, dtype=np.float64)) > MAX_ELEMENTS:
+        raise invalid(f"input {key!r}: shape {dims} holds more than {MAX_ELEMENTS} values")

@@ -75,15 +75,16 @@ def _model_configs(models) -> list[ModelConfig]:
 def start_server(models, host: str = "127.0.0.1", port: int = 8500, poll_seconds: float = 0,
                  workers: int = 16, check_ops: bool = True, rest_port: int | None = None,
                  batching: BatchingParameters | None = None, tls: TlsConfig | None = None,
-                 rest_limits=None) -> RunningServer:
+                 rest_limits=None, max_rows: int = ServingConfig.max_rows) -> RunningServer:
     """Starts the gRPC server (and the REST API when ``rest_port`` is not None; ``rest_limits``:
-    a ``rest_api.RestLimits``, default its defaults).
+    a ``rest_api.RestLimits``, default its defaults). ``max_rows``: rows one request may hold,
+    over both APIs.
 
     ``models``: {name: base_path} or a list of ModelConfig. ``port=0`` / ``rest_port=0`` pick
     free ports.
     """
     manager = ModelManager(_model_configs(models), poll_seconds=poll_seconds, check_ops=check_ops)
-    runtime = Runtime(manager, BatchScheduler(batching) if batching else None)
+    runtime = Runtime(manager, BatchScheduler(batching) if batching else None, max_rows)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
                          options=[("grpc.max_receive_message_length", 64 << 20),
                                   ("grpc.max_send_message_length", 64 << 20)])
@@ -183,8 +184,8 @@ def main(argv=None) -> None:
                         help="an idle or slow REST connection is closed after this")
     parser.add_argument("--rest_max_request_bytes", type=int, default=defaults.rest_max_request_bytes,
                         help="a REST body declared larger is refused (413) before it is read")
-    parser.add_argument("--rest_max_rows", type=int, default=defaults.rest_max_rows,
-                        help="instances / examples per REST request")
+    parser.add_argument("--max_rows", "--rest_max_rows", dest="max_rows", type=int, default=defaults.max_rows,
+                        help="rows (instances, examples, an input's first dimension) per request, REST and gRPC")
     parser.add_argument("--port_file", default="", help="write the bound port here once serving")
     args = parser.parse_args(argv)
     set_tensorflow_parallelism(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
@@ -202,9 +203,9 @@ def main(argv=None) -> None:
     tls = read_ssl_config(args.ssl_config_file) if args.ssl_config_file else None
     from tfx_bert.serving.rest_api import RestLimits
 
-    limits = RestLimits(args.rest_max_request_bytes, args.rest_max_rows, args.rest_api_timeout_in_ms / 1000)
-    running = start_server(models, args.host, args.port, args.poll_seconds,
-                           rest_port=args.rest_api_port or None, batching=batching, tls=tls, rest_limits=limits)
+    limits = RestLimits(args.rest_max_request_bytes, args.rest_api_timeout_in_ms / 1000)
+    running = start_server(models, args.host, args.port, args.poll_seconds, rest_port=args.rest_api_port or None,
+                           batching=batching, tls=tls, rest_limits=limits, max_rows=args.max_rows)
     log.info("Serving gRPC on %s:%d%s", args.host, running.port,
              f", REST on {args.host}:{running.rest_port}" if running.rest_port else "")
     if args.port_file:
