@@ -129,7 +129,8 @@ class LoadedVersion:
             raise invalid(f"output_filter names unknown outputs {unknown}; available: {sorted(outputs)}")
         return {k: outputs[k].numpy() for k in wanted}
 
-    def arrays_from_protos(self, signature_name: str, protos: dict, max_rows: int | None = None) -> dict[str, np.ndarray]:
+    def arrays_from_protos(self, signature_name: str, protos: dict,
+                           max_rows: int | None = None) -> dict[str, np.ndarray]:
         """TensorProtos of a gRPC request -> arrays. Shapes are checked before any array is built
         (TF Serving's "tensor parsing error" for a negative or unknown dimension; the signature's
         shape; at most ``max_rows`` rows), since a proto's few values may declare a huge shape;
