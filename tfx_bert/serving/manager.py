@@ -7,7 +7,7 @@ import threading
 import grpc
 
 from tfx_bert.serving.model_config import ModelConfig
-from tfx_bert.serving.servable import LoadedVersion, ServingError, list_versions
+from tfx_bert.serving.servable import LoadedVersion, ServingError, echo, list_versions
 
 log = logging.getLogger("tfx_bert.serving")
 
@@ -120,13 +120,13 @@ class ModelManager:
         with self._lock:
             model = self._configs.get(name)
             loaded = dict(self._loaded.get(name, {}))
-        name = name if len(name) <= 200 else name[:200] + "..."  # echoed: a message must fit gRPC's metadata
+        name = echo(name)  # a message must fit gRPC's metadata
         if model is None:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
         if label:
             if label not in model.label_map:
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"Unrecognized servable version label: {label[:200]}")
+                                   f"Unrecognized servable version label: {echo(label)}")
             version = model.label_map[label]
         if version:
             if version not in loaded:

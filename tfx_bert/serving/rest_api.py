@@ -344,10 +344,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle(handle)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: 16 clients connecting at once had connections reset
+    # (tests/test_serving_fuzz.py's mixed load). TF Serving's REST server queues like the kernel's.
+    request_queue_size = 1024
+
+
 def start_rest_server(runtime: Runtime, host: str, port: int, limits: RestLimits = RestLimits()) -> ThreadingHTTPServer:
     """Starts the REST API in a background thread; ``server.server_address[1]`` is the port."""
     handler = type("RestHandler", (_Handler,), {"runtime": runtime, "limits": limits})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _Server((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

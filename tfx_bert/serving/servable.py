@@ -18,12 +18,21 @@ DEFAULT_SIGNATURE = "serving_default"
 MAX_ELEMENTS = 1 << 28  # values in one input tensor; a larger declared shape is refused before allocation
 
 
+MAX_MESSAGE = 1000  # characters of an error message: it travels in gRPC's metadata (8 KB in all)
+
+
 class ServingError(Exception):
-    """An error with the gRPC status code TF Serving would return."""
+    """An error with the gRPC status code TF Serving would return; its message is cut to
+    ``MAX_MESSAGE`` characters, since clients' strings are echoed in it."""
 
     def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
+        super().__init__(message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "...")
         self.code = code
+
+
+def echo(text: str, limit: int = 200) -> str:
+    """A client's name as it is quoted back in an error: cut, so the rest of the message stays."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def invalid(message: str) -> ServingError:
@@ -88,7 +97,7 @@ class LoadedVersion:
         """(concrete function, input specs) of a signature; checks its method like TF Serving."""
         name = signature_name or DEFAULT_SIGNATURE
         if name not in self.signatures:
-            raise invalid(f"Serving signature name: \"{name}\" not found in signature def; "
+            raise invalid(f"Serving signature name: \"{echo(name)}\" not found in signature def; "
                           f"available: {sorted(self.signatures)}")
         if method and self.signature_defs[name].method_name != method:
             raise invalid(f"Expected {method.rsplit('/', 1)[1]} signature method_name to be {method}. "
@@ -105,7 +114,7 @@ class LoadedVersion:
         """
         _, specs = self.signature(signature_name, method)
         if set(arrays) != set(specs):
-            raise invalid(f"input keys {sorted(arrays)} do not match signature "
+            raise invalid(f"input keys {[echo(k) for k in sorted(arrays)]} do not match signature "
                           f"{signature_name or DEFAULT_SIGNATURE!r} inputs {sorted(specs)}")
         feeds = {}
         for key, value in arrays.items():
