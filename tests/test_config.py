@@ -102,13 +102,17 @@ def test_trainer_settings_round_trip_to_typed_settings():
     assert (typed.crf, typed.batch_size, typed.entity_types) == (True, 4, f.entity_types)
 
 
-@pytest.mark.parametrize("content, message", [("finetune: [unclosed", "is not valid YAML"),
-                                              ("- a\n- b\n", "must hold a mapping")])
-def test_malformed_config_files_are_named(tmp_path, content, message):
+@pytest.mark.parametrize("content, where, message", [
+    ("finetune:\n  train_steps: [1\n", ":3:1: ", "not valid YAML: expected ',' or ']'"),
+    ("finetune: {a: b: c}\n", ":1:", "not valid YAML"),
+    ("- a\n- b\n", " ", "must hold a mapping")])
+def test_malformed_config_files_are_one_line_naming_file_and_line(tmp_path, content, where, message):
     path = tmp_path / "c.yaml"
     path.write_text(content)
-    with pytest.raises(ValueError, match=f"{path}.*{message}|{message}"):
+    with pytest.raises(ValueError) as info:
         config_lib.load_config(str(path))
+    assert f"{path}{where}" in str(info.value) and message in str(info.value), info.value
+    assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="is a directory"):
         config_lib.load_config(str(tmp_path))
 
@@ -147,7 +151,9 @@ def test_numbers_read_the_same_from_yaml_and_flags(tmp_path, yaml_value, flag_va
 
 @pytest.mark.parametrize("override, message", [
     ("finetune.learning_rate=nan", "must be a finite number"), ("finetune.learning_rate=-inf", "finite"),
-    ("finetune.strict=2", "expects true/false"), ("serving.max_rows=0", "must be positive")])
+    ("finetune.strict=2", "expects true/false"), ("serving.max_rows=0", "must be positive"),
+    ("finetune.dropout=1.5", r"must be in \[0, 1\)"), ("finetune.learning_rate=-1", "must be positive"),
+    ("serving.grpc_port=70000", "1..65535"), ("finetune.keep_versions=0", "at least 1")])
 def test_non_finite_and_out_of_range_values_are_refused(override, message):
     with pytest.raises(ValueError, match=message):
         config_lib.load_config(overrides=[override])

@@ -319,6 +319,16 @@ class ProjectConfig:
             (0 < p.masked_lm_prob < 1, "pretrain.masked_lm_prob must be in (0, 1)"),
             (p.train_steps > 0, "pretrain.train_steps must be positive"),
             (f.train_steps > 0, "finetune.train_steps must be positive"),
+            (min(p.batch_size, f.batch_size) > 0, "pretrain.batch_size and finetune.batch_size must be positive"),
+            (min(p.learning_rate, f.learning_rate) > 0,
+             "pretrain.learning_rate and finetune.learning_rate must be positive"),
+            (0 <= p.dropout < 1 and 0 <= f.dropout < 1, "pretrain.dropout and finetune.dropout must be in [0, 1)"),
+            (min(p.eval_steps, f.eval_steps) >= 0, "pretrain.eval_steps and finetune.eval_steps must be >= 0"),
+            (p.warmup_steps >= 0, "pretrain.warmup_steps must be >= 0"),
+            (f.keep_versions >= 1, "finetune.keep_versions must be at least 1 (the pushed version itself)"),
+            (all(0 < port < 65536 for port in (self.serving.grpc_port, self.serving.rest_port)),
+             "serving.grpc_port and serving.rest_port must be 1..65535"),
+            (self.serving.poll_seconds >= 0, "serving.poll_seconds must be >= 0 (0: never poll)"),
             (f.num_classes >= 2, "finetune.num_classes must be at least 2"),
             (not f.label_names or len(f.label_names) == f.num_classes or task.name == "multilabel",
              "finetune.label_names must have finetune.num_classes entries"),
@@ -494,8 +504,14 @@ def read_yaml(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
+    except yaml.MarkedYAMLError as e:  # one line: where, then what
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        context = (f" ({e.context} at line {e.context_mark.line + 1}, column {e.context_mark.column + 1})"
+                   if e.context and e.context_mark and e.problem else "")
+        raise ValueError(f"{where}: not valid YAML: {e.problem or e.context}{context}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"Config file {path} is not valid YAML: {e}") from None
+        raise ValueError(f"Config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(data, dict):
         raise ValueError(f"Config file {path} must hold a mapping at the top level.")
     return data
