@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
 PYTEST_ARGS ?=
 
-.PHONY: setup check-python demo test test-fast bench image clean
+.PHONY: setup check-python demo test test-fast bench image clean published-fixtures
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -40,6 +40,16 @@ test-fast: setup
 .bench-hf/bin/python: | check-python
 	$(PYTHON) -m venv .bench-hf
 	.bench-hf/bin/pip install --quiet torch==2.13.0 "transformers>=4.44,<6"
+
+# The published-checkpoint fixtures (tests/fixtures/published): small random BERTs saved and run
+# by transformers / sentence-transformers themselves, in their own environment. The committed
+# files are what the parity tests compare against; rerun only to change them.
+.reference-hf/bin/python: | check-python
+	$(PYTHON) -m venv .reference-hf
+	.reference-hf/bin/pip install --quiet torch==2.13.0 "transformers>=4.44,<6" "sentence-transformers>=3" safetensors
+
+published-fixtures: .reference-hf/bin/python
+	.reference-hf/bin/python tests/fixtures/published/build_references.py
 
 bench: setup .bench-hf/bin/python
 	$(VENV)/bin/python benchmarks/tokenization_throughput.py

@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "tensorflow-serving-api>=2.16,<2.17",
     "keras>=3.3,<4",  # Keras 3 on the TF backend
     "keras-hub>=0.21,<0.32",  # BertBackbone and friends
+    "safetensors>=0.4",  # Hugging Face checkpoints (keras-hub's transformers loader reads them with it)
     "dill",  # tfx-bsl imports it; recent Beam no longer depends on it
     "pip",  # TFX packages user modules with pip when module_file is used
     "pyyaml>=6",

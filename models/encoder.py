@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import keras_hub
 import tensorflow as tf
 
@@ -21,6 +22,84 @@ from tfx_bert import tokenization
 
 VOCAB_SUBDIR = "vocab"
 METRICS_FILE = "pretraining_metrics.json"
+SENTENCE_EMBEDDING_FILE = "sentence_embedding.json"  # an imported sentence-transformers model's pooling
+# Hugging Face ``hidden_act`` names -> exact (erf) or tanh-approximated GELU. keras-hub's
+# BertBackbone always computes the tanh form ("gelu_new"); bert-base-uncased declares "gelu".
+GELU_EXACT = {"gelu": False, "gelu_python": False, "gelu_new": True, "gelu_pytorch_tanh": True,
+              "gelu_fast": True, "gelu_tanh": True}
+DEFAULT_ACTIVATION = "gelu_new"
+DEFAULT_LAYER_NORM_EPSILON = 1e-12
+
+
+@keras.saving.register_keras_serializable(package="tfx_bert")
+class BertEncoder(keras_hub.models.BertBackbone):
+    """keras-hub's BertBackbone computing a checkpoint's own GELU (``hidden_act``) and LayerNorm
+    epsilon. Only used where they differ from BertBackbone's (tanh GELU, 1e-12), so an encoder
+    directory stays a plain keras-hub preset whenever it can."""
+
+    def __init__(self, *args, hidden_act: str = DEFAULT_ACTIVATION,
+                 layer_norm_epsilon: float = DEFAULT_LAYER_NORM_EPSILON, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hidden_act, self.layer_norm_epsilon = hidden_act, layer_norm_epsilon
+        approximate = GELU_EXACT[hidden_act]
+
+        def gelu(x):
+            return keras.activations.gelu(x, approximate=approximate)
+
+        # The functional graph calls each layer again at every call, so the attributes set here
+        # are what runs (and what a SavedModel traces).
+        for layer in self.transformer_layers:
+            layer._feedforward_intermediate_dense.activation = gelu
+        for layer in self._flatten_layers():
+            if isinstance(layer, keras.layers.LayerNormalization):
+                layer.epsilon = layer_norm_epsilon
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_act": self.hidden_act, "layer_norm_epsilon": self.layer_norm_epsilon}
+
+
+def build_backbone(hidden_act: str = DEFAULT_ACTIVATION, layer_norm_epsilon: float = DEFAULT_LAYER_NORM_EPSILON,
+                   **backbone_kwargs):
+    """A BertBackbone (or, for another GELU or epsilon, a ``BertEncoder``) of these sizes."""
+    if hidden_act not in GELU_EXACT:
+        raise ValueError(f"hidden_act {hidden_act!r} is not supported: BERT encoders here compute one of "
+                         f"{sorted(GELU_EXACT)}.")
+    if hidden_act in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_tanh") \
+            and layer_norm_epsilon == DEFAULT_LAYER_NORM_EPSILON:
+        return keras_hub.models.BertBackbone(**backbone_kwargs)
+    return BertEncoder(hidden_act=hidden_act, layer_norm_epsilon=layer_norm_epsilon, **backbone_kwargs)
+
+
+def resolve_dir(path: str) -> str:
+    """The encoder directory behind a Trainer's ``base_model``: TFX hands ``run_fn``
+    ``<artifact>/Format-Serving``, which an imported keras-hub preset directory (an Importer's
+    artifact is the directory itself) does not have."""
+    path = path.rstrip("/")
+    if os.path.basename(path) == "Format-Serving" and not tf.io.gfile.exists(os.path.join(path, "config.json")):
+        parent = os.path.dirname(path)
+        if tf.io.gfile.exists(os.path.join(parent, "config.json")):
+            return parent
+    return path
+
+
+def check_encoder_dir(path: str) -> None:
+    """Raises an error naming the file and what was expected unless ``path`` is an encoder
+    directory this project fine-tunes from: a keras-hub BERT backbone preset with a vocabulary."""
+    config_file = os.path.join(path, "config.json")
+    if not tf.io.gfile.exists(config_file):
+        raise FileNotFoundError(f"{config_file} is missing: {path} is not an encoder directory (a keras-hub "
+                                "BERT preset); convert a checkpoint with tfx-bert convert-checkpoint.")
+    try:
+        with tf.io.gfile.GFile(config_file) as f:
+            config = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{config_file} is not valid JSON: {e}") from None
+    name = str(config.get("registered_name") or config.get("class_name") or "")
+    if "Bert" not in name:
+        raise ValueError(f"{config_file} describes {name or 'no keras-hub class'}, not a BERT backbone "
+                         "(keras_hub>BertBackbone); a Hugging Face or TF1 checkpoint is converted by "
+                         "tfx-bert convert-checkpoint or by pointing finetune.encoder_uri at it (local paths).")
+    vocab_dir(path)  # names what is missing
 
 
 def save_encoder(directory: str, backbone, vocab_dir: str, metrics: dict | None = None) -> None:
@@ -52,6 +131,7 @@ def vocab_dir(encoder_dir: str) -> str:
 
 def load_tokenizer(encoder_dir: str) -> tokenization.WordPieceTokenizer:
     """The tokenizer that belongs to an encoder."""
+    encoder_dir = resolve_dir(encoder_dir)
     directory = vocab_dir(encoder_dir)
     vocab_file = os.path.join(directory, tokenization.VOCAB_FILENAME)
     config = tokenization.read_tokenizer_config(directory)
@@ -67,6 +147,7 @@ def load_tokenizer(encoder_dir: str) -> tokenization.WordPieceTokenizer:
 
 def load_backbone(encoder_dir: str, dropout: float | None = None):
     """Loads the BertBackbone of an encoder (any keras-hub BERT preset directory)."""
+    encoder_dir = resolve_dir(encoder_dir)
     if not tf.io.gfile.exists(os.path.join(encoder_dir, "config.json")):
         raise FileNotFoundError(
             f"{encoder_dir} is not a keras-hub preset (no config.json); "

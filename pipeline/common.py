@@ -8,6 +8,7 @@ the effective configuration next to the run's artifacts.
 from __future__ import annotations
 
 import os
+import shutil
 
 from ml_metadata.metadata_store import metadata_store
 
@@ -53,26 +54,33 @@ def latest_encoder_uri(config: ProjectConfig) -> str:
 
 
 def encoder_uri(config: ProjectConfig) -> str:
-    """The configured encoder, or the latest pretrained one (an MLMD query).
+    """The configured encoder, checked before any component runs, or the latest pretrained one
+    (an MLMD query).
 
-    A local google-research TF1 checkpoint directory (with bert_config.json) is converted once
-    into an encoder directory under ``<work_dir>/converted/``. Remote paths (gs://...) are used
-    as they are: convert remote TF1 checkpoints with ``tfx-bert convert-checkpoint`` first.
+    A Hugging Face, sentence-transformers or google-research TF1 checkpoint directory (local or
+    remote) is converted once into an encoder directory under ``<work_dir>/converted/``; a
+    keras-hub preset directory is used as it is. Errors name the file and what was expected.
     """
-    import tensorflow as tf
+    import hashlib
+
+    from tfx_bert_app.models import checkpoint_conversion
 
     uri = config.finetune.encoder_uri
     if not uri:
         return latest_encoder_uri(config)
-    if "://" not in uri and tf.io.gfile.exists(os.path.join(uri, "bert_config.json")):
-        from tfx_bert_app.models import checkpoint_conversion
-
-        target = os.path.join(os.path.abspath(config.work_dir), "converted",
-                              os.path.basename(os.path.normpath(uri)))
-        if not tf.io.gfile.exists(os.path.join(target, "config.json")):
-            checkpoint_conversion.convert_tf1_checkpoint(uri, target)
-        return target
-    return uri
+    kind = checkpoint_conversion.detect_format(uri)
+    if kind == "keras-hub":
+        return checkpoint_conversion.convert_checkpoint(uri, "", source_format=kind)  # checked, as it is
+    tag = hashlib.sha1(os.path.abspath(uri).encode() if "://" not in uri else uri.encode()).hexdigest()[:8]
+    target = os.path.join(os.path.abspath(config.work_dir), "converted",
+                          f"{os.path.basename(os.path.normpath(uri))}-{tag}")
+    if not os.path.exists(os.path.join(target, "config.json")):
+        shutil.rmtree(target + ".partial", ignore_errors=True)
+        checkpoint_conversion.convert_checkpoint(uri, target + ".partial", config.finetune.encoder_casing, kind)
+        if os.path.exists(target):  # an earlier conversion that did not finish
+            shutil.rmtree(target)
+        os.replace(target + ".partial", target)
+    return target
 
 
 def prepare(kind: str, config: ProjectConfig) -> dict:

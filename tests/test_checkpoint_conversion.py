@@ -49,7 +49,7 @@ def _write_tf1_bert(directory):
 def test_tf1_checkpoint_converts_to_a_loadable_encoder(tmp_path):
     src = tmp_path / "uncased_L-2_H-8_A-2"
     values = _write_tf1_bert(str(src))
-    out = checkpoint_conversion.convert_tf1_checkpoint(str(src), str(tmp_path / "encoder"))
+    out = checkpoint_conversion.convert_tf1_checkpoint(str(src), str(tmp_path / "encoder"), lower_case=True)
     backbone = keras_hub.models.BertBackbone.from_preset(out)
     weights = {w.path: w.numpy() for w in backbone.weights}
     np.testing.assert_array_equal(weights["token_embedding/embeddings"], values["bert/embeddings/word_embeddings"])
@@ -100,7 +100,142 @@ def test_finetuning_accepts_a_tf1_checkpoint_dir_as_encoder(tmp_path):
     src = tmp_path / "uncased_L-2_H-8_A-2"
     _write_tf1_bert(str(src))
     config = config_lib.load_config(overrides=[f"work_dir={tmp_path / 'work'}", f"finetune.encoder_uri={src}"])
+    with pytest.raises(FileNotFoundError, match="casing is unknown: pass --casing uncased|cased .* finetune.encoder_casing"):
+        common.encoder_uri(config)  # a TF1 directory does not say: no guess from its name
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path / 'work'}", f"finetune.encoder_uri={src}",
+                                               "finetune.encoder_casing=uncased"])
     uri = common.encoder_uri(config)
-    assert uri == str(tmp_path / "work" / "converted" / "uncased_L-2_H-8_A-2")
+    assert os.path.basename(uri).startswith("uncased_L-2_H-8_A-2-") and os.path.dirname(uri) == str(tmp_path / "work" / "converted")
     assert keras_hub.models.BertBackbone.from_preset(uri).num_layers == LAYERS
     assert common.encoder_uri(config) == uri  # converted once, then reused
+
+
+# --- Published formats against what the reference libraries computed --------------------------
+# tests/fixtures/published/build_references.py made these with transformers / sentence-transformers
+# (their own environment); this environment has neither PyTorch nor transformers.
+PUBLISHED = os.path.join(os.path.dirname(__file__), "fixtures", "published")
+FORMATS = {"hf_uncased_gelu": "huggingface", "hf_cased_gelu_new_bin": "huggingface",
+           "st_mean_normalize": "sentence-transformers"}
+
+
+@pytest.fixture(scope="module")
+def references():
+    with open(os.path.join(PUBLISHED, "references.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("published")
+    return {name: checkpoint_conversion.convert_checkpoint(os.path.join(PUBLISHED, name), str(root / name))
+            for name in FORMATS}
+
+
+def _reference_inputs(reference):
+    return {"token_ids": np.array(reference["input_ids"], "int32"),
+            "segment_ids": np.array(reference["token_type_ids"], "int32"),
+            "padding_mask": np.array(reference["attention_mask"], "int32")}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_formats_are_detected(name):
+    assert checkpoint_conversion.detect_format(os.path.join(PUBLISHED, name)) == FORMATS[name]
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_hidden_states_and_pooled_output_equal_the_reference(references, converted, name):
+    reference = references[name]
+    outputs = encoder_lib.load_backbone(converted[name])(_reference_inputs(reference))
+    mask = np.array(reference["attention_mask"], bool)
+    sequence = np.abs(outputs["sequence_output"].numpy() - np.array(reference["sequence_output"]))[mask]
+    assert sequence.max() < 1e-4, sequence.max()
+    assert np.abs(outputs["pooled_output"].numpy() - np.array(reference["pooled_output"])).max() < 1e-4
+
+
+def test_the_checkpoints_own_gelu_is_what_makes_it_exact(references, converted):
+    """The same weights in keras-hub's plain BertBackbone (tanh GELU) miss the erf reference by
+    more than three times the tolerance (6e-4 measured): the parity test above can tell the
+    activations apart."""
+    exact = encoder_lib.load_backbone(converted["hf_uncased_gelu"])
+    assert type(exact).__name__ == "BertEncoder" and exact.hidden_act == "gelu"
+    plain = keras_hub.models.BertBackbone(**{k: v for k, v in exact.get_config().items()
+                                             if k not in ("hidden_act", "layer_norm_epsilon", "name", "trainable",
+                                                          "dtype")})
+    plain.set_weights(exact.get_weights())
+    reference = references["hf_uncased_gelu"]
+    mask = np.array(reference["attention_mask"], bool)
+    gap = np.abs(plain(_reference_inputs(reference))["sequence_output"].numpy()
+                 - np.array(reference["sequence_output"]))[mask].max()
+    assert gap > 3e-4, gap
+
+
+def test_sentence_transformers_pooling_and_normalisation_are_kept(references, converted):
+    from tfx_bert_app.models.similarity import build_sentence_encoder
+
+    settings = json.load(open(os.path.join(converted["st_mean_normalize"], encoder_lib.SENTENCE_EMBEDDING_FILE)))
+    assert (settings["pooling"], settings["normalize"], settings["max_seq_length"]) == ("mean", True, 24)
+    reference = references["st_mean_normalize"]
+    encoder = build_sentence_encoder(encoder_lib.load_backbone(converted["st_mean_normalize"]), settings["pooling"])
+    embeddings = tf.math.l2_normalize(encoder(_reference_inputs(reference)), -1).numpy()
+    assert np.abs(embeddings - np.array(reference["embeddings"])).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_tokenization_equals_the_reference_tokenizer(references, converted, name):
+    """Each checkpoint's own vocabulary and casing (from its tokenizer_config.json) give the
+    reference tokenizer's ids: texts, pairs (an empty second text packs as [CLS] a [SEP]), and
+    literal "[CLS]"-style text, which this project treats as plain text (as google-research
+    BERT does; Hugging Face matches it as a special token unless split_special_tokens=True)."""
+    tokens = references[name]["tokens"]
+    tok = encoder_lib.load_tokenizer(converted[name])
+    assert tok.config.lower_case == (name != "hf_cased_gelu_new_bin")
+
+    def ids(texts, texts_b=None):
+        packed = tok.encode(tf.constant(texts), 160, None if texts_b is None else tf.constant(texts_b))
+        rows = packed["token_ids"].numpy().tolist(), packed["segment_ids"].numpy().tolist()
+        lengths = packed["padding_mask"].numpy().sum(axis=1)
+        return [r[:n] for r, n in zip(rows[0], lengths)], [r[:n] for r, n in zip(rows[1], lengths)]
+
+    assert ids(references["texts"])[0] == tokens["texts"]
+    assert ids(references["special_texts"])[0] == tokens["special_texts_split"]
+    pair_ids, pair_segments = ids([a for a, _ in references["pairs"]], [b for _, b in references["pairs"]])
+    assert (pair_ids, pair_segments) == (tokens["pairs"], tokens["pair_segments"])
+
+
+def test_unsupported_checkpoints_are_named_before_anything_runs(tmp_path):
+    import shutil
+
+    roberta = tmp_path / "roberta"
+    shutil.copytree(os.path.join(PUBLISHED, "hf_uncased_gelu"), roberta)
+    config = json.load(open(roberta / "config.json"))
+    json.dump({**config, "model_type": "roberta"}, open(roberta / "config.json", "w"))
+    with pytest.raises(ValueError, match="model_type 'roberta' is not BERT"):
+        checkpoint_conversion.convert_checkpoint(str(roberta), str(tmp_path / "out"))
+    json.dump({**config, "hidden_act": "quick_gelu"}, open(roberta / "config.json", "w"))
+    with pytest.raises(ValueError, match="hidden_act 'quick_gelu' is not supported"):
+        checkpoint_conversion.convert_checkpoint(str(roberta), str(tmp_path / "out"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is not a BERT checkpoint: expected a keras-hub preset"):
+        checkpoint_conversion.detect_format(str(tmp_path / "empty"))
+    os.remove(roberta / "model.safetensors")
+    json.dump(config, open(roberta / "config.json", "w"))
+    with pytest.raises(FileNotFoundError, match="holds no model.safetensors or pytorch_model.bin"):
+        checkpoint_conversion.convert_checkpoint(str(roberta), str(tmp_path / "out"))
+
+
+def test_a_pickle_that_is_not_only_tensors_is_refused(tmp_path):
+    """A .bin is read without PyTorch and without running code from the pickle."""
+    import io
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"x": Evil()}))
+    (tmp_path / "pytorch_model.bin").write_bytes(buffer.getvalue())
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load posix.system"):
+        checkpoint_conversion.read_torch_bin(str(tmp_path / "pytorch_model.bin"))

@@ -307,9 +307,15 @@ def cmd_check_ops(args) -> int:
 def cmd_convert_checkpoint(args) -> int:
     from tfx_bert_app.models import checkpoint_conversion
 
-    lower = None if args.casing == "auto" else args.casing == "uncased"
-    out = checkpoint_conversion.convert_tf1_checkpoint(args.tf1_checkpoint, args.output, lower)
-    print(f"Encoder written to {out}; fine-tune from it with --set finetune.encoder_uri={out}")
+    source = args.source or args.tf1_checkpoint
+    if not source:
+        raise ValueError("convert-checkpoint needs the checkpoint directory: tfx-bert convert-checkpoint SRC --output DIR")
+    kind = checkpoint_conversion.detect_format(source) if args.format == "auto" else args.format
+    out = checkpoint_conversion.convert_checkpoint(source, args.output, args.casing, kind)
+    if out == source:
+        print(f"{source} is a keras-hub preset: fine-tune from it as it is (--set finetune.encoder_uri={source})")
+    else:
+        print(f"Encoder ({kind}) written to {out}; fine-tune from it with --set finetune.encoder_uri={out}")
     return 0
 
 
@@ -442,11 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("saved_model_dir")
     p.set_defaults(fn=cmd_check_ops)
 
-    p = sub.add_parser("convert-checkpoint",
-                       help="turn a google-research BERT TF1 checkpoint dir into an encoder dir")
-    p.add_argument("--tf1-checkpoint", required=True, help="dir with bert_config.json, vocab.txt, bert_model.ckpt*")
+    p = sub.add_parser("convert-checkpoint", help="turn a published BERT (Hugging Face, sentence-transformers, "
+                                                  "google-research TF1) into an encoder dir")
+    p.add_argument("source", nargs="?", default="", help="the checkpoint directory (local or gs://)")
+    p.add_argument("--tf1-checkpoint", default="", help="(older spelling of SRC for a TF1 directory)")
     p.add_argument("--output", required=True)
-    p.add_argument("--casing", choices=["auto", "uncased", "cased"], default="auto")
+    p.add_argument("--format", choices=["auto", "huggingface", "sentence-transformers", "tf1", "keras-hub"],
+                   default="auto", help="auto: detected from the directory's files")
+    p.add_argument("--casing", choices=["auto", "uncased", "cased"], default="auto",
+                   help="auto: the checkpoint's tokenizer_config.json (TF1 directories have none: give it)")
     p.set_defaults(fn=cmd_convert_checkpoint)
 
     p = sub.add_parser("generate-data", help="write the embedded demo corpus and sentiment data")

@@ -91,7 +91,11 @@ class FinetuneConfig:
     pipeline_name: str = "tfx-bert-sentiment"  # default: tfx-bert-<task>
     task: str = "sentiment"  # a key of tfx_bert/tasks.py TASKS (checked there)
     data_dir: str = ""  # task data; empty -> the task's embedded demo data (tfx-bert generate-data)
-    encoder_uri: str = ""  # a pretrained encoder (keras-hub preset dir); empty -> latest pretrained
+    # A pretrained encoder: a keras-hub preset, Hugging Face or sentence-transformers directory, or
+    # a google-research TF1 checkpoint (the last three converted once); empty -> latest pretrained.
+    encoder_uri: str = ""
+    # The checkpoint's casing when its tokenizer configuration does not say (TF1 checkpoints).
+    encoder_casing: Literal["auto", "uncased", "cased"] = "auto"
     model_name: str = "sentiment"  # default: the task's name
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
     input_format: Literal[TASK_FORMATS] = "csv"

@@ -207,6 +207,14 @@ def _pad_words(values, sequence_length: int):
     return tf.reshape(dense[:, :sequence_length], [-1, sequence_length])
 
 
+def _keep_first(ragged, counts):
+    """The first ``counts[i]`` values of each row of a ragged [batch, (n)] tensor."""
+    import tensorflow as tf
+
+    positions = tf.ragged.range(ragged.row_lengths(), dtype=ragged.row_splits.dtype)
+    return tf.ragged.boolean_mask(ragged, positions < tf.expand_dims(tf.cast(counts, ragged.row_splits.dtype), 1))
+
+
 class WordPieceTokenizer:
     """WordPiece tokenizer and BERT input packer, in TF ops that TF Serving has.
 
@@ -283,7 +291,9 @@ class WordPieceTokenizer:
         """Packs one or two ragged id segments into BERT inputs of a fixed length.
 
         ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``; over-long pairs are trimmed longest
-        first, as google-research/bert's ``_truncate_seq_pair`` does.
+        first, as google-research/bert's ``_truncate_seq_pair`` does. A row whose second text
+        has no tokens (empty, or only characters BERT drops) packs as ``[CLS] A [SEP]`` with the
+        single-text budget, as google-research and Hugging Face pack it.
 
         Returns a dict of int32 [batch, sequence_length] tensors: token_ids, segment_ids,
         and a bool padding_mask.
@@ -295,22 +305,22 @@ class WordPieceTokenizer:
 
         if len(segments) not in (1, 2):
             raise ValueError(f"pack() takes one or two segments, got {len(segments)}.")
-        budget = sequence_length - 1 - len(segments)
         lengths = [tf.cast(s.row_lengths(), tf.int64) for s in segments]
         if len(segments) == 1:
-            keep = [tf.minimum(lengths[0], budget)]
+            keep = [tf.minimum(lengths[0], sequence_length - 2)]
         else:
             la, lb = lengths
+            budget = sequence_length - 2 - tf.cast(lb > 0, tf.int64)  # per row: one [SEP] more with a B
             half_up = (budget + 1) // 2
             keep_a = tf.minimum(la, tf.maximum(budget - lb, half_up))
             keep = [keep_a, tf.minimum(lb, budget - keep_a)]
-        trimmed = []
-        for segment, n in zip(segments, keep):
-            positions = tf.ragged.range(segment.row_lengths(), dtype=tf.int64)
-            trimmed.append(tf.ragged.boolean_mask(segment, positions < tf.expand_dims(n, 1)))
+        trimmed = [_keep_first(segment, n) for segment, n in zip(segments, keep)]
         ids, segment_ids = tf_text.combine_segments(
             trimmed, start_of_sequence_id=self.cls_id, end_of_segment_id=self.sep_id
         )
+        if len(segments) == 2:  # no second [SEP] after an empty B
+            kept = ids.row_lengths() - tf.cast(lengths[1] == 0, ids.row_splits.dtype)
+            ids, segment_ids = _keep_first(ids, kept), _keep_first(segment_ids, kept)
         token_ids = ids.to_tensor(default_value=self.pad_id, shape=[None, sequence_length])
         segment_ids = segment_ids.to_tensor(default_value=0, shape=[None, sequence_length])
         mask = tf.sequence_mask(ids.row_lengths(), sequence_length)
