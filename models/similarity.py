@@ -69,7 +69,8 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
 
 
 class Pooling(keras.layers.Layer):
-    """Sequence states -> one vector: the mean over real pieces, or the [CLS] state."""
+    """Sequence states -> one vector: the mean or the maximum over real pieces (as
+    sentence-transformers pools), or the [CLS] state."""
 
     def __init__(self, mode: str = "mean", **kwargs):
         super().__init__(**kwargs)
@@ -79,6 +80,8 @@ class Pooling(keras.layers.Layer):
         if self.mode == "cls":
             return sequence[:, 0]
         mask = tf.cast(padding_mask, sequence.dtype)[:, :, None]
+        if self.mode == "max":
+            return tf.reduce_max(sequence * mask - (1.0 - mask) * 1e9, axis=1)
         return tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
     def get_config(self):

@@ -319,6 +319,28 @@ def cmd_convert_checkpoint(args) -> int:
     return 0
 
 
+def cmd_export_embedder(args) -> int:
+    import tempfile
+
+    from tfx_bert.serving import op_check
+    from tfx_bert_app.models import checkpoint_conversion, embedder
+
+    with tempfile.TemporaryDirectory() as scratch:
+        encoder_dir = checkpoint_conversion.convert_checkpoint(args.encoder, os.path.join(scratch, "encoder"),
+                                                               args.casing)
+        settings = embedder.embedder_settings(encoder_dir, args.pooling, args.normalize, args.max_seq_length)
+        embedder.export_embedder(encoder_dir, args.output, settings, source=args.encoder)
+    missing = op_check.unsupported_ops(args.output)
+    if missing:
+        print(f"NOT servable by TF Serving 2.16; missing op types: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    print(f"Embedding model written to {args.output} (pooling {settings.pooling}, "
+          f"{'normalised' if settings.normalize else 'not normalised'}, {settings.max_seq_length} tokens); "
+          f"signature 'embed': text -> embedding. Serve it as a version directory: "
+          f"cp -r {args.output} <serving_base>/<name>/1")
+    return 0
+
+
 def cmd_generate_data(args) -> int:
     from tfx_bert import demo_data
 
@@ -458,6 +480,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--casing", choices=["auto", "uncased", "cased"], default="auto",
                    help="auto: the checkpoint's tokenizer_config.json (TF1 directories have none: give it)")
     p.set_defaults(fn=cmd_convert_checkpoint)
+
+    p = sub.add_parser("export-embedder", help="serve a pretrained or published encoder as a sentence-embedding "
+                                               "SavedModel, without fine-tuning")
+    p.add_argument("--encoder", required=True, help="an encoder, keras-hub preset, Hugging Face, "
+                                                    "sentence-transformers or TF1 checkpoint directory")
+    p.add_argument("--output", required=True, help="the SavedModel directory to write")
+    p.add_argument("--pooling", choices=["mean", "max", "cls"], default=None,
+                   help="default: the sentence-transformers model's own, else mean")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="L2-normalise the embedding (default: the model's own, else yes)")
+    p.add_argument("--max-seq-length", type=int, default=None, help="default: the model's own, else 128")
+    p.add_argument("--casing", choices=["auto", "uncased", "cased"], default="auto")
+    p.set_defaults(fn=cmd_export_embedder)
 
     p = sub.add_parser("generate-data", help="write the embedded demo corpus and sentiment data")
     p.add_argument("--output-dir", default="work/data")

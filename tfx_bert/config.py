@@ -139,7 +139,7 @@ class FinetuneConfig:
     no_answer_threshold: float = for_tasks("qa", default=0.0)  # no answer when null score - best span > this
     tune_no_answer_threshold: bool = for_tasks("qa", default=True)  # pick it on the eval split (best_exact_thresh)
     # Sentence similarity (bi-encoder): pooling and objective.
-    pooling: Literal["mean", "cls"] = for_tasks("similarity", "nli", "retrieval", default="mean")
+    pooling: Literal["mean", "cls", "max"] = for_tasks("similarity", "nli", "retrieval", default="mean")
     # cosine (STS-B scores) | classification (NLI: [u, v, |u-v|])
     similarity_objective: Literal["cosine", "classification"] = for_tasks("similarity", "nli", default="cosine")
     score_max: float = for_tasks("similarity", "nli", default=5.0)  # cosine: gold scores divided by this (STS-B: 0-5)
