@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # subprocesses run from here
+PUBLISHED = os.path.join(REPO, "tests", "fixtures", "published")  # small checkpoints in published formats
 
 from tfx_bert import tokenization  # noqa: E402
 
@@ -266,7 +267,25 @@ E2E_FINETUNES = {
     "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250"),
     "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.num_negatives=3"),
     "multilabel": ("--task", "multilabel"),
+    # Published checkpoints (tests/fixtures/published): fine-tuning must run, push and serve.
+    "hf_import": ("--set", f"finetune.encoder_uri={os.path.join(PUBLISHED, 'hf_uncased_gelu')}",
+                  "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30"),
+    "keras_hub_preset": lambda work: (  # a preset directory a user converted, given as it is
+        "--set", "finetune.encoder_uri=" + convert_checkpoint(os.path.join(PUBLISHED, "hf_cased_gelu_new_bin"),
+                                                              work + "-preset"),
+        "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30"),
 }
+
+
+def convert_checkpoint(source: str, output: str) -> str:
+    """``tfx-bert convert-checkpoint`` in a subprocess; returns the encoder (keras-hub preset) dir."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "convert-checkpoint", source, "--output", output],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return output
 
 
 def harness_flags(task: str) -> tuple:
@@ -326,6 +345,8 @@ class BackgroundFinetunes:
 
     def _run(self, encoder, work, flags):
         self._started.wait()
+        if callable(flags):  # flags that need files made first (in the run's own thread)
+            flags = flags(work)
         return work, finetune_demo(work, encoder(), *flags)
 
     def __contains__(self, name: str) -> bool:

@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the WordPiece ops the exported graph uses)
 import yaml
 
-from tests.helpers import E2E_FINETUNES, REPO, demo_encoder, finetune_demo
+from tests.helpers import E2E_FINETUNES, PUBLISHED, REPO, demo_encoder, finetune_demo
 
 pytestmark = pytest.mark.slow
 
@@ -508,3 +508,34 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
     for answer, row in zip(answers, predicted[:2]):
         assert answer["labels"] == [n for n, p in zip(names, row) if p]
         assert len(answer["probabilities"]) == len(names)
+
+
+def test_fine_tuning_from_published_checkpoints_pushes_and_serves(finetuned):
+    """`finetune.encoder_uri` at a Hugging Face directory (converted once under
+    <work_dir>/converted, its erf GELU kept) and at a keras-hub preset directory a user converted
+    (the Importer's artifact is the directory itself, not <uri>/Format-Serving): each run trains,
+    is pushed and answers a served Predict with the checkpoint's own vocabulary."""
+    from tfx_bert.serving import server
+    from tfx_bert.serving.client import ServingClient
+
+    hf_work = finetuned.work("hf_import")
+    [converted] = glob.glob(os.path.join(hf_work, "converted", "hf_uncased_gelu-*"))
+    config = json.load(open(os.path.join(converted, "config.json")))
+    assert config["registered_name"] == "tfx_bert>BertEncoder" and config["config"]["hidden_act"] == "gelu"
+    for name in ("hf_import", "keras_hub_preset"):
+        work = finetuned.work(name)
+        assert "[train]" in finetuned.output(name)
+        [base] = glob.glob(os.path.join(work, "serving", "*"))
+        version = _latest(os.path.join(base, "*"))
+        source = "hf_uncased_gelu" if name == "hf_import" else "hf_cased_gelu_new_bin"
+        vocab_size = len(open(os.path.join(PUBLISHED, source, "vocab.txt"), encoding="utf-8").read().split("\n")) - 1
+        embeddings = [v for v in tf.saved_model.load(version).variables if "token_embedding" in v.name]
+        assert embeddings and embeddings[0].shape == (vocab_size, 32)  # the checkpoint's, not the demo encoder's
+        running = server.start_server({"model": base}, port=0)
+        try:
+            with ServingClient(f"127.0.0.1:{running.port}") as client:
+                outputs = client.predict("model", {"text": np.array(["the cat sat on the mat", "a bad movie"],
+                                                                    dtype=object)})
+        finally:
+            running.stop()
+        assert outputs and all(len(v) == 2 for v in outputs.values()), outputs
