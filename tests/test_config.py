@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -65,8 +66,8 @@ def test_model_size_registry_has_published_shapes():
 
 
 def test_choices_are_typed_and_the_error_lists_the_allowed_values():
-    with pytest.raises(ValueError, match=r"finetune.pooling must be one of mean, cls; got 'max'"):
-        config_lib.load_config(overrides=["finetune.task=similarity", "finetune.pooling=max"])
+    with pytest.raises(ValueError, match=r"finetune.pooling must be one of mean, cls, max; got 'sum'"):
+        config_lib.load_config(overrides=["finetune.task=similarity", "finetune.pooling=sum"])
     with pytest.raises(ValueError, match=r"beam.runner must be one of direct, dataflow, flink, spark"):
         config_lib.load_config(overrides=["beam.runner=local"])
     with pytest.raises(ValueError, match=r"Unknown task 'sentimnt'; known tasks: sentiment, "):
@@ -157,3 +158,33 @@ def test_numbers_read_the_same_from_yaml_and_flags(tmp_path, yaml_value, flag_va
 def test_non_finite_and_out_of_range_values_are_refused(override, message):
     with pytest.raises(ValueError, match=message):
         config_lib.load_config(overrides=[override])
+
+
+def _encoder_config(tmp_path, width: int) -> str:
+    (tmp_path / "enc").mkdir(exist_ok=True)
+    (tmp_path / "enc" / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": width}))
+    return str(tmp_path / "enc")
+
+
+@pytest.mark.parametrize("width, recipe", [(32, "tiny"), (256, "compact"), (512, "compact"), (768, "bert"),
+                                           (1024, "bert")])
+def test_the_recipe_follows_the_encoders_width(tmp_path, width, recipe):
+    from tfx_bert import registry
+
+    config = config_lib.load_config(overrides=[f"finetune.encoder_uri={_encoder_config(tmp_path, width)}"])
+    defaults = config_lib.FinetuneConfig()
+    for key in ("learning_rate", "epochs", "batch_size", "max_seq_length"):
+        assert getattr(config.finetune, key) == registry.RECIPES[recipe].get(key, getattr(defaults, key)), key
+
+
+def test_what_the_user_sets_wins_over_the_recipe(tmp_path):
+    uri = _encoder_config(tmp_path, 768)
+    config = config_lib.load_config(overrides=[f"finetune.encoder_uri={uri}", "finetune.learning_rate=5e-5"])
+    assert (config.finetune.learning_rate, config.finetune.epochs) == (5e-5, 3.0)
+    config = config_lib.load_config(overrides=[f"finetune.encoder_uri={uri}", "finetune.train_steps=50"])
+    assert (config.finetune.train_steps, config.finetune.epochs) == (50, 0.0)  # steps asked for: no epochs
+    config = config_lib.load_config(overrides=[f"finetune.encoder_uri={uri}", "finetune.recipe=tiny"])
+    assert (config.finetune.learning_rate, config.finetune.epochs) == (config_lib.FinetuneConfig().learning_rate, 0.0)
+    # From this project's own pretraining: the width of pretrain.model_size.
+    config = config_lib.load_config(overrides=["pretrain.model_size=base"])
+    assert config.finetune.learning_rate == 2e-5

@@ -110,8 +110,12 @@ class FinetuneConfig:
     max_seq_length: int = 64
     seed: int = 12345
     deterministic: bool = False  # as pretrain.deterministic
+    # The defaults of the training settings below follow the encoder (registry.RECIPES): "auto"
+    # picks by its width (tiny < 256, compact < 768, else the BERT paper's); a value set here wins.
+    recipe: Literal["auto", "tiny", "compact", "bert"] = "auto"
     batch_size: int = 32
     train_steps: int = 300
+    epochs: float = 0.0  # > 0: passes over the training split instead of train_steps (counted at run time)
     eval_steps: int = 20
     learning_rate: float = 5e-4
     dropout: float = 0.1
@@ -322,6 +326,7 @@ class ProjectConfig:
             (8 <= f.max_seq_length <= 512, "finetune.max_seq_length must be 8..512"),
             (0 < p.masked_lm_prob < 1, "pretrain.masked_lm_prob must be in (0, 1)"),
             (p.train_steps > 0, "pretrain.train_steps must be positive"),
+            (f.epochs >= 0, "finetune.epochs must be >= 0 (0: finetune.train_steps)"),
             (f.train_steps > 0, "finetune.train_steps must be positive"),
             (min(p.batch_size, f.batch_size) > 0, "pretrain.batch_size and finetune.batch_size must be positive"),
             (min(p.learning_rate, f.learning_rate) > 0,
@@ -410,7 +415,7 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 
 # What every task's Trainer reads; task-specific settings are added per task (for_tasks).
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
-                    "batch_size", "learning_rate", "dropout")
+                    "batch_size", "learning_rate", "dropout", "epochs")
 # Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
 PIPELINE_ONLY_SETTINGS = ("index_corpus", "index_corpus_format", "vector_store_uri", "index_type",
                           "retrieval_eval_dir", "retrieval_eval_qrels", "retrieval_gate_metric")
@@ -536,7 +541,13 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
     probe = _layered(base + user)  # where the user's layers put the task, work_dir and data
     config = _layered(base + [_input_defaults(probe)] + user)
     _check_task_settings(config, user)
+    if _user_sets(user, "train_steps") and not _user_sets(user, "epochs"):
+        config.finetune.epochs = 0.0  # steps the user asked for win over a recipe's epochs
     return config.validate()
+
+
+def _user_sets(user: list[dict], key: str) -> bool:
+    return any(key in (layer.get("finetune") or {}) for layer in user)
 
 
 def _layered(layers: list[dict]) -> ProjectConfig:
@@ -554,10 +565,29 @@ def _input_defaults(probe: ProjectConfig) -> dict:
 
     paths = demo_data.demo_paths(probe.data_dir)
     task = tasks.get_task(probe.finetune.task)
-    layer = {"finetune": task.config_defaults(None if probe.finetune.data_dir else paths[task.demo.data])}
+    layer = {"finetune": {**recipe_defaults(probe),
+                          **task.config_defaults(None if probe.finetune.data_dir else paths[task.demo.data])}}
     if not probe.pretrain.corpus_pattern:
         layer["pretrain"] = {"corpus_pattern": paths["corpus"]}
     return layer
+
+
+def recipe_defaults(probe: ProjectConfig) -> dict:
+    """The fine-tuning recipe's settings (``finetune.recipe``; ``auto``: by the width of
+    ``finetune.encoder_uri``, read from its configuration file, or of ``pretrain.model_size``
+    when fine-tuning starts from this project's pretraining)."""
+    name = probe.finetune.recipe
+    if name == "auto":
+        uri = probe.finetune.encoder_uri
+        width = registry.encoder_width(uri) if uri else registry.get_model_size(probe.pretrain.model_size).hidden_dim
+        if not width:  # not a silent guess: the run may go on (the encoder check names the problem)
+            import logging
+
+            logging.getLogger("tfx_bert").warning(
+                "finetune.recipe auto: the width of %s cannot be read here; using the tiny recipe's defaults "
+                "(set finetune.recipe to tiny, compact or bert)", uri)
+        name = registry.recipe_for_width(width) if width else "tiny"
+    return dict(registry.RECIPES[name])
 
 
 def _check_task_settings(config: ProjectConfig, user: list[dict]) -> None:

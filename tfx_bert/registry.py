@@ -52,3 +52,50 @@ def get_model_size(name: str) -> ModelSize:
         raise ValueError(
             f"Unknown model size {name!r}; choose one of {', '.join(MODEL_SIZES)}."
         ) from None
+
+
+# Fine-tuning recipes by encoder width: what the settings below the user's default to
+# (``finetune.recipe``; ``auto`` picks by the encoder's hidden size). Sources: Devlin et al. 2019
+# (BERT, section A.3: batch 16 or 32, learning rate 5e-5 / 3e-5 / 2e-5, 2 to 4 epochs, 10%
+# warm-up), Turc et al. 2019 (compact BERTs: learning rates up to 1e-4, 4 epochs); "tiny" is this
+# project's, measured on the demo encoder (128 wide), whose small updates at BERT-paper rates
+# learn nothing in the demo's 300 steps.
+RECIPES: dict[str, dict] = {
+    "tiny": {},  # FinetuneConfig's own defaults (and configs/demo.yaml's): 5e-4, 300 steps, 64 tokens
+    "compact": {"learning_rate": 1e-4, "batch_size": 32, "epochs": 4.0, "max_seq_length": 128},
+    "bert": {"learning_rate": 2e-5, "batch_size": 32, "epochs": 3.0, "max_seq_length": 128},
+}
+
+
+def recipe_for_width(hidden_dim: int) -> str:
+    """``tiny`` below 256 wide, ``compact`` below 768 (mini, small, medium), else ``bert``."""
+    return "tiny" if hidden_dim < 256 else "compact" if hidden_dim < 768 else "bert"
+
+
+def encoder_width(encoder_uri: str) -> int | None:
+    """The hidden size an encoder directory declares (keras-hub ``hidden_dim``, Hugging Face or
+    TF1 ``hidden_size``, a sentence-transformers model's transformer), or None when its
+    configuration cannot be read here (the encoder check then says why)."""
+    import json
+    import os
+
+    def read(name):
+        path = os.path.join(encoder_uri, name)
+        try:
+            if "://" in encoder_uri:
+                import tensorflow as tf
+
+                with tf.io.gfile.GFile(path) as f:
+                    return json.load(f)
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except Exception:  # unreadable here (no such file, no credentials or network): unknown
+            return None
+
+    for name in ("config.json", "bert_config.json", "0_Transformer/config.json"):
+        config = read(name)
+        if isinstance(config, dict):
+            width = config.get("hidden_size") or (config.get("config") or {}).get("hidden_dim")
+            if width:
+                return int(width)
+    return None

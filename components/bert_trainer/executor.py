@@ -32,8 +32,37 @@ def fold_run_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
     return props
 
 
+def steps_for_epochs(exec_properties: dict[str, Any], examples) -> dict[str, Any]:
+    """With ``epochs`` > 0 in ``custom_config``: ``train_args.num_steps`` = epochs x the training
+    split's examples / batch size, counted here (the count is only known once the data is)."""
+    custom_config = json_utils.loads(exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "null") or {}
+    epochs = float(custom_config.get("epochs") or 0)
+    if epochs <= 0:
+        return exec_properties
+    import math
+    import os
+
+    import tensorflow as tf
+    from tfx.types import artifact_utils
+
+    train_args = trainer_pb2.TrainArgs()
+    proto_utils.json_to_proto(exec_properties.get(specs.TRAIN_ARGS_KEY) or "{}", train_args)
+    splits = list(train_args.splits) or ["train"]
+    files = [f for split in splits for f in tf.io.gfile.glob(
+        os.path.join(artifact_utils.get_split_uri(examples, split), "*"))]
+    count = int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda n, _: n + 1))
+    if count == 0:
+        raise ValueError(f"finetune.epochs={epochs:g}, but the training split ({', '.join(splits)}) has no examples.")
+    batch_size = int(custom_config.get("batch_size") or 32)
+    steps = max(1, math.ceil(epochs * count / batch_size))
+    print(f"  [train] {epochs:g} epochs of {count} examples at batch {batch_size}: {steps} steps", flush=True)
+    train_args.num_steps = steps
+    return {**exec_properties, specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(train_args)}
+
+
 class Executor(trainer_executor.GenericExecutor):
     """Runs ``run_fn`` in this container (local runners, one Kubeflow pod)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        return super().Do(input_dict, output_dict, fold_run_parameters(exec_properties))
+        props = steps_for_epochs(fold_run_parameters(exec_properties), input_dict[specs.EXAMPLES_KEY])
+        return super().Do(input_dict, output_dict, props)

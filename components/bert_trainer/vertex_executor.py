@@ -5,11 +5,15 @@ A module of its own so the Google Cloud libraries are imported only where it is 
 """
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 
-from tfx_bert_app.components.bert_trainer.executor import fold_run_parameters
+from tfx.types import standard_component_specs as specs
+
+from tfx_bert_app.components.bert_trainer.executor import fold_run_parameters, steps_for_epochs
 
 
 class VertexExecutor(vertex_trainer_executor.GenericExecutor):
-    """TFX's Vertex Trainer executor, after folding the run-time parameters."""
+    """TFX's Vertex Trainer executor, after folding the run-time parameters (and epochs into
+    steps: the training split is counted here, where it is readable, before the job starts)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        return super().Do(input_dict, output_dict, fold_run_parameters(exec_properties))
+        props = steps_for_epochs(fold_run_parameters(exec_properties), input_dict[specs.EXAMPLES_KEY])
+        return super().Do(input_dict, output_dict, props)

@@ -1,0 +1,55 @@
+"""components/bert_trainer/executor.py: run-time parameters folded into the Trainer's
+properties, and ``finetune.epochs`` turned into steps from the training split's real size."""
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.proto import trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs as specs
+from tfx.utils import proto_utils
+
+from tests.helpers import new_artifact
+from tfx_bert_app.components.bert_trainer import executor
+
+
+def _examples(tmp_path, counts: dict):
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "examples")
+    examples.split_names = json.dumps(sorted(counts))
+    for split, count in counts.items():
+        os.makedirs(tmp_path / "examples" / f"Split-{split}")
+        for shard in range(2):
+            with tf.io.TFRecordWriter(str(tmp_path / "examples" / f"Split-{split}" / f"part-{shard}.gz"),
+                                      options="GZIP") as writer:
+                for _ in range(count // 2 + (shard == 0) * (count % 2)):
+                    writer.write(tf.train.Example().SerializeToString())
+    return [examples]
+
+
+def _props(custom_config: dict, steps: int = 300) -> dict:
+    return {specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config),
+            specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(num_steps=steps))}
+
+
+def _steps(props: dict) -> int:
+    train_args = trainer_pb2.TrainArgs()
+    proto_utils.json_to_proto(props[specs.TRAIN_ARGS_KEY], train_args)
+    return train_args.num_steps
+
+
+def test_epochs_become_steps_over_the_training_split(tmp_path):
+    examples = _examples(tmp_path, {"train": 11, "eval": 5})
+    props = executor.steps_for_epochs(_props({"epochs": 2.5, "batch_size": 4}), examples)
+    assert _steps(props) == 7  # ceil(2.5 * 11 / 4), the eval split not counted
+    assert _steps(executor.steps_for_epochs(_props({"epochs": 0, "batch_size": 4}), examples)) == 300
+
+
+def test_epochs_over_an_empty_split_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="finetune.epochs=3, but the training split .* has no examples"):
+        executor.steps_for_epochs(_props({"epochs": 3}), _examples(tmp_path, {"train": 0}))
+
+
+def test_run_time_parameters_are_folded_back(tmp_path):
+    props = executor.fold_run_parameters({**_props({"epochs": 0}), "train_steps": 42, "model_size": "mini"})
+    assert _steps(props) == 42 and json.loads(props[specs.CUSTOM_CONFIG_KEY])["model_size"] == "mini"
