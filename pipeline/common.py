@@ -90,13 +90,27 @@ def prepare(kind: str, config: ProjectConfig) -> dict:
     from tfx_bert import beam_options
 
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
-    inputs = ([config.pretrain.corpus_pattern] if kind == "pretrain"
-              else [config.finetune.data_dir, config.finetune.index_corpus])
+    inputs = {"pretrain": [config.pretrain.corpus_pattern], "embed": [config.embedder.index_corpus]}.get(
+        kind, [config.finetune.data_dir, config.finetune.index_corpus])
     demo_data.write_if_used(config.data_dir, *inputs)
+    _check_inputs_exist(kind, config)
     prepared = {"input_bytes": beam_options.input_size(inputs, config.beam.direct_in_memory_below_mb * 2**20)}
-    if kind == "finetune":
+    if kind in ("finetune", "embed"):
         prepared["encoder_uri"] = encoder_uri(config)
     return prepared
+
+
+def _check_inputs_exist(kind: str, config: ProjectConfig) -> None:
+    """A configured input that is not there is one error naming its setting, before any
+    component runs (not a traceback from inside one)."""
+    import tensorflow as tf
+
+    inputs = {"pretrain": {"pretrain.corpus_pattern": config.pretrain.corpus_pattern},
+              "embed": {"embedder.index_corpus": config.embedder.index_corpus}}.get(
+        kind, {"finetune.data_dir": config.finetune.data_dir, "finetune.index_corpus": config.finetune.index_corpus})
+    for key, path in inputs.items():
+        if path and not tf.io.gfile.glob(path):
+            raise FileNotFoundError(f"{key}={path}: no such file or directory.")
 
 
 def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -> str:
@@ -108,7 +122,8 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
     import yaml
 
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
-    name = config.pretrain.pipeline_name if kind == "pretrain" else config.finetune.pipeline_name
+    name = {"pretrain": config.pretrain.pipeline_name, "embed": config.embedder.pipeline_name}.get(
+        kind, config.finetune.pipeline_name)
     root = os.path.join(config.pipelines_root, name)
     os.makedirs(os.path.join(root, "configs"), exist_ok=True)
     text = yaml.safe_dump(config.effective_dict(), sort_keys=False)
@@ -121,8 +136,8 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
 
 def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
           setup_file: str | None = None, encoder_uri: str | None = None, input_bytes: int | None = None):
-    """The pipeline of ``kind`` ("pretrain" or "finetune") for ``config``; reads and writes
-    nothing.
+    """The pipeline of ``kind`` ("pretrain", "finetune" or "embed") for ``config``; reads and
+    writes nothing.
 
     ``runtime_parameters``: data path, step count and model size become Kubeflow runtime
     parameters (defaults from the config). ``setup_file``: where Beam workers find setup.py
@@ -135,9 +150,15 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
     from tfx_bert_app.pipeline.pretraining_pipeline import create_pretraining_pipeline
     from tfx_bert import beam_options
 
-    if kind not in ("pretrain", "finetune"):
-        raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain' or 'finetune'.")
+    if kind not in ("pretrain", "finetune", "embed"):
+        raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain', 'finetune' or 'embed'.")
     beam_args = beam_options.pipeline_args(config, setup_file, input_bytes)
+    if kind == "embed":
+        from tfx_bert_app.pipeline.embedder_pipeline import create_embedder_pipeline
+
+        if not (encoder_uri or config.finetune.encoder_uri):
+            raise ValueError("The embedding pipeline needs an encoder: give --encoder (finetune.encoder_uri).")
+        return create_embedder_pipeline(config, encoder_uri or config.finetune.encoder_uri, beam_args)
     if kind == "pretrain":
         params = PipelineParameters(config.pretrain.corpus_pattern, config.pretrain.train_steps,
                                     config.pretrain.model_size)

@@ -320,6 +320,19 @@ def cmd_convert_checkpoint(args) -> int:
 
 
 def cmd_export_embedder(args) -> int:
+    if args.push:  # the embedding pipeline: the Pusher's checks, a versioned push, optional indexing
+        args.set = [f"finetune.encoder_uri={args.encoder}", f"finetune.encoder_casing={args.casing}",
+                    *([f"embedder.pooling={args.pooling}"] if args.pooling else []),
+                    *([f"embedder.normalize={str(args.normalize).lower()}"] if args.normalize is not None else []),
+                    *([f"embedder.max_seq_length={args.max_seq_length}"] if args.max_seq_length else []),
+                    *(args.set or [])]
+        config = _config(args)
+        _run_pipeline("embed", config, args.runner)
+        print(f"Pushed to {os.path.join(config.serving_base, config.embedder.model_name)}; serve it with "
+              f"tfx-bert serve --model-name {config.embedder.model_name}")
+        return 0
+    if not args.output:
+        raise ValueError("export-embedder needs --output DIR (or --push to run the embedding pipeline)")
     import tempfile
 
     from tfx_bert.serving import op_check
@@ -485,7 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                "SavedModel, without fine-tuning")
     p.add_argument("--encoder", required=True, help="an encoder, keras-hub preset, Hugging Face, "
                                                     "sentence-transformers or TF1 checkpoint directory")
-    p.add_argument("--output", required=True, help="the SavedModel directory to write")
+    p.add_argument("--output", help="the SavedModel directory to write")
+    p.add_argument("--push", action="store_true", help="run the embedding pipeline instead: the Pusher's checks, "
+                                                       "a version under serving_base/embedder.model_name, and "
+                                                       "embedder.index_corpus indexed if set")
+    p.add_argument("--runner", choices=["local", "beam"], default="local")
+    _add_config_flags(p, demo_flag=False)
     p.add_argument("--pooling", choices=["mean", "max", "cls"], default=None,
                    help="default: the sentence-transformers model's own, else mean")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,

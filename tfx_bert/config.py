@@ -203,6 +203,23 @@ class ServingConfig:
 
 
 @dataclasses.dataclass
+class EmbedderConfig:
+    """The embedding pipeline (``tfx-bert export-embedder --push``): ``finetune.encoder_uri`` served
+    as a sentence-embedding model without training, through the Pusher's checks, and optionally
+    indexed. ``auto``: the sentence-transformers model's own setting, else mean / normalised / 128."""
+
+    pipeline_name: str = "tfx-bert-embedder"
+    model_name: str = "embedder"
+    pooling: Literal["auto", "mean", "max", "cls"] = "auto"
+    normalize: Literal["auto", "true", "false"] = "auto"
+    max_seq_length: int = 0  # 0: auto
+    index_corpus: str = ""  # a corpus file to index with the pushed model (empty: none)
+    index_corpus_format: Literal["beir", "msmarco"] = "beir"
+    index_type: str = "IVF_FLAT"  # as finetune.index_type
+    vector_store_uri: str = ""  # empty: <work_dir>/vectors/milvus.db
+
+
+@dataclasses.dataclass
 class ResourceConfig:
     """Container resources of one kind of step on Kubeflow / Vertex; 0 or empty: cluster default.
 
@@ -285,6 +302,7 @@ class ProjectConfig:
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
     resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
@@ -316,7 +334,7 @@ class ProjectConfig:
 
         registry.get_model_size(self.pretrain.model_size)
         task = tasks.get_task(self.finetune.task)
-        for section in (self.pretrain, self.finetune, self.serving, self.beam, self.kubeflow):
+        for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.beam, self.kubeflow):
             _check_choices(section, SECTION_NAMES[type(section)])
         p, f = self.pretrain, self.finetune
         checks = [
@@ -338,6 +356,8 @@ class ProjectConfig:
             (all(0 < port < 65536 for port in (self.serving.grpc_port, self.serving.rest_port)),
              "serving.grpc_port and serving.rest_port must be 1..65535"),
             (self.serving.poll_seconds >= 0, "serving.poll_seconds must be >= 0 (0: never poll)"),
+            (self.embedder.max_seq_length == 0 or 8 <= self.embedder.max_seq_length <= 512,
+             "embedder.max_seq_length must be 0 (auto) or 8..512"),
             (f.num_classes >= 2, "finetune.num_classes must be at least 2"),
             (not f.label_names or len(f.label_names) == f.num_classes or task.name == "multilabel",
              "finetune.label_names must have finetune.num_classes entries"),
@@ -420,7 +440,7 @@ TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "see
 PIPELINE_ONLY_SETTINGS = ("index_corpus", "index_corpus_format", "vector_store_uri", "index_type",
                           "retrieval_eval_dir", "retrieval_eval_qrels", "retrieval_gate_metric")
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
-                 BeamConfig: "beam", KubeflowConfig: "kubeflow"}
+                 EmbedderConfig: "embedder", BeamConfig: "beam", KubeflowConfig: "kubeflow"}
 
 
 def _check_choices(section: Any, where: str) -> None:
