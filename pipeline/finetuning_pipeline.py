@@ -64,7 +64,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
-                                      trainer.outputs["model"], baseline.outputs["model"]).with_id("Evaluator")
+                                      trainer.outputs["model"], baseline.outputs["model"],
+                                      encoder.outputs["result"]).with_id("Evaluator")
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

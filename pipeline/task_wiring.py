@@ -33,8 +33,9 @@ def example_gen(task: Task, f: FinetuneConfig, data_path) -> TaskExampleGen:
         label_dtype=label_dtype, label_delimiter=f.label_delimiter, **common)
 
 
-def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, baseline_model):
-    """TFMA's Evaluator with the task's EvalConfig, or (retrieval) search over the corpus."""
+def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, baseline_model, encoder=None):
+    """TFMA's Evaluator with the task's EvalConfig, or (retrieval) search over the corpus, gated
+    also on beating the pretrained ``encoder``'s zero-shot embeddings."""
     if task.evaluator == "retrieval":
         eval_dir = f.retrieval_eval_dir or data_path
         qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
@@ -42,6 +43,7 @@ def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, ba
             raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
                              "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
         return RetrievalEvaluator(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
-                                  gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold)
+                                  gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold,
+                                  encoder=encoder)
     return tfx.components.Evaluator(examples=examples, model=model, baseline_model=baseline_model,
                                     eval_config=task.load().eval_config(f))

@@ -1,5 +1,5 @@
-"""The RetrievalEvaluator component: exact top-k search, and the blessing gated on nDCG and on
-the baseline model."""
+"""The RetrievalEvaluator component: exact top-k search, and the blessing gated on nDCG, on
+the baseline model and on beating the pretrained encoder's zero-shot embeddings."""
 import json
 import os
 
@@ -40,7 +40,7 @@ def test_exact_top_k_matches_a_full_sort():
         assert run[ids[int(np.argmax(scores))]] == pytest.approx(scores.max())
 
 
-@pytest.mark.slow  # three Beam evaluations, nine SavedModel loads: about 40 s
+@pytest.mark.slow  # four Beam evaluations and a zero-shot export: about 60 s
 def test_retrieval_evaluator_gates_on_ndcg_and_the_baseline(tmp_path, tokenizer):
     from tfx_bert_app.components.retrieval_evaluator import executor as ex
 
@@ -49,10 +49,11 @@ def test_retrieval_evaluator_gates_on_ndcg_and_the_baseline(tmp_path, tokenizer)
     baseline = new_artifact(standard_artifacts.Model, _export_dual(tokenizer, tmp_path / "baseline", 2))
     candidate.uri, baseline.uri = str(tmp_path / "candidate"), str(tmp_path / "baseline")
 
-    def evaluate(threshold, name, baseline_model=None):
+    def evaluate(threshold, name, baseline_model=None, encoder=None):
         evaluation = new_artifact(standard_artifacts.ModelEvaluation, tmp_path / name / "evaluation")
         blessing = new_artifact(standard_artifacts.ModelBlessing, tmp_path / name / "blessing")
-        inputs = {"model": [candidate], **({"baseline_model": [baseline_model]} if baseline_model else {})}
+        inputs = {"model": [candidate], **({"baseline_model": [baseline_model]} if baseline_model else {}),
+                  **({"encoder": [encoder]} if encoder else {})}
         props = {ex.DATA_DIR: str(tmp_path / "data"), ex.QRELS: "qrels/dev.tsv", ex.GATE_METRIC: "ndcg@10",
                  ex.THRESHOLD: threshold, ex.BATCH_SIZE: 8}
         run_executor(ex.Executor, inputs, {"evaluation": [evaluation], "blessing": [blessing]}, props,
@@ -81,3 +82,19 @@ def test_retrieval_evaluator_gates_on_ndcg_and_the_baseline(tmp_path, tokenizer)
     report, blessing = evaluate(0.0, "against_baseline", baseline)
     better = report["candidate"]["ndcg@10"] >= report["baseline"]["ndcg@10"]
     assert report["blessed"] == better and blessing.get_int_custom_property("baseline_model_id") == baseline.id
+
+    # The zero-shot gate: the encoder the candidate was "fine-tuned" from is the candidate's own
+    # backbone (the same seed), whose zero-shot mean pooling ranks exactly as the candidate does:
+    # no gain over the encoder, not blessed.
+    from tfx_bert import tokenization
+    from tfx_bert_app.models import encoder as encoder_lib
+
+    tf.keras.utils.set_random_seed(1)
+    vocab_dir = str(tmp_path / "vocab")
+    tokenization.write_vocab_dir(vocab_dir, tokenizer.vocab, tokenizer.config)
+    encoder_lib.save_encoder(str(tmp_path / "encoder" / "Format-Serving"), tiny_backbone(tokenizer.vocabulary_size),
+                             vocab_dir)
+    encoder = new_artifact(standard_artifacts.Model, tmp_path / "encoder")
+    report, blessing = evaluate(0.0, "against_encoder", encoder=encoder)
+    assert report["zero_shot"] == pytest.approx(report["candidate"], abs=1e-5)
+    assert not report["blessed"] and blessing.get_int_custom_property("blessed") == 0

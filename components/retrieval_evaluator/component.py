@@ -19,7 +19,10 @@ class RetrievalEvaluatorSpec(component_spec.ComponentSpec):
         "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {"model": component_spec.ChannelParameter(type=standard_artifacts.Model),
-              "baseline_model": component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True)}
+              "baseline_model": component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True),
+              # The pretrained encoder the candidate was fine-tuned from: its zero-shot embeddings
+              # (models/embedder.py) are a baseline the candidate must beat.
+              "encoder": component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True)}
     OUTPUTS = {"evaluation": component_spec.ChannelParameter(type=standard_artifacts.ModelEvaluation),
                "blessing": component_spec.ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
@@ -37,9 +40,10 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ex.Executor)
 
     def __init__(self, model, data_dir: str, qrels: str, baseline_model=None, gate_metric: str = "ndcg@10",
-                 threshold: float = 0.0, batch_size: int = 64):
+                 threshold: float = 0.0, batch_size: int = 64, encoder=None):
         spec = RetrievalEvaluatorSpec(
-            model=model, baseline_model=baseline_model, data_dir=data_dir, qrels=qrels, gate_metric=gate_metric,
+            model=model, baseline_model=baseline_model, encoder=encoder, data_dir=data_dir, qrels=qrels,
+            gate_metric=gate_metric,
             threshold=float(threshold), batch_size=batch_size,
             input_fingerprint=input_fingerprint.fingerprint([data_dir]),
             evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),

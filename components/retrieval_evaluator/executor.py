@@ -10,9 +10,12 @@ whole corpus. This evaluator:
 3. ranks the corpus for every query by exact inner product (the embeddings are normalised:
    cosine), top ``max(k)``, and computes Recall@k, MRR@10 and nDCG@10 with the TREC
    definitions (``tfx_bert.retrieval_metrics``);
-4. does the same for the baseline (the latest blessed model) when there is one, and blesses the
-   candidate when ``gate_metric`` is at least ``threshold`` and not below the baseline's, like
-   TFMA's value and change thresholds.
+4. does the same for the baseline (the latest blessed model) when there is one, and for the
+   pretrained ``encoder``'s zero-shot embeddings (``models/embedder.py``: its own pooling for a
+   sentence-transformers import, else mean, normalised) when given, and blesses the candidate
+   when ``gate_metric`` is at least ``threshold``, not below the baseline's and above the
+   zero-shot encoder's (fine-tuning that does not beat the encoder it started from is not
+   shipped), like TFMA's value and change thresholds.
 
 Outputs follow TFX's Evaluator: ``evaluation`` (``metrics.json``) and ``blessing`` (a
 ``BLESSED`` / ``NOT_BLESSED`` file and the ``blessed``, ``current_model_id`` and
@@ -75,6 +78,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         runs = exact_top_k(query_vectors, np.concatenate(vectors), ids, max(RECALL_KS))
         return retrieval_metrics.evaluate(dict(zip(query_ids, runs)), data.qrels, recall_ks=RECALL_KS)
 
+    def _zero_shot(self, encoders, data: beir.RetrievalData, evaluation_uri: str, batch_size: int) -> dict | None:
+        """The metrics of the pretrained encoder's zero-shot embedding model, or None."""
+        if not encoders:
+            return None
+        from tfx_bert_app.models import embedder
+        from tfx_bert_app.models import encoder as encoder_lib
+
+        encoder_dir = encoder_lib.resolve_dir(os.path.join(encoders[0].uri, "Format-Serving"))
+        model_dir = os.path.join(evaluation_uri, "zero_shot_model")
+        embedder.export_embedder(encoder_dir, model_dir, embedder.embedder_settings(encoder_dir))
+        return self._evaluate(model_dir, data, os.path.join(evaluation_uri, "zero_shot"), batch_size)
+
     def Do(self, input_dict, output_dict, exec_properties):
         props = dict(exec_properties)
         counts = collections.Counter()
@@ -95,10 +110,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         baseline = baseline_artifacts[0] if baseline_artifacts else None
         baseline_metrics = (self._evaluate(serving_dir(baseline), data, os.path.join(evaluation.uri, "baseline"),
                                            batch_size) if baseline is not None else None)
+        zero_shot = self._zero_shot(input_dict.get("encoder"), data, evaluation.uri, batch_size)
         passed = metrics[gate] >= float(props[THRESHOLD]) and (
-            baseline_metrics is None or metrics[gate] >= baseline_metrics[gate] - 1e-10)
+            baseline_metrics is None or metrics[gate] >= baseline_metrics[gate] - 1e-10) and (
+            zero_shot is None or metrics[gate] > zero_shot[gate])
         report = {"gate_metric": gate, "threshold": float(props[THRESHOLD]), "blessed": passed,
-                  "candidate": metrics, "baseline": baseline_metrics, "queries": len(data.qrels),
+                  "candidate": metrics, "baseline": baseline_metrics, "zero_shot": zero_shot,
+                  "queries": len(data.qrels),
                   "documents": len(data.corpus), "counts": dict(counts), "seconds": round(time.time() - started, 2)}
         beam_utils.write_json(evaluation.uri, METRICS_FILE, report)
         blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
@@ -113,6 +131,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
                                          constants.BLESSED_VALUE if passed else constants.NOT_BLESSED_VALUE)
         shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
-        against = f" (baseline {gate}={baseline_metrics[gate]:.3f})" if baseline_metrics else ""
+        against = (f" (baseline {gate}={baseline_metrics[gate]:.3f})" if baseline_metrics else "") + (
+            f" and > zero-shot encoder {gate}={zero_shot[gate]:.3f}" if zero_shot else "")
         print(f"  [evaluate] {shown}; {gate} >= {float(props[THRESHOLD])}{against}: "
               f"{'BLESSED' if passed else 'NOT blessed'}", flush=True)
