@@ -16,6 +16,28 @@ from tfx_bert import demo_data
 from tfx_bert.config import ProjectConfig
 
 
+def make_pipeline(config: ProjectConfig, name: str, components: list, beam_args: list[str]):
+    """A pipeline of this project: its root at ``<work_dir>/pipelines/<name>``, the shared MLMD
+    store, caching on."""
+    from tfx import v1 as tfx
+
+    return tfx.dsl.Pipeline(pipeline_name=name, pipeline_root=os.path.join(config.pipelines_root, name),
+                            components=components, metadata_connection_config=metadata_config(config),
+                            beam_pipeline_args=beam_args, enable_cache=True)
+
+
+def vector_indexer(config: ProjectConfig, model, corpus: str, corpus_format: str, index_type: str,
+                   store_uri: str, model_name: str, model_blessing=None):
+    """The VectorIndexer of a pipeline's model: ``corpus`` into the collection named after the
+    model (default store: ``<work_dir>/vectors/milvus.db``)."""
+    from tfx_bert_app.components.vector_indexer.component import VectorIndexer
+
+    return VectorIndexer(
+        model=model, model_blessing=model_blessing, corpus_path=corpus, corpus_format=corpus_format,
+        index_type=index_type, store_uri=store_uri or os.path.join(config.work_dir, "vectors", "milvus.db"),
+        collection=model_name.replace("-", "_")).with_id("VectorIndexer")
+
+
 def metadata_config(config: ProjectConfig):
     """One SQLite MLMD store for all of a project's pipelines (so fine-tuning finds encoders);
     ``prepare`` creates its directory before a local run."""

@@ -31,18 +31,7 @@ def create_embedder_pipeline(config: ProjectConfig, encoder_uri: str, beam_args:
     ).with_id("Pusher")
     components = [encoder, export, pusher]
     if e.index_corpus:
-        from tfx_bert_app.components.vector_indexer.component import VectorIndexer
-
-        components.append(VectorIndexer(
-            model=export.outputs["model"], corpus_path=e.index_corpus, corpus_format=e.index_corpus_format,
-            index_type=e.index_type,
-            store_uri=e.vector_store_uri or os.path.join(config.work_dir, "vectors", "milvus.db"),
-            collection=e.model_name.replace("-", "_")).with_id("VectorIndexer"))
-    return tfx.dsl.Pipeline(
-        pipeline_name=e.pipeline_name,
-        pipeline_root=os.path.join(config.pipelines_root, e.pipeline_name),
-        components=components,
-        metadata_connection_config=common.metadata_config(config),
-        beam_pipeline_args=beam_args,
-        enable_cache=True,
-    )
+        components.append(common.vector_indexer(config, export.outputs["model"], e.index_corpus,
+                                                e.index_corpus_format, e.index_type, e.vector_store_uri,
+                                                e.model_name))
+    return common.make_pipeline(config, e.pipeline_name, components, beam_args)

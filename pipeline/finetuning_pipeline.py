@@ -77,18 +77,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     ).with_id("Pusher")
     components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator, pusher]
     if f.index_corpus:
-        from tfx_bert_app.components.vector_indexer.component import VectorIndexer
-
-        components.append(VectorIndexer(
-            model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-            corpus_path=f.index_corpus, corpus_format=f.index_corpus_format, index_type=f.index_type,
-            store_uri=f.vector_store_uri or os.path.join(config.work_dir, "vectors", "milvus.db"),
-            collection=f.model_name.replace("-", "_")).with_id("VectorIndexer"))
-    return tfx.dsl.Pipeline(
-        pipeline_name=f.pipeline_name,
-        pipeline_root=os.path.join(config.pipelines_root, f.pipeline_name),
-        components=components,
-        metadata_connection_config=common.metadata_config(config),
-        beam_pipeline_args=beam_args,
-        enable_cache=True,
-    )
+        components.append(common.vector_indexer(config, trainer.outputs["model"], f.index_corpus,
+                                                f.index_corpus_format, f.index_type, f.vector_store_uri,
+                                                f.model_name, model_blessing=evaluator.outputs["blessing"]))
+    return common.make_pipeline(config, f.pipeline_name, components, beam_args)

@@ -5,7 +5,6 @@ TextExampleGen -> [StatisticsGen -> SchemaGen -> ExampleValidator] -> WordPieceV
 """
 from __future__ import annotations
 
-import os
 
 from tfx import v1 as tfx
 
@@ -89,14 +88,7 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
             vertex_job=vertex_job, vertex_region=config.kubeflow.region,
         ).with_id("TrainerPhase2")
         components += [instances2, trainer2]
-    return tfx.dsl.Pipeline(
-        pipeline_name=p.pipeline_name,
-        pipeline_root=os.path.join(config.pipelines_root, p.pipeline_name),
-        components=components,
-        metadata_connection_config=common.metadata_config(config),
-        beam_pipeline_args=beam_args,
-        enable_cache=True,
-    )
+    return common.make_pipeline(config, p.pipeline_name, components, beam_args)
 
 
 def _vertex_job(config: ProjectConfig) -> dict:

@@ -6,14 +6,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from tests.helpers import (  # noqa: E402
-    E2E_FINETUNES, BackgroundDemo, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus, learn_vocabulary,
-    write_tiny_vocab)
+    E2E_FINETUNES, PUBLISHED, BackgroundDemo, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus,
+    learn_vocabulary, write_tiny_vocab)
 
 
 @pytest.fixture
 def tiny_vocab_dir(tmp_path):
     """A vocab dir (vocab.txt + tokenizer_config.json) with a handful of words."""
     return write_tiny_vocab(tmp_path / "vocab")
+
+
+@pytest.fixture(scope="session")
+def references():
+    """What transformers / sentence-transformers computed on the published-format fixtures
+    (``tests/fixtures/published/build_references.py``)."""
+    import json
+
+    with open(os.path.join(PUBLISHED, "references.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 @pytest.fixture(scope="session")

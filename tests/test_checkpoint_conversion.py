@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import PUBLISHED
 from tfx_bert_app.models import checkpoint_conversion, encoder as encoder_lib
 from tfx_bert import features, tokenization
 
@@ -113,15 +114,8 @@ def test_finetuning_accepts_a_tf1_checkpoint_dir_as_encoder(tmp_path):
 # --- Published formats against what the reference libraries computed --------------------------
 # tests/fixtures/published/build_references.py made these with transformers / sentence-transformers
 # (their own environment); this environment has neither PyTorch nor transformers.
-PUBLISHED = os.path.join(os.path.dirname(__file__), "fixtures", "published")
 FORMATS = {"hf_uncased_gelu": "huggingface", "hf_cased_gelu_new_bin": "huggingface",
            "st_mean_normalize": "sentence-transformers"}
-
-
-@pytest.fixture(scope="module")
-def references():
-    with open(os.path.join(PUBLISHED, "references.json"), encoding="utf-8") as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import PUBLISHED
 from tfx_bert import cli
 from tfx_bert.serving import op_check, server
 from tfx_bert.serving.client import ServingClient
 
-PUBLISHED = os.path.join(os.path.dirname(__file__), "fixtures", "published")
-
-
-@pytest.fixture(scope="module")
-def references():
-    with open(os.path.join(PUBLISHED, "references.json"), encoding="utf-8") as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

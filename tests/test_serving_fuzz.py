@@ -380,6 +380,21 @@ def check_grpc_error(error, codes=(grpc.StatusCode.INVALID_ARGUMENT, grpc.Status
     assert 0 < len(error.details()) < 1000, error.details()
 
 
+def check_grpc_answer(served, call, expected, read) -> None:
+    """No ``expected`` answer: the call must fail with a well-formed client error; else succeed
+    with exactly it (``read`` takes the values out of the response). Then a valid request."""
+    answer = {}
+    error = grpc_error(lambda: answer.setdefault("r", call()))
+    if expected is None:
+        assert error is not None, "a request the model cannot take was answered OK"
+        check_grpc_error(error)
+    else:
+        event("OK, checked against the model")
+        assert error is None, error.details()
+        assert np.allclose(read(answer["r"]), expected)
+    check_grpc_still_works(served)
+
+
 def check_grpc_still_works(served) -> None:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "toy"
@@ -400,17 +415,9 @@ def fuzz_grpc_predict_requests(served, name, signature, inputs, version):
         request.model_spec.version.value = version
     for key, proto in inputs.items():
         request.inputs[key].CopyFrom(proto)
-    answer = {}
-    error = grpc_error(lambda: answer.setdefault("r", served.predict.Predict(request, timeout=30)))
     expected = predict_oracle(served, request) if version in (None, 1) else None
-    if expected is None:
-        assert error is not None, "a request the model cannot take was answered OK"
-        check_grpc_error(error)
-    else:
-        event("OK, checked against the model")
-        assert error is None, error.details()
-        assert np.allclose(tensors.to_array(answer["r"].outputs["score"]), expected)
-    check_grpc_still_works(served)
+    check_grpc_answer(served, lambda: served.predict.Predict(request, timeout=30), expected,
+                      lambda response: tensors.to_array(response.outputs["score"]))
 
 
 def test_grpc_predict_requests(served):
@@ -450,20 +457,12 @@ def fuzz_grpc_classify_requests(served, features, context, signature):
             merged.CopyFrom(target.context)
         merged.MergeFrom(example)
         examples.append(merged.SerializeToString())
-    answer = {}
-    error = grpc_error(lambda: answer.setdefault("r", served.predict.Classify(request, timeout=30)))
-    expected = None
+    outputs = None
     if signature == "classification" and 0 < len(examples) <= MAX_ROWS:
-        expected = expected_outputs(served, "classification", inputs=tf.constant(examples))
-    if expected is None:
-        assert error is not None, "a request the model cannot take was answered OK"
-        check_grpc_error(error)
-    else:
-        event("OK, checked against the model")
-        assert error is None, error.details()
-        scores = [[c.score for c in row.classes] for row in answer["r"].result.classifications]
-        assert np.allclose(scores, expected["scores"])
-    check_grpc_still_works(served)
+        outputs = expected_outputs(served, "classification", inputs=tf.constant(examples))
+    expected = outputs["scores"] if outputs else None
+    check_grpc_answer(served, lambda: served.predict.Classify(request, timeout=30), expected,
+                      lambda response: [[c.score for c in row.classes] for row in response.result.classifications])
 
 
 def test_grpc_classify_requests(served):
