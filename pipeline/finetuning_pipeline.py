@@ -66,18 +66,22 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
                                       trainer.outputs["model"], baseline.outputs["model"],
                                       encoder.outputs["result"]).with_id("Evaluator")
+    gate = task_wiring.zero_shot_gate(task, f, evaluator, trainer.outputs["model"], example_gen.outputs["examples"],
+                                      encoder.outputs["result"])
+    blessing = gate.outputs["gated_blessing"] if gate else evaluator.outputs["blessing"]
     pusher = ServingPusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=os.path.join(config.serving_base, f.model_name))),
         custom_config={"keep_versions": f.keep_versions, "model_name": f.model_name,
                        "warmup_texts": list(f.warmup_texts)},
     ).with_id("Pusher")
-    components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator, pusher]
+    components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator,
+                  *([gate] if gate else []), pusher]
     if f.index_corpus:
         components.append(common.vector_indexer(config, trainer.outputs["model"], f.index_corpus,
                                                 f.index_corpus_format, f.index_type, f.vector_store_uri,
-                                                f.model_name, model_blessing=evaluator.outputs["blessing"]))
+                                                f.model_name, model_blessing=blessing))
     return common.make_pipeline(config, f.pipeline_name, components, beam_args)

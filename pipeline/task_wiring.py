@@ -47,3 +47,16 @@ def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, ba
                                   encoder=encoder)
     return tfx.components.Evaluator(examples=examples, model=model, baseline_model=baseline_model,
                                     eval_config=task.load().eval_config(f))
+
+
+def zero_shot_gate(task: Task, f: FinetuneConfig, evaluator, model, examples, encoder):
+    """The ZeroShotGate after TFMA's Evaluator for sentence similarity scored by cosine (the
+    blessing then says the candidate also beats the pretrained encoder's zero-shot embeddings), or
+    None where the Evaluator's blessing is the last word (retrieval's evaluator gates on it
+    itself; classification heads have no zero-shot counterpart)."""
+    if task.name != "similarity" or f.similarity_objective != "cosine":
+        return None
+    from tfx_bert_app.components.zero_shot_gate.component import ZeroShotGate
+
+    return ZeroShotGate(model=model, blessing=evaluator.outputs["blessing"], examples=examples, encoder=encoder,
+                        pooling=f.pooling, max_seq_length=f.max_seq_length).with_id("ZeroShotGate")
