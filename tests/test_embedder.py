@@ -47,6 +47,7 @@ def test_overrides_for_any_encoder(tmp_path, references):
     assert cli.main(["export-embedder", "--encoder", str(tmp_path), "--output", str(tmp_path / "x")]) == 2
 
 
+@pytest.mark.slow  # a server and Milvus Lite
 def test_served_and_indexed_it_retrieves(st_embedder, tmp_path):
     from tfx_bert.corpus_embedding import corpus_fingerprint
     from tfx_bert.retrieval import Retriever

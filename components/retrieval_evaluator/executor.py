@@ -64,6 +64,12 @@ def embed_queries(model_dir: str, texts: list[str], batch_size: int = 64) -> np.
                            for i in range(0, len(texts), batch_size)])
 
 
+def verdict(value: float, threshold: float, baseline: float | None, zero_shot: float | None) -> bool:
+    """Blessed: at least ``threshold``, not below the baseline's, above the zero-shot encoder's."""
+    return value >= threshold and (baseline is None or value >= baseline - 1e-10) and (
+        zero_shot is None or value > zero_shot)
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     def _evaluate(self, model_dir: str, data: beir.RetrievalData, work_dir: str, batch_size: int) -> dict:
         pipeline = self._make_beam_pipeline()
@@ -111,9 +117,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         baseline_metrics = (self._evaluate(serving_dir(baseline), data, os.path.join(evaluation.uri, "baseline"),
                                            batch_size) if baseline is not None else None)
         zero_shot = self._zero_shot(input_dict.get("encoder"), data, evaluation.uri, batch_size)
-        passed = metrics[gate] >= float(props[THRESHOLD]) and (
-            baseline_metrics is None or metrics[gate] >= baseline_metrics[gate] - 1e-10) and (
-            zero_shot is None or metrics[gate] > zero_shot[gate])
+        passed = verdict(metrics[gate], float(props[THRESHOLD]), baseline_metrics and baseline_metrics[gate],
+                         zero_shot and zero_shot[gate])
         report = {"gate_metric": gate, "threshold": float(props[THRESHOLD]), "blessed": passed,
                   "candidate": metrics, "baseline": baseline_metrics, "zero_shot": zero_shot,
                   "queries": len(data.qrels),
