@@ -242,13 +242,17 @@ def demo_encoder(demo_work) -> str:
 
 
 def finetune_demo(work, encoder: str, *flags, timeout=1500) -> str:
-    """`tfx-bert finetune --demo` into ``work`` from ``encoder`` with ``flags``; asserts that it
-    succeeded and returns its output."""
+    """`tfx-bert finetune --demo` into ``work`` from ``encoder`` with ``flags`` (flags that start
+    with ``export-embedder``: that command instead, into ``work``); asserts that it succeeded and
+    returns its output."""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", "finetune", "--demo", "--work-dir", str(work),
-                           "--set", f"finetune.encoder_uri={encoder}", *flags],
+    if flags and flags[0] == "export-embedder":
+        command = ["export-embedder", "--work-dir", str(work), *flags[1:]]
+    else:
+        command = ["finetune", "--demo", "--work-dir", str(work), "--set", f"finetune.encoder_uri={encoder}", *flags]
+    proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", *command],
                           capture_output=True, text=True, cwd=REPO, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
@@ -268,13 +272,32 @@ E2E_FINETUNES = {
     "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.num_negatives=3"),
     "multilabel": ("--task", "multilabel"),
     # Published checkpoints (tests/fixtures/published): fine-tuning must run, push and serve.
-    "hf_import": ("--set", f"finetune.encoder_uri={os.path.join(PUBLISHED, 'hf_uncased_gelu')}",
-                  "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30"),
+    # The task harness's NLI run starts from the Hugging Face fixture: it must run, push and serve.
+    "nli": ("--task", "nli", "--set", f"finetune.encoder_uri={os.path.join(PUBLISHED, 'hf_uncased_gelu')}",
+            "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30"),
+    # The embedding pipeline (no training) from a sentence-transformers fixture, indexing a corpus.
+    "embedder_push": lambda work: ("export-embedder", "--push", "--encoder", os.path.join(PUBLISHED, "st_mean_normalize"),
+                                   "--set", f"embedder.index_corpus={write_embedder_corpus(work + '-corpus')}"),
     "keras_hub_preset": lambda work: (  # a preset directory a user converted, given as it is
         "--set", "finetune.encoder_uri=" + convert_checkpoint(os.path.join(PUBLISHED, "hf_cased_gelu_new_bin"),
                                                               work + "-preset"),
         "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30"),
 }
+
+
+EMBEDDER_DOCS = {"d1": "the cat sat on the mat", "d2": "money in the river bank", "d3": "a very good movie",
+                 "d4": "hello world of dogs"}
+
+
+def write_embedder_corpus(directory: str) -> str:
+    """A BEIR corpus.jsonl of ``EMBEDDER_DOCS``; returns its path."""
+    import json
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "corpus.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in EMBEDDER_DOCS.items())
+    return path
 
 
 def convert_checkpoint(source: str, output: str) -> str:

@@ -511,32 +511,33 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
 
 
 def test_fine_tuning_from_published_checkpoints_pushes_and_serves(finetuned):
-    """`finetune.encoder_uri` at a Hugging Face directory (converted once under
-    <work_dir>/converted, its erf GELU kept) and at a keras-hub preset directory a user converted
-    (the Importer's artifact is the directory itself, not <uri>/Format-Serving): each run trains,
-    is pushed and answers a served Predict with the checkpoint's own vocabulary."""
+    """`finetune.encoder_uri` at a Hugging Face directory (the harness's NLI run; converted once
+    under <work_dir>/converted, its erf GELU kept) and at a keras-hub preset directory a user
+    converted (the Importer's artifact is the directory itself, not <uri>/Format-Serving): each
+    run trains, is pushed and answers a served Predict with the checkpoint's own vocabulary."""
     from tfx_bert.serving import server
     from tfx_bert.serving.client import ServingClient
 
-    hf_work = finetuned.work("hf_import")
+    hf_work = finetuned.work("nli")
     [converted] = glob.glob(os.path.join(hf_work, "converted", "hf_uncased_gelu-*"))
     config = json.load(open(os.path.join(converted, "config.json")))
     assert config["registered_name"] == "tfx_bert>BertEncoder" and config["config"]["hidden_act"] == "gelu"
-    for name in ("hf_import", "keras_hub_preset"):
+    for name in ("nli", "keras_hub_preset"):
         work = finetuned.work(name)
         assert "[train]" in finetuned.output(name)
         [base] = glob.glob(os.path.join(work, "serving", "*"))
         version = _latest(os.path.join(base, "*"))
-        source = "hf_uncased_gelu" if name == "hf_import" else "hf_cased_gelu_new_bin"
+        source = "hf_uncased_gelu" if name == "nli" else "hf_cased_gelu_new_bin"
         vocab_size = len(open(os.path.join(PUBLISHED, source, "vocab.txt"), encoding="utf-8").read().split("\n")) - 1
         shapes = tf.train.load_checkpoint(os.path.join(version, "variables", "variables")).get_variable_to_shape_map()
         embeddings = [shape for name, shape in shapes.items() if "backbone/token_embedding" in name]
         assert embeddings == [[vocab_size, 32]]  # the checkpoint's vocabulary and width, not the demo encoder's
+        texts = np.array(["the cat sat on the mat", "a bad movie"], dtype=object)
+        inputs = {"text": texts, **({"text_b": texts[::-1]} if name == "nli" else {})}
         running = server.start_server({"model": base}, port=0)
         try:
             with ServingClient(f"127.0.0.1:{running.port}") as client:
-                outputs = client.predict("model", {"text": np.array(["the cat sat on the mat", "a bad movie"],
-                                                                    dtype=object)})
+                outputs = client.predict("model", inputs)
         finally:
             running.stop()
         assert outputs and all(len(v) == 2 for v in outputs.values()), outputs

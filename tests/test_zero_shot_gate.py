@@ -3,7 +3,6 @@ it ranks the eval pairs better than the pretrained encoder's zero-shot embedding
 import json
 import os
 
-import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
@@ -11,7 +10,7 @@ from tfx.types import standard_artifacts
 from tests.helpers import new_artifact, ranking_tokenizer, run_executor, tiny_backbone
 from tfx_bert import tokenization
 
-pytestmark = pytest.mark.slow  # five SavedModel exports and three runs: about 25 s
+pytestmark = pytest.mark.slow  # three SavedModel exports and two runs: about 15 s
 
 PAIRS = [("the warm soup", "the fresh soup", 4.5), ("a rocket orbits the moon", "the star and the moon", 3.0),
          ("the chef bakes bread", "a sailor and a boat", 0.5), ("does the oven boil soup ?", "the chef boils soup", 3.5),
@@ -27,7 +26,7 @@ def setup(tmp_path_factory):
     tokenizer = ranking_tokenizer()
     tokenization.write_vocab_dir(str(root / "vocab"), tokenizer.vocab, tokenizer.config)
     models = {}
-    for name, seed in (("same", 1), ("other", 7)):
+    for name, seed in (("same", 1),):
         tf.keras.utils.set_random_seed(seed)
         sentence_encoder = similarity.build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
         similarity.export_bi_encoder(similarity.build_pair_model(sentence_encoder, "cosine"), sentence_encoder,
@@ -62,22 +61,17 @@ def _gate(setup, model: str, upstream_blessed: bool, name: str):
 
 
 def test_no_gain_over_the_zero_shot_encoder_is_not_blessed(setup):
-    report, gated = _gate(setup, "same", True, "same")
-    assert report["candidate_spearman"] == pytest.approx(report["zero_shot_spearman"], abs=1e-6)
-    assert not report["blessed"] and gated.get_int_custom_property("blessed") == 0
-    assert os.path.exists(os.path.join(gated.uri, "NOT_BLESSED"))
-
-
-def test_the_verdict_is_the_evaluators_and_beating_the_encoder(setup):
+    """The candidate is its encoder's own mean pooling: the same Spearman, no gain, not blessed
+    though TFMA blessed it. (The blessed path runs in the similarity end-to-end test, whose
+    pushed model the gate let through.)"""
     from scipy import stats
 
-    report, gated = _gate(setup, "other", True, "other")
-    served = tf.saved_model.load(os.path.join(setup[1]["other"].uri, "Format-Serving")).signatures["serving_default"]
+    report, gated = _gate(setup, "same", True, "same")
+    served = tf.saved_model.load(os.path.join(setup[1]["same"].uri, "Format-Serving")).signatures["serving_default"]
     similarity = served(text=tf.constant([a for a, _, _ in PAIRS]), text_b=tf.constant([b for _, b, _ in PAIRS]))
     expected = stats.spearmanr([s for _, _, s in PAIRS], similarity["similarity"].numpy()).statistic
     assert report["candidate_spearman"] == pytest.approx(expected, abs=1e-6) and report["pairs"] == len(PAIRS)
-    assert report["blessed"] == (report["candidate_spearman"] > report["zero_shot_spearman"])
-    assert gated.get_int_custom_property("blessed") == int(report["blessed"])
-    assert gated.get_int_custom_property("current_model_id") == setup[1]["other"].id
-    report, gated = _gate(setup, "other", False, "other_refused")
-    assert not report["blessed"] and not np.isnan(report["zero_shot_spearman"])
+    assert report["candidate_spearman"] == pytest.approx(report["zero_shot_spearman"], abs=1e-6)
+    assert report["evaluator_blessed"] and not report["blessed"] and gated.get_int_custom_property("blessed") == 0
+    assert os.path.exists(os.path.join(gated.uri, "NOT_BLESSED"))
+    assert gated.get_int_custom_property("current_model_id") == setup[1]["same"].id
