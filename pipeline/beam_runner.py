@@ -11,11 +11,16 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx_bert_app.pipeline import common
 
 
+def execute(pipeline) -> None:
+    """Runs a built pipeline with BeamDagRunner (``tfx-bert <pipeline> --runner beam`` runs this too)."""
+    BeamDagRunner().run(pipeline)
+
+
 def run(kind: str, config) -> None:
     """Builds the ``kind`` pipeline from ``config`` and runs it with BeamDagRunner."""
     pipeline = common.build(kind, config, **common.prepare(kind, config))
     common.record_config(kind, config)
-    BeamDagRunner().run(pipeline)
+    execute(pipeline)
 
 
 if __name__ == "__main__":

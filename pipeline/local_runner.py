@@ -14,11 +14,16 @@ from tfx import v1 as tfx
 from tfx_bert_app.pipeline import common
 
 
+def execute(pipeline) -> None:
+    """Runs a built pipeline in this process (``tfx-bert <pipeline>`` runs this too)."""
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+
+
 def run(kind: str, config) -> None:
     """Builds the ``kind`` pipeline from ``config`` and runs it in this process."""
     pipeline = common.build(kind, config, **common.prepare(kind, config))
     common.record_config(kind, config)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    execute(pipeline)
 
 
 if __name__ == "__main__":

@@ -325,19 +325,23 @@ class BackgroundDemo:
         import subprocess
         import sys
 
-        self.work = work
+        import threading
+
+        self.work, self._lock, self._code, self._output = work, threading.Lock(), None, None
         os.makedirs(work, exist_ok=True)
         self._log = open(os.path.join(work, "demo_output.txt"), "w+", encoding="utf-8")
         self._proc = subprocess.Popen([sys.executable, "-m", "tfx_bert.cli", "demo", "--work-dir", work],
                                       stdout=self._log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
 
     def result(self, timeout=1500) -> tuple[str, str]:
-        """(work dir, the demo's output); asserts that it succeeded."""
-        code = self._proc.wait(timeout)
-        self._log.seek(0)
-        output = self._log.read()
-        assert code == 0, output[-6000:]
-        return self.work, output
+        """(work dir, the demo's output); asserts that it succeeded. Any thread may wait."""
+        with self._lock:
+            if self._output is None:
+                code = self._proc.wait(timeout)
+                self._log.seek(0)
+                self._code, self._output = code, self._log.read()
+        assert self._code == 0, self._output[-6000:]
+        return self.work, self._output
 
     def stop(self):
         if self._proc.poll() is None:
@@ -346,31 +350,42 @@ class BackgroundDemo:
 
 
 class BackgroundFinetunes:
-    """Fine-tuning runs run ``workers`` at a time in the background, each in a work dir of its
-    own (its own metadata store, data, pushes), from the encoder ``encoder()`` returns (it may
-    wait for the demo), once ``start()`` is called.
+    """Fine-tuning runs run in the background, each in a work dir of its own (its own metadata
+    store, data, pushes), from the encoder ``encoder()`` returns (it waits for the demo).
 
-    A run keeps about one core busy (much of a TFX run is single-threaded Python), so two at a
-    time on two cores take about half the wall time of one after the other. ``work(name)`` waits
-    for a run and returns its work dir."""
+    A run keeps about one core busy (much of a TFX run is single-threaded Python). While the
+    quick tests run (one core) one run goes as soon as the encoder is there, taking the core the
+    finished demo left; from ``start()`` (the first slow test) ``workers`` at a time.
+    ``work(name)`` waits for a run and returns its work dir."""
 
     def __init__(self, encoder, root, runs: dict, workers: int = 2):
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
-        self._started = threading.Event()
+        self._slots = threading.Condition()
+        self._allowed, self._running, self._workers = 1, 0, workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="finetune")
         self._futures = {name: self._pool.submit(self._run, encoder, os.path.join(str(root), name), flags)
                          for name, flags in runs.items()}
 
     def start(self):
-        self._started.set()
+        with self._slots:
+            self._allowed = self._workers
+            self._slots.notify_all()
 
     def _run(self, encoder, work, flags):
-        self._started.wait()
-        if callable(flags):  # flags that need files made first (in the run's own thread)
-            flags = flags(work)
-        return work, finetune_demo(work, encoder(), *flags)
+        encoder_dir = encoder()
+        with self._slots:
+            self._slots.wait_for(lambda: self._running < self._allowed)
+            self._running += 1
+        try:
+            if callable(flags):  # flags that need files made first (in the run's own thread)
+                flags = flags(work)
+            return work, finetune_demo(work, encoder_dir, *flags)
+        finally:
+            with self._slots:
+                self._running -= 1
+                self._slots.notify_all()
 
     def __contains__(self, name: str) -> bool:
         return name in self._futures
@@ -386,4 +401,4 @@ class BackgroundFinetunes:
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)  # a failed session does not wait for the rest
-        self._started.set()
+        self.start()

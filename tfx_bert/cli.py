@@ -57,13 +57,10 @@ def _run_pipeline(kind: str, config, runner: str) -> float:
     recorded = common.record_config(kind, config)
     print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner) ==\n(configuration: {recorded})", flush=True)
     if runner == "beam":
-        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
-
-        BeamDagRunner().run(pipeline)
+        from tfx_bert_app.pipeline import beam_runner as runner_module
     else:
-        from tfx import v1 as tfx
-
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        from tfx_bert_app.pipeline import local_runner as runner_module
+    runner_module.execute(pipeline)
     took = time.time() - start
     runs = run_summary.component_runs(common.metadata_config(config), pipeline.pipeline_info.pipeline_name,
                                       int(start * 1000) - 1000)
