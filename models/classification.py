@@ -16,10 +16,10 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
+from tfx_bert_app.models import distillation, export, finetuning
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import export, finetuning
 from tfx_bert import features
-from tfx_bert.config import settings_from
+from tfx_bert.config import distill_settings_from, settings_from
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
@@ -88,23 +88,47 @@ def run_fn(fn_args) -> None:
     ``custom_config``: the typed settings (``tfx_bert.config.trainer_settings``).
     """
     settings = finetuning.start(fn_args)
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps, num_classes = settings.batch_size, int(fn_args.train_steps), settings.num_classes
-
     backbone = encoder_lib.load_backbone(fn_args.base_model)
     classifier = keras_hub.models.BertClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None, dropout=settings.dropout)
-    classifier.compile(
-        optimizer=finetuning.optimizer(settings, train_steps),
+        backbone=backbone, num_classes=settings.num_classes, preprocessor=None, dropout=settings.dropout)
+    _train_and_export(fn_args, settings, classifier, classifier, settings.learning_rate,
+                      f"fine-tuning {settings.num_classes}-class classifier from {fn_args.base_model}")
+    distillation.save_teacher(classifier, fn_args.serving_model_dir)
+
+
+def distill_run_fn(fn_args) -> None:
+    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned classifier (the
+    teacher); the student takes some of its layers and learns its soft targets and the labels.
+
+    ``custom_config``: ``tfx_bert.config.distill_settings``.
+    """
+    settings = finetuning.start(fn_args)
+    d = distill_settings_from(fn_args.custom_config)
+    teacher = distillation.load_teacher(fn_args.base_model)
+    student = distillation.student_from_teacher(teacher, d.student_layers)
+    model = distillation.distiller(teacher, student, distillation.softmax_distillation(d.temperature), d.alpha)
+    _train_and_export(fn_args, settings, model, student, d.learning_rate,
+                      f"distilling a {distillation.num_layers(student)}-layer student from the "
+                      f"{distillation.num_layers(teacher)}-layer classifier {fn_args.base_model} (T={d.temperature}, "
+                      f"alpha={d.alpha})")
+    distillation.report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
+
+
+def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, what: str) -> None:
+    """Trains ``model`` (the classifier, or a Distiller around it) ``fn_args.train_steps`` steps
+    on the labels, then exports ``classifier`` behind the Transform graph."""
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size, train_steps, num_classes = settings.batch_size, int(fn_args.train_steps), settings.num_classes
+    model.compile(
+        optimizer=finetuning.optimizer(settings, train_steps, learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     class_weights = [float(w) for w in settings.class_weights]
     train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, class_weights)
     eval_ds = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)
-    print(f"  [train] fine-tuning {num_classes}-class classifier from {fn_args.base_model}, "
-          f"{train_steps} steps of batch {batch_size}", flush=True)
-    finetuning.report(finetuning.fit(classifier, fn_args, train_ds, eval_ds), fn_args.model_run_dir)
+    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
+    finetuning.report(finetuning.fit(model, fn_args, train_ds, eval_ds), fn_args.model_run_dir)
 
     def outputs_fn(transformed):
         logits = classifier({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS},

@@ -25,9 +25,10 @@ def start(fn_args) -> FinetuneConfig:
     return settings
 
 
-def optimizer(settings: FinetuneConfig, train_steps: int):
-    """AdamW with 10% linear warm-up then linear decay to 0 over ``train_steps``."""
-    return optimization.adamw(settings.learning_rate, max(1, train_steps // 10), train_steps)
+def optimizer(settings: FinetuneConfig, train_steps: int, learning_rate: float | None = None):
+    """AdamW with 10% linear warm-up then linear decay to 0 over ``train_steps``, peaking at
+    ``learning_rate`` (default: the fine-tuning one)."""
+    return optimization.adamw(learning_rate or settings.learning_rate, max(1, train_steps // 10), train_steps)
 
 
 def fit(model, fn_args, train_dataset, eval_dataset) -> dict:

@@ -4,6 +4,10 @@ TaskExampleGen (the task's loader) -> StatisticsGen -> SchemaGen -> Transform(ta
   -> Trainer(task run_fn, base_model = pretrained encoder via Importer)
   -> Evaluator(TFMA, the task's metrics; thresholds and the latest blessed model as baseline -> blessing)
   -> ServingPusher(op check, load check, warm-up requests, atomic <serving_base>/<model_name>/<version>)
+With ``distill.enabled``, the fine-tuned model is the teacher of a second branch:
+  StudentTrainer(task distill_run_fn, base_model = the teacher, the same Transform output)
+  -> StudentEvaluator(TFMA, the teacher as baseline: main metric >= min_retention x the teacher's)
+  -> StudentPusher(<serving_base>/<distill.model_name>/<version>)
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from tfx_bert_app.components.serving_pusher.component import ServingPusher
 from tfx_bert_app.pipeline import common, task_wiring
 from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
-from tfx_bert.config import ProjectConfig, trainer_settings
+from tfx_bert.config import ProjectConfig, distill_settings, trainer_settings
 
 
 def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
@@ -60,7 +64,9 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     # candidate against it (nothing to compare on the first run).
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        # The Trainer's models only: a blessed student is not a baseline for the next teacher.
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id="Trainer",
+                              output_key="model"),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
@@ -69,19 +75,50 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     gate = task_wiring.zero_shot_gate(task, f, evaluator, trainer.outputs["model"], example_gen.outputs["examples"],
                                       encoder.outputs["result"])
     blessing = gate.outputs["gated_blessing"] if gate else evaluator.outputs["blessing"]
-    pusher = ServingPusher(
-        model=trainer.outputs["model"],
-        model_blessing=blessing,
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.join(config.serving_base, f.model_name))),
-        custom_config={"keep_versions": f.keep_versions, "model_name": f.model_name,
-                       "warmup_texts": list(f.warmup_texts)},
-    ).with_id("Pusher")
+    pusher = _pusher(config, f.model_name, trainer.outputs["model"], blessing).with_id("Pusher")
     components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator,
                   *([gate] if gate else []), pusher]
+    if config.distill.enabled:
+        components += _distillation(config, task, transform, schema, example_gen, trainer)
     if f.index_corpus:
         components.append(common.vector_indexer(config, trainer.outputs["model"], f.index_corpus,
                                                 f.index_corpus_format, f.index_type, f.vector_store_uri,
                                                 f.model_name, model_blessing=blessing))
     return common.make_pipeline(config, f.pipeline_name, components, beam_args)
+
+
+def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingPusher:
+    f = config.finetune
+    return ServingPusher(
+        model=model,
+        model_blessing=blessing,
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(config.serving_base, model_name))),
+        custom_config={"keep_versions": f.keep_versions, "model_name": model_name,
+                       "warmup_texts": list(f.warmup_texts)})
+
+
+def _distillation(config: ProjectConfig, task, transform, schema, example_gen,
+                  teacher_trainer) -> list:
+    """The student branch: trained from the teacher on the same Transform output, gated on
+    keeping ``distill.min_retention`` of the teacher's main metric, pushed under its own name."""
+    from tfx_bert_app.models import distillation
+
+    d, f = config.distill, config.finetune
+    student = BertTrainer(
+        run_fn=task.distill_run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema.outputs["schema"],
+        base_model=teacher_trainer.outputs["model"],
+        train_steps=d.train_steps, eval_steps=f.eval_steps,
+        custom_config=distill_settings(config),
+    ).with_id("StudentTrainer")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=student.outputs["model"],
+        baseline_model=teacher_trainer.outputs["model"],
+        eval_config=distillation.retention_eval_config(task.load().eval_config(f), d.min_retention),
+    ).with_id("StudentEvaluator")
+    pusher = _pusher(config, d.model_name, student.outputs["model"], evaluator.outputs["blessing"])
+    return [student, evaluator, pusher.with_id("StudentPusher")]

@@ -188,3 +188,18 @@ def test_what_the_user_sets_wins_over_the_recipe(tmp_path):
     # From this project's own pretraining: the width of pretrain.model_size.
     config = config_lib.load_config(overrides=["pretrain.model_size=base"])
     assert config.finetune.learning_rate == 2e-5
+
+
+def test_distillation_settings_resolve_from_fine_tuning_and_are_checked():
+    load_config = config_lib.load_config
+    c = load_config(overrides=["distill.enabled=true", "finetune.train_steps=77"])
+    assert (c.distill.model_name, c.distill.train_steps, c.distill.learning_rate) == (
+        "sentiment-student", 77, c.finetune.learning_rate)
+    assert load_config(overrides=["distill.train_steps=5", "distill.model_name=small"]).distill.train_steps == 5
+    with pytest.raises(ValueError, match="ner task has no distillation stage yet.*sentiment, pair_classification"):
+        load_config(overrides=["finetune.task=ner", "finetune.entity_types=PER", "distill.enabled=true"])
+    for bad, message in (("distill.alpha=1.5", "alpha"), ("distill.temperature=0", "temperature"),
+                         ("distill.min_retention=0", "min_retention"), ("distill.student_layers=-1", "student_layers"),
+                         ("distill.model_name=sentiment", "must differ")):
+        with pytest.raises(ValueError, match=message):
+            load_config(overrides=[bad])

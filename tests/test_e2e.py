@@ -85,6 +85,45 @@ def test_pushed_model_answers_predict_over_grpc_with_raw_text(demo_run):
     np.testing.assert_allclose(via_example["probabilities"][0], remote["probabilities"][0], atol=1e-5)
 
 
+def test_demo_distils_a_student_that_keeps_the_teachers_accuracy_is_pushed_and_answers_over_grpc(demo_run):
+    """`make demo` distils the fine-tuned classifier (the teacher, 2 layers) into a 1-layer
+    student: trained from the teacher's Trainer output, gated on keeping 97% of its accuracy by
+    TFMA with the teacher as baseline, pushed under its own name, served over gRPC, and shown
+    side by side with the teacher."""
+    import tensorflow_model_analysis as tfma
+
+    from tfx_bert.cli import DevServer
+    from tfx_bert.serving import op_check
+    from tfx_bert.serving.client import ServingClient
+
+    work, out = demo_run
+    assert "== Distillation: teacher vs student ==" in out and "retention" in out, out[-3000:]
+    pipeline = os.path.join(work, "pipelines", "tfx-bert-sentiment")
+    [report] = glob.glob(os.path.join(pipeline, "StudentTrainer", "model_run", "*", "distillation_report.json"))
+    report = json.load(open(report))
+    assert (report["teacher"]["layers"], report["student"]["layers"]) == (2, 1)
+    assert report["student"]["parameters"] < report["teacher"]["parameters"]
+    # The teacher is this run's fine-tuned model (lineage through the Trainer's output).
+    [teacher] = glob.glob(os.path.join(pipeline, "Trainer", "model", "*"))
+    assert f"layer classifier {teacher}/Format-Serving" in out
+
+    [evaluation] = glob.glob(os.path.join(pipeline, "StudentEvaluator", "evaluation", "*"))
+    accuracy = {kv.key.model_name: kv.value.double_value.value for r in tfma.load_metrics(evaluation)
+                for kv in r.metric_keys_and_values if kv.key.name == "sparse_categorical_accuracy" and not kv.key.is_diff}
+    assert accuracy["candidate"] >= 0.97 * accuracy["baseline"], accuracy  # the gate the blessing says
+    assert tfma.load_validation_result(evaluation).validation_ok
+
+    base = os.path.join(work, "serving", "sentiment-student")
+    [version_dir] = glob.glob(os.path.join(base, "*"))
+    assert op_check.unsupported_ops(version_dir) == []
+    texts = [t for t, _ in _eval_rows(work)[:8]]
+    local = tf.saved_model.load(version_dir).signatures["serving_default"](text=tf.constant(texts))
+    with DevServer("sentiment-student", base) as server, ServingClient(server.target) as client:
+        client.wait_until_available("sentiment-student")
+        remote = client.predict("sentiment-student", {"text": np.array(texts, dtype=object)})
+    np.testing.assert_allclose(remote["probabilities"], local["probabilities"].numpy(), atol=1e-5)
+
+
 def _evaluations(work):
     return sorted(glob.glob(os.path.join(work, "pipelines", "tfx-bert-pair_classification", "Evaluator", "evaluation", "*")),
                   key=lambda p: int(os.path.basename(p)))

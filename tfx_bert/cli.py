@@ -27,10 +27,11 @@ SAMPLE_SENTENCES = [
 ]
 
 
-def _config(args, demo: bool = False):
+def _config(args, demo: bool = False, preset: tuple = ()):
+    """The run's configuration: ``preset`` (a command's own settings), then the flags, then ``--set``."""
     from tfx_bert import config as config_lib
 
-    overrides = []
+    overrides = list(preset)
     if args.work_dir:
         overrides.append(f"work_dir={args.work_dir}")
     if getattr(args, "model_size", None):
@@ -120,37 +121,63 @@ class DevServer:
         self.stop()
 
 
+DISTILL_ON = "distill.enabled=true"
+
+
 def cmd_demo(args) -> int:
-    """Pretrain -> fine-tune -> push -> serve over gRPC -> predict, on the embedded data."""
+    """Pretrain -> fine-tune and distil -> push both -> serve over gRPC -> predict, on the
+    embedded data; the teacher and the student side by side."""
     t0 = time.time()
-    config = _config(args, demo=True)
-    from tfx_bert import demo_data
+    config = _config(args, demo=True, preset=(DISTILL_ON,))
+    from tfx_bert import demo_data, distill_summary
     from tfx_bert.serving import client as client_lib
-    from tfx_bert.serving import op_check
+    from tfx_bert.serving import model_config, op_check
 
     data = demo_data.write_demo_data(config.data_dir)
     print(f"Embedded data: corpus {data['corpus']}, sentiment {data['sentiment']}")
     times = {"pretrain": _run_pipeline("pretrain", config, args.runner)}
     times["finetune"] = _run_pipeline("finetune", config, args.runner)
 
-    base = os.path.join(config.serving_base, config.finetune.model_name)
-    version_dir = _latest_version_dir(base)
-    op_check.check_servable(version_dir)
-    print(f"\nPushed model {version_dir} uses only op types TF Serving 2.16 has.")
+    models = _pushed_models(config)
+    for _, version_dir in models.values():
+        op_check.check_servable(version_dir)
+        print(f"\nPushed model {version_dir} uses only op types TF Serving 2.16 has.")
     start = time.time()
-    with DevServer(config.finetune.model_name, base,
+    config_file = os.path.join(os.path.abspath(config.work_dir), "logs", "models.config")
+    with open(config_file, "w") as f:
+        f.write(model_config.to_text([model_config.ModelConfig(name, base) for name, (base, _) in models.items()]))
+    with DevServer(None, None, model_config_file=config_file,
                    log_path=os.path.join(os.path.abspath(config.work_dir), "logs", "server.log")) as server:
         with client_lib.ServingClient(server.target) as client:
-            version = client.wait_until_available(config.finetune.model_name)
-            results = client.classify_texts(config.finetune.model_name, SAMPLE_SENTENCES)
-        print(f"\n== Predictions over gRPC from {server.target} (model {config.finetune.model_name}, "
-              f"version {version}) ==")
-        for r in results:
-            label = "positive" if r["class_id"] == 1 else "negative"
-            print(f"  {label:8} p={max(r['probabilities']):.3f}  {r['text']}")
+            for name in models:
+                version = client.wait_until_available(name)
+                results = client.classify_texts(name, SAMPLE_SENTENCES)
+                print(f"\n== Predictions over gRPC from {server.target} (model {name}, version {version}) ==")
+                for r in results:
+                    label = "positive" if r["class_id"] == 1 else "negative"
+                    print(f"  {label:8} p={max(r['probabilities']):.3f}  {r['text']}")
     times["serve"] = time.time() - start
-    _print_demo_summary(config, version_dir, times, time.time() - t0)
+    _print_demo_summary(config, models[config.finetune.model_name][1], times, time.time() - t0)
+    if config.distill.enabled:
+        print(distill_summary.format_summary(distill_summary.read(config)))
     return 0
+
+
+def _pushed_models(config) -> dict:
+    """{model name: (base path, latest pushed version dir)}: the fine-tuned model and, when
+    distillation is on and its student was blessed, the student."""
+    names = [config.finetune.model_name] + ([config.distill.model_name] if config.distill.enabled else [])
+    models = {}
+    for name in names:
+        base = os.path.join(config.serving_base, name)
+        try:
+            models[name] = (base, _latest_version_dir(base))
+        except FileNotFoundError:
+            if name == config.finetune.model_name:
+                raise
+            print(f"\nThe student {name} was not blessed (it kept less than distill.min_retention="
+                  f"{config.distill.min_retention} of the teacher's metric): nothing pushed.")
+    return models
 
 
 def _print_demo_summary(config, version_dir: str, times: dict, total: float) -> None:
@@ -174,10 +201,14 @@ def _print_demo_summary(config, version_dir: str, times: dict, total: float) -> 
           "   then   tfx-bert predict 'the soup was wonderful .'")
 
 
-def cmd_pipeline(kind: str):
+def cmd_pipeline(kind: str, preset: tuple = ()):
     def run(args) -> int:
-        config = _config(args, demo=args.demo)
+        config = _config(args, demo=args.demo, preset=preset)
         _run_pipeline(kind, config, args.runner)
+        if kind == "finetune" and config.distill.enabled:
+            from tfx_bert import distill_summary
+
+            print(distill_summary.format_summary(distill_summary.read(config)))
         return 0
     return run
 
@@ -402,16 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runner", choices=["local", "beam"], default="local")
     p.set_defaults(fn=cmd_demo)
 
-    for kind, help_text in (("pretrain", "run the pretraining pipeline"),
-                            ("finetune", "run the fine-tuning pipeline of finetune.task")):
-        p = sub.add_parser(kind, help=help_text)
+    for command, kind, preset, help_text in (
+            ("pretrain", "pretrain", (), "run the pretraining pipeline"),
+            ("finetune", "finetune", (), "run the fine-tuning pipeline of finetune.task"),
+            ("distill", "finetune", (DISTILL_ON,), "run the fine-tuning pipeline with its distillation branch "
+             "(distill.enabled=true): the fine-tuned teacher, then a smaller student, each gated and pushed")):
+        p = sub.add_parser(command, help=help_text)
         _add_config_flags(p)
         p.add_argument("--runner", choices=["local", "beam"], default="local",
                        help="TFX orchestrator: LocalDagRunner or BeamDagRunner")
         if kind == "finetune":
             p.add_argument("--task", choices=sorted(tasks.TASKS),
                            help="the task (sets finetune.task, and model_name / pipeline_name to match)")
-        p.set_defaults(fn=cmd_pipeline(kind))
+        p.set_defaults(fn=cmd_pipeline(kind, preset))
 
     p = sub.add_parser("compile", help="compile a pipeline for Kubeflow Pipelines v2 / Vertex (and submit a run)")
     from tfx_bert_app.kubeflow import arguments as kubeflow_arguments

@@ -220,6 +220,24 @@ class EmbedderConfig:
 
 
 @dataclasses.dataclass
+class DistillConfig:
+    """Distillation (``tfx-bert distill``, or ``tfx-bert finetune`` with ``enabled``): the
+    fine-tuned model of this pipeline's Trainer (the teacher) -> a student with fewer of its
+    layers (DistilBERT's initialisation), trained on the teacher's soft targets and the labels
+    over the same Transform output, blessed when its main metric keeps ``min_retention`` of the
+    teacher's on the same eval split (TFMA, the teacher as baseline), pushed as ``model_name``."""
+
+    enabled: bool = False
+    student_layers: int = 0  # 0: half the teacher's, rounded up (DistilBERT: 6 of 12)
+    temperature: float = 2.0  # of the soft targets (DistilBERT: 2); the soft loss is scaled by T^2
+    alpha: float = 0.5  # weight of the soft-target loss; 1 - alpha: the labels' loss
+    train_steps: int = 0  # 0: finetune.train_steps
+    learning_rate: float = 0.0  # 0: finetune.learning_rate
+    min_retention: float = 0.97  # blessing: student metric >= this x the teacher's
+    model_name: str = ""  # empty: <finetune.model_name>-student
+
+
+@dataclasses.dataclass
 class ResourceConfig:
     """Container resources of one kind of step on Kubeflow / Vertex; 0 or empty: cluster default.
 
@@ -303,6 +321,7 @@ class ProjectConfig:
     finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
     resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
@@ -334,7 +353,8 @@ class ProjectConfig:
 
         registry.get_model_size(self.pretrain.model_size)
         task = tasks.get_task(self.finetune.task)
-        for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.beam, self.kubeflow):
+        for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.distill, self.beam,
+                        self.kubeflow):
             _check_choices(section, SECTION_NAMES[type(section)])
         p, f = self.pretrain, self.finetune
         checks = [
@@ -396,11 +416,29 @@ class ProjectConfig:
              "finetune.decision_threshold and finetune.label_thresholds must be in (0, 1)"),
             (min(self.serving.rest_max_request_bytes, self.serving.max_rows, self.serving.rest_timeout_ms) > 0,
              "serving.rest_max_request_bytes, serving.max_rows and serving.rest_timeout_ms must be positive"),
+            *self._distill_checks(task),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"Invalid configuration: {message}.")
         return self
+
+    def _distill_checks(self, task) -> list:
+        from tfx_bert import tasks
+
+        d = self.distill
+        distillable = ", ".join(t.name for t in tasks.TASKS.values() if t.distillable)
+        return [
+            (not d.enabled or task.distillable,
+             f"distill.enabled: the {task.name} task has no distillation stage yet (tasks that have: {distillable})"),
+            (d.student_layers >= 0, "distill.student_layers must be >= 0 (0: half the teacher's layers)"),
+            (d.temperature > 0, "distill.temperature must be > 0"),
+            (0 <= d.alpha <= 1, "distill.alpha must be in [0, 1]"),
+            (d.train_steps > 0 and d.learning_rate > 0,
+             "distill.train_steps and distill.learning_rate must be positive (0: the fine-tuning ones)"),
+            (0 < d.min_retention <= 1, "distill.min_retention must be in (0, 1]"),
+            (d.model_name != self.finetune.model_name, "distill.model_name must differ from finetune.model_name"),
+        ]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -440,7 +478,7 @@ TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "see
 PIPELINE_ONLY_SETTINGS = ("index_corpus", "index_corpus_format", "vector_store_uri", "index_type",
                           "retrieval_eval_dir", "retrieval_eval_qrels", "retrieval_gate_metric")
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
-                 EmbedderConfig: "embedder", BeamConfig: "beam", KubeflowConfig: "kubeflow"}
+                 EmbedderConfig: "embedder", DistillConfig: "distill", BeamConfig: "beam", KubeflowConfig: "kubeflow"}
 
 
 def _check_choices(section: Any, where: str) -> None:
@@ -563,7 +601,32 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
     _check_task_settings(config, user)
     if _user_sets(user, "train_steps") and not _user_sets(user, "epochs"):
         config.finetune.epochs = 0.0  # steps the user asked for win over a recipe's epochs
+    _resolve_distill(config)
     return config.validate()
+
+
+def _resolve_distill(config: ProjectConfig) -> None:
+    """The distillation settings that follow fine-tuning's when left at 0 / empty, resolved once."""
+    d, f = config.distill, config.finetune
+    d.train_steps = d.train_steps or f.train_steps
+    d.learning_rate = d.learning_rate or f.learning_rate
+    d.model_name = d.model_name or f"{f.model_name}-student"
+
+
+def distill_settings(config: ProjectConfig) -> dict:
+    """The student Trainer's ``custom_config``: the fine-tuning settings its task's ``run_fn``
+    reads, plus the distillation section (read back with ``distill_settings_from``)."""
+    return {**trainer_settings(config.finetune), "distill": dataclasses.asdict(config.distill)}
+
+
+def distill_settings_from(custom_config: dict | None) -> DistillConfig:
+    """The typed distillation settings a student's ``run_fn`` reads back."""
+    data = (custom_config or {}).get("distill")
+    if not isinstance(data, dict):
+        raise ValueError("This run_fn distils: its custom_config needs the distill section "
+                         "(tfx_bert.config.distill_settings).")
+    names = {f.name for f in dataclasses.fields(DistillConfig)}
+    return DistillConfig(**{k: v for k, v in data.items() if k in names})
 
 
 def _user_sets(user: list[dict], key: str) -> bool:

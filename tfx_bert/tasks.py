@@ -55,6 +55,7 @@ class Task:
     evaluator: EvaluatorKind = "tfma"
     settings: tuple = ()  # (finetune key, value) pairs the task always uses (the user may still override)
     transform_settings: tuple = ("max_seq_length",)  # the finetune settings preprocessing_fn reads
+    distillable: bool = False  # the module has distill_run_fn: a student trained on the teacher's outputs
 
     @property
     def preprocessing_fn(self) -> str:
@@ -63,6 +64,11 @@ class Task:
     @property
     def run_fn(self) -> str:
         return f"{self.module}.run_fn"
+
+    @property
+    def distill_run_fn(self) -> str:
+        """The student Trainer's entry point (``distillable`` tasks)."""
+        return f"{self.module}.distill_run_fn"
 
     def load(self):
         """The task's model module (imports TF and TFMA: call only when building or running)."""
@@ -87,13 +93,15 @@ _GLUE_PAIRS = (("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("e
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("sentiment", "Sequence classification of one text: [CLS] -> dropout -> Dense -> softmax",
          "tfx_bert_app.models.classification", "text", signatures.CLASSIFICATION, "classify",
-         DemoData("sentiment", _TEXT_CSV + (("label_field", "label"), ("num_classes", 2), ("label_names", [])))),
+         DemoData("sentiment", _TEXT_CSV + (("label_field", "label"), ("num_classes", 2), ("label_names", []))),
+         distillable=True),
     Task("pair_classification",
          "Sentence-pair classification (GLUE MRPC/QNLI/RTE style): [CLS] a [SEP] b [SEP] -> softmax",
          "tfx_bert_app.models.classification", "text", signatures.PAIR_CLASSIFICATION, "classify",
          DemoData("pairs", (("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"),
                             ("text_field", "#1 String"), ("text_b_field", "#2 String"), ("label_field", "Quality"),
-                            ("num_classes", 2), ("label_names", [])))),
+                            ("num_classes", 2), ("label_names", []))),
+         distillable=True),
     Task("multilabel", "Multi-label classification: [CLS] -> Dense -> a sigmoid per label, a threshold per label",
          "tfx_bert_app.models.multilabel", "text", signatures.MULTILABEL, "multilabel",
          DemoData("multilabel", _TEXT_CSV + (("label_field", "labels"), ("label_delimiter", "|"),

@@ -1,0 +1,239 @@
+"""Distillation: a fine-tuned teacher -> a student with fewer layers, for any task model built
+on a BERT backbone.
+
+* **The teacher** is the task model its Trainer saved next to the SavedModel
+  (``<model artifact>/Format-Keras/model.keras``, ``save_teacher``): the SavedModel serves raw
+  text, the student trains on the Transform output, and both need the same Keras model.
+* **The student** (``student_from_teacher``) is the teacher's own architecture with fewer
+  transformer layers, initialised from the teacher: the embeddings, the pooler and the head, and
+  the layers ``layer_map`` picks, evenly spread from the first to the last (DistilBERT's
+  initialisation: 6 of 12 are layers 0, 2, 4, 7, 9, 11). Same width, vocabulary and Transform.
+* **Training**: ``keras.distillation.Distiller`` (the teacher frozen, the student's own loss on
+  the labels weighted ``1 - alpha``, the soft-target loss ``alpha``) with the loss that fits the
+  head's outputs: ``keras.distillation.LogitsDistillation`` (``softmax_distillation``; softmax
+  heads: classification, NER tags, QA start/end, list-wise re-ranking scores: KL at temperature
+  T, times T^2), and here
+  ``SigmoidLogitsDistillation`` (multi-label) and ``EmbeddingDistillation`` (sentence
+  embeddings: MSE), which Keras lacks.
+* **Report** (``size_and_latency``): parameters, SavedModel MB and in-process latency of a
+  served model, for the teacher and the student side by side.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfx_bert.distill_summary import REPORT_FILE
+
+KERAS_SUBDIR = "Format-Keras"
+KERAS_FILE = "model.keras"
+_LAYER = re.compile(r"^transformer_layer_(\d+)/")
+_BACKBONES = ("keras_hub>BertBackbone", "tfx_bert>BertEncoder")
+
+
+def teacher_path(serving_model_dir: str) -> str:
+    """Where a Trainer that ran with ``serving_model_dir`` keeps its Keras task model."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), KERAS_SUBDIR, KERAS_FILE)
+
+
+def save_teacher(model: keras.Model, serving_model_dir: str) -> str:
+    """Saves the trained task model beside its SavedModel, for a later distillation."""
+    path = teacher_path(serving_model_dir)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    if "://" in path:  # Keras writes local files only
+        local = os.path.join(tempfile.mkdtemp(), KERAS_FILE)
+        model.save(local)
+        tf.io.gfile.copy(local, path, overwrite=True)
+    else:
+        model.save(path)
+    return path
+
+
+def load_teacher(base_model: str) -> keras.Model:
+    """The teacher task model of the Model artifact whose serving dir is ``base_model``."""
+    from tfx_bert_app.models import encoder  # noqa: F401  (registers BertEncoder for loading)
+
+    path = teacher_path(base_model)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"The teacher model {base_model} has no Keras task model at {path}: it was trained before "
+            f"distillation existed, or by a task without distill_run_fn. Fine-tune it again with this version.")
+    if "://" in path:
+        local = os.path.join(tempfile.mkdtemp(), KERAS_FILE)
+        tf.io.gfile.copy(path, local, overwrite=True)
+        path = local
+    return keras.models.load_model(path, compile=False)
+
+
+def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
+    """The teacher layer each student layer starts from: evenly spread, first and last kept."""
+    if not 0 < student_layers <= teacher_layers:
+        raise ValueError(f"distill.student_layers must be 1..{teacher_layers} (the teacher's layers); "
+                         f"got {student_layers}.")
+    if student_layers == 1:
+        return [teacher_layers - 1]
+    return [int(round(x)) for x in np.linspace(0, teacher_layers - 1, student_layers)]
+
+
+def _backbone_configs(node):
+    """Every serialized BERT backbone config inside a model's config (nested at any depth)."""
+    if isinstance(node, dict):
+        if node.get("registered_name") in _BACKBONES and isinstance(node.get("config"), dict):
+            yield node["config"]
+        for value in node.values():
+            yield from _backbone_configs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _backbone_configs(value)
+
+
+def num_layers(model: keras.Model) -> int:
+    """The transformer layers of the (one) BERT backbone inside a task model."""
+    configs = list(_backbone_configs(model.get_config()))
+    if len(configs) != 1:
+        raise ValueError(f"Distillation needs a task model with one BERT backbone; {model.name} has {len(configs)}.")
+    return int(configs[0]["num_layers"])
+
+
+def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras.Model:
+    """The teacher's architecture with ``student_layers`` transformer layers (0: half, rounded
+    up), every weight copied from the teacher (layers by ``layer_map``)."""
+    total = num_layers(teacher)
+    student_layers = student_layers or (total + 1) // 2
+    sources = layer_map(total, student_layers)
+    config = teacher.get_config()
+    for backbone in _backbone_configs(config):
+        backbone["num_layers"] = student_layers
+    student = type(teacher).from_config(config)
+    teacher_weights = {v.path: v for v in teacher.weights}
+    for variable in student.weights:
+        match = _LAYER.match(variable.path)
+        source = (f"transformer_layer_{sources[int(match.group(1))]}/{variable.path[match.end():]}"
+                  if match else variable.path)
+        if source not in teacher_weights:
+            raise ValueError(f"The student's weight {variable.path} has no teacher weight {source}.")
+        variable.assign(teacher_weights[source])
+    return student
+
+
+def softmax_distillation(temperature: float, outputs: int = 1):
+    """``keras.distillation.LogitsDistillation`` for softmax heads (``outputs`` logit tensors:
+    QA has two, as a tuple), with KL divergence given as a ``keras.losses.KLDivergence`` instance: Keras
+    3.15's default ``loss="kl_divergence"`` resolves to the plain function, which skips the
+    softmax and computes "KL" on raw logits (negative losses, the student drifting away)."""
+    loss = keras.losses.KLDivergence() if outputs == 1 else tuple(keras.losses.KLDivergence() for _ in range(outputs))
+    return keras.distillation.LogitsDistillation(temperature=temperature, loss=loss)
+
+
+class SigmoidLogitsDistillation(keras.distillation.DistillationLoss):
+    """Multi-label heads: each label's sigmoid at temperature T is a soft target (binary cross
+    entropy against the teacher's), times T^2 as for softmax."""
+
+    def __init__(self, temperature: float = 2.0):
+        self.temperature = float(temperature)
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        t = self.temperature
+        targets = keras.ops.sigmoid(keras.ops.divide(teacher_outputs, t))
+        loss = keras.losses.binary_crossentropy(targets, keras.ops.divide(student_outputs, t), from_logits=True)
+        return keras.ops.mean(loss) * t * t
+
+    def get_config(self):
+        return {"temperature": self.temperature}
+
+
+class EmbeddingDistillation(keras.distillation.DistillationLoss):
+    """Sentence-embedding heads (similarity, retrieval towers): the student's embedding matches
+    the teacher's (mean squared error; sentence-transformers' model distillation)."""
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        losses = [keras.ops.mean(keras.ops.square(keras.ops.subtract(t, s)))
+                  for t, s in zip(keras.tree.flatten(teacher_outputs), keras.tree.flatten(student_outputs))]
+        return keras.ops.sum(keras.ops.stack(losses))
+
+    def get_config(self):
+        return {}
+
+
+def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float) -> keras.Model:
+    """``keras.distillation.Distiller``: the student's own loss (given at ``compile``) weighted
+    ``1 - alpha``, ``loss`` (a distillation loss) ``alpha``; its predictions are the student's."""
+    return keras.distillation.Distiller(teacher=teacher, student=student, distillation_losses=loss,
+                                        student_loss_weight=1.0 - alpha)
+
+
+def parameter_count(model: keras.Model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.weights))
+
+
+def saved_model_mb(export_dir: str) -> float:
+    """The SavedModel's size on disk (graph, variables, assets)."""
+    total = 0
+    for root, _, files in tf.io.gfile.walk(export_dir):
+        total += sum(tf.io.gfile.stat(os.path.join(root, f)).length for f in files)
+    return total / 2**20
+
+
+def latency_ms(signature, inputs: dict, runs: int = 30) -> dict:
+    """p50 / p99 wall milliseconds of ``signature(**inputs)`` after two warm-up calls."""
+    for _ in range(2):
+        signature(**inputs)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        signature(**inputs)
+        times.append(1000 * (time.perf_counter() - start))
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def size_and_latency(model: keras.Model, export_dir: str, inputs: dict) -> dict:
+    """Parameters, SavedModel MB and batch-1 latency of the served ``serving_default``."""
+    served = tf.saved_model.load(export_dir).signatures["serving_default"]
+    return {"parameters": parameter_count(model), "layers": num_layers(model),
+            "saved_model_mb": round(saved_model_mb(export_dir), 2), **latency_ms(served, inputs)}
+
+
+def report(teacher: keras.Model, student: keras.Model, teacher_dir: str, student_dir: str, run_dir: str) -> dict:
+    """Teacher and student side by side (parameters, layers, SavedModel MB, batch-1 latency of
+    ``serving_default`` on one short text), printed and written to ``<run_dir>/REPORT_FILE``."""
+    import json
+
+    served = tf.saved_model.load(student_dir).signatures["serving_default"]
+    text = tf.constant(["a short request to time the model ."])
+    inputs = {name: text for name in served.structured_input_signature[1]}
+    result = {"teacher": size_and_latency(teacher, teacher_dir, inputs),
+              "student": size_and_latency(student, student_dir, inputs)}
+    result["speedup_p50"] = result["teacher"]["p50_ms"] / max(result["student"]["p50_ms"], 1e-9)
+    print("  [distill] " + "; ".join(
+        f"{who}: {r['layers']} layers, {r['parameters']:,} parameters, {r['saved_model_mb']:.1f} MB, "
+        f"p50 {r['p50_ms']:.1f} ms" for who, r in (("teacher", result["teacher"]), ("student", result["student"])))
+        + f"; {result['speedup_p50']:.2f}x faster at batch 1", flush=True)
+    with tf.io.gfile.GFile(os.path.join(run_dir, REPORT_FILE), "w") as f:
+        f.write(json.dumps(result, indent=2))
+    return result
+
+
+def retention_eval_config(eval_config, min_retention: float):
+    """The task's TFMA EvalConfig with its gate turned relative to the teacher (the baseline):
+    every metric that had a threshold now passes when it is at least ``min_retention`` times the
+    teacher's (TFMA's relative change >= min_retention - 1); the absolute bar is the teacher's."""
+    import tensorflow_model_analysis as tfma
+
+    config = tfma.EvalConfig()
+    config.CopyFrom(eval_config)
+    gated = 0
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.HasField("threshold"):
+                metric.threshold.CopyFrom(tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER, relative={"value": min_retention - 1.0})))
+                gated += 1
+    if not gated:
+        raise ValueError("The task's EvalConfig gates on no metric: there is nothing to keep of the teacher's.")
+    return config

@@ -1,0 +1,145 @@
+"""models/distillation.py: the layer-taking student, each head's distillation loss moving a
+student toward its teacher, and the teacher-relative gate blessing and refusing."""
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfx_bert_app.models import distillation
+
+
+def test_layers_are_spread_from_first_to_last_as_distilbert_takes_them():
+    assert distillation.layer_map(12, 6) == [0, 2, 4, 7, 9, 11]  # DistilBERT's initialisation
+    assert distillation.layer_map(4, 4) == [0, 1, 2, 3]
+    assert distillation.layer_map(2, 1) == [1]
+    with pytest.raises(ValueError, match="1..4"):
+        distillation.layer_map(4, 5)
+
+
+def _classifier(num_layers=4, seed=1):
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=num_layers, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=16)
+    return keras_hub.models.BertClassifier(backbone=backbone, num_classes=3, preprocessor=None)
+
+
+def _inputs(batch=4, seq=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"token_ids": rng.integers(1, 60, (batch, seq)).astype("int32"),
+            "segment_ids": np.zeros((batch, seq), "int32"), "padding_mask": np.ones((batch, seq), "int32")}
+
+
+def test_a_student_with_all_layers_reproduces_the_teacher_and_half_takes_the_mapped_layers(tmp_path):
+    teacher = _classifier()
+    x = _inputs()
+    full = distillation.student_from_teacher(teacher, 4)
+    np.testing.assert_allclose(full(x, training=False), teacher(x, training=False), atol=1e-6)
+
+    half = distillation.student_from_teacher(teacher)  # 0: half of 4
+    assert distillation.num_layers(half) == 2 and distillation.num_layers(teacher) == 4
+    layers = dict((v.path, v.numpy()) for v in teacher.weights)
+    for v in half.weights:
+        source = v.path.replace("transformer_layer_1/", "transformer_layer_3/")  # map [0, 3]
+        np.testing.assert_array_equal(v.numpy(), layers[source], err_msg=v.path)
+    assert distillation.parameter_count(half) < distillation.parameter_count(teacher)
+
+    # The teacher saved beside its SavedModel is what a student Trainer loads.
+    serving = tmp_path / "model" / "Format-Serving"
+    distillation.save_teacher(teacher, str(serving))
+    loaded = distillation.load_teacher(str(serving))
+    np.testing.assert_allclose(loaded(x, training=False), teacher(x, training=False), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="no Keras task model"):
+        distillation.load_teacher(str(tmp_path / "other" / "Format-Serving"))
+
+
+def _dense_head(out_shape, seed):
+    """A small model with a task head's output shape: [batch] features -> ``out_shape``."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(32, activation="tanh")(inputs)
+    outputs = keras.layers.Reshape(out_shape)(keras.layers.Dense(int(np.prod(out_shape)))(hidden))
+    return keras.Model(inputs, outputs)
+
+
+def _two_heads(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(32, activation="tanh")(inputs)
+    return keras.Model(inputs, (keras.layers.Dense(10)(hidden), keras.layers.Dense(10)(hidden)))
+
+
+HEADS = {  # head: (build(seed), the distillation loss, distance between teacher and student outputs)
+    "classification": (lambda s: _dense_head((3,), s), distillation.softmax_distillation(2.0), "kl"),
+    "ner_tags_per_token": (lambda s: _dense_head((6, 5), s), distillation.softmax_distillation(2.0), "kl"),
+    "qa_start_end": (_two_heads, distillation.softmax_distillation(2.0, outputs=2), "kl"),
+    "rerank_listwise_scores": (lambda s: _dense_head((8,), s), distillation.softmax_distillation(1.0), "kl"),
+    "multilabel": (lambda s: _dense_head((6,), s), distillation.SigmoidLogitsDistillation(2.0), "sigmoid"),
+    "embeddings": (lambda s: _dense_head((16,), s), distillation.EmbeddingDistillation(), "mse"),
+}
+
+
+def _distance(kind, teacher_out, student_out):
+    pairs = list(zip(keras.tree.flatten(teacher_out), keras.tree.flatten(student_out)))
+    if kind == "mse":
+        return sum(float(np.mean((t - s) ** 2)) for t, s in pairs)
+    if kind == "sigmoid":
+        return sum(float(np.mean(np.abs(tf.sigmoid(t) - tf.sigmoid(s)))) for t, s in pairs)
+    return sum(float(np.mean(keras.losses.kl_divergence(tf.nn.softmax(t), tf.nn.softmax(s)))) for t, s in pairs)
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_each_heads_distillation_loss_moves_the_student_toward_the_teacher(head):
+    build, loss, kind = HEADS[head]
+    teacher, student = build(1), build(2)
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+    before = _distance(kind, teacher.predict(x, verbose=0), student.predict(x, verbose=0))
+    model = distillation.distiller(teacher, student, loss, alpha=1.0)  # soft targets only: no labels
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    dummy = keras.tree.map_structure(np.zeros_like, teacher.predict(x, verbose=0))
+    model.fit(x, dummy, batch_size=32, epochs=15, verbose=0)
+    after = _distance(kind, teacher.predict(x, verbose=0), student.predict(x, verbose=0))
+    assert after < 0.3 * before, (before, after)
+    assert not teacher.trainable and model.trainable_weights == student.trainable_weights  # the teacher is frozen
+
+
+def test_keras_default_kl_string_skips_the_softmax_so_the_project_passes_an_instance():
+    """Why ``softmax_distillation`` exists: on logits, Keras 3.15's default gives a negative
+    'KL' (it clips logits as if they were probabilities); the instance gives the true KL."""
+    teacher, student = np.array([[2.0, -1.0, 0.5]]), np.array([[0.1, 0.3, -2.0]])
+    default = float(keras.distillation.LogitsDistillation(1.0).compute_loss(teacher, student))
+    ours = float(distillation.softmax_distillation(1.0).compute_loss(teacher, student))
+    p, q = tf.nn.softmax(teacher).numpy(), tf.nn.softmax(student).numpy()
+    assert ours == pytest.approx(float(np.sum(p * np.log(p / q))), rel=1e-4)
+    assert default != pytest.approx(ours, rel=1e-2)
+
+
+def _gate(candidate: float, teacher: float, min_retention: float) -> bool:
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.evaluators import metrics_validator
+    from tensorflow_model_analysis.utils import config_util
+
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.models import classification
+
+    task_config = classification.eval_config(config_lib.load_config(demo=True).finetune)
+    gate = distillation.retention_eval_config(task_config, min_retention)
+    gate.model_specs[0].name = "candidate"
+    gate.model_specs.add().CopyFrom(tfma.ModelSpec(name="baseline", is_baseline=True,
+                                                   signature_name="serving_tf_example"))
+    gate = config_util.update_eval_config_with_defaults(gate, has_baseline=True)  # as TFX's Evaluator does
+
+    def key(model, is_diff=False):
+        return tfma.metrics.MetricKey("sparse_categorical_accuracy", model_name=model, is_diff=is_diff,
+                                      example_weighted=False)
+
+    metrics = {key("candidate"): candidate, key("baseline"): teacher, key("candidate", True): candidate - teacher}
+    return metrics_validator.validate_metrics(((), metrics), gate).validation_ok
+
+
+def test_the_gate_blesses_a_student_that_keeps_min_retention_of_the_teacher_and_refuses_one_that_does_not():
+    assert _gate(0.78, 0.80, 0.97)  # 97.5% kept
+    assert not _gate(0.77, 0.80, 0.97)  # 96.25%
+    assert _gate(0.50, 0.80, 0.6)  # 62.5% >= 60%
+    assert _gate(0.85, 0.80, 0.97)  # better than the teacher
+    assert not _gate(0.40, 0.80, 0.6)

@@ -1,0 +1,74 @@
+"""The teacher and its student side by side, from a fine-tuning pipeline's last distillation:
+the gated metric of each (the StudentEvaluator's TFMA run, the teacher as baseline), the
+retention, and parameters, SavedModel size and batch-1 latency (the StudentTrainer's report)."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+EVALUATOR, TRAINER = "StudentEvaluator", "StudentTrainer"
+REPORT_FILE = "distillation_report.json"  # written by models/distillation.report
+
+
+def _latest(pattern: str) -> str | None:
+    """The newest execution's output dir (TFX names them by execution id)."""
+    found = [p for p in glob.glob(pattern) if os.path.basename(p.rstrip("/")).isdigit()]
+    return max(found, key=lambda p: int(os.path.basename(p))) if found else None
+
+
+def gated_metrics(evaluation_dir: str) -> list[str]:
+    """The metrics the evaluation's EvalConfig gates on (those with a threshold)."""
+    import tensorflow_model_analysis as tfma
+
+    config = tfma.load_eval_result(evaluation_dir).config
+    return [m.class_name for spec in config.metrics_specs for m in spec.metrics if m.HasField("threshold")]
+
+
+def read(config) -> dict:
+    """{"metrics": {name: {"teacher", "student", "retention"}}, "blessed", "report"} of the last
+    distillation of ``config``'s fine-tuning pipeline; empty parts where a stage has not run."""
+    import tensorflow_model_analysis as tfma
+
+    root = os.path.join(config.pipelines_root, config.finetune.pipeline_name)
+    result: dict = {"metrics": {}, "blessed": None, "report": {}}
+    run = _latest(os.path.join(root, TRAINER, "model_run", "*"))
+    if run and os.path.exists(os.path.join(run, REPORT_FILE)):
+        with open(os.path.join(run, REPORT_FILE)) as f:
+            result["report"] = json.load(f)
+    evaluation = _latest(os.path.join(root, EVALUATOR, "evaluation", "*"))
+    if not evaluation:
+        return result
+    values: dict = {}
+    for record in tfma.load_metrics(evaluation):
+        for kv in record.metric_keys_and_values:
+            if not kv.key.is_diff and kv.value.HasField("double_value"):
+                role = "teacher" if kv.key.model_name == "baseline" else "student"
+                values.setdefault(kv.key.name, {})[role] = kv.value.double_value.value
+    names = {name.lower() for name in gated_metrics(evaluation)}
+    for key, pair in values.items():
+        if key.replace("_", "") in {n.replace("_", "") for n in names} and {"teacher", "student"} <= set(pair):
+            pair["retention"] = pair["student"] / pair["teacher"] if pair["teacher"] else float("nan")
+            result["metrics"][key] = pair
+    result["blessed"] = tfma.load_validation_result(evaluation).validation_ok
+    return result
+
+
+def format_summary(summary: dict) -> str:
+    """The side-by-side table the demo and ``tfx-bert distill`` print."""
+    lines = ["\n== Distillation: teacher vs student =="]
+    report = summary.get("report") or {}
+    rows = [("layers", "{}"), ("parameters", "{:,}"), ("saved_model_mb", "{:.1f} MB"), ("p50_ms", "{:.1f} ms"),
+            ("p99_ms", "{:.1f} ms")]
+    for key, pair in summary.get("metrics", {}).items():
+        lines.append(f"  {key:22} teacher {pair['teacher']:.4f}   student {pair['student']:.4f}   "
+                     f"retention {pair['retention']:.1%}")
+    for key, fmt in rows:
+        if key in report.get("teacher", {}):
+            lines.append(f"  {key:22} teacher {fmt.format(report['teacher'][key]):>12}   "
+                         f"student {fmt.format(report['student'][key]):>12}")
+    if "speedup_p50" in report:
+        lines.append(f"  {'speed-up (batch 1)':22} {report['speedup_p50']:.2f}x")
+    if summary.get("blessed") is not None:
+        lines.append(f"  student blessed        {summary['blessed']}")
+    return "\n".join(lines)
