@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfx_bert import features
 from tfx_bert_app.models import encoder as encoder_lib
+from tfx_bert_app.models import export
 from tfx_bert_app.models.similarity import build_sentence_encoder
 
 EMBEDDING = "embedding"
@@ -58,7 +59,7 @@ def export_embedder(encoder_dir: str, export_dir: str, settings: EmbedderSetting
     length = min(settings.max_seq_length, backbone.max_sequence_length)
     sentence_encoder = build_sentence_encoder(backbone, settings.pooling)
     module = tf.Module()
-    module.sentence_encoder = sentence_encoder
+    export.track_weights(module, sentence_encoder)
 
     # autograph off: the graph is straight-line, and converting keras internals costs seconds.
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])

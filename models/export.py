@@ -20,6 +20,19 @@ import tensorflow as tf
 from tfx_bert import features
 
 
+def track_weights(module, *models) -> None:
+    """Makes ``module`` (a SavedModel's root) hold the models' weights and nothing else: tracking
+    a compiled Keras model itself saves its optimizer's slots too (AdamW: three times the
+    weights, 5.9 MB instead of 1.9 MB for the demo classifier), which serving never reads."""
+    seen, weights = set(), []
+    for model in models:
+        for variable in model.variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                weights.append(variable)
+    module.model_weights = weights
+
+
 def _reshape_to_spec(tensor, spec):
     return tf.reshape(tensor, [-1] + list(spec.shape)) if isinstance(spec, tf.io.FixedLenFeature) else tensor
 
@@ -40,7 +53,7 @@ def export_text_model(
     Serving's ``classification`` signature.
     """
     module = tf.Module()
-    module.model = model
+    track_weights(module, model)
     module.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = dict(tf_transform_output.raw_feature_spec())
     raw_spec.pop(label_key, None)

@@ -21,7 +21,7 @@ from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import crf as crf_lib
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import finetuning
+from tfx_bert_app.models import export, finetuning
 from tfx_bert import features, tagging
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -163,7 +163,7 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
     """SavedModel: ``serving_default`` (raw ``text`` -> entities with character spans, word
     tags) and ``serving_tf_example`` (CoNLL tf.Examples -> ``word_tag_ids``, for TFMA)."""
     module = tf.Module()
-    module.model = model
+    export.track_weights(module, model)
     module.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = dict(tf_transform_output.raw_feature_spec())
     raw_spec.pop(features.TAGS, None)

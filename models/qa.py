@@ -23,7 +23,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import finetuning, qa_spans
+from tfx_bert_app.models import export, finetuning, qa_spans
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -223,7 +223,7 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict) -> None:
     span, score, no-answer score, n best) and ``serving_tf_example`` (SQuAD tf.Examples ->
     ``answer_span``, for TFMA). The whole context is windowed, however long."""
     module = tf.Module()
-    module.model = model
+    export.track_weights(module, model)
     raw_spec = {QUESTION: tf.io.FixedLenFeature([], tf.string), CONTEXT: tf.io.FixedLenFeature([], tf.string)}
     seq_len = int(settings["max_seq_length"])
 

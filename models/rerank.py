@@ -25,7 +25,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import finetuning
+from tfx_bert_app.models import export, finetuning
 from tfx_bert_app.models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
 from tfx_bert import features
 from tfx_bert.config import settings_from
@@ -147,7 +147,7 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
     """SavedModel: ``serving_default`` (``query``, ``text`` -> ``score`` per pair) and
     ``serving_tf_example`` (a stored example's candidates -> ``scores`` [batch, 1 + n], TFMA)."""
     module = tf.Module()
-    module.cross_encoder = cross_encoder
+    export.track_weights(module, cross_encoder)
     # Negatives as a variable-length list: a model trained with another num_negatives (the
     # baseline in TFMA's comparison) scores the same examples.
     raw_spec = {QUERY: tf.io.FixedLenFeature([], tf.string), features.TEXT: tf.io.FixedLenFeature([], tf.string),

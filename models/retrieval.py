@@ -27,7 +27,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import finetuning
+from tfx_bert_app.models import export, finetuning
 from tfx_bert_app.models.similarity import build_sentence_encoder
 from tfx_bert import features
 from tfx_bert import signatures as sig
@@ -167,7 +167,7 @@ def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_
     """SavedModel: ``embed`` (document text -> ``embedding``), ``embed_query`` (query text ->
     ``embedding``) and ``serving_default`` (``query``, ``text`` -> ``score``, their cosine)."""
     module = tf.Module()
-    module.query_tower, module.doc_tower = query_tower, doc_tower
+    export.track_weights(module, query_tower, doc_tower)
 
     def embed_docs(texts):
         return tf.math.l2_normalize(doc_tower(dict(tokenizer.encode(texts, seq_len)), training=False), -1)

@@ -25,7 +25,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import finetuning
+from tfx_bert_app.models import export, finetuning
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -164,7 +164,7 @@ def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_l
     ``probabilities``, ``class_ids``]), ``embed`` (``text`` -> L2-normalised ``embedding``) and
     ``serving_tf_example`` (for TFMA). Raw text in, the training tokenizer inside."""
     module = tf.Module()
-    module.model, module.sentence_encoder = model, sentence_encoder
+    export.track_weights(module, model, sentence_encoder)
     raw_spec = {features.TEXT: tf.io.FixedLenFeature([], tf.string), features.TEXT_B: tf.io.FixedLenFeature([], tf.string)}
 
     def embed_texts(texts):
