@@ -64,9 +64,10 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     # candidate against it (nothing to compare on the first run).
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        # The Trainer's models only: a blessed student is not a baseline for the next teacher.
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id="Trainer",
-                              output_key="model"),
+        # With distillation on, a blessed student is a Model of this pipeline too, and TFX's
+        # resolver cannot tell it from a teacher (the compiled query, local and KFP v2, filters by
+        # artifact type only): see the README's Known limits.
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],

@@ -23,3 +23,33 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
         assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model"].outputs["model"]
     else:  # a cross-encoder embeds nothing: indexing is a retrieval / similarity setting
         assert "VectorIndexer" not in components
+
+
+def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and_pushed_apart(tmp_path):
+    import json
+    import os
+
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from tfx_bert_app.pipeline.parameters import PipelineParameters
+
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path}", "distill.enabled=true",
+                                               "distill.student_layers=3", "distill.train_steps=40"])
+    pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])
+    c = {component.id: component for component in pipeline.components}
+    teacher = c["Trainer"].outputs["model"]
+    student = c["StudentTrainer"]
+    assert student.inputs["base_model"] is teacher
+    assert student.inputs["transform_graph"] is c["Transform"].outputs["transform_graph"]
+    assert student.exec_properties["run_fn"] == "tfx_bert_app.models.classification.distill_run_fn"
+    settings = json.loads(student.exec_properties["custom_config"])
+    assert settings["distill"]["student_layers"] == 3 and settings["distill"]["train_steps"] == 40
+    assert c["StudentEvaluator"].inputs["baseline_model"] is teacher
+    assert c["StudentEvaluator"].inputs["model"] is student.outputs["model"]
+    assert c["StudentPusher"].inputs["model_blessing"] is c["StudentEvaluator"].outputs["blessing"]
+    destination = c["StudentPusher"].exec_properties["push_destination"]
+    assert os.path.join("serving", "sentiment-student") in str(destination)
+
+    plain = create_finetuning_pipeline(config_lib.load_config(overrides=[f"work_dir={tmp_path}"]),
+                                       PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])
+    assert not any(component.id.startswith("Student") for component in plain.components)

@@ -66,6 +66,16 @@ def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
     assert set(tasks["Pusher"]["dependentTasks"]) == {"Evaluator", "Trainer"}
 
 
+def test_the_distillation_branch_compiles_after_the_teacher(tmp_path):
+    tasks = _compile("finetune", _config(tmp_path, "distill.enabled=true"), tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert {"StudentTrainer", "StudentEvaluator", "StudentPusher"} <= set(tasks)
+    assert "Trainer" in tasks["StudentTrainer"]["dependentTasks"]
+    assert set(tasks["StudentEvaluator"]["dependentTasks"]) >= {"Trainer", "StudentTrainer"}
+    assert "baseline_model" in tasks["StudentEvaluator"]["inputs"]["artifacts"]
+    assert set(tasks["StudentPusher"]["dependentTasks"]) == {"StudentEvaluator", "StudentTrainer"}
+    assert _trainer_config({"pipelineSpec": {"root": {"dag": {"tasks": tasks}}}}, "StudentTrainer")["distill"]["enabled"]
+
+
 @pytest.mark.parametrize("kind,expected", [
     ("pretrain", {"corpus_pattern": "gs://bucket/corpus/*.txt", "train_steps": 1000, "model_size": "tiny"}),
     ("finetune", {"data_dir": "gs://bucket/sst2", "train_steps": 200}),
