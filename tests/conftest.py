@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from tests.helpers import (  # noqa: E402
-    E2E_FINETUNES, PUBLISHED, BackgroundDemo, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus,
+    E2E_FINETUNES, E2E_FOLLOW_UPS, PUBLISHED, BackgroundDemo, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus,
     learn_vocabulary, write_tiny_vocab)
 
 
@@ -79,7 +79,8 @@ def pytest_collection_finish(session):
         from tfx_bert import tasks
 
         demo_task = config_lib.load_config(demo=True).finetune.task  # the demo fine-tunes and pushes it
-        runs = dict(E2E_FINETUNES)
+        runs = {name: [flags, flags + E2E_FOLLOW_UPS[name]] if name in E2E_FOLLOW_UPS else flags
+                for name, flags in E2E_FINETUNES.items()}
         runs.update({name: harness_flags(name) for name in sorted(tasks.TASKS) if name not in runs and name != demo_task})
         _BACKGROUND["finetuned"] = BackgroundFinetunes(lambda: demo_encoder(_demo_result()[0]),
                                                        _tmp_dir(session.config, "finetuned"), runs)

@@ -285,6 +285,15 @@ E2E_FINETUNES = {
 }
 
 
+# Second runs in the same work dir, right after the first (its flags plus these): the pair
+# task's evaluation against the first run's blessed model, and NER's CRF variant. In the
+# background pool they overlap other runs instead of running alone at the suite's end.
+E2E_FOLLOW_UPS = {
+    "pair_classification": ("--set", "finetune.train_steps=20"),
+    "ner": ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100"),
+}
+
+
 EMBEDDER_DOCS = {"d1": "the cat sat on the mat", "d2": "money in the river bank", "d3": "a very good movie",
                  "d4": "hello world of dogs"}
 
@@ -374,6 +383,8 @@ class BackgroundFinetunes:
             self._slots.notify_all()
 
     def _run(self, encoder, work, flags):
+        """One run, or (a list of flag tuples) several one after the other in the same work dir;
+        returns (work dir, the first run's output)."""
         encoder_dir = encoder()
         with self._slots:
             self._slots.wait_for(lambda: self._running < self._allowed)
@@ -381,7 +392,8 @@ class BackgroundFinetunes:
         try:
             if callable(flags):  # flags that need files made first (in the run's own thread)
                 flags = flags(work)
-            return work, finetune_demo(work, encoder_dir, *flags)
+            outputs = [finetune_demo(work, encoder_dir, *run) for run in (flags if isinstance(flags, list) else [flags])]
+            return work, outputs[0]
         finally:
             with self._slots:
                 self._running -= 1

@@ -126,6 +126,9 @@ def test_two_pushes_under_steady_traffic_lose_no_request(tmp_path, tiny_vocab_di
                     scores.append(float(answer["score"][0]))
                 except grpc.RpcError as e:  # any failed request fails the test
                     failures.append((e.code(), e.details()[:200], time.monotonic(), dict(pushes)))
+                # Steady traffic, not a busy loop: four clients at full speed took the cores the
+                # pushes (and the rest of the suite) need, for the same coverage of the swaps.
+                stop.wait(0.005)
 
     threads = [threading.Thread(target=traffic) for _ in range(4)]
     try:
@@ -146,5 +149,4 @@ def test_two_pushes_under_steady_traffic_lose_no_request(tmp_path, tiny_vocab_di
         manager.stop()
         srv.stop(0)
     assert failures == []
-    assert len(scores) > 50
     assert len(scores) > 50
