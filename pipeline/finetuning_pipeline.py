@@ -51,15 +51,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     encoder = tfx.dsl.Importer(
         source_uri=encoder_root, artifact_type=tfx.types.standard_artifacts.Model,
         reimport=False).with_id("pretrained_encoder")
-    trainer = BertTrainer(
-        run_fn=task.run_fn,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema.outputs["schema"],
-        base_model=encoder.outputs["result"],
-        train_steps=params.train_steps, eval_steps=f.eval_steps,
-        custom_config=trainer_settings(f),
-    ).with_id("Trainer")
+    trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f.eval_steps,
+                       trainer_settings(f)).with_id("Trainer")
     # The baseline: the latest model this pipeline blessed; TFMA's change thresholds compare the
     # candidate against it (nothing to compare on the first run).
     baseline = tfx.dsl.Resolver(
@@ -88,6 +81,18 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     return common.make_pipeline(config, f.pipeline_name, components, beam_args)
 
 
+def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps: int, settings: dict) -> BertTrainer:
+    """A Trainer on the Transform output (the teacher's from the encoder, the student's from the teacher)."""
+    return BertTrainer(
+        run_fn=run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema.outputs["schema"],
+        base_model=base_model,
+        train_steps=train_steps, eval_steps=eval_steps,
+        custom_config=settings)
+
+
 def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingPusher:
     f = config.finetune
     return ServingPusher(
@@ -107,15 +112,8 @@ def _distillation(config: ProjectConfig, task, transform, schema, example_gen,
     from tfx_bert_app.models import distillation
 
     d, f = config.distill, config.finetune
-    student = BertTrainer(
-        run_fn=task.distill_run_fn,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema.outputs["schema"],
-        base_model=teacher_trainer.outputs["model"],
-        train_steps=d.train_steps, eval_steps=f.eval_steps,
-        custom_config=distill_settings(config),
-    ).with_id("StudentTrainer")
+    student = _trainer(task.distill_run_fn, transform, schema, teacher_trainer.outputs["model"], d.train_steps,
+                       f.eval_steps, distill_settings(config)).with_id("StudentTrainer")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=student.outputs["model"],
         baseline_model=teacher_trainer.outputs["model"],

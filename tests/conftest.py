@@ -82,8 +82,7 @@ def pytest_collection_finish(session):
         runs = {name: [flags, flags + E2E_FOLLOW_UPS[name]] if name in E2E_FOLLOW_UPS else flags
                 for name, flags in E2E_FINETUNES.items()}
         runs.update({name: harness_flags(name) for name in sorted(tasks.TASKS) if name not in runs and name != demo_task})
-        _BACKGROUND["finetuned"] = BackgroundFinetunes(lambda: demo_encoder(_demo_result()[0]),
-                                                       _tmp_dir(session.config, "finetuned"), runs)
+        _BACKGROUND["finetuned"] = BackgroundFinetunes(_demo_encoder, _tmp_dir(session.config, "finetuned"), runs)
 
 
 def pytest_runtest_setup(item):
@@ -96,6 +95,13 @@ def pytest_sessionfinish(session):
         _BACKGROUND["finetuned"].close()
     if "demo" in _BACKGROUND:
         _BACKGROUND["demo"].stop()
+
+
+def _demo_encoder():
+    """The demo's pretrained encoder, as soon as its pretraining is done (the fine-tuning runs
+    start then; the demo's own fine-tuning and distillation go on beside them)."""
+    reuse = os.environ.get("TFX_BERT_TEST_DEMO_WORK")
+    return demo_encoder(reuse) if reuse else _BACKGROUND["demo"].encoder()
 
 
 def _demo_result():

@@ -225,6 +225,18 @@ def write_tiny_pretrain_config(tmp_path, work) -> str:
     return str(path)
 
 
+def tfx_cli(tmp_path, work, *args, timeout=900):
+    """TFX's own ``tfx`` CLI with ``args``, the tiny pretraining config (``work`` as its work dir)
+    picked by env var as the runner files in pipeline/ read it, and a HOME of its own."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TFX_BERT_CONFIG=write_tiny_pretrain_config(tmp_path, work), TFX_BERT_PIPELINE="pretrain",
+               HOME=str(tmp_path / "home"))
+    tfx = os.path.join(os.path.dirname(sys.executable), "tfx")
+    return subprocess.run([tfx, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+
+
 def trainer_models(work, pipeline="tfx-bert-pretrain"):
     """The encoder configs the pipeline's Trainer runs wrote under ``work``."""
     import glob
@@ -351,6 +363,20 @@ class BackgroundDemo:
                 self._code, self._output = code, self._log.read()
         assert self._code == 0, self._output[-6000:]
         return self.work, self._output
+
+    def encoder(self, timeout=1500) -> str:
+        """The pretrained encoder, as soon as the demo's pretraining pipeline has finished (the
+        header of its second pipeline, fine-tuning, is printed), before the demo itself ends."""
+        import time
+
+        deadline = time.time() + timeout
+        while self._proc.poll() is None:
+            with open(self._log.name, encoding="utf-8") as f:
+                if f.read().count("\n== tfx-bert-") >= 2:  # each pipeline's header (printed, flushed)
+                    return demo_encoder(self.work)
+            assert time.time() < deadline, f"no pretrained encoder within {timeout} s"
+            time.sleep(1.0)
+        return demo_encoder(self.result()[0])  # ended: it must have succeeded
 
     def stop(self):
         if self._proc.poll() is None:
