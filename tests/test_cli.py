@@ -48,6 +48,7 @@ def test_finetune_without_pretraining_explains(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("dotted", sorted({p for t in tasks.TASKS.values() for p in (t.preprocessing_fn, t.run_fn)}
+                                          | {t.distill_run_fn for t in tasks.TASKS.values() if t.distillable}
                                           | {"tfx_bert_app.models.pretraining.run_fn"}))
 def test_every_configured_user_function_imports(dotted):
     module, name = dotted.rsplit(".", 1)
@@ -60,6 +61,19 @@ def test_finetune_task_flag_names_the_pipeline_and_set_still_wins(monkeypatch):
     assert cli.main(["finetune", "--demo", "--task", "qa", "--set", "finetune.model_name=squad"]) == 0
     f = seen["config"].finetune
     assert (f.task, f.model_name, f.pipeline_name) == ("qa", "squad", "tfx-bert-qa")
+
+
+def test_distill_runs_the_fine_tuning_pipeline_with_its_student_branch(monkeypatch, capsys, tmp_path):
+    seen = []
+    monkeypatch.setattr(cli, "_run_pipeline", lambda kind, config, runner: seen.append((kind, config)) or 0.0)
+    assert cli.main(["distill", "--demo", "--work-dir", str(tmp_path), "--set", "distill.student_layers=1"]) == 0
+    [(kind, config)] = seen
+    assert kind == "finetune" and config.distill.enabled and config.distill.student_layers == 1
+    assert "== Distillation: teacher vs student ==" in capsys.readouterr().out
+    assert cli.main(["distill", "--demo", "--work-dir", str(tmp_path), "--set", "distill.enabled=false"]) == 0
+    assert not seen[-1][1].distill.enabled  # --set wins over the command's own setting
+    assert cli.main(["distill", "--demo", "--task", "ner"]) == 2
+    assert "ner task has no distillation stage yet" in capsys.readouterr().err
 
 
 def test_predict_qa_needs_a_context(capsys):
