@@ -16,10 +16,10 @@ import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from tfx_bert_app.models import distillation, export, finetuning
+from tfx_bert_app.models import compression, distillation, export, finetuning
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert import features
-from tfx_bert.config import distill_settings_from, settings_from
+from tfx_bert.config import settings_from
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
@@ -91,7 +91,7 @@ def run_fn(fn_args) -> None:
     backbone = encoder_lib.load_backbone(fn_args.base_model)
     classifier = keras_hub.models.BertClassifier(
         backbone=backbone, num_classes=settings.num_classes, preprocessor=None, dropout=settings.dropout)
-    _train_and_export(fn_args, settings, classifier, classifier, settings.learning_rate,
+    _train_and_export(fn_args, settings, classifier, classifier, settings.learning_rate, settings.export_precision,
                       f"fine-tuning {settings.num_classes}-class classifier from {fn_args.base_model}")
     distillation.save_teacher(classifier, fn_args.serving_model_dir)
 
@@ -102,21 +102,16 @@ def distill_run_fn(fn_args) -> None:
 
     ``custom_config``: ``tfx_bert.config.distill_settings``.
     """
-    settings = finetuning.start(fn_args)
-    d = distill_settings_from(fn_args.custom_config)
-    teacher = distillation.load_teacher(fn_args.base_model)
-    student = distillation.student_from_teacher(teacher, d.student_layers)
-    model = distillation.distiller(teacher, student, distillation.softmax_distillation(d.temperature), d.alpha)
-    _train_and_export(fn_args, settings, model, student, d.learning_rate,
-                      f"distilling a {distillation.num_layers(student)}-layer student from the "
-                      f"{distillation.num_layers(teacher)}-layer classifier {fn_args.base_model} (T={d.temperature}, "
-                      f"alpha={d.alpha})")
-    distillation.report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
+    distillation.run_student(
+        fn_args, distillation.softmax_distillation,
+        lambda settings, d, model, student, what: _train_and_export(
+            fn_args, settings, model, student, d.learning_rate, d.export_precision, what), "classifier")
 
 
-def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, what: str) -> None:
+def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, precision: str, what: str) -> None:
     """Trains ``model`` (the classifier, or a Distiller around it) ``fn_args.train_steps`` steps
-    on the labels, then exports ``classifier`` behind the Transform graph."""
+    on the labels, then exports ``classifier`` (its weights at ``precision``) behind the
+    Transform graph."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps, num_classes = settings.batch_size, int(fn_args.train_steps), settings.num_classes
     model.compile(
@@ -130,14 +125,21 @@ def _train_and_export(fn_args, settings, model, classifier, learning_rate: float
     print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
     finetuning.report(finetuning.fit(model, fn_args, train_ds, eval_ds), fn_args.model_run_dir)
 
+    names = [str(n) for n in settings.label_names] or [str(i) for i in range(num_classes)]
+    export_classifier(classifier, tf_transform_output, fn_args.serving_model_dir, names, precision)
+
+
+def export_classifier(classifier, tf_transform_output, export_dir: str, class_names, precision: str = "float32"):
+    """The served SavedModel: raw text (or a pair) -> ``probabilities`` and ``class_ids``, plus
+    TF Serving's classify signature; the weights at ``precision`` (``models.compression``)."""
+    served = compression.for_serving(classifier, precision)
+
     def outputs_fn(transformed):
-        logits = classifier({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS},
-                            training=False)
-        probabilities = tf.nn.softmax(logits, axis=-1)
+        logits = served({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS}, training=False)
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         return {features.PROBABILITIES: probabilities,
                 features.CLASS_IDS: tf.argmax(probabilities, axis=-1)}
 
     text_keys = tuple(k for k in (features.TEXT, features.TEXT_B) if k in tf_transform_output.raw_feature_spec())
-    names = [str(n) for n in settings.label_names] or [str(i) for i in range(num_classes)]
-    export.export_text_model(classifier, tf_transform_output, fn_args.serving_model_dir, outputs_fn,
-                             text_keys=text_keys, class_names=tuple(names))
+    export.export_text_model(served, tf_transform_output, export_dir, outputs_fn, text_keys=text_keys,
+                             class_names=tuple(class_names))

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class CRF(keras.layers.Layer):
     """Holds the tag transition scores; the forward pass passes the emission logits through."""
 

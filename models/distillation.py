@@ -12,9 +12,9 @@ on a BERT backbone.
   the labels weighted ``1 - alpha``, the soft-target loss ``alpha``) with the loss that fits the
   head's outputs: ``keras.distillation.LogitsDistillation`` (``softmax_distillation``; softmax
   heads: classification, NER tags, QA start/end, list-wise re-ranking scores: KL at temperature
-  T, times T^2), and here
-  ``SigmoidLogitsDistillation`` (multi-label) and ``EmbeddingDistillation`` (sentence
-  embeddings: MSE), which Keras lacks.
+  T, times T^2), and here ``SigmoidLogitsDistillation`` (multi-label),
+  ``WordLogitsDistillation`` (per-word tags: KL over the words that exist, padding masked) and
+  ``EmbeddingDistillation`` (sentence embeddings: MSE), which Keras lacks.
 * **Report** (``size_and_latency``): parameters, SavedModel MB and in-process latency of a
   served model, for the teacher and the student side by side.
 """
@@ -29,10 +29,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfx_bert import tokenization
+from tfx_bert.config import distill_settings_from
 from tfx_bert.distill_summary import REPORT_FILE
 
 KERAS_SUBDIR = "Format-Keras"
 KERAS_FILE = "model.keras"
+VOCAB_SUBDIR = "vocab"
 _LAYER = re.compile(r"^transformer_layer_(\d+)/")
 _BACKBONES = ("keras_hub>BertBackbone", "tfx_bert>BertEncoder")
 
@@ -42,10 +45,14 @@ def teacher_path(serving_model_dir: str) -> str:
     return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), KERAS_SUBDIR, KERAS_FILE)
 
 
-def save_teacher(model: keras.Model, serving_model_dir: str) -> str:
-    """Saves the trained task model beside its SavedModel, for a later distillation."""
+def save_teacher(model: keras.Model, serving_model_dir: str, tokenizer=None) -> str:
+    """Saves the trained task model beside its SavedModel, for a later distillation, with the
+    WordPiece vocabulary when the task's export tokenizes in its own graph (NER's words)."""
     path = teacher_path(serving_model_dir)
     tf.io.gfile.makedirs(os.path.dirname(path))
+    if tokenizer is not None:
+        tokenization.write_vocab_dir(os.path.join(os.path.dirname(path), VOCAB_SUBDIR), tokenizer.vocab,
+                                     tokenizer.config)
     if "://" in path:  # Keras writes local files only
         local = os.path.join(tempfile.mkdtemp(), KERAS_FILE)
         model.save(local)
@@ -69,6 +76,17 @@ def load_teacher(base_model: str) -> keras.Model:
         tf.io.gfile.copy(path, local, overwrite=True)
         path = local
     return keras.models.load_model(path, compile=False)
+
+
+def teacher_tokenizer(base_model: str) -> tokenization.WordPieceTokenizer:
+    """The WordPiece tokenizer the teacher was trained with (saved by ``save_teacher``)."""
+    directory = os.path.join(os.path.dirname(teacher_path(base_model)), VOCAB_SUBDIR)
+    vocab_file = os.path.join(directory, tokenization.VOCAB_FILENAME)
+    if not tf.io.gfile.exists(vocab_file):
+        raise FileNotFoundError(f"The teacher model {base_model} has no vocabulary at {vocab_file}: fine-tune it "
+                                f"again with this version.")
+    return tokenization.WordPieceTokenizer(tokenization.read_vocab(vocab_file),
+                                           tokenization.read_tokenizer_config(directory))
 
 
 def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
@@ -161,11 +179,68 @@ class EmbeddingDistillation(keras.distillation.DistillationLoss):
         return {}
 
 
+class MarkPaddedWords(keras.layers.Layer):
+    """Per-word logits [batch, words, tags] -> the same, NaN in the word slots that hold no word
+    (``word_positions`` < 0): how ``WordLogitsDistillation`` tells them apart, since a Keras
+    distillation loss sees only the two models' outputs."""
+
+    def call(self, logits, positions):
+        present = keras.ops.expand_dims(keras.ops.greater_equal(positions, 0), -1)
+        return keras.ops.where(present, logits, keras.ops.full_like(logits, float("nan")))
+
+
+def mark_padded_words(teacher: keras.Model, positions_key: str) -> keras.Model:
+    """The (frozen) per-word teacher, its padded word slots NaN (``MarkPaddedWords``)."""
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in teacher.input}
+    return keras.Model(inputs, MarkPaddedWords()(teacher(inputs), inputs[positions_key]),
+                       name=f"{teacher.name}_words")
+
+
+class WordLogitsDistillation(keras.distillation.DistillationLoss):
+    """Per-word softmax heads (NER tags; a CRF's emissions): KL between the teacher's and the
+    student's tag distributions at temperature T, times T^2, averaged over the words that exist
+    (the teacher comes through ``mark_padded_words``), so padding neither dilutes nor adds."""
+
+    def __init__(self, temperature: float = 2.0):
+        self.temperature = float(temperature)
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        t = self.temperature
+        present = tf.logical_not(tf.math.is_nan(teacher_outputs[..., 0]))
+        teacher = tf.where(present[..., None], tf.cast(teacher_outputs, tf.float32), 0.0) / t
+        student = tf.cast(student_outputs, tf.float32) / t
+        kl = tf.reduce_sum(tf.nn.softmax(teacher) * (tf.nn.log_softmax(teacher) - tf.nn.log_softmax(student)), -1)
+        weights = tf.cast(present, tf.float32)
+        return tf.reduce_sum(kl * weights) / tf.maximum(tf.reduce_sum(weights), 1.0) * t * t
+
+    def get_config(self):
+        return {"temperature": self.temperature}
+
+
 def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float) -> keras.Model:
     """``keras.distillation.Distiller``: the student's own loss (given at ``compile``) weighted
     ``1 - alpha``, ``loss`` (a distillation loss) ``alpha``; its predictions are the student's."""
     return keras.distillation.Distiller(teacher=teacher, student=student, distillation_losses=loss,
                                         student_loss_weight=1.0 - alpha)
+
+
+def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=None) -> None:
+    """What every task's ``distill_run_fn`` does: the settings (``custom_config``:
+    ``tfx_bert.config.distill_settings``), the teacher (``base_model``), the layer-taking student,
+    a Distiller with ``make_loss(temperature)`` on the teacher (through ``wrap_teacher`` if given),
+    then the task's own ``train_and_export(settings, distill_settings, model, student, message)``
+    and the report. ``what`` names the teacher in the progress line."""
+    from tfx_bert_app.models import finetuning
+
+    settings = finetuning.start(fn_args)
+    d = distill_settings_from(fn_args.custom_config)
+    teacher = load_teacher(fn_args.base_model)
+    student = student_from_teacher(teacher, d.student_layers)
+    model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha)
+    train_and_export(settings, d, model, student,
+                     f"distilling a {num_layers(student)}-layer student from the {num_layers(teacher)}-layer {what} "
+                     f"{fn_args.base_model} (T={d.temperature}, alpha={d.alpha})")
+    report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
 
 
 def parameter_count(model: keras.Model) -> int:

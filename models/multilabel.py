@@ -22,7 +22,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import export, finetuning
+from tfx_bert_app.models import compression, distillation, export, finetuning, multilabel_metrics
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import FinetuneConfig, settings_from
@@ -53,7 +53,7 @@ def eval_config(f) -> tfma.EvalConfig:
     baseline's); macro F1, per-label scores, subset accuracy and Hamming loss are reported."""
     return finetuning.gated_eval_config(sig.PREDICTED, tfma.MetricConfig(
         class_name="MultiLabelMetrics", module="tfx_bert_app.models.multilabel_metrics",
-        config=json.dumps({"label_names": [str(n) for n in f.label_names]}),
+        config=json.dumps({"name": multilabel_metrics.MICRO_F1, "label_names": [str(n) for n in f.label_names]}),
         threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
 
 
@@ -78,27 +78,46 @@ def decide(probabilities, label_thresholds, label_names) -> dict:
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a multi-label classifier from the encoder in ``base_model``."""
     settings = finetuning.start(fn_args)
+    classifier = keras_hub.models.BertClassifier(
+        backbone=encoder_lib.load_backbone(fn_args.base_model), num_classes=len(settings.label_names),
+        preprocessor=None, dropout=settings.dropout)
+    _train_and_export(fn_args, settings, classifier, classifier, settings.learning_rate, settings.export_precision,
+                      f"fine-tuning a {len(settings.label_names)}-label classifier from {fn_args.base_model}")
+    distillation.save_teacher(classifier, fn_args.serving_model_dir)
+
+
+def distill_run_fn(fn_args) -> None:
+    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned multi-label
+    classifier (the teacher); the student takes some of its layers and learns each label's
+    sigmoid at temperature T (``distillation.SigmoidLogitsDistillation``) and the labels."""
+    distillation.run_student(
+        fn_args, distillation.SigmoidLogitsDistillation,
+        lambda settings, d, model, student, what: _train_and_export(
+            fn_args, settings, model, student, d.learning_rate, d.export_precision, what), "multi-label classifier")
+
+
+def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, precision: str, what: str) -> None:
+    """Trains ``model`` (the classifier, or a Distiller around it) on the multi-hot labels, then
+    exports ``classifier`` (its weights at ``precision``) behind the Transform graph with the
+    per-label thresholds."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = [str(n) for n in settings.label_names]
     batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    classifier = keras_hub.models.BertClassifier(
-        backbone=encoder_lib.load_backbone(fn_args.base_model), num_classes=len(names), preprocessor=None,
-        dropout=settings.dropout)
-    classifier.compile(optimizer=finetuning.optimizer(settings, train_steps),
-                       loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                       metrics=[keras.metrics.BinaryAccuracy(name="label_accuracy", threshold=0.0)])
-    print(f"  [train] fine-tuning a {len(names)}-label classifier from {fn_args.base_model}, "
-          f"{train_steps} steps of batch {batch_size}", flush=True)
-    finetuning.report(finetuning.fit(classifier, fn_args,
+    model.compile(optimizer=finetuning.optimizer(settings, train_steps, learning_rate),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.BinaryAccuracy(name="label_accuracy", threshold=0.0)])
+    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
+    finetuning.report(finetuning.fit(model, fn_args,
                                      _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
                                      _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)),
                       fn_args.model_run_dir)
     label_thresholds = thresholds(settings)
+    served = compression.for_serving(classifier, precision)
 
     def outputs_fn(transformed):
-        logits = classifier({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS}, training=False)
+        logits = served({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS}, training=False)
         probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
         return {sig.PROBABILITIES: probabilities, **decide(probabilities, label_thresholds, names)}
 
-    export.export_text_model(classifier, tf_transform_output, fn_args.serving_model_dir, outputs_fn,
+    export.export_text_model(served, tf_transform_output, fn_args.serving_model_dir, outputs_fn,
                              text_keys=(features.TEXT,), class_names=tuple(names))

@@ -21,7 +21,7 @@ from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import crf as crf_lib
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import export, finetuning
+from tfx_bert_app.models import compression, distillation, export, finetuning, ner_metrics
 from tfx_bert import features, tagging
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -36,7 +36,8 @@ def eval_config(f) -> tfma.EvalConfig:
     threshold = finetuning.blessing_threshold(f.accuracy_threshold)
     return finetuning.gated_eval_config(WORD_TAG_IDS, tfma.MetricConfig(
         class_name="EntityF1", module="tfx_bert_app.models.ner_metrics",
-        config=json.dumps({"entity_types": [str(t) for t in f.entity_types]}), threshold=threshold),
+        config=json.dumps({"name": ner_metrics.ENTITY_F1, "entity_types": [str(t) for t in f.entity_types]}),
+        threshold=threshold),
         label_key=features.TAGS)
 
 
@@ -59,6 +60,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     return {key: tf.cast(value, tf.int64) for key, value in packed.items()}
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class GatherWords(keras.layers.Layer):
     """Sequence states [batch, seq, hidden] -> the states at each word's first piece."""
 
@@ -143,20 +145,44 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool)
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a tagger from the encoder in ``base_model``."""
     settings = finetuning.start(fn_args)
-    entity_types = [str(t) for t in settings.entity_types]
-    tag_names = tagging.tag_names(entity_types)
+    num_tags = len(tagging.tag_names([str(t) for t in settings.entity_types]))
+    model = build_tagger(encoder_lib.load_backbone(fn_args.base_model), num_tags, settings.dropout, settings.crf)
+    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    _train_and_export(fn_args, settings, model, model, settings.learning_rate, settings.export_precision, tokenizer,
+                      f"fine-tuning a {'CRF' if settings.crf else 'softmax'} tagger ({num_tags} IOB2 tags) from "
+                      f"{fn_args.base_model}")
+    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+
+
+def distill_run_fn(fn_args) -> None:
+    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned tagger (the
+    teacher); the student takes some of its layers (and its CRF transitions) and learns the
+    teacher's tag distribution on every word (``distillation.WordLogitsDistillation``; a CRF's
+    emissions) and the tags (its own loss: softmax or CRF likelihood). Viterbi at serving."""
+    distillation.run_student(
+        fn_args, distillation.WordLogitsDistillation,
+        lambda settings, d, model, student, what: _train_and_export(
+            fn_args, settings, model, student, d.learning_rate, d.export_precision,
+            distillation.teacher_tokenizer(fn_args.base_model), what),
+        "tagger", wrap_teacher=lambda teacher: distillation.mark_padded_words(teacher, features.WORD_POSITIONS))
+
+
+def _train_and_export(fn_args, settings, model, tagger, learning_rate: float, precision: str, tokenizer,
+                      what: str) -> None:
+    """Trains ``model`` (the tagger, or a Distiller around it) on the word tags, then exports
+    ``tagger`` (its weights at ``precision``) with ``tokenizer`` in its graph (the encoder's, or
+    the teacher's: the same)."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps, use_crf = settings.batch_size, int(fn_args.train_steps), settings.crf
-    model = build_tagger(encoder_lib.load_backbone(fn_args.base_model), len(tag_names), settings.dropout, use_crf)
-    model.compile(optimizer=finetuning.optimizer(settings, train_steps),
-                  loss=crf_loss(model.get_layer("crf")) if use_crf else masked_softmax_loss)
-    print(f"  [train] fine-tuning a {'CRF' if use_crf else 'softmax'} tagger ({len(tag_names)} IOB2 tags) from "
-          f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
+    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
+    use_crf = any(isinstance(layer, crf_lib.CRF) for layer in tagger.layers)
+    model.compile(optimizer=finetuning.optimizer(settings, train_steps, learning_rate),
+                  loss=crf_loss(tagger.get_layer("crf")) if use_crf else masked_softmax_loss)
+    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
     metrics = finetuning.fit(model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False))
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_tagger(model, tf_transform_output, fn_args.serving_model_dir, entity_types,
-                  settings.max_seq_length, encoder_lib.load_tokenizer(fn_args.base_model))
+    export_tagger(compression.for_serving(tagger, precision), tf_transform_output, fn_args.serving_model_dir,
+                  [str(t) for t in settings.entity_types], settings.max_seq_length, tokenizer)
 
 
 def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq_len: int, tokenizer) -> None:

@@ -282,7 +282,8 @@ E2E_FINETUNES = {
     # The demo recipe trains 600 steps each, re-ranking over 8 candidates: a third of it serves.
     "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250"),
     "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.num_negatives=3"),
-    "multilabel": ("--task", "multilabel"),
+    # Its student (the teacher's layers to start from) needs half the teacher's 200 steps.
+    "multilabel": ("--task", "multilabel", "--set", "distill.enabled=true", "--set", "distill.train_steps=100"),
     # Published checkpoints (tests/fixtures/published): fine-tuning must run, push and serve.
     # The task harness's NLI run starts from the Hugging Face fixture: it must run, push and serve.
     "nli": ("--task", "nli", "--set", f"finetune.encoder_uri={os.path.join(PUBLISHED, 'hf_uncased_gelu')}",
@@ -298,11 +299,12 @@ E2E_FINETUNES = {
 
 
 # Second runs in the same work dir, right after the first (its flags plus these): the pair
-# task's evaluation against the first run's blessed model, and NER's CRF variant. In the
+# task's evaluation against the first run's blessed model, and NER's CRF variant with a distilled
+# student (CRF emissions; Viterbi at serving). In the
 # background pool they overlap other runs instead of running alone at the suite's end.
 E2E_FOLLOW_UPS = {
     "pair_classification": ("--set", "finetune.train_steps=20"),
-    "ner": ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100"),
+    "ner": ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100", "--set", "distill.enabled=true"),
 }
 
 

@@ -196,10 +196,20 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked():
     assert (c.distill.model_name, c.distill.train_steps, c.distill.learning_rate) == (
         "sentiment-student", 77, c.finetune.learning_rate)
     assert load_config(overrides=["distill.train_steps=5", "distill.model_name=small"]).distill.train_steps == 5
-    with pytest.raises(ValueError, match="ner task has no distillation stage yet.*sentiment, pair_classification"):
-        load_config(overrides=["finetune.task=ner", "finetune.entity_types=PER", "distill.enabled=true"])
+    with pytest.raises(ValueError, match="qa task has no distillation stage yet.*sentiment, pair_classification, "
+                                         "multilabel, ner"):
+        load_config(overrides=["finetune.task=qa", "distill.enabled=true"])
+    # The served weights' precision: the student's follows the teacher's unless set.
+    c = load_config(overrides=["finetune.export_precision=int8"])
+    assert (c.finetune.export_precision, c.distill.export_precision) == ("int8", "int8")
+    assert load_config(overrides=["distill.export_precision=float16"]).distill.export_precision == "float16"
+    with pytest.raises(ValueError, match="export_precision is a setting of the sentiment, pair_classification, "
+                                         "multilabel, ner task"):
+        load_config(overrides=["finetune.task=qa", "finetune.export_precision=int8"])
     for bad, message in (("distill.alpha=1.5", "alpha"), ("distill.temperature=0", "temperature"),
                          ("distill.min_retention=0", "min_retention"), ("distill.student_layers=-1", "student_layers"),
-                         ("distill.model_name=sentiment", "must differ")):
+                         ("distill.model_name=sentiment", "must differ"),
+                         ("distill.export_precision=int4", "float32, float16 or int8; got 'int4'"),
+                         ("finetune.export_precision=int4", "export_precision")):
         with pytest.raises(ValueError, match=message):
             load_config(overrides=[bad])

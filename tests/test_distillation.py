@@ -53,6 +53,74 @@ def test_a_student_with_all_layers_reproduces_the_teacher_and_half_takes_the_map
         distillation.load_teacher(str(tmp_path / "other" / "Format-Serving"))
 
 
+def _tagger(num_layers=4, seed=1, crf=True):
+    from tfx_bert_app.models import ner
+
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=num_layers, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=16)
+    return ner.build_tagger(backbone, num_tags=5, dropout=0.1, use_crf=crf)
+
+
+def _word_inputs(batch=8, seed=0):
+    """Tagger inputs with 2-6 words per row; the other word slots are padding (-1)."""
+    x = _inputs(batch, seed=seed)
+    rng = np.random.default_rng(seed)
+    positions = np.full((batch, 8), -1, "int32")
+    for row, words in enumerate(rng.integers(2, 7, batch)):
+        positions[row, :words] = np.sort(rng.choice(np.arange(1, 15), words, replace=False))
+    return {**x, "word_positions": positions}
+
+
+def test_a_crf_tagger_teacher_saves_with_its_vocabulary_and_its_student_keeps_the_transitions(tmp_path, tiny_vocab_dir):
+    from tfx_bert import tokenization
+    from tfx_bert_app.models import crf as crf_lib
+
+    teacher = _tagger()
+    x = _word_inputs()
+    tokenizer = tokenization.WordPieceTokenizer(
+        tokenization.read_vocab(f"{tiny_vocab_dir}/vocab.txt"), tokenization.read_tokenizer_config(tiny_vocab_dir))
+    serving = tmp_path / "model" / "Format-Serving"
+    distillation.save_teacher(teacher, str(serving), tokenizer)
+    loaded = distillation.load_teacher(str(serving))  # GatherWords and CRF are registered for Keras saving
+    np.testing.assert_allclose(loaded(x, training=False), teacher(x, training=False), atol=1e-6)
+    assert distillation.teacher_tokenizer(str(serving)).vocab == tokenizer.vocab
+
+    full = distillation.student_from_teacher(loaded, 4)
+    np.testing.assert_allclose(full(x, training=False), teacher(x, training=False), atol=1e-6)
+    half = distillation.student_from_teacher(loaded)
+    assert distillation.num_layers(half) == 2 and isinstance(half.get_layer("crf"), crf_lib.CRF)
+    np.testing.assert_array_equal(half.get_layer("crf").transitions.numpy(), teacher.get_layer("crf").transitions.numpy())
+
+
+def test_the_word_loss_counts_only_the_words_that_exist_and_moves_a_tagger_student_toward_its_teacher():
+    from tfx_bert_app.models import ner
+
+    teacher, x = _tagger(crf=False), _word_inputs(batch=32)
+    marked = distillation.mark_padded_words(teacher, "word_positions")
+    teacher_out = marked(x).numpy()
+    present = x["word_positions"] >= 0
+    assert np.isnan(teacher_out[~present]).all() and not np.isnan(teacher_out[present]).any()
+
+    loss = distillation.WordLogitsDistillation(2.0)
+    student_out = _tagger(crf=False, seed=2)(x).numpy()
+    other_padding = np.where(present[..., None], student_out, 100.0 * np.random.default_rng(1).normal(size=student_out.shape))
+    assert float(loss.compute_loss(teacher_out, student_out)) == pytest.approx(
+        float(loss.compute_loss(teacher_out, other_padding)), rel=1e-6)  # padding slots do not count
+    p = tf.nn.softmax(teacher_out[present] / 2.0).numpy()
+    q = tf.nn.softmax(student_out[present] / 2.0).numpy()
+    expected = float(np.mean(np.sum(p * np.log(p / q), -1))) * 4.0
+    assert float(loss.compute_loss(teacher_out, student_out)) == pytest.approx(expected, rel=1e-4)
+
+    student = distillation.student_from_teacher(_tagger(crf=False, seed=2), 2)  # another model's layers: far off
+    before = float(loss.compute_loss(teacher_out, student(x).numpy()))
+    model = distillation.distiller(marked, student, loss, alpha=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss=ner.masked_softmax_loss)
+    model.fit(x, np.zeros(x["word_positions"].shape, "int32"), batch_size=8, epochs=20, verbose=0)
+    after = float(loss.compute_loss(teacher_out, student(x, training=False).numpy()))
+    assert after < 0.3 * before, (before, after)
+
+
 def _dense_head(out_shape, seed):
     """A small model with a task head's output shape: [batch] features -> ``out_shape``."""
     keras.utils.set_random_seed(seed)

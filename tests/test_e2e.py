@@ -90,28 +90,17 @@ def test_demo_distils_a_student_that_keeps_the_teachers_accuracy_is_pushed_and_a
     student: trained from the teacher's Trainer output, gated on keeping 97% of its accuracy by
     TFMA with the teacher as baseline, pushed under its own name, served over gRPC, and shown
     side by side with the teacher."""
-    import tensorflow_model_analysis as tfma
-
     from tfx_bert.cli import DevServer
     from tfx_bert.serving import op_check
     from tfx_bert.serving.client import ServingClient
 
     work, out = demo_run
     assert "== Distillation: teacher vs student ==" in out and "retention" in out, out[-3000:]
-    pipeline = os.path.join(work, "pipelines", "tfx-bert-sentiment")
-    [report] = glob.glob(os.path.join(pipeline, "StudentTrainer", "model_run", "*", "distillation_report.json"))
-    report = json.load(open(report))
-    assert (report["teacher"]["layers"], report["student"]["layers"]) == (2, 1)
-    assert report["student"]["parameters"] < report["teacher"]["parameters"]
+    _, _, blessed = _check_student(work, "sentiment", "sparse_categorical_accuracy", (2, 1))
+    assert blessed
     # The teacher is this run's fine-tuned model (lineage through the Trainer's output).
-    [teacher] = glob.glob(os.path.join(pipeline, "Trainer", "model", "*"))
+    [teacher] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-sentiment", "Trainer", "model", "*"))
     assert f"layer classifier {teacher}/Format-Serving" in out
-
-    [evaluation] = glob.glob(os.path.join(pipeline, "StudentEvaluator", "evaluation", "*"))
-    accuracy = {kv.key.model_name: kv.value.double_value.value for r in tfma.load_metrics(evaluation)
-                for kv in r.metric_keys_and_values if kv.key.name == "sparse_categorical_accuracy" and not kv.key.is_diff}
-    assert accuracy["candidate"] >= 0.97 * accuracy["baseline"], accuracy  # the gate the blessing says
-    assert tfma.load_validation_result(evaluation).validation_ok
 
     base = os.path.join(work, "serving", "sentiment-student")
     [version_dir] = glob.glob(os.path.join(base, "*"))
@@ -249,6 +238,11 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run, finetuned)
     with DevServer("ner", os.path.join(work, "serving", "ner")) as server, ServingClient(server.target) as client:
         client.wait_until_available("ner")
         [served] = client.extract_entities("ner", [texts[0]])
+    _check_student(work, "ner", "entity_f1", (2, 1))  # the CRF run's student: its emissions distilled
+    [student] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-ner", "StudentTrainer", "model", "*", "Format-Serving"))
+    assert op_check.unsupported_ops(student) == []
+    student_out = tf.saved_model.load(student).signatures["serving_default"](text=tf.constant([text]))
+    assert [t.decode() for t in student_out["words"][0].numpy()] == text.split()
     assert [(e["start"], e["end"], e["text"]) for e in served["entities"]] == [
         (int(s), int(e), x.decode()) for s, e, x in zip(out["entity_starts"][0].numpy(), out["entity_ends"][0].numpy(),
                                                         out["entity_texts"][0].numpy()) if s >= 0]
@@ -394,6 +388,25 @@ def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(d
     assert json.loads(cli.stdout.strip().splitlines()[-1])["similarity"] == pytest.approx(cosine[0], abs=1e-5)
 
 
+def _check_student(work, task, metric, layers):
+    """A distillation branch ran in ``work``: the report's layers, and the StudentEvaluator's
+    blessing says exactly whether the student kept 97% of the teacher's ``metric`` (TFMA, the
+    teacher as baseline). Returns (the student's metric, the teacher's, blessed)."""
+    import tensorflow_model_analysis as tfma
+
+    pipeline = os.path.join(work, "pipelines", f"tfx-bert-{task}")
+    [report] = glob.glob(os.path.join(pipeline, "StudentTrainer", "model_run", "*", "distillation_report.json"))
+    report = json.load(open(report))
+    assert (report["teacher"]["layers"], report["student"]["layers"]) == layers
+    assert report["student"]["parameters"] < report["teacher"]["parameters"]
+    [evaluation] = glob.glob(os.path.join(pipeline, "StudentEvaluator", "evaluation", "*"))
+    values = {kv.key.model_name: kv.value.double_value.value for r in tfma.load_metrics(evaluation)
+              for kv in r.metric_keys_and_values if kv.key.name == metric and not kv.key.is_diff}
+    blessed = tfma.load_validation_result(evaluation).validation_ok
+    assert blessed == (values["candidate"] >= 0.97 * values["baseline"] - 1e-9), values
+    return values["candidate"], values["baseline"], blessed
+
+
 def _latest(pattern, first=False):
     """The newest (``first``: the oldest) of the numbered dirs ``pattern`` matches."""
     return (min if first else max)(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
@@ -504,7 +517,8 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
 def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finetuned, capsys):
     """The multi-label task on the embedded topic data: TFMA's micro / macro F1 and subset
     accuracy equal scikit-learn's on the pushed model's decisions, it beats the best constant
-    label set, and `tfx-bert predict --task multilabel` answers over gRPC with label names."""
+    label set, and `tfx-bert predict --task multilabel` answers over gRPC with label names, from
+    the teacher and from its distilled student."""
     import tensorflow_model_analysis as tfma
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -537,14 +551,25 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
     for name in names:
         assert {f"precision/{name}", f"recall/{name}", f"f1/{name}"} <= set(metrics)
 
+    # The distilled student (sigmoid soft targets): kept 97% of the teacher's micro F1, pushed
+    # under its own name, and `tfx-bert predict` answers from it as from the teacher.
+    student_f1, teacher_f1, blessed = _check_student(work, "multilabel", "micro_f1", (2, 1))
+    assert teacher_f1 == pytest.approx(micro, abs=1e-6) and blessed, (student_f1, teacher_f1)
+    [student_dir] = glob.glob(os.path.join(work, "serving", "multilabel-student", "*"))
+    assert op_check.unsupported_ops(student_dir) == []
+    student_predicted = tf.saved_model.load(student_dir).signatures["serving_default"](
+        text=tf.constant([r["text"] for r in rows[:2]]))["predicted"].numpy()
+
     capsys.readouterr()
-    with DevServer("multilabel", os.path.dirname(version_dir)) as server:
-        assert cli.main(["predict", "--target", server.target, "--model-name", "multilabel", "--task", "multilabel",
-                         rows[0]["text"], rows[1]["text"]]) == 0
-    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    for answer, row in zip(answers, predicted[:2]):
-        assert answer["labels"] == [n for n, p in zip(names, row) if p]
-        assert len(answer["probabilities"]) == len(names)
+    for model_dir, expected in ((version_dir, predicted[:2]), (student_dir, student_predicted)):
+        name = os.path.basename(os.path.dirname(model_dir))
+        with DevServer(name, os.path.dirname(model_dir)) as server:
+            assert cli.main(["predict", "--target", server.target, "--model-name", name, "--task", "multilabel",
+                             rows[0]["text"], rows[1]["text"]]) == 0
+        answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        for answer, row in zip(answers, expected):
+            assert answer["labels"] == [n for n, p in zip(names, row) if p]
+            assert len(answer["probabilities"]) == len(names)
 
 
 def test_fine_tuning_from_published_checkpoints_pushes_and_serves(finetuned):

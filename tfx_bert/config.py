@@ -123,6 +123,10 @@ class FinetuneConfig:
     keep_versions: int = 5  # pushed versions kept under <serving_base>/<model_name>/
     warmup_texts: list = dataclasses.field(
         default_factory=lambda: ["a warm-up request .", "another warm-up request for the model ."])
+    # The served model's weights (models/compression.py): float16 halves them (fast on GPUs),
+    # int8 (Keras quantization) is about a third (on CPU: memory, not speed).
+    export_precision: Literal["float32", "float16", "int8"] = for_tasks(
+        "sentiment", "pair_classification", "multilabel", "ner", default="float32")
     # Single-text and pair classification.
     class_weights: list = for_tasks("sentiment", "pair_classification", factory=list)  # per class id; empty: all 1
     # Multi-label classification: several of label_names per text.
@@ -235,6 +239,7 @@ class DistillConfig:
     learning_rate: float = 0.0  # 0: finetune.learning_rate
     min_retention: float = 0.97  # blessing: student metric >= this x the teacher's
     model_name: str = ""  # empty: <finetune.model_name>-student
+    export_precision: str = ""  # float32 | float16 | int8 (models/compression.py); empty: finetune.export_precision
 
 
 @dataclasses.dataclass
@@ -438,6 +443,8 @@ class ProjectConfig:
              "distill.train_steps and distill.learning_rate must be positive (0: the fine-tuning ones)"),
             (0 < d.min_retention <= 1, "distill.min_retention must be in (0, 1]"),
             (d.model_name != self.finetune.model_name, "distill.model_name must differ from finetune.model_name"),
+            (d.export_precision in ("float32", "float16", "int8"),
+             f"distill.export_precision must be float32, float16 or int8; got {d.export_precision!r}"),
         ]
 
     def to_dict(self) -> dict:
@@ -611,6 +618,7 @@ def _resolve_distill(config: ProjectConfig) -> None:
     d.train_steps = d.train_steps or f.train_steps
     d.learning_rate = d.learning_rate or f.learning_rate
     d.model_name = d.model_name or f"{f.model_name}-student"
+    d.export_precision = d.export_precision or f.export_precision
 
 
 def distill_settings(config: ProjectConfig) -> dict:

@@ -17,12 +17,24 @@ def _latest(pattern: str) -> str | None:
     return max(found, key=lambda p: int(os.path.basename(p))) if found else None
 
 
-def gated_metrics(evaluation_dir: str) -> list[str]:
-    """The metrics the evaluation's EvalConfig gates on (those with a threshold)."""
+def _metric_names(metric) -> set[str]:
+    """The names a gated MetricConfig's values may carry, "_" dropped and lower-cased: its
+    class's (SparseCategoricalAccuracy) and the ``name`` its JSON config gives (the project's
+    combiners, MultiLabelMetrics -> micro_f1, name theirs there)."""
+    import json
+
+    names = {metric.class_name, json.loads(metric.config or "{}").get("name", "")} - {""}
+    return {name.replace("_", "").lower() for name in names}
+
+
+def gated_metrics(evaluation_dir: str) -> set[str]:
+    """The metrics the evaluation's EvalConfig gates on (those with a threshold), as
+    ``_metric_names`` spells them."""
     import tensorflow_model_analysis as tfma
 
     config = tfma.load_eval_result(evaluation_dir).config
-    return [m.class_name for spec in config.metrics_specs for m in spec.metrics if m.HasField("threshold")]
+    return {name for spec in config.metrics_specs for m in spec.metrics if m.HasField("threshold")
+            for name in _metric_names(m)}
 
 
 def read(config) -> dict:
@@ -45,9 +57,9 @@ def read(config) -> dict:
             if not kv.key.is_diff and kv.value.HasField("double_value"):
                 role = "teacher" if kv.key.model_name == "baseline" else "student"
                 values.setdefault(kv.key.name, {})[role] = kv.value.double_value.value
-    names = {name.lower() for name in gated_metrics(evaluation)}
+    names = gated_metrics(evaluation)
     for key, pair in values.items():
-        if key.replace("_", "") in {n.replace("_", "") for n in names} and {"teacher", "student"} <= set(pair):
+        if key.replace("_", "").lower() in names and {"teacher", "student"} <= set(pair):
             pair["retention"] = pair["student"] / pair["teacher"] if pair["teacher"] else float("nan")
             result["metrics"][key] = pair
     result["blessed"] = tfma.load_validation_result(evaluation).validation_ok
