@@ -11,10 +11,11 @@ on a BERT backbone.
 * **Training**: ``keras.distillation.Distiller`` (the teacher frozen, the student's own loss on
   the labels weighted ``1 - alpha``, the soft-target loss ``alpha``) with the loss that fits the
   head's outputs: ``keras.distillation.LogitsDistillation`` (``softmax_distillation``; softmax
-  heads: classification, NER tags, QA start/end, list-wise re-ranking scores: KL at temperature
-  T, times T^2), and here ``SigmoidLogitsDistillation`` (multi-label),
-  ``WordLogitsDistillation`` (per-word tags: KL over the words that exist, padding masked) and
-  ``EmbeddingDistillation`` (sentence embeddings: MSE), which Keras lacks.
+  heads over the last axis: classification, list-wise re-ranking scores: KL at temperature T,
+  times T^2), and here, where Keras lacks them: ``SigmoidLogitsDistillation`` (multi-label),
+  ``WordLogitsDistillation`` (per-word tags: KL over the words that exist, padding masked),
+  ``SpanDistillation`` (QA: the start and end distributions over a window's pieces) and
+  ``EmbeddingDistillation`` (sentence embeddings: MSE).
 * **Report** (``size_and_latency``): parameters, SavedModel MB and in-process latency of a
   served model, for the teacher and the student side by side.
 """
@@ -140,13 +141,12 @@ def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras
     return student
 
 
-def softmax_distillation(temperature: float, outputs: int = 1):
-    """``keras.distillation.LogitsDistillation`` for softmax heads (``outputs`` logit tensors:
-    QA has two, as a tuple), with KL divergence given as a ``keras.losses.KLDivergence`` instance: Keras
-    3.15's default ``loss="kl_divergence"`` resolves to the plain function, which skips the
-    softmax and computes "KL" on raw logits (negative losses, the student drifting away)."""
-    loss = keras.losses.KLDivergence() if outputs == 1 else tuple(keras.losses.KLDivergence() for _ in range(outputs))
-    return keras.distillation.LogitsDistillation(temperature=temperature, loss=loss)
+def softmax_distillation(temperature: float):
+    """``keras.distillation.LogitsDistillation`` for softmax heads, with KL divergence given as a
+    ``keras.losses.KLDivergence`` instance: Keras 3.15's default ``loss="kl_divergence"``
+    resolves to the plain function, which skips the softmax and computes "KL" on raw logits
+    (negative losses, the student drifting away)."""
+    return keras.distillation.LogitsDistillation(temperature=temperature, loss=keras.losses.KLDivergence())
 
 
 class SigmoidLogitsDistillation(keras.distillation.DistillationLoss):
@@ -161,6 +161,26 @@ class SigmoidLogitsDistillation(keras.distillation.DistillationLoss):
         targets = keras.ops.sigmoid(keras.ops.divide(teacher_outputs, t))
         loss = keras.losses.binary_crossentropy(targets, keras.ops.divide(student_outputs, t), from_logits=True)
         return keras.ops.mean(loss) * t * t
+
+    def get_config(self):
+        return {"temperature": self.temperature}
+
+
+class SpanDistillation(keras.distillation.DistillationLoss):
+    """Extractive QA heads (start and end logits per piece, [batch, seq, 2]): KL between the
+    teacher's and the student's start distributions over the window's pieces, and their end
+    distributions, at temperature T, times T^2 (padding is -1e9 in both: probability 0)."""
+
+    def __init__(self, temperature: float = 2.0):
+        self.temperature = float(temperature)
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        t = self.temperature
+        teacher = tf.cast(teacher_outputs, tf.float32) / t
+        student = tf.cast(student_outputs, tf.float32) / t
+        kl = tf.reduce_sum(tf.nn.softmax(teacher, axis=1)
+                           * (tf.nn.log_softmax(teacher, axis=1) - tf.nn.log_softmax(student, axis=1)), axis=1)
+        return tf.reduce_mean(kl) * t * t
 
     def get_config(self):
         return {"temperature": self.temperature}

@@ -15,6 +15,7 @@ the whole context, however long.
 """
 from __future__ import annotations
 
+import json
 
 import keras
 import tensorflow as tf
@@ -23,7 +24,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import export, finetuning, qa_spans
+from tfx_bert_app.models import distillation, export, finetuning, qa_metrics, qa_spans
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -49,7 +50,8 @@ def eval_config(f) -> tfma.EvalConfig:
     not below the baseline's); exact match is reported."""
     threshold = finetuning.blessing_threshold(100.0 * f.accuracy_threshold)
     return finetuning.gated_eval_config(ANSWER_SPAN, tfma.MetricConfig(
-        class_name="SquadMetrics", module="tfx_bert_app.models.qa_metrics", threshold=threshold), label_key=None)
+        class_name="SquadMetrics", module="tfx_bert_app.models.qa_metrics", config=json.dumps({"name": qa_metrics.SQUAD_F1}),
+        threshold=threshold), label_key=None)
 
 
 def _dense(tensor, default):
@@ -85,6 +87,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     return outputs
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class SpanLogits(keras.layers.Layer):
     """Sequence states -> start and end logits [batch, seq, 2]; padding gets -1e9."""
 
@@ -136,14 +139,33 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, seq_len: int,
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes a span extractor from the encoder in ``base_model``."""
     settings = finetuning.start(fn_args)
+    model = build_span_model(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
+    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer,
+                      f"fine-tuning a span extractor (SQuAD windows of {settings.max_seq_length}, stride "
+                      f"{settings.doc_stride}) from {fn_args.base_model}")
+    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+
+
+def distill_run_fn(fn_args) -> None:
+    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned span extractor
+    (the teacher); the student takes some of its layers and learns the teacher's start and end
+    distributions over each window (``distillation.SpanDistillation``) and the answer spans."""
+    distillation.run_student(
+        fn_args, distillation.SpanDistillation,
+        lambda settings, d, model, student, what: _train_and_export(
+            fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
+            what), "span extractor")
+
+
+def _train_and_export(fn_args, settings, model, span_model, learning_rate: float, tokenizer, what: str) -> None:
+    """Trains ``model`` (the span extractor, or a Distiller around it) on the answer spans, tunes
+    the no-answer threshold on the eval split (SQuAD 2.0), and exports ``span_model``."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
     seq_len, max_windows = settings.max_seq_length, settings.max_windows
-    model = build_span_model(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
-    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    model.compile(optimizer=finetuning.optimizer(settings, train_steps), loss=span_loss)
-    print(f"  [train] fine-tuning a span extractor (SQuAD windows of {seq_len}, stride {settings.doc_stride}) from "
-          f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
+    model.compile(optimizer=finetuning.optimizer(settings, train_steps, learning_rate), loss=span_loss)
+    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
     metrics = finetuning.fit(
         model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, seq_len, max_windows, True),
         _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, seq_len, max_windows, False))
@@ -153,10 +175,10 @@ def run_fn(fn_args) -> None:
             fn_args.eval_files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=False, num_epochs=1),
             tf_transform_output.transformed_metadata.schema)
         export_settings["no_answer_threshold"], metrics["eval_exact_match_tuned"] = tune_no_answer_threshold(
-            model, eval_questions, seq_len, settings.max_answer_length, tokenizer.vocab)
+            span_model, eval_questions, seq_len, settings.max_answer_length, tokenizer.vocab)
         metrics["no_answer_threshold"] = export_settings["no_answer_threshold"]
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_reader(model, fn_args.serving_model_dir, tokenizer, export_settings)
+    export_reader(span_model, fn_args.serving_model_dir, tokenizer, export_settings)
 
 
 def _window_answers(logits, token_ids, segment_ids, padding_mask, max_answer_length: int, vocab):

@@ -277,7 +277,7 @@ E2E_FINETUNES = {
     "ner": ("--set", "finetune.task=ner", "--set", "finetune.model_name=ner",
             "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4"),
     "qa": ("--task", "qa", "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
-           "--set", "finetune.learning_rate=0.001"),
+           "--set", "finetune.learning_rate=0.001", "--set", "distill.enabled=true", "--set", "distill.train_steps=200"),
     "similarity": ("--task", "similarity", "--set", "finetune.accuracy_threshold=0.3"),
     # The demo recipe trains 600 steps each, re-ranking over 8 candidates: a third of it serves.
     "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250"),

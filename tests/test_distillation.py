@@ -93,6 +93,22 @@ def test_a_crf_tagger_teacher_saves_with_its_vocabulary_and_its_student_keeps_th
     np.testing.assert_array_equal(half.get_layer("crf").transitions.numpy(), teacher.get_layer("crf").transitions.numpy())
 
 
+def test_a_span_extractor_teacher_round_trips_and_its_full_student_reproduces_it(tmp_path):
+    from tfx_bert_app.models import qa
+
+    keras.utils.set_random_seed(1)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=16)
+    teacher, x = qa.build_span_model(backbone, dropout=0.1), _inputs()
+    x["padding_mask"][:, 12:] = 0
+    serving = tmp_path / "model" / "Format-Serving"
+    distillation.save_teacher(teacher, str(serving))
+    loaded = distillation.load_teacher(str(serving))  # SpanLogits is registered for Keras saving
+    full = distillation.student_from_teacher(loaded, 2)
+    np.testing.assert_allclose(full(x, training=False), teacher(x, training=False), atol=1e-5)
+    assert float(distillation.SpanDistillation(2.0).compute_loss(teacher(x), full(x))) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_the_word_loss_counts_only_the_words_that_exist_and_moves_a_tagger_student_toward_its_teacher():
     from tfx_bert_app.models import ner
 
@@ -130,17 +146,10 @@ def _dense_head(out_shape, seed):
     return keras.Model(inputs, outputs)
 
 
-def _two_heads(seed):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((8,))
-    hidden = keras.layers.Dense(32, activation="tanh")(inputs)
-    return keras.Model(inputs, (keras.layers.Dense(10)(hidden), keras.layers.Dense(10)(hidden)))
-
-
 HEADS = {  # head: (build(seed), the distillation loss, distance between teacher and student outputs)
     "classification": (lambda s: _dense_head((3,), s), distillation.softmax_distillation(2.0), "kl"),
     "ner_tags_per_token": (lambda s: _dense_head((6, 5), s), distillation.softmax_distillation(2.0), "kl"),
-    "qa_start_end": (_two_heads, distillation.softmax_distillation(2.0, outputs=2), "kl"),
+    "qa_start_end_per_piece": (lambda s: _dense_head((6, 2), s), distillation.SpanDistillation(2.0), "span"),
     "rerank_listwise_scores": (lambda s: _dense_head((8,), s), distillation.softmax_distillation(1.0), "kl"),
     "multilabel": (lambda s: _dense_head((6,), s), distillation.SigmoidLogitsDistillation(2.0), "sigmoid"),
     "embeddings": (lambda s: _dense_head((16,), s), distillation.EmbeddingDistillation(), "mse"),
@@ -151,6 +160,9 @@ def _distance(kind, teacher_out, student_out):
     pairs = list(zip(keras.tree.flatten(teacher_out), keras.tree.flatten(student_out)))
     if kind == "mse":
         return sum(float(np.mean((t - s) ** 2)) for t, s in pairs)
+    if kind == "span":  # start and end: distributions over the pieces (axis 1)
+        return sum(float(np.mean(keras.losses.kl_divergence(tf.nn.softmax(np.swapaxes(t, 1, 2)),
+                                                            tf.nn.softmax(np.swapaxes(s, 1, 2))))) for t, s in pairs)
     if kind == "sigmoid":
         return sum(float(np.mean(np.abs(tf.sigmoid(t) - tf.sigmoid(s)))) for t, s in pairs)
     return sum(float(np.mean(keras.losses.kl_divergence(tf.nn.softmax(t), tf.nn.softmax(s)))) for t, s in pairs)

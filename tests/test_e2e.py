@@ -293,6 +293,17 @@ def test_qa_learns_answers_across_windows_and_serves_character_spans(demo_run, f
     assert tfma_scores["squad_f1"] == pytest.approx(scores["f1"], abs=1e-6)
     assert tfma_scores["squad_exact_match"] == pytest.approx(scores["exact_match"], abs=1e-6)
 
+    # The distilled student (the teacher's start and end distributions; its own no-answer
+    # threshold): gated on 97% of the teacher's F1, servable, answering spans of the context.
+    _check_student(work, "qa", "squad_f1", (2, 1))
+    [student] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-qa", "StudentTrainer", "model", "*", "Format-Serving"))
+    assert op_check.unsupported_ops(student) == []
+    student_out = tf.saved_model.load(student).signatures["serving_default"](
+        question=tf.constant([q.question for q in questions[:16]]), context=tf.constant([q.context for q in questions[:16]]))
+    for i, q in enumerate(questions[:16]):
+        start, end = int(student_out["answer_start"][i]), int(student_out["answer_end"][i])
+        assert (q.context[start:end] if start >= 0 else "") == student_out["answer_text"][i].numpy().decode()
+
     def random_phrase_f1(q):  # the expected F1 of answering a random "the/a <word> <word>" of the context
         phrases = re.findall(r"\b(?:the|a) ([a-z]+ [a-z]+)\b", q.context)
         return statistics.mean(squad.score(p, gold[q.id])[1] for p in phrases)
