@@ -187,8 +187,8 @@ class SpanDistillation(keras.distillation.DistillationLoss):
 
 
 class EmbeddingDistillation(keras.distillation.DistillationLoss):
-    """Sentence-embedding heads (similarity, retrieval towers): the student's embedding matches
-    the teacher's (mean squared error; sentence-transformers' model distillation)."""
+    """Outputs matched by mean squared error: sentence embeddings (sentence-transformers' model
+    distillation), or a bi-encoder's cosine scores (the similarity task's student)."""
 
     def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
         losses = [keras.ops.mean(keras.ops.square(keras.ops.subtract(t, s)))

@@ -17,6 +17,7 @@ Serving: ``serving_default(text, text_b)`` -> ``similarity`` (the cosine; classi
 """
 from __future__ import annotations
 
+import json
 
 import keras
 import tensorflow as tf
@@ -25,7 +26,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import export, finetuning
+from tfx_bert_app.models import distillation, export, finetuning, similarity_metrics
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -42,7 +43,8 @@ def eval_config(f) -> tfma.EvalConfig:
         return finetuning.gated_eval_config(features.PROBABILITIES, tfma.MetricConfig(
             class_name="SparseCategoricalAccuracy", threshold=threshold))
     return finetuning.gated_eval_config(SIMILARITY, tfma.MetricConfig(
-        class_name="Correlation", module="tfx_bert_app.models.similarity_metrics", threshold=threshold))
+        class_name="Correlation", module="tfx_bert_app.models.similarity_metrics",
+        config=json.dumps({"name": similarity_metrics.SPEARMAN}), threshold=threshold))
 
 
 def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
@@ -68,6 +70,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     return outputs
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class Pooling(keras.layers.Layer):
     """Sequence states -> one vector: the mean or the maximum over real pieces (as
     sentence-transformers pools), or the [CLS] state."""
@@ -96,11 +99,13 @@ def build_sentence_encoder(backbone, pooling: str, name: str = "sentence_encoder
                        name=name)
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class Cosine(keras.layers.Layer):
     def call(self, u, v):
         return tf.reduce_sum(tf.math.l2_normalize(u, -1) * tf.math.l2_normalize(v, -1), axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class PairFeatures(keras.layers.Layer):
     """[u, v, |u - v|] (Sentence-BERT's classification features)."""
 
@@ -135,13 +140,36 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool,
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes the shared sentence encoder from ``base_model``."""
     settings = finetuning.start(fn_args)
+    sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.pooling)
+    model = build_pair_model(sentence_encoder, settings.similarity_objective, settings.num_classes, settings.dropout)
+    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer,
+                      f"fine-tuning a {settings.pooling}-pooling bi-encoder ({settings.similarity_objective}) from "
+                      f"{fn_args.base_model}")
+    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+
+
+def distill_run_fn(fn_args) -> None:
+    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned bi-encoder (the
+    teacher); the student takes some of its layers and learns the teacher's pair outputs: its
+    cosine scores (mean squared error, ``distillation.EmbeddingDistillation``) or, for the
+    classification objective (NLI), its class distribution (soft targets at temperature T)."""
+    objective = settings_from(fn_args.custom_config).similarity_objective
+    distillation.run_student(
+        fn_args, distillation.softmax_distillation if objective == "classification"
+        else lambda temperature: distillation.EmbeddingDistillation(),
+        lambda settings, d, model, student, what: _train_and_export(
+            fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
+            what), "bi-encoder")
+
+
+def _train_and_export(fn_args, settings, model, pair_model, learning_rate: float, tokenizer, what: str) -> None:
+    """Trains ``model`` (the pair model, or a Distiller around it) on the pairs' labels, then
+    exports ``pair_model`` and its sentence encoder."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    objective, num_classes = settings.similarity_objective, settings.num_classes
-    sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.pooling)
-    model = build_pair_model(sentence_encoder, objective, num_classes, settings.dropout)
-    optimizer = finetuning.optimizer(settings, train_steps)
-    if objective == "cosine":
+    optimizer = finetuning.optimizer(settings, train_steps, learning_rate)
+    if settings.similarity_objective == "cosine":
         score_max = float(settings.score_max)
         label_fn = lambda y: tf.cast(y, tf.float32) / score_max  # noqa: E731
         model.compile(optimizer=optimizer, loss="mse")
@@ -149,14 +177,13 @@ def run_fn(fn_args) -> None:
         label_fn = lambda y: tf.cast(y, tf.int32)  # noqa: E731
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    print(f"  [train] fine-tuning a {settings.pooling}-pooling bi-encoder ({objective}) from "
-          f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
+    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
     metrics = finetuning.fit(model, fn_args,
                              _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_bi_encoder(model, sentence_encoder, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
-                      settings.max_seq_length, objective)
+    export_bi_encoder(pair_model, pair_model.get_layer("sentence_encoder"), fn_args.serving_model_dir, tokenizer,
+                      settings.max_seq_length, settings.similarity_objective)
 
 
 def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_len: int, objective: str) -> None:

@@ -109,6 +109,24 @@ def test_a_span_extractor_teacher_round_trips_and_its_full_student_reproduces_it
     assert float(distillation.SpanDistillation(2.0).compute_loss(teacher(x), full(x))) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("objective", ["cosine", "classification"])
+def test_a_bi_encoder_teacher_round_trips_and_its_full_student_reproduces_it(tmp_path, objective):
+    from tfx_bert_app.models import similarity
+
+    keras.utils.set_random_seed(1)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=16)
+    teacher = similarity.build_pair_model(similarity.build_sentence_encoder(backbone, "mean"), objective)
+    x = {**_inputs(), **{k + similarity.SECOND: v for k, v in _inputs(seed=1).items()}}
+    serving = tmp_path / "model" / "Format-Serving"
+    distillation.save_teacher(teacher, str(serving))
+    loaded = distillation.load_teacher(str(serving))  # Pooling, Cosine, PairFeatures are registered
+    full = distillation.student_from_teacher(loaded, 2)
+    np.testing.assert_allclose(full(x, training=False), teacher(x, training=False), atol=1e-5)
+    half = distillation.student_from_teacher(loaded, 1)
+    assert distillation.num_layers(half.get_layer("sentence_encoder")) == 1  # the tower the export serves
+
+
 def test_the_word_loss_counts_only_the_words_that_exist_and_moves_a_tagger_student_toward_its_teacher():
     from tfx_bert_app.models import ner
 

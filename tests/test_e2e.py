@@ -385,6 +385,18 @@ def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(d
 
     embeddings = served.signatures["embed"](text=tf.constant(a[:8] + b[:8]))["embedding"].numpy()
     np.testing.assert_allclose((embeddings[:8] * embeddings[8:]).sum(1), cosine[:8], rtol=1e-4, atol=1e-5)
+
+    # The distilled student (the teacher's cosine scores, MSE): gated on 97% of its Spearman;
+    # its one-layer tower serves ``embed`` and the pair signature alike.
+    _check_student(work, "similarity", "spearman", (2, 1))
+    [student_dir] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-similarity", "StudentTrainer", "model", "*",
+                                           "Format-Serving"))
+    assert op_check.unsupported_ops(student_dir) == []
+    student = tf.saved_model.load(student_dir)
+    student_cosine = student.signatures["serving_default"](text=tf.constant(a[:8]), text_b=tf.constant(b[:8]))["similarity"]
+    student_vectors = student.signatures["embed"](text=tf.constant(a[:8] + b[:8]))["embedding"].numpy()
+    np.testing.assert_allclose((student_vectors[:8] * student_vectors[8:]).sum(1), student_cosine.numpy(),
+                               rtol=1e-4, atol=1e-5)
     with DevServer("similarity", os.path.join(work, "serving", "similarity")) as server, \
             ServingClient(server.target) as client:
         client.wait_until_available("similarity")
