@@ -24,6 +24,8 @@ INSTALL_REQUIRES = [
     "pymilvus>=2.5,<2.6",
     "milvus-lite>=2.5,<2.6; sys_platform == 'linux' or sys_platform == 'darwin'",
     "setuptools<81",  # milvus-lite 2.5 imports pkg_resources, which setuptools 81 removed
+    # Lexical retrieval (BM25): scipy sparse matrices, no JVM or server; an index saves to a folder.
+    "bm25s>=0.2.6,<0.3",
 ]
 
 TEST_REQUIRES = [

@@ -22,8 +22,10 @@ def example_gen(task: Task, f: FinetuneConfig, data_path) -> TaskExampleGen:
     if task.examples == "squad":
         return TaskExampleGen(input_format="squad", **common)
     if task.examples == "ranking":
+        mining = (dict(num_negatives=f.num_negatives, rank_min=f.negative_rank_min, rank_max=f.negative_rank_max,
+                       margin=f.negative_margin) if f.negative_miner == "bm25" else None)
         return TaskExampleGen(input_format=f.input_format, num_negatives=f.num_negatives,
-                              negative_pool=f.negative_pool, **common)
+                              negative_pool=f.negative_pool, negative_mining=mining, **common)
     scores = task.labels == "similarity" and f.similarity_objective == "cosine"
     label_dtype = "multi" if task.labels == "multi" else "float" if scores else "int"
     text_b_field = f.text_b_field or ("text_b" if task.labels == "similarity" else "")

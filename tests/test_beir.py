@@ -50,6 +50,9 @@ def test_training_pairs_mine_the_lexically_hardest_non_relevant_negatives():
     assert len(set(randoms)) == 3 and not {"pos", "rel2"} & set(randoms)
     with pytest.raises(ValueError, match="too few documents"):
         list(beir.training_pairs(data, 5, 0))
+    # Mined negatives come first (a judged one dropped); a short list is filled from the sample.
+    mined = list(beir.training_pairs(data, 2, 100, mined={"q": ["rel2", "far2"]}))[0].negative_ids
+    assert mined == ["far2", "near"]
 
 
 def test_triples_reader_counts_bad_lines_and_strict_names_them(tmp_path):

@@ -1,4 +1,5 @@
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -113,3 +114,23 @@ def test_serve_hands_the_server_tf_servings_batching_file_and_thread_flags(tmp_p
     assert not any(f.startswith("--tensorflow_intra_op_parallelism") for f in flags)
     params = server.read_batching_parameters(flags[flags.index("--batching_parameters_file") + 1])
     assert (params.max_batch_size, params.batch_timeout_s, params.num_batch_threads) == (16, 0.0, os.cpu_count())
+
+
+def test_retrieve_bm25_ranks_the_corpus_file_saves_its_index_and_explains_what_is_missing(capsys, tmp_path):
+    from tfx_bert.lexical import BM25Index
+
+    corpus = {"d1": "the red car is fast", "d2": "a blue boat", "d3": "red boats and a red car"}
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in corpus.items()))
+    index_dir = str(tmp_path / "bm25")
+    args = ["retrieve", "red car", "--mode", "bm25", "--k", "2", "--bm25-index", index_dir]
+    assert cli.main([*args, "--corpus", str(path)]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    expected = BM25Index.build(corpus).search(["red car"], 2)[0]
+    assert [(h["id"], h["score"]) for h in hits] == [(d, pytest.approx(s, abs=1e-6)) for d, s in expected]
+    assert cli.main(args) == 0  # the saved index, without the corpus
+    assert json.loads(capsys.readouterr().out)["hits"] == hits
+    assert cli.main(["retrieve", "red car", "--mode", "bm25"]) == 2
+    assert "give --corpus" in capsys.readouterr().err
+    assert cli.main(["retrieve", "red car", "--mode", "hybrid", "--model-dir", str(tmp_path)]) == 2
+    assert "give --collection" in capsys.readouterr().err

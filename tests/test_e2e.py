@@ -446,14 +446,16 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     facts; each dev query asks for a fact no train query asked for). Thresholds from the data: the dual encoder's
     Recall@10 is at least 10x random (10 / 600) and its nDCG@10 beats the pretrained encoder's
     zero-shot mean pooling; the RetrievalEvaluator's metrics equal a direct computation; the
-    blessed model's corpus is in the vector store. The cross-encoder's MRR@10 over its candidate
-    lists beats a random order's; retrieve-then-rerank over gRPC (two servers) returns what the
-    in-process path returns, re-ordered top-20 candidates by their cross-encoder scores."""
+    blessed model's corpus is in the vector store; it reports BM25 (equal to a direct computation)
+    and the hybrid. The cross-encoder's MRR@10 over its candidate lists beats a random order's;
+    retrieve-then-rerank over gRPC (two servers, hybrid candidates) returns what the in-process
+    path returns, re-ordered top-20 candidates by their cross-encoder scores."""
     import tensorflow_model_analysis as tfma
 
     from tfx_bert import beir, retrieval_metrics
     from tfx_bert.cli import DevServer
-    from tfx_bert.retrieval import Retriever, RetrieveThenRerank
+    from tfx_bert.lexical import BM25Index
+    from tfx_bert.retrieval import HybridRetriever, Retriever, RetrieveThenRerank
     from tfx_bert.serving import op_check
     from tfx_bert.vector_store import VectorStore
     from tfx_bert_app.models import encoder, similarity
@@ -477,6 +479,10 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
         work, "pipelines", "tfx-bert-retrieval", "Evaluator", "evaluation", "*")), "metrics.json")))
     assert report["blessed"] and report["documents"] == len(ids) and report["queries"] == len(qids)
     assert report["candidate"] == pytest.approx(fine_tuned, abs=1e-3)
+    lexical = BM25Index.build(data.corpus)
+    bm25 = retrieval_metrics.evaluate({q: dict(h) for q, h in zip(qids, lexical.search(queries, 100))}, data.qrels)
+    assert report["bm25"] == pytest.approx(bm25, abs=1e-6) and set(report["hybrid"]) == set(bm25)
+    print(f"retrieval: BM25 {report['bm25']}, hybrid {report['hybrid']}")
 
     pretrained = demo_encoder(demo_run[0])
     tokenizer = encoder.load_tokenizer(pretrained)
@@ -520,18 +526,21 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     for hits, retrieved_hits in zip(reranked, retrieved):
         assert {doc for doc, _ in hits} <= {doc for doc, _ in retrieved_hits} and len(hits) == 10
         assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    # The CLI re-ranks the hybrid (dense + BM25) candidates: in process, the same.
+    hybrid = RetrieveThenRerank(HybridRetriever(retriever, lexical), reranker.score, data.corpus, k=20)
+    expected_cli = hybrid.search(queries[:2], top_n=10)
 
     store.close()
     with DevServer("retrieval", os.path.join(work, "serving", "retrieval")) as dual_server, \
             DevServer("rerank", os.path.join(rerank_work, "serving", "rerank")) as cross_server:
         cli = subprocess.run(
-            [sys.executable, "-m", "tfx_bert.cli", "retrieve", queries[0], queries[1], "--store-uri",
+            [sys.executable, "-m", "tfx_bert.cli", "retrieve", queries[0], queries[1], "--mode", "hybrid", "--store-uri",
              os.path.join(work, "vectors", "milvus.db"), "--collection", "retrieval", "--target", dual_server.target,
              "--model-name", "retrieval", "--rerank-target", cross_server.target, "--rerank-model-name", "rerank",
              "--corpus", os.path.join(work, "data", "retrieval", "corpus.jsonl"), "--candidates", "20"],
             capture_output=True, text=True, cwd=REPO, timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
-    for line, expected in zip(cli.stdout.strip().splitlines()[-2:], reranked[:2]):
+    for line, expected in zip(cli.stdout.strip().splitlines()[-2:], expected_cli):
         hits = json.loads(line)["hits"]
         assert [h["id"] for h in hits] == [doc for doc, _ in expected]
         assert [h["score"] for h in hits] == pytest.approx([s for _, s in expected], abs=1e-4)

@@ -69,3 +69,36 @@ def test_retrieve_then_rerank_reorders_the_store_candidates(tmp_path):
     with pytest.raises(KeyError, match="not in the corpus"):
         RetrieveThenRerank(retriever, score, {"a": "only"}, k=3).search(["q"])
     store.close()
+
+
+def test_reciprocal_rank_fusion_sums_one_over_k_plus_rank():
+    from tfx_bert.retrieval import reciprocal_rank_fusion
+
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.1)]
+    lexical = [("c", 12.0), ("a", 3.0), ("d", 1.0)]
+    fused = reciprocal_rank_fusion([dense, lexical], k=60)
+    expected = {"a": 1 / 61 + 1 / 62, "b": 1 / 62, "c": 1 / 63 + 1 / 61, "d": 1 / 63}
+    assert dict(fused) == pytest.approx(expected)
+    assert [d for d, _ in fused] == ["a", "c", "b", "d"]  # scores' scales do not matter, ranks do
+    weighted = reciprocal_rank_fusion([dense, lexical], k=1, weights=[1.0, 3.0])
+    assert [d for d, _ in weighted][0] == "c"  # 1/4 + 3/2 beats a's 1/2 + 3/3
+
+
+def test_hybrid_retriever_fuses_dense_and_bm25_and_feeds_the_reranker():
+    from tfx_bert.lexical import BM25Index
+    from tfx_bert.retrieval import HybridRetriever, RetrieveThenRerank, reciprocal_rank_fusion
+
+    corpus = {"a": "the red car", "b": "a blue boat", "c": "red boats and blue cars", "d": "green trees"}
+
+    class Dense:  # a fixed dense ranking, whatever the query
+        def retrieve(self, queries, k):
+            return [[("d", 0.9), ("b", 0.5), ("a", 0.1)][:k] for _ in queries]
+
+    lexical = BM25Index.build(corpus)
+    hybrid = HybridRetriever(Dense(), lexical, depth=3)
+    [hits] = hybrid.retrieve(["red car"], k=4)
+    assert hits == reciprocal_rank_fusion([Dense().retrieve(["x"], 3)[0], lexical.search(["red car"], 3)[0]])[:4]
+    assert hits[0][0] == "a"  # in both rankings (third dense, first BM25) beats first in one
+    results = RetrieveThenRerank(hybrid, lambda q, passages: np.array([len(p) for p in passages]), corpus,
+                                 k=3).search(["red car"], top_n=3)
+    assert [d for d, _ in results[0]] == sorted([d for d, _ in hits[:3]], key=lambda d: -len(corpus[d]))

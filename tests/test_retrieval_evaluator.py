@@ -51,6 +51,8 @@ def test_the_verdict_needs_the_threshold_the_baseline_and_a_gain_over_the_zero_s
 @pytest.mark.slow  # four Beam evaluations and a zero-shot export: about 45 s
 def test_retrieval_evaluator_reports_and_gates_candidate_baseline_and_zero_shot(tmp_path, tokenizer):
     from tfx_bert import tokenization
+    from tfx_bert.lexical import BM25Index
+    from tfx_bert.retrieval import reciprocal_rank_fusion
     from tfx_bert_app.components.retrieval_evaluator import executor as ex
     from tfx_bert_app.models import encoder as encoder_lib
 
@@ -89,6 +91,13 @@ def test_retrieval_evaluator_reports_and_gates_candidate_baseline_and_zero_shot(
     run = {q: dict(zip(ids, (docs @ v).tolist())) for q, v in zip(qids, queries)}
     expected = retrieval_metrics.evaluate(run, data.qrels)
     assert report["candidate"] == pytest.approx(expected, abs=1e-5)
+    # BM25 over the same corpus and its fusion with the candidate's ranking, reported beside it.
+    bm25 = dict(zip(qids, BM25Index.build(data.corpus).search([data.queries[q] for q in qids], 100)))
+    assert report["bm25"] == pytest.approx(retrieval_metrics.evaluate({q: dict(r) for q, r in bm25.items()},
+                                                                      data.qrels), abs=1e-6)
+    dense = {q: sorted(run[q].items(), key=lambda item: -item[1]) for q in qids}
+    hybrid = {q: dict(reciprocal_rank_fusion([dense[q], bm25[q]])) for q in qids}
+    assert report["hybrid"] == pytest.approx(retrieval_metrics.evaluate(hybrid, data.qrels), abs=1e-5)
 
     report, blessing = evaluate("gated", baseline_model=baseline, encoder=encoder)
     assert report["zero_shot"] == pytest.approx(report["candidate"], abs=1e-5)

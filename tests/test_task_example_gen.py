@@ -198,6 +198,30 @@ def test_beir_example_gen_writes_pairs_with_negatives_and_counts_bad_qrels(tmp_p
     assert counts["train_records"] == 2 and counts["eval_records"] == 1
 
 
+def test_beir_example_gen_mines_bm25_negatives_over_the_whole_corpus(tmp_path):
+    from tfx_bert import beir, mining
+
+    corpus = {"d1": "the chef bakes bread in the oven", "d2": "the chef bakes a cake", "d3": "the rocket orbits the moon",
+              "d4": "a sailor sails a boat", "d5": "a sailor and his boat", "d6": "bread and cake for the chef",
+              "d7": "the moon is bright", "d8": "rocket fuel", "d9": "a boat on the lake"}
+    write_beir(tmp_path, {"train": ["q1\td1\t1", "q2\td3\t1", "q3\td4\t1"], "dev": ["q3\td5\t1"]}, corpus=corpus)
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    settings = {"num_negatives": 2, "rank_min": 1, "rank_max": 6, "margin": 0.0}
+    props = {**_example_gen_props(tmp_path, "beir", "qrels/train.tsv", "qrels/dev.tsv"),
+             ex.NEGATIVE_MINING: json.dumps(settings)}
+    run_executor(ex.Executor, {}, {"examples": [examples]}, props, str(tmp_path / "tmp"))
+    written = {e.features.feature["query_id"].bytes_list.value[0].decode():
+               [n.decode() for n in e.features.feature["negative_ids"].bytes_list.value]
+               for e in read_examples(os.path.join(examples.uri, "Split-train", "*"))}
+    # What the library mines from the same data, short lists filled from the seeded sample.
+    data = beir.read_beir(str(tmp_path), qrels_path=str(tmp_path / "qrels" / "train.tsv"))
+    mined = mining.mine(data.queries, data.qrels, *mining.bm25_miner(data.corpus), mining.MiningSettings(**settings))
+    assert any(mined.values())  # the data has lexical overlap to mine
+    expected = {p.query_id: p.negative_ids for p in beir.training_pairs(data, 2, 8, mined)}
+    assert written == expected and all(w[:len(mined[q])] == mined[q][:2] for q, w in written.items())
+    assert all(len(n) == 2 and not {"d1", "d3", "d4"} & set(n) for n in written.values())
+
+
 def test_msmarco_triples_need_one_negative(tmp_path):
     (tmp_path / "triples.tsv").write_text("a moon\tthe moon orbits\tthe chef bakes\n")
     examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")

@@ -131,9 +131,12 @@ def _words(text: str) -> frozenset:
     return frozenset(_WORD.findall(text.lower()))
 
 
-def training_pairs(data: RetrievalData, num_negatives: int, negative_pool: int = 0):
+def training_pairs(data: RetrievalData, num_negatives: int, negative_pool: int = 0, mined: dict | None = None):
     """One ``TrainingPair`` per relevant (query, document) judgement, with ``num_negatives``
     passages not judged relevant to the query.
+
+    ``mined`` ({query id: doc ids}, from ``tfx_bert.mining``: BM25 or a dense model over the
+    whole corpus) come first; a query its filters left short is filled from the sample below.
 
     Negatives are mined cheaply and reproducibly: ``negative_pool`` documents are sampled (seeded
     by the query id) and the ones sharing the most words with the query are kept: hard
@@ -164,6 +167,9 @@ def training_pairs(data: RetrievalData, num_negatives: int, negative_pool: int =
                 if doc not in words:
                     words[doc] = _words(data.corpus[doc])
             pool = sorted(pool, key=lambda d: -len(query_words & words[d]))  # stable: ties keep sample order
+        if mined is not None:
+            chosen = [d for d in mined.get(query_id, []) if d not in judged][:num_negatives]
+            pool = chosen + [d for d in pool if d not in chosen]
         negatives = pool[:num_negatives]
         for doc in positives:
             yield TrainingPair(query_id, data.queries[query_id], doc, data.corpus[doc], int(judged[doc]),

@@ -282,38 +282,64 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _lexical_index(args):
+    """BM25 for --mode bm25/hybrid: loaded from --bm25-index, else built from --corpus (and saved
+    to --bm25-index when given)."""
+    from tfx_bert.lexical import BM25Index
+
+    if args.bm25_index and os.path.exists(args.bm25_index):
+        return BM25Index.load(args.bm25_index)
+    if not args.corpus:
+        raise ValueError(f"--mode {args.mode} ranks the documents' text: give --corpus (the indexed corpus file) "
+                         "or --bm25-index (a saved index).")
+    index = BM25Index.build(_read_corpus(args))
+    if args.bm25_index:
+        index.save(args.bm25_index)
+    return index
+
+
+def _read_corpus(args) -> dict:
+    from tfx_bert.corpus_embedding import read_corpus
+
+    if not args.corpus:
+        raise ValueError("Re-ranking reads the documents' text: give --corpus (the indexed corpus file).")
+    return read_corpus(args.corpus, args.corpus_format, strict=False)[0]
+
+
 def cmd_retrieve(args) -> int:
-    from tfx_bert.retrieval import Retriever
+    import contextlib
+
+    from tfx_bert.retrieval import HybridRetriever, Retriever, RetrieveThenRerank
     from tfx_bert.vector_store import VectorStore
 
-    from tfx_bert.retrieval import RetrieveThenRerank
-
-    def search(retriever, scorer):
-        if not (args.rerank_model_dir or args.rerank_model_name):
+    def search(dense, scorer):
+        retriever = (_lexical_index(args) if args.mode == "bm25" else
+                     HybridRetriever(dense, _lexical_index(args)) if args.mode == "hybrid" else dense)
+        if scorer is None:
             return retriever.retrieve(args.queries, args.k)
-        from tfx_bert.corpus_embedding import read_corpus
+        return RetrieveThenRerank(retriever, scorer, _read_corpus(args), k=args.candidates).search(args.queries,
+                                                                                                   args.k)
 
-        if not args.corpus:
-            raise ValueError("Re-ranking reads the documents' text: give --corpus (the indexed corpus file).")
-        corpus, _ = read_corpus(args.corpus, args.corpus_format, strict=False)
-        return RetrieveThenRerank(retriever, scorer, corpus, k=args.candidates).search(args.queries, args.k)
-
+    dense_from_server = args.mode != "bm25" and not args.model_dir
     try:
-        store = VectorStore(args.store_uri, args.collection)
-        if args.model_dir:
-            retriever = Retriever.from_saved_model(args.model_dir, store, nprobe=args.nprobe)
-            scorer = RetrieveThenRerank.saved_model_scorer(args.rerank_model_dir) if args.rerank_model_dir else None
-            results = search(retriever, scorer)
-        else:
-            from tfx_bert.serving import client as client_lib
+        with contextlib.ExitStack() as stack:
+            if dense_from_server or args.rerank_model_name:
+                from tfx_bert.serving import client as client_lib
 
-            with client_lib.ServingClient(args.target, timeout=args.timeout) as client, \
-                    client_lib.ServingClient(args.rerank_target or args.target, timeout=args.timeout) as reranker:
-                retriever = Retriever.from_serving(client, args.model_name, store, nprobe=args.nprobe)
-                scorer = (RetrieveThenRerank.serving_scorer(reranker, args.rerank_model_name)
-                          if args.rerank_model_name else None)
-                results = search(retriever, scorer)
-    except (ValueError, RuntimeError, KeyError) as e:
+                client, reranker = (stack.enter_context(client_lib.ServingClient(target, timeout=args.timeout))
+                                    for target in (args.target, args.rerank_target or args.target))
+            dense = None
+            if args.mode != "bm25":
+                if not args.collection:
+                    raise ValueError(f"--mode {args.mode} searches the vector store: give --collection.")
+                store = VectorStore(args.store_uri, args.collection)
+                dense = (Retriever.from_serving(client, args.model_name, store, nprobe=args.nprobe) if dense_from_server
+                         else Retriever.from_saved_model(args.model_dir, store, nprobe=args.nprobe))
+            scorer = (RetrieveThenRerank.saved_model_scorer(args.rerank_model_dir) if args.rerank_model_dir else
+                      RetrieveThenRerank.serving_scorer(reranker, args.rerank_model_name) if args.rerank_model_name
+                      else None)
+            results = search(dense, scorer)
+    except (ValueError, RuntimeError, KeyError, FileNotFoundError) as e:
         print(f"tfx-bert retrieve: {e}", file=sys.stderr)
         return 2
     for query, hits in zip(args.queries, results):
@@ -491,11 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-name", help="expected server name in its certificate, if not the target host")
     p.set_defaults(fn=cmd_predict)
 
-    p = sub.add_parser("retrieve", help="top-k documents for queries: query embedding -> the vector store")
+    p = sub.add_parser("retrieve", help="top-k documents for queries: query embedding -> the vector store, "
+                                        "BM25, or both fused")
     p.add_argument("queries", nargs="+")
+    p.add_argument("--mode", default="dense", choices=["dense", "bm25", "hybrid"],
+                   help="dense: the vector store; bm25: lexical (needs --corpus or --bm25-index); hybrid: both, "
+                        "fused by reciprocal rank fusion")
+    p.add_argument("--bm25-index", help="a saved BM25 index folder (built from --corpus and saved here if missing)")
     p.add_argument("--store-uri", default="work/vectors/milvus.db",
                    help="Milvus: a Milvus Lite file or http(s)://host:19530")
-    p.add_argument("--collection", required=True, help="the collection (the model name, by default)")
+    p.add_argument("--collection", help="the collection (the model name, by default); dense and hybrid modes")
     p.add_argument("--model-dir", help="embed queries in process with this SavedModel's embed signature")
     p.add_argument("--target", default="127.0.0.1:8500", help="or: a TF Serving endpoint serving the model")
     p.add_argument("--model-name", default="similarity")
@@ -506,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank-model-name", help="or: with this cross-encoder model on --rerank-target")
     p.add_argument("--rerank-target", help="the endpoint serving --rerank-model-name (default: --target)")
     p.add_argument("--candidates", type=int, default=20, help="candidates retrieved for re-ranking")
-    p.add_argument("--corpus", help="re-ranking: the indexed corpus file (the documents' text)")
+    p.add_argument("--corpus", help="re-ranking and BM25: the indexed corpus file (the documents' text)")
     p.add_argument("--corpus-format", default="beir", choices=["beir", "msmarco"])
     p.set_defaults(fn=cmd_retrieve)
 

@@ -161,6 +161,15 @@ class FinetuneConfig:
     # Dense retrieval and re-ranking data (TaskExampleGen beir | msmarco_triples) and training.
     num_negatives: int = for_tasks("retrieval", "rerank", default=3)  # per (query, passage) pair (msmarco_triples: 1)
     negative_pool: int = for_tasks("retrieval", "rerank", default=32)  # beir: sampled docs for lexical negatives (0: random)
+    # beir: "sample" (the above) | "bm25": BM25 over the whole corpus ranks each query's candidates;
+    # negatives from ranks [negative_rank_min, negative_rank_max) of the non-positives, scoring
+    # below the query's weakest positive minus negative_margin (BM25 units; -inf: no filter, right for
+    # fully judged data; 0 or more drops probable false negatives of sparse judgements, as MS MARCO's);
+    # short lists are filled from the sample.
+    negative_miner: Literal["sample", "bm25"] = for_tasks("retrieval", "rerank", default="sample")
+    negative_rank_min: int = for_tasks("retrieval", "rerank", default=0)
+    negative_rank_max: int = for_tasks("retrieval", "rerank", default=30)
+    negative_margin: float = for_tasks("retrieval", "rerank", default=float("-inf"))
     temperature: float = for_tasks("retrieval", default=0.05)  # the contrastive softmax's temperature on cosines
     shared_towers: bool = for_tasks("retrieval", default=True)  # one encoder for queries and documents, or two
     retrieval_eval_dir: str = for_tasks("retrieval", default="")  # BEIR-layout eval set; empty -> the task data
@@ -413,6 +422,11 @@ class ProjectConfig:
              "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
             (task.name != "rerank" or f.num_negatives >= 1,
              "re-ranking trains on candidate lists: finetune.num_negatives must be >= 1"),
+            (f.negative_miner != "bm25" or 0 <= f.negative_rank_min < f.negative_rank_max,
+             "finetune.negative_miner=bm25 needs 0 <= negative_rank_min < negative_rank_max"),
+            (f.negative_miner != "bm25" or 1 <= f.num_negatives <= f.negative_rank_max - f.negative_rank_min,
+             "finetune.negative_miner=bm25 needs 1 <= num_negatives <= negative_rank_max - negative_rank_min "
+             "(the window the negatives come from)"),
             (task.name != "multilabel" or len(f.label_names) >= 2,
              "the multilabel task needs finetune.label_names: its labels (e.g. --set finetune.label_names=a,b,c)"),
             (not f.label_thresholds or len(f.label_thresholds) == len(f.label_names),

@@ -1,7 +1,8 @@
 """The query path of dense retrieval: query text -> embedding (the model's ``embed_query``
 signature, or ``embed`` for a similarity model; in process or from a TF Serving endpoint) ->
-top-k documents from the vector store; optionally re-scored by a cross-encoder
-(``RetrieveThenRerank``)."""
+top-k documents from the vector store; or fused with BM25's ranking (``HybridRetriever``,
+reciprocal rank fusion); optionally re-scored by a cross-encoder (``RetrieveThenRerank``).
+Every retriever has ``retrieve(queries, k)`` -> [(doc id, score), ...] per query, best first."""
 from __future__ import annotations
 
 from typing import Callable
@@ -42,8 +43,34 @@ class Retriever:
         return self.store.search(self.embed(queries), k=k, nprobe=self.nprobe)
 
 
+def reciprocal_rank_fusion(rankings: list[list[tuple[str, float]]], k: int = 60,
+                           weights: list[float] | None = None) -> list[tuple[str, float]]:
+    """One ranking from several (Cormack et al., 2009): a document scores sum_i w_i / (k + rank_i),
+    rank from 1, over the rankings it appears in; ties keep the first ranking's order. Rank-based,
+    so a cosine and a BM25 score need no common scale."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[str, float] = {}
+    for weight, ranking in zip(weights, rankings):
+        for rank, (doc, _) in enumerate(ranking, start=1):
+            fused[doc] = fused.get(doc, 0.0) + weight / (k + rank)
+    return sorted(fused.items(), key=lambda item: -item[1])  # stable: first-seen order on ties
+
+
+class HybridRetriever:
+    """Dense and BM25 rankings (each ``depth`` deep) fused by reciprocal rank fusion."""
+
+    def __init__(self, dense, lexical, depth: int = 100, rrf_k: int = 60, lexical_weight: float = 1.0):
+        self.dense, self.lexical, self.depth, self.rrf_k = dense, lexical, depth, rrf_k
+        self.weights = [1.0, lexical_weight]
+
+    def retrieve(self, queries: list[str], k: int = 10) -> list[list[tuple[str, float]]]:
+        depth = max(self.depth, k)
+        return [reciprocal_rank_fusion([dense, lexical], self.rrf_k, self.weights)[:k]
+                for dense, lexical in zip(self.dense.retrieve(queries, depth), self.lexical.retrieve(queries, depth))]
+
+
 class RetrieveThenRerank:
-    """Top ``k`` candidates from the ``Retriever``, re-scored by a cross-encoder
+    """Top ``k`` candidates from a retriever (dense, BM25 or hybrid), re-scored by a cross-encoder
     (``score(query, passages) -> scores``) and re-ordered: ``search(queries)`` ->
     [(doc id, cross-encoder score), ...] per query, best first. ``corpus`` maps doc ids to the
     text the cross-encoder reads (the vector store holds only ids and vectors)."""

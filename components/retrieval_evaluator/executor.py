@@ -15,7 +15,10 @@ whole corpus. This evaluator:
    sentence-transformers import, else mean, normalised) when given, and blesses the candidate
    when ``gate_metric`` is at least ``threshold``, not below the baseline's and above the
    zero-shot encoder's (fine-tuning that does not beat the encoder it started from is not
-   shipped), like TFMA's value and change thresholds.
+   shipped), like TFMA's value and change thresholds;
+5. reports BM25 over the same corpus (``tfx_bert.lexical``) and the hybrid of BM25 and the
+   candidate's ranking (reciprocal rank fusion) beside them: the lexical baseline a dense
+   retriever has to beat, and what fusing the two gains.
 
 Outputs follow TFX's Evaluator: ``evaluation`` (``metrics.json``) and ``blessing`` (a
 ``BLESSED`` / ``NOT_BLESSED`` file and the ``blessed``, ``current_model_id`` and
@@ -35,7 +38,8 @@ from tfx.types import artifact_utils
 
 from tfx_bert_app.components import beam_utils
 from tfx_bert.corpus_embedding import embed_corpus, read_shards, serving_dir
-from tfx_bert import beir, retrieval_metrics
+from tfx_bert import beir, lexical, retrieval_metrics
+from tfx_bert.retrieval import reciprocal_rank_fusion
 
 DATA_DIR, QRELS, GATE_METRIC, THRESHOLD, BATCH_SIZE = "data_dir", "qrels", "gate_metric", "threshold", "batch_size"
 RECALL_KS = (1, 10, 100)
@@ -64,6 +68,20 @@ def embed_queries(model_dir: str, texts: list[str], batch_size: int = 64) -> np.
                            for i in range(0, len(texts), batch_size)])
 
 
+def lexical_baselines(data: beir.RetrievalData, dense_runs: dict) -> dict:
+    """{"bm25": metrics, "hybrid": metrics}: BM25 over the same corpus, and BM25 fused with the
+    candidate's dense ranking (reciprocal rank fusion), for the same queries and cut-offs."""
+    query_ids = sorted(data.qrels)
+    depth = max(RECALL_KS)
+    bm25 = dict(zip(query_ids, lexical.BM25Index.build(data.corpus).search([data.queries[q] for q in query_ids],
+                                                                            depth)))
+    hybrid = {q: reciprocal_rank_fusion([sorted(dense_runs[q].items(), key=lambda item: -item[1]), bm25[q]])[:depth]
+              for q in query_ids}
+    return {name: retrieval_metrics.evaluate({q: dict(ranking) for q, ranking in runs.items()}, data.qrels,
+                                             recall_ks=RECALL_KS)
+            for name, runs in (("bm25", bm25), ("hybrid", hybrid))}
+
+
 def verdict(value: float, threshold: float, baseline: float | None, zero_shot: float | None) -> bool:
     """Blessed: at least ``threshold``, not below the baseline's, above the zero-shot encoder's."""
     return value >= threshold and (baseline is None or value >= baseline - 1e-10) and (
@@ -71,7 +89,8 @@ def verdict(value: float, threshold: float, baseline: float | None, zero_shot: f
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
-    def _evaluate(self, model_dir: str, data: beir.RetrievalData, work_dir: str, batch_size: int) -> dict:
+    def _runs(self, model_dir: str, data: beir.RetrievalData, work_dir: str, batch_size: int) -> dict:
+        """{query id: {doc id: score}}: the top ``max(RECALL_KS)`` documents by exact cosine."""
         pipeline = self._make_beam_pipeline()
         embed_corpus(pipeline, data.corpus, model_dir, work_dir, batch_size)
         beam_utils.run_and_wait(pipeline)
@@ -81,8 +100,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             vectors.append(shard_vectors)
         query_ids = sorted(data.qrels)
         query_vectors = embed_queries(model_dir, [data.queries[q] for q in query_ids])
-        runs = exact_top_k(query_vectors, np.concatenate(vectors), ids, max(RECALL_KS))
-        return retrieval_metrics.evaluate(dict(zip(query_ids, runs)), data.qrels, recall_ks=RECALL_KS)
+        return dict(zip(query_ids, exact_top_k(query_vectors, np.concatenate(vectors), ids, max(RECALL_KS))))
+
+    def _evaluate(self, model_dir: str, data: beir.RetrievalData, work_dir: str, batch_size: int) -> dict:
+        return retrieval_metrics.evaluate(self._runs(model_dir, data, work_dir, batch_size), data.qrels,
+                                          recall_ks=RECALL_KS)
 
     def _zero_shot(self, encoders, data: beir.RetrievalData, evaluation_uri: str, batch_size: int) -> dict | None:
         """The metrics of the pretrained encoder's zero-shot embedding model, or None."""
@@ -109,7 +131,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         batch_size, gate = int(props.get(BATCH_SIZE) or 64), props[GATE_METRIC]
         started = time.time()
         print(f"  [evaluate] retrieval of {len(data.qrels)} queries over {len(data.corpus)} documents", flush=True)
-        metrics = self._evaluate(serving_dir(model), data, os.path.join(evaluation.uri, "candidate"), batch_size)
+        candidate_runs = self._runs(serving_dir(model), data, os.path.join(evaluation.uri, "candidate"), batch_size)
+        metrics = retrieval_metrics.evaluate(candidate_runs, data.qrels, recall_ks=RECALL_KS)
+        lexical_metrics = lexical_baselines(data, candidate_runs)
         if gate not in metrics:
             raise ValueError(f"gate_metric {gate!r} is not one of {sorted(metrics)}.")
         baseline_artifacts = input_dict.get("baseline_model") or []
@@ -120,7 +144,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         passed = verdict(metrics[gate], float(props[THRESHOLD]), baseline_metrics and baseline_metrics[gate],
                          zero_shot and zero_shot[gate])
         report = {"gate_metric": gate, "threshold": float(props[THRESHOLD]), "blessed": passed,
-                  "candidate": metrics, "baseline": baseline_metrics, "zero_shot": zero_shot,
+                  "candidate": metrics, "baseline": baseline_metrics, "zero_shot": zero_shot, **lexical_metrics,
                   "queries": len(data.qrels),
                   "documents": len(data.corpus), "counts": dict(counts), "seconds": round(time.time() - started, 2)}
         beam_utils.write_json(evaluation.uri, METRICS_FILE, report)
@@ -138,5 +162,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
         against = (f" (baseline {gate}={baseline_metrics[gate]:.3f})" if baseline_metrics else "") + (
             f" and > zero-shot encoder {gate}={zero_shot[gate]:.3f}" if zero_shot else "")
+        print(f"  [evaluate] BM25 {gate}={lexical_metrics['bm25'][gate]:.3f}, hybrid (dense + BM25, reciprocal rank "
+              f"fusion) {gate}={lexical_metrics['hybrid'][gate]:.3f}", flush=True)
         print(f"  [evaluate] {shown}; {gate} >= {float(props[THRESHOLD])}{against}: "
               f"{'BLESSED' if passed else 'NOT blessed'}", flush=True)

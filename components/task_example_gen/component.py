@@ -28,6 +28,7 @@ class TaskExampleGenSpec(component_spec.ComponentSpec):
         ex.LABEL_DELIMITER: component_spec.ExecutionParameter(type=str, optional=True),
         ex.NUM_NEGATIVES: component_spec.ExecutionParameter(type=int, optional=True),
         ex.NEGATIVE_POOL: component_spec.ExecutionParameter(type=int, optional=True),
+        ex.NEGATIVE_MINING: component_spec.ExecutionParameter(type=str, optional=True),
         "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -51,7 +52,8 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
                  input_format: str = "csv", text_field: str = "text", text_b_field: str = "",
                  label_field: str = "label", label_names: list | tuple = (), num_classes: int = 2,
                  strict: bool = False, tag_scheme: str = "iob2", label_dtype: str = "int",
-                 num_negatives: int = 0, negative_pool: int = 0, label_delimiter: str = "|"):
+                 num_negatives: int = 0, negative_pool: int = 0, label_delimiter: str = "|",
+                 negative_mining: dict | None = None):
         if input_format not in ex.FORMATS:
             raise ValueError(f"input_format {input_format!r} is not one of {ex.FORMATS}.")
         if label_dtype not in ("int", "float", "multi"):
@@ -64,6 +66,7 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
             label_field=label_field, label_names=json.dumps([str(n) for n in label_names]) if label_names else "",
             num_classes=len(label_names) or num_classes, strict=int(strict), tag_scheme=tag_scheme,
             label_dtype=label_dtype, label_delimiter=label_delimiter, num_negatives=num_negatives, negative_pool=negative_pool,
+            negative_mining=json.dumps(negative_mining, sort_keys=True) if negative_mining else "",
             input_fingerprint=input_fingerprint.fingerprint(
                 [os.path.join(input_base, train_pattern), os.path.join(input_base, eval_pattern)]
                 if isinstance(input_base, str) and input_format != "beir" else [input_base]),

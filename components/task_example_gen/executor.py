@@ -15,7 +15,8 @@
   negative per TSV line): one example per relevant (query, passage) judgement with
   ``query_id``, ``query``, ``doc_id``, ``text`` (the passage), ``label`` (its relevance) and
   ``num_negatives`` non-relevant ``negatives`` / ``negative_ids`` (BEIR: mined by word overlap
-  from ``negative_pool`` sampled documents, see ``tfx_bert.beir.training_pairs``). Unknown ids
+  from ``negative_pool`` sampled documents, or from BM25 over the whole corpus with
+  ``negative_mining``; see ``tfx_bert.beir.training_pairs``, ``tfx_bert.mining``). Unknown ids
   in qrels, duplicate document ids, empty queries or documents are skipped and counted.
 
 GLUE's TSVs (SST-2 ``sentence``/``label``; MRPC ``#1 String``/``#2 String``/``Quality``; QNLI,
@@ -38,7 +39,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
 from tfx_bert_app.components import beam_utils, examples_io
-from tfx_bert import beir, features, squad, tagging
+from tfx_bert import beir, features, mining, squad, tagging
 from tfx_bert.records import TASK_FORMATS, BadInputError, RecordReader, expand_files
 
 NAMESPACE = "tfx_bert.task_data"
@@ -60,6 +61,7 @@ LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity
 LABEL_DELIMITER = "label_delimiter"  # multi: csv/tsv label column "a|b" (JSONL: a JSON list)
 NUM_NEGATIVES = "num_negatives"  # beir / msmarco_triples: passages to contrast each pair with
 NEGATIVE_POOL = "negative_pool"  # beir: sampled documents the lexically hardest negatives come from
+NEGATIVE_MINING = "negative_mining"  # beir: JSON MiningSettings: BM25 over the whole corpus ("": the sample)
 
 
 class _Reader:
@@ -254,13 +256,23 @@ class _ReadFile(beam.DoFn):
             yield example
 
 
+    def _bm25_negatives(self, data: beir.RetrievalData, counts: collections.Counter) -> dict | None:
+        """{query id: negatives} from BM25 over the whole corpus, when ``negative_mining`` is set."""
+        if not self._props.get(NEGATIVE_MINING):
+            return None
+        settings = mining.MiningSettings(**json.loads(self._props[NEGATIVE_MINING]))
+        mined = mining.mine(data.queries, data.qrels, *mining.bm25_miner(data.corpus), settings)
+        counts["queries_short_of_bm25_negatives"] += sum(len(n) < settings.num_negatives for n in mined.values())
+        return mined
+
     def _retrieval_pairs(self, path: str):
         counts = collections.Counter()
         num_negatives = int(self._props.get(NUM_NEGATIVES) or 0)
         try:
             if self._reader.format == "beir":
                 data = beir.read_beir(self._props[INPUT_BASE], counters=counts, strict=self._reader.strict, qrels_path=path)
-                pairs = list(beir.training_pairs(data, num_negatives, int(self._props.get(NEGATIVE_POOL) or 0)))
+                pairs = list(beir.training_pairs(data, num_negatives, int(self._props.get(NEGATIVE_POOL) or 0),
+                                                 self._bm25_negatives(data, counts)))
             else:
                 if num_negatives != 1:
                     raise BadInputError(f"{path}: MS MARCO triples carry one negative per query; set "

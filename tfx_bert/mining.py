@@ -1,0 +1,96 @@
+"""Hard-negative mining: a first-stage ranker (BM25 or a dense model) ranks the whole corpus for
+each training query, and the negatives are taken from its ranking, minus the positives and the
+probable false negatives.
+
+The filters are sentence-transformers' ``mine_hard_negatives`` ones: a rank window
+(``rank_min``: skip the very top, where unjudged relevant documents concentrate; ``rank_max``:
+how deep to go) and an absolute ``margin`` (a negative must score below the query's weakest
+positive minus the margin: RocketQA's denoising, without a cross-encoder; off by default, as in
+sentence-transformers: on fully judged data the hardest candidates are true negatives). ``sampling`` "top"
+keeps the best-ranked survivors, "random" draws them (seeded by the query id) from the window.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+import zlib
+from typing import Callable, Literal
+
+import numpy as np
+
+Ranking = list  # [(doc id, score), ...], best first
+
+
+@dataclasses.dataclass(frozen=True)
+class MiningSettings:
+    num_negatives: int
+    rank_min: int = 0
+    rank_max: int = 30
+    margin: float = float("-inf")  # -inf: no filter (complete judgements, as the demo's)
+    sampling: Literal["top", "random"] = "top"
+
+    def __post_init__(self):
+        if not 0 <= self.rank_min < self.rank_max:
+            raise ValueError(f"Mining needs 0 <= rank_min < rank_max (got {self.rank_min}, {self.rank_max}).")
+        if self.num_negatives < 1 or self.num_negatives > self.rank_max - self.rank_min:
+            raise ValueError(f"num_negatives {self.num_negatives} must be 1 .. rank_max - rank_min "
+                             f"({self.rank_max - self.rank_min}).")
+
+
+def select_negatives(query_id: str, ranking: Ranking, positives: set, positive_score: float,
+                     settings: MiningSettings) -> list[str]:
+    """The negatives for one query from its ranking: positives dropped, then ranks
+    [rank_min, rank_max) of what is left, then scores below ``positive_score - margin``."""
+    window = [(d, s) for d, s in ranking if d not in positives][settings.rank_min:settings.rank_max]
+    kept = [d for d, s in window if s < positive_score - settings.margin]
+    if settings.sampling == "random" and len(kept) > settings.num_negatives:
+        return random.Random(zlib.crc32(query_id.encode("utf-8"))).sample(kept, settings.num_negatives)
+    return kept[:settings.num_negatives]
+
+
+def mine(queries: dict, qrels: dict, rank: Callable[[list[str], int], list[Ranking]],
+         score_positives: Callable[[str, list[str]], list[float]], settings: MiningSettings) -> dict[str, list[str]]:
+    """{query id: negatives} for every query in ``qrels`` (ids sorted): ``rank(texts, k)`` ranks
+    the corpus, ``score_positives(query text, doc ids)`` scores a query's positives (so the margin
+    applies even to a positive ranked below the window). A query may get fewer than
+    ``num_negatives`` (the filters left too few); the caller decides how to fill."""
+    query_ids = sorted(qrels)
+    depth = settings.rank_max + max(sum(r > 0 for r in qrels[q].values()) for q in query_ids)
+    rankings = rank([queries[q] for q in query_ids], depth)
+    negatives = {}
+    for query_id, ranking in zip(query_ids, rankings):
+        positives = {d for d, r in qrels[query_id].items() if r > 0}
+        positive_score = min(score_positives(queries[query_id], sorted(positives)))
+        negatives[query_id] = select_negatives(query_id, ranking, positives, positive_score, settings)
+    return negatives
+
+
+def bm25_miner(corpus: dict):
+    """(rank, score_positives) over ``corpus`` by BM25 (``tfx_bert.lexical``)."""
+    from tfx_bert.lexical import BM25Index
+
+    index = BM25Index.build(corpus)
+    position = {d: i for i, d in enumerate(index.doc_ids)}
+
+    def score_positives(query: str, doc_ids: list[str]) -> list[float]:
+        scores = index.scores(query)
+        return [float(scores[position[d]]) for d in doc_ids]
+
+    return index.search, score_positives
+
+
+def dense_miner(doc_ids: list[str], doc_vectors: np.ndarray, embed_queries: Callable[[list[str]], np.ndarray]):
+    """(rank, score_positives) by exact inner product of normalised embeddings (the corpus
+    embedded once by the model being trained)."""
+    position = {d: i for i, d in enumerate(doc_ids)}
+
+    def rank(texts: list[str], k: int) -> list[Ranking]:
+        scores = embed_queries(texts) @ doc_vectors.T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [[(doc_ids[c], float(row[c])) for c in columns] for row, columns in zip(scores, top)]
+
+    def score_positives(query: str, ids: list[str]) -> list[float]:
+        vector = embed_queries([query])[0]
+        return [float(doc_vectors[position[d]] @ vector) for d in ids]
+
+    return rank, score_positives
