@@ -127,8 +127,9 @@ def test_two_pushes_under_steady_traffic_lose_no_request(tmp_path, tiny_vocab_di
                 except grpc.RpcError as e:  # any failed request fails the test
                     failures.append((e.code(), e.details()[:200], time.monotonic(), dict(pushes)))
                 # Steady traffic, not a busy loop: four clients at full speed took the cores the
-                # pushes (and the rest of the suite) need, for the same coverage of the swaps.
-                stop.wait(0.005)
+                # pushes (and the rest of the suite) need, for the same coverage of the swaps
+                # (four clients every 20 ms: about 200 requests a second, each swap inside them).
+                stop.wait(0.02)
 
     threads = [threading.Thread(target=traffic) for _ in range(4)]
     try:
