@@ -31,11 +31,11 @@ def optimizer(settings: FinetuneConfig, train_steps: int, learning_rate: float |
     return optimization.adamw(learning_rate or settings.learning_rate, max(1, train_steps // 10), train_steps)
 
 
-def fit(model, fn_args, train_dataset, eval_dataset) -> dict:
-    """``fn_args.train_steps`` steps of ``model.fit`` (TensorBoard logs in the model-run
-    directory, validation on ``fn_args.eval_steps`` batches); returns the last metrics."""
+def fit(model, fn_args, train_dataset, eval_dataset, steps: int | None = None) -> dict:
+    """``steps`` (default ``fn_args.train_steps``) steps of ``model.fit`` (TensorBoard logs in the
+    model-run directory, validation on ``fn_args.eval_steps`` batches); returns the last metrics."""
     history = model.fit(
-        train_dataset, steps_per_epoch=int(fn_args.train_steps), epochs=1, verbose=0,
+        train_dataset, steps_per_epoch=int(steps or fn_args.train_steps), epochs=1, verbose=0,
         validation_data=eval_dataset, validation_steps=fn_args.eval_steps,
         callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
                    optimization.FailOnNonFiniteLoss("finetune.learning_rate")])

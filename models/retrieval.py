@@ -52,20 +52,26 @@ def dense_string_matrix(tensor, width: int):
     return tf.reshape(tensor, [-1, width])
 
 
+def encode_examples(tokenizer, settings, queries, texts, negatives=None) -> dict:
+    """queries [batch], texts [batch] (the positives), negatives [batch, num_negatives] -> each
+    tower's inputs: ``<key>_query`` [batch, max_query_length], ``<key>`` [batch, max_seq_length]
+    and ``<key>_negatives`` [batch, num_negatives * max_seq_length] (int32)."""
+    seq_len = settings.max_seq_length
+    outputs = {k + QUERY_SUFFIX: v for k, v in tokenizer.encode(queries, settings.max_query_length).items()}
+    outputs.update(tokenizer.encode(texts, seq_len))
+    if settings.num_negatives:
+        outputs.update({k + NEGATIVES_SUFFIX: v for k, v in _encode_many(tokenizer, negatives, seq_len).items()})
+    return outputs
+
+
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
-    """query, text (the positive passage), negatives -> each tower's inputs (int64):
-    ``<key>_query`` [batch, max_query_length], ``<key>`` [batch, max_seq_length] and
-    ``<key>_negatives`` [batch, num_negatives * max_seq_length]."""
+    """query, text (the positive passage), negatives -> each tower's inputs (int64, see
+    ``encode_examples``)."""
     tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
     settings = settings_from(custom_config)
-    seq_len, query_len = settings.max_seq_length, settings.max_query_length
-    outputs = {k + QUERY_SUFFIX: v for k, v in
-               tokenizer.encode(finetuning.dense_strings(inputs[QUERY]), query_len).items()}
-    outputs.update(tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), seq_len))
-    num_negatives = settings.num_negatives
-    if num_negatives:
-        negatives = _encode_many(tokenizer, dense_string_matrix(inputs[NEGATIVES], num_negatives), seq_len)
-        outputs.update({k + NEGATIVES_SUFFIX: v for k, v in negatives.items()})
+    negatives = dense_string_matrix(inputs[NEGATIVES], settings.num_negatives) if settings.num_negatives else None
+    outputs = encode_examples(tokenizer, settings, finetuning.dense_strings(inputs[QUERY]),
+                              finetuning.dense_strings(inputs[features.TEXT]), negatives)
     return {k: tf.cast(v, tf.int64) for k, v in outputs.items()}
 
 
@@ -139,28 +145,39 @@ def build_towers(base_model: str, pooling: str, shared: bool):
     return build_sentence_encoder(encoder_lib.load_backbone(base_model), pooling, name="query_encoder"), doc_tower
 
 
+def compile_dual_encoder(model, settings, steps: int) -> None:
+    """Softmax cross-entropy over the in-batch logits, AdamW scheduled over ``steps``."""
+    model.compile(optimizer=finetuning.optimizer(settings, steps),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
+
+
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: contrastive fine-tuning of the query and document towers."""
+    """TFX Trainer entry point: contrastive fine-tuning of the query and document towers (and,
+    with ``finetune.mining_steps``, a second round on negatives the model mined itself)."""
     settings = finetuning.start(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
     num_negatives, seq_len, shared = settings.num_negatives, settings.max_seq_length, settings.shared_towers
     query_tower, doc_tower = build_towers(fn_args.base_model, settings.pooling, shared)
     model = build_dual_encoder(query_tower, doc_tower, seq_len, num_negatives, settings.temperature)
-    model.compile(optimizer=finetuning.optimizer(settings, train_steps),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
+    compile_dual_encoder(model, settings, train_steps)
     print(f"  [train] contrastive dual encoder ({'shared' if shared else 'separate'} towers, "
           f"{settings.pooling} pooling, temperature {settings.temperature}, in-batch + "
           f"{num_negatives} hard negatives per query) from {fn_args.base_model}, {train_steps} steps of batch "
           f"{batch_size}", flush=True)
     keys = input_keys(num_negatives)
-    metrics = finetuning.fit(model, fn_args,
-                             _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, keys),
-                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, keys))
+    eval_dataset = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, keys)
+    metrics = finetuning.fit(model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size,
+                                                      True, keys), eval_dataset)
+    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    if settings.mining_steps:
+        from tfx_bert_app.models import retrieval_mining
+
+        metrics = retrieval_mining.train_on_mined_negatives(fn_args, settings, model, (query_tower, doc_tower),
+                                                            tokenizer, eval_dataset)
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_dual_encoder(query_tower, doc_tower, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
-                        seq_len, settings.max_query_length)
+    export_dual_encoder(query_tower, doc_tower, fn_args.serving_model_dir, tokenizer, seq_len, settings.max_query_length)
 
 
 def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int) -> None:

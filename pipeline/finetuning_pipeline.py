@@ -52,7 +52,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         source_uri=encoder_root, artifact_type=tfx.types.standard_artifacts.Model,
         reimport=False).with_id("pretrained_encoder")
     trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f.eval_steps,
-                       trainer_settings(f)).with_id("Trainer")
+                       trainer_settings(f),
+                       data_dir=params.data_path if task.name == "retrieval" and f.mining_steps else None).with_id("Trainer")
     # The baseline: the latest model this pipeline blessed; TFMA's change thresholds compare the
     # candidate against it (nothing to compare on the first run).
     baseline = tfx.dsl.Resolver(
@@ -81,8 +82,10 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     return common.make_pipeline(config, f.pipeline_name, components, beam_args)
 
 
-def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps: int, settings: dict) -> BertTrainer:
-    """A Trainer on the Transform output (the teacher's from the encoder, the student's from the teacher)."""
+def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps: int, settings: dict,
+             data_dir=None) -> BertTrainer:
+    """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
+    teacher); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining round)."""
     return BertTrainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
@@ -90,7 +93,7 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps
         schema=schema.outputs["schema"],
         base_model=base_model,
         train_steps=train_steps, eval_steps=eval_steps,
-        custom_config=settings)
+        custom_config=settings, data_dir=data_dir)
 
 
 def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingPusher:

@@ -53,3 +53,5 @@ def test_epochs_over_an_empty_split_is_an_error(tmp_path):
 def test_run_time_parameters_are_folded_back(tmp_path):
     props = executor.fold_run_parameters({**_props({"epochs": 0}), "train_steps": 42, "model_size": "mini"})
     assert _steps(props) == 42 and json.loads(props[specs.CUSTOM_CONFIG_KEY])["model_size"] == "mini"
+    props = executor.fold_run_parameters({**_props({"epochs": 0}), "data_dir": "/data/beir"})
+    assert json.loads(props[specs.CUSTOM_CONFIG_KEY])["task_data_dir"] == "/data/beir" and "data_dir" not in props

@@ -53,6 +53,20 @@ def test_invalid_values_are_rejected():
         config_lib.load_config(overrides=["pretrain.model_size=huge"])
 
 
+def test_negative_mining_settings_are_checked_and_reach_the_trainer():
+    with pytest.raises(ValueError, match="mining_steps mines from a BEIR corpus"):
+        config_lib.load_config(demo=True, overrides=["finetune.task=retrieval", "finetune.mining_steps=10",
+                                                     "finetune.input_format=msmarco_triples"])
+    with pytest.raises(ValueError, match="need 1 <= num_negatives <= negative_rank_max - negative_rank_min"):
+        config_lib.load_config(demo=True, overrides=["finetune.task=rerank", "finetune.negative_miner=bm25",
+                                                     "finetune.negative_rank_min=5", "finetune.negative_rank_max=8"])
+    f = config_lib.load_config(demo=True, overrides=["finetune.task=retrieval", "finetune.mining_steps=10"]).finetune
+    settings = config_lib.trainer_settings(f)
+    assert settings["mining_steps"] == 10 and settings["train_pattern"] == f.train_pattern
+    assert settings["mining_margin"] == float("-inf") and "negative_rank_max" in settings
+    assert "train_pattern" not in config_lib.trainer_settings(config_lib.load_config(demo=True).finetune)
+
+
 def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         config_lib.load_config("nope.yaml")

@@ -170,6 +170,11 @@ class FinetuneConfig:
     negative_rank_min: int = for_tasks("retrieval", "rerank", default=0)
     negative_rank_max: int = for_tasks("retrieval", "rerank", default=30)
     negative_margin: float = for_tasks("retrieval", "rerank", default=float("-inf"))
+    # A second round after train_steps: the trained model ranks the corpus for each training query,
+    # negatives come from that ranking (negative_rank_min/max; below the weakest positive's cosine
+    # minus mining_margin, -inf: no filter), and mining_steps more steps train on them (ANCE-style).
+    mining_steps: int = for_tasks("retrieval", default=0)
+    mining_margin: float = for_tasks("retrieval", default=float("-inf"))
     temperature: float = for_tasks("retrieval", default=0.05)  # the contrastive softmax's temperature on cosines
     shared_towers: bool = for_tasks("retrieval", default=True)  # one encoder for queries and documents, or two
     retrieval_eval_dir: str = for_tasks("retrieval", default="")  # BEIR-layout eval set; empty -> the task data
@@ -422,11 +427,14 @@ class ProjectConfig:
              "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
             (task.name != "rerank" or f.num_negatives >= 1,
              "re-ranking trains on candidate lists: finetune.num_negatives must be >= 1"),
-            (f.negative_miner != "bm25" or 0 <= f.negative_rank_min < f.negative_rank_max,
-             "finetune.negative_miner=bm25 needs 0 <= negative_rank_min < negative_rank_max"),
-            (f.negative_miner != "bm25" or 1 <= f.num_negatives <= f.negative_rank_max - f.negative_rank_min,
-             "finetune.negative_miner=bm25 needs 1 <= num_negatives <= negative_rank_max - negative_rank_min "
-             "(the window the negatives come from)"),
+            (f.mining_steps <= 0 or (f.input_format == "beir" and f.num_negatives >= 1),
+             "finetune.mining_steps mines from a BEIR corpus: it needs input_format beir and num_negatives >= 1"),
+            ((f.negative_miner != "bm25" and f.mining_steps <= 0) or 0 <= f.negative_rank_min < f.negative_rank_max,
+             "finetune.negative_miner=bm25 and mining_steps need 0 <= negative_rank_min < negative_rank_max"),
+            ((f.negative_miner != "bm25" and f.mining_steps <= 0)
+             or 1 <= f.num_negatives <= f.negative_rank_max - f.negative_rank_min,
+             "finetune.negative_miner=bm25 and mining_steps need 1 <= num_negatives <= negative_rank_max - "
+             "negative_rank_min (the window the negatives come from)"),
             (task.name != "multilabel" or len(f.label_names) >= 2,
              "the multilabel task needs finetune.label_names: its labels (e.g. --set finetune.label_names=a,b,c)"),
             (not f.label_thresholds or len(f.label_thresholds) == len(f.label_names),
@@ -481,6 +489,8 @@ def trainer_settings(f: FinetuneConfig) -> dict:
     task_fields = FinetuneConfig.task_fields()
     names = [n for n in TRAINER_SETTINGS] + [n for n, tasks in task_fields.items()
                                              if f.task in tasks and n not in PIPELINE_ONLY_SETTINGS]
+    if f.mining_steps > 0 and f.task == "retrieval":  # the mining round reads the train qrels
+        names.append("train_pattern")
     return {n: getattr(f, n) for n in names}
 
 

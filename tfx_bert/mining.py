@@ -84,10 +84,15 @@ def dense_miner(doc_ids: list[str], doc_vectors: np.ndarray, embed_queries: Call
     embedded once by the model being trained)."""
     position = {d: i for i, d in enumerate(doc_ids)}
 
-    def rank(texts: list[str], k: int) -> list[Ranking]:
-        scores = embed_queries(texts) @ doc_vectors.T
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return [[(doc_ids[c], float(row[c])) for c in columns] for row, columns in zip(scores, top)]
+    def rank(texts: list[str], k: int, chunk: int = 256) -> list[Ranking]:
+        rankings, k = [], min(k, len(doc_ids))
+        for start in range(0, len(texts), chunk):  # a [chunk, corpus] score matrix at a time
+            scores = embed_queries(texts[start:start + chunk]) @ doc_vectors.T
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            for row, columns in zip(scores, top):
+                columns = columns[np.lexsort((columns, -row[columns]))]  # best first; ties by position
+                rankings.append([(doc_ids[c], float(row[c])) for c in columns])
+        return rankings
 
     def score_positives(query: str, ids: list[str]) -> list[float]:
         vector = embed_queries([query])[0]

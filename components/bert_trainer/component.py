@@ -12,23 +12,26 @@ from tfx.types.standard_component_specs import TrainerSpec
 from tfx.utils import json_utils
 
 from tfx_bert_app.components.bert_trainer import executor
-from tfx_bert_app.components.bert_trainer.executor import MODEL_SIZE_KEY, TRAIN_STEPS_KEY
+from tfx_bert_app.components.bert_trainer.executor import DATA_DIR_KEY, MODEL_SIZE_KEY, TRAIN_STEPS_KEY
 
 
 class BertTrainerSpec(TrainerSpec):
-    """TrainerSpec plus ``train_steps`` and ``model_size`` (each may be a RuntimeParameter)."""
+    """TrainerSpec plus ``train_steps``, ``model_size`` and ``data_dir`` (each may be a
+    RuntimeParameter)."""
 
     PARAMETERS = {
         **TrainerSpec.PARAMETERS,
         TRAIN_STEPS_KEY: ExecutionParameter(type=int, optional=True),
         MODEL_SIZE_KEY: ExecutionParameter(type=str, optional=True),
+        DATA_DIR_KEY: ExecutionParameter(type=str, optional=True),
     }
 
 
 class BertTrainer(base_component.BaseComponent):
     """Trainer for this project's ``run_fn``s.
 
-    ``train_steps`` and ``model_size`` are plain values or
+    ``train_steps``, ``model_size`` and ``data_dir`` (the task data, for a ``run_fn`` that reads
+    it itself: ``custom_config["task_data_dir"]``) are plain values or
     ``tfx.dsl.experimental.RuntimeParameter``s; ``vertex_job``, when given, is the Vertex
     custom-job spec (``worker_pool_specs``...) and training runs there instead of in this step's
     container.
@@ -40,7 +43,8 @@ class BertTrainer(base_component.BaseComponent):
     def __init__(self, examples: types.BaseChannel, run_fn: str, train_steps: Any, eval_steps: int,
                  custom_config: dict | None = None, transform_graph: types.BaseChannel | None = None,
                  schema: types.BaseChannel | None = None, base_model: types.BaseChannel | None = None,
-                 model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = ""):
+                 model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = "",
+                 data_dir: Any = None):
         custom_config = dict(custom_config or {})
         custom_executor = None
         if vertex_job:
@@ -58,7 +62,7 @@ class BertTrainer(base_component.BaseComponent):
             run_fn=run_fn, train_args=trainer_pb2.TrainArgs(num_steps=default_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
             custom_config=json_utils.dumps(custom_config),
-            train_steps=train_steps, model_size=model_size,
+            train_steps=train_steps, model_size=model_size, data_dir=data_dir,
             model=types.Channel(type=types.standard_artifacts.Model),
             model_run=types.Channel(type=types.standard_artifacts.ModelRun),
         )

@@ -1,5 +1,5 @@
 """Executors of BertTrainer: TFX's Trainer executors, after folding the run-time parameters
-``train_steps`` and ``model_size`` into ``train_args`` and ``custom_config``."""
+``train_steps``, ``model_size`` and ``data_dir`` into ``train_args`` and ``custom_config``."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,6 +11,8 @@ from tfx.utils import json_utils, proto_utils
 
 TRAIN_STEPS_KEY = "train_steps"
 MODEL_SIZE_KEY = "model_size"
+DATA_DIR_KEY = "data_dir"  # the task data, for a run_fn that reads it itself (retrieval's mining round)
+TASK_DATA_DIR = "task_data_dir"  # its key in custom_config
 
 
 def fold_run_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -22,12 +24,12 @@ def fold_run_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
     """
     props = dict(exec_properties)
     steps = props.pop(TRAIN_STEPS_KEY, None)
-    size = props.pop(MODEL_SIZE_KEY, None)
+    folded = {"model_size": props.pop(MODEL_SIZE_KEY, None), TASK_DATA_DIR: props.pop(DATA_DIR_KEY, None)}
     if steps:
         props[specs.TRAIN_ARGS_KEY] = proto_utils.proto_to_json(trainer_pb2.TrainArgs(num_steps=int(steps)))
-    if size:
+    if any(folded.values()):
         custom_config = json_utils.loads(props.get(specs.CUSTOM_CONFIG_KEY) or "null") or {}
-        custom_config["model_size"] = size
+        custom_config.update({k: v for k, v in folded.items() if v})
         props[specs.CUSTOM_CONFIG_KEY] = json_utils.dumps(custom_config)
     return props
 
