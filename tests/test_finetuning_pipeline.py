@@ -8,7 +8,7 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
     from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
     from tfx_bert_app.pipeline.parameters import PipelineParameters
 
-    indexing = [f"finetune.index_corpus={tmp_path}/corpus.jsonl"] if task == "retrieval" else []
+    indexing = [f"finetune.index_corpus={tmp_path}/corpus.jsonl", "finetune.mining_steps=5"] if task == "retrieval" else []
     config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
                                                "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
                                                f"finetune.data_dir={tmp_path}", *indexing])
@@ -21,6 +21,7 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
         assert components["VectorIndexer"].inputs["model_blessing"] is blessing
         assert components["Evaluator"].exec_properties["qrels"] == "qrels/dev.tsv"
         assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model"].outputs["model"]
+        assert components["Trainer"].exec_properties["data_dir"] == str(tmp_path)  # the mining round reads it
     else:  # a cross-encoder embeds nothing: indexing is a retrieval / similarity setting
         assert "VectorIndexer" not in components
 

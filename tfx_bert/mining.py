@@ -81,13 +81,17 @@ def bm25_miner(corpus: dict):
 
 def dense_miner(doc_ids: list[str], doc_vectors: np.ndarray, embed_queries: Callable[[list[str]], np.ndarray]):
     """(rank, score_positives) by exact inner product of normalised embeddings (the corpus
-    embedded once by the model being trained)."""
+    embedded once by the model being trained). Query vectors are computed once, in batches, by
+    ``rank``; ``score_positives`` reuses them."""
     position = {d: i for i, d in enumerate(doc_ids)}
+    query_vectors: dict[str, np.ndarray] = {}
 
     def rank(texts: list[str], k: int, chunk: int = 256) -> list[Ranking]:
         rankings, k = [], min(k, len(doc_ids))
         for start in range(0, len(texts), chunk):  # a [chunk, corpus] score matrix at a time
-            scores = embed_queries(texts[start:start + chunk]) @ doc_vectors.T
+            vectors = embed_queries(texts[start:start + chunk])
+            query_vectors.update(zip(texts[start:start + chunk], vectors))
+            scores = vectors @ doc_vectors.T
             top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
             for row, columns in zip(scores, top):
                 columns = columns[np.lexsort((columns, -row[columns]))]  # best first; ties by position
@@ -95,7 +99,8 @@ def dense_miner(doc_ids: list[str], doc_vectors: np.ndarray, embed_queries: Call
         return rankings
 
     def score_positives(query: str, ids: list[str]) -> list[float]:
-        vector = embed_queries([query])[0]
-        return [float(doc_vectors[position[d]] @ vector) for d in ids]
+        if query not in query_vectors:
+            query_vectors[query] = embed_queries([query])[0]
+        return [float(doc_vectors[position[d]] @ query_vectors[query]) for d in ids]
 
     return rank, score_positives
