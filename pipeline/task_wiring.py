@@ -22,8 +22,9 @@ def example_gen(task: Task, f: FinetuneConfig, data_path) -> TaskExampleGen:
     if task.examples == "squad":
         return TaskExampleGen(input_format="squad", **common)
     if task.examples == "ranking":
-        mining = (dict(num_negatives=f.num_negatives, rank_min=f.negative_rank_min, rank_max=f.negative_rank_max,
-                       margin=f.negative_margin) if f.negative_miner == "bm25" else None)
+        mining = (dict(miner=f.negative_miner, model=f.negative_model, num_negatives=f.num_negatives,
+                       rank_min=f.negative_rank_min, rank_max=f.negative_rank_max, margin=f.negative_margin)
+                  if f.negative_miner != "sample" else None)
         return TaskExampleGen(input_format=f.input_format, num_negatives=f.num_negatives,
                               negative_pool=f.negative_pool, negative_mining=mining, **common)
     scores = task.labels == "similarity" and f.similarity_objective == "cosine"

@@ -57,6 +57,8 @@ def test_negative_mining_settings_are_checked_and_reach_the_trainer():
     with pytest.raises(ValueError, match="mining_steps mines from a BEIR corpus"):
         config_lib.load_config(demo=True, overrides=["finetune.task=retrieval", "finetune.mining_steps=10",
                                                      "finetune.input_format=msmarco_triples"])
+    with pytest.raises(ValueError, match="negative_miner=dense needs finetune.negative_model"):
+        config_lib.load_config(demo=True, overrides=["finetune.task=rerank", "finetune.negative_miner=dense"])
     with pytest.raises(ValueError, match="need 1 <= num_negatives <= negative_rank_max - negative_rank_min"):
         config_lib.load_config(demo=True, overrides=["finetune.task=rerank", "finetune.negative_miner=bm25",
                                                      "finetune.negative_rank_min=5", "finetune.negative_rank_max=8"])

@@ -4,11 +4,14 @@ import pytest
 
 @pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "Evaluator")])
 def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_path, task, evaluator):
+    import json
+
     from tfx_bert import config as config_lib
     from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
     from tfx_bert_app.pipeline.parameters import PipelineParameters
 
-    indexing = [f"finetune.index_corpus={tmp_path}/corpus.jsonl", "finetune.mining_steps=5"] if task == "retrieval" else []
+    indexing = ([f"finetune.index_corpus={tmp_path}/corpus.jsonl", "finetune.mining_steps=5"] if task == "retrieval"
+                else ["finetune.negative_miner=dense", f"finetune.negative_model={tmp_path}/dual"])
     config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
                                                "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
                                                f"finetune.data_dir={tmp_path}", *indexing])
@@ -24,6 +27,8 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
         assert components["Trainer"].exec_properties["data_dir"] == str(tmp_path)  # the mining round reads it
     else:  # a cross-encoder embeds nothing: indexing is a retrieval / similarity setting
         assert "VectorIndexer" not in components
+        mining = json.loads(components["TaskExampleGen"].exec_properties["negative_mining"])
+        assert mining["miner"] == "dense" and mining["model"] == f"{tmp_path}/dual"  # the first stage's candidates
 
 
 def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and_pushed_apart(tmp_path):

@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from tfx.types import standard_artifacts
 
@@ -220,6 +221,42 @@ def test_beir_example_gen_mines_bm25_negatives_over_the_whole_corpus(tmp_path):
     expected = {p.query_id: p.negative_ids for p in beir.training_pairs(data, 2, 8, mined)}
     assert written == expected and all(w[:len(mined[q])] == mined[q][:2] for q, w in written.items())
     assert all(len(n) == 2 and not {"d1", "d3", "d4"} & set(n) for n in written.values())
+
+
+def test_beir_example_gen_mines_with_a_dense_model_so_a_reranker_sees_its_candidates(tmp_path):
+    import tensorflow as tf
+
+    from tests.helpers import ranking_tokenizer, tiny_backbone
+    from tfx_bert import beir, mining
+    from tfx_bert_app.models import retrieval
+    from tfx_bert_app.models.similarity import build_sentence_encoder
+
+    tokenizer = ranking_tokenizer()
+    tf.keras.utils.set_random_seed(0)
+    tower = build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
+    model_dir = str(tmp_path / "dual")
+    retrieval.export_dual_encoder(tower, tower, model_dir, tokenizer, 16, 8)
+    write_beir(tmp_path / "data", {"train": ["q1\td1\t1", "q2\td3\t1"], "dev": ["q3\td5\t1"]})
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    settings = {"num_negatives": 2, "rank_min": 1, "rank_max": 8}
+    props = {**_example_gen_props(tmp_path / "data", "beir", "qrels/train.tsv", "qrels/dev.tsv"),
+             ex.NEGATIVE_MINING: json.dumps({"miner": "dense", "model": model_dir, **settings})}
+    run_executor(ex.Executor, {}, {"examples": [examples]}, props, str(tmp_path / "tmp"))
+    written = {e.features.feature["query_id"].bytes_list.value[0].decode():
+               [n.decode() for n in e.features.feature["negative_ids"].bytes_list.value]
+               for e in read_examples(os.path.join(examples.uri, "Split-train", "*"))}
+    # The served model's own ranking: embed the corpus and the queries, drop the positive, skip rank 0.
+    data = beir.read_beir(str(tmp_path / "data"), qrels_path=str(tmp_path / "data" / "qrels" / "train.tsv"))
+    served = tf.saved_model.load(model_dir).signatures
+    ids = sorted(data.corpus)
+    docs = served["embed"](text=tf.constant([data.corpus[d] for d in ids]))["embedding"].numpy()
+    for query_id, negatives in written.items():
+        query = served["embed_query"](text=tf.constant([data.queries[query_id]]))["embedding"].numpy()[0]
+        positive = next(iter(data.qrels[query_id]))
+        ranked = [ids[i] for i in np.argsort(-(docs @ query), kind="stable") if ids[i] != positive]
+        assert negatives == ranked[1:3]
+    with pytest.raises(ValueError, match="not a loadable SavedModel"):
+        mining.saved_model_miner(str(tmp_path / "nothing"), data.corpus)
 
 
 def test_msmarco_triples_need_one_negative(tmp_path):

@@ -104,3 +104,28 @@ def dense_miner(doc_ids: list[str], doc_vectors: np.ndarray, embed_queries: Call
         return [float(doc_vectors[position[d]] @ query_vectors[query]) for d in ids]
 
     return rank, score_positives
+
+
+def saved_model_miner(model_dir: str, corpus: dict, batch_size: int = 256):
+    """(rank, score_positives) by a served embedding model (``embed`` for documents,
+    ``embed_query`` for queries, else ``embed``): the retrieval pipeline's pushed dual encoder, so
+    a re-ranker trains on the candidates that first stage returns."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the tokenizer ops in the SavedModel)
+
+    try:
+        signatures = tf.saved_model.load(model_dir).signatures
+    except (OSError, ValueError) as e:
+        raise ValueError(f"negative_model {model_dir}: not a loadable SavedModel ({e}).") from e
+    if "embed" not in signatures:
+        raise ValueError(f"negative_model {model_dir} has no embed signature (it has {sorted(signatures)}): "
+                         "give a retrieval or similarity model.")
+    embed_docs, embed_queries = signatures["embed"], signatures.get("embed_query", signatures["embed"])
+
+    def embed(signature, texts: list[str]) -> np.ndarray:
+        return np.concatenate([signature(text=tf.constant(texts[i:i + batch_size]))["embedding"].numpy()
+                               for i in range(0, len(texts), batch_size)])
+
+    doc_ids = sorted(corpus)
+    return dense_miner(doc_ids, embed(embed_docs, [corpus[d] for d in doc_ids]),
+                       lambda texts: embed(embed_queries, list(texts)))

@@ -15,8 +15,8 @@
   negative per TSV line): one example per relevant (query, passage) judgement with
   ``query_id``, ``query``, ``doc_id``, ``text`` (the passage), ``label`` (its relevance) and
   ``num_negatives`` non-relevant ``negatives`` / ``negative_ids`` (BEIR: mined by word overlap
-  from ``negative_pool`` sampled documents, or from BM25 over the whole corpus with
-  ``negative_mining``; see ``tfx_bert.beir.training_pairs``, ``tfx_bert.mining``). Unknown ids
+  from ``negative_pool`` sampled documents, or from BM25 or a dense model ranking the whole
+  corpus with ``negative_mining``; see ``tfx_bert.beir.training_pairs``, ``tfx_bert.mining``). Unknown ids
   in qrels, duplicate document ids, empty queries or documents are skipped and counted.
 
 GLUE's TSVs (SST-2 ``sentence``/``label``; MRPC ``#1 String``/``#2 String``/``Quality``; QNLI,
@@ -61,7 +61,7 @@ LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity
 LABEL_DELIMITER = "label_delimiter"  # multi: csv/tsv label column "a|b" (JSONL: a JSON list)
 NUM_NEGATIVES = "num_negatives"  # beir / msmarco_triples: passages to contrast each pair with
 NEGATIVE_POOL = "negative_pool"  # beir: sampled documents the lexically hardest negatives come from
-NEGATIVE_MINING = "negative_mining"  # beir: JSON MiningSettings: BM25 over the whole corpus ("": the sample)
+NEGATIVE_MINING = "negative_mining"  # beir: JSON {miner: bm25 | dense, model, MiningSettings...} ("": the sample)
 
 
 class _Reader:
@@ -256,13 +256,18 @@ class _ReadFile(beam.DoFn):
             yield example
 
 
-    def _bm25_negatives(self, data: beir.RetrievalData, counts: collections.Counter) -> dict | None:
-        """{query id: negatives} from BM25 over the whole corpus, when ``negative_mining`` is set."""
+    def _mined_negatives(self, data: beir.RetrievalData, counts: collections.Counter) -> dict | None:
+        """{query id: negatives} from a first stage over the whole corpus (BM25, or a dense model)
+        ranking it, when ``negative_mining`` is set."""
         if not self._props.get(NEGATIVE_MINING):
             return None
-        settings = mining.MiningSettings(**json.loads(self._props[NEGATIVE_MINING]))
-        mined = mining.mine(data.queries, data.qrels, *mining.bm25_miner(data.corpus), settings)
-        counts["queries_short_of_bm25_negatives"] += sum(len(n) < settings.num_negatives for n in mined.values())
+        spec = json.loads(self._props[NEGATIVE_MINING])
+        miner, model = spec.pop("miner", "bm25"), spec.pop("model", "")
+        settings = mining.MiningSettings(**spec)
+        first_stage = (mining.saved_model_miner(model, data.corpus) if miner == "dense"
+                       else mining.bm25_miner(data.corpus))
+        mined = mining.mine(data.queries, data.qrels, *first_stage, settings)
+        counts[f"queries_short_of_{miner}_negatives"] += sum(len(n) < settings.num_negatives for n in mined.values())
         return mined
 
     def _retrieval_pairs(self, path: str):
@@ -272,7 +277,7 @@ class _ReadFile(beam.DoFn):
             if self._reader.format == "beir":
                 data = beir.read_beir(self._props[INPUT_BASE], counters=counts, strict=self._reader.strict, qrels_path=path)
                 pairs = list(beir.training_pairs(data, num_negatives, int(self._props.get(NEGATIVE_POOL) or 0),
-                                                 self._bm25_negatives(data, counts)))
+                                                 self._mined_negatives(data, counts)))
             else:
                 if num_negatives != 1:
                     raise BadInputError(f"{path}: MS MARCO triples carry one negative per query; set "
