@@ -59,6 +59,11 @@ def test_negative_mining_settings_are_checked_and_reach_the_trainer():
                                                      "finetune.input_format=msmarco_triples"])
     with pytest.raises(ValueError, match="negative_miner=dense needs finetune.negative_model"):
         config_lib.load_config(demo=True, overrides=["finetune.task=rerank", "finetune.negative_miner=dense"])
+    with pytest.raises(ValueError, match="negative_miner=hybrid needs finetune.negative_model"):
+        config_lib.load_config(demo=True, overrides=["finetune.task=rerank", "finetune.negative_miner=hybrid"])
+    with pytest.raises(ValueError, match="negative_miner=hybrid fuses ranks"):
+        config_lib.load_config(demo=True, overrides=["finetune.task=rerank", "finetune.negative_miner=hybrid",
+                                                     "finetune.negative_model=/models/dual", "finetune.negative_margin=0"])
     with pytest.raises(ValueError, match="need 1 <= num_negatives <= negative_rank_max - negative_rank_min"):
         config_lib.load_config(demo=True, overrides=["finetune.task=rerank", "finetune.negative_miner=bm25",
                                                      "finetune.negative_rank_min=5", "finetune.negative_rank_max=8"])

@@ -68,6 +68,24 @@ def test_dense_mining_ranks_by_inner_product_and_skips_the_top_ranks():
                        MiningSettings(num_negatives=2, rank_min=1, rank_max=4)) == {"q": ["c", "d"]}
 
 
+def test_hybrid_mining_fuses_the_two_rankings_by_reciprocal_rank():
+    """Dense ranks a b c d e, the lexical one e d a: fused by 1 / (60 + rank), a (1/61 + 1/63)
+    leads, then e (1/65 + 1/61) just above d (1/64 + 1/62), then b and c, found in one list only."""
+    embed = lambda texts: np.array([[0.9, 0.8, 0.7, 0.6, 0.5]] * len(texts), dtype=np.float32)  # noqa: E731
+    dense = mining.dense_miner(["a", "b", "c", "d", "e"], np.eye(5, dtype=np.float32), embed)
+    lexical_ranking = [("e", 3.0), ("d", 2.0), ("a", 1.0)]
+    lexical = (lambda texts, k: [lexical_ranking[:k] for _ in texts], None)
+    rank, score = mining.hybrid_miner(dense, lexical, depth=5)
+    [fused] = rank(["q"], 5)
+    assert [d for d, _ in fused] == ["a", "e", "d", "b", "c"]
+    assert [s for _, s in fused] == pytest.approx([1 / 61 + 1 / 63, 1 / 65 + 1 / 61, 1 / 64 + 1 / 62, 1 / 62, 1 / 63])
+    assert score("q", ["d", "zzz"]) == pytest.approx([1 / 64 + 1 / 62, 0.0])  # outside both lists: 0
+    assert score("unseen query", ["a"]) == pytest.approx([1 / 61 + 1 / 63])  # ranked on demand
+    assert mining.mine({"q": "q"}, {"q": {"d": 1}}, rank, score, MiningSettings(num_negatives=2)) == {"q": ["a", "e"]}
+    assert mining.mine({"q": "q"}, {"q": {"d": 1}}, rank, score,
+                       MiningSettings(num_negatives=2, rank_min=1)) == {"q": ["e", "b"]}
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="rank_min < rank_max"):
         MiningSettings(num_negatives=1, rank_min=5, rank_max=5)

@@ -255,6 +255,17 @@ def test_beir_example_gen_mines_with_a_dense_model_so_a_reranker_sees_its_candid
         positive = next(iter(data.qrels[query_id]))
         ranked = [ids[i] for i in np.argsort(-(docs @ query), kind="stable") if ids[i] != positive]
         assert negatives == ranked[1:3]
+    # hybrid: the same model's ranking fused with BM25's, as `retrieve --mode hybrid` fuses them.
+    hybrid_examples = new_artifact(standard_artifacts.Examples, tmp_path / "hybrid")
+    run_executor(ex.Executor, {}, {"examples": [hybrid_examples]},
+                 {**props, ex.NEGATIVE_MINING: json.dumps({"miner": "hybrid", "model": model_dir, **settings})},
+                 str(tmp_path / "tmp-hybrid"))
+    fused = mining.hybrid_miner(mining.saved_model_miner(model_dir, data.corpus), mining.bm25_miner(data.corpus))
+    expected = mining.mine(data.queries, data.qrels, *fused, mining.MiningSettings(**settings))
+    assert {e.features.feature["query_id"].bytes_list.value[0].decode():
+            [n.decode() for n in e.features.feature["negative_ids"].bytes_list.value]
+            for e in read_examples(os.path.join(hybrid_examples.uri, "Split-train", "*"))} == expected
+    assert expected != written  # the fusion moved something: the test tells the two miners apart
     with pytest.raises(ValueError, match="not a loadable SavedModel"):
         mining.saved_model_miner(str(tmp_path / "nothing"), data.corpus)
 

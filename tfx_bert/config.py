@@ -168,7 +168,9 @@ class FinetuneConfig:
     # short lists are filled from the sample.
     # "dense": the same with negative_model ranking the corpus (a SavedModel with embed / embed_query:
     # the retrieval pipeline's pushed model), so a re-ranker trains on the dual encoder's candidates.
-    negative_miner: Literal["sample", "bm25", "dense"] = for_tasks("retrieval", "rerank", default="sample")
+    # "hybrid": that model's and BM25's rankings fused by reciprocal rank (what `retrieve --mode
+    # hybrid` hands a re-ranker); rank window only, no margin.
+    negative_miner: Literal["sample", "bm25", "dense", "hybrid"] = for_tasks("retrieval", "rerank", default="sample")
     negative_model: str = for_tasks("retrieval", "rerank", default="")
     negative_rank_min: int = for_tasks("retrieval", "rerank", default=0)
     negative_rank_max: int = for_tasks("retrieval", "rerank", default=30)
@@ -432,14 +434,17 @@ class ProjectConfig:
              "re-ranking trains on candidate lists: finetune.num_negatives must be >= 1"),
             (f.mining_steps <= 0 or (f.input_format == "beir" and f.num_negatives >= 1),
              "finetune.mining_steps mines from a BEIR corpus: it needs input_format beir and num_negatives >= 1"),
-            (f.negative_miner != "dense" or bool(f.negative_model),
-             "finetune.negative_miner=dense needs finetune.negative_model: a SavedModel with embed and embed_query "
-             "signatures (e.g. the retrieval pipeline's pushed model)"),
+            (f.negative_miner not in ("dense", "hybrid") or bool(f.negative_model),
+             f"finetune.negative_miner={f.negative_miner} needs finetune.negative_model: a SavedModel with embed and "
+             "embed_query signatures (e.g. the retrieval pipeline's pushed model)"),
+            (f.negative_miner != "hybrid" or f.negative_margin == float("-inf"),
+             "finetune.negative_margin is in the first stage's score units (BM25, cosine); negative_miner=hybrid fuses "
+             "ranks: leave the margin unset, or mine with bm25 or dense"),
             ((f.negative_miner == "sample" and f.mining_steps <= 0) or 0 <= f.negative_rank_min < f.negative_rank_max,
-             "finetune.negative_miner bm25 / dense and mining_steps need 0 <= negative_rank_min < negative_rank_max"),
+             "finetune.negative_miner bm25 / dense / hybrid and mining_steps need 0 <= negative_rank_min < negative_rank_max"),
             ((f.negative_miner == "sample" and f.mining_steps <= 0)
              or 1 <= f.num_negatives <= f.negative_rank_max - f.negative_rank_min,
-             "finetune.negative_miner bm25 / dense and mining_steps need 1 <= num_negatives <= negative_rank_max - "
+             "finetune.negative_miner bm25 / dense / hybrid and mining_steps need 1 <= num_negatives <= negative_rank_max - "
              "negative_rank_min (the window the negatives come from)"),
             (task.name != "multilabel" or len(f.label_names) >= 2,
              "the multilabel task needs finetune.label_names: its labels (e.g. --set finetune.label_names=a,b,c)"),

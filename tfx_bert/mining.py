@@ -1,4 +1,4 @@
-"""Hard-negative mining: a first-stage ranker (BM25 or a dense model) ranks the whole corpus for
+"""Hard-negative mining: a first-stage ranker (BM25, a dense model, or both fused) ranks the whole corpus for
 each training query, and the negatives are taken from its ranking, minus the positives and the
 probable false negatives.
 
@@ -102,6 +102,30 @@ def dense_miner(doc_ids: list[str], doc_vectors: np.ndarray, embed_queries: Call
         if query not in query_vectors:
             query_vectors[query] = embed_queries([query])[0]
         return [float(doc_vectors[position[d]] @ query_vectors[query]) for d in ids]
+
+    return rank, score_positives
+
+
+def hybrid_miner(first, second, depth: int = 100, rrf_k: int = 60):
+    """(rank, score_positives) by reciprocal rank fusion of two miners' rankings (each ``depth``
+    deep; e.g. a dense model's and BM25's), the candidates a ``HybridRetriever`` hands a
+    re-ranker. A document's score is its fused one, sum 1 / (rrf_k + rank); a positive outside
+    both lists scores 0. Rank-based, so a margin in either miner's units does not apply: the
+    config refuses one."""
+    from tfx_bert.retrieval import reciprocal_rank_fusion
+
+    fused: dict[str, dict[str, float]] = {}
+
+    def rank(texts: list[str], k: int) -> list[Ranking]:
+        lists = zip(first[0](texts, max(depth, k)), second[0](texts, max(depth, k)))
+        rankings = [reciprocal_rank_fusion([a, b], rrf_k) for a, b in lists]
+        fused.update((text, dict(ranking)) for text, ranking in zip(texts, rankings))
+        return [ranking[:k] for ranking in rankings]
+
+    def score_positives(query: str, doc_ids: list[str]) -> list[float]:
+        if query not in fused:
+            rank([query], depth)
+        return [fused[query].get(d, 0.0) for d in doc_ids]
 
     return rank, score_positives
 

@@ -61,7 +61,7 @@ LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity
 LABEL_DELIMITER = "label_delimiter"  # multi: csv/tsv label column "a|b" (JSONL: a JSON list)
 NUM_NEGATIVES = "num_negatives"  # beir / msmarco_triples: passages to contrast each pair with
 NEGATIVE_POOL = "negative_pool"  # beir: sampled documents the lexically hardest negatives come from
-NEGATIVE_MINING = "negative_mining"  # beir: JSON {miner: bm25 | dense, model, MiningSettings...} ("": the sample)
+NEGATIVE_MINING = "negative_mining"  # beir: JSON {miner: bm25 | dense | hybrid, model, MiningSettings...} ("": the sample)
 
 
 class _Reader:
@@ -257,15 +257,19 @@ class _ReadFile(beam.DoFn):
 
 
     def _mined_negatives(self, data: beir.RetrievalData, counts: collections.Counter) -> dict | None:
-        """{query id: negatives} from a first stage over the whole corpus (BM25, or a dense model)
-        ranking it, when ``negative_mining`` is set."""
+        """{query id: negatives} from a first stage over the whole corpus (BM25, a dense model, or
+        both fused) ranking it, when ``negative_mining`` is set."""
         if not self._props.get(NEGATIVE_MINING):
             return None
         spec = json.loads(self._props[NEGATIVE_MINING])
         miner, model = spec.pop("miner", "bm25"), spec.pop("model", "")
         settings = mining.MiningSettings(**spec)
-        first_stage = (mining.saved_model_miner(model, data.corpus) if miner == "dense"
-                       else mining.bm25_miner(data.corpus))
+        if miner == "bm25":
+            first_stage = mining.bm25_miner(data.corpus)
+        elif miner == "dense":
+            first_stage = mining.saved_model_miner(model, data.corpus)
+        else:  # hybrid: what `retrieve --mode hybrid` hands a re-ranker
+            first_stage = mining.hybrid_miner(mining.saved_model_miner(model, data.corpus), mining.bm25_miner(data.corpus))
         mined = mining.mine(data.queries, data.qrels, *first_stage, settings)
         counts[f"queries_short_of_{miner}_negatives"] += sum(len(n) < settings.num_negatives for n in mined.values())
         return mined
