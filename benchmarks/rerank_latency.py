@@ -1,92 +1,85 @@
-"""Retrieve-then-rerank latency per query: the dual encoder's top k from the vector store,
-re-scored by the cross-encoder, at k = 20 and 50, against retrieval alone in the same run.
+"""Retrieve-then-rerank latency per query: query embedding -> top-k from the vector store ->
+cross-encoder scores for the k candidates -> re-ordered, against retrieval alone (the baseline,
+same run).
 
-    .venv/bin/python benchmarks/rerank_latency.py --retrieval-model DIR --rerank-model DIR \
-        [--data DIR] [--queries 100] [--repeats 3]
+    .venv/bin/python benchmarks/rerank_latency.py [--size tiny] [--queries 100]
 
-The models are the retrieval and re-ranking pipelines' pushed versions (``serving/retrieval/N``,
-``serving/rerank/N``), loaded in process (what ``tfx-bert retrieve`` does over gRPC, without the
-network). The corpus: ``--data`` (BEIR layout), else the demo retrieval data written to a
-temporary folder. Each query goes alone, as an interactive search does: embed the query, search
-Milvus Lite (FLAT, exact), score the k candidates in one batch, sort. Medians over ``--repeats``
-alternating rounds; the ratio to retrieval alone is the figure to compare across machines.
+The corpus is the demo retrieval set (600 documents of 3 sentences, Milvus Lite, FLAT). The
+models are randomly initialised at the given size (latency does not depend on the weights) and
+exported as the retrieval and rerank tasks export them (raw text in). One query at a time, in
+process; p50 / p99 over the queries after a warm-up.
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from tfx_bert import beir, demo_data  # noqa: E402
+from tfx_bert_app.models import rerank, retrieval  # noqa: E402
+from tfx_bert_app.models.similarity import build_sentence_encoder  # noqa: E402
+from tfx_bert import beir, demo_data, registry, tokenization  # noqa: E402
 from tfx_bert.retrieval import RetrieveThenRerank, Retriever  # noqa: E402
 from tfx_bert.vector_store import VectorStore  # noqa: E402
 
 
-def per_query_ms(search, queries: list[str]) -> list[float]:
-    out = []
-    for query in queries:
-        start = time.perf_counter()
-        search(query)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def build_store(path: str, model_dir: str, corpus: dict) -> VectorStore:
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
-
-    embed = tf.saved_model.load(model_dir).signatures["embed"]
-    ids = sorted(corpus)
-    vectors = np.concatenate([embed(text=tf.constant([corpus[d] for d in ids[i:i + 256]]))["embedding"].numpy()
-                              for i in range(0, len(ids), 256)])
-    store = VectorStore(path, "bench", dim=vectors.shape[1], index_type="FLAT")
-    store.create()
-    store.upsert(ids, vectors)
-    store.mark_complete("bench", len(ids))
-    return store
+def _percentiles(latencies):
+    return np.percentile(latencies, 50) * 1e3, np.percentile(latencies, 99) * 1e3
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--retrieval-model", required=True)
-    parser.add_argument("--rerank-model", required=True)
-    parser.add_argument("--data", default="")
+    parser.add_argument("--size", default="tiny")
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--candidates", type=int, nargs="+", default=[10, 20, 50])
     args = parser.parse_args()
-
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = args.data or os.path.join(tmp, "retrieval")
-        if not args.data:
-            demo_data.write_retrieval_dataset(data_dir)
-        data = beir.read_beir(data_dir, "dev")
+        demo_data.write_retrieval_dataset(os.path.join(tmp, "data"))
+        data = beir.read_beir(os.path.join(tmp, "data"), "train")
+        words = sorted({w for text in list(data.corpus.values()) + list(data.queries.values()) for w in text.split()})
+        tokenizer = tokenization.WordPieceTokenizer(tokenization.reserved_tokens() + words)
+        size = registry.get_model_size(args.size)
+        make_backbone = lambda: keras_hub.models.BertBackbone(**size.backbone_kwargs(tokenizer.vocabulary_size))  # noqa: E731
+        tower = build_sentence_encoder(make_backbone(), "mean")
+        retrieval.export_dual_encoder(tower, tower, os.path.join(tmp, "dual"), tokenizer, 64, 16)
+        rerank.export_cross_encoder(rerank.build_cross_encoder(make_backbone()), os.path.join(tmp, "cross"),
+                                    tokenizer, 64)
+        embed = tf.saved_model.load(os.path.join(tmp, "dual")).signatures["embed"]
+        ids = sorted(data.corpus)
+        vectors = np.concatenate([embed(text=tf.constant([data.corpus[d] for d in ids[i:i + 64]]))["embedding"].numpy()
+                                  for i in range(0, len(ids), 64)])
+        store = VectorStore(os.path.join(tmp, "milvus.db"), "bench", dim=vectors.shape[1], index_type="FLAT")
+        store.create()
+        store.upsert(ids, vectors)
+        store.mark_complete("bench", len(ids))
+        retriever = Retriever.from_saved_model(os.path.join(tmp, "dual"), store)
+        scorer = RetrieveThenRerank.saved_model_scorer(os.path.join(tmp, "cross"))
         queries = [data.queries[q] for q in sorted(data.queries)][:args.queries]
-        store = build_store(os.path.join(tmp, "milvus.db"), args.retrieval_model, data.corpus)
-        retriever = Retriever.from_saved_model(args.retrieval_model, store)
-        scorer = RetrieveThenRerank.saved_model_scorer(args.rerank_model)
-        searches = {"retrieval alone, top 10": lambda q: retriever.retrieve([q], 10)}
-        for k in (20, 50):
-            searches[f"retrieve {k} + rerank"] = (
-                lambda q, r=RetrieveThenRerank(retriever, scorer, data.corpus, k=k): r.search([q], 10))
-        for search in searches.values():  # warm up: the first calls trace the signatures
-            for query in queries[:3]:
-                search(query)
-        rounds = {name: [] for name in searches}
-        for _ in range(args.repeats):
-            for name, search in searches.items():
-                rounds[name].append(per_query_ms(search, queries))
+        rows = {}
+        for k in [0] + list(args.candidates):
+            search = (lambda q: retriever.retrieve([q], 10)) if k == 0 else \
+                RetrieveThenRerank(retriever, scorer, data.corpus, k=k).search
+            for q in queries[:5]:
+                search([q]) if k else search(q)  # warm-up (graph tracing for the shapes)
+            latencies = []
+            for q in queries:
+                start = time.perf_counter()
+                search([q]) if k else search(q)
+                latencies.append(time.perf_counter() - start)
+            rows[k] = _percentiles(latencies)
         store.close()
-    print(f"{len(data.corpus)} documents, {len(queries)} queries one at a time, {args.repeats} rounds (2 cores)")
-    base = statistics.median(statistics.median(r) for r in rounds["retrieval alone, top 10"])
-    for name, per_round in rounds.items():
-        p50 = statistics.median(statistics.median(r) for r in per_round)
-        p99 = statistics.median(sorted(r)[int(0.99 * (len(r) - 1))] for r in per_round)
-        print(f"  {name:26s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   {p50 / base:5.2f}x retrieval alone")
+    base = rows[0][0]
+    print(f"{os.cpu_count()} CPUs; {len(ids)} documents; {args.size} models; {len(queries)} queries one at a time")
+    print(f"  retrieve top 10 (baseline):        p50 {rows[0][0]:7.2f} ms  p99 {rows[0][1]:7.2f} ms  (1.00 x)")
+    for k in args.candidates:
+        p50, p99 = rows[k]
+        print(f"  retrieve {k:3d} + rerank -> top 10:  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  ({p50 / base:5.2f} x)")
 
 
 if __name__ == "__main__":
