@@ -199,6 +199,23 @@ class EmbeddingDistillation(keras.distillation.DistillationLoss):
         return {}
 
 
+class MarginMSEDistillation(keras.distillation.DistillationLoss):
+    """Candidate lists of a re-ranker (scores [batch, 1 + n], the relevant passage first): the
+    student's margins s(relevant) - s(negative) matched to the teacher's by mean squared error
+    (Margin-MSE, Hofstaetter et al. 2020). Margins, not raw scores: a cross-encoder's scores have
+    no fixed scale, its ordering is what the student must keep. No temperature."""
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        teacher = tf.cast(teacher_outputs, tf.float32)
+        student = tf.cast(student_outputs, tf.float32)
+        teacher_margins = teacher[:, :1] - teacher[:, 1:]
+        student_margins = student[:, :1] - student[:, 1:]
+        return tf.reduce_mean(tf.square(teacher_margins - student_margins))
+
+    def get_config(self):
+        return {}
+
+
 class MarkPaddedWords(keras.layers.Layer):
     """Per-word logits [batch, words, tags] -> the same, NaN in the word slots that hold no word
     (``word_positions`` < 0): how ``WordLogitsDistillation`` tells them apart, since a Keras

@@ -25,7 +25,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import export, finetuning
+from tfx_bert_app.models import distillation, export, finetuning
 from tfx_bert_app.models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
 from tfx_bert import features
 from tfx_bert.config import settings_from
@@ -78,6 +78,7 @@ def build_cross_encoder(backbone, dropout: float = 0.1) -> keras.Model:
     return keras.Model(inputs, keras.layers.Reshape(())(score), name="cross_encoder")
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class Restack(keras.layers.Layer):
     """Scores [batch * c] -> [batch, c] (one row of candidates per query)."""
 
@@ -124,23 +125,43 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool,
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes the cross-encoder on candidate lists."""
     settings = finetuning.start(fn_args)
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
     num_candidates, seq_len = 1 + settings.num_negatives, settings.max_seq_length
-    loss_name = settings.rerank_loss
     cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
     model = build_list_model(cross_encoder, seq_len, num_candidates)
-    optimizer = finetuning.optimizer(settings, train_steps)
+    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    _train_and_export(fn_args, settings, model, cross_encoder, finetuning.optimizer(settings, int(fn_args.train_steps)),
+                      tokenizer, f"cross-encoder re-ranker from {fn_args.base_model}")
+    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+
+
+def distill_run_fn(fn_args) -> None:
+    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned cross-encoder
+    (the teacher); the student takes some of its layers and learns the teacher's score margins
+    over the same candidate lists (``distillation.MarginMSEDistillation``), beside the listwise or
+    pointwise loss on the judgements (weight ``1 - alpha``)."""
+    distillation.run_student(
+        fn_args, lambda temperature: distillation.MarginMSEDistillation(),
+        lambda settings, d, model, student, what: _train_and_export(
+            fn_args, settings, model, student.get_layer("cross_encoder"),
+            finetuning.optimizer(settings, int(fn_args.train_steps), d.learning_rate),
+            distillation.teacher_tokenizer(fn_args.base_model), what), "cross-encoder")
+
+
+def _train_and_export(fn_args, settings, model, cross_encoder, optimizer, tokenizer, what: str) -> None:
+    """Trains ``model`` (the list model, or a Distiller around one) on the candidate lists, then
+    exports ``cross_encoder``."""
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
+    num_candidates, loss_name = 1 + settings.num_negatives, settings.rerank_loss
     loss, label_fn, metric = loss_and_labels(loss_name, num_candidates)
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
-    print(f"  [train] cross-encoder re-ranker ({loss_name} loss over {num_candidates} candidates per query) from "
-          f"{fn_args.base_model}, {train_steps} steps of batch {batch_size}", flush=True)
+    print(f"  [train] {what} ({loss_name} loss over {num_candidates} candidates per query), {train_steps} steps "
+          f"of batch {batch_size}", flush=True)
     metrics = finetuning.fit(model, fn_args,
                              _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_cross_encoder(cross_encoder, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model),
-                         seq_len)
+    export_cross_encoder(cross_encoder, fn_args.serving_model_dir, tokenizer, settings.max_seq_length)
 
 
 def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int) -> None:

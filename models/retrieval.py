@@ -92,6 +92,7 @@ class InBatchLogits(keras.layers.Layer):
         return {**super().get_config(), "temperature": self.temperature}
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class Unstack(keras.layers.Layer):
     """[batch, n * seq] -> [batch * n, seq] (n passages per example, one per row)."""
 

@@ -218,7 +218,7 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked():
         "sentiment-student", 77, c.finetune.learning_rate)
     assert load_config(overrides=["distill.train_steps=5", "distill.model_name=small"]).distill.train_steps == 5
     with pytest.raises(ValueError, match="retrieval task has no distillation stage yet.*sentiment, "
-                                         "pair_classification, multilabel, ner, qa, similarity, nli"):
+                                         "pair_classification, multilabel, ner, qa, similarity, nli, rerank"):
         load_config(overrides=["finetune.task=retrieval", "distill.enabled=true"])
     # The served weights' precision: the student's follows the teacher's unless set.
     c = load_config(overrides=["finetune.export_precision=int8"])

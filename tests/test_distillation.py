@@ -127,6 +127,43 @@ def test_a_bi_encoder_teacher_round_trips_and_its_full_student_reproduces_it(tmp
     assert distillation.num_layers(half.get_layer("sentence_encoder")) == 1  # the tower the export serves
 
 
+def test_margin_mse_matches_the_students_margins_to_the_teachers_and_ignores_a_shift():
+    teacher = np.array([[3.0, 1.0, 0.0], [0.5, 2.0, -1.0]], "float32")
+    student = np.array([[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]], "float32")
+    # Margins: teacher [2, 3], [-1.5, 1.5]; student [1, 0.5], [0, 0]: squared gaps 1, 6.25, 2.25, 2.25.
+    loss = distillation.MarginMSEDistillation()
+    assert float(loss.compute_loss(teacher, student)) == pytest.approx((1 + 6.25 + 2.25 + 2.25) / 4)
+    assert float(loss.compute_loss(teacher, teacher + 7.0)) == pytest.approx(0.0)  # a cross-encoder's scale is free
+
+
+def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_student_toward_it(tmp_path):
+    from tfx_bert_app.models import rerank
+
+    keras.utils.set_random_seed(1)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=16)
+    teacher = rerank.build_list_model(rerank.build_cross_encoder(backbone, dropout=0.0), 8, 4)
+    x = _inputs(batch=16, seq=32, seed=3)  # 16 lists of 4 candidates of 8 pieces
+    serving = tmp_path / "model" / "Format-Serving"
+    distillation.save_teacher(teacher, str(serving))
+    loaded = distillation.load_teacher(str(serving))  # Unstack and Restack are registered
+    np.testing.assert_allclose(distillation.student_from_teacher(loaded, 2)(x, training=False),
+                               teacher(x, training=False), atol=1e-5)
+
+    keras.utils.set_random_seed(2)  # another model's weights in the student: far from the teacher
+    other = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16,
+                                          intermediate_dim=32, max_sequence_length=16)
+    student = distillation.student_from_teacher(rerank.build_list_model(rerank.build_cross_encoder(other, 0.0), 8, 4), 1)
+    assert distillation.num_layers(student.get_layer("cross_encoder")) == 1  # the layer the export serves
+    loss, teacher_scores = distillation.MarginMSEDistillation(), teacher(x, training=False)
+    before = float(loss.compute_loss(teacher_scores, student(x, training=False)))
+    model = distillation.distiller(loaded, student, loss, alpha=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.zeros(16, "int32"), batch_size=8, epochs=30, verbose=0)
+    after = float(loss.compute_loss(teacher_scores, student(x, training=False)))
+    assert after < 0.3 * before, (before, after)
+
+
 def test_the_word_loss_counts_only_the_words_that_exist_and_moves_a_tagger_student_toward_its_teacher():
     from tfx_bert_app.models import ner
 

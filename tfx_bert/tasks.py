@@ -137,7 +137,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          "tfx_bert_app.models.rerank", "ranking", signatures.RERANK, "rerank",
          DemoData("retrieval", _BEIR + (("num_negatives", 7), ("negative_pool", 0), ("train_steps", 600),
                                         ("learning_rate", 1e-3), ("accuracy_threshold", 0.45))),
-         labels="none", transform_settings=("max_seq_length", "num_negatives")),
+         labels="none", transform_settings=("max_seq_length", "num_negatives"), distillable=True),
 )}
 
 
