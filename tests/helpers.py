@@ -278,7 +278,8 @@ E2E_FINETUNES = {
            "--set", "finetune.learning_rate=0.001", "--set", "distill.enabled=true", "--set", "distill.train_steps=200"),
     # The demo recipe trains 600 steps each, re-ranking over 8 candidates: a third of it serves.
     "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250"),
-    "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.num_negatives=3"),
+    "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.num_negatives=3",
+               "--set", "distill.enabled=true", "--set", "distill.train_steps=60"),
     "ner": ("--set", "finetune.task=ner", "--set", "finetune.model_name=ner",
             "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4"),
     "similarity": ("--task", "similarity", "--set", "finetune.accuracy_threshold=0.3", "--set", "distill.enabled=true",

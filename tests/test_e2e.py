@@ -444,7 +444,8 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     blessed model's corpus is in the vector store; it reports BM25 (equal to a direct computation)
     and the hybrid. The cross-encoder's MRR@10 over its candidate lists beats a random order's;
     retrieve-then-rerank over gRPC (two servers, hybrid candidates) returns what the in-process
-    path returns, re-ordered top-20 candidates by their cross-encoder scores."""
+    path returns, re-ordered top-20 candidates by their cross-encoder scores. The re-ranker's
+    distilled student is gated on keeping 97% of its MRR@10 and scores pairs like it."""
     import tensorflow_model_analysis as tfma
 
     from tfx_bert import beir, retrieval_metrics
@@ -504,6 +505,15 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     candidates = 1 + num_negatives  # the relevant passage and its negatives
     random_mrr = sum(1 / r for r in range(1, candidates + 1)) / candidates
     assert tfma_scores["mrr@10"] > random_mrr + 0.1, tfma_scores
+
+    # The distilled student (the teacher's score margins, Margin-MSE): the gate's verdict is TFMA's
+    # retention of MRR@10; it scores query-passage pairs through the teacher's signature.
+    _check_student(rerank_work, "rerank", "mrr@10", (2, 1))
+    [student_dir] = glob.glob(os.path.join(rerank_work, "pipelines", "tfx-bert-rerank", "StudentTrainer", "model", "*",
+                                            "Format-Serving"))
+    assert op_check.unsupported_ops(student_dir) == []
+    student_scores = RetrieveThenRerank.saved_model_scorer(student_dir)(queries[0], [data.corpus[d] for d, _ in retrieved[0]])
+    assert student_scores.shape == (20,) and np.isfinite(student_scores).all()
 
     reranker = RetrieveThenRerank(retriever, RetrieveThenRerank.saved_model_scorer(cross_dir), data.corpus, k=20)
     reranked = reranker.search(queries, top_n=10)
