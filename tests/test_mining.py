@@ -86,6 +86,11 @@ def test_hybrid_mining_fuses_the_two_rankings_by_reciprocal_rank():
                        MiningSettings(num_negatives=2, rank_min=1)) == {"q": ["e", "b"]}
 
 
+def test_an_unknown_first_stage_is_refused():
+    with pytest.raises(ValueError, match="Unknown negative miner 'splade'"):
+        mining.first_stage("splade", {"d1": "a text"})
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="rank_min < rank_max"):
         MiningSettings(num_negatives=1, rank_min=5, rank_max=5)

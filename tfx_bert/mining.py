@@ -144,12 +144,21 @@ def saved_model_miner(model_dir: str, corpus: dict, batch_size: int = 256):
     if "embed" not in signatures:
         raise ValueError(f"negative_model {model_dir} has no embed signature (it has {sorted(signatures)}): "
                          "give a retrieval or similarity model.")
+    from tfx_bert.retrieval import embed_in_batches
+
     embed_docs, embed_queries = signatures["embed"], signatures.get("embed_query", signatures["embed"])
-
-    def embed(signature, texts: list[str]) -> np.ndarray:
-        return np.concatenate([signature(text=tf.constant(texts[i:i + batch_size]))["embedding"].numpy()
-                               for i in range(0, len(texts), batch_size)])
-
     doc_ids = sorted(corpus)
-    return dense_miner(doc_ids, embed(embed_docs, [corpus[d] for d in doc_ids]),
-                       lambda texts: embed(embed_queries, list(texts)))
+    return dense_miner(doc_ids, embed_in_batches(embed_docs, [corpus[d] for d in doc_ids], batch_size),
+                       lambda texts: embed_in_batches(embed_queries, list(texts), batch_size))
+
+
+def first_stage(miner: str, corpus: dict, model_dir: str = ""):
+    """(rank, score_positives) of ``negative_miner`` ``bm25``, ``dense`` (``model_dir`` ranks the
+    corpus) or ``hybrid`` (both, fused as ``retrieve --mode hybrid`` fuses them)."""
+    if miner == "bm25":
+        return bm25_miner(corpus)
+    if miner == "dense":
+        return saved_model_miner(model_dir, corpus)
+    if miner == "hybrid":
+        return hybrid_miner(saved_model_miner(model_dir, corpus), bm25_miner(corpus))
+    raise ValueError(f"Unknown negative miner {miner!r}: bm25, dense or hybrid.")

@@ -12,6 +12,15 @@ import numpy as np
 from tfx_bert.vector_store import VectorStore
 
 
+def embed_in_batches(signature, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    """A served ``embed`` / ``embed_query`` signature over ``texts``, ``batch_size`` at a time ->
+    [len(texts), dim]."""
+    import tensorflow as tf
+
+    return np.concatenate([signature(text=tf.constant(list(texts[i:i + batch_size])))["embedding"].numpy()
+                           for i in range(0, len(texts), batch_size)])
+
+
 class Retriever:
     """``retrieve(queries, k)`` -> [(doc id, score), ...] per query, best first."""
 

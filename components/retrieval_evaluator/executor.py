@@ -39,7 +39,7 @@ from tfx.types import artifact_utils
 from tfx_bert_app.components import beam_utils
 from tfx_bert.corpus_embedding import embed_corpus, read_shards, serving_dir
 from tfx_bert import beir, lexical, retrieval_metrics
-from tfx_bert.retrieval import reciprocal_rank_fusion
+from tfx_bert.retrieval import embed_in_batches, reciprocal_rank_fusion
 
 DATA_DIR, QRELS, GATE_METRIC, THRESHOLD, BATCH_SIZE = "data_dir", "qrels", "gate_metric", "threshold", "batch_size"
 RECALL_KS = (1, 10, 100)
@@ -64,8 +64,7 @@ def embed_queries(model_dir: str, texts: list[str], batch_size: int = 64) -> np.
 
     signatures = tf.saved_model.load(model_dir).signatures
     embed = signatures["embed_query"] if "embed_query" in signatures else signatures["embed"]
-    return np.concatenate([embed(text=tf.constant(texts[i:i + batch_size]))["embedding"].numpy()
-                           for i in range(0, len(texts), batch_size)])
+    return embed_in_batches(embed, texts, batch_size)
 
 
 def lexical_baselines(data: beir.RetrievalData, dense_runs: dict) -> dict:

@@ -264,13 +264,7 @@ class _ReadFile(beam.DoFn):
         spec = json.loads(self._props[NEGATIVE_MINING])
         miner, model = spec.pop("miner", "bm25"), spec.pop("model", "")
         settings = mining.MiningSettings(**spec)
-        if miner == "bm25":
-            first_stage = mining.bm25_miner(data.corpus)
-        elif miner == "dense":
-            first_stage = mining.saved_model_miner(model, data.corpus)
-        else:  # hybrid: what `retrieve --mode hybrid` hands a re-ranker
-            first_stage = mining.hybrid_miner(mining.saved_model_miner(model, data.corpus), mining.bm25_miner(data.corpus))
-        mined = mining.mine(data.queries, data.qrels, *first_stage, settings)
+        mined = mining.mine(data.queries, data.qrels, *mining.first_stage(miner, data.corpus, model), settings)
         counts[f"queries_short_of_{miner}_negatives"] += sum(len(n) < settings.num_negatives for n in mined.values())
         return mined
 
