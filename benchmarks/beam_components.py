@@ -64,6 +64,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=float, nargs="+", default=[10, 100])
     args = parser.parse_args()
+    common.check_machine()
     tmp = tempfile.mkdtemp(prefix="bench-beam-")
     words = common.lexicon()
     print(f"{'MB':>6} {'ingest 1w MB/s':>15} {'ingest 2w MB/s':>15} {'vocab s':>8} {'count s':>8} "

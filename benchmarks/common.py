@@ -57,3 +57,82 @@ def median_time(fn, repeats: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+# A benchmark on a busy machine prints noise: below this share of the machine's usual matmul
+# peak, ratios are refused (BENCH_ALLOW_BUSY=1 reports them anyway, marked).
+BUSY_SHARE = 0.7
+PEAK_RECORD = os.path.join(os.path.expanduser("~"), ".cache", "tfx-bert", "matmul_peak.json")
+
+
+def matmul_peak_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """This machine's float32 dense-matmul rate now (numpy's BLAS, all cores), in GFLOP/s: the
+    best of ``repeats`` products, so a short hiccup does not count but a busy machine does."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def _machine_key() -> str:
+    model = "unknown cpu"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    return f"{model} x{os.cpu_count()}"
+
+
+def check_machine(record: str = PEAK_RECORD) -> float:
+    """Measures the matmul peak, prints it beside this machine's usual one (the best seen here,
+    kept in ``record`` per CPU model and core count) and exits with the reason when it is below
+    ``BUSY_SHARE`` of it: another job is using the cores and every ratio would be noise. Returns
+    the peak in GFLOP/s."""
+    import json
+    import sys
+
+    peak, key = matmul_peak_gflops(), _machine_key()
+    seen = {}
+    if os.path.exists(record):
+        with open(record) as f:
+            seen = json.load(f)
+    usual = max(seen.get(key, 0.0), peak)
+    os.makedirs(os.path.dirname(record), exist_ok=True)
+    with open(record, "w") as f:
+        json.dump({**seen, key: usual}, f, indent=1)
+    print(f"machine: {key}; float32 matmul peak now {peak:.0f} GFLOP/s, usual {usual:.0f} "
+          f"({peak / usual:.0%})", flush=True)
+    if peak < BUSY_SHARE * usual:
+        message = (f"this machine is busy: its matmul peak is {peak / usual:.0%} of its usual "
+                   f"(under {BUSY_SHARE:.0%}), so ratios measured now would be noise")
+        if os.environ.get("BENCH_ALLOW_BUSY") != "1":
+            sys.exit(f"Refusing to benchmark: {message}. Stop the other work, or set BENCH_ALLOW_BUSY=1 "
+                     "to print the numbers anyway (marked unreliable).")
+        print(f"WARNING: {message}; BENCH_ALLOW_BUSY=1, so every number below is UNRELIABLE.", flush=True)
+    return peak
+
+
+def step_timer():
+    """A Keras callback that records the wall time of each training step in ``.seconds`` (but the
+    first of each ``fit``, which also opens the iterator), so a stall of the machine costs the
+    steps it hit, not a whole measurement: benchmarks report the median step."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self._start = [], None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch:
+                self.seconds.append(time.perf_counter() - self._start)
+
+    return StepTimer()

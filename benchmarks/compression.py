@@ -26,6 +26,8 @@ import tensorflow_text  # noqa: F401  (the exported graphs' WordPiece ops)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
+
 TEXT = "the soup was wonderful and the staff were kind ."
 
 
@@ -80,6 +82,7 @@ def main() -> int:
     parser.add_argument("--task", default="sentiment")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    common.check_machine()
     from tfx_bert.serving import op_check
     from tfx_bert_app.models import distillation
 

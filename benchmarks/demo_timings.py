@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = [sys.executable, "-m", "tfx_bert.cli"]
 BEAM_COMPONENTS = ("TextExampleGen", "StatisticsGen", "WordPieceVocabGen", "PretrainingDataGen")
@@ -27,6 +29,9 @@ def _component_seconds(output: str) -> dict:
 
 
 def main():
+    from benchmarks import common
+
+    common.check_machine()
     work = tempfile.mkdtemp(prefix="bench-demo-")
     total, out = _run(["demo", "--work-dir", os.path.join(work, "a")])
     print(f"tfx-bert demo (set-up excluded): {total:.0f}s wall")

@@ -23,6 +23,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the exported graphs' WordPiece ops)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
 from benchmarks.serving_throughput import run_clients  # noqa: E402
 
 TEXTS = ["the soup was wonderful and the staff were kind .", "a dull , slow film with nothing to say .",
@@ -72,6 +74,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    common.check_machine()
     from tfx_bert import config as config_lib
     from tfx_bert import distill_summary
     from tfx_bert.cli import DevServer

@@ -1,14 +1,19 @@
-"""Fine-tuning throughput per task head (examples/s of Keras ``fit`` steps) for the tiny and
-small sizes, and in-process latency of the pushed models' serving signatures at batch 1 and 32.
+"""Fine-tuning throughput per task head (examples/s of Keras ``fit`` steps, the median step) for
+the tiny and small sizes, in float32 and under a mixed dtype policy (``finetune.mixed_precision``,
+models/precision.py), and in-process latency of the pushed models' serving signatures at batch 1
+and 32.
 
-    .venv/bin/python benchmarks/finetune_throughput.py [--sizes tiny,small] [--steps 30]
+    .venv/bin/python benchmarks/finetune_throughput.py [--sizes tiny,small] [--steps 10]
+        [--policies float32,mixed_bfloat16]
 
-Training runs the same model builders as the tasks' run_fns (keras-hub BertClassifier; the
-NER tagger with softmax or CRF; the QA span extractor, per window; the similarity bi-encoder, per pair = two sentences) on random token ids of the tasks' sequence length, so it
-measures the model, not the data. Serving latency uses the models `make demo` / the e2e tests
-push under work/serving/ (sentiment, pairs, ner, qa) when they exist (QA: one question on a
-two-window context, so per example means per question). Medians; a baseline in the
-same run: the plain backbone forward+backward pass (what every head adds to).
+Training runs the same model builders as the tasks' run_fns (keras-hub BertClassifier, also
+multi-label; the NER tagger with softmax or CRF; the QA span extractor, per window; the
+similarity bi-encoder, per pair = two sentences; the dual encoder with one negative, per query;
+the re-ranker's candidate lists, per query) on random token ids of the tasks' sequence length,
+so it measures the model, not the data. Serving latency uses the models `make demo` / the e2e
+tests push under work/serving/ (sentiment, pairs, ner, qa) when they exist (QA: one question on
+a two-window context, so per example means per question). Medians; a baseline in the same run:
+the plain backbone forward+backward pass (what every head adds to).
 """
 import argparse
 import glob
@@ -20,13 +25,15 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
+
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: F401,E402
 
-from tfx_bert_app.models import ner, qa, similarity  # noqa: E402
+from tfx_bert_app.models import ner, precision, qa, rerank, retrieval, similarity  # noqa: E402
 from tfx_bert import features, registry  # noqa: E402
 
 VOCAB, SEQ, BATCH = 1000, 64, 32
@@ -42,45 +49,58 @@ def _inputs(rng, with_words=False):
     return x
 
 
-def _throughput(model, x, y, steps):
+def _throughput(model, x, y, steps, rounds=3):
+    """Examples/s: the median training step over ``rounds`` fits of ``steps`` steps."""
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
     model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        times.append(time.perf_counter() - start)
-    return steps * BATCH / statistics.median(times)
+    timer = common.step_timer()
+    for _ in range(rounds):
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+    return BATCH / statistics.median(timer.seconds)
 
 
-def train_rows(size_name, steps, rng):
+def train_rows(size_name, steps, rng, policy="float32"):
+    """{task: examples/s} of every task head's training model under the dtype ``policy``."""
     size = registry.get_model_size(size_name)
+    precision.use_policy(policy)
 
     def backbone():
         return keras_hub.models.BertBackbone(**size.backbone_kwargs(VOCAB, dropout=0.1))
 
+    def fit(name, model, loss, x, y):
+        model.compile(optimizer="adam", loss=loss)
+        rows[name] = _throughput(model, x, y, steps)
+
     rows = {}
     bare = backbone()
-    pooled = keras.Model(bare.input, keras.layers.Dense(1)(bare.output["pooled_output"]))
-    pooled.compile(optimizer="adam", loss="mse")
-    rows["backbone only (baseline)"] = _throughput(pooled, _inputs(rng), np.zeros((BATCH, 1), "float32"), steps)
+    fit("backbone only (baseline)", keras.Model(bare.input, keras.layers.Dense(1)(bare.output["pooled_output"])),
+        "mse", _inputs(rng), np.zeros((BATCH, 1), "float32"))
     for name, classes in (("classification (2 classes)", 2), ("classification (3 classes)", 3)):
-        model = keras_hub.models.BertClassifier(backbone=backbone(), num_classes=classes, preprocessor=None)
-        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        rows[name] = _throughput(model, _inputs(rng), rng.integers(0, classes, BATCH).astype("int32"), steps)
+        fit(name, keras_hub.models.BertClassifier(backbone=backbone(), num_classes=classes, preprocessor=None),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True), _inputs(rng),
+            rng.integers(0, classes, BATCH).astype("int32"))
+    fit("multilabel (6 labels)", keras_hub.models.BertClassifier(backbone=backbone(), num_classes=6, preprocessor=None),
+        keras.losses.BinaryCrossentropy(from_logits=True), _inputs(rng), rng.integers(0, 2, (BATCH, 6)).astype("float32"))
     tags = rng.integers(0, 7, (BATCH, SEQ)).astype("int32")
     for name, use_crf in (("ner, softmax", False), ("ner, CRF", True)):
         model = ner.build_tagger(backbone(), 7, 0.1, use_crf)
-        model.compile(optimizer="adam", loss=ner.crf_loss(model.get_layer("crf")) if use_crf else ner.masked_softmax_loss)
-        rows[name] = _throughput(model, _inputs(rng, with_words=True), tags, steps)
-    model = qa.build_span_model(backbone(), 0.1)
-    model.compile(optimizer="adam", loss=qa.span_loss)
+        fit(name, model, ner.crf_loss(model.get_layer("crf")) if use_crf else ner.masked_softmax_loss,
+            _inputs(rng, with_words=True), tags)
     positions = np.sort(rng.integers(20, SEQ - 1, (BATCH, 2)), axis=1).astype("int32")
-    rows["qa (start/end), windows"] = _throughput(model, _inputs(rng), positions, steps)
+    fit("qa (start/end), windows", qa.build_span_model(backbone(), 0.1), qa.span_loss, _inputs(rng), positions)
     pair_inputs = {**_inputs(rng), **{k + similarity.SECOND: v for k, v in _inputs(rng).items()}}
-    model = similarity.build_pair_model(similarity.build_sentence_encoder(backbone(), "mean"), "cosine")
-    model.compile(optimizer="adam", loss="mse")
-    rows["similarity (cosine), pairs"] = _throughput(model, pair_inputs, rng.uniform(0, 1, BATCH).astype("float32"), steps)
+    fit("similarity (cosine), pairs", similarity.build_pair_model(similarity.build_sentence_encoder(backbone(), "mean"), "cosine"),
+        "mse", pair_inputs, rng.uniform(0, 1, BATCH).astype("float32"))
+    tower = similarity.build_sentence_encoder(backbone(), "mean")
+    queries = {k + retrieval.QUERY_SUFFIX: v[:, :SEQ // 4] for k, v in _inputs(rng).items()}
+    negatives = {k + retrieval.NEGATIVES_SUFFIX: v for k, v in _inputs(rng).items()}
+    fit("retrieval (1 negative), queries", retrieval.build_dual_encoder(tower, tower, SEQ, 1, 0.05),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True), {**queries, **_inputs(rng), **negatives},
+        np.arange(BATCH, dtype="int32"))
+    lists = {k: np.tile(v, (1, 4)) for k, v in _inputs(rng).items()}
+    fit("rerank (4 candidates), queries", rerank.build_list_model(rerank.build_cross_encoder(backbone()), SEQ, 4),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True), lists, np.zeros(BATCH, "int32"))
+    precision.use_policy("float32")
     return rows
 
 
@@ -124,16 +144,22 @@ def serving_rows(repeats=50):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="tiny,small")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed fit (3 fits per model)")
+    parser.add_argument("--policies", default="float32,mixed_bfloat16",
+                        help="dtype policies to train under (models/precision.py)")
     args = parser.parse_args()
+    common.check_machine()
     rng = np.random.default_rng(0)
-    print(f"{os.cpu_count()} CPUs; batch {BATCH}, sequence {SEQ}, vocab {VOCAB}; median of 3 x {args.steps} steps")
+    print(f"{os.cpu_count()} CPUs; batch {BATCH}, sequence {SEQ}, vocab {VOCAB}; median step of 3 x {args.steps}")
     for size in args.sizes.split(","):
-        rows = train_rows(size, args.steps, rng)
-        base = rows["backbone only (baseline)"]
-        print(f"\nfine-tuning, {size}:")
-        for name, rate in rows.items():
-            print(f"  {name:<28}{rate:>9.0f} examples/s  {rate / base:>5.2f} x baseline")
+        rows = {policy: train_rows(size, args.steps, rng, policy) for policy in args.policies.split(",")}
+        print(f"\nfine-tuning, {size} (examples/s; x baseline: against the bare backbone under the same policy):")
+        print(f"  {'task':<32}" + "".join(f"{p:>26}" for p in rows) + ("   mixed / float32" if len(rows) > 1 else ""))
+        for name in rows[next(iter(rows))]:
+            cells = "".join(f"{r[name]:>13.0f} ({r[name] / r['backbone only (baseline)']:4.2f} x base)" for r in rows.values())
+            ratio = "".join(f"{r[name] / rows['float32'][name]:>9.2f}" for p, r in rows.items()
+                            if p != "float32" and "float32" in rows)
+            print(f"  {name:<32}{cells}{ratio}")
     print("\nserving signature, in process (median ms per call; per example = / batch):")
     for (name, batch), ms in serving_rows().items():
         print(f"  {name:<10} batch {batch:>2}: {ms:7.2f} ms  ({ms / batch:6.2f} ms/example)")

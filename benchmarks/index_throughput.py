@@ -19,6 +19,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
+
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 from tfx.dsl.components.base import base_beam_executor  # noqa: E402
@@ -41,6 +43,7 @@ def main():
     parser.add_argument("--docs", type=int, default=4000)
     parser.add_argument("--size", default="tiny")
     args = parser.parse_args()
+    common.check_machine()
     import random
 
     rng = random.Random(0)

@@ -21,6 +21,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 from benchmarks.common import lexicon  # noqa: E402
@@ -74,6 +76,7 @@ def main():
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--mine", type=int, default=1000)
     args = parser.parse_args()
+    common.check_machine()
 
     corpus = make_corpus(args.docs)
     queries, qrels = make_queries(corpus, max(args.queries, args.mine))

@@ -1,12 +1,20 @@
-"""Pretraining throughput of the pipeline's model + input pipeline vs a plain keras-hub
-``BertMaskedLM.fit`` on the same data and shapes, in the same run; MFU against this machine's
-measured dense-matmul peak; mixed precision and XLA variants; peak RSS per size.
+"""Pretraining throughput of the pipeline's model against a plain keras-hub ``BertMaskedLM`` and
+Hugging Face ``BertForPreTraining`` (PyTorch) at the same shapes, in the same run: tokens/s and
+MFU per size, float32, ``mixed_bfloat16`` and XLA; the input pipeline's own rate; peak RSS.
 
-    .venv/bin/python benchmarks/pretraining_throughput.py [--sizes tiny small] [--steps 20]
+The models of one size are built in one process and trained in turns (round robin), and the
+median step is reported, so a noisy neighbour slows all of them alike rather than whichever ran
+last, and a stall costs the steps it hit. Every
+model trains on the same cached batches; the tf.data pipeline (dynamic masking) is timed on its
+own. ``--vocab`` sets the vocabulary size (default BERT's 30,522): the tied MLM projection is the
+largest matmul of a small BERT, so the pipeline's tiny demo vocabulary would hide it.
+
+    .venv/bin/python benchmarks/pretraining_throughput.py [--sizes tiny small] [--steps 8]
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,11 +25,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks import common  # noqa: E402
 
-def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
+MAX_PREDICTIONS = 20
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "xla": "float32", "bf16+xla": "mixed_bfloat16"}
+
+
+def tf_matmul_peak(dtype: str, n: int = 2048, repeats: int = 10) -> float:
+    """TensorFlow's dense-matmul rate in ``dtype`` on this machine (FLOP/s): MFU's denominator."""
     import tensorflow as tf
 
-    a = tf.random.normal([n, n])
+    a = tf.cast(tf.random.normal([n, n]), dtype)
     f = tf.function(lambda x: tf.matmul(x, x))
     f(a).numpy()
     start = time.perf_counter()
@@ -30,104 +44,144 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
-def _measure(kind: str, size: str, uri: str, steps: int, batch: int, variant: str) -> dict:
-    """One measurement, in its own process (clean peak RSS and dtype policy)."""
+def _build(kind: str, variant: str, size: str, vocab: int):
     import keras
     import keras_hub
-    import tensorflow as tf
 
-    from benchmarks import common
+    from tfx_bert import registry
+    from tfx_bert_app.models import pretraining
+
+    keras.mixed_precision.set_dtype_policy(POLICIES[variant])
+    try:
+        backbone = keras_hub.models.BertBackbone(**registry.get_model_size(size).backbone_kwargs(vocab))
+        jit = "xla" in variant
+        if kind == "pipeline":
+            model = pretraining.build_pretraining_model(backbone)
+            model.compile(optimizer=keras.optimizers.AdamW(1e-4),
+                          loss={pretraining.MLM: keras.losses.SparseCategoricalCrossentropy(
+                                    from_logits=True, reduction="mean_with_sample_weight"),
+                                pretraining.NSP: keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
+                          weighted_metrics={pretraining.MLM: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                                            pretraining.NSP: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
+                          jit_compile=jit)
+        else:  # keras-hub's own masked LM on the same batches
+            model = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
+            model.compile(optimizer=keras.optimizers.AdamW(1e-4),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=jit)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    return model, backbone
+
+
+def _batches(uri: str, batch: int, vocab: int):
+    """(the pipeline's cached batches, keras-hub's view of them, the input pipeline's tokens/s)."""
     from tfx_bert_app.components.pretraining_data import executor as data_ex
     from tfx_bert_app.models import pretraining
-    from tfx_bert import registry
 
-    if "bf16" in variant:
-        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    jit = "xla" in variant
-    metadata = data_ex.read_metadata(uri)
-    ds = pretraining.make_dataset(os.path.join(uri, "Split-train", "*"), metadata, batch, 20, 0.15, seed=1)
-    backbone = keras_hub.models.BertBackbone(**registry.get_model_size(size).backbone_kwargs(int(metadata["vocab_size"])))
-    if kind == "pipeline":
-        model = pretraining.build_pretraining_model(backbone)
-        model.compile(optimizer=keras.optimizers.AdamW(1e-4),
-                      loss={pretraining.MLM: keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
-                            pretraining.NSP: keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
-                      weighted_metrics={pretraining.MLM: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                                        pretraining.NSP: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
-                      jit_compile=jit)
-    else:  # plain keras-hub masked LM on the same batches
-        model = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
-        model.compile(optimizer=keras.optimizers.AdamW(1e-4),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=jit)
-        ds = ds.map(lambda x, y, sw: (x, y[pretraining.MLM], sw[pretraining.MLM]))
-    model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # compile + warm up
-    timings = []
-    for _ in range(3):  # median of 3: these machines are noisy
-        start = time.perf_counter()
-        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-        timings.append(time.perf_counter() - start)
-    seconds = sorted(timings)[1]
-    seq = int(metadata["max_seq_length"])
-    params = backbone.count_params() - backbone.token_embedding.count_params()
-    return {"tokens_per_s": steps * batch * seq / seconds, "examples_per_s": steps * batch / seconds,
-            "train_flops_per_s": 6 * params * steps * batch * seq / seconds,
-            "peak_rss_mb": common.peak_rss_mb(), "params": backbone.count_params()}
+    metadata = {**data_ex.read_metadata(uri), "vocab_size": vocab}
+    ds = pretraining.make_dataset(os.path.join(uri, "Split-train", "*"), metadata, batch, MAX_PREDICTIONS, 0.15, seed=1)
+    iterator = iter(ds)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(50):
+        next(iterator)
+    input_rate = 50 * batch * int(metadata["max_seq_length"]) / (time.perf_counter() - start)
+    cached = ds.take(8).cache().repeat()
+    return cached, cached.map(lambda x, y, sw: (x, y[pretraining.MLM], sw[pretraining.MLM])), input_rate
 
 
-def _run(kind, size, uri, steps, batch, variant="fp32"):
-    code = (f"import json,sys; sys.path.insert(0, {ROOT!r}); from benchmarks.pretraining_throughput import _measure; "
-            f"print('RESULT', json.dumps(_measure({kind!r}, {size!r}, {uri!r}, {steps}, {batch}, {variant!r})))")
+def measure_size(size: str, uri: str, steps: int, batch: int, vocab: int, variants: list[str], rounds: int) -> dict:
+    """In one process: every (kind, variant) model of ``size``, timed in turns. Returns
+    {"<kind> <variant>": tokens/s (median of the rounds)}, the input rate and FLOPs per step."""
+    ours, hubs, input_rate = _batches(uri, batch, vocab)
+    models = {}
+    for variant in variants:
+        for kind in ("pipeline", "keras_hub"):
+            model, backbone = _build(kind, variant, size, vocab)
+            data = ours if kind == "pipeline" else hubs
+            model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace, compile, warm up
+            models[f"{kind} {variant}"] = (model, data)
+    timers = {name: common.step_timer() for name in models}
+    for _ in range(rounds):
+        for name, (model, data) in models.items():
+            model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timers[name]])
+    rates = {name: batch * 128 / statistics.median(timer.seconds) for name, timer in timers.items()}
+    hidden = backbone.hidden_dim
+    encoder_params = backbone.count_params() - backbone.token_embedding.count_params()
+    # Training FLOPs per step: 6 x parameters x tokens for the encoder, plus the tied MLM
+    # projection over the masked positions only (hidden x vocabulary).
+    flops = 6 * (encoder_params * batch * 128 + hidden * vocab * batch * MAX_PREDICTIONS)
+    return {"rates": rates, "input_tokens_per_s": input_rate,
+            "flops_per_token": flops / (batch * 128), "params": backbone.count_params(), "peak_rss_mb": common.peak_rss_mb()}
+
+
+def _in_subprocess(function: str, *args) -> dict:
+    code = (f"import json,sys; sys.path.insert(0, {ROOT!r}); from benchmarks.pretraining_throughput import {function}; "
+            f"print('RESULT', json.dumps({function}(*{args!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
+        raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.split("RESULT", 1)[1])
 
 
+def peaks() -> dict:
+    return {"float32": tf_matmul_peak("float32"), "bfloat16": tf_matmul_peak("bfloat16")}
+
+
+def _hf_rate(hf_python: str, size: str, vocab: int, batch: int, steps: int) -> float:
+    from tfx_bert import registry
+
+    shape = registry.get_model_size(size)
+    out = subprocess.run(
+        [hf_python, os.path.join(ROOT, "benchmarks", "hf_bert_pretraining.py"), "--layers", str(shape.num_layers),
+         "--hidden", str(shape.hidden_dim), "--heads", str(shape.num_heads), "--intermediate", str(shape.intermediate_dim),
+         "--vocab", str(vocab), "--seq", "128", "--batch", str(batch), "--steps", str(steps),
+         "--predictions", str(MAX_PREDICTIONS)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.split("RESULT", 1)[1])["tokens_per_s"]
+
+
 def main():
-    from tests.conftest import build_pretraining_examples
+    from tests.helpers import build_pretraining_examples
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--variants", nargs="+", default=["fp32", "bf16", "xla"], choices=sorted(POLICIES))
+    parser.add_argument("--steps", type=int, default=8, help="steps per timed turn")
+    parser.add_argument("--rounds", type=int, default=5, help="turns per model")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--rss-sizes", nargs="*", default=["tiny", "small", "base"])
+    parser.add_argument("--vocab", type=int, default=30522)
     parser.add_argument("--hf-python", default=os.path.join(ROOT, ".bench-hf", "bin", "python"),
                         help="python of an env with torch + transformers (make bench creates it)")
     args = parser.parse_args()
+    common.check_machine()
     tmp = Path(tempfile.mkdtemp(prefix="bench-pre-"))
     uri = build_pretraining_examples(tmp, num_documents=800, max_seq_length=128).uri
-    peak = matmul_peak_flops()
-    print(f"dense matmul peak (fp32, 2048^2): {peak / 1e9:.1f} GFLOP/s; seq 128, batch {args.batch}, {args.steps} timed steps")
-    print(f"{'size':6} {'variant':9} {'pipeline tok/s':>15} {'keras-hub tok/s':>16} {'ratio':>6} {'MFU':>6}")
+    peak = _in_subprocess("peaks")
+    print(f"TensorFlow matmul peak (2048^2): float32 {peak['float32'] / 1e9:.0f} GFLOP/s, bfloat16 "
+          f"{peak['bfloat16'] / 1e9:.0f} GFLOP/s; seq 128, batch {args.batch}, vocabulary {args.vocab}, "
+          f"{args.rounds} turns of {args.steps} steps per model")
+    hf_found = os.path.exists(args.hf_python)
     for size in args.sizes:
-        variants = ["fp32", "bf16", "xla"] if size == "tiny" else ["fp32"]
-        for variant in variants:
-            ours = _run("pipeline", size, uri, args.steps, args.batch, variant)
-            base = _run("keras_hub", size, uri, args.steps, args.batch, variant)
-            print(f"{size:6} {variant:9} {ours['tokens_per_s']:15.0f} {base['tokens_per_s']:16.0f} "
-                  f"{ours['tokens_per_s'] / base['tokens_per_s']:6.2f} {ours['train_flops_per_s'] / peak:6.1%}", flush=True)
-    if os.path.exists(args.hf_python):
-        from tfx_bert_app.components.pretraining_data import executor as data_ex
-        from tfx_bert import registry
-
-        vocab = int(data_ex.read_metadata(uri)["vocab_size"])
-        for size in args.sizes:
-            shape = registry.get_model_size(size)
-            ours = _run("pipeline", size, uri, args.steps, args.batch)
-            hf = subprocess.run(
-                [args.hf_python, os.path.join(ROOT, "benchmarks", "hf_bert_pretraining.py"), "--layers", str(shape.num_layers),
-                 "--hidden", str(shape.hidden_dim), "--heads", str(shape.num_heads), "--intermediate", str(shape.intermediate_dim),
-                 "--vocab", str(vocab), "--seq", "128", "--batch", str(args.batch), "--steps", str(args.steps)],
-                capture_output=True, text=True, check=True).stdout
-            hf_rate = json.loads(hf.split("RESULT", 1)[1])["tokens_per_s"]
-            print(f"{size:6} pipeline {ours['tokens_per_s']:.0f} tok/s vs HF transformers BertForPreTraining "
-                  f"(PyTorch CPU) {hf_rate:.0f} tok/s: ratio {ours['tokens_per_s'] / hf_rate:.2f}", flush=True)
-    else:
-        print(f"(no {args.hf_python}: skipping the HF transformers comparison; `make bench` creates it)")
-    for size in args.rss_sizes:
-        r = _run("pipeline", size, uri, 2, args.batch)
-        print(f"peak RSS {size:6} ({r['params'] / 1e6:.1f}M params), seq 128 batch {args.batch}: {r['peak_rss_mb']:.0f} MB", flush=True)
+        r = _in_subprocess("measure_size", size, uri, args.steps, args.batch, args.vocab, args.variants, args.rounds)
+        rates = r["rates"]
+        print(f"\n{size} ({r['params'] / 1e6:.1f}M params, peak RSS {r['peak_rss_mb']:.0f} MB; input pipeline alone "
+              f"{r['input_tokens_per_s'] / 1e3:.0f}k tok/s)")
+        print(f"  {'variant':9} {'pipeline tok/s':>15} {'keras-hub tok/s':>16} {'ratio':>6} {'MFU':>6} "
+              f"{'speed-up vs fp32: pipeline':>27} {'keras-hub':>10}")
+        for variant in args.variants:
+            ours, hub = rates[f"pipeline {variant}"], rates[f"keras_hub {variant}"]
+            mfu = ours * r["flops_per_token"] / peak["bfloat16" if "bf16" in variant else "float32"]
+            speedup = (f"{ours / rates['pipeline fp32']:27.2f} {hub / rates['keras_hub fp32']:10.2f}"
+                       if "fp32" in args.variants else "")
+            print(f"  {variant:9} {ours:15.0f} {hub:16.0f} {ours / hub:6.2f} {mfu:6.1%} {speedup}", flush=True)
+        if hf_found:
+            hf = _hf_rate(args.hf_python, size, args.vocab, args.batch, args.steps * 2)
+            best = max(rates[f"pipeline {v}"] for v in args.variants)
+            print(f"  HF transformers BertForPreTraining (PyTorch CPU, float32): {hf:.0f} tok/s; pipeline float32 "
+                  f"/ HF {rates.get('pipeline fp32', best) / hf:.2f}, best pipeline variant / HF {best / hf:.2f}", flush=True)
+    if not hf_found:
+        print(f"(no {args.hf_python}: no HF transformers comparison; `make bench` creates it)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
+
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -39,6 +41,7 @@ def main():
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--candidates", type=int, nargs="+", default=[10, 20, 50])
     args = parser.parse_args()
+    common.check_machine()
     with tempfile.TemporaryDirectory() as tmp:
         demo_data.write_retrieval_dataset(os.path.join(tmp, "data"))
         data = beir.read_beir(os.path.join(tmp, "data"), "train")

@@ -30,6 +30,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -157,6 +159,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0: TensorFlow's default")
     args = parser.parse_args()
+    common.check_machine()
     set_tensorflow_parallelism(args.intra_op_threads)
     workdir = tempfile.mkdtemp()
     model_dir = args.model_dir

@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--vocab-size", type=int, default=30522)
     args = parser.parse_args()
+    common.check_machine()
     tmp = tempfile.mkdtemp()
     corpus = os.path.join(tmp, "c.txt")
     common.write_corpus(corpus, 8.0)

@@ -22,6 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 from tfx_bert.vector_store import VectorStore  # noqa: E402
@@ -59,6 +61,7 @@ def main():
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--uri", default="", help="a Milvus server (default: Milvus Lite files in a temp dir)")
     args = parser.parse_args()
+    common.check_machine()
     print(f"{os.cpu_count()} CPUs; dim {DIM}; {args.queries} single-vector queries; top 10")
     for n in (int(s) for s in args.sizes.split(",")):
         x, q = make_data(n, args.queries)

@@ -9,9 +9,10 @@
   about a third of the size; on CPU it buys memory, not speed (measured in
   ``benchmarks/compression.py``).
 
-The trained model is left as it is (the teacher a later distillation loads stays float32): the
-served model is a copy. Outputs are cast back to float32 by the tasks' exports, so the served
-signatures do not change with the precision.
+The trained model is left as it is (the teacher a later distillation loads keeps its policy):
+the served model is a copy. A model trained under a mixed policy (``finetune.mixed_precision``)
+is served as a float32 copy at ``float32``. Outputs are cast back to float32 by the tasks'
+exports, so the served signatures change with neither the training nor the served precision.
 """
 from __future__ import annotations
 
@@ -21,16 +22,19 @@ import keras
 import tensorflow as tf
 
 PRECISIONS = ("float32", "float16", "int8")
+# The training policies (models/precision.py) a served copy replaces.
+_TRAINING_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _retyped_config(node, dtype: str):
-    """A model config with every float32 dtype policy (nested at any depth) set to ``dtype``."""
+    """A model config with every float32 or mixed dtype policy (nested at any depth) set to
+    ``dtype``."""
     if isinstance(node, dict):
         if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
-            if node["config"].get("name") == "float32":
+            if node["config"].get("name") in _TRAINING_POLICIES:
                 return {**node, "config": {**node["config"], "name": dtype}}
             return node
-        return {key: (dtype if key == "dtype" and value == "float32" else _retyped_config(value, dtype))
+        return {key: (dtype if key == "dtype" and value in _TRAINING_POLICIES else _retyped_config(value, dtype))
                 for key, value in node.items()}
     if isinstance(node, list):
         return [_retyped_config(value, dtype) for value in node]
@@ -52,7 +56,8 @@ def _copy(model: keras.Model, dtype: str = "float32") -> keras.Model:
 def for_serving(model: keras.Model, precision: str) -> keras.Model:
     """The model to export at ``precision`` (one of ``PRECISIONS``)."""
     if precision == "float32":
-        return model
+        mixed = any(layer.dtype_policy.name != "float32" for layer in model._flatten_layers())
+        return _copy(model) if mixed else model
     if precision == "float16":
         return _copy(model, "float16")
     if precision == "int8":

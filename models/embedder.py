@@ -55,7 +55,8 @@ def export_embedder(encoder_dir: str, export_dir: str, settings: EmbedderSetting
     """Writes the embedding SavedModel of an encoder directory; returns ``export_dir``.
     ``source``: the checkpoint it was converted from, recorded beside the model."""
     tokenizer = encoder_lib.load_tokenizer(encoder_dir)
-    backbone = encoder_lib.load_backbone(encoder_dir)
+    # float32 whatever policy a Trainer earlier in this process set: this model serves as is.
+    backbone = encoder_lib.load_backbone(encoder_dir, dtype="float32")
     length = min(settings.max_seq_length, backbone.max_sequence_length)
     sentence_encoder = build_sentence_encoder(backbone, settings.pooling)
     module = tf.Module()

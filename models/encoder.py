@@ -145,12 +145,15 @@ def load_tokenizer(encoder_dir: str) -> tokenization.WordPieceTokenizer:
     return tokenization.WordPieceTokenizer(tokenization.read_vocab(vocab_file), config)
 
 
-def load_backbone(encoder_dir: str, dropout: float | None = None):
-    """Loads the BertBackbone of an encoder (any keras-hub BERT preset directory)."""
+def load_backbone(encoder_dir: str, dropout: float | None = None, dtype: str | None = None):
+    """Loads the BertBackbone of an encoder (any keras-hub BERT preset directory); ``dtype``: its
+    dtype policy (default: Keras's global one, which a run_fn sets, models/precision.py)."""
     encoder_dir = resolve_dir(encoder_dir)
     if not tf.io.gfile.exists(os.path.join(encoder_dir, "config.json")):
         raise FileNotFoundError(
             f"{encoder_dir} is not a keras-hub preset (no config.json); "
             "point encoder_uri at a pretrained encoder directory.")
     kwargs = {} if dropout is None else {"dropout": dropout}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
     return keras_hub.models.BertBackbone.from_preset(encoder_dir, **kwargs)

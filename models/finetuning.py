@@ -8,15 +8,17 @@ import os
 import keras
 import tensorflow as tf
 
-from tfx_bert_app.models import optimization
+from tfx_bert_app.models import optimization, precision
 from tfx_bert import features
 from tfx_bert.config import FinetuneConfig, settings_from
 
 
 def start(fn_args) -> FinetuneConfig:
     """The Trainer's typed settings (``custom_config``, see ``config.trainer_settings``), after
-    seeding (and ``deterministic``: op determinism) and checking there is an encoder."""
+    seeding (and ``deterministic``: op determinism), setting the dtype policy of the models the
+    run builds (``mixed_precision``, ``models/precision.py``) and checking there is an encoder."""
     settings = settings_from(fn_args.custom_config)
+    settings.mixed_precision = precision.use_policy(settings.mixed_precision)
     keras.utils.set_random_seed(settings.seed)
     if settings.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -75,7 +75,7 @@ def build_tagger(backbone, num_tags: int, dropout: float, use_crf: bool) -> kera
     words = GatherWords()(sequence, inputs[features.WORD_POSITIONS])
     logits = keras.layers.Dense(num_tags, name="tag_logits")(keras.layers.Dropout(dropout)(words))
     if use_crf:
-        logits = crf_lib.CRF(num_tags, name="crf")(logits)
+        logits = crf_lib.CRF(num_tags, name="crf", dtype="float32")(logits)  # numerics: models/precision.py
     return keras.Model(inputs, logits, name="bert_tagger")
 
 

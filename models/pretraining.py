@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import optimization
+from tfx_bert_app.models import optimization, precision
 from tfx_bert import features, registry
 from tfx_bert.pretraining_metadata import read_metadata
 
@@ -60,6 +60,29 @@ class PretrainingModel(keras.Model):
             self._symbolic_build(data_batch=data_batch)
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
+class TiedMaskedLMHead(keras_hub.layers.MaskedLMHead):
+    """keras-hub's ``MaskedLMHead`` with the tied output projection in the compute dtype.
+
+    Under a mixed policy keras-hub's head leaves it: the token embedding is a Keras ``Embedding``
+    (``autocast=False``, so its lookup table stays float32), and its ``reverse`` matmul takes
+    that float32 table, so the bfloat16 / float16 activations are promoted and the largest
+    matmul of pretraining (hidden x vocabulary, forward and backward) runs in float32, and the
+    logits leave float32 (keras-hub's own ``BertMaskedLM`` behaves the same; measured in
+    benchmarks/pretraining_throughput.py). Here both the table and the output bias are cast to
+    the compute dtype; the loss casts the logits back to float32 (Keras losses compute in
+    float32), so the softmax stays numerically safe.
+    """
+
+    def call(self, inputs, mask_positions):
+        x = tf.gather(inputs, mask_positions, batch_dims=1)
+        x = self._intermediate_layer_norm(self._intermediate_dense(x))
+        table = keras.ops.cast(self.token_embedding.embeddings, self.compute_dtype)
+        logits = keras.ops.matmul(x, keras.ops.transpose(table))
+        logits = keras.ops.add(logits, keras.ops.cast(self._bias, self.compute_dtype))
+        return self.activation(logits) if self.activation is not None else logits
+
+
 def build_pretraining_model(backbone) -> keras.Model:
     """Backbone + tied MLM head + NSP head.
 
@@ -73,7 +96,7 @@ def build_pretraining_model(backbone) -> keras.Model:
         features.MASK_POSITIONS: keras.Input((None,), dtype="int32", name=features.MASK_POSITIONS),
     }
     outputs = backbone({k: inputs[k] for k in features.MODEL_INPUT_KEYS})
-    mlm_logits = keras_hub.layers.MaskedLMHead(
+    mlm_logits = TiedMaskedLMHead(
         vocabulary_size=backbone.vocabulary_size,
         token_embedding=backbone.token_embedding,
         intermediate_activation="gelu",
@@ -254,8 +277,7 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
     keras.utils.set_random_seed(settings.seed)
     if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if settings.mixed_precision:
-        keras.mixed_precision.set_dtype_policy(settings.mixed_precision)
+    precision.use_policy(settings.mixed_precision)
     strategy = distribution.make_strategy(settings.distribution, settings.tpu)
     if settings.batch_size_per_replica:
         settings = dataclasses.replace(

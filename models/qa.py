@@ -24,7 +24,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import distillation, export, finetuning, qa_metrics, qa_spans
+from tfx_bert_app.models import compression, distillation, export, finetuning, qa_metrics, qa_spans
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -244,6 +244,7 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict) -> None:
     """SavedModel: ``serving_default`` (raw ``question`` and ``context`` -> answer text, character
     span, score, no-answer score, n best) and ``serving_tf_example`` (SQuAD tf.Examples ->
     ``answer_span``, for TFMA). The whole context is windowed, however long."""
+    model = compression.for_serving(model, "float32")  # float32 whatever the training policy
     module = tf.Module()
     export.track_weights(module, model)
     raw_spec = {QUESTION: tf.io.FixedLenFeature([], tf.string), CONTEXT: tf.io.FixedLenFeature([], tf.string)}

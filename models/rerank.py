@@ -25,7 +25,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import distillation, export, finetuning
+from tfx_bert_app.models import compression, distillation, export, finetuning
 from tfx_bert_app.models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
 from tfx_bert import features
 from tfx_bert.config import settings_from
@@ -167,6 +167,7 @@ def _train_and_export(fn_args, settings, model, cross_encoder, optimizer, tokeni
 def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int) -> None:
     """SavedModel: ``serving_default`` (``query``, ``text`` -> ``score`` per pair) and
     ``serving_tf_example`` (a stored example's candidates -> ``scores`` [batch, 1 + n], TFMA)."""
+    cross_encoder = compression.for_serving(cross_encoder, "float32")  # whatever the training policy
     module = tf.Module()
     export.track_weights(module, cross_encoder)
     # Negatives as a variable-length list: a model trained with another num_negatives (the

@@ -27,7 +27,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import export, finetuning
+from tfx_bert_app.models import compression, export, finetuning
 from tfx_bert_app.models.similarity import build_sentence_encoder
 from tfx_bert import features
 from tfx_bert import signatures as sig
@@ -120,7 +120,7 @@ def build_dual_encoder(query_tower, doc_tower, seq_len: int, num_negatives: int,
         unstack = Unstack(seq_len, name="unstack_negatives")
         negatives = doc_tower({k: unstack(inputs[k + NEGATIVES_SUFFIX]) for k in keys})
         passages = keras.layers.Concatenate(axis=0, name="batch_passages")([passages, negatives])
-    return keras.Model(inputs, InBatchLogits(temperature, name="in_batch_logits")(queries, passages), name="dual_encoder")
+    return keras.Model(inputs, InBatchLogits(temperature, name="in_batch_logits", dtype="float32")(queries, passages), name="dual_encoder")
 
 
 def input_keys(num_negatives: int, suffixes=(QUERY_SUFFIX, "")) -> tuple:
@@ -184,6 +184,10 @@ def run_fn(fn_args) -> None:
 def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int) -> None:
     """SavedModel: ``embed`` (document text -> ``embedding``), ``embed_query`` (query text ->
     ``embedding``) and ``serving_default`` (``query``, ``text`` -> ``score``, their cosine)."""
+    # float32 whatever the training policy; shared towers stay one model.
+    shared = query_tower is doc_tower
+    doc_tower = compression.for_serving(doc_tower, "float32")
+    query_tower = doc_tower if shared else compression.for_serving(query_tower, "float32")
     module = tf.Module()
     export.track_weights(module, query_tower, doc_tower)
 

@@ -26,7 +26,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import distillation, export, finetuning, similarity_metrics
+from tfx_bert_app.models import compression, distillation, export, finetuning, similarity_metrics
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import settings_from
@@ -95,7 +95,7 @@ def build_sentence_encoder(backbone, pooling: str, name: str = "sentence_encoder
     """BERT -> pooling: one sentence's embedding [batch, hidden]."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
     sequence = backbone(inputs)["sequence_output"]
-    return keras.Model(inputs, Pooling(pooling, name="pooling")(sequence, inputs[features.PADDING_MASK]),
+    return keras.Model(inputs, Pooling(pooling, name="pooling", dtype="float32")(sequence, inputs[features.PADDING_MASK]),
                        name=name)
 
 
@@ -122,7 +122,7 @@ def build_pair_model(sentence_encoder, objective: str, num_classes: int = 3, dro
     u = sentence_encoder({k: inputs[k] for k in keys})
     v = sentence_encoder({k: inputs[k + SECOND] for k in keys})
     if objective == "cosine":
-        output = Cosine(name="cosine")(u, v)
+        output = Cosine(name="cosine", dtype="float32")(u, v)
     else:
         pair = keras.layers.Dropout(dropout)(PairFeatures(name="pair_features")(u, v))
         output = keras.layers.Dense(num_classes, name="logits")(pair)
@@ -190,6 +190,9 @@ def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_l
     """SavedModel: ``serving_default`` (``text``, ``text_b`` -> ``similarity`` [+ class
     ``probabilities``, ``class_ids``]), ``embed`` (``text`` -> L2-normalised ``embedding``) and
     ``serving_tf_example`` (for TFMA). Raw text in, the training tokenizer inside."""
+    # float32 whatever the training policy; the sentence encoder stays the pair model's own.
+    model = compression.for_serving(model, "float32")
+    sentence_encoder = model.get_layer(sentence_encoder.name)
     module = tf.Module()
     export.track_weights(module, model, sentence_encoder)
     raw_spec = {features.TEXT: tf.io.FixedLenFeature([], tf.string), features.TEXT_B: tf.io.FixedLenFeature([], tf.string)}

@@ -74,6 +74,24 @@ def test_negative_mining_settings_are_checked_and_reach_the_trainer():
     assert "train_pattern" not in config_lib.trainer_settings(config_lib.load_config(demo=True).finetune)
 
 
+def test_finetune_mixed_precision_auto_follows_the_trainer_resources():
+    """finetune.mixed_precision: auto is resolved once, from resources.trainer, and reaches the
+    Trainer's settings; a value the user sets wins."""
+    def precision(*overrides):
+        f = config_lib.load_config(demo=True, overrides=list(overrides)).finetune
+        assert config_lib.trainer_settings(f)["mixed_precision"] == f.mixed_precision
+        return f.mixed_precision
+
+    assert precision() == "float32"
+    gpu = ["resources.trainer.accelerator_type=NVIDIA_TESLA_A100", "resources.trainer.accelerator_count=1"]
+    assert precision(*gpu) == "mixed_float16"
+    assert precision("resources.trainer.accelerator_type=TPU_V3", "resources.trainer.accelerator_count=8") == "mixed_bfloat16"
+    assert precision(*gpu, "finetune.mixed_precision=float32") == "float32"
+    assert precision("finetune.mixed_precision=mixed_bfloat16") == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="finetune.mixed_precision must be one of auto, float32, mixed_bfloat16"):
+        config_lib.load_config(demo=True, overrides=["finetune.mixed_precision=bf16"])
+
+
 def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         config_lib.load_config("nope.yaml")

@@ -123,6 +123,11 @@ class FinetuneConfig:
     keep_versions: int = 5  # pushed versions kept under <serving_base>/<model_name>/
     warmup_texts: list = dataclasses.field(
         default_factory=lambda: ["a warm-up request .", "another warm-up request for the model ."])
+    # The Keras dtype policy of training (models/precision.py): auto resolves from
+    # resources.trainer as pretrain.mixed_precision does (GPU: mixed_float16, TPU: mixed_bfloat16,
+    # else float32). The matmuls run in the half type; losses, CRF, pooling and similarity stay
+    # float32, and the served model is float32 unless export_precision says otherwise.
+    mixed_precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
     # The served model's weights (models/compression.py): float16 halves them (fast on GPUs),
     # int8 (Keras quantization) is about a third (on CPU: memory, not speed).
     export_precision: Literal["float32", "float16", "int8"] = for_tasks(
@@ -515,7 +520,7 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 
 # What every task's Trainer reads; task-specific settings are added per task (for_tasks).
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
-                    "batch_size", "learning_rate", "dropout", "epochs")
+                    "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
 # Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
 PIPELINE_ONLY_SETTINGS = ("index_corpus", "index_corpus_format", "vector_store_uri", "index_type",
                           "retrieval_eval_dir", "retrieval_eval_qrels", "retrieval_gate_metric")
@@ -644,7 +649,16 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
     if _user_sets(user, "train_steps") and not _user_sets(user, "epochs"):
         config.finetune.epochs = 0.0  # steps the user asked for win over a recipe's epochs
     _resolve_distill(config)
+    _resolve_precision(config)
     return config.validate()
+
+
+def _resolve_precision(config: ProjectConfig) -> None:
+    """``finetune.mixed_precision: auto`` -> the policy for the Trainer's resources, once."""
+    from tfx_bert import accelerators
+
+    if config.finetune.mixed_precision == "auto":
+        config.finetune.mixed_precision = accelerators.precision_for(config.resources.trainer) or "float32"
 
 
 def _resolve_distill(config: ProjectConfig) -> None:
