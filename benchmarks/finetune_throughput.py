@@ -49,58 +49,81 @@ def _inputs(rng, with_words=False):
     return x
 
 
-def _throughput(model, x, y, steps, rounds=3):
-    """Examples/s: the median training step over ``rounds`` fits of ``steps`` steps."""
+def _paired_throughput(builds: dict, x, y, steps, rounds=3) -> dict:
+    """{policy: examples/s} of one task's model built under each dtype policy (``builds``:
+    policy -> (model, loss)), trained in turns so the machine's drift hits every policy alike:
+    the median training step over ``rounds`` fits of ``steps`` steps each."""
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
-    model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
-    timer = common.step_timer()
+    timers = {}
+    for policy, (model, loss) in builds.items():
+        model.compile(optimizer="adam", loss=loss, metrics=[])
+        model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
+        timers[policy] = common.step_timer()
     for _ in range(rounds):
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
-    return BATCH / statistics.median(timer.seconds)
+        for policy, (model, _) in builds.items():
+            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timers[policy]])
+    return {policy: BATCH / statistics.median(timer.seconds) for policy, timer in timers.items()}
 
 
-def train_rows(size_name, steps, rng, policy="float32"):
-    """{task: examples/s} of every task head's training model under the dtype ``policy``."""
+def _task_models(size_name, rng):
+    """(task, build(backbone factory) -> (model, loss), inputs, labels) for every task head."""
     size = registry.get_model_size(size_name)
-    precision.use_policy(policy)
 
     def backbone():
         return keras_hub.models.BertBackbone(**size.backbone_kwargs(VOCAB, dropout=0.1))
 
-    def fit(name, model, loss, x, y):
-        model.compile(optimizer="adam", loss=loss)
-        rows[name] = _throughput(model, x, y, steps)
+    def classifier(classes):
+        return keras_hub.models.BertClassifier(backbone=backbone(), num_classes=classes, preprocessor=None)
 
-    rows = {}
-    bare = backbone()
-    fit("backbone only (baseline)", keras.Model(bare.input, keras.layers.Dense(1)(bare.output["pooled_output"])),
-        "mse", _inputs(rng), np.zeros((BATCH, 1), "float32"))
-    for name, classes in (("classification (2 classes)", 2), ("classification (3 classes)", 3)):
-        fit(name, keras_hub.models.BertClassifier(backbone=backbone(), num_classes=classes, preprocessor=None),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True), _inputs(rng),
-            rng.integers(0, classes, BATCH).astype("int32"))
-    fit("multilabel (6 labels)", keras_hub.models.BertClassifier(backbone=backbone(), num_classes=6, preprocessor=None),
-        keras.losses.BinaryCrossentropy(from_logits=True), _inputs(rng), rng.integers(0, 2, (BATCH, 6)).astype("float32"))
-    tags = rng.integers(0, 7, (BATCH, SEQ)).astype("int32")
-    for name, use_crf in (("ner, softmax", False), ("ner, CRF", True)):
+    def bare():
+        b = backbone()
+        return keras.Model(b.input, keras.layers.Dense(1)(b.output["pooled_output"])), "mse"
+
+    def tagger(use_crf):
         model = ner.build_tagger(backbone(), 7, 0.1, use_crf)
-        fit(name, model, ner.crf_loss(model.get_layer("crf")) if use_crf else ner.masked_softmax_loss,
-            _inputs(rng, with_words=True), tags)
-    positions = np.sort(rng.integers(20, SEQ - 1, (BATCH, 2)), axis=1).astype("int32")
-    fit("qa (start/end), windows", qa.build_span_model(backbone(), 0.1), qa.span_loss, _inputs(rng), positions)
+        return model, ner.crf_loss(model.get_layer("crf")) if use_crf else ner.masked_softmax_loss
+
+    def dual_encoder():
+        tower = similarity.build_sentence_encoder(backbone(), "mean")
+        return retrieval.build_dual_encoder(tower, tower, SEQ, 1, 0.05), sparse_ce
+
+    sparse_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     pair_inputs = {**_inputs(rng), **{k + similarity.SECOND: v for k, v in _inputs(rng).items()}}
-    fit("similarity (cosine), pairs", similarity.build_pair_model(similarity.build_sentence_encoder(backbone(), "mean"), "cosine"),
-        "mse", pair_inputs, rng.uniform(0, 1, BATCH).astype("float32"))
-    tower = similarity.build_sentence_encoder(backbone(), "mean")
     queries = {k + retrieval.QUERY_SUFFIX: v[:, :SEQ // 4] for k, v in _inputs(rng).items()}
     negatives = {k + retrieval.NEGATIVES_SUFFIX: v for k, v in _inputs(rng).items()}
-    fit("retrieval (1 negative), queries", retrieval.build_dual_encoder(tower, tower, SEQ, 1, 0.05),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True), {**queries, **_inputs(rng), **negatives},
-        np.arange(BATCH, dtype="int32"))
-    lists = {k: np.tile(v, (1, 4)) for k, v in _inputs(rng).items()}
-    fit("rerank (4 candidates), queries", rerank.build_list_model(rerank.build_cross_encoder(backbone()), SEQ, 4),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True), lists, np.zeros(BATCH, "int32"))
-    precision.use_policy("float32")
+    return [
+        ("backbone only (baseline)", bare, _inputs(rng), np.zeros((BATCH, 1), "float32")),
+        ("classification (2 classes)", lambda: (classifier(2), sparse_ce), _inputs(rng),
+         rng.integers(0, 2, BATCH).astype("int32")),
+        ("classification (3 classes)", lambda: (classifier(3), sparse_ce), _inputs(rng),
+         rng.integers(0, 3, BATCH).astype("int32")),
+        ("multilabel (6 labels)", lambda: (classifier(6), keras.losses.BinaryCrossentropy(from_logits=True)),
+         _inputs(rng), rng.integers(0, 2, (BATCH, 6)).astype("float32")),
+        ("ner, softmax", lambda: tagger(False), _inputs(rng, with_words=True), rng.integers(0, 7, (BATCH, SEQ)).astype("int32")),
+        ("ner, CRF", lambda: tagger(True), _inputs(rng, with_words=True), rng.integers(0, 7, (BATCH, SEQ)).astype("int32")),
+        ("qa (start/end), windows", lambda: (qa.build_span_model(backbone(), 0.1), qa.span_loss), _inputs(rng),
+         np.sort(rng.integers(20, SEQ - 1, (BATCH, 2)), axis=1).astype("int32")),
+        ("similarity (cosine), pairs", lambda: (similarity.build_pair_model(
+            similarity.build_sentence_encoder(backbone(), "mean"), "cosine"), "mse"),
+         pair_inputs, rng.uniform(0, 1, BATCH).astype("float32")),
+        ("retrieval (1 negative), queries", dual_encoder, {**queries, **_inputs(rng), **negatives},
+         np.arange(BATCH, dtype="int32")),
+        ("rerank (4 candidates), queries", lambda: (rerank.build_list_model(rerank.build_cross_encoder(backbone()), SEQ, 4),
+                                                   sparse_ce),
+         {k: np.tile(v, (1, 4)) for k, v in _inputs(rng).items()}, np.zeros(BATCH, "int32")),
+    ]
+
+
+def train_rows(size_name, steps, rng, policies=("float32",)) -> dict:
+    """{task: {policy: examples/s}} of every task head's training model under each dtype policy."""
+    rows = {}
+    for name, build, x, y in _task_models(size_name, rng):
+        builds = {}
+        for policy in policies:
+            precision.use_policy(policy)
+            builds[policy] = build()
+        precision.use_policy("float32")
+        rows[name] = _paired_throughput(builds, x, y, steps)
     return rows
 
 
@@ -150,16 +173,19 @@ def main():
     args = parser.parse_args()
     common.check_machine()
     rng = np.random.default_rng(0)
-    print(f"{os.cpu_count()} CPUs; batch {BATCH}, sequence {SEQ}, vocab {VOCAB}; median step of 3 x {args.steps}")
+    print(f"{os.cpu_count()} CPUs; batch {BATCH}, sequence {SEQ}, vocab {VOCAB}; median step of 3 x {args.steps}, the policies in turns")
     for size in args.sizes.split(","):
-        rows = {policy: train_rows(size, args.steps, rng, policy) for policy in args.policies.split(",")}
-        print(f"\nfine-tuning, {size} (examples/s; x baseline: against the bare backbone under the same policy):")
-        print(f"  {'task':<32}" + "".join(f"{p:>26}" for p in rows) + ("   mixed / float32" if len(rows) > 1 else ""))
-        for name in rows[next(iter(rows))]:
-            cells = "".join(f"{r[name]:>13.0f} ({r[name] / r['backbone only (baseline)']:4.2f} x base)" for r in rows.values())
-            ratio = "".join(f"{r[name] / rows['float32'][name]:>9.2f}" for p, r in rows.items()
-                            if p != "float32" and "float32" in rows)
-            print(f"  {name:<32}{cells}{ratio}")
+        policies = args.policies.split(",")
+        rows = train_rows(size, args.steps, rng, policies)
+        base = rows["backbone only (baseline)"]
+        print(f"\nfine-tuning, {size} (examples/s; x base: against the bare backbone under the same policy):")
+        print(f"  {'task':<32}" + "".join(f"{p:>26}" for p in policies)
+              + ("".join(f"  {p} / float32" for p in policies if p != "float32") if "float32" in policies else ""))
+        for name, rates in rows.items():
+            cells = "".join(f"{rates[p]:>13.0f} ({rates[p] / base[p]:4.2f} x base)" for p in policies)
+            ratios = "".join(f"{rates[p] / rates['float32']:>{len(p) + 12}.2f}" for p in policies
+                             if p != "float32" and "float32" in policies)
+            print(f"  {name:<32}{cells}{ratios}")
     print("\nserving signature, in process (median ms per call; per example = / batch):")
     for (name, batch), ms in serving_rows().items():
         print(f"  {name:<10} batch {batch:>2}: {ms:7.2f} ms  ({ms / batch:6.2f} ms/example)")
