@@ -21,9 +21,9 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tfx_bert_app.models import precision as precision_lib
+
 PRECISIONS = ("float32", "float16", "int8")
-# The training policies (models/precision.py) a served copy replaces.
-_TRAINING_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _retyped_config(node, dtype: str):
@@ -31,10 +31,10 @@ def _retyped_config(node, dtype: str):
     ``dtype``."""
     if isinstance(node, dict):
         if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
-            if node["config"].get("name") in _TRAINING_POLICIES:
+            if node["config"].get("name") in precision_lib.POLICIES:
                 return {**node, "config": {**node["config"], "name": dtype}}
             return node
-        return {key: (dtype if key == "dtype" and value in _TRAINING_POLICIES else _retyped_config(value, dtype))
+        return {key: (dtype if key == "dtype" and value in precision_lib.POLICIES else _retyped_config(value, dtype))
                 for key, value in node.items()}
     if isinstance(node, list):
         return [_retyped_config(value, dtype) for value in node]
