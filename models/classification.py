@@ -93,7 +93,7 @@ def run_fn(fn_args) -> None:
         backbone=backbone, num_classes=settings.num_classes, preprocessor=None, dropout=settings.dropout)
     _train_and_export(fn_args, settings, classifier, classifier, settings.learning_rate, settings.export_precision,
                       f"fine-tuning {settings.num_classes}-class classifier from {fn_args.base_model}")
-    distillation.save_teacher(classifier, fn_args.serving_model_dir)
+    distillation.save_teacher(classifier, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model))
 
 
 def distill_run_fn(fn_args) -> None:

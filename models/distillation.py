@@ -2,8 +2,10 @@
 on a BERT backbone.
 
 * **The teacher** is the task model its Trainer saved next to the SavedModel
-  (``<model artifact>/Format-Keras/model.keras``, ``save_teacher``): the SavedModel serves raw
-  text, the student trains on the Transform output, and both need the same Keras model.
+  (``<model artifact>/Format-Keras/model.keras``, with its vocabulary, ``save_teacher``): the
+  SavedModel serves raw text, the student trains on the Transform output, and both need the
+  same Keras model. A teacher from another run (``distill.teacher_uri``) must share the
+  Transform's vocabulary (``check_shared_vocabulary``).
 * **The student** (``student_from_teacher``) is the teacher's own architecture with fewer
   transformer layers, initialised from the teacher: the embeddings, the pooler and the head, and
   the layers ``layer_map`` picks, evenly spread from the first to the last (DistilBERT's
@@ -46,14 +48,13 @@ def teacher_path(serving_model_dir: str) -> str:
     return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), KERAS_SUBDIR, KERAS_FILE)
 
 
-def save_teacher(model: keras.Model, serving_model_dir: str, tokenizer=None) -> str:
-    """Saves the trained task model beside its SavedModel, for a later distillation, with the
-    WordPiece vocabulary when the task's export tokenizes in its own graph (NER's words)."""
+def save_teacher(model: keras.Model, serving_model_dir: str, tokenizer: tokenization.WordPieceTokenizer) -> str:
+    """Saves the trained task model beside its SavedModel, for a later distillation, with its
+    WordPiece vocabulary: a student's export tokenizes with it (NER's words, QA's windows), and a
+    teacher given by URI must share it with the student's Transform (``check_shared_vocabulary``)."""
     path = teacher_path(serving_model_dir)
     tf.io.gfile.makedirs(os.path.dirname(path))
-    if tokenizer is not None:
-        tokenization.write_vocab_dir(os.path.join(os.path.dirname(path), VOCAB_SUBDIR), tokenizer.vocab,
-                                     tokenizer.config)
+    tokenization.write_vocab_dir(os.path.join(os.path.dirname(path), VOCAB_SUBDIR), tokenizer.vocab, tokenizer.config)
     if "://" in path:  # Keras writes local files only
         local = os.path.join(tempfile.mkdtemp(), KERAS_FILE)
         model.save(local)
@@ -88,6 +89,26 @@ def teacher_tokenizer(base_model: str) -> tokenization.WordPieceTokenizer:
                                 f"again with this version.")
     return tokenization.WordPieceTokenizer(tokenization.read_vocab(vocab_file),
                                            tokenization.read_tokenizer_config(directory))
+
+
+def check_shared_vocabulary(base_model: str, encoder_dir: str) -> None:
+    """Refuses a teacher fine-tuned with another vocabulary than the Transform's encoder
+    (``encoder_dir``): the student learns the teacher's outputs on the Transform's token ids, so a
+    teacher that reads other ids teaches noise."""
+    from tfx_bert_app.models import encoder as encoder_lib
+
+    transform_vocab = list(encoder_lib.load_tokenizer(encoder_dir).vocab)
+    teacher_vocab = list(teacher_tokenizer(base_model).vocab)
+    if teacher_vocab == transform_vocab:
+        return
+    differ = next((i for i, (a, b) in enumerate(zip(teacher_vocab, transform_vocab)) if a != b),
+                  min(len(teacher_vocab), len(transform_vocab)))
+    pieces = lambda vocab: repr(vocab[differ]) if differ < len(vocab) else "nothing"  # noqa: E731
+    raise ValueError(
+        f"The teacher {base_model} was fine-tuned with another vocabulary than this pipeline's encoder {encoder_dir} "
+        f"({len(teacher_vocab)} against {len(transform_vocab)} pieces; piece {differ} is {pieces(teacher_vocab)} "
+        f"against {pieces(transform_vocab)}). The student learns the teacher's outputs on the Transform's token ids, "
+        f"so both must share one vocabulary: set finetune.encoder_uri to the encoder the teacher was fine-tuned from.")
 
 
 def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
@@ -271,6 +292,8 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
 
     settings = finetuning.start(fn_args)
     d = distill_settings_from(fn_args.custom_config)
+    if (fn_args.custom_config or {}).get("encoder_dir"):  # the Transform's encoder (the pipeline passes it)
+        check_shared_vocabulary(fn_args.base_model, fn_args.custom_config["encoder_dir"])
     teacher = load_teacher(fn_args.base_model)
     student = student_from_teacher(teacher, d.student_layers)
     model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha)

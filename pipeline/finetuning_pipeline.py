@@ -4,7 +4,8 @@ TaskExampleGen (the task's loader) -> StatisticsGen -> SchemaGen -> Transform(ta
   -> Trainer(task run_fn, base_model = pretrained encoder via Importer)
   -> Evaluator(TFMA, the task's metrics; thresholds and the latest blessed model as baseline -> blessing)
   -> ServingPusher(op check, load check, warm-up requests, atomic <serving_base>/<model_name>/<version>)
-With ``distill.enabled``, the fine-tuned model is the teacher of a second branch:
+With ``distill.enabled``, the fine-tuned model is the teacher of a second branch (with
+``distill.teacher_uri``, an imported model is, and the pipeline is only that branch):
   StudentTrainer(task distill_run_fn, base_model = the teacher, the same Transform output)
   -> StudentEvaluator(TFMA, the teacher as baseline: main metric >= min_retention x the teacher's)
   -> StudentPusher(<serving_base>/<distill.model_name>/<version>)
@@ -45,12 +46,13 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         disable_statistics=True,
         custom_config={**{k: getattr(f, k) for k in task.transform_settings}, "encoder_dir": encoder_uri},
     )
-    # The encoder directory is the Model artifact's serving dir (<uri>/Format-Serving); the
-    # Importer points at the artifact root so Trainer's base_model resolves to it.
-    encoder_root = os.path.dirname(encoder_uri) if encoder_uri.rstrip("/").endswith("Format-Serving") else encoder_uri
-    encoder = tfx.dsl.Importer(
-        source_uri=encoder_root, artifact_type=tfx.types.standard_artifacts.Model,
-        reimport=False).with_id("pretrained_encoder")
+    if config.distill.enabled and config.distill.teacher_uri:  # a teacher from elsewhere: the student only
+        teacher = _import_model(config.distill.teacher_uri, "teacher_model")
+        components = [example_gen, statistics, schema, transform, teacher,
+                      *_distillation(config, task, transform, schema, example_gen, teacher.outputs["result"],
+                                     encoder_uri)]
+        return common.make_pipeline(config, f.pipeline_name, components, beam_args)
+    encoder = _import_model(encoder_uri, "pretrained_encoder")
     trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f.eval_steps,
                        trainer_settings(f),
                        data_dir=params.data_path if task.name == "retrieval" and f.mining_steps else None).with_id("Trainer")
@@ -74,12 +76,21 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator,
                   *([gate] if gate else []), pusher]
     if config.distill.enabled:
-        components += _distillation(config, task, transform, schema, example_gen, trainer)
+        components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri)
     if f.index_corpus:
         components.append(common.vector_indexer(config, trainer.outputs["model"], f.index_corpus,
                                                 f.index_corpus_format, f.index_type, f.vector_store_uri,
                                                 f.model_name, model_blessing=blessing))
     return common.make_pipeline(config, f.pipeline_name, components, beam_args)
+
+
+def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
+    """A Model artifact from a directory: a serving dir (<uri>/Format-Serving, as the encoder and
+    the teachers are given) is imported at its artifact root, so a Trainer's ``base_model``
+    resolves to it."""
+    root = os.path.dirname(uri.rstrip("/")) if uri.rstrip("/").endswith("Format-Serving") else uri
+    return tfx.dsl.Importer(source_uri=root, artifact_type=tfx.types.standard_artifacts.Model,
+                            reimport=False).with_id(component_id)
 
 
 def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps: int, settings: dict,
@@ -108,18 +119,19 @@ def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingP
                        "warmup_texts": list(f.warmup_texts)})
 
 
-def _distillation(config: ProjectConfig, task, transform, schema, example_gen,
-                  teacher_trainer) -> list:
-    """The student branch: trained from the teacher on the same Transform output, gated on
-    keeping ``distill.min_retention`` of the teacher's main metric, pushed under its own name."""
+def _distillation(config: ProjectConfig, task, transform, schema, example_gen, teacher, encoder_uri: str) -> list:
+    """The student branch: trained from ``teacher`` (a Model channel) on the same Transform
+    output, gated on keeping ``distill.min_retention`` of the teacher's main metric, pushed under
+    its own name. The student's run_fn gets the Transform's encoder (``encoder_dir``) to check
+    that the teacher shares its vocabulary."""
     from tfx_bert_app.models import distillation
 
     d, f = config.distill, config.finetune
-    student = _trainer(task.distill_run_fn, transform, schema, teacher_trainer.outputs["model"], d.train_steps,
-                       f.eval_steps, distill_settings(config)).with_id("StudentTrainer")
+    student = _trainer(task.distill_run_fn, transform, schema, teacher, d.train_steps, f.eval_steps,
+                       {**distill_settings(config), "encoder_dir": encoder_uri}).with_id("StudentTrainer")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=student.outputs["model"],
-        baseline_model=teacher_trainer.outputs["model"],
+        baseline_model=teacher,
         eval_config=distillation.retention_eval_config(task.load().eval_config(f), d.min_retention),
     ).with_id("StudentEvaluator")
     pusher = _pusher(config, d.model_name, student.outputs["model"], evaluator.outputs["blessing"])

@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 
 from tests.helpers import (  # noqa: E402
     E2E_FINETUNES, E2E_FOLLOW_UPS, PUBLISHED, BackgroundDemo, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus,
-    learn_vocabulary, write_tiny_vocab)
+    learn_vocabulary, with_follow_up, write_tiny_vocab)
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def pytest_collection_finish(session):
         from tfx_bert import tasks
 
         demo_task = config_lib.load_config(demo=True).finetune.task  # the demo fine-tunes and pushes it
-        runs = {name: [flags, flags + E2E_FOLLOW_UPS[name]] if name in E2E_FOLLOW_UPS else flags
+        runs = {name: [flags, with_follow_up(flags, E2E_FOLLOW_UPS[name])] if name in E2E_FOLLOW_UPS else flags
                 for name, flags in E2E_FINETUNES.items()}
         runs.update({name: harness_flags(name) for name in sorted(tasks.TASKS) if name not in runs and name != demo_task})
         _BACKGROUND["finetuned"] = BackgroundFinetunes(_demo_encoder, _tmp_dir(session.config, "finetuned"), runs)
@@ -88,6 +88,21 @@ def pytest_collection_finish(session):
 def pytest_runtest_setup(item):
     if item.get_closest_marker("slow") is not None and "finetuned" in _BACKGROUND:
         _BACKGROUND["finetuned"].start()  # the quick tests are done: the fine-tuning runs may take the cores
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The background runs' wall times: they are the suite's critical path, and pytest's own
+    durations only show the tests that waited for them."""
+    demo, pool = _BACKGROUND.get("demo"), _BACKGROUND.get("finetuned")
+    if demo is None and pool is None:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("background runs (wall seconds)")
+    if demo is not None and demo.seconds is not None:
+        write(f"demo: encoder ready at {demo.encoder_seconds or 0:.0f} s, done at {demo.seconds:.0f} s")
+    if pool is not None:
+        for name, (start, seconds) in sorted(pool.timings.items(), key=lambda item: item[1][0]):
+            write(f"{name:20} started at {start:6.0f} s, took {seconds:5.0f} s, ended at {start + seconds:6.0f} s")
 
 
 def pytest_sessionfinish(session):

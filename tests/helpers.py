@@ -4,6 +4,7 @@ Imported by test modules (``from tests.helpers import ...``); ``conftest.py`` ho
 fixtures and hooks.
 """
 import os
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -301,13 +302,32 @@ E2E_FINETUNES = {
 }
 
 
-# Second runs in the same work dir, right after the first (its flags plus these): NER's CRF
-# variant with a distilled student (CRF emissions; Viterbi at serving), evaluated against the
-# first run's blessed model as TFMA's baseline. In the background pool it overlaps other runs
-# instead of running alone at the suite's end.
+# Second runs in the same work dir, right after the first (its flags plus these, or plus what a
+# function of the work dir returns): NER's CRF variant with a distilled student (CRF emissions;
+# Viterbi at serving), evaluated against the first run's blessed model as TFMA's baseline; a
+# multi-label student distilled from the first run's teacher given by URI (distill.teacher_uri),
+# in a pipeline of its own. In the background pool they overlap other runs instead of running
+# alone at the suite's end.
 E2E_FOLLOW_UPS = {
     "ner": ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100", "--set", "distill.enabled=true"),
+    "multilabel": lambda work: (
+        "--set", "finetune.pipeline_name=tfx-bert-multilabel-uri", "--set", "distill.model_name=multilabel-uri-student",
+        "--set", "distill.teacher_uri=" + teacher_model(work, "tfx-bert-multilabel")),
 }
+
+
+def teacher_model(work: str, pipeline: str) -> str:
+    """The serving dir of the one model the ``pipeline``'s Trainer trained under ``work``."""
+    import glob
+
+    [model] = glob.glob(os.path.join(work, "pipelines", pipeline, "Trainer", "model", "*", "Format-Serving"))
+    return model
+
+
+def with_follow_up(flags: tuple, follow_up):
+    """The second run's flags: ``flags`` plus ``follow_up`` (flags, or a function of the work dir
+    that returns them once the first run is done)."""
+    return (lambda work: flags + follow_up(work)) if callable(follow_up) else flags + follow_up
 
 
 EMBEDDER_DOCS = {"d1": "the cat sat on the mat", "d2": "money in the river bank", "d3": "a very good movie",
@@ -353,6 +373,7 @@ class BackgroundDemo:
         import threading
 
         self.work, self._lock, self._code, self._output = work, threading.Lock(), None, None
+        self.started, self.encoder_seconds, self.seconds = time.monotonic(), None, None  # for the summary
         os.makedirs(work, exist_ok=True)
         self._log = open(os.path.join(work, "demo_output.txt"), "w+", encoding="utf-8")
         self._proc = subprocess.Popen([sys.executable, "-m", "tfx_bert.cli", "demo", "--work-dir", work],
@@ -363,6 +384,7 @@ class BackgroundDemo:
         with self._lock:
             if self._output is None:
                 code = self._proc.wait(timeout)
+                self.seconds = time.monotonic() - self.started
                 self._log.seek(0)
                 self._code, self._output = code, self._log.read()
         assert self._code == 0, self._output[-6000:]
@@ -371,12 +393,11 @@ class BackgroundDemo:
     def encoder(self, timeout=1500) -> str:
         """The pretrained encoder, as soon as the demo's pretraining pipeline has finished (the
         header of its second pipeline, fine-tuning, is printed), before the demo itself ends."""
-        import time
-
         deadline = time.time() + timeout
         while self._proc.poll() is None:
             with open(self._log.name, encoding="utf-8") as f:
                 if f.read().count("\n== tfx-bert-") >= 2:  # each pipeline's header (printed, flushed)
+                    self.encoder_seconds = self.encoder_seconds or time.monotonic() - self.started
                     return demo_encoder(self.work)
             assert time.time() < deadline, f"no pretrained encoder within {timeout} s"
             time.sleep(1.0)
@@ -403,6 +424,9 @@ class BackgroundFinetunes:
 
         self._slots = threading.Condition()
         self._allowed, self._running, self._workers = 1, 0, workers
+        # name -> (seconds from the pool's creation to the run's start, the run's wall seconds),
+        # for the session summary: the pool is the suite's critical path.
+        self.timings, self._created = {}, time.monotonic()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="finetune")
         self._futures = {name: self._pool.submit(self._run, encoder, os.path.join(str(root), name), flags)
                          for name, flags in runs.items()}
@@ -413,18 +437,21 @@ class BackgroundFinetunes:
             self._slots.notify_all()
 
     def _run(self, encoder, work, flags):
-        """One run, or (a list of flag tuples) several one after the other in the same work dir;
-        returns (work dir, the first run's output)."""
+        """One run, or (a list) several one after the other in the same work dir; flags are a
+        tuple, or a function of the work dir that returns one; returns (work dir, the first run's
+        output)."""
         encoder_dir = encoder()
         with self._slots:
             self._slots.wait_for(lambda: self._running < self._allowed)
             self._running += 1
+        start = time.monotonic()
         try:
-            if callable(flags):  # flags that need files made first (in the run's own thread)
-                flags = flags(work)
-            outputs = [finetune_demo(work, encoder_dir, *run) for run in (flags if isinstance(flags, list) else [flags])]
+            # Functions: flags that need files made first (in the run's own thread), or an earlier run's.
+            outputs = [finetune_demo(work, encoder_dir, *(run(work) if callable(run) else run))
+                       for run in (flags if isinstance(flags, list) else [flags])]
             return work, outputs[0]
         finally:
+            self.timings[os.path.basename(work)] = (start - self._created, time.monotonic() - start)
             with self._slots:
                 self._running -= 1
                 self._slots.notify_all()

@@ -249,6 +249,7 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked():
                          ("distill.min_retention=0", "min_retention"), ("distill.student_layers=-1", "student_layers"),
                          ("distill.model_name=sentiment", "must differ"),
                          ("distill.export_precision=int4", "float32, float16 or int8; got 'int4'"),
+                         ("distill.teacher_uri=/models/teacher", "teacher_uri is set but distill.enabled is false"),
                          ("finetune.export_precision=int4", "export_precision")):
         with pytest.raises(ValueError, match=message):
             load_config(overrides=[bad])

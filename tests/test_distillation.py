@@ -1,5 +1,7 @@
 """models/distillation.py: the layer-taking student, each head's distillation loss moving a
 student toward its teacher, and the teacher-relative gate blessing and refusing."""
+import os
+
 import keras
 import keras_hub
 import numpy as np
@@ -24,13 +26,20 @@ def _classifier(num_layers=4, seed=1):
     return keras_hub.models.BertClassifier(backbone=backbone, num_classes=3, preprocessor=None)
 
 
+def _tokenizer(vocab_dir):
+    from tfx_bert import tokenization
+
+    return tokenization.WordPieceTokenizer(tokenization.read_vocab(f"{vocab_dir}/vocab.txt"),
+                                           tokenization.read_tokenizer_config(vocab_dir))
+
+
 def _inputs(batch=4, seq=16, seed=0):
     rng = np.random.default_rng(seed)
     return {"token_ids": rng.integers(1, 60, (batch, seq)).astype("int32"),
             "segment_ids": np.zeros((batch, seq), "int32"), "padding_mask": np.ones((batch, seq), "int32")}
 
 
-def test_a_student_with_all_layers_reproduces_the_teacher_and_half_takes_the_mapped_layers(tmp_path):
+def test_a_student_with_all_layers_reproduces_the_teacher_and_half_takes_the_mapped_layers(tmp_path, tiny_vocab_dir):
     teacher = _classifier()
     x = _inputs()
     full = distillation.student_from_teacher(teacher, 4)
@@ -46,11 +55,35 @@ def test_a_student_with_all_layers_reproduces_the_teacher_and_half_takes_the_map
 
     # The teacher saved beside its SavedModel is what a student Trainer loads.
     serving = tmp_path / "model" / "Format-Serving"
-    distillation.save_teacher(teacher, str(serving))
+    distillation.save_teacher(teacher, str(serving), _tokenizer(tiny_vocab_dir))
     loaded = distillation.load_teacher(str(serving))
     np.testing.assert_allclose(loaded(x, training=False), teacher(x, training=False), atol=1e-6)
     with pytest.raises(FileNotFoundError, match="no Keras task model"):
         distillation.load_teacher(str(tmp_path / "other" / "Format-Serving"))
+
+
+def test_a_teacher_fine_tuned_with_another_vocabulary_is_refused_naming_both(tmp_path, tiny_vocab_dir):
+    """A teacher given by URI must read the Transform's token ids: the same vocabulary as the
+    pipeline's encoder (an encoder dir holds vocab/vocab.txt), else the student learns noise."""
+    from tests.helpers import TINY_WORDS, write_tiny_vocab
+    from tfx_bert import tokenization
+
+    serving = tmp_path / "teacher" / "Format-Serving"
+    distillation.save_teacher(_classifier(num_layers=1), str(serving), _tokenizer(tiny_vocab_dir))
+    same = write_tiny_vocab(tmp_path / "same" / "vocab")
+    distillation.check_shared_vocabulary(str(serving), os.path.dirname(same))  # passes
+
+    other = tmp_path / "other"
+    vocab = tokenization.reserved_tokens() + ["cow" if w == "cat" else w for w in TINY_WORDS]  # one piece differs
+    tokenization.write_vocab_dir(str(other / "vocab"), vocab, tokenization.TokenizerConfig(lower_case=True))
+    piece = len(tokenization.reserved_tokens()) + TINY_WORDS.index("cat")
+    with pytest.raises(ValueError, match=rf"another vocabulary .*piece {piece} is 'cat' against 'cow'.*encoder_uri"):
+        distillation.check_shared_vocabulary(str(serving), str(other))
+    longer = tmp_path / "longer"
+    tokenization.write_vocab_dir(str(longer / "vocab"), tokenization.reserved_tokens() + TINY_WORDS + ["extra"],
+                                 tokenization.TokenizerConfig(lower_case=True))
+    with pytest.raises(ValueError, match=rf"{len(vocab)} against {len(vocab) + 1} pieces"):
+        distillation.check_shared_vocabulary(str(serving), str(longer))
 
 
 def _tagger(num_layers=4, seed=1, crf=True):
@@ -73,13 +106,11 @@ def _word_inputs(batch=8, seed=0):
 
 
 def test_a_crf_tagger_teacher_saves_with_its_vocabulary_and_its_student_keeps_the_transitions(tmp_path, tiny_vocab_dir):
-    from tfx_bert import tokenization
     from tfx_bert_app.models import crf as crf_lib
 
     teacher = _tagger()
     x = _word_inputs()
-    tokenizer = tokenization.WordPieceTokenizer(
-        tokenization.read_vocab(f"{tiny_vocab_dir}/vocab.txt"), tokenization.read_tokenizer_config(tiny_vocab_dir))
+    tokenizer = _tokenizer(tiny_vocab_dir)
     serving = tmp_path / "model" / "Format-Serving"
     distillation.save_teacher(teacher, str(serving), tokenizer)
     loaded = distillation.load_teacher(str(serving))  # GatherWords and CRF are registered for Keras saving
@@ -93,7 +124,7 @@ def test_a_crf_tagger_teacher_saves_with_its_vocabulary_and_its_student_keeps_th
     np.testing.assert_array_equal(half.get_layer("crf").transitions.numpy(), teacher.get_layer("crf").transitions.numpy())
 
 
-def test_a_span_extractor_teacher_round_trips_and_its_full_student_reproduces_it(tmp_path):
+def test_a_span_extractor_teacher_round_trips_and_its_full_student_reproduces_it(tmp_path, tiny_vocab_dir):
     from tfx_bert_app.models import qa
 
     keras.utils.set_random_seed(1)
@@ -102,7 +133,7 @@ def test_a_span_extractor_teacher_round_trips_and_its_full_student_reproduces_it
     teacher, x = qa.build_span_model(backbone, dropout=0.1), _inputs()
     x["padding_mask"][:, 12:] = 0
     serving = tmp_path / "model" / "Format-Serving"
-    distillation.save_teacher(teacher, str(serving))
+    distillation.save_teacher(teacher, str(serving), _tokenizer(tiny_vocab_dir))
     loaded = distillation.load_teacher(str(serving))  # SpanLogits is registered for Keras saving
     full = distillation.student_from_teacher(loaded, 2)
     np.testing.assert_allclose(full(x, training=False), teacher(x, training=False), atol=1e-5)
@@ -110,7 +141,7 @@ def test_a_span_extractor_teacher_round_trips_and_its_full_student_reproduces_it
 
 
 @pytest.mark.parametrize("objective", ["cosine", "classification"])
-def test_a_bi_encoder_teacher_round_trips_and_its_full_student_reproduces_it(tmp_path, objective):
+def test_a_bi_encoder_teacher_round_trips_and_its_full_student_reproduces_it(tmp_path, objective, tiny_vocab_dir):
     from tfx_bert_app.models import similarity
 
     keras.utils.set_random_seed(1)
@@ -119,7 +150,7 @@ def test_a_bi_encoder_teacher_round_trips_and_its_full_student_reproduces_it(tmp
     teacher = similarity.build_pair_model(similarity.build_sentence_encoder(backbone, "mean"), objective)
     x = {**_inputs(), **{k + similarity.SECOND: v for k, v in _inputs(seed=1).items()}}
     serving = tmp_path / "model" / "Format-Serving"
-    distillation.save_teacher(teacher, str(serving))
+    distillation.save_teacher(teacher, str(serving), _tokenizer(tiny_vocab_dir))
     loaded = distillation.load_teacher(str(serving))  # Pooling, Cosine, PairFeatures are registered
     full = distillation.student_from_teacher(loaded, 2)
     np.testing.assert_allclose(full(x, training=False), teacher(x, training=False), atol=1e-5)
@@ -136,7 +167,7 @@ def test_margin_mse_matches_the_students_margins_to_the_teachers_and_ignores_a_s
     assert float(loss.compute_loss(teacher, teacher + 7.0)) == pytest.approx(0.0)  # a cross-encoder's scale is free
 
 
-def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_student_toward_it(tmp_path):
+def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_student_toward_it(tmp_path, tiny_vocab_dir):
     from tfx_bert_app.models import rerank
 
     keras.utils.set_random_seed(1)
@@ -145,7 +176,7 @@ def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_stude
     teacher = rerank.build_list_model(rerank.build_cross_encoder(backbone, dropout=0.0), 8, 4)
     x = _inputs(batch=16, seq=32, seed=3)  # 16 lists of 4 candidates of 8 pieces
     serving = tmp_path / "model" / "Format-Serving"
-    distillation.save_teacher(teacher, str(serving))
+    distillation.save_teacher(teacher, str(serving), _tokenizer(tiny_vocab_dir))
     loaded = distillation.load_teacher(str(serving))  # Unstack and Restack are registered
     np.testing.assert_allclose(distillation.student_from_teacher(loaded, 2)(x, training=False),
                                teacher(x, training=False), atol=1e-5)

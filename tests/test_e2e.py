@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the WordPiece ops the exported graph uses)
 import yaml
 
-from tests.helpers import PUBLISHED, REPO, demo_encoder
+from tests.helpers import PUBLISHED, REPO, demo_encoder, teacher_model
 
 pytestmark = pytest.mark.slow
 
@@ -425,6 +425,23 @@ def _check_student(work, task, metric, layers):
     return values["candidate"], values["baseline"], blessed
 
 
+def _assert_read_by_pipeline(work, artifact_uri, pipeline):
+    """MLMD of ``work`` holds one artifact at ``artifact_uri`` (an Importer of it reused the
+    existing one), and an execution of ``pipeline`` read it: the lineage is recorded."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.pipeline import common
+
+    store = metadata_store.MetadataStore(common.metadata_config(config_lib.load_config(overrides=[f"work_dir={work}"])))
+    [artifact] = store.get_artifacts_by_uri(artifact_uri)
+    readers = {e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+               if e.type == metadata_store_pb2.Event.INPUT}
+    context = store.get_context_by_type_and_name("pipeline", pipeline)
+    assert readers & {e.id for e in store.get_executions_by_context(context.id)}, (artifact_uri, pipeline)
+
+
 def _latest(pattern, first=False):
     """The newest (``first``: the oldest) of the numbered dirs ``pattern`` matches."""
     return (min if first else max)(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
@@ -598,6 +615,17 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
     assert op_check.unsupported_ops(student_dir) == []
     student_predicted = tf.saved_model.load(student_dir).signatures["serving_default"](
         text=tf.constant([r["text"] for r in rows[:2]]))["predicted"].numpy()
+
+    # The follow-up run: a student of the same teacher given by URI (distill.teacher_uri), in a
+    # pipeline that trains no teacher. The Importer reuses the teacher's MLMD artifact, so the
+    # lineage runs from the first run's Trainer to this student; the gate compares it with the
+    # same teacher on the same split.
+    uri_pipeline = os.path.join(work, "pipelines", "tfx-bert-multilabel-uri")
+    assert not os.path.exists(os.path.join(uri_pipeline, "Trainer"))
+    _, uri_teacher_f1, uri_blessed = _check_student(work, "multilabel-uri", "micro_f1", (2, 1))
+    assert uri_teacher_f1 == pytest.approx(micro, abs=1e-6)
+    assert bool(glob.glob(os.path.join(work, "serving", "multilabel-uri-student", "*"))) == uri_blessed
+    _assert_read_by_pipeline(work, os.path.dirname(teacher_model(work, "tfx-bert-multilabel")), "tfx-bert-multilabel-uri")
 
     capsys.readouterr()
     for model_dir, expected in ((version_dir, predicted[:2]), (student_dir, student_predicted)):

@@ -50,6 +50,7 @@ def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and
     assert student.exec_properties["run_fn"] == "tfx_bert_app.models.classification.distill_run_fn"
     settings = json.loads(student.exec_properties["custom_config"])
     assert settings["distill"]["student_layers"] == 3 and settings["distill"]["train_steps"] == 40
+    assert settings["encoder_dir"] == str(tmp_path / "encoder")  # the vocabulary check's reference
     assert c["StudentEvaluator"].inputs["baseline_model"] is teacher
     assert c["StudentEvaluator"].inputs["model"] is student.outputs["model"]
     assert c["StudentPusher"].inputs["model_blessing"] is c["StudentEvaluator"].outputs["blessing"]
@@ -59,3 +60,29 @@ def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and
     plain = create_finetuning_pipeline(config_lib.load_config(overrides=[f"work_dir={tmp_path}"]),
                                        PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])
     assert not any(component.id.startswith("Student") for component in plain.components)
+
+
+def test_a_teacher_given_by_uri_is_imported_and_the_pipeline_trains_gates_and_pushes_the_student_only(tmp_path):
+    """``distill.teacher_uri``: another run's fine-tuned model (its serving dir) is imported with
+    its lineage; no teacher is trained here; the student's run_fn gets the Transform's encoder to
+    check that the teacher shares its vocabulary."""
+    import json
+
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
+    from tfx_bert_app.pipeline.parameters import PipelineParameters
+
+    teacher_dir = tmp_path / "runs" / "Trainer" / "model" / "12" / "Format-Serving"
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path}", "distill.enabled=true",
+                                               f"distill.teacher_uri={teacher_dir}"])
+    encoder = str(tmp_path / "encoder")
+    pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), encoder, [])
+    c = {component.id: component for component in pipeline.components}
+    assert sorted(c) == sorted(["TaskExampleGen", "StatisticsGen", "SchemaGen", "Transform", "teacher_model",
+                                "StudentTrainer", "StudentEvaluator", "StudentPusher"])
+    assert c["teacher_model"].exec_properties["artifact_uri"] == str(teacher_dir.parent)  # the artifact root
+    teacher = c["teacher_model"].outputs["result"]
+    assert c["StudentTrainer"].inputs["base_model"] is teacher
+    assert c["StudentEvaluator"].inputs["baseline_model"] is teacher
+    assert json.loads(c["StudentTrainer"].exec_properties["custom_config"])["encoder_dir"] == encoder
+    assert c["StudentPusher"].inputs["model_blessing"] is c["StudentEvaluator"].outputs["blessing"]

@@ -250,7 +250,7 @@ class EmbedderConfig:
 @dataclasses.dataclass
 class DistillConfig:
     """Distillation (``tfx-bert distill``, or ``tfx-bert finetune`` with ``enabled``): the
-    fine-tuned model of this pipeline's Trainer (the teacher) -> a student with fewer of its
+    fine-tuned model of this pipeline's Trainer, or ``teacher_uri`` (the teacher) -> a student with fewer of its
     layers (DistilBERT's initialisation), trained on the teacher's soft targets and the labels
     over the same Transform output, blessed when its main metric keeps ``min_retention`` of the
     teacher's on the same eval split (TFMA, the teacher as baseline), pushed as ``model_name``."""
@@ -264,6 +264,10 @@ class DistillConfig:
     min_retention: float = 0.97  # blessing: student metric >= this x the teacher's
     model_name: str = ""  # empty: <finetune.model_name>-student
     export_precision: str = ""  # float32 | float16 | int8 (models/compression.py); empty: finetune.export_precision
+    # A fine-tuned task model to distil instead of this pipeline's own Trainer: another run's
+    # Trainer output (<uri>/Format-Serving, local or gs://, beside its Format-Keras task model).
+    # The pipeline then trains, gates and pushes the student only. Empty: this pipeline's teacher.
+    teacher_uri: str = ""
 
 
 @dataclasses.dataclass
@@ -481,6 +485,9 @@ class ProjectConfig:
              "distill.train_steps and distill.learning_rate must be positive (0: the fine-tuning ones)"),
             (0 < d.min_retention <= 1, "distill.min_retention must be in (0, 1]"),
             (d.model_name != self.finetune.model_name, "distill.model_name must differ from finetune.model_name"),
+            (not d.teacher_uri or d.enabled,
+             "distill.teacher_uri is set but distill.enabled is false: enable distillation (tfx-bert distill) "
+             "or clear distill.teacher_uri"),
             (d.export_precision in ("float32", "float16", "int8"),
              f"distill.export_precision must be float32, float16 or int8; got {d.export_precision!r}"),
         ]
