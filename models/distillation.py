@@ -10,6 +10,8 @@ on a BERT backbone.
   transformer layers, initialised from the teacher: the embeddings, the pooler and the head, and
   the layers ``layer_map`` picks, evenly spread from the first to the last (DistilBERT's
   initialisation: 6 of 12 are layers 0, 2, 4, 7, 9, 11). Same width, vocabulary and Transform.
+  Or (``student_from_encoder``, ``distill.student_encoder_uri``) the teacher's architecture on
+  another pretrained encoder of any depth and width that shares its vocabulary, the head new.
 * **Training**: ``keras.distillation.Distiller`` (the teacher frozen, the student's own loss on
   the labels weighted ``1 - alpha``, the soft-target loss ``alpha``) with the loss that fits the
   head's outputs: ``keras.distillation.LogitsDistillation`` (``softmax_distillation``; softmax
@@ -121,16 +123,22 @@ def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
     return [int(round(x)) for x in np.linspace(0, teacher_layers - 1, student_layers)]
 
 
-def _backbone_configs(node):
-    """Every serialized BERT backbone config inside a model's config (nested at any depth)."""
+def _backbone_nodes(node):
+    """Every serialized BERT backbone (its ``class_name`` / ``config`` dict) inside a model's
+    config, nested at any depth."""
     if isinstance(node, dict):
         if node.get("registered_name") in _BACKBONES and isinstance(node.get("config"), dict):
-            yield node["config"]
+            yield node
         for value in node.values():
-            yield from _backbone_configs(value)
+            yield from _backbone_nodes(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _backbone_configs(value)
+            yield from _backbone_nodes(value)
+
+
+def _backbone_configs(node):
+    """Every serialized BERT backbone config inside a model's config (nested at any depth)."""
+    return (found["config"] for found in _backbone_nodes(node))
 
 
 def num_layers(model: keras.Model) -> int:
@@ -159,6 +167,43 @@ def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras
         if source not in teacher_weights:
             raise ValueError(f"The student's weight {variable.path} has no teacher weight {source}.")
         variable.assign(teacher_weights[source])
+    return student
+
+
+def _drop_build_configs(node) -> None:
+    """Removes every ``build_config`` (the input shapes a layer was built for) from a model's
+    config, in place, so the layers build for what they receive."""
+    if isinstance(node, dict):
+        node.pop("build_config", None)
+        for value in node.values():
+            _drop_build_configs(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_build_configs(value)
+
+
+def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
+    """The teacher's task architecture on another pretrained encoder (a registry size the
+    pretraining pipeline trained, or an imported checkpoint; any depth and width): the encoder's
+    weights, a freshly initialised head (its width follows the encoder's), the teacher's dropout
+    and layer names. The encoder must read the teacher's vocabulary (``check_shared_vocabulary``)."""
+    import keras_hub
+
+    from tfx_bert_app.models import encoder as encoder_lib
+
+    num_layers(teacher)  # exactly one backbone
+    source = encoder_lib.load_backbone(encoder_dir)
+    serialized = keras.saving.serialize_keras_object(source)
+    config = teacher.get_config()
+    for node in _backbone_nodes(config):
+        kept = {key: node["config"][key] for key in ("name", "dropout", "dtype") if key in node["config"]}
+        node.update({key: serialized[key] for key in ("module", "class_name", "registered_name") if key in serialized})
+        node["config"] = {**serialized["config"], **kept}
+    _drop_build_configs(config)  # the head's layers were built for the teacher's width: build them anew
+    student = type(teacher).from_config(config)
+    [backbone] = [layer for layer in student._flatten_layers(include_self=False)
+                  if isinstance(layer, keras_hub.models.BertBackbone)]
+    backbone.set_weights(source.get_weights())
     return student
 
 
@@ -295,7 +340,11 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
     if (fn_args.custom_config or {}).get("encoder_dir"):  # the Transform's encoder (the pipeline passes it)
         check_shared_vocabulary(fn_args.base_model, fn_args.custom_config["encoder_dir"])
     teacher = load_teacher(fn_args.base_model)
-    student = student_from_teacher(teacher, d.student_layers)
+    if d.student_encoder_uri:
+        check_shared_vocabulary(fn_args.base_model, d.student_encoder_uri)
+        student = student_from_encoder(teacher, d.student_encoder_uri)
+    else:
+        student = student_from_teacher(teacher, d.student_layers)
     model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha)
     train_and_export(settings, d, model, student,
                      f"distilling a {num_layers(student)}-layer student from the {num_layers(teacher)}-layer {what} "

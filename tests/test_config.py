@@ -250,6 +250,7 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked():
                          ("distill.model_name=sentiment", "must differ"),
                          ("distill.export_precision=int4", "float32, float16 or int8; got 'int4'"),
                          ("distill.teacher_uri=/models/teacher", "teacher_uri is set but distill.enabled is false"),
+                         ("distill.student_layers=2,distill.student_encoder_uri=/enc", "exclude each other"),
                          ("finetune.export_precision=int4", "export_precision")):
         with pytest.raises(ValueError, match=message):
-            load_config(overrides=[bad])
+            load_config(overrides=bad.split(","))

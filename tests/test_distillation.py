@@ -62,6 +62,45 @@ def test_a_student_with_all_layers_reproduces_the_teacher_and_half_takes_the_map
         distillation.load_teacher(str(tmp_path / "other" / "Format-Serving"))
 
 
+def test_a_student_on_another_encoder_takes_its_weights_and_a_new_head_then_learns_the_teacher(tmp_path, tiny_vocab_dir):
+    """``distill.student_encoder_uri``: the teacher's task architecture (4 x 16) on a narrower,
+    shallower pretrained encoder (2 x 8, saved as a keras-hub preset with the teacher's
+    vocabulary): every backbone weight is the encoder's, the head is new and 8 wide, the
+    teacher's dropout stays; soft targets move it toward the teacher."""
+    from tfx_bert import tokenization
+
+    teacher = _classifier(num_layers=4)
+    keras.utils.set_random_seed(5)
+    narrow = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=8,
+                                           intermediate_dim=16, max_sequence_length=16, dropout=0.3)
+    encoder_dir = tmp_path / "encoder"
+    narrow.save_to_preset(str(encoder_dir))
+    tokenizer = _tokenizer(tiny_vocab_dir)
+    tokenization.write_vocab_dir(str(encoder_dir / "vocab"), tokenizer.vocab, tokenizer.config)
+
+    student = distillation.student_from_encoder(teacher, str(encoder_dir))
+    assert type(student) is type(teacher) and distillation.num_layers(student) == 2
+    assert (student.backbone.hidden_dim, student.backbone.dropout) == (8, teacher.backbone.dropout)
+    for mine, theirs in zip(student.backbone.weights, narrow.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
+    assert student.output_dense.kernel.shape == (8, 3)  # the head follows the encoder's width
+
+    x = _inputs(batch=16, seed=4)
+    loss, teacher_logits = distillation.softmax_distillation(2.0), teacher(x, training=False)
+    before = float(loss.compute_loss(teacher_logits, student(x, training=False)))
+    model = distillation.distiller(teacher, student, loss, alpha=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.zeros(16, "int32"), batch_size=16, epochs=40, verbose=0)
+    after = float(loss.compute_loss(teacher_logits, student(x, training=False)))
+    assert after < 0.3 * before, (before, after)
+
+    # A functional head (NER's CRF tagger): its layers were built 16 wide; they build anew.
+    tagger, words = _tagger(), _word_inputs()
+    tagger_student = distillation.student_from_encoder(tagger, str(encoder_dir))
+    assert distillation.num_layers(tagger_student) == 2
+    assert tagger_student(words, training=False).shape == tagger(words, training=False).shape
+
+
 def test_a_teacher_fine_tuned_with_another_vocabulary_is_refused_naming_both(tmp_path, tiny_vocab_dir):
     """A teacher given by URI must read the Transform's token ids: the same vocabulary as the
     pipeline's encoder (an encoder dir holds vocab/vocab.txt), else the student learns noise."""

@@ -65,7 +65,7 @@ def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and
 def test_a_teacher_given_by_uri_is_imported_and_the_pipeline_trains_gates_and_pushes_the_student_only(tmp_path):
     """``distill.teacher_uri``: another run's fine-tuned model (its serving dir) is imported with
     its lineage; no teacher is trained here; the student's run_fn gets the Transform's encoder to
-    check that the teacher shares its vocabulary."""
+    check that the teacher shares its vocabulary, and the student's own encoder when given."""
     import json
 
     from tfx_bert import config as config_lib
@@ -74,7 +74,8 @@ def test_a_teacher_given_by_uri_is_imported_and_the_pipeline_trains_gates_and_pu
 
     teacher_dir = tmp_path / "runs" / "Trainer" / "model" / "12" / "Format-Serving"
     config = config_lib.load_config(overrides=[f"work_dir={tmp_path}", "distill.enabled=true",
-                                               f"distill.teacher_uri={teacher_dir}"])
+                                               f"distill.teacher_uri={teacher_dir}",
+                                               f"distill.student_encoder_uri={tmp_path}/small"])
     encoder = str(tmp_path / "encoder")
     pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), encoder, [])
     c = {component.id: component for component in pipeline.components}
@@ -84,5 +85,7 @@ def test_a_teacher_given_by_uri_is_imported_and_the_pipeline_trains_gates_and_pu
     teacher = c["teacher_model"].outputs["result"]
     assert c["StudentTrainer"].inputs["base_model"] is teacher
     assert c["StudentEvaluator"].inputs["baseline_model"] is teacher
-    assert json.loads(c["StudentTrainer"].exec_properties["custom_config"])["encoder_dir"] == encoder
+    settings = json.loads(c["StudentTrainer"].exec_properties["custom_config"])
+    assert settings["encoder_dir"] == encoder
+    assert settings["distill"]["student_encoder_uri"] == f"{tmp_path}/small"  # another encoder for the student
     assert c["StudentPusher"].inputs["model_blessing"] is c["StudentEvaluator"].outputs["blessing"]

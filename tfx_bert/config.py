@@ -257,6 +257,10 @@ class DistillConfig:
 
     enabled: bool = False
     student_layers: int = 0  # 0: half the teacher's, rounded up (DistilBERT: 6 of 12)
+    # Another pretrained encoder for the student instead of the teacher's own layers: a registry
+    # size the pretraining pipeline trained, or an imported checkpoint (any depth and width; the
+    # teacher's vocabulary). The task head starts afresh on it. Empty: the teacher's layers.
+    student_encoder_uri: str = ""
     temperature: float = 2.0  # of the soft targets (DistilBERT: 2); the soft loss is scaled by T^2
     alpha: float = 0.5  # weight of the soft-target loss; 1 - alpha: the labels' loss
     train_steps: int = 0  # 0: finetune.train_steps
@@ -485,6 +489,9 @@ class ProjectConfig:
              "distill.train_steps and distill.learning_rate must be positive (0: the fine-tuning ones)"),
             (0 < d.min_retention <= 1, "distill.min_retention must be in (0, 1]"),
             (d.model_name != self.finetune.model_name, "distill.model_name must differ from finetune.model_name"),
+            (not (d.student_encoder_uri and d.student_layers),
+             "distill.student_layers and distill.student_encoder_uri exclude each other: the student takes "
+             "the teacher's layers, or another encoder's"),
             (not d.teacher_uri or d.enabled,
              "distill.teacher_uri is set but distill.enabled is false: enable distillation (tfx-bert distill) "
              "or clear distill.teacher_uri"),
