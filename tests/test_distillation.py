@@ -33,6 +33,18 @@ def _tokenizer(vocab_dir):
                                            tokenization.read_tokenizer_config(vocab_dir))
 
 
+def _soft_target_loss_before_and_after(teacher, student, loss, x, learning_rate, batch_size, epochs):
+    """``loss`` between the teacher's and the student's outputs on ``x``, before and after the
+    student trains on the soft targets alone (alpha 1: the labels are ignored)."""
+    teacher_outputs = teacher(x, training=False)
+    before = float(loss.compute_loss(teacher_outputs, student(x, training=False)))
+    model = distillation.distiller(teacher, student, loss, alpha=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.zeros(len(x["token_ids"]), "int32"), batch_size=batch_size, epochs=epochs, verbose=0)
+    return before, float(loss.compute_loss(teacher_outputs, student(x, training=False)))
+
+
 def _inputs(batch=4, seq=16, seed=0):
     rng = np.random.default_rng(seed)
     return {"token_ids": rng.integers(1, 60, (batch, seq)).astype("int32"),
@@ -85,13 +97,8 @@ def test_a_student_on_another_encoder_takes_its_weights_and_a_new_head_then_lear
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
     assert student.output_dense.kernel.shape == (8, 3)  # the head follows the encoder's width
 
-    x = _inputs(batch=16, seed=4)
-    loss, teacher_logits = distillation.softmax_distillation(2.0), teacher(x, training=False)
-    before = float(loss.compute_loss(teacher_logits, student(x, training=False)))
-    model = distillation.distiller(teacher, student, loss, alpha=1.0)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, np.zeros(16, "int32"), batch_size=16, epochs=40, verbose=0)
-    after = float(loss.compute_loss(teacher_logits, student(x, training=False)))
+    before, after = _soft_target_loss_before_and_after(teacher, student, distillation.softmax_distillation(2.0),
+                                                       _inputs(batch=16, seed=4), 0.01, 16, 40)
     assert after < 0.3 * before, (before, after)
 
     # A functional head (NER's CRF tagger): its layers were built 16 wide; they build anew.
@@ -225,12 +232,8 @@ def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_stude
                                           intermediate_dim=32, max_sequence_length=16)
     student = distillation.student_from_teacher(rerank.build_list_model(rerank.build_cross_encoder(other, 0.0), 8, 4), 1)
     assert distillation.num_layers(student.get_layer("cross_encoder")) == 1  # the layer the export serves
-    loss, teacher_scores = distillation.MarginMSEDistillation(), teacher(x, training=False)
-    before = float(loss.compute_loss(teacher_scores, student(x, training=False)))
-    model = distillation.distiller(loaded, student, loss, alpha=1.0)
-    model.compile(optimizer=keras.optimizers.Adam(0.003), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, np.zeros(16, "int32"), batch_size=8, epochs=30, verbose=0)
-    after = float(loss.compute_loss(teacher_scores, student(x, training=False)))
+    before, after = _soft_target_loss_before_and_after(loaded, student, distillation.MarginMSEDistillation(), x,
+                                                       0.003, 8, 30)
     assert after < 0.3 * before, (before, after)
 
 
