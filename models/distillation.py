@@ -320,11 +320,35 @@ class WordLogitsDistillation(keras.distillation.DistillationLoss):
         return {"temperature": self.temperature}
 
 
+def _weighted(loss, sample_weight):
+    if not isinstance(loss, keras.losses.Loss):
+        raise TypeError(f"The data carries sample weights, so the student's loss must be a keras.losses.Loss to "
+                        f"take them; got {loss!r}.")
+    return lambda y_true, predicted: loss(y_true, predicted, sample_weight=sample_weight)
+
+
+class WeightedDistiller(keras.distillation.Distiller):
+    """``keras.distillation.Distiller`` whose student loss honours sample weights (a dataset's
+    third element: ``finetune.class_weights``). Keras 3.15's drops them ("currently unused"), so
+    a student of a class-weighted teacher would train unweighted. The soft-target loss stays
+    unweighted: the teacher's distribution already carries what the weights taught it."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if sample_weight is None:
+            return super().compute_loss(x, y, y_pred, training=training)
+        unweighted = self._student_loss
+        self._student_loss = keras.tree.map_structure(lambda loss: _weighted(loss, sample_weight), unweighted)
+        try:
+            return super().compute_loss(x, y, y_pred, training=training)
+        finally:
+            self._student_loss = unweighted
+
+
 def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float) -> keras.Model:
-    """``keras.distillation.Distiller``: the student's own loss (given at ``compile``) weighted
-    ``1 - alpha``, ``loss`` (a distillation loss) ``alpha``; its predictions are the student's."""
-    return keras.distillation.Distiller(teacher=teacher, student=student, distillation_losses=loss,
-                                        student_loss_weight=1.0 - alpha)
+    """``WeightedDistiller`` (Keras's Distiller, sample weights honoured): the student's own loss
+    (given at ``compile``, a ``keras.losses.Loss``) weighted ``1 - alpha``, ``loss`` (a
+    distillation loss) ``alpha``; its predictions are the student's."""
+    return WeightedDistiller(teacher=teacher, student=student, distillation_losses=loss, student_loss_weight=1.0 - alpha)
 
 
 def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=None) -> None:

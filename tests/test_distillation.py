@@ -352,3 +352,26 @@ def test_the_gate_blesses_a_student_that_keeps_min_retention_of_the_teacher_and_
     assert _gate(0.50, 0.80, 0.6)  # 62.5% >= 60%
     assert _gate(0.85, 0.80, 0.97)  # better than the teacher
     assert not _gate(0.40, 0.80, 0.6)
+
+
+def test_the_students_own_loss_honours_sample_weights_and_the_soft_targets_do_not_need_them():
+    """Class weights reach a classifier's student as the dataset's sample weights: Keras 3.15's
+    Distiller drops them; ``distillation.distiller`` applies them to the student's loss."""
+    teacher, student = _classifier(num_layers=2), _classifier(num_layers=1, seed=3)
+    x, y = _inputs(batch=8, seed=5), np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    weights = np.array([4.0, 1.0, 0.0, 4.0, 1.0, 0.0, 4.0, 1.0], "float32")
+    labels_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    predicted = student(x, training=False)
+
+    model = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=0.0)  # labels only
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    weighted = float(model.compute_loss(x, y, predicted, sample_weight=weights, training=False))
+    assert weighted == pytest.approx(float(labels_loss(y, predicted, sample_weight=weights)), rel=1e-5)
+    assert weighted != pytest.approx(float(labels_loss(y, predicted)), rel=1e-3)  # what Keras's own computes
+    assert float(model.compute_loss(x, y, predicted, training=False)) == pytest.approx(
+        float(labels_loss(y, predicted)), rel=1e-5)
+
+    soft = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=1.0)  # soft only
+    soft.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert float(soft.compute_loss(x, y, predicted, sample_weight=weights, training=False)) == pytest.approx(
+        float(soft.compute_loss(x, y, predicted, training=False)), rel=1e-5)
