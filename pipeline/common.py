@@ -16,6 +16,10 @@ from tfx_bert import demo_data
 from tfx_bert.config import ProjectConfig
 
 
+NEGATIVE_MODEL_LATEST = "latest"  # finetune.negative_model: resolved from MLMD at run start
+DEFAULT_RETRIEVAL_PIPELINE = "tfx-bert-retrieval"  # the retrieval task's demo pipeline name
+
+
 def make_pipeline(config: ProjectConfig, name: str, components: list, beam_args: list[str]):
     """A pipeline of this project: its root at ``<work_dir>/pipelines/<name>``, the shared MLMD
     store, caching on."""
@@ -51,28 +55,58 @@ def metadata_config(config: ProjectConfig):
     return connection
 
 
+def _live_artifacts(config: ProjectConfig, pipeline_name: str, type_name: str) -> list:
+    """The live artifacts of ``type_name`` in ``pipeline_name``'s MLMD context, newest first
+    (none when nothing has run here: no store is created)."""
+    if not os.path.exists(config.metadata_path):
+        return []
+    store = metadata_store.MetadataStore(metadata_config(config))
+    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    artifact_type = store.get_artifact_type(type_name) if context else None
+    if not (context and artifact_type):
+        return []
+    found = [a for a in store.get_artifacts_by_context(context.id) if a.type_id == artifact_type.id and a.state == a.LIVE]
+    return sorted(found, key=lambda a: (a.create_time_since_epoch, a.id), reverse=True)
+
+
 def latest_encoder_uri(config: ProjectConfig) -> str:
     """The encoder directory of the newest Model the pretraining pipeline produced.
 
     Raises a clear error when pretraining has not run yet.
     """
     name = config.pretrain.pipeline_name
-    if not os.path.exists(config.metadata_path):  # nothing has run here: do not create a store
-        context = None
-    else:
-        store = metadata_store.MetadataStore(metadata_config(config))
-        context = store.get_context_by_type_and_name("pipeline", name)
-    model_type = store.get_artifact_type("Model") if context else None
-    if context and model_type:
-        models = [a for a in store.get_artifacts_by_context(context.id)
-                  if a.type_id == model_type.id and a.state == a.LIVE]
-        if models:
-            newest = max(models, key=lambda a: (a.create_time_since_epoch, a.id))
-            return os.path.join(newest.uri, "Format-Serving")
+    models = _live_artifacts(config, name, "Model")
+    if models:
+        return os.path.join(models[0].uri, "Format-Serving")
     raise FileNotFoundError(
         f"No pretrained encoder found in {config.metadata_path} for pipeline {name!r}. "
         "Run the pretraining pipeline first (tfx-bert pretrain) or set finetune.encoder_uri "
         "to an encoder / keras-hub preset directory.")
+
+
+def latest_blessed_model_uri(config: ProjectConfig, pipeline_name: str) -> str:
+    """The serving dir of the newest Model that ``pipeline_name``'s evaluator blessed (MLMD: a
+    ModelBlessing with ``blessed`` 1 naming it). Raises a clear error when there is none."""
+    blessed = {b.custom_properties["current_model_id"].int_value
+               for b in _live_artifacts(config, pipeline_name, "ModelBlessing")
+               if b.custom_properties["blessed"].int_value == 1}
+    for model in _live_artifacts(config, pipeline_name, "Model"):
+        if model.id in blessed:
+            return os.path.join(model.uri, "Format-Serving")
+    raise FileNotFoundError(
+        f"No blessed model of pipeline {pipeline_name!r} in {config.metadata_path}: run that pipeline first "
+        f"(e.g. tfx-bert finetune --task retrieval) or give finetune.negative_model as a SavedModel path.")
+
+
+def negative_model_uri(config: ProjectConfig) -> str:
+    """``finetune.negative_model`` as a path: ``latest`` (or ``latest:<pipeline>``) is the newest
+    blessed model of the retrieval pipeline (``tfx-bert-retrieval``, or that pipeline), from MLMD;
+    anything else is the path it is."""
+    model = config.finetune.negative_model
+    if model != NEGATIVE_MODEL_LATEST and not model.startswith(NEGATIVE_MODEL_LATEST + ":"):
+        return model
+    pipeline = model.partition(":")[2] or DEFAULT_RETRIEVAL_PIPELINE
+    return latest_blessed_model_uri(config, pipeline)
 
 
 def encoder_uri(config: ProjectConfig) -> str:
@@ -119,6 +153,8 @@ def prepare(kind: str, config: ProjectConfig) -> dict:
     prepared = {"input_bytes": beam_options.input_size(inputs, config.beam.direct_in_memory_below_mb * 2**20)}
     if kind in ("finetune", "embed"):
         prepared["encoder_uri"] = encoder_uri(config)
+    if kind == "finetune" and config.finetune.negative_model:
+        prepared["negative_model"] = negative_model_uri(config)
     return prepared
 
 
@@ -157,7 +193,8 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
 
 
 def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
-          setup_file: str | None = None, encoder_uri: str | None = None, input_bytes: int | None = None):
+          setup_file: str | None = None, encoder_uri: str | None = None, input_bytes: int | None = None,
+          negative_model: str | None = None):
     """The pipeline of ``kind`` ("pretrain", "finetune" or "embed") for ``config``; reads and
     writes nothing.
 
@@ -165,7 +202,9 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
     parameters (defaults from the config). ``setup_file``: where Beam workers find setup.py
     (the Kubeflow image's path; default this checkout's). ``encoder_uri`` (fine-tuning): the
     encoder directory, from ``prepare``; default ``finetune.encoder_uri``. ``input_bytes`` (from
-    ``prepare``): the input's size, for the DirectRunner's ``auto`` mode.
+    ``prepare``): the input's size, for the DirectRunner's ``auto`` mode. ``negative_model``
+    (from ``prepare``): ``finetune.negative_model`` resolved; default the setting, which must
+    then be a path (``latest`` needs the local MLMD store).
     """
     from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
     from tfx_bert_app.pipeline.parameters import PipelineParameters
@@ -195,7 +234,11 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
         raise ValueError("The fine-tuning pipeline needs an encoder: set finetune.encoder_uri (a keras-hub preset "
                          "or pretrained encoder directory; on Kubeflow a gs:// path), or run locally "
                          "(tfx-bert finetune), which finds the latest pretrained one.")
-    return create_finetuning_pipeline(config, params, encoder, beam_args)
+    negative_model = negative_model or config.finetune.negative_model
+    if negative_model.split(":")[0] == NEGATIVE_MODEL_LATEST:
+        raise ValueError(f"finetune.negative_model={negative_model} is resolved from the local MLMD store, which this "
+                         "run does not read (Kubeflow): give the model's path (gs://...) instead.")
+    return create_finetuning_pipeline(config, params, encoder, beam_args, negative_model)
 
 
 def config_from_environment() -> ProjectConfig:

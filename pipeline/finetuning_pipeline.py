@@ -25,16 +25,18 @@ from tfx_bert.config import ProjectConfig, distill_settings, trainer_settings
 
 
 def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
-                               beam_args: list[str]) -> tfx.dsl.Pipeline:
+                               beam_args: list[str], negative_model: str | None = None) -> tfx.dsl.Pipeline:
     """Builds the fine-tuning pipeline for ``config.finetune.task``.
 
     ``params.data_path`` holds ``train/*.csv`` and ``eval/*.csv``; ``encoder_uri`` is a
     pretrained encoder directory (keras-hub preset with its vocabulary); ``beam_args`` are the
-    Beam components' pipeline args.
+    Beam components' pipeline args; ``negative_model`` (ranking tasks): the first stage that
+    mines negatives, resolved (default ``finetune.negative_model``).
     """
     f = config.finetune
     task = tasks.get_task(f.task)
-    example_gen = task_wiring.example_gen(task, f, params.data_path)
+    example_gen = task_wiring.example_gen(task, f, params.data_path,
+                                          f.negative_model if negative_model is None else negative_model)
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
     transform = tfx.components.Transform(

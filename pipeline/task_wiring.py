@@ -13,8 +13,9 @@ from tfx_bert.config import FinetuneConfig
 from tfx_bert.tasks import Task
 
 
-def example_gen(task: Task, f: FinetuneConfig, data_path) -> TaskExampleGen:
-    """The ExampleGen of ``task``'s data under ``data_path`` (``finetune.*`` loader settings)."""
+def example_gen(task: Task, f: FinetuneConfig, data_path, negative_model: str = "") -> TaskExampleGen:
+    """The ExampleGen of ``task``'s data under ``data_path`` (``finetune.*`` loader settings;
+    ``negative_model``: ``finetune.negative_model`` resolved to a path)."""
     common = dict(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern, strict=f.strict)
     if task.examples == "conll":
         return TaskExampleGen(input_format="conll", label_names=list(f.entity_types),
@@ -22,7 +23,7 @@ def example_gen(task: Task, f: FinetuneConfig, data_path) -> TaskExampleGen:
     if task.examples == "squad":
         return TaskExampleGen(input_format="squad", **common)
     if task.examples == "ranking":
-        mining = (dict(miner=f.negative_miner, model=f.negative_model, num_negatives=f.num_negatives,
+        mining = (dict(miner=f.negative_miner, model=negative_model, num_negatives=f.num_negatives,
                        rank_min=f.negative_rank_min, rank_max=f.negative_rank_max, margin=f.negative_margin)
                   if f.negative_miner != "sample" else None)
         return TaskExampleGen(input_format=f.input_format, num_negatives=f.num_negatives,

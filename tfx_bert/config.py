@@ -173,6 +173,8 @@ class FinetuneConfig:
     # short lists are filled from the sample.
     # "dense": the same with negative_model ranking the corpus (a SavedModel with embed / embed_query:
     # the retrieval pipeline's pushed model), so a re-ranker trains on the dual encoder's candidates.
+    # negative_model "latest" ("latest:<pipeline>"): the newest model the retrieval pipeline
+    # (tfx-bert-retrieval, or that one) blessed, looked up in MLMD when a local run starts.
     # "hybrid": that model's and BM25's rankings fused by reciprocal rank (what `retrieve --mode
     # hybrid` hands a re-ranker); rank window only, no margin.
     negative_miner: Literal["sample", "bm25", "dense", "hybrid"] = for_tasks("retrieval", "rerank", default="sample")
