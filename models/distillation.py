@@ -43,6 +43,7 @@ KERAS_FILE = "model.keras"
 VOCAB_SUBDIR = "vocab"
 _LAYER = re.compile(r"^transformer_layer_(\d+)/")
 _BACKBONES = ("keras_hub>BertBackbone", "tfx_bert>BertEncoder")
+BACKBONE_INPUTS = ("token_ids", "segment_ids", "padding_mask")  # what a BERT backbone reads
 
 
 def teacher_path(serving_model_dir: str) -> str:
@@ -187,8 +188,6 @@ def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
     pretraining pipeline trained, or an imported checkpoint; any depth and width): the encoder's
     weights, a freshly initialised head (its width follows the encoder's), the teacher's dropout
     and layer names. The encoder must read the teacher's vocabulary (``check_shared_vocabulary``)."""
-    import keras_hub
-
     from tfx_bert_app.models import encoder as encoder_lib
 
     num_layers(teacher)  # exactly one backbone
@@ -201,9 +200,7 @@ def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
         node["config"] = {**serialized["config"], **kept}
     _drop_build_configs(config)  # the head's layers were built for the teacher's width: build them anew
     student = type(teacher).from_config(config)
-    [backbone] = [layer for layer in student._flatten_layers(include_self=False)
-                  if isinstance(layer, keras_hub.models.BertBackbone)]
-    backbone.set_weights(source.get_weights())
+    backbone_of(student).set_weights(source.get_weights())
     return student
 
 
@@ -327,28 +324,78 @@ def _weighted(loss, sample_weight):
     return lambda y_true, predicted: loss(y_true, predicted, sample_weight=sample_weight)
 
 
+def backbone_of(model: keras.Model):
+    """The (one) BERT backbone layer inside a task model, at any depth."""
+    import keras_hub
+
+    found = [layer for layer in model._flatten_layers(include_self=False)
+             if isinstance(layer, keras_hub.models.BertBackbone)]
+    if len(found) != 1:
+        raise ValueError(f"Distillation needs a task model with one BERT backbone; {model.name} has {len(found)}.")
+    return found[0]
+
+
 class WeightedDistiller(keras.distillation.Distiller):
     """``keras.distillation.Distiller`` whose student loss honours sample weights (a dataset's
-    third element: ``finetune.class_weights``). Keras 3.15's drops them ("currently unused"), so
-    a student of a class-weighted teacher would train unweighted. The soft-target loss stays
-    unweighted: the teacher's distribution already carries what the weights taught it."""
+    third element: ``finetune.class_weights``), plus an optional hidden-state term.
+
+    Keras 3.15's Distiller drops sample weights ("currently unused"), so a student of a
+    class-weighted teacher would train unweighted. The soft-target loss stays unweighted: the
+    teacher's distribution already carries what the weights taught it.
+
+    ``hidden_weight`` > 0 adds DistilBERT's cosine loss between the teacher's and the student's
+    last hidden states over the real tokens (1 - cosine, averaged), through a learned projection
+    (TinyBERT's W_h, trained with the student, not exported) when the student is narrower. It
+    needs a model fed one sequence (``BACKBONE_INPUTS``); Keras's ``FeatureDistillation`` cannot
+    reach a backbone nested in a task model."""
+
+    def __init__(self, *args, hidden_weight: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hidden_weight, self.hidden_projection = float(hidden_weight), None
+        if self.hidden_weight:
+            teacher_width, student_width = backbone_of(self.teacher).hidden_dim, backbone_of(self.student).hidden_dim
+            if teacher_width != student_width:
+                self.hidden_projection = keras.layers.Dense(teacher_width, dtype="float32", name="hidden_projection")
+                self.hidden_projection.build((None, None, student_width))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if sample_weight is None:
-            return super().compute_loss(x, y, y_pred, training=training)
-        unweighted = self._student_loss
-        self._student_loss = keras.tree.map_structure(lambda loss: _weighted(loss, sample_weight), unweighted)
-        try:
-            return super().compute_loss(x, y, y_pred, training=training)
-        finally:
-            self._student_loss = unweighted
+            total = super().compute_loss(x, y, y_pred, training=training)
+        else:
+            unweighted = self._student_loss
+            self._student_loss = keras.tree.map_structure(lambda loss: _weighted(loss, sample_weight), unweighted)
+            try:
+                total = super().compute_loss(x, y, y_pred, training=training)
+            finally:
+                self._student_loss = unweighted
+        if self.hidden_weight:
+            total = total + self.hidden_weight * self.hidden_state_loss(x, training)
+        return total
+
+    def hidden_state_loss(self, x, training=False):
+        """1 - cosine between the teacher's and the (projected) student's last hidden states,
+        averaged over the tokens the padding mask keeps."""
+        missing = [key for key in BACKBONE_INPUTS if not isinstance(x, dict) or key not in x]
+        if missing:
+            raise ValueError(f"distill.hidden_weight needs a model fed one sequence ({', '.join(BACKBONE_INPUTS)}); "
+                             f"this one lacks {missing}: set distill.hidden_weight=0 for this task.")
+        inputs = {key: x[key] for key in BACKBONE_INPUTS}
+        teacher = keras.ops.cast(backbone_of(self.teacher)(inputs, training=False)["sequence_output"], "float32")
+        student = keras.ops.cast(backbone_of(self.student)(inputs, training=training)["sequence_output"], "float32")
+        if self.hidden_projection is not None:
+            student = self.hidden_projection(student)
+        cosine = keras.ops.sum(keras.ops.normalize(teacher, axis=-1) * keras.ops.normalize(student, axis=-1), axis=-1)
+        mask = keras.ops.cast(inputs["padding_mask"], "float32")
+        return keras.ops.sum((1.0 - cosine) * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
 
 
-def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float) -> keras.Model:
+def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float, hidden_weight: float = 0.0) -> keras.Model:
     """``WeightedDistiller`` (Keras's Distiller, sample weights honoured): the student's own loss
     (given at ``compile``, a ``keras.losses.Loss``) weighted ``1 - alpha``, ``loss`` (a
-    distillation loss) ``alpha``; its predictions are the student's."""
-    return WeightedDistiller(teacher=teacher, student=student, distillation_losses=loss, student_loss_weight=1.0 - alpha)
+    distillation loss) ``alpha``, plus ``hidden_weight`` x the hidden-state term; its
+    predictions are the student's."""
+    return WeightedDistiller(teacher=teacher, student=student, distillation_losses=loss, student_loss_weight=1.0 - alpha,
+                             hidden_weight=hidden_weight)
 
 
 def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=None) -> None:
@@ -369,10 +416,12 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
         student = student_from_encoder(teacher, d.student_encoder_uri)
     else:
         student = student_from_teacher(teacher, d.student_layers)
-    model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha)
+    model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha,
+                      d.hidden_weight)
+    hidden = f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else ""
     train_and_export(settings, d, model, student,
                      f"distilling a {num_layers(student)}-layer student from the {num_layers(teacher)}-layer {what} "
-                     f"{fn_args.base_model} (T={d.temperature}, alpha={d.alpha})")
+                     f"{fn_args.base_model} (T={d.temperature}, alpha={d.alpha}{hidden})")
     report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
 
 

@@ -251,6 +251,8 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked():
                          ("distill.export_precision=int4", "float32, float16 or int8; got 'int4'"),
                          ("distill.teacher_uri=/models/teacher", "teacher_uri is set but distill.enabled is false"),
                          ("distill.student_layers=2,distill.student_encoder_uri=/enc", "exclude each other"),
+                         ("distill.hidden_weight=-1", "hidden_weight must be >= 0"),
+                         ("finetune.task=similarity,distill.hidden_weight=1", "similarity task's model is not fed one"),
                          ("finetune.export_precision=int4", "export_precision")):
         with pytest.raises(ValueError, match=message):
             load_config(overrides=bad.split(","))

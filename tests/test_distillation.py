@@ -375,3 +375,36 @@ def test_the_students_own_loss_honours_sample_weights_and_the_soft_targets_do_no
     soft.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     assert float(soft.compute_loss(x, y, predicted, sample_weight=weights, training=False)) == pytest.approx(
         float(soft.compute_loss(x, y, predicted, training=False)), rel=1e-5)
+
+
+@pytest.mark.parametrize("student_width", [16, 8])
+def test_the_hidden_state_term_moves_the_students_last_hidden_states_toward_the_teachers(tmp_path, student_width):
+    """``distill.hidden_weight``: 1 - cosine of the last hidden states over the real tokens
+    (padding ignored), through a learned projection when the student is narrower (8 -> 16); with
+    only that term, training brings the student's hidden states toward the teacher's."""
+    teacher = _classifier(num_layers=2)
+    keras.utils.set_random_seed(7)
+    student = keras_hub.models.BertClassifier(
+        backbone=keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=1, num_heads=2, hidden_dim=student_width,
+                                               intermediate_dim=32, max_sequence_length=16),
+        num_classes=3, preprocessor=None)
+    x = _inputs(batch=16, seed=6)
+    x["padding_mask"][:, 10:] = 0
+    model = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=1.0,
+                                   hidden_weight=1.0)
+    assert (model.hidden_projection is None) == (student_width == 16)
+    before = float(model.hidden_state_loss(x))
+    # Only the real tokens count: what the padded positions hold changes nothing.
+    moved = {**x, "token_ids": np.where(x["padding_mask"] == 1, x["token_ids"], 7).astype("int32")}
+    assert float(model.hidden_state_loss(moved)) == pytest.approx(before, rel=1e-4)
+    distillation_only = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    y = np.zeros(16, "int32")
+    distillation_only.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert float(model.compute_loss(x, y, student(x), training=False)) == pytest.approx(
+        float(distillation_only.compute_loss(x, y, student(x), training=False)) + before, rel=1e-4)
+    model.fit(x, y, batch_size=16, epochs=40, verbose=0)
+    after = float(model.hidden_state_loss(x))
+    assert after < 0.5 * before, (before, after)
+    with pytest.raises(ValueError, match="fed one sequence.*hidden_weight=0"):
+        model.hidden_state_loss({"token_ids_a": x["token_ids"]})

@@ -265,6 +265,10 @@ class DistillConfig:
     student_encoder_uri: str = ""
     temperature: float = 2.0  # of the soft targets (DistilBERT: 2); the soft loss is scaled by T^2
     alpha: float = 0.5  # weight of the soft-target loss; 1 - alpha: the labels' loss
+    # Weight of a hidden-state term added to the loss: DistilBERT's 1 - cosine between the last
+    # hidden states over the real tokens, through a learned projection when the student is
+    # narrower (TinyBERT). Tasks fed one sequence only (HIDDEN_STATE_TASKS); 0: off.
+    hidden_weight: float = 0.0
     train_steps: int = 0  # 0: finetune.train_steps
     learning_rate: float = 0.0  # 0: finetune.learning_rate
     min_retention: float = 0.97  # blessing: student metric >= this x the teacher's
@@ -487,6 +491,10 @@ class ProjectConfig:
             (d.student_layers >= 0, "distill.student_layers must be >= 0 (0: half the teacher's layers)"),
             (d.temperature > 0, "distill.temperature must be > 0"),
             (0 <= d.alpha <= 1, "distill.alpha must be in [0, 1]"),
+            (d.hidden_weight >= 0, "distill.hidden_weight must be >= 0 (0: no hidden-state term)"),
+            (not d.hidden_weight or task.name in HIDDEN_STATE_TASKS,
+             f"distill.hidden_weight: the {task.name} task's model is not fed one sequence (tasks it works for: "
+             f"{', '.join(HIDDEN_STATE_TASKS)}); set it to 0"),
             (d.train_steps > 0 and d.learning_rate > 0,
              "distill.train_steps and distill.learning_rate must be positive (0: the fine-tuning ones)"),
             (0 < d.min_retention <= 1, "distill.min_retention must be in (0, 1]"),
@@ -535,6 +543,8 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 
 
 # What every task's Trainer reads; task-specific settings are added per task (for_tasks).
+# Tasks whose model feeds the backbone one sequence per example (what distill.hidden_weight needs).
+HIDDEN_STATE_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "qa")
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
 # Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
