@@ -312,7 +312,7 @@ E2E_FOLLOW_UPS = {
     "ner": ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100", "--set", "distill.enabled=true"),
     "multilabel": lambda work: (
         "--set", "finetune.pipeline_name=tfx-bert-multilabel-uri", "--set", "distill.model_name=multilabel-uri-student",
-        "--set", "distill.teacher_uri=" + teacher_model(work, "tfx-bert-multilabel")),
+        "--set", "distill.teacher_uri=" + teacher_model(work, "tfx-bert-multilabel"), "--set", "distill.train_steps=50"),
 }
 
 
