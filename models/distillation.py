@@ -124,17 +124,22 @@ def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
     return [int(round(x)) for x in np.linspace(0, teacher_layers - 1, student_layers)]
 
 
+def _dicts(node):
+    """Every dict inside a model's config (nested at any depth), the outer ones first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _dicts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _dicts(value)
+
+
 def _backbone_nodes(node):
     """Every serialized BERT backbone (its ``class_name`` / ``config`` dict) inside a model's
     config, nested at any depth."""
-    if isinstance(node, dict):
-        if node.get("registered_name") in _BACKBONES and isinstance(node.get("config"), dict):
-            yield node
-        for value in node.values():
-            yield from _backbone_nodes(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _backbone_nodes(value)
+    return (found for found in _dicts(node)
+            if found.get("registered_name") in _BACKBONES and isinstance(found.get("config"), dict))
 
 
 def _backbone_configs(node):
@@ -171,18 +176,6 @@ def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras
     return student
 
 
-def _drop_build_configs(node) -> None:
-    """Removes every ``build_config`` (the input shapes a layer was built for) from a model's
-    config, in place, so the layers build for what they receive."""
-    if isinstance(node, dict):
-        node.pop("build_config", None)
-        for value in node.values():
-            _drop_build_configs(value)
-    elif isinstance(node, list):
-        for value in node:
-            _drop_build_configs(value)
-
-
 def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
     """The teacher's task architecture on another pretrained encoder (a registry size the
     pretraining pipeline trained, or an imported checkpoint; any depth and width): the encoder's
@@ -198,7 +191,8 @@ def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
         kept = {key: node["config"][key] for key in ("name", "dropout", "dtype") if key in node["config"]}
         node.update({key: serialized[key] for key in ("module", "class_name", "registered_name") if key in serialized})
         node["config"] = {**serialized["config"], **kept}
-    _drop_build_configs(config)  # the head's layers were built for the teacher's width: build them anew
+    for node in _dicts(config):  # the head's layers were built for the teacher's width: build them anew
+        node.pop("build_config", None)
     student = type(teacher).from_config(config)
     backbone_of(student).set_weights(source.get_weights())
     return student

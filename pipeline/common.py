@@ -98,12 +98,17 @@ def latest_blessed_model_uri(config: ProjectConfig, pipeline_name: str) -> str:
         f"(e.g. tfx-bert finetune --task retrieval) or give finetune.negative_model as a SavedModel path.")
 
 
+def _is_latest(negative_model: str) -> bool:
+    """``latest`` or ``latest:<pipeline>``: a model to look up in MLMD, not a path."""
+    return negative_model.partition(":")[0] == NEGATIVE_MODEL_LATEST
+
+
 def negative_model_uri(config: ProjectConfig) -> str:
     """``finetune.negative_model`` as a path: ``latest`` (or ``latest:<pipeline>``) is the newest
     blessed model of the retrieval pipeline (``tfx-bert-retrieval``, or that pipeline), from MLMD;
     anything else is the path it is."""
     model = config.finetune.negative_model
-    if model != NEGATIVE_MODEL_LATEST and not model.startswith(NEGATIVE_MODEL_LATEST + ":"):
+    if not _is_latest(model):
         return model
     pipeline = model.partition(":")[2] or DEFAULT_RETRIEVAL_PIPELINE
     return latest_blessed_model_uri(config, pipeline)
@@ -235,7 +240,7 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
                          "or pretrained encoder directory; on Kubeflow a gs:// path), or run locally "
                          "(tfx-bert finetune), which finds the latest pretrained one.")
     negative_model = negative_model or config.finetune.negative_model
-    if negative_model.split(":")[0] == NEGATIVE_MODEL_LATEST:
+    if _is_latest(negative_model):
         raise ValueError(f"finetune.negative_model={negative_model} is resolved from the local MLMD store, which this "
                          "run does not read (Kubeflow): give the model's path (gs://...) instead.")
     return create_finetuning_pipeline(config, params, encoder, beam_args, negative_model)
