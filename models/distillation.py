@@ -148,11 +148,13 @@ def _backbone_configs(node):
 
 
 def num_layers(model: keras.Model) -> int:
-    """The transformer layers of the (one) BERT backbone inside a task model."""
-    configs = list(_backbone_configs(model.get_config()))
-    if len(configs) != 1:
-        raise ValueError(f"Distillation needs a task model with one BERT backbone; {model.name} has {len(configs)}.")
-    return int(configs[0]["num_layers"])
+    """The transformer layers of the BERT backbone inside a task model (or of each of its
+    backbones, which must agree: a dual encoder's two towers)."""
+    depths = {int(config["num_layers"]) for config in _backbone_configs(model.get_config())}
+    if len(depths) != 1:
+        raise ValueError(f"Distillation needs a task model whose BERT backbones have one depth; {model.name} has "
+                         f"{sorted(depths) or 'no backbone'}.")
+    return depths.pop()
 
 
 def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras.Model:
@@ -165,15 +167,27 @@ def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras
     for backbone in _backbone_configs(config):
         backbone["num_layers"] = student_layers
     student = type(teacher).from_config(config)
-    teacher_weights = {v.path: v for v in teacher.weights}
-    for variable in student.weights:
+    # Backbone by backbone (a dual encoder's two towers have the same weight paths), then the rest.
+    in_backbones = set()
+    for teacher_backbone, student_backbone in zip(backbones_of(teacher), backbones_of(student)):
+        _copy_weights(teacher_backbone.weights, student_backbone.weights, sources)
+        in_backbones |= {id(v) for v in teacher_backbone.weights + student_backbone.weights}
+    _copy_weights([v for v in teacher.weights if id(v) not in in_backbones],
+                  [v for v in student.weights if id(v) not in in_backbones], sources)
+    return student
+
+
+def _copy_weights(teacher_weights: list, student_weights: list, sources: list[int]) -> None:
+    """Each student weight from the teacher's of the same path, transformer layer i from layer
+    ``sources[i]``."""
+    by_path = {v.path: v for v in teacher_weights}
+    for variable in student_weights:
         match = _LAYER.match(variable.path)
         source = (f"transformer_layer_{sources[int(match.group(1))]}/{variable.path[match.end():]}"
                   if match else variable.path)
-        if source not in teacher_weights:
+        if source not in by_path:
             raise ValueError(f"The student's weight {variable.path} has no teacher weight {source}.")
-        variable.assign(teacher_weights[source])
-    return student
+        variable.assign(by_path[source])
 
 
 def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
@@ -194,7 +208,8 @@ def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
     for node in _dicts(config):  # the head's layers were built for the teacher's width: build them anew
         node.pop("build_config", None)
     student = type(teacher).from_config(config)
-    backbone_of(student).set_weights(source.get_weights())
+    for backbone in backbones_of(student):
+        backbone.set_weights(source.get_weights())
     return student
 
 
@@ -318,12 +333,17 @@ def _weighted(loss, sample_weight):
     return lambda y_true, predicted: loss(y_true, predicted, sample_weight=sample_weight)
 
 
-def backbone_of(model: keras.Model):
-    """The (one) BERT backbone layer inside a task model, at any depth."""
+def backbones_of(model: keras.Model) -> list:
+    """The BERT backbone layers inside a task model, at any depth (a shared one once)."""
     import keras_hub
 
-    found = [layer for layer in model._flatten_layers(include_self=False)
-             if isinstance(layer, keras_hub.models.BertBackbone)]
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras_hub.models.BertBackbone)]
+
+
+def backbone_of(model: keras.Model):
+    """The (one) BERT backbone layer inside a task model, at any depth."""
+    found = backbones_of(model)
     if len(found) != 1:
         raise ValueError(f"Distillation needs a task model with one BERT backbone; {model.name} has {len(found)}.")
     return found[0]

@@ -27,7 +27,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, export, finetuning
+from tfx_bert_app.models import compression, distillation, export, finetuning
 from tfx_bert_app.models.similarity import build_sentence_encoder
 from tfx_bert import features
 from tfx_bert import signatures as sig
@@ -75,6 +75,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     return {k: tf.cast(v, tf.int64) for k, v in outputs.items()}
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class InBatchLogits(keras.layers.Layer):
     """Cosine of every query with every passage of the batch, over the temperature:
     [batch, batch + batch * num_negatives]; column i is query i's positive."""
@@ -146,39 +147,72 @@ def build_towers(base_model: str, pooling: str, shared: bool):
     return build_sentence_encoder(encoder_lib.load_backbone(base_model), pooling, name="query_encoder"), doc_tower
 
 
-def compile_dual_encoder(model, settings, steps: int) -> None:
-    """Softmax cross-entropy over the in-batch logits, AdamW scheduled over ``steps``."""
-    model.compile(optimizer=finetuning.optimizer(settings, steps),
+def compile_dual_encoder(model, settings, steps: int, learning_rate: float | None = None) -> None:
+    """Softmax cross-entropy over the in-batch logits, AdamW scheduled over ``steps`` (peaking at
+    ``learning_rate``, default the fine-tuning one)."""
+    model.compile(optimizer=finetuning.optimizer(settings, steps, learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
+
+
+def towers_of(dual_encoder: keras.Model):
+    """(query tower, document tower) of a model ``build_dual_encoder`` built (one model when
+    shared)."""
+    doc_tower = dual_encoder.get_layer("sentence_encoder")
+    names = {layer.name for layer in dual_encoder.layers}
+    return (dual_encoder.get_layer("query_encoder") if "query_encoder" in names else doc_tower), doc_tower
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: contrastive fine-tuning of the query and document towers (and,
     with ``finetune.mining_steps``, a second round on negatives the model mined itself)."""
     settings = finetuning.start(fn_args)
+    shared = settings.shared_towers
+    query_tower, doc_tower = build_towers(fn_args.base_model, settings.pooling, shared)
+    model = build_dual_encoder(query_tower, doc_tower, settings.max_seq_length, settings.num_negatives,
+                               settings.temperature)
+    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer,
+                      f"contrastive dual encoder ({'shared' if shared else 'separate'} towers, {settings.pooling} "
+                      f"pooling, temperature {settings.temperature}, in-batch + {settings.num_negatives} hard "
+                      f"negatives per query) from {fn_args.base_model}", mining=bool(settings.mining_steps))
+    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+
+
+def distill_run_fn(fn_args) -> None:
+    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned dual encoder (the
+    teacher); the student (its towers with fewer layers, or another encoder) learns the
+    teacher's in-batch score matrix: for each query, the softmax over every passage of the batch
+    (the other queries' positives and the hard negatives included) at temperature T, matched by
+    KL divergence; plus ``1 - alpha`` x the contrastive loss on the labels. Scores, not
+    embeddings, are matched, so a narrower student needs no projection."""
+    distillation.run_student(
+        fn_args, distillation.softmax_distillation,
+        lambda settings, d, model, student, what: _train_and_export(
+            fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
+            what), "dual encoder")
+
+
+def _train_and_export(fn_args, settings, model, dual_encoder, learning_rate: float, tokenizer, what: str,
+                      mining: bool = False) -> None:
+    """Trains ``model`` (the dual encoder, or a Distiller around it) on in-batch softmax, then
+    (``mining``) a round on its own mined negatives, then exports ``dual_encoder``'s towers."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    num_negatives, seq_len, shared = settings.num_negatives, settings.max_seq_length, settings.shared_towers
-    query_tower, doc_tower = build_towers(fn_args.base_model, settings.pooling, shared)
-    model = build_dual_encoder(query_tower, doc_tower, seq_len, num_negatives, settings.temperature)
-    compile_dual_encoder(model, settings, train_steps)
-    print(f"  [train] contrastive dual encoder ({'shared' if shared else 'separate'} towers, "
-          f"{settings.pooling} pooling, temperature {settings.temperature}, in-batch + "
-          f"{num_negatives} hard negatives per query) from {fn_args.base_model}, {train_steps} steps of batch "
-          f"{batch_size}", flush=True)
-    keys = input_keys(num_negatives)
+    compile_dual_encoder(model, settings, train_steps, learning_rate)
+    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
+    keys = input_keys(settings.num_negatives)
     eval_dataset = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, keys)
     metrics = finetuning.fit(model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size,
                                                       True, keys), eval_dataset)
-    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    if settings.mining_steps:
+    towers = towers_of(dual_encoder)
+    if mining:
         from tfx_bert_app.models import retrieval_mining
 
-        metrics = retrieval_mining.train_on_mined_negatives(fn_args, settings, model, (query_tower, doc_tower),
-                                                            tokenizer, eval_dataset)
+        metrics = retrieval_mining.train_on_mined_negatives(fn_args, settings, model, towers, tokenizer, eval_dataset)
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_dual_encoder(query_tower, doc_tower, fn_args.serving_model_dir, tokenizer, seq_len, settings.max_query_length)
+    export_dual_encoder(*towers, fn_args.serving_model_dir, tokenizer, settings.max_seq_length,
+                        settings.max_query_length)
 
 
 def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int) -> None:

@@ -52,7 +52,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         teacher = _import_model(config.distill.teacher_uri, "teacher_model")
         components = [example_gen, statistics, schema, transform, teacher,
                       *_distillation(config, task, transform, schema, example_gen, teacher.outputs["result"],
-                                     encoder_uri)]
+                                     encoder_uri, params.data_path)]
         return common.make_pipeline(config, f.pipeline_name, components, beam_args)
     encoder = _import_model(encoder_uri, "pretrained_encoder")
     trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f.eval_steps,
@@ -78,7 +78,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator,
                   *([gate] if gate else []), pusher]
     if config.distill.enabled:
-        components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri)
+        components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri,
+                                    params.data_path)
     if f.index_corpus:
         components.append(common.vector_indexer(config, trainer.outputs["model"], f.index_corpus,
                                                 f.index_corpus_format, f.index_type, f.vector_store_uri,
@@ -121,20 +122,17 @@ def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingP
                        "warmup_texts": list(f.warmup_texts)})
 
 
-def _distillation(config: ProjectConfig, task, transform, schema, example_gen, teacher, encoder_uri: str) -> list:
+def _distillation(config: ProjectConfig, task, transform, schema, example_gen, teacher, encoder_uri: str,
+                  data_path) -> list:
     """The student branch: trained from ``teacher`` (a Model channel) on the same Transform
     output, gated on keeping ``distill.min_retention`` of the teacher's main metric, pushed under
     its own name. The student's run_fn gets the Transform's encoder (``encoder_dir``) to check
     that the teacher shares its vocabulary."""
-    from tfx_bert_app.models import distillation
-
     d, f = config.distill, config.finetune
     student = _trainer(task.distill_run_fn, transform, schema, teacher, d.train_steps, f.eval_steps,
                        {**distill_settings(config), "encoder_dir": encoder_uri}).with_id("StudentTrainer")
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"], model=student.outputs["model"],
-        baseline_model=teacher,
-        eval_config=distillation.retention_eval_config(task.load().eval_config(f), d.min_retention),
-    ).with_id("StudentEvaluator")
+    evaluator = task_wiring.student_evaluator(task, f, data_path, example_gen.outputs["examples"],
+                                              student.outputs["model"], teacher, d.min_retention
+                                              ).with_id("StudentEvaluator")
     pusher = _pusher(config, d.model_name, student.outputs["model"], evaluator.outputs["blessing"])
     return [student, evaluator, pusher.with_id("StudentPusher")]

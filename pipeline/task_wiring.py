@@ -41,16 +41,33 @@ def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, ba
     """TFMA's Evaluator with the task's EvalConfig, or (retrieval) search over the corpus, gated
     also on beating the pretrained ``encoder``'s zero-shot embeddings."""
     if task.evaluator == "retrieval":
-        eval_dir = f.retrieval_eval_dir or data_path
-        qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
-        if not qrels:
-            raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
-                             "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
-        return RetrievalEvaluator(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
-                                  gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold,
-                                  encoder=encoder)
+        return _retrieval_evaluator(f, data_path, model, baseline_model, encoder=encoder)
     return tfx.components.Evaluator(examples=examples, model=model, baseline_model=baseline_model,
                                     eval_config=task.load().eval_config(f))
+
+
+def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, student, teacher,
+                      min_retention: float):
+    """The student's gate, relative to its ``teacher`` (the baseline), by the task's own
+    evaluator: TFMA with every threshold turned into ``min_retention`` x the teacher's, or
+    retrieval over the corpus with the same rule on its gate metric."""
+    if task.evaluator == "retrieval":
+        return _retrieval_evaluator(f, data_path, student, teacher, min_retention=min_retention)
+    from tfx_bert_app.models import distillation
+
+    return tfx.components.Evaluator(
+        examples=examples, model=student, baseline_model=teacher,
+        eval_config=distillation.retention_eval_config(task.load().eval_config(f), min_retention))
+
+
+def _retrieval_evaluator(f: FinetuneConfig, data_path: str, model, baseline_model, **gate) -> RetrievalEvaluator:
+    eval_dir = f.retrieval_eval_dir or data_path
+    qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
+    if not qrels:
+        raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
+                         "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
+    return RetrievalEvaluator(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
+                              gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold, **gate)
 
 
 def zero_shot_gate(task: Task, f: FinetuneConfig, evaluator, model, examples, encoder):

@@ -278,7 +278,8 @@ E2E_FINETUNES = {
     "qa": ("--task", "qa", "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
            "--set", "finetune.learning_rate=0.001", "--set", "distill.enabled=true", "--set", "distill.train_steps=200"),
     # The demo recipe trains 600 steps each, re-ranking over 8 candidates: a third of it serves.
-    "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250"),
+    "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250", "--set", "distill.enabled=true",
+                  "--set", "distill.train_steps=100"),
     "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.num_negatives=3",
                "--set", "distill.enabled=true", "--set", "distill.train_steps=60"),
     "ner": ("--set", "finetune.task=ner", "--set", "finetune.model_name=ner",

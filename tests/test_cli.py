@@ -73,8 +73,8 @@ def test_distill_runs_the_fine_tuning_pipeline_with_its_student_branch(monkeypat
     assert "== Distillation: teacher vs student ==" in capsys.readouterr().out
     assert cli.main(["distill", "--demo", "--work-dir", str(tmp_path), "--set", "distill.enabled=false"]) == 0
     assert not seen[-1][1].distill.enabled  # --set wins over the command's own setting
-    assert cli.main(["distill", "--demo", "--task", "retrieval"]) == 2
-    assert "retrieval task has no distillation stage yet" in capsys.readouterr().err
+    assert cli.main(["distill", "--demo", "--task", "retrieval", "--set", "distill.hidden_weight=1"]) == 2
+    assert "retrieval task's model is not fed one sequence" in capsys.readouterr().err
 
 
 def test_predict_qa_needs_a_context(capsys):

@@ -229,15 +229,23 @@ def test_what_the_user_sets_wins_over_the_recipe(tmp_path):
     assert config.finetune.learning_rate == 2e-5
 
 
-def test_distillation_settings_resolve_from_fine_tuning_and_are_checked():
+def test_distillation_settings_resolve_from_fine_tuning_and_are_checked(monkeypatch):
+    import dataclasses
+
+    from tfx_bert import tasks
+
     load_config = config_lib.load_config
     c = load_config(overrides=["distill.enabled=true", "finetune.train_steps=77"])
     assert (c.distill.model_name, c.distill.train_steps, c.distill.learning_rate) == (
         "sentiment-student", 77, c.finetune.learning_rate)
     assert load_config(overrides=["distill.train_steps=5", "distill.model_name=small"]).distill.train_steps == 5
+    # Every built-in task has a distillation stage; a registry entry without one is refused.
+    assert all(task.distillable for task in tasks.TASKS.values())
+    monkeypatch.setitem(tasks.TASKS, "retrieval", dataclasses.replace(tasks.TASKS["retrieval"], distillable=False))
     with pytest.raises(ValueError, match="retrieval task has no distillation stage yet.*sentiment, "
                                          "pair_classification, multilabel, ner, qa, similarity, nli, rerank"):
         load_config(overrides=["finetune.task=retrieval", "distill.enabled=true"])
+    monkeypatch.undo()
     # The served weights' precision: the student's follows the teacher's unless set.
     c = load_config(overrides=["finetune.export_precision=int8"])
     assert (c.finetune.export_precision, c.distill.export_precision) == ("int8", "int8")

@@ -237,6 +237,63 @@ def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_stude
     assert after < 0.3 * before, (before, after)
 
 
+def _dual_encoder(shared: bool, seed: int, num_negatives: int = 1):
+    from tfx_bert_app.models import retrieval
+    from tfx_bert_app.models.similarity import build_sentence_encoder
+
+    keras.utils.set_random_seed(seed)
+
+    def tower(name):
+        return build_sentence_encoder(keras_hub.models.BertBackbone(
+            vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+            max_sequence_length=16), "mean", name=name)
+
+    doc_tower = tower("sentence_encoder")
+    query_tower = doc_tower if shared else tower("query_encoder")
+    return retrieval.build_dual_encoder(query_tower, doc_tower, 16, num_negatives, 0.05)
+
+
+def _dual_inputs(batch=8, seed=3):
+    """Queries of 8 pieces, passages and one hard negative each of 16."""
+    parts = {"_query": _inputs(batch, 8, seed), "": _inputs(batch, 16, seed + 1), "_negatives": _inputs(batch, 16, seed + 2)}
+    return {key + suffix: value for suffix, inputs in parts.items() for key, value in inputs.items()}
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared_towers", "separate_towers"])
+def test_a_dual_encoder_teacher_round_trips_and_its_students_take_each_towers_layers(tmp_path, tiny_vocab_dir, shared):
+    from tfx_bert_app.models import retrieval
+
+    teacher = _dual_encoder(shared, seed=1)
+    x = _dual_inputs()
+    serving = tmp_path / "model" / "Format-Serving"
+    distillation.save_teacher(teacher, str(serving), _tokenizer(tiny_vocab_dir))
+    loaded = distillation.load_teacher(str(serving))  # InBatchLogits, Unstack and Pooling are registered
+    assert distillation.num_layers(loaded) == 2  # both towers, when separate, at one depth
+    np.testing.assert_allclose(distillation.student_from_teacher(loaded, 2)(x, training=False),
+                               teacher(x, training=False), atol=1e-4)
+    half = distillation.student_from_teacher(loaded, 1)
+    query_tower, doc_tower = retrieval.towers_of(half)
+    assert (query_tower is doc_tower) == shared  # what the export serves: embed_query and embed
+    assert distillation.num_layers(query_tower) == distillation.num_layers(doc_tower) == 1
+    # Each tower's one layer is its own teacher tower's last (a separate query tower keeps its weights).
+    teacher_query, _ = retrieval.towers_of(teacher)
+    kernel = [v for v in query_tower.weights if "transformer_layer_0/" in v.path and "kernel" in v.path][0]
+    source = [v for v in teacher_query.weights if v.path == kernel.path.replace("layer_0/", "layer_1/")][0]
+    np.testing.assert_array_equal(kernel.numpy(), source.numpy())
+
+
+def test_the_in_batch_score_matrix_kl_moves_a_dual_encoder_student_toward_its_teacher():
+    """A retrieval student learns its teacher's softmax over every passage of the batch (other
+    queries' positives and the hard negatives) for each query."""
+    teacher = _dual_encoder(True, seed=1)
+    student = distillation.student_from_teacher(_dual_encoder(True, seed=2), 1)  # other weights: far from it
+    x = _dual_inputs(batch=8)
+    assert teacher(x).shape == (8, 16)  # 8 queries x (8 positives + 8 hard negatives)
+    before, after = _soft_target_loss_before_and_after(teacher, student, distillation.softmax_distillation(2.0), x,
+                                                       0.003, 8, 30)
+    assert after < 0.3 * before, (before, after)
+
+
 def test_the_word_loss_counts_only_the_words_that_exist_and_moves_a_tagger_student_toward_its_teacher():
     from tfx_bert_app.models import ner
 

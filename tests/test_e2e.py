@@ -447,6 +447,34 @@ def _latest(pattern, first=False):
     return (min if first else max)(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
 
 
+def _check_retrieval_student(work, data, ids, qids, teacher_metrics):
+    """The dual encoder's distilled student (its teacher's in-batch score matrix, KL): one of the
+    teacher's two layers; the StudentEvaluator's retrieval over the whole corpus, the teacher as
+    baseline, equals a direct computation with the student's served signatures, and it blessed
+    exactly when the student kept 97% of the teacher's nDCG@10; a blessed student is pushed under
+    its own name and serves ``embed``."""
+    from tfx_bert import retrieval_metrics
+
+    pipeline = os.path.join(work, "pipelines", "tfx-bert-retrieval")
+    [report] = glob.glob(os.path.join(pipeline, "StudentTrainer", "model_run", "*", "distillation_report.json"))
+    report = json.load(open(report))
+    assert (report["teacher"]["layers"], report["student"]["layers"]) == (2, 1)
+    [student_dir] = glob.glob(os.path.join(pipeline, "StudentTrainer", "model", "*", "Format-Serving"))
+    served = tf.saved_model.load(student_dir)
+    doc_vectors = served.signatures["embed"](text=tf.constant([data.corpus[d] for d in ids]))["embedding"].numpy()
+    query_vectors = served.signatures["embed_query"](text=tf.constant([data.queries[q] for q in qids]))["embedding"]
+    student = retrieval_metrics.evaluate(_rank_all(query_vectors.numpy(), doc_vectors, ids, qids), data.qrels)
+    [evaluation] = glob.glob(os.path.join(pipeline, "StudentEvaluator", "evaluation", "*", "metrics.json"))
+    gate = json.load(open(evaluation))
+    assert gate["candidate"] == pytest.approx(student, abs=1e-3)
+    assert gate["baseline"] == pytest.approx(teacher_metrics, abs=1e-3)  # the teacher, the run's own model
+    assert gate["blessed"] == (student["ndcg@10"] >= 0.97 * teacher_metrics["ndcg@10"] - 1e-3), gate
+    pushed = glob.glob(os.path.join(work, "serving", "retrieval-student", "*"))
+    assert bool(pushed) == gate["blessed"]
+    print(f"retrieval student: {student['ndcg@10']:.3f} against the teacher's {teacher_metrics['ndcg@10']:.3f} "
+          f"(blessed: {gate['blessed']})")
+
+
 def _rank_all(query_vectors, doc_vectors, ids, qids):
     from tfx_bert_app.components.retrieval_evaluator.executor import exact_top_k
 
@@ -462,7 +490,8 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     and the hybrid. The cross-encoder's MRR@10 over its candidate lists beats a random order's;
     retrieve-then-rerank over gRPC (two servers, hybrid candidates) returns what the in-process
     path returns, re-ordered top-20 candidates by their cross-encoder scores. The re-ranker's
-    distilled student is gated on keeping 97% of its MRR@10 and scores pairs like it."""
+    distilled student is gated on keeping 97% of its MRR@10 and scores pairs like it; so is the
+    dual encoder's, on nDCG@10 over the corpus."""
     import tensorflow_model_analysis as tfma
 
     from tfx_bert import beir, retrieval_metrics
@@ -508,6 +537,7 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     print(f"retrieval: fine-tuned {fine_tuned}, zero-shot {baseline}")
     assert fine_tuned["recall@10"] >= 10 * (10 / len(ids)), fine_tuned
     assert fine_tuned["ndcg@10"] > baseline["ndcg@10"] + 0.1, (fine_tuned, baseline)
+    _check_retrieval_student(work, data, ids, qids, fine_tuned)
 
     store = VectorStore(os.path.join(work, "vectors", "milvus.db"), "retrieval")
     assert store.count() == len(ids) and store.completed()["count"] == len(ids)

@@ -14,7 +14,7 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
                 else ["finetune.negative_miner=dense", f"finetune.negative_model={tmp_path}/dual"])
     config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
                                                "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
-                                               f"finetune.data_dir={tmp_path}", *indexing])
+                                               f"finetune.data_dir={tmp_path}", "distill.enabled=true", *indexing])
     pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])
     components = {c.id: c for c in pipeline.components}
     assert type(components["Evaluator"]).__name__ == evaluator
@@ -25,6 +25,13 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
         assert components["Evaluator"].exec_properties["qrels"] == "qrels/dev.tsv"
         assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model"].outputs["model"]
         assert components["Trainer"].exec_properties["data_dir"] == str(tmp_path)  # the mining round reads it
+        # Its student is gated by retrieval over the corpus too, relative to the teacher.
+        student_gate = components["StudentEvaluator"]
+        assert type(student_gate).__name__ == "RetrievalEvaluator"
+        assert student_gate.inputs["baseline_model"] is components["Trainer"].outputs["model"]
+        assert student_gate.inputs["model"] is components["StudentTrainer"].outputs["model"]
+        assert student_gate.exec_properties["min_retention"] == 0.97
+        assert components["StudentTrainer"].exec_properties["run_fn"] == "tfx_bert_app.models.retrieval.distill_run_fn"
     else:  # a cross-encoder embeds nothing: indexing is a retrieval / similarity setting
         assert "VectorIndexer" not in components
         mining = json.loads(components["TaskExampleGen"].exec_properties["negative_mining"])

@@ -48,6 +48,15 @@ def test_the_verdict_needs_the_threshold_the_baseline_and_a_gain_over_the_zero_s
     assert verdict(0.5, 0.0, None, 0.49) and not verdict(0.5, 0.0, None, 0.5)  # strictly above zero-shot
 
 
+def test_a_students_verdict_is_its_share_of_the_teachers_metric_whatever_the_threshold():
+    from tfx_bert_app.components.retrieval_evaluator.executor import verdict
+
+    assert verdict(0.485, 0.9, 0.5, 0.6, min_retention=0.97)  # 97% of the teacher's; threshold and zero-shot aside
+    assert not verdict(0.484, 0.0, 0.5, None, min_retention=0.97)
+    with pytest.raises(ValueError, match="baseline_model \\(the teacher\\) is missing"):
+        verdict(0.5, 0.0, None, None, min_retention=0.97)
+
+
 @pytest.mark.slow  # four Beam evaluations and a zero-shot export: about 45 s
 def test_retrieval_evaluator_reports_and_gates_candidate_baseline_and_zero_shot(tmp_path, tokenizer):
     from tfx_bert import tokenization
@@ -68,11 +77,11 @@ def test_retrieval_evaluator_reports_and_gates_candidate_baseline_and_zero_shot(
                              str(tmp_path / "vocab"))
     encoder = new_artifact(standard_artifacts.Model, tmp_path / "encoder")
 
-    def evaluate(name, **extra):
+    def evaluate(name, props=(), **extra):
         evaluation = new_artifact(standard_artifacts.ModelEvaluation, tmp_path / name / "evaluation")
         blessing = new_artifact(standard_artifacts.ModelBlessing, tmp_path / name / "blessing")
         props = {ex.DATA_DIR: str(tmp_path / "data"), ex.QRELS: "qrels/dev.tsv", ex.GATE_METRIC: "ndcg@10",
-                 ex.THRESHOLD: 0.0, ex.BATCH_SIZE: 8}
+                 ex.THRESHOLD: 0.0, ex.BATCH_SIZE: 8, **dict(props)}
         run_executor(ex.Executor, {"model": [candidate], **{k: [v] for k, v in extra.items()}},
                      {"evaluation": [evaluation], "blessing": [blessing]}, props, str(tmp_path / name / "tmp"))
         return json.load(open(os.path.join(evaluation.uri, ex.METRICS_FILE))), blessing
@@ -104,3 +113,10 @@ def test_retrieval_evaluator_reports_and_gates_candidate_baseline_and_zero_shot(
     assert not report["blessed"]  # no gain over the zero-shot encoder, whatever the baseline says
     assert blessing.get_int_custom_property("blessed") == 0 and os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
     assert blessing.get_int_custom_property("baseline_model_id") == baseline.id
+
+    # A distillation's gate: the candidate against the baseline as its teacher, relative only
+    # (an absolute threshold no model reaches does not matter; the teacher here is the same export).
+    report, blessing = evaluate("student", props={ex.GATE_METRIC: "recall@100", ex.THRESHOLD: 2.0,
+                                                  ex.MIN_RETENTION: 0.97}, baseline_model=baseline)
+    assert report["retention"] == pytest.approx(1.0) and report["min_retention"] == 0.97
+    assert report["blessed"] and blessing.get_int_custom_property("blessed") == 1

@@ -1,6 +1,7 @@
 """The teacher and its student side by side, from a fine-tuning pipeline's last distillation:
-the gated metric of each (the StudentEvaluator's TFMA run, the teacher as baseline), the
-retention, and parameters, SavedModel size and batch-1 latency (the StudentTrainer's report)."""
+the gated metric of each (the StudentEvaluator's run, TFMA or retrieval over the corpus, the
+teacher as baseline), the retention, and parameters, SavedModel size and batch-1 latency (the
+StudentTrainer's report)."""
 from __future__ import annotations
 
 import glob
@@ -9,6 +10,7 @@ import os
 
 EVALUATOR, TRAINER = "StudentEvaluator", "StudentTrainer"
 REPORT_FILE = "distillation_report.json"  # written by models/distillation.report
+RETRIEVAL_METRICS = "metrics.json"  # the RetrievalEvaluator's report (a dual encoder's student)
 
 
 def _latest(pattern: str) -> str | None:
@@ -51,6 +53,8 @@ def read(config) -> dict:
     evaluation = _latest(os.path.join(root, EVALUATOR, "evaluation", "*"))
     if not evaluation:
         return result
+    if os.path.exists(os.path.join(evaluation, RETRIEVAL_METRICS)):
+        return {**result, **_retrieval(os.path.join(evaluation, RETRIEVAL_METRICS))}
     values: dict = {}
     for record in tfma.load_metrics(evaluation):
         for kv in record.metric_keys_and_values:
@@ -64,6 +68,15 @@ def read(config) -> dict:
             result["metrics"][key] = pair
     result["blessed"] = tfma.load_validation_result(evaluation).validation_ok
     return result
+
+
+def _retrieval(metrics_file: str) -> dict:
+    """The RetrievalEvaluator's report (a dual encoder's student): its gate metric, both models."""
+    with open(metrics_file) as f:
+        report = json.load(f)
+    gate = report["gate_metric"]
+    pair = {"teacher": report["baseline"][gate], "student": report["candidate"][gate], "retention": report["retention"]}
+    return {"metrics": {gate: pair}, "blessed": report["blessed"]}
 
 
 def format_summary(summary: dict) -> str:

@@ -20,6 +20,11 @@ whole corpus. This evaluator:
    candidate's ranking (reciprocal rank fusion) beside them: the lexical baseline a dense
    retriever has to beat, and what fusing the two gains.
 
+With ``min_retention`` (a distillation's StudentEvaluator: the candidate is a student, the
+baseline its teacher) the gate is relative instead: blessed when ``gate_metric`` is at least
+``min_retention`` times the teacher's, as TFMA's relative change threshold gates the other
+tasks' students.
+
 Outputs follow TFX's Evaluator: ``evaluation`` (``metrics.json``) and ``blessing`` (a
 ``BLESSED`` / ``NOT_BLESSED`` file and the ``blessed``, ``current_model_id`` and
 ``baseline_model_id`` custom properties the Pusher and LatestBlessedModelStrategy read).
@@ -42,6 +47,7 @@ from tfx_bert import beir, lexical, retrieval_metrics
 from tfx_bert.retrieval import embed_in_batches, reciprocal_rank_fusion
 
 DATA_DIR, QRELS, GATE_METRIC, THRESHOLD, BATCH_SIZE = "data_dir", "qrels", "gate_metric", "threshold", "batch_size"
+MIN_RETENTION = "min_retention"
 RECALL_KS = (1, 10, 100)
 METRICS_FILE = "metrics.json"
 
@@ -81,8 +87,16 @@ def lexical_baselines(data: beir.RetrievalData, dense_runs: dict) -> dict:
             for name, runs in (("bm25", bm25), ("hybrid", hybrid))}
 
 
-def verdict(value: float, threshold: float, baseline: float | None, zero_shot: float | None) -> bool:
-    """Blessed: at least ``threshold``, not below the baseline's, above the zero-shot encoder's."""
+def verdict(value: float, threshold: float, baseline: float | None, zero_shot: float | None,
+            min_retention: float = 0.0) -> bool:
+    """Blessed: at least ``threshold``, not below the baseline's, above the zero-shot encoder's;
+    or, with ``min_retention`` (a student against its teacher, the baseline), at least that share
+    of the teacher's."""
+    if min_retention:
+        if baseline is None:
+            raise ValueError("min_retention gates a student against its teacher: the baseline_model (the teacher) "
+                             "is missing.")
+        return value >= min_retention * baseline - 1e-10
     return value >= threshold and (baseline is None or value >= baseline - 1e-10) and (
         zero_shot is None or value > zero_shot)
 
@@ -140,9 +154,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         baseline_metrics = (self._evaluate(serving_dir(baseline), data, os.path.join(evaluation.uri, "baseline"),
                                            batch_size) if baseline is not None else None)
         zero_shot = self._zero_shot(input_dict.get("encoder"), data, evaluation.uri, batch_size)
+        min_retention = float(props.get(MIN_RETENTION) or 0.0)
         passed = verdict(metrics[gate], float(props[THRESHOLD]), baseline_metrics and baseline_metrics[gate],
-                         zero_shot and zero_shot[gate])
-        report = {"gate_metric": gate, "threshold": float(props[THRESHOLD]), "blessed": passed,
+                         zero_shot and zero_shot[gate], min_retention)
+        retention = ({"min_retention": min_retention, "retention": metrics[gate] / baseline_metrics[gate]
+                      if baseline_metrics[gate] else float("nan")} if min_retention else {})
+        report = {"gate_metric": gate, "threshold": float(props[THRESHOLD]), "blessed": passed, **retention,
                   "candidate": metrics, "baseline": baseline_metrics, "zero_shot": zero_shot, **lexical_metrics,
                   "queries": len(data.qrels),
                   "documents": len(data.corpus), "counts": dict(counts), "seconds": round(time.time() - started, 2)}
@@ -161,7 +178,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
         against = (f" (baseline {gate}={baseline_metrics[gate]:.3f})" if baseline_metrics else "") + (
             f" and > zero-shot encoder {gate}={zero_shot[gate]:.3f}" if zero_shot else "")
+        if min_retention:
+            against = (f" x teacher's ({baseline_metrics[gate]:.3f}): retention {retention['retention']:.1%} "
+                       f"against {min_retention:.0%}")
         print(f"  [evaluate] BM25 {gate}={lexical_metrics['bm25'][gate]:.3f}, hybrid (dense + BM25, reciprocal rank "
               f"fusion) {gate}={lexical_metrics['hybrid'][gate]:.3f}", flush=True)
-        print(f"  [evaluate] {shown}; {gate} >= {float(props[THRESHOLD])}{against}: "
+        bar = f"{min_retention}" if min_retention else f"{float(props[THRESHOLD])}"
+        print(f"  [evaluate] {shown}; {gate} >= {bar}{against}: "
               f"{'BLESSED' if passed else 'NOT blessed'}", flush=True)
