@@ -141,7 +141,7 @@ def run_fn(fn_args) -> None:
     settings = finetuning.start(fn_args)
     model = build_span_model(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer,
+    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer, settings.export_precision,
                       f"fine-tuning a span extractor (SQuAD windows of {settings.max_seq_length}, stride "
                       f"{settings.doc_stride}) from {fn_args.base_model}")
     distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
@@ -155,10 +155,11 @@ def distill_run_fn(fn_args) -> None:
         fn_args, distillation.SpanDistillation,
         lambda settings, d, model, student, what: _train_and_export(
             fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            what), "span extractor")
+            d.export_precision, what), "span extractor")
 
 
-def _train_and_export(fn_args, settings, model, span_model, learning_rate: float, tokenizer, what: str) -> None:
+def _train_and_export(fn_args, settings, model, span_model, learning_rate: float, tokenizer, precision: str,
+                      what: str) -> None:
     """Trains ``model`` (the span extractor, or a Distiller around it) on the answer spans, tunes
     the no-answer threshold on the eval split (SQuAD 2.0), and exports ``span_model``."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -178,7 +179,7 @@ def _train_and_export(fn_args, settings, model, span_model, learning_rate: float
             span_model, eval_questions, seq_len, settings.max_answer_length, tokenizer.vocab)
         metrics["no_answer_threshold"] = export_settings["no_answer_threshold"]
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_reader(span_model, fn_args.serving_model_dir, tokenizer, export_settings)
+    export_reader(span_model, fn_args.serving_model_dir, tokenizer, export_settings, precision)
 
 
 def _window_answers(logits, token_ids, segment_ids, padding_mask, max_answer_length: int, vocab):
@@ -240,11 +241,12 @@ def tune_no_answer_threshold(model, question_batches, seq_len: int, max_answer_l
     return float(candidates[best_index]), 100.0 * float(right[best_index])
 
 
-def export_reader(model, export_dir: str, tokenizer, settings: dict) -> None:
+def export_reader(model, export_dir: str, tokenizer, settings: dict, precision: str = "float32") -> None:
     """SavedModel: ``serving_default`` (raw ``question`` and ``context`` -> answer text, character
     span, score, no-answer score, n best) and ``serving_tf_example`` (SQuAD tf.Examples ->
     ``answer_span``, for TFMA). The whole context is windowed, however long."""
-    model = compression.for_serving(model, "float32")  # float32 whatever the training policy
+    # float32 whatever the training policy unless ``precision`` asks for compressed weights.
+    model = compression.for_serving(model, precision)
     module = tf.Module()
     export.track_weights(module, model)
     raw_spec = {QUESTION: tf.io.FixedLenFeature([], tf.string), CONTEXT: tf.io.FixedLenFeature([], tf.string)}
@@ -253,7 +255,7 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict) -> None:
     def answer(questions, contexts):
         windows = qa_spans.make_windows(tokenizer, questions, contexts, seq_len, int(settings["doc_stride"]),
                                         int(settings["max_query_length"]))
-        logits = model({k: windows[k] for k in features.MODEL_INPUT_KEYS}, training=False)
+        logits = tf.cast(model({k: windows[k] for k in features.MODEL_INPUT_KEYS}, training=False), tf.float32)
         return qa_spans.best_spans(logits[:, :, 0], logits[:, :, 1], windows, tf.shape(questions)[0], contexts,
                                    int(settings["max_answer_length"]), int(settings["n_best_size"]),
                                    float(settings["no_answer_threshold"]))

@@ -130,7 +130,7 @@ def run_fn(fn_args) -> None:
     model = build_list_model(cross_encoder, seq_len, num_candidates)
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
     _train_and_export(fn_args, settings, model, cross_encoder, finetuning.optimizer(settings, int(fn_args.train_steps)),
-                      tokenizer, f"cross-encoder re-ranker from {fn_args.base_model}")
+                      tokenizer, f"cross-encoder re-ranker from {fn_args.base_model}", settings.export_precision)
     distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
 
 
@@ -144,10 +144,11 @@ def distill_run_fn(fn_args) -> None:
         lambda settings, d, model, student, what: _train_and_export(
             fn_args, settings, model, student.get_layer("cross_encoder"),
             finetuning.optimizer(settings, int(fn_args.train_steps), d.learning_rate),
-            distillation.teacher_tokenizer(fn_args.base_model), what), "cross-encoder")
+            distillation.teacher_tokenizer(fn_args.base_model), what, d.export_precision), "cross-encoder")
 
 
-def _train_and_export(fn_args, settings, model, cross_encoder, optimizer, tokenizer, what: str) -> None:
+def _train_and_export(fn_args, settings, model, cross_encoder, optimizer, tokenizer, what: str,
+                      precision: str) -> None:
     """Trains ``model`` (the list model, or a Distiller around one) on the candidate lists, then
     exports ``cross_encoder``."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -161,13 +162,15 @@ def _train_and_export(fn_args, settings, model, cross_encoder, optimizer, tokeni
                              _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
     finetuning.report(metrics, fn_args.model_run_dir)
-    export_cross_encoder(cross_encoder, fn_args.serving_model_dir, tokenizer, settings.max_seq_length)
+    export_cross_encoder(cross_encoder, fn_args.serving_model_dir, tokenizer, settings.max_seq_length, precision)
 
 
-def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int) -> None:
+def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int, precision: str = "float32") -> None:
     """SavedModel: ``serving_default`` (``query``, ``text`` -> ``score`` per pair) and
     ``serving_tf_example`` (a stored example's candidates -> ``scores`` [batch, 1 + n], TFMA)."""
-    cross_encoder = compression.for_serving(cross_encoder, "float32")  # whatever the training policy
+    # float32 whatever the training policy unless ``precision`` asks for compressed weights;
+    # the scores are float32 either way.
+    cross_encoder = compression.for_serving(cross_encoder, precision)
     module = tf.Module()
     export.track_weights(module, cross_encoder)
     # Negatives as a variable-length list: a model trained with another num_negatives (the
@@ -178,7 +181,8 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
                                   tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def serve(query, text):
-        return {SCORE: cross_encoder(dict(tokenizer.encode(query, seq_len, texts_b=text)), training=False)}
+        return {SCORE: tf.cast(cross_encoder(dict(tokenizer.encode(query, seq_len, texts_b=text)), training=False),
+                               tf.float32)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
@@ -187,7 +191,7 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
         packed = encode_candidates(tokenizer, raw[QUERY], passages, seq_len)
         c = tf.shape(passages)[1]
         scores = cross_encoder({k: tf.reshape(v, [-1, seq_len]) for k, v in packed.items()}, training=False)
-        return {SCORES: tf.reshape(scores, [-1, c])}
+        return {SCORES: tf.reshape(tf.cast(scores, tf.float32), [-1, c])}
 
     module.serve, module.serve_tf_example = serve, serve_tf_example
     tf.saved_model.save(module, export_dir, signatures={

@@ -175,7 +175,8 @@ def run_fn(fn_args) -> None:
     _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer,
                       f"contrastive dual encoder ({'shared' if shared else 'separate'} towers, {settings.pooling} "
                       f"pooling, temperature {settings.temperature}, in-batch + {settings.num_negatives} hard "
-                      f"negatives per query) from {fn_args.base_model}", mining=bool(settings.mining_steps))
+                      f"negatives per query) from {fn_args.base_model}", settings.export_precision,
+                      mining=bool(settings.mining_steps))
     distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
 
 
@@ -190,11 +191,11 @@ def distill_run_fn(fn_args) -> None:
         fn_args, distillation.softmax_distillation,
         lambda settings, d, model, student, what: _train_and_export(
             fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            what), "dual encoder")
+            what, d.export_precision), "dual encoder")
 
 
 def _train_and_export(fn_args, settings, model, dual_encoder, learning_rate: float, tokenizer, what: str,
-                      mining: bool = False) -> None:
+                      precision: str, mining: bool = False) -> None:
     """Trains ``model`` (the dual encoder, or a Distiller around it) on in-batch softmax, then
     (``mining``) a round on its own mined negatives, then exports ``dual_encoder``'s towers."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -212,24 +213,28 @@ def _train_and_export(fn_args, settings, model, dual_encoder, learning_rate: flo
         metrics = retrieval_mining.train_on_mined_negatives(fn_args, settings, model, towers, tokenizer, eval_dataset)
     finetuning.report(metrics, fn_args.model_run_dir)
     export_dual_encoder(*towers, fn_args.serving_model_dir, tokenizer, settings.max_seq_length,
-                        settings.max_query_length)
+                        settings.max_query_length, precision)
 
 
-def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int) -> None:
+def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int,
+                        precision: str = "float32") -> None:
     """SavedModel: ``embed`` (document text -> ``embedding``), ``embed_query`` (query text ->
     ``embedding``) and ``serving_default`` (``query``, ``text`` -> ``score``, their cosine)."""
-    # float32 whatever the training policy; shared towers stay one model.
+    # float32 whatever the training policy unless ``precision`` asks for compressed weights;
+    # shared towers stay one model; embeddings are float32 either way.
     shared = query_tower is doc_tower
-    doc_tower = compression.for_serving(doc_tower, "float32")
-    query_tower = doc_tower if shared else compression.for_serving(query_tower, "float32")
+    doc_tower = compression.for_serving(doc_tower, precision)
+    query_tower = doc_tower if shared else compression.for_serving(query_tower, precision)
     module = tf.Module()
     export.track_weights(module, query_tower, doc_tower)
 
     def embed_docs(texts):
-        return tf.math.l2_normalize(doc_tower(dict(tokenizer.encode(texts, seq_len)), training=False), -1)
+        return tf.math.l2_normalize(tf.cast(doc_tower(dict(tokenizer.encode(texts, seq_len)), training=False),
+                                            tf.float32), -1)
 
     def embed_queries(texts):
-        return tf.math.l2_normalize(query_tower(dict(tokenizer.encode(texts, query_len)), training=False), -1)
+        return tf.math.l2_normalize(tf.cast(query_tower(dict(tokenizer.encode(texts, query_len)), training=False),
+                                            tf.float32), -1)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def embed(text):

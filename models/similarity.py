@@ -143,7 +143,7 @@ def run_fn(fn_args) -> None:
     sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.pooling)
     model = build_pair_model(sentence_encoder, settings.similarity_objective, settings.num_classes, settings.dropout)
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer,
+    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer, settings.export_precision,
                       f"fine-tuning a {settings.pooling}-pooling bi-encoder ({settings.similarity_objective}) from "
                       f"{fn_args.base_model}")
     distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
@@ -160,10 +160,11 @@ def distill_run_fn(fn_args) -> None:
         else lambda temperature: distillation.EmbeddingDistillation(),
         lambda settings, d, model, student, what: _train_and_export(
             fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            what), "bi-encoder")
+            d.export_precision, what), "bi-encoder")
 
 
-def _train_and_export(fn_args, settings, model, pair_model, learning_rate: float, tokenizer, what: str) -> None:
+def _train_and_export(fn_args, settings, model, pair_model, learning_rate: float, tokenizer, precision: str,
+                      what: str) -> None:
     """Trains ``model`` (the pair model, or a Distiller around it) on the pairs' labels, then
     exports ``pair_model`` and its sentence encoder."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -183,28 +184,31 @@ def _train_and_export(fn_args, settings, model, pair_model, learning_rate: float
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
     finetuning.report(metrics, fn_args.model_run_dir)
     export_bi_encoder(pair_model, pair_model.get_layer("sentence_encoder"), fn_args.serving_model_dir, tokenizer,
-                      settings.max_seq_length, settings.similarity_objective)
+                      settings.max_seq_length, settings.similarity_objective, precision)
 
 
-def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_len: int, objective: str) -> None:
+def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_len: int, objective: str,
+                      precision: str = "float32") -> None:
     """SavedModel: ``serving_default`` (``text``, ``text_b`` -> ``similarity`` [+ class
     ``probabilities``, ``class_ids``]), ``embed`` (``text`` -> L2-normalised ``embedding``) and
     ``serving_tf_example`` (for TFMA). Raw text in, the training tokenizer inside."""
-    # float32 whatever the training policy; the sentence encoder stays the pair model's own.
-    model = compression.for_serving(model, "float32")
+    # float32 whatever the training policy unless ``precision`` asks for compressed weights; the
+    # sentence encoder stays the pair model's own; outputs are float32 either way.
+    model = compression.for_serving(model, precision)
     sentence_encoder = model.get_layer(sentence_encoder.name)
     module = tf.Module()
     export.track_weights(module, model, sentence_encoder)
     raw_spec = {features.TEXT: tf.io.FixedLenFeature([], tf.string), features.TEXT_B: tf.io.FixedLenFeature([], tf.string)}
 
     def embed_texts(texts):
-        return tf.math.l2_normalize(sentence_encoder(dict(tokenizer.encode(texts, seq_len)), training=False), -1)
+        embedding = sentence_encoder(dict(tokenizer.encode(texts, seq_len)), training=False)
+        return tf.math.l2_normalize(tf.cast(embedding, tf.float32), -1)
 
     def pair_outputs(texts, texts_b):
         u, v = embed_texts(texts), embed_texts(texts_b)
         outputs = {SIMILARITY: tf.reduce_sum(u * v, axis=-1)}
         if objective == "classification":
-            logits = model(encode_pair(tokenizer, texts, texts_b, seq_len), training=False)
+            logits = tf.cast(model(encode_pair(tokenizer, texts, texts_b, seq_len), training=False), tf.float32)
             outputs[features.PROBABILITIES] = tf.nn.softmax(logits, axis=-1)
             outputs[features.CLASS_IDS] = tf.argmax(logits, axis=-1)
         return outputs

@@ -250,9 +250,8 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked(monkeypa
     c = load_config(overrides=["finetune.export_precision=int8"])
     assert (c.finetune.export_precision, c.distill.export_precision) == ("int8", "int8")
     assert load_config(overrides=["distill.export_precision=float16"]).distill.export_precision == "float16"
-    with pytest.raises(ValueError, match="export_precision is a setting of the sentiment, pair_classification, "
-                                         "multilabel, ner task"):
-        load_config(overrides=["finetune.task=qa", "finetune.export_precision=int8"])
+    for task in ("qa", "similarity", "retrieval", "rerank"):  # every task's export takes it
+        assert load_config(overrides=[f"finetune.task={task}", "finetune.export_precision=int8"]).distill.export_precision == "int8"
     for bad, message in (("distill.alpha=1.5", "alpha"), ("distill.temperature=0", "temperature"),
                          ("distill.min_retention=0", "min_retention"), ("distill.student_layers=-1", "student_layers"),
                          ("distill.model_name=sentiment", "must differ"),

@@ -130,8 +130,7 @@ class FinetuneConfig:
     mixed_precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
     # The served model's weights (models/compression.py): float16 halves them (fast on GPUs),
     # int8 (Keras quantization) is about a third (on CPU: memory, not speed).
-    export_precision: Literal["float32", "float16", "int8"] = for_tasks(
-        "sentiment", "pair_classification", "multilabel", "ner", default="float32")
+    export_precision: Literal["float32", "float16", "int8"] = "float32"
     # Single-text and pair classification.
     class_weights: list = for_tasks("sentiment", "pair_classification", factory=list)  # per class id; empty: all 1
     # Multi-label classification: several of label_names per text.
