@@ -105,13 +105,14 @@ def distill_run_fn(fn_args) -> None:
     distillation.run_student(
         fn_args, distillation.softmax_distillation,
         lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student, d.learning_rate, d.export_precision, what), "classifier")
+            fn_args, settings, model, student, d.learning_rate, d.export_precision, what, d), "classifier")
 
 
-def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, precision: str, what: str) -> None:
+def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, precision: str, what: str,
+                      distill=None) -> None:
     """Trains ``model`` (the classifier, or a Distiller around it) ``fn_args.train_steps`` steps
-    on the labels, then exports ``classifier`` (its weights at ``precision``) behind the
-    Transform graph."""
+    on the labels (and a student, with ``distill.transfer_pattern``, on transfer text too), then
+    exports ``classifier`` (its weights at ``precision``) behind the Transform graph."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps, num_classes = settings.batch_size, int(fn_args.train_steps), settings.num_classes
     model.compile(
@@ -121,6 +122,8 @@ def _train_and_export(fn_args, settings, model, classifier, learning_rate: float
     )
     class_weights = [float(w) for w in settings.class_weights]
     train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, class_weights)
+    if distill is not None and distill.transfer_pattern:
+        train_ds = distillation.with_transfer_text(train_ds, tf_transform_output, distill, batch_size, settings.seed)
     eval_ds = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)
     print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
     finetuning.report(finetuning.fit(model, fn_args, train_ds, eval_ds), fn_args.model_run_dir)

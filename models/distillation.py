@@ -439,6 +439,46 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
     report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
 
 
+def with_transfer_text(train_dataset, tf_transform_output, d, batch_size: int, seed: int = 0):
+    """``train_dataset`` (batches of (inputs, labels[, weights])) mixed with unlabelled in-domain
+    text (``d.transfer_pattern``) that the teacher labels with its soft outputs: about
+    ``d.transfer_share`` of each batch's examples are lines of those files, run through the
+    task's Transform graph, each with a zero label at sample weight 0, so they count in the
+    soft-target loss and not in the labels' (``WeightedDistiller`` weights that one only)."""
+    from tfx_bert import features
+    from tfx_bert_app.models import export
+
+    files = sorted(tf.io.gfile.glob(d.transfer_pattern))
+    if not files:
+        raise ValueError(f"distill.transfer_pattern {d.transfer_pattern!r} matches no file: give a glob of text "
+                         f"files, one text per line (the pretraining corpus's *.txt read as such).")
+    raw_spec = dict(tf_transform_output.raw_feature_spec())
+    raw_spec.pop(features.LABEL, None)
+    if set(raw_spec) != {features.TEXT}:
+        raise ValueError(f"distill.transfer_pattern: this task's examples carry {sorted(raw_spec)}, not one "
+                         f"'{features.TEXT}': transfer text cannot stand for them.")
+    input_spec, label_spec = train_dataset.element_spec[:2]
+    tft_layer = tf_transform_output.transform_features_layer()
+
+    def transform(texts):
+        transformed = tft_layer({features.TEXT: export.reshape_to_spec(texts, raw_spec[features.TEXT])})
+        n = tf.shape(texts)[0]
+        labels = tf.zeros(tf.stack([n, *label_spec.shape[1:].as_list()]), label_spec.dtype)
+        return ({k: tf.cast(transformed[k], spec.dtype) for k, spec in input_spec.items()}, labels,
+                tf.zeros([n], tf.float32))
+
+    lines = tf.data.TextLineDataset(files).map(tf.strings.strip).filter(lambda line: tf.strings.length(line) > 0)
+    if d.transfer_max:
+        lines = lines.take(d.transfer_max)
+    transfer = lines.shuffle(10_000, seed=seed).repeat().batch(batch_size).map(transform).unbatch()
+    labelled = train_dataset.map(lambda x, y, *w: (x, y, w[0] if w else tf.ones(tf.shape(y)[:1], tf.float32)))
+    print(f"  [distill] transfer text: {len(files)} file(s) matching {d.transfer_pattern}, "
+          f"{d.transfer_share:.0%} of each batch", flush=True)
+    mixed = tf.data.Dataset.sample_from_datasets(
+        [labelled.unbatch(), transfer], [1.0 - d.transfer_share, d.transfer_share], seed=seed)
+    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def parameter_count(model: keras.Model) -> int:
     return int(sum(np.prod(v.shape) for v in model.weights))
 

@@ -33,7 +33,8 @@ def track_weights(module, *models) -> None:
     module.model_weights = weights
 
 
-def _reshape_to_spec(tensor, spec):
+def reshape_to_spec(tensor, spec):
+    """Raw strings [batch] -> the shape of their raw feature ``spec`` (what the Transform graph takes)."""
     return tf.reshape(tensor, [-1] + list(spec.shape)) if isinstance(spec, tf.io.FixedLenFeature) else tensor
 
 
@@ -70,7 +71,7 @@ def export_text_model(
 
     @tf.function(autograph=False, input_signature=text_signature)
     def serve_text(*texts):
-        raw = {key: _reshape_to_spec(t, raw_spec[key]) for key, t in zip(text_keys, texts)}
+        raw = {key: reshape_to_spec(t, raw_spec[key]) for key, t in zip(text_keys, texts)}
         return run(raw)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

@@ -93,13 +93,15 @@ def distill_run_fn(fn_args) -> None:
     distillation.run_student(
         fn_args, distillation.SigmoidLogitsDistillation,
         lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student, d.learning_rate, d.export_precision, what), "multi-label classifier")
+            fn_args, settings, model, student, d.learning_rate, d.export_precision, what, d), "multi-label classifier")
 
 
-def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, precision: str, what: str) -> None:
-    """Trains ``model`` (the classifier, or a Distiller around it) on the multi-hot labels, then
-    exports ``classifier`` (its weights at ``precision``) behind the Transform graph with the
-    per-label thresholds."""
+def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, precision: str, what: str,
+                      distill=None) -> None:
+    """Trains ``model`` (the classifier, or a Distiller around it) on the multi-hot labels (and a
+    student, with ``distill.transfer_pattern``, on transfer text too), then exports
+    ``classifier`` (its weights at ``precision``) behind the Transform graph with the per-label
+    thresholds."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = [str(n) for n in settings.label_names]
     batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
@@ -107,8 +109,10 @@ def _train_and_export(fn_args, settings, model, classifier, learning_rate: float
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=[keras.metrics.BinaryAccuracy(name="label_accuracy", threshold=0.0)])
     print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    finetuning.report(finetuning.fit(model, fn_args,
-                                     _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
+    train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True)
+    if distill is not None and distill.transfer_pattern:
+        train_ds = distillation.with_transfer_text(train_ds, tf_transform_output, distill, batch_size, settings.seed)
+    finetuning.report(finetuning.fit(model, fn_args, train_ds,
                                      _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)),
                       fn_args.model_run_dir)
     label_thresholds = thresholds(settings)

@@ -313,7 +313,9 @@ E2E_FOLLOW_UPS = {
     "ner": ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100", "--set", "distill.enabled=true"),
     "multilabel": lambda work: (
         "--set", "finetune.pipeline_name=tfx-bert-multilabel-uri", "--set", "distill.model_name=multilabel-uri-student",
-        "--set", "distill.teacher_uri=" + teacher_model(work, "tfx-bert-multilabel"), "--set", "distill.train_steps=50"),
+        "--set", "distill.teacher_uri=" + teacher_model(work, "tfx-bert-multilabel"), "--set", "distill.train_steps=50",
+        # Unlabelled transfer text the teacher labels: the demo's pretraining corpus.
+        "--set", f"distill.transfer_pattern={work}/data/corpus/*.txt", "--set", "distill.transfer_max=3000"),
 }
 
 
@@ -450,7 +452,7 @@ class BackgroundFinetunes:
             # Functions: flags that need files made first (in the run's own thread), or an earlier run's.
             outputs = [finetune_demo(work, encoder_dir, *(run(work) if callable(run) else run))
                        for run in (flags if isinstance(flags, list) else [flags])]
-            return work, outputs[0]
+            return work, outputs
         finally:
             self.timings[os.path.basename(work)] = (start - self._created, time.monotonic() - start)
             with self._slots:
@@ -464,10 +466,11 @@ class BackgroundFinetunes:
         self.start()
         return self._futures[name].result()[0]
 
-    def output(self, name: str) -> str:
-        """What the run printed (its summary, the trainer's progress lines)."""
+    def output(self, name: str, run: int = 0) -> str:
+        """What the run printed (its summary, the trainer's progress lines); ``run``: which of a
+        name's runs (1: its follow-up)."""
         self.start()
-        return self._futures[name].result()[1]
+        return self._futures[name].result()[1][run]
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)  # a failed session does not wait for the rest

@@ -468,3 +468,11 @@ def test_the_hidden_state_term_moves_the_students_last_hidden_states_toward_the_
     assert after < 0.5 * before, (before, after)
     with pytest.raises(ValueError, match="fed one sequence.*hidden_weight=0"):
         model.hidden_state_loss({"token_ids_a": x["token_ids"]})
+
+
+def test_transfer_text_that_matches_no_file_is_refused_naming_the_pattern(tmp_path):
+    from tfx_bert.config import DistillConfig
+
+    d = DistillConfig(transfer_pattern=str(tmp_path / "corpus" / "*.txt"))
+    with pytest.raises(ValueError, match=r"transfer_pattern '.*corpus/\*\.txt' matches no file"):
+        distillation.with_transfer_text(None, None, d, 8)

@@ -656,6 +656,8 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
     assert uri_teacher_f1 == pytest.approx(micro, abs=1e-6)
     assert bool(glob.glob(os.path.join(work, "serving", "multilabel-uri-student", "*"))) == uri_blessed
     _assert_read_by_pipeline(work, os.path.dirname(teacher_model(work, "tfx-bert-multilabel")), "tfx-bert-multilabel-uri")
+    # That student also learnt from unlabelled text (the pretraining corpus) the teacher labelled.
+    assert "[distill] transfer text: 1 file(s) matching" in finetuned.output("multilabel", run=1)
 
     capsys.readouterr()
     for model_dir, expected in ((version_dir, predicted[:2]), (student_dir, student_predicted)):

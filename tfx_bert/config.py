@@ -277,6 +277,14 @@ class DistillConfig:
     # Trainer output (<uri>/Format-Serving, local or gs://, beside its Format-Keras task model).
     # The pipeline then trains, gates and pushes the student only. Empty: this pipeline's teacher.
     teacher_uri: str = ""
+    # Unlabelled in-domain text the teacher labels with its soft outputs (DistilBERT's and
+    # TinyBERT's transfer set): a glob of text files, one text per line, local or gs:// (the
+    # pretraining corpus's *.txt reads as such). transfer_share of each batch's examples come
+    # from it; they count in the soft-target loss only. Tasks that read one text
+    # (TRANSFER_TEXT_TASKS). transfer_max: at most that many lines (0: all). Empty: labelled only.
+    transfer_pattern: str = ""
+    transfer_share: float = 0.5
+    transfer_max: int = 0
 
 
 @dataclasses.dataclass
@@ -506,6 +514,11 @@ class ProjectConfig:
              "or clear distill.teacher_uri"),
             (d.export_precision in ("float32", "float16", "int8"),
              f"distill.export_precision must be float32, float16 or int8; got {d.export_precision!r}"),
+            (not d.transfer_pattern or task.name in TRANSFER_TEXT_TASKS,
+             f"distill.transfer_pattern: the {task.name} task's examples are not one text (tasks it works for: "
+             f"{', '.join(TRANSFER_TEXT_TASKS)}); clear it"),
+            (0 < d.transfer_share < 1 and d.transfer_max >= 0,
+             "distill.transfer_share must be in (0, 1) and distill.transfer_max >= 0 (0: every line)"),
         ]
 
     def to_dict(self) -> dict:
@@ -544,6 +557,8 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 # What every task's Trainer reads; task-specific settings are added per task (for_tasks).
 # Tasks whose model feeds the backbone one sequence per example (what distill.hidden_weight needs).
 HIDDEN_STATE_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "qa")
+# Tasks whose examples are one text, which unlabelled transfer text can stand for (distill.transfer_pattern).
+TRANSFER_TEXT_TASKS = ("sentiment", "multilabel")
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
 # Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
