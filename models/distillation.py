@@ -288,6 +288,22 @@ class MarginMSEDistillation(keras.distillation.DistillationLoss):
         return {}
 
 
+class InBatchMarginMSE(MarginMSEDistillation):
+    """A cross-encoder's candidate scores [batch, 1 + n] (the positive first) distilled into a
+    dual encoder, whose output is its in-batch score matrix [batch, batch * (1 + n)] (columns:
+    the batch's positives, then each query's n hard negatives in order): each query's own
+    positive and negatives are taken from its row, then Margin-MSE."""
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        student = tf.cast(student_outputs, tf.float32)
+        batch = tf.shape(student)[0]
+        n = tf.shape(teacher_outputs)[1] - 1
+        positives = tf.linalg.diag_part(student[:, :batch])
+        negatives = tf.reshape(student[:, batch:], [batch, batch, n])  # [query, owner, j]
+        own = tf.gather_nd(negatives, tf.stack([tf.range(batch), tf.range(batch)], axis=1))  # [batch, n]
+        return super().compute_loss(teacher_outputs, tf.concat([positives[:, None], own], axis=1))
+
+
 class MarkPaddedWords(keras.layers.Layer):
     """Per-word logits [batch, words, tags] -> the same, NaN in the word slots that hold no word
     (``word_positions`` < 0): how ``WordLogitsDistillation`` tells them apart, since a Keras

@@ -31,7 +31,7 @@ from tfx_bert_app.models import compression, distillation, export, finetuning
 from tfx_bert_app.models.similarity import build_sentence_encoder
 from tfx_bert import features
 from tfx_bert import signatures as sig
-from tfx_bert.config import settings_from
+from tfx_bert.config import TEACHER_MODEL_DIR, settings_from
 
 QUERY, NEGATIVES = sig.QUERY, "negatives"
 QUERY_SUFFIX, NEGATIVES_SUFFIX = "_query", "_negatives"
@@ -108,6 +108,51 @@ class Unstack(keras.layers.Layer):
         return {**super().get_config(), "seq_len": self.seq_len}
 
 
+@keras.saving.register_keras_serializable(package="tfx_bert")
+class PackPairs(keras.layers.Layer):
+    """A dual encoder's inputs (queries, positives, hard negatives, each packed alone) -> a
+    cross-encoder's: ``[CLS] query [SEP] passage [SEP]`` for each query's 1 + n candidates, one
+    per row [batch * (1 + n), query_len + seq_len - 1], segment 0 then 1. The pieces are
+    re-used as they are (one vocabulary), so no text is tokenized twice."""
+
+    def __init__(self, seq_len: int, num_negatives: int, **kwargs):
+        super().__init__(**kwargs)
+        self.seq_len, self.num_negatives = seq_len, num_negatives
+
+    def call(self, inputs):
+        c = 1 + self.num_negatives
+        keys = ("token_ids", "padding_mask")
+        passages = {k: tf.reshape(tf.concat([inputs[k][:, None, :], tf.reshape(
+            inputs[k + NEGATIVES_SUFFIX], [-1, self.num_negatives, self.seq_len])], axis=1), [-1, self.seq_len])
+            for k in keys}
+        queries = {k: tf.repeat(inputs[k + QUERY_SUFFIX], c, axis=0) for k in keys}
+        query = tf.RaggedTensor.from_tensor(queries["token_ids"], lengths=tf.reduce_sum(
+            tf.cast(queries["padding_mask"] > 0, tf.int32), axis=1))
+        passage = tf.RaggedTensor.from_tensor(passages["token_ids"][:, 1:], lengths=tf.reduce_sum(
+            tf.cast(passages["padding_mask"][:, 1:] > 0, tf.int32), axis=1))  # [CLS] dropped
+        width = tf.shape(inputs["token_ids" + QUERY_SUFFIX])[1] + self.seq_len - 1
+        ids = tf.concat([query, passage], axis=1)
+        segments = tf.concat([tf.zeros_like(query), tf.ones_like(passage)], axis=1)
+        shape = tf.stack([ids.nrows(out_type=tf.int32), width])
+        return {"token_ids": ids.to_tensor(0, shape=shape), "segment_ids": segments.to_tensor(0, shape=shape),
+                "padding_mask": tf.ones_like(ids).to_tensor(0, shape=shape)}
+
+    def get_config(self):
+        return {**super().get_config(), "seq_len": self.seq_len, "num_negatives": self.num_negatives}
+
+
+def cross_encoder_teacher(model_dir: str, seq_len: int, num_negatives: int) -> keras.Model:
+    """A fine-tuned re-ranker (its ``distillation.load_teacher`` Keras model) as a model of the
+    dual encoder's inputs: each query's candidate scores [batch, 1 + n], the positive first."""
+    from tfx_bert_app.models.rerank import Restack
+
+    cross_encoder = distillation.load_teacher(model_dir).get_layer("cross_encoder")
+    cross_encoder.trainable = False
+    inputs = {k: keras.Input(shape=(None,), dtype="int32", name=k) for k in input_keys(num_negatives)}
+    scores = cross_encoder(PackPairs(seq_len, num_negatives, name="pack_pairs")(inputs))
+    return keras.Model(inputs, Restack(1 + num_negatives, name="candidate_scores")(scores), name="cross_encoder_teacher")
+
+
 def build_dual_encoder(query_tower, doc_tower, seq_len: int, num_negatives: int, temperature: float) -> keras.Model:
     """Both towers and the in-batch logits (the training model)."""
     keys = features.MODEL_INPUT_KEYS
@@ -172,10 +217,17 @@ def run_fn(fn_args) -> None:
     model = build_dual_encoder(query_tower, doc_tower, settings.max_seq_length, settings.num_negatives,
                                settings.temperature)
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer,
+    trained, what = model, ""
+    cross_encoder_dir = (fn_args.custom_config or {}).get(TEACHER_MODEL_DIR)
+    if cross_encoder_dir:  # finetune.cross_encoder_uri: Margin-MSE from a re-ranker besides the contrastive loss
+        distillation.check_shared_vocabulary(cross_encoder_dir, fn_args.base_model)
+        teacher = cross_encoder_teacher(cross_encoder_dir, settings.max_seq_length, settings.num_negatives)
+        trained = distillation.distiller(teacher, model, distillation.InBatchMarginMSE(), settings.cross_encoder_alpha)
+        what = f", with the re-ranker {cross_encoder_dir}'s margins (Margin-MSE, weight {settings.cross_encoder_alpha})"
+    _train_and_export(fn_args, settings, trained, model, settings.learning_rate, tokenizer,
                       f"contrastive dual encoder ({'shared' if shared else 'separate'} towers, {settings.pooling} "
                       f"pooling, temperature {settings.temperature}, in-batch + {settings.num_negatives} hard "
-                      f"negatives per query) from {fn_args.base_model}", settings.export_precision,
+                      f"negatives per query) from {fn_args.base_model}{what}", settings.export_precision,
                       mining=bool(settings.mining_steps))
     distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from tfx_bert_app.models import finetuning
 from tfx_bert_app.models.retrieval import compile_dual_encoder, encode_examples
 from tfx_bert import beir, mining
+from tfx_bert.config import TASK_DATA_DIR
 
 
 def embed(tower, tokenizer, texts: list[str], seq_len: int, batch_size: int = 256) -> np.ndarray:
@@ -62,7 +63,7 @@ def pairs_dataset(pairs: list, tokenizer, settings, seed: int) -> tf.data.Datase
 def train_on_mined_negatives(fn_args, settings, model, towers, tokenizer, eval_dataset) -> dict:
     """Mines with ``towers`` (query, document), trains ``model`` ``settings.mining_steps`` more
     steps on the result; returns the round's metrics (the mining counts among them)."""
-    data_dir = (fn_args.custom_config or {}).get("task_data_dir")
+    data_dir = (fn_args.custom_config or {}).get(TASK_DATA_DIR)
     if not data_dir:
         raise ValueError("finetune.mining_steps needs the task's BEIR directory (BertTrainer's data_dir); "
                          "this Trainer was built without it.")

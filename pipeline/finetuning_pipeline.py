@@ -55,9 +55,12 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
                                      encoder_uri, params.data_path)]
         return common.make_pipeline(config, f.pipeline_name, components, beam_args)
     encoder = _import_model(encoder_uri, "pretrained_encoder")
+    # Retrieval's optional teacher: a fine-tuned re-ranker whose score margins the dual encoder learns.
+    cross_encoder = _import_model(f.cross_encoder_uri, "cross_encoder_teacher") if f.cross_encoder_uri else None
     trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f.eval_steps,
                        trainer_settings(f),
-                       data_dir=params.data_path if task.name == "retrieval" and f.mining_steps else None).with_id("Trainer")
+                       data_dir=params.data_path if task.name == "retrieval" and f.mining_steps else None,
+                       teacher_model=cross_encoder.outputs["result"] if cross_encoder else None).with_id("Trainer")
     # The baseline: the latest model this pipeline blessed; TFMA's change thresholds compare the
     # candidate against it (nothing to compare on the first run).
     baseline = tfx.dsl.Resolver(
@@ -75,7 +78,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
                                       encoder.outputs["result"])
     blessing = gate.outputs["gated_blessing"] if gate else evaluator.outputs["blessing"]
     pusher = _pusher(config, f.model_name, trainer.outputs["model"], blessing).with_id("Pusher")
-    components = [example_gen, statistics, schema, transform, encoder, trainer, baseline, evaluator,
+    components = [example_gen, statistics, schema, transform, encoder, *([cross_encoder] if cross_encoder else []),
+                  trainer, baseline, evaluator,
                   *([gate] if gate else []), pusher]
     if config.distill.enabled:
         components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri,
@@ -97,9 +101,10 @@ def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
 
 
 def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps: int, settings: dict,
-             data_dir=None) -> BertTrainer:
+             data_dir=None, teacher_model=None) -> BertTrainer:
     """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
-    teacher); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining round)."""
+    teacher); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining round);
+    ``teacher_model``: a model it learns from besides (retrieval's cross-encoder)."""
     return BertTrainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
@@ -107,7 +112,7 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps
         schema=schema.outputs["schema"],
         base_model=base_model,
         train_steps=train_steps, eval_steps=eval_steps,
-        custom_config=settings, data_dir=data_dir)
+        custom_config=settings, data_dir=data_dir, teacher_model=teacher_model)
 
 
 def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingPusher:

@@ -55,3 +55,13 @@ def test_run_time_parameters_are_folded_back(tmp_path):
     assert _steps(props) == 42 and json.loads(props[specs.CUSTOM_CONFIG_KEY])["model_size"] == "mini"
     props = executor.fold_run_parameters({**_props({"epochs": 0}), "data_dir": "/data/beir"})
     assert json.loads(props[specs.CUSTOM_CONFIG_KEY])["task_data_dir"] == "/data/beir" and "data_dir" not in props
+
+
+def test_a_teacher_model_input_reaches_the_run_fn_as_its_serving_dir(tmp_path):
+    os.makedirs(tmp_path / "rerank" / "Format-Serving")
+    teacher = new_artifact(standard_artifacts.Model, tmp_path / "rerank")
+    props = _props({"batch_size": 8})
+    folded = executor.with_teacher(props, {executor.TEACHER_KEY: [teacher]})
+    custom_config = json.loads(folded[specs.CUSTOM_CONFIG_KEY])
+    assert custom_config == {"batch_size": 8, "teacher_model_dir": str(tmp_path / "rerank" / "Format-Serving")}
+    assert executor.with_teacher(props, {}) is props  # no teacher input: nothing changes

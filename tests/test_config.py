@@ -262,6 +262,10 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked(monkeypa
                          ("finetune.task=qa,distill.transfer_pattern=/corpus/*.txt", "qa task's examples are not one text"),
                          ("distill.transfer_share=1", r"transfer_share must be in \(0, 1\)"),
                          ("distill.transfer_max=-1", "transfer_max >= 0"),
+                         ("finetune.task=retrieval,finetune.cross_encoder_uri=/r,finetune.num_negatives=0",
+                          "cross_encoder_uri: Margin-MSE needs hard negatives"),
+                         ("finetune.task=retrieval,finetune.cross_encoder_alpha=0", "cross_encoder_alpha must be in"),
+                         ("finetune.cross_encoder_uri=/r", "cross_encoder_uri is a setting of the retrieval task"),
                          ("finetune.task=similarity,distill.hidden_weight=1", "similarity task's model is not fed one"),
                          ("finetune.export_precision=int4", "export_precision")):
         with pytest.raises(ValueError, match=message):

@@ -213,6 +213,18 @@ def test_margin_mse_matches_the_students_margins_to_the_teachers_and_ignores_a_s
     assert float(loss.compute_loss(teacher, teacher + 7.0)) == pytest.approx(0.0)  # a cross-encoder's scale is free
 
 
+def test_in_batch_margin_mse_takes_each_querys_own_positive_and_negatives_from_the_score_matrix():
+    # 2 queries, 2 hard negatives each: columns [p0, p1, n00, n01, n10, n11].
+    student = np.array([[5.0, 9.0, 1.0, 2.0, 9.0, 9.0],
+                        [9.0, 4.0, 9.0, 9.0, 3.0, 0.0]], "float32")
+    teacher = np.array([[2.0, 0.0, 1.0], [1.0, 0.0, 0.0]], "float32")  # [positive, negatives] per query
+    own = np.array([[5.0, 1.0, 2.0], [4.0, 3.0, 0.0]], "float32")
+    expected = float(distillation.MarginMSEDistillation().compute_loss(teacher, own))
+    assert float(distillation.InBatchMarginMSE().compute_loss(teacher, student)) == pytest.approx(expected)
+    # Teacher margins [2, 1], [1, 1]; the own ones [4, 3], [1, 4]: squared gaps 4, 4, 0, 9.
+    assert expected == pytest.approx((4 + 4 + 0 + 9) / 4)
+
+
 def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_student_toward_it(tmp_path, tiny_vocab_dir):
     from tfx_bert_app.models import rerank
 

@@ -12,6 +12,8 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
 
     indexing = ([f"finetune.index_corpus={tmp_path}/corpus.jsonl", "finetune.mining_steps=5"] if task == "retrieval"
                 else ["finetune.negative_miner=dense", f"finetune.negative_model={tmp_path}/dual"])
+    if task == "retrieval":  # the cross-encoder teacher excludes the mining round: a pipeline of its own below
+        indexing_with_teacher = [f"finetune.cross_encoder_uri={tmp_path}/rerank/Trainer/model/9/Format-Serving"]
     config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
                                                "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
                                                f"finetune.data_dir={tmp_path}", "distill.enabled=true", *indexing])
@@ -32,6 +34,15 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
         assert student_gate.inputs["model"] is components["StudentTrainer"].outputs["model"]
         assert student_gate.exec_properties["min_retention"] == 0.97
         assert components["StudentTrainer"].exec_properties["run_fn"] == "tfx_bert_app.models.retrieval.distill_run_fn"
+        assert "teacher_model" not in components["Trainer"].inputs
+        # finetune.cross_encoder_uri: the re-ranker is imported (lineage) and is the Trainer's teacher_model.
+        config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
+                                                   "finetune.input_format=beir", "finetune.eval_pattern=qrels/dev.tsv",
+                                                   f"finetune.data_dir={tmp_path}", *indexing_with_teacher])
+        taught = {c.id: c for c in create_finetuning_pipeline(
+            config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), []).components}
+        assert taught["cross_encoder_teacher"].exec_properties["artifact_uri"] == f"{tmp_path}/rerank/Trainer/model/9"
+        assert taught["Trainer"].inputs["teacher_model"] is taught["cross_encoder_teacher"].outputs["result"]
     else:  # a cross-encoder embeds nothing: indexing is a retrieval / similarity setting
         assert "VectorIndexer" not in components
         mining = json.loads(components["TaskExampleGen"].exec_properties["negative_mining"])

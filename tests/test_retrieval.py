@@ -44,6 +44,65 @@ def test_dual_encoder_trains_on_in_batch_logits_and_exports_towers(tmp_path, tok
     assert np.allclose(same, doc_vectors, atol=1e-6) == shared  # separate towers: separate weights
 
 
+def _dual_inputs(tokenizer, queries, docs, negatives, query_len=8, seq_len=16):
+    """What the Transform gives the dual encoder: each text packed alone (int32)."""
+    inputs = {k + "_query": v for k, v in tokenizer.encode(tf.constant(queries), query_len).items()}
+    inputs.update(tokenizer.encode(tf.constant(docs), seq_len))
+    n = len(negatives[0])
+    packed = tokenizer.encode(tf.reshape(tf.constant(negatives), [-1]), seq_len)
+    inputs.update({k + "_negatives": tf.reshape(v, [len(queries), n * seq_len]) for k, v in packed.items()})
+    return {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+
+
+def test_pack_pairs_builds_the_cross_encoders_own_packing_from_the_dual_encoders_pieces(tokenizer):
+    """The re-ranker teacher reads exactly what ``tokenizer.encode(query, passage)`` packs for it
+    (pieces re-used, nothing tokenized again), for each query's positive then its negatives."""
+    queries, docs = ["the chef bakes", "the rocket orbits the moon"], ["the chef bakes bread .", "the moon ."]
+    negatives = [["the sailor boat .", "a star ."], ["fresh soup .", "the oven bakes the warm bread ."]]
+    packed = retrieval.PackPairs(16, 2)(_dual_inputs(tokenizer, queries, docs, negatives))
+    assert packed["token_ids"].shape == (6, 8 + 16 - 1)
+    candidates = [passage for doc, negs in zip(docs, negatives) for passage in [doc, *negs]]
+    expected = tokenizer.encode(tf.constant(np.repeat(queries, 3)), 23, texts_b=tf.constant(candidates))
+    for key in ("token_ids", "segment_ids", "padding_mask"):
+        np.testing.assert_array_equal(packed[key].numpy(), tf.cast(expected[key], tf.int32).numpy(), err_msg=key)
+
+
+def test_a_dual_encoder_learns_a_cross_encoders_margins_through_margin_mse(tmp_path, tokenizer):
+    """``finetune.cross_encoder_uri``: a saved re-ranker, seen through ``cross_encoder_teacher``
+    as scores of each query's candidates, teaches a dual encoder its margins (the Distiller with
+    ``InBatchMarginMSE``): the gap between their margins shrinks."""
+    import keras
+
+    from tfx_bert_app.models import distillation, rerank
+    from tfx_bert_app.models.similarity import build_sentence_encoder
+
+    keras.utils.set_random_seed(1)
+    lists = rerank.build_list_model(rerank.build_cross_encoder(tiny_backbone(tokenizer.vocabulary_size), 0.0), 23, 3)
+    serving = tmp_path / "rerank" / "Format-Serving"
+    distillation.save_teacher(lists, str(serving), tokenizer)
+    teacher = retrieval.cross_encoder_teacher(str(serving), 16, 2)
+    queries = ["the chef bakes", "the rocket orbits the moon", "the sailor", "fresh soup"] * 4
+    docs = ["the chef bakes bread .", "the moon .", "the sailor boat .", "fresh soup ."] * 4
+    negatives = [["a star .", "the oven ."], ["the oven bakes .", "the chef ."], ["the moon .", "bread ."],
+                 ["the rocket .", "a boat ."]] * 4
+    x = _dual_inputs(tokenizer, queries, docs, negatives)
+    packed = rerank.encode_candidates(tokenizer, tf.constant(queries[:1]), tf.constant([[docs[0], *negatives[0]]]), 23)
+    direct = lists({k: tf.reshape(tf.cast(v, tf.int32), [1, -1]) for k, v in packed.items()})
+    np.testing.assert_allclose(teacher(x).numpy()[0], direct.numpy()[0], atol=1e-5)  # the re-ranker's own scores
+
+    keras.utils.set_random_seed(2)
+    tower = build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
+    student = retrieval.build_dual_encoder(tower, tower, 16, 2, 0.05)
+    loss = distillation.InBatchMarginMSE()
+    before = float(loss.compute_loss(teacher(x), student(x)))
+    model = distillation.distiller(teacher, student, loss, alpha=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(0.003),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.arange(16) % 16, batch_size=16, epochs=40, verbose=0)
+    after = float(loss.compute_loss(teacher(x), student(x)))
+    assert after < 0.3 * before, (before, after)
+
+
 def test_retrieve_then_rerank_reorders_the_store_candidates(tmp_path):
     from tfx_bert.retrieval import Retriever, RetrieveThenRerank
     from tfx_bert.vector_store import VectorStore

@@ -187,6 +187,13 @@ class FinetuneConfig:
     mining_steps: int = for_tasks("retrieval", default=0)
     mining_margin: float = for_tasks("retrieval", default=float("-inf"))
     temperature: float = for_tasks("retrieval", default=0.05)  # the contrastive softmax's temperature on cosines
+    # A fine-tuned re-ranker (a rerank Trainer's model, <uri>/Format-Serving with its Keras model
+    # beside it, local or gs://) distilled into the dual encoder: its score margins between each
+    # query's positive and hard negatives, matched by the dual encoder's (Margin-MSE, Hofstaetter
+    # et al. 2020), weight cross_encoder_alpha; 1 - cross_encoder_alpha: the contrastive loss.
+    # Imported into MLMD (lineage). Empty: contrastive loss only.
+    cross_encoder_uri: str = for_tasks("retrieval", default="")
+    cross_encoder_alpha: float = for_tasks("retrieval", default=0.5)
     shared_towers: bool = for_tasks("retrieval", default=True)  # one encoder for queries and documents, or two
     retrieval_eval_dir: str = for_tasks("retrieval", default="")  # BEIR-layout eval set; empty -> the task data
     retrieval_eval_qrels: str = for_tasks("retrieval", default="")  # its qrels file; empty -> eval_pattern
@@ -458,6 +465,10 @@ class ProjectConfig:
              "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
             (task.name != "rerank" or f.num_negatives >= 1,
              "re-ranking trains on candidate lists: finetune.num_negatives must be >= 1"),
+            (not f.cross_encoder_uri or (f.num_negatives >= 1 and f.mining_steps <= 0),
+             "finetune.cross_encoder_uri: Margin-MSE needs hard negatives (num_negatives >= 1) and no mining round "
+             "(mining_steps 0)"),
+            (0 < f.cross_encoder_alpha <= 1, "finetune.cross_encoder_alpha must be in (0, 1]"),
             (f.mining_steps <= 0 or (f.input_format == "beir" and f.num_negatives >= 1),
              "finetune.mining_steps mines from a BEIR corpus: it needs input_format beir and num_negatives >= 1"),
             (f.negative_miner not in ("dense", "hybrid") or bool(f.negative_model),
@@ -557,6 +568,9 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 # What every task's Trainer reads; task-specific settings are added per task (for_tasks).
 # Tasks whose model feeds the backbone one sequence per example (what distill.hidden_weight needs).
 HIDDEN_STATE_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "qa")
+# Keys BertTrainer adds to a run_fn's custom_config: the task data (a run_fn that reads it itself:
+# retrieval's mining round) and the SavedModel dir of its optional teacher_model input.
+TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
 # Tasks whose examples are one text, which unlabelled transfer text can stand for (distill.transfer_pattern).
 TRANSFER_TEXT_TASKS = ("sentiment", "multilabel")
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",

@@ -7,17 +7,20 @@ from typing import Any
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
-from tfx.types.component_spec import ExecutionParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import TrainerSpec
 from tfx.utils import json_utils
 
 from tfx_bert_app.components.bert_trainer import executor
-from tfx_bert_app.components.bert_trainer.executor import DATA_DIR_KEY, MODEL_SIZE_KEY, TRAIN_STEPS_KEY
+from tfx_bert_app.components.bert_trainer.executor import DATA_DIR_KEY, MODEL_SIZE_KEY, TEACHER_KEY, TRAIN_STEPS_KEY
 
 
 class BertTrainerSpec(TrainerSpec):
     """TrainerSpec plus ``train_steps``, ``model_size`` and ``data_dir`` (each may be a
-    RuntimeParameter)."""
+    RuntimeParameter), and an optional ``teacher_model`` input (a model the run_fn learns from
+    besides ``base_model``: retrieval's cross-encoder; read as ``custom_config["teacher_model_dir"]``)."""
+
+    INPUTS = {**TrainerSpec.INPUTS, TEACHER_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True)}
 
     PARAMETERS = {
         **TrainerSpec.PARAMETERS,
@@ -44,7 +47,7 @@ class BertTrainer(base_component.BaseComponent):
                  custom_config: dict | None = None, transform_graph: types.BaseChannel | None = None,
                  schema: types.BaseChannel | None = None, base_model: types.BaseChannel | None = None,
                  model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = "",
-                 data_dir: Any = None):
+                 data_dir: Any = None, teacher_model: types.BaseChannel | None = None):
         custom_config = dict(custom_config or {})
         custom_executor = None
         if vertex_job:
@@ -62,7 +65,7 @@ class BertTrainer(base_component.BaseComponent):
             run_fn=run_fn, train_args=trainer_pb2.TrainArgs(num_steps=default_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
             custom_config=json_utils.dumps(custom_config),
-            train_steps=train_steps, model_size=model_size, data_dir=data_dir,
+            train_steps=train_steps, model_size=model_size, data_dir=data_dir, teacher_model=teacher_model,
             model=types.Channel(type=types.standard_artifacts.Model),
             model_run=types.Channel(type=types.standard_artifacts.ModelRun),
         )

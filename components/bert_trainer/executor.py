@@ -9,10 +9,12 @@ from tfx.proto import trainer_pb2
 from tfx.types import standard_component_specs as specs
 from tfx.utils import json_utils, proto_utils
 
+from tfx_bert.config import TASK_DATA_DIR, TEACHER_MODEL_DIR
+
 TRAIN_STEPS_KEY = "train_steps"
 MODEL_SIZE_KEY = "model_size"
 DATA_DIR_KEY = "data_dir"  # the task data, for a run_fn that reads it itself (retrieval's mining round)
-TASK_DATA_DIR = "task_data_dir"  # its key in custom_config
+TEACHER_KEY = "teacher_model"  # an optional Model input: a model the run_fn learns from (retrieval's cross-encoder)
 
 
 def fold_run_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -67,4 +69,17 @@ class Executor(trainer_executor.GenericExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
         props = steps_for_epochs(fold_run_parameters(exec_properties), input_dict[specs.EXAMPLES_KEY])
-        return super().Do(input_dict, output_dict, props)
+        return super().Do(input_dict, output_dict, with_teacher(props, input_dict))
+
+
+def with_teacher(exec_properties: dict[str, Any], input_dict: dict) -> dict[str, Any]:
+    """The ``teacher_model`` input's SavedModel dir in ``custom_config`` (``TEACHER_MODEL_DIR``),
+    where the run_fn reads it; the properties unchanged without one."""
+    teachers = input_dict.get(TEACHER_KEY) or []
+    if not teachers:
+        return exec_properties
+    from tfx_bert.corpus_embedding import serving_dir
+
+    custom_config = json_utils.loads(exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "null") or {}
+    custom_config[TEACHER_MODEL_DIR] = serving_dir(teachers[0])
+    return {**exec_properties, specs.CUSTOM_CONFIG_KEY: json_utils.dumps(custom_config)}
