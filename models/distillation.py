@@ -379,9 +379,19 @@ class WeightedDistiller(keras.distillation.Distiller):
     needs a model fed one sequence (``BACKBONE_INPUTS``); Keras's ``FeatureDistillation`` cannot
     reach a backbone nested in a task model."""
 
-    def __init__(self, *args, hidden_weight: float = 0.0, **kwargs):
+    def __init__(self, *args, hidden_weight: float = 0.0, attention_weight: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.hidden_weight, self.hidden_projection = float(hidden_weight), None
+        self.attention_weight = float(attention_weight)
+        if self.attention_weight:
+            heads = {who: backbone_of(model).num_heads for who, model in (("teacher", self.teacher),
+                                                                           ("student", self.student))}
+            if heads["teacher"] != heads["student"]:
+                raise ValueError(f"distill.attention_weight compares attention heads one to one (MiniLM): the teacher "
+                                 f"has {heads['teacher']}, the student {heads['student']}. Use a student with as "
+                                 f"many heads, or set distill.attention_weight=0.")
+            self._last_inputs = {who: _last_layer_input(backbone_of(model))
+                                 for who, model in (("teacher", self.teacher), ("student", self.student))}
         if self.hidden_weight:
             teacher_width, student_width = backbone_of(self.teacher).hidden_dim, backbone_of(self.student).hidden_dim
             if teacher_width != student_width:
@@ -400,16 +410,24 @@ class WeightedDistiller(keras.distillation.Distiller):
                 self._student_loss = unweighted
         if self.hidden_weight:
             total = total + self.hidden_weight * self.hidden_state_loss(x, training)
+        if self.attention_weight:
+            total = total + self.attention_weight * self.attention_loss(x, training)
         return total
+
+    def attention_loss(self, x, training=False):
+        """MiniLM's deep self-attention term: KL between the teacher's and the student's last
+        layer's attention distributions, plus KL between their value relations (softmax of
+        V V^T / sqrt(d) per head), each averaged over heads and the real query tokens."""
+        inputs = _backbone_inputs(x, "distill.attention_weight")
+        mask = keras.ops.cast(inputs["padding_mask"], "float32")
+        teacher = last_layer_relations(backbone_of(self.teacher), self._last_inputs["teacher"], inputs, False)
+        student = last_layer_relations(backbone_of(self.student), self._last_inputs["student"], inputs, training)
+        return sum(_masked_kl(t, s, mask) for t, s in zip(teacher, student))
 
     def hidden_state_loss(self, x, training=False):
         """1 - cosine between the teacher's and the (projected) student's last hidden states,
         averaged over the tokens the padding mask keeps."""
-        missing = [key for key in BACKBONE_INPUTS if not isinstance(x, dict) or key not in x]
-        if missing:
-            raise ValueError(f"distill.hidden_weight needs a model fed one sequence ({', '.join(BACKBONE_INPUTS)}); "
-                             f"this one lacks {missing}: set distill.hidden_weight=0 for this task.")
-        inputs = {key: x[key] for key in BACKBONE_INPUTS}
+        inputs = _backbone_inputs(x, "distill.hidden_weight")
         teacher = keras.ops.cast(backbone_of(self.teacher)(inputs, training=False)["sequence_output"], "float32")
         student = keras.ops.cast(backbone_of(self.student)(inputs, training=training)["sequence_output"], "float32")
         if self.hidden_projection is not None:
@@ -419,13 +437,51 @@ class WeightedDistiller(keras.distillation.Distiller):
         return keras.ops.sum((1.0 - cosine) * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
 
 
-def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float, hidden_weight: float = 0.0) -> keras.Model:
+def _backbone_inputs(x, setting: str) -> dict:
+    """The backbone's inputs out of a batch, or a clear error for a model not fed one sequence."""
+    missing = [key for key in BACKBONE_INPUTS if not isinstance(x, dict) or key not in x]
+    if missing:
+        raise ValueError(f"{setting} needs a model fed one sequence ({', '.join(BACKBONE_INPUTS)}); "
+                         f"this one lacks {missing}: set {setting}=0 for this task.")
+    return {key: x[key] for key in BACKBONE_INPUTS}
+
+
+def _last_layer_input(backbone) -> keras.Model:
+    """A model of the backbone's inputs that returns what its last transformer layer reads
+    (the layer before it, or the embeddings), sharing the backbone's weights."""
+    n = backbone.num_layers
+    before = backbone.get_layer(f"transformer_layer_{n - 2}" if n > 1 else "embeddings_dropout")
+    return keras.Model(backbone.input, before.output)
+
+
+def last_layer_relations(backbone, last_input: keras.Model, inputs: dict, training) -> tuple:
+    """(attention distributions, value relations) of the backbone's last transformer layer, each
+    [batch, heads, seq, seq] in float32, padded keys at 0 (``last_input``: ``_last_layer_input``)."""
+    layer = backbone.get_layer(f"transformer_layer_{backbone.num_layers - 1}")
+    hidden = last_input(inputs, training=training)
+    _, attention = layer(hidden, padding_mask=inputs["padding_mask"], return_attention_scores=True, training=training)
+    values = keras.ops.cast(layer._self_attention_layer._value_dense(hidden), "float32")  # [batch, seq, heads, d]
+    scores = keras.ops.einsum("bqhd,bkhd->bhqk", values, values) / float(np.sqrt(values.shape[-1]))
+    keys = keras.ops.cast(inputs["padding_mask"], "float32")[:, None, None, :]
+    relations = keras.ops.softmax(scores - 1e9 * (1.0 - keys), axis=-1)
+    return keras.ops.cast(attention, "float32"), relations
+
+
+def _masked_kl(teacher, student, mask):
+    """KL(teacher || student) over the last axis, averaged over heads and the real queries."""
+    kl = keras.ops.sum(teacher * (keras.ops.log(teacher + 1e-9) - keras.ops.log(student + 1e-9)), axis=-1)
+    per_query = keras.ops.mean(kl, axis=1)  # over heads: [batch, seq]
+    return keras.ops.sum(per_query * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
+
+
+def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float, hidden_weight: float = 0.0,
+              attention_weight: float = 0.0) -> keras.Model:
     """``WeightedDistiller`` (Keras's Distiller, sample weights honoured): the student's own loss
     (given at ``compile``, a ``keras.losses.Loss``) weighted ``1 - alpha``, ``loss`` (a
-    distillation loss) ``alpha``, plus ``hidden_weight`` x the hidden-state term; its
-    predictions are the student's."""
+    distillation loss) ``alpha``, plus ``hidden_weight`` x the hidden-state term and
+    ``attention_weight`` x MiniLM's attention term; its predictions are the student's."""
     return WeightedDistiller(teacher=teacher, student=student, distillation_losses=loss, student_loss_weight=1.0 - alpha,
-                             hidden_weight=hidden_weight)
+                             hidden_weight=hidden_weight, attention_weight=attention_weight)
 
 
 def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=None) -> None:
@@ -447,8 +503,9 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
     else:
         student = student_from_teacher(teacher, d.student_layers)
     model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha,
-                      d.hidden_weight)
-    hidden = f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else ""
+                      d.hidden_weight, d.attention_weight)
+    hidden = (f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else "") + (
+        f", attention weight {d.attention_weight}" if d.attention_weight else "")
     train_and_export(settings, d, model, student,
                      f"distilling a {num_layers(student)}-layer student from the {num_layers(teacher)}-layer {what} "
                      f"{fn_args.base_model} (T={d.temperature}, alpha={d.alpha}{hidden})")

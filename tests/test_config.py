@@ -259,6 +259,8 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked(monkeypa
                          ("distill.teacher_uri=/models/teacher", "teacher_uri is set but distill.enabled is false"),
                          ("distill.student_layers=2,distill.student_encoder_uri=/enc", "exclude each other"),
                          ("distill.hidden_weight=-1", "hidden_weight must be >= 0"),
+                         ("distill.attention_weight=-1", "attention_weight must be >= 0"),
+                         ("finetune.task=rerank,distill.attention_weight=1", "rerank task's model is not fed one"),
                          ("finetune.task=qa,distill.transfer_pattern=/corpus/*.txt", "qa task's examples are not one text"),
                          ("distill.transfer_share=1", r"transfer_share must be in \(0, 1\)"),
                          ("distill.transfer_max=-1", "transfer_max >= 0"),

@@ -482,6 +482,45 @@ def test_the_hidden_state_term_moves_the_students_last_hidden_states_toward_the_
         model.hidden_state_loss({"token_ids_a": x["token_ids"]})
 
 
+def test_the_attention_term_is_zero_for_an_identical_student_and_moves_a_half_student_toward_the_teacher():
+    """``distill.attention_weight`` (MiniLM): KL between the last layers' attention
+    distributions and value relations over the real tokens; 0 for a student that is the
+    teacher; training with it brings a 1-layer student's relations toward the 4-layer
+    teacher's; a student with other heads is refused."""
+    teacher = _classifier(num_layers=4)
+    x = _inputs(batch=16, seed=6)
+    x["padding_mask"][:, 10:] = 0
+    same = distillation.distiller(teacher, distillation.student_from_teacher(teacher, 4),
+                                  distillation.softmax_distillation(2.0), alpha=1.0, attention_weight=1.0)
+    assert float(same.attention_loss(x)) == pytest.approx(0.0, abs=1e-5)
+    # The relations are distributions over the real keys only.
+    attention, relations = distillation.last_layer_relations(
+        distillation.backbone_of(teacher), same._last_inputs["teacher"],
+        {k: x[k] for k in distillation.BACKBONE_INPUTS}, False)
+    assert attention.shape == relations.shape == (16, 2, 16, 16)
+    np.testing.assert_allclose(np.asarray(relations).sum(-1), 1.0, rtol=1e-5)
+    assert float(np.abs(np.asarray(relations)[..., 10:]).max()) < 1e-6
+    assert float(np.abs(np.asarray(attention)[..., 10:]).max()) < 1e-6
+
+    student = distillation.student_from_teacher(_classifier(num_layers=4, seed=2), 1)  # another model's weights
+    model = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=1.0,
+                                   attention_weight=1.0)
+    before = float(model.attention_loss(x))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.zeros(16, "int32"), batch_size=16, epochs=30, verbose=0)
+    after = float(model.attention_loss(x))
+    assert after < 0.5 * before, (before, after)
+
+    keras.utils.set_random_seed(7)
+    four_heads = keras_hub.models.BertClassifier(
+        backbone=keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=1, num_heads=4, hidden_dim=16,
+                                               intermediate_dim=32, max_sequence_length=16),
+        num_classes=3, preprocessor=None)
+    with pytest.raises(ValueError, match="teacher has 2, the student 4"):
+        distillation.distiller(teacher, four_heads, distillation.softmax_distillation(2.0), alpha=1.0,
+                               attention_weight=1.0)
+
+
 def test_transfer_text_that_matches_no_file_is_refused_naming_the_pattern(tmp_path):
     from tfx_bert.config import DistillConfig
 

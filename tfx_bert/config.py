@@ -275,6 +275,10 @@ class DistillConfig:
     # hidden states over the real tokens, through a learned projection when the student is
     # narrower (TinyBERT). Tasks fed one sequence only (HIDDEN_STATE_TASKS); 0: off.
     hidden_weight: float = 0.0
+    # Weight of MiniLM's deep self-attention term: KL between the last layers' attention
+    # distributions and between their value relations (softmax(V V^T / sqrt(d)) per head). The
+    # student needs as many heads as the teacher; HIDDEN_STATE_TASKS only; 0: off.
+    attention_weight: float = 0.0
     train_steps: int = 0  # 0: finetune.train_steps
     learning_rate: float = 0.0  # 0: finetune.learning_rate
     min_retention: float = 0.97  # blessing: student metric >= this x the teacher's
@@ -512,6 +516,10 @@ class ProjectConfig:
             (d.hidden_weight >= 0, "distill.hidden_weight must be >= 0 (0: no hidden-state term)"),
             (not d.hidden_weight or task.name in HIDDEN_STATE_TASKS,
              f"distill.hidden_weight: the {task.name} task's model is not fed one sequence (tasks it works for: "
+             f"{', '.join(HIDDEN_STATE_TASKS)}); set it to 0"),
+            (d.attention_weight >= 0, "distill.attention_weight must be >= 0 (0: no attention term)"),
+            (not d.attention_weight or task.name in HIDDEN_STATE_TASKS,
+             f"distill.attention_weight: the {task.name} task's model is not fed one sequence (tasks it works for: "
              f"{', '.join(HIDDEN_STATE_TASKS)}); set it to 0"),
             (d.train_steps > 0 and d.learning_rate > 0,
              "distill.train_steps and distill.learning_rate must be positive (0: the fine-tuning ones)"),
