@@ -379,24 +379,30 @@ class WeightedDistiller(keras.distillation.Distiller):
     needs a model fed one sequence (``BACKBONE_INPUTS``); Keras's ``FeatureDistillation`` cannot
     reach a backbone nested in a task model."""
 
-    def __init__(self, *args, hidden_weight: float = 0.0, attention_weight: float = 0.0, **kwargs):
+    def __init__(self, *args, hidden_weight: float = 0.0, attention_weight: float = 0.0, layer_mapping: str = "last",
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.hidden_weight, self.hidden_projection = float(hidden_weight), None
         self.attention_weight = float(attention_weight)
-        if self.attention_weight:
-            heads = {who: backbone_of(model).num_heads for who, model in (("teacher", self.teacher),
-                                                                           ("student", self.student))}
-            if heads["teacher"] != heads["student"]:
-                raise ValueError(f"distill.attention_weight compares attention heads one to one (MiniLM): the teacher "
-                                 f"has {heads['teacher']}, the student {heads['student']}. Use a student with as "
-                                 f"many heads, or set distill.attention_weight=0.")
-            self._last_inputs = {who: _last_layer_input(backbone_of(model))
-                                 for who, model in (("teacher", self.teacher), ("student", self.student))}
-        if self.hidden_weight:
-            teacher_width, student_width = backbone_of(self.teacher).hidden_dim, backbone_of(self.student).hidden_dim
-            if teacher_width != student_width:
-                self.hidden_projection = keras.layers.Dense(teacher_width, dtype="float32", name="hidden_projection")
-                self.hidden_projection.build((None, None, student_width))
+        teacher_backbone, student_backbone = backbone_of(self.teacher), backbone_of(self.student)
+        # (student layer, teacher layer) pairs the terms compare: the last ones, or (TinyBERT) every
+        # student layer against the teacher layer it starts from.
+        if layer_mapping == "all":
+            self.layer_pairs = list(enumerate(layer_map(teacher_backbone.num_layers, student_backbone.num_layers)))
+        elif layer_mapping == "last":
+            self.layer_pairs = [(student_backbone.num_layers - 1, teacher_backbone.num_layers - 1)]
+        else:
+            raise ValueError(f"distill.layer_mapping must be last or all; got {layer_mapping!r}.")
+        if self.attention_weight and teacher_backbone.num_heads != student_backbone.num_heads:
+            raise ValueError(f"distill.attention_weight compares attention heads one to one (MiniLM): the teacher "
+                             f"has {teacher_backbone.num_heads}, the student {student_backbone.num_heads}. Use a "
+                             f"student with as many heads, or set distill.attention_weight=0.")
+        if self.hidden_weight or self.attention_weight:
+            self._states = {"teacher": _layer_states(teacher_backbone), "student": _layer_states(student_backbone)}
+        if self.hidden_weight and teacher_backbone.hidden_dim != student_backbone.hidden_dim:
+            self.hidden_projection = keras.layers.Dense(teacher_backbone.hidden_dim, dtype="float32",
+                                                        name="hidden_projection")
+            self.hidden_projection.build((None, None, student_backbone.hidden_dim))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if sample_weight is None:
@@ -414,27 +420,43 @@ class WeightedDistiller(keras.distillation.Distiller):
             total = total + self.attention_weight * self.attention_loss(x, training)
         return total
 
+    def _both_states(self, inputs, training):
+        return (self._states["teacher"](inputs, training=False), self._states["student"](inputs, training=training))
+
     def attention_loss(self, x, training=False):
-        """MiniLM's deep self-attention term: KL between the teacher's and the student's last
-        layer's attention distributions, plus KL between their value relations (softmax of
-        V V^T / sqrt(d) per head), each averaged over heads and the real query tokens."""
+        """MiniLM's deep self-attention term: KL between the teacher's and the student's
+        attention distributions, plus KL between their value relations (softmax of V V^T /
+        sqrt(d) per head), each averaged over heads and the real query tokens, and over the
+        ``layer_pairs``."""
         inputs = _backbone_inputs(x, "distill.attention_weight")
         mask = keras.ops.cast(inputs["padding_mask"], "float32")
-        teacher = last_layer_relations(backbone_of(self.teacher), self._last_inputs["teacher"], inputs, False)
-        student = last_layer_relations(backbone_of(self.student), self._last_inputs["student"], inputs, training)
-        return sum(_masked_kl(t, s, mask) for t, s in zip(teacher, student))
+        teacher_states, student_states = self._both_states(inputs, training)
+        total = 0.0
+        for student_layer, teacher_layer in self.layer_pairs:
+            teacher = layer_relations(backbone_of(self.teacher), teacher_layer, teacher_states[teacher_layer],
+                                      inputs["padding_mask"], False)
+            student = layer_relations(backbone_of(self.student), student_layer, student_states[student_layer],
+                                      inputs["padding_mask"], training)
+            total = total + sum(_masked_kl(t, s, mask) for t, s in zip(teacher, student))
+        return total / len(self.layer_pairs)
 
     def hidden_state_loss(self, x, training=False):
-        """1 - cosine between the teacher's and the (projected) student's last hidden states,
-        averaged over the tokens the padding mask keeps."""
+        """1 - cosine between the teacher's and the (projected) student's hidden states (each
+        of ``layer_pairs``' outputs), averaged over the tokens the padding mask keeps and the
+        pairs."""
         inputs = _backbone_inputs(x, "distill.hidden_weight")
-        teacher = keras.ops.cast(backbone_of(self.teacher)(inputs, training=False)["sequence_output"], "float32")
-        student = keras.ops.cast(backbone_of(self.student)(inputs, training=training)["sequence_output"], "float32")
-        if self.hidden_projection is not None:
-            student = self.hidden_projection(student)
-        cosine = keras.ops.sum(keras.ops.normalize(teacher, axis=-1) * keras.ops.normalize(student, axis=-1), axis=-1)
         mask = keras.ops.cast(inputs["padding_mask"], "float32")
-        return keras.ops.sum((1.0 - cosine) * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
+        teacher_states, student_states = self._both_states(inputs, training)
+        total = 0.0
+        for student_layer, teacher_layer in self.layer_pairs:
+            teacher = keras.ops.cast(teacher_states[teacher_layer + 1], "float32")
+            student = keras.ops.cast(student_states[student_layer + 1], "float32")
+            if self.hidden_projection is not None:
+                student = self.hidden_projection(student)
+            cosine = keras.ops.sum(keras.ops.normalize(teacher, axis=-1) * keras.ops.normalize(student, axis=-1),
+                                   axis=-1)
+            total = total + keras.ops.sum((1.0 - cosine) * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
+        return total / len(self.layer_pairs)
 
 
 def _backbone_inputs(x, setting: str) -> dict:
@@ -446,23 +468,22 @@ def _backbone_inputs(x, setting: str) -> dict:
     return {key: x[key] for key in BACKBONE_INPUTS}
 
 
-def _last_layer_input(backbone) -> keras.Model:
-    """A model of the backbone's inputs that returns what its last transformer layer reads
-    (the layer before it, or the embeddings), sharing the backbone's weights."""
-    n = backbone.num_layers
-    before = backbone.get_layer(f"transformer_layer_{n - 2}" if n > 1 else "embeddings_dropout")
-    return keras.Model(backbone.input, before.output)
+def _layer_states(backbone) -> keras.Model:
+    """A model of the backbone's inputs that returns [the embeddings, transformer layer 0's
+    output, ..., the last layer's]: element i is what layer i reads, i + 1 what it returns. It
+    shares the backbone's weights."""
+    names = ["embeddings_dropout"] + [f"transformer_layer_{i}" for i in range(backbone.num_layers)]
+    return keras.Model(backbone.input, [backbone.get_layer(name).output for name in names])
 
 
-def last_layer_relations(backbone, last_input: keras.Model, inputs: dict, training) -> tuple:
-    """(attention distributions, value relations) of the backbone's last transformer layer, each
-    [batch, heads, seq, seq] in float32, padded keys at 0 (``last_input``: ``_last_layer_input``)."""
-    layer = backbone.get_layer(f"transformer_layer_{backbone.num_layers - 1}")
-    hidden = last_input(inputs, training=training)
-    _, attention = layer(hidden, padding_mask=inputs["padding_mask"], return_attention_scores=True, training=training)
-    values = keras.ops.cast(layer._self_attention_layer._value_dense(hidden), "float32")  # [batch, seq, heads, d]
+def layer_relations(backbone, index: int, layer_input, padding_mask, training) -> tuple:
+    """(attention distributions, value relations) of the backbone's transformer layer ``index``
+    reading ``layer_input``: each [batch, heads, seq, seq] in float32, padded keys at 0."""
+    layer = backbone.get_layer(f"transformer_layer_{index}")
+    _, attention = layer(layer_input, padding_mask=padding_mask, return_attention_scores=True, training=training)
+    values = keras.ops.cast(layer._self_attention_layer._value_dense(layer_input), "float32")  # [batch, seq, heads, d]
     scores = keras.ops.einsum("bqhd,bkhd->bhqk", values, values) / float(np.sqrt(values.shape[-1]))
-    keys = keras.ops.cast(inputs["padding_mask"], "float32")[:, None, None, :]
+    keys = keras.ops.cast(padding_mask, "float32")[:, None, None, :]
     relations = keras.ops.softmax(scores - 1e9 * (1.0 - keys), axis=-1)
     return keras.ops.cast(attention, "float32"), relations
 
@@ -475,13 +496,15 @@ def _masked_kl(teacher, student, mask):
 
 
 def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float, hidden_weight: float = 0.0,
-              attention_weight: float = 0.0) -> keras.Model:
+              attention_weight: float = 0.0, layer_mapping: str = "last") -> keras.Model:
     """``WeightedDistiller`` (Keras's Distiller, sample weights honoured): the student's own loss
     (given at ``compile``, a ``keras.losses.Loss``) weighted ``1 - alpha``, ``loss`` (a
     distillation loss) ``alpha``, plus ``hidden_weight`` x the hidden-state term and
-    ``attention_weight`` x MiniLM's attention term; its predictions are the student's."""
+    ``attention_weight`` x MiniLM's attention term over the ``layer_mapping`` pairs; its
+    predictions are the student's."""
     return WeightedDistiller(teacher=teacher, student=student, distillation_losses=loss, student_loss_weight=1.0 - alpha,
-                             hidden_weight=hidden_weight, attention_weight=attention_weight)
+                             hidden_weight=hidden_weight, attention_weight=attention_weight,
+                             layer_mapping=layer_mapping)
 
 
 def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=None) -> None:
@@ -503,9 +526,10 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
     else:
         student = student_from_teacher(teacher, d.student_layers)
     model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha,
-                      d.hidden_weight, d.attention_weight)
+                      d.hidden_weight, d.attention_weight, d.layer_mapping)
     hidden = (f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else "") + (
-        f", attention weight {d.attention_weight}" if d.attention_weight else "")
+        f", attention weight {d.attention_weight}" if d.attention_weight else "") + (
+        f", {d.layer_mapping} layers" if d.hidden_weight or d.attention_weight else "")
     train_and_export(settings, d, model, student,
                      f"distilling a {num_layers(student)}-layer student from the {num_layers(teacher)}-layer {what} "
                      f"{fn_args.base_model} (T={d.temperature}, alpha={d.alpha}{hidden})")

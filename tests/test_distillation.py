@@ -494,9 +494,9 @@ def test_the_attention_term_is_zero_for_an_identical_student_and_moves_a_half_st
                                   distillation.softmax_distillation(2.0), alpha=1.0, attention_weight=1.0)
     assert float(same.attention_loss(x)) == pytest.approx(0.0, abs=1e-5)
     # The relations are distributions over the real keys only.
-    attention, relations = distillation.last_layer_relations(
-        distillation.backbone_of(teacher), same._last_inputs["teacher"],
-        {k: x[k] for k in distillation.BACKBONE_INPUTS}, False)
+    states = same._states["teacher"]({k: x[k] for k in distillation.BACKBONE_INPUTS})
+    attention, relations = distillation.layer_relations(distillation.backbone_of(teacher), 3, states[3],
+                                                        x["padding_mask"], False)
     assert attention.shape == relations.shape == (16, 2, 16, 16)
     np.testing.assert_allclose(np.asarray(relations).sum(-1), 1.0, rtol=1e-5)
     assert float(np.abs(np.asarray(relations)[..., 10:]).max()) < 1e-6
@@ -519,6 +519,42 @@ def test_the_attention_term_is_zero_for_an_identical_student_and_moves_a_half_st
     with pytest.raises(ValueError, match="teacher has 2, the student 4"):
         distillation.distiller(teacher, four_heads, distillation.softmax_distillation(2.0), alpha=1.0,
                                attention_weight=1.0)
+
+
+def test_all_layer_mapping_compares_every_student_layer_with_the_teacher_layer_it_starts_from():
+    """``distill.layer_mapping: all`` (TinyBERT's intermediate layers): the pairs follow
+    ``layer_map``; a student that is the teacher scores 0 on both terms; a 2-of-4 student's
+    hidden term is the mean of its two layers' terms, each against teacher layers 0 and 3."""
+    teacher = _classifier(num_layers=4)
+    x = _inputs(batch=8, seed=6)
+    x["padding_mask"][:, 12:] = 0
+    loss = distillation.softmax_distillation(2.0)
+    full = distillation.distiller(teacher, distillation.student_from_teacher(teacher, 4), loss, alpha=1.0,
+                                  hidden_weight=1.0, attention_weight=1.0, layer_mapping="all")
+    assert full.layer_pairs == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert float(full.hidden_state_loss(x)) == pytest.approx(0.0, abs=1e-5)
+    assert float(full.attention_loss(x)) == pytest.approx(0.0, abs=1e-5)
+    student = distillation.student_from_teacher(_classifier(num_layers=4, seed=2), 2)
+    every = distillation.distiller(teacher, student, loss, alpha=1.0, hidden_weight=1.0, layer_mapping="all")
+    assert every.layer_pairs == [(0, 0), (1, 3)]
+    last = distillation.distiller(teacher, student, loss, alpha=1.0, hidden_weight=1.0)
+    assert last.layer_pairs == [(1, 3)]
+    inputs = {k: x[k] for k in distillation.BACKBONE_INPUTS}
+    teacher_states, student_states = every._both_states(inputs, False)
+    mask = x["padding_mask"].astype("float32")
+
+    def one_minus_cosine(t, s):
+        t, s = np.asarray(t), np.asarray(s)
+        cosine = (t * s).sum(-1) / np.linalg.norm(t, axis=-1) / np.linalg.norm(s, axis=-1)
+        return ((1 - cosine) * mask).sum() / mask.sum()
+
+    expected = (one_minus_cosine(teacher_states[1], student_states[1])
+                + one_minus_cosine(teacher_states[4], student_states[2])) / 2
+    assert float(every.hidden_state_loss(x)) == pytest.approx(expected, rel=1e-4)
+    assert float(last.hidden_state_loss(x)) == pytest.approx(
+        one_minus_cosine(teacher_states[4], student_states[2]), rel=1e-4)
+    with pytest.raises(ValueError, match="layer_mapping must be last or all"):
+        distillation.distiller(teacher, student, loss, alpha=1.0, hidden_weight=1.0, layer_mapping="middle")
 
 
 def test_transfer_text_that_matches_no_file_is_refused_naming_the_pattern(tmp_path):

@@ -279,6 +279,10 @@ class DistillConfig:
     # distributions and between their value relations (softmax(V V^T / sqrt(d)) per head). The
     # student needs as many heads as the teacher; HIDDEN_STATE_TASKS only; 0: off.
     attention_weight: float = 0.0
+    # Which layers those two terms compare: last (the last layers: DistilBERT, MiniLM) or all
+    # (every student layer against the teacher layer it starts from, layer_map: TinyBERT's
+    # intermediate-layer distillation).
+    layer_mapping: Literal["last", "all"] = "last"
     train_steps: int = 0  # 0: finetune.train_steps
     learning_rate: float = 0.0  # 0: finetune.learning_rate
     min_retention: float = 0.97  # blessing: student metric >= this x the teacher's
