@@ -141,13 +141,19 @@ class PackPairs(keras.layers.Layer):
         return {**super().get_config(), "seq_len": self.seq_len, "num_negatives": self.num_negatives}
 
 
-def cross_encoder_teacher(model_dir: str, seq_len: int, num_negatives: int) -> keras.Model:
+def cross_encoder_teacher(model_dir: str, seq_len: int, num_negatives: int, query_len: int) -> keras.Model:
     """A fine-tuned re-ranker (its ``distillation.load_teacher`` Keras model) as a model of the
     dual encoder's inputs: each query's candidate scores [batch, 1 + n], the positive first."""
     from tfx_bert_app.models.rerank import Restack
 
     cross_encoder = distillation.load_teacher(model_dir).get_layer("cross_encoder")
     cross_encoder.trainable = False
+    positions = distillation.backbone_of(cross_encoder).max_sequence_length
+    if query_len + seq_len - 1 > positions:
+        raise ValueError(f"finetune.cross_encoder_uri: a query and a passage packed together take up to "
+                         f"max_query_length + max_seq_length - 1 = {query_len + seq_len - 1} pieces, more than the "
+                         f"re-ranker's {positions} positions ({model_dir}): lower finetune.max_seq_length or "
+                         f"max_query_length.")
     inputs = {k: keras.Input(shape=(None,), dtype="int32", name=k) for k in input_keys(num_negatives)}
     scores = cross_encoder(PackPairs(seq_len, num_negatives, name="pack_pairs")(inputs))
     return keras.Model(inputs, Restack(1 + num_negatives, name="candidate_scores")(scores), name="cross_encoder_teacher")
@@ -221,7 +227,8 @@ def run_fn(fn_args) -> None:
     cross_encoder_dir = (fn_args.custom_config or {}).get(TEACHER_MODEL_DIR)
     if cross_encoder_dir:  # finetune.cross_encoder_uri: Margin-MSE from a re-ranker besides the contrastive loss
         distillation.check_shared_vocabulary(cross_encoder_dir, fn_args.base_model)
-        teacher = cross_encoder_teacher(cross_encoder_dir, settings.max_seq_length, settings.num_negatives)
+        teacher = cross_encoder_teacher(cross_encoder_dir, settings.max_seq_length, settings.num_negatives,
+                                        settings.max_query_length)
         trained = distillation.distiller(teacher, model, distillation.InBatchMarginMSE(), settings.cross_encoder_alpha)
         what = f", with the re-ranker {cross_encoder_dir}'s margins (Margin-MSE, weight {settings.cross_encoder_alpha})"
     _train_and_export(fn_args, settings, trained, model, settings.learning_rate, tokenizer,

@@ -80,7 +80,10 @@ def test_a_dual_encoder_learns_a_cross_encoders_margins_through_margin_mse(tmp_p
     lists = rerank.build_list_model(rerank.build_cross_encoder(tiny_backbone(tokenizer.vocabulary_size), 0.0), 23, 3)
     serving = tmp_path / "rerank" / "Format-Serving"
     distillation.save_teacher(lists, str(serving), tokenizer)
-    teacher = retrieval.cross_encoder_teacher(str(serving), 16, 2)
+    with pytest.raises(ValueError, match="up to max_query_length \\+ max_seq_length - 1 = 40 pieces, more than the "
+                                         "re-ranker's 32 positions"):
+        retrieval.cross_encoder_teacher(str(serving), 16, 2, query_len=25)
+    teacher = retrieval.cross_encoder_teacher(str(serving), 16, 2, query_len=8)
     queries = ["the chef bakes", "the rocket orbits the moon", "the sailor", "fresh soup"] * 4
     docs = ["the chef bakes bread .", "the moon .", "the sailor boat .", "fresh soup ."] * 4
     negatives = [["a star .", "the oven ."], ["the oven bakes .", "the chef ."], ["the moon .", "bread ."],
