@@ -384,21 +384,22 @@ class WeightedDistiller(keras.distillation.Distiller):
         super().__init__(*args, **kwargs)
         self.hidden_weight, self.hidden_projection = float(hidden_weight), None
         self.attention_weight = float(attention_weight)
+        if layer_mapping not in ("last", "all"):
+            raise ValueError(f"distill.layer_mapping must be last or all; got {layer_mapping!r}.")
+        if not (self.hidden_weight or self.attention_weight):
+            return  # soft targets only: the models need no BERT backbone (any head distils)
         teacher_backbone, student_backbone = backbone_of(self.teacher), backbone_of(self.student)
         # (student layer, teacher layer) pairs the terms compare: the last ones, or (TinyBERT) every
         # student layer against the teacher layer it starts from.
         if layer_mapping == "all":
             self.layer_pairs = list(enumerate(layer_map(teacher_backbone.num_layers, student_backbone.num_layers)))
-        elif layer_mapping == "last":
-            self.layer_pairs = [(student_backbone.num_layers - 1, teacher_backbone.num_layers - 1)]
         else:
-            raise ValueError(f"distill.layer_mapping must be last or all; got {layer_mapping!r}.")
+            self.layer_pairs = [(student_backbone.num_layers - 1, teacher_backbone.num_layers - 1)]
         if self.attention_weight and teacher_backbone.num_heads != student_backbone.num_heads:
             raise ValueError(f"distill.attention_weight compares attention heads one to one (MiniLM): the teacher "
                              f"has {teacher_backbone.num_heads}, the student {student_backbone.num_heads}. Use a "
                              f"student with as many heads, or set distill.attention_weight=0.")
-        if self.hidden_weight or self.attention_weight:
-            self._states = {"teacher": _layer_states(teacher_backbone), "student": _layer_states(student_backbone)}
+        self._states = {"teacher": _layer_states(teacher_backbone), "student": _layer_states(student_backbone)}
         if self.hidden_weight and teacher_backbone.hidden_dim != student_backbone.hidden_dim:
             self.hidden_projection = keras.layers.Dense(teacher_backbone.hidden_dim, dtype="float32",
                                                         name="hidden_projection")
