@@ -18,8 +18,12 @@ on a BERT backbone.
   heads over the last axis: classification, list-wise re-ranking scores: KL at temperature T,
   times T^2), and here, where Keras lacks them: ``SigmoidLogitsDistillation`` (multi-label),
   ``WordLogitsDistillation`` (per-word tags: KL over the words that exist, padding masked),
-  ``SpanDistillation`` (QA: the start and end distributions over a window's pieces) and
-  ``EmbeddingDistillation`` (sentence embeddings: MSE).
+  ``SpanDistillation`` (QA: the start and end distributions over a window's pieces),
+  ``EmbeddingDistillation`` (sentence embeddings: MSE), ``MarginMSEDistillation`` (re-ranking
+  margins) and ``InBatchMarginMSE`` (a re-ranker's margins into a dual encoder's in-batch
+  matrix). ``WeightedDistiller`` adds sample weights, DistilBERT's hidden-state term and
+  MiniLM's attention term (last layers, or every mapped pair: TinyBERT); ``with_transfer_text``
+  mixes unlabelled text the teacher labels into the batches.
 * **Report** (``size_and_latency``): parameters, SavedModel MB and in-process latency of a
   served model, for the teacher and the student side by side.
 """
