@@ -122,8 +122,7 @@ def _train_and_export(fn_args, settings, model, classifier, learning_rate: float
     )
     class_weights = [float(w) for w in settings.class_weights]
     train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, class_weights)
-    if distill is not None and distill.transfer_pattern:
-        train_ds = distillation.with_transfer_text(train_ds, tf_transform_output, distill, batch_size, settings.seed)
+    train_ds = distillation.with_transfer_text(train_ds, tf_transform_output, distill, batch_size, settings.seed)
     eval_ds = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)
     print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
     finetuning.report(finetuning.fit(model, fn_args, train_ds, eval_ds), fn_args.model_run_dir)

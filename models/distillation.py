@@ -381,7 +381,9 @@ class WeightedDistiller(keras.distillation.Distiller):
     last hidden states over the real tokens (1 - cosine, averaged), through a learned projection
     (TinyBERT's W_h, trained with the student, not exported) when the student is narrower. It
     needs a model fed one sequence (``BACKBONE_INPUTS``); Keras's ``FeatureDistillation`` cannot
-    reach a backbone nested in a task model."""
+    reach a backbone nested in a task model. ``attention_weight`` > 0 adds MiniLM's attention and
+    value-relation term. ``layer_mapping`` ``all`` applies both terms to every student layer and
+    the teacher layer it starts from (TinyBERT), ``last`` to the last layers only."""
 
     def __init__(self, *args, hidden_weight: float = 0.0, attention_weight: float = 0.0, layer_mapping: str = "last",
                  **kwargs):
@@ -392,7 +394,8 @@ class WeightedDistiller(keras.distillation.Distiller):
             raise ValueError(f"distill.layer_mapping must be last or all; got {layer_mapping!r}.")
         if not (self.hidden_weight or self.attention_weight):
             return  # soft targets only: the models need no BERT backbone (any head distils)
-        teacher_backbone, student_backbone = backbone_of(self.teacher), backbone_of(self.student)
+        self._backbones = {"teacher": backbone_of(self.teacher), "student": backbone_of(self.student)}
+        teacher_backbone, student_backbone = self._backbones["teacher"], self._backbones["student"]
         # (student layer, teacher layer) pairs the terms compare: the last ones, or (TinyBERT) every
         # student layer against the teacher layer it starts from.
         if layer_mapping == "all":
@@ -438,9 +441,9 @@ class WeightedDistiller(keras.distillation.Distiller):
         teacher_states, student_states = self._both_states(inputs, training)
         total = 0.0
         for student_layer, teacher_layer in self.layer_pairs:
-            teacher = layer_relations(backbone_of(self.teacher), teacher_layer, teacher_states[teacher_layer],
+            teacher = layer_relations(self._backbones["teacher"], teacher_layer, teacher_states[teacher_layer],
                                       inputs["padding_mask"], False)
-            student = layer_relations(backbone_of(self.student), student_layer, student_states[student_layer],
+            student = layer_relations(self._backbones["student"], student_layer, student_states[student_layer],
                                       inputs["padding_mask"], training)
             total = total + sum(_masked_kl(t, s, mask) for t, s in zip(teacher, student))
         return total / len(self.layer_pairs)
@@ -542,11 +545,14 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
 
 
 def with_transfer_text(train_dataset, tf_transform_output, d, batch_size: int, seed: int = 0):
-    """``train_dataset`` (batches of (inputs, labels[, weights])) mixed with unlabelled in-domain
+    """``train_dataset`` as it is without ``d`` (a teacher's run) or ``d.transfer_pattern``; else
+    (batches of (inputs, labels[, weights])) mixed with unlabelled in-domain
     text (``d.transfer_pattern``) that the teacher labels with its soft outputs: about
     ``d.transfer_share`` of each batch's examples are lines of those files, run through the
     task's Transform graph, each with a zero label at sample weight 0, so they count in the
     soft-target loss and not in the labels' (``WeightedDistiller`` weights that one only)."""
+    if d is None or not d.transfer_pattern:
+        return train_dataset
     from tfx_bert import features
     from tfx_bert_app.models import export
 

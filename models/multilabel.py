@@ -110,8 +110,7 @@ def _train_and_export(fn_args, settings, model, classifier, learning_rate: float
                   metrics=[keras.metrics.BinaryAccuracy(name="label_accuracy", threshold=0.0)])
     print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
     train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True)
-    if distill is not None and distill.transfer_pattern:
-        train_ds = distillation.with_transfer_text(train_ds, tf_transform_output, distill, batch_size, settings.seed)
+    train_ds = distillation.with_transfer_text(train_ds, tf_transform_output, distill, batch_size, settings.seed)
     finetuning.report(finetuning.fit(model, fn_args, train_ds,
                                      _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)),
                       fn_args.model_run_dir)

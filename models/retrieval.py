@@ -15,6 +15,10 @@ with the candidate (and the baseline) model and gates the blessing on nDCG@10 (R
 MRR@10 reported). A blessed model's corpus is indexed into the vector store
 (``components.vector_indexer``) when ``finetune.index_corpus`` is set.
 
+Distillation: ``distill_run_fn`` trains a student on the teacher's in-batch score matrix; with
+``finetune.cross_encoder_uri`` the dual encoder itself learns a re-ranker's score margins
+(``cross_encoder_teacher``, ``PackPairs``, ``distillation.InBatchMarginMSE``).
+
 Serving: ``embed(text)`` -> document ``embedding`` (what the VectorIndexer indexes),
 ``embed_query(text)`` -> query ``embedding``, ``serving_default(query, text)`` -> ``score``
 (the cosine). Raw text in; the training tokenizer inside.
@@ -231,11 +235,10 @@ def run_fn(fn_args) -> None:
                                         settings.max_query_length)
         trained = distillation.distiller(teacher, model, distillation.InBatchMarginMSE(), settings.cross_encoder_alpha)
         what = f", with the re-ranker {cross_encoder_dir}'s margins (Margin-MSE, weight {settings.cross_encoder_alpha})"
-    _train_and_export(fn_args, settings, trained, model, settings.learning_rate, tokenizer,
+    _train_and_export(fn_args, settings, trained, model, settings.learning_rate, tokenizer, settings.export_precision,
                       f"contrastive dual encoder ({'shared' if shared else 'separate'} towers, {settings.pooling} "
                       f"pooling, temperature {settings.temperature}, in-batch + {settings.num_negatives} hard "
-                      f"negatives per query) from {fn_args.base_model}{what}", settings.export_precision,
-                      mining=bool(settings.mining_steps))
+                      f"negatives per query) from {fn_args.base_model}{what}", mining=bool(settings.mining_steps))
     distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
 
 
@@ -250,11 +253,11 @@ def distill_run_fn(fn_args) -> None:
         fn_args, distillation.softmax_distillation,
         lambda settings, d, model, student, what: _train_and_export(
             fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            what, d.export_precision), "dual encoder")
+            d.export_precision, what), "dual encoder")
 
 
-def _train_and_export(fn_args, settings, model, dual_encoder, learning_rate: float, tokenizer, what: str,
-                      precision: str, mining: bool = False) -> None:
+def _train_and_export(fn_args, settings, model, dual_encoder, learning_rate: float, tokenizer, precision: str,
+                      what: str, mining: bool = False) -> None:
     """Trains ``model`` (the dual encoder, or a Distiller around it) on in-batch softmax, then
     (``mining``) a round on its own mined negatives, then exports ``dual_encoder``'s towers."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
