@@ -57,7 +57,18 @@ def variants(encoder_dir: str) -> dict:
         backbone.get_layer("pooled_dense").set_weights(fresh)
         return rerank.build_cross_encoder(backbone)
 
+    def new_top_layer():
+        """The last Transformer layer and the pooler drawn afresh (re-initialising the top layers
+        helps fine-tuning on small data: Zhang et al. 2021, "Revisiting Few-sample BERT
+        Fine-tuning")."""
+        backbone, fresh = encoder_lib.load_backbone(encoder_dir), random_backbone()
+        top = f"transformer_layer_{backbone.num_layers - 1}"
+        for name in (top, "pooled_dense"):
+            backbone.get_layer(name).set_weights(fresh.get_layer(name).get_weights())
+        return rerank.build_cross_encoder(backbone)
+
     return {
+        "pretrained, new top layer": new_top_layer,
         "pretrained": lambda: rerank.build_cross_encoder(encoder_lib.load_backbone(encoder_dir)),
         "pretrained, new pooler": new_pooler,
         "pretrained, [CLS] state": lambda: cls_state_scorer(encoder_lib.load_backbone(encoder_dir)),
@@ -97,13 +108,20 @@ def main():
     parser.add_argument("--encoder", required=True, help="a pretraining run's encoder (Format-Serving dir)")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--variants", nargs="+", help="a subset of the variants, by name (default: all)")
     args = parser.parse_args()
     tokenizer = encoder_lib.load_tokenizer(args.encoder)
     names = demo_data.NAMES
     print(f"{len(names)} names, {CANDIDATES} candidates per list, {args.steps} steps, batch {BATCH}; "
           f"chance top-1 {1 / len(names):.3f}")
     print("| variant | seed | top-1 | training loss (last 50 steps; ln 4 = 1.386) | seconds |\n|---|---|---|---|---|")
-    for name, build in variants(args.encoder).items():
+    chosen = variants(args.encoder)
+    unknown = set(args.variants or ()) - set(chosen)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; choose from {sorted(chosen)}")
+    for name, build in chosen.items():
+        if args.variants and name not in args.variants:
+            continue
         for seed in args.seeds:
             keras.utils.set_random_seed(seed)
             start = time.perf_counter()
