@@ -383,7 +383,8 @@ class WeightedDistiller(keras.distillation.Distiller):
     needs a model fed one sequence (``BACKBONE_INPUTS``); Keras's ``FeatureDistillation`` cannot
     reach a backbone nested in a task model. ``attention_weight`` > 0 adds MiniLM's attention and
     value-relation term. ``layer_mapping`` ``all`` applies both terms to every student layer and
-    the teacher layer it starts from (TinyBERT), ``last`` to the last layers only."""
+    the teacher layer it starts from, and the hidden-state term to the embeddings too (TinyBERT's
+    intermediate and embedding layers); ``last`` to the last layers only."""
 
     def __init__(self, *args, hidden_weight: float = 0.0, attention_weight: float = 0.0, layer_mapping: str = "last",
                  **kwargs):
@@ -402,15 +403,20 @@ class WeightedDistiller(keras.distillation.Distiller):
             self.layer_pairs = list(enumerate(layer_map(teacher_backbone.num_layers, student_backbone.num_layers)))
         else:
             self.layer_pairs = [(student_backbone.num_layers - 1, teacher_backbone.num_layers - 1)]
+        # The hidden-state term's pairs: with ``all``, TinyBERT's embedding-layer term too (layer
+        # -1: the embeddings, what layer 0 reads). Attention has no such layer.
+        self.hidden_pairs = ([(-1, -1)] if layer_mapping == "all" else []) + self.layer_pairs
         if self.attention_weight and teacher_backbone.num_heads != student_backbone.num_heads:
             raise ValueError(f"distill.attention_weight compares attention heads one to one (MiniLM): the teacher "
                              f"has {teacher_backbone.num_heads}, the student {student_backbone.num_heads}. Use a "
                              f"student with as many heads, or set distill.attention_weight=0.")
         self._states = {"teacher": _layer_states(teacher_backbone), "student": _layer_states(student_backbone)}
+        self.embedding_projection = None
         if self.hidden_weight and teacher_backbone.hidden_dim != student_backbone.hidden_dim:
-            self.hidden_projection = keras.layers.Dense(teacher_backbone.hidden_dim, dtype="float32",
-                                                        name="hidden_projection")
-            self.hidden_projection.build((None, None, student_backbone.hidden_dim))
+            # TinyBERT's W_h (shared by the layers) and, for the embeddings, its own W_e.
+            self.hidden_projection = _projection(teacher_backbone, student_backbone, "hidden_projection")
+            if self.hidden_pairs[0][0] < 0:
+                self.embedding_projection = _projection(teacher_backbone, student_backbone, "embedding_projection")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if sample_weight is None:
@@ -450,21 +456,30 @@ class WeightedDistiller(keras.distillation.Distiller):
 
     def hidden_state_loss(self, x, training=False):
         """1 - cosine between the teacher's and the (projected) student's hidden states (each
-        of ``layer_pairs``' outputs), averaged over the tokens the padding mask keeps and the
-        pairs."""
+        of ``hidden_pairs``' outputs: with ``all``, the embeddings too), averaged over the tokens
+        the padding mask keeps and the pairs."""
         inputs = _backbone_inputs(x, "distill.hidden_weight")
         mask = keras.ops.cast(inputs["padding_mask"], "float32")
         teacher_states, student_states = self._both_states(inputs, training)
         total = 0.0
-        for student_layer, teacher_layer in self.layer_pairs:
+        for student_layer, teacher_layer in self.hidden_pairs:
             teacher = keras.ops.cast(teacher_states[teacher_layer + 1], "float32")
             student = keras.ops.cast(student_states[student_layer + 1], "float32")
-            if self.hidden_projection is not None:
-                student = self.hidden_projection(student)
+            projection = self.embedding_projection if student_layer < 0 else self.hidden_projection
+            if projection is not None:
+                student = projection(student)
             cosine = keras.ops.sum(keras.ops.normalize(teacher, axis=-1) * keras.ops.normalize(student, axis=-1),
                                    axis=-1)
             total = total + keras.ops.sum((1.0 - cosine) * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
-        return total / len(self.layer_pairs)
+        return total / len(self.hidden_pairs)
+
+
+def _projection(teacher_backbone, student_backbone, name: str) -> keras.layers.Dense:
+    """A learned map from the student's width to the teacher's (trained with the student, not
+    exported)."""
+    projection = keras.layers.Dense(teacher_backbone.hidden_dim, dtype="float32", name=name)
+    projection.build((None, None, student_backbone.hidden_dim))
+    return projection
 
 
 def _backbone_inputs(x, setting: str) -> dict:

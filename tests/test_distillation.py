@@ -465,6 +465,14 @@ def test_the_hidden_state_term_moves_the_students_last_hidden_states_toward_the_
     model = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=1.0,
                                    hidden_weight=1.0)
     assert model.hidden_projection.kernel.shape == (8, 16)
+    assert model.embedding_projection is None  # the last layers only
+    # TinyBERT (``all``) also compares the embeddings, through a projection of their own (W_e),
+    # trained with the student.
+    tiny = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=1.0,
+                                  hidden_weight=1.0, layer_mapping="all")
+    assert tiny.embedding_projection.kernel.shape == (8, 16)
+    trained = {id(w) for w in tiny.trainable_weights}
+    assert id(tiny.embedding_projection.kernel) in trained and id(tiny.hidden_projection.kernel) in trained
     before = float(model.hidden_state_loss(x))
     # Only the real tokens count: what the padded positions hold changes nothing.
     moved = {**x, "token_ids": np.where(x["padding_mask"] == 1, x["token_ids"], 7).astype("int32")}
@@ -524,7 +532,8 @@ def test_the_attention_term_is_zero_for_an_identical_student_and_moves_a_half_st
 def test_all_layer_mapping_compares_every_student_layer_with_the_teacher_layer_it_starts_from():
     """``distill.layer_mapping: all`` (TinyBERT's intermediate layers): the pairs follow
     ``layer_map``; a student that is the teacher scores 0 on both terms; a 2-of-4 student's
-    hidden term is the mean of its two layers' terms, each against teacher layers 0 and 3."""
+    hidden term is the mean of three terms: the embeddings' (TinyBERT's embedding layer) and its
+    two layers', against teacher layers 0 and 3."""
     teacher = _classifier(num_layers=4)
     x = _inputs(batch=8, seed=6)
     x["padding_mask"][:, 12:] = 0
@@ -537,8 +546,9 @@ def test_all_layer_mapping_compares_every_student_layer_with_the_teacher_layer_i
     student = distillation.student_from_teacher(_classifier(num_layers=4, seed=2), 2)
     every = distillation.distiller(teacher, student, loss, alpha=1.0, hidden_weight=1.0, layer_mapping="all")
     assert every.layer_pairs == [(0, 0), (1, 3)]
+    assert every.hidden_pairs == [(-1, -1), (0, 0), (1, 3)]
     last = distillation.distiller(teacher, student, loss, alpha=1.0, hidden_weight=1.0)
-    assert last.layer_pairs == [(1, 3)]
+    assert last.layer_pairs == last.hidden_pairs == [(1, 3)]
     inputs = {k: x[k] for k in distillation.BACKBONE_INPUTS}
     teacher_states, student_states = every._both_states(inputs, False)
     mask = x["padding_mask"].astype("float32")
@@ -548,8 +558,9 @@ def test_all_layer_mapping_compares_every_student_layer_with_the_teacher_layer_i
         cosine = (t * s).sum(-1) / np.linalg.norm(t, axis=-1) / np.linalg.norm(s, axis=-1)
         return ((1 - cosine) * mask).sum() / mask.sum()
 
-    expected = (one_minus_cosine(teacher_states[1], student_states[1])
-                + one_minus_cosine(teacher_states[4], student_states[2])) / 2
+    expected = (one_minus_cosine(teacher_states[0], student_states[0])  # the embeddings
+                + one_minus_cosine(teacher_states[1], student_states[1])
+                + one_minus_cosine(teacher_states[4], student_states[2])) / 3
     assert float(every.hidden_state_loss(x)) == pytest.approx(expected, rel=1e-4)
     assert float(last.hidden_state_loss(x)) == pytest.approx(
         one_minus_cosine(teacher_states[4], student_states[2]), rel=1e-4)

@@ -280,8 +280,8 @@ class DistillConfig:
     # student needs as many heads as the teacher; HIDDEN_STATE_TASKS only; 0: off.
     attention_weight: float = 0.0
     # Which layers those two terms compare: last (the last layers: DistilBERT, MiniLM) or all
-    # (every student layer against the teacher layer it starts from, layer_map: TinyBERT's
-    # intermediate-layer distillation).
+    # (every student layer against the teacher layer it starts from, layer_map, and for the
+    # hidden-state term the embeddings too: TinyBERT's intermediate and embedding layers).
     layer_mapping: Literal["last", "all"] = "last"
     train_steps: int = 0  # 0: finetune.train_steps
     learning_rate: float = 0.0  # 0: finetune.learning_rate
