@@ -29,6 +29,7 @@ on a BERT backbone.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -387,10 +388,10 @@ class WeightedDistiller(keras.distillation.Distiller):
     intermediate and embedding layers); ``last`` to the last layers only."""
 
     def __init__(self, *args, hidden_weight: float = 0.0, attention_weight: float = 0.0, layer_mapping: str = "last",
-                 **kwargs):
+                 relation_heads: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.hidden_weight, self.hidden_projection = float(hidden_weight), None
-        self.attention_weight = float(attention_weight)
+        self.attention_weight, self.relation_heads = float(attention_weight), int(relation_heads)
         if layer_mapping not in ("last", "all"):
             raise ValueError(f"distill.layer_mapping must be last or all; got {layer_mapping!r}.")
         if not (self.hidden_weight or self.attention_weight):
@@ -406,10 +407,17 @@ class WeightedDistiller(keras.distillation.Distiller):
         # The hidden-state term's pairs: with ``all``, TinyBERT's embedding-layer term too (layer
         # -1: the embeddings, what layer 0 reads). Attention has no such layer.
         self.hidden_pairs = ([(-1, -1)] if layer_mapping == "all" else []) + self.layer_pairs
-        if self.attention_weight and teacher_backbone.num_heads != student_backbone.num_heads:
+        if self.attention_weight and self.relation_heads:
+            for who, backbone in self._backbones.items():
+                if backbone.hidden_dim % self.relation_heads:
+                    raise ValueError(f"distill.relation_heads={self.relation_heads} must divide the {who}'s width "
+                                     f"({backbone.hidden_dim}): MiniLM v2 splits the concatenated heads into that "
+                                     f"many relation heads.")
+        elif self.attention_weight and teacher_backbone.num_heads != student_backbone.num_heads:
             raise ValueError(f"distill.attention_weight compares attention heads one to one (MiniLM): the teacher "
                              f"has {teacher_backbone.num_heads}, the student {student_backbone.num_heads}. Use a "
-                             f"student with as many heads, or set distill.attention_weight=0.")
+                             f"student with as many heads, set distill.relation_heads (MiniLM v2: any heads), or "
+                             f"set distill.attention_weight=0.")
         self._states = {"teacher": _layer_states(teacher_backbone), "student": _layer_states(student_backbone)}
         self.embedding_projection = None
         if self.hidden_weight and teacher_backbone.hidden_dim != student_backbone.hidden_dim:
@@ -441,16 +449,19 @@ class WeightedDistiller(keras.distillation.Distiller):
         """MiniLM's deep self-attention term: KL between the teacher's and the student's
         attention distributions, plus KL between their value relations (softmax of V V^T /
         sqrt(d) per head), each averaged over heads and the real query tokens, and over the
-        ``layer_pairs``."""
+        ``layer_pairs``. With ``relation_heads`` (MiniLM v2): KL between their query-query,
+        key-key and value-value relations over that many relation heads instead."""
         inputs = _backbone_inputs(x, "distill.attention_weight")
         mask = keras.ops.cast(inputs["padding_mask"], "float32")
         teacher_states, student_states = self._both_states(inputs, training)
         total = 0.0
+        relations = (functools.partial(multi_head_relations, num_heads=self.relation_heads) if self.relation_heads
+                     else layer_relations)
         for student_layer, teacher_layer in self.layer_pairs:
-            teacher = layer_relations(self._backbones["teacher"], teacher_layer, teacher_states[teacher_layer],
-                                      inputs["padding_mask"], False)
-            student = layer_relations(self._backbones["student"], student_layer, student_states[student_layer],
-                                      inputs["padding_mask"], training)
+            teacher = relations(self._backbones["teacher"], teacher_layer, teacher_states[teacher_layer],
+                                inputs["padding_mask"], False)
+            student = relations(self._backbones["student"], student_layer, student_states[student_layer],
+                                inputs["padding_mask"], training)
             total = total + sum(_masked_kl(t, s, mask) for t, s in zip(teacher, student))
         return total / len(self.layer_pairs)
 
@@ -499,16 +510,38 @@ def _layer_states(backbone) -> keras.Model:
     return keras.Model(backbone.input, [backbone.get_layer(name).output for name in names])
 
 
+def _self_relation(vectors, padding_mask):
+    """softmax(X X^T / sqrt(d)) per head of ``vectors`` [batch, seq, heads, d] -> [batch, heads,
+    seq, seq] in float32, padded keys at 0."""
+    vectors = keras.ops.cast(vectors, "float32")
+    scores = keras.ops.einsum("bqhd,bkhd->bhqk", vectors, vectors) / float(np.sqrt(vectors.shape[-1]))
+    keys = keras.ops.cast(padding_mask, "float32")[:, None, None, :]
+    return keras.ops.softmax(scores - 1e9 * (1.0 - keys), axis=-1)
+
+
 def layer_relations(backbone, index: int, layer_input, padding_mask, training) -> tuple:
     """(attention distributions, value relations) of the backbone's transformer layer ``index``
     reading ``layer_input``: each [batch, heads, seq, seq] in float32, padded keys at 0."""
     layer = backbone.get_layer(f"transformer_layer_{index}")
     _, attention = layer(layer_input, padding_mask=padding_mask, return_attention_scores=True, training=training)
-    values = keras.ops.cast(layer._self_attention_layer._value_dense(layer_input), "float32")  # [batch, seq, heads, d]
-    scores = keras.ops.einsum("bqhd,bkhd->bhqk", values, values) / float(np.sqrt(values.shape[-1]))
-    keys = keras.ops.cast(padding_mask, "float32")[:, None, None, :]
-    relations = keras.ops.softmax(scores - 1e9 * (1.0 - keys), axis=-1)
-    return keras.ops.cast(attention, "float32"), relations
+    values = layer._self_attention_layer._value_dense(layer_input)  # [batch, seq, heads, d]
+    return keras.ops.cast(attention, "float32"), _self_relation(values, padding_mask)
+
+
+def multi_head_relations(backbone, index: int, layer_input, padding_mask, training, num_heads: int) -> tuple:
+    """MiniLM v2's (query-query, key-key, value-value) relations of transformer layer ``index``:
+    each projection's heads concatenated, then split into ``num_heads`` relation heads, so a
+    teacher and a student with other head counts (and widths) compare; each [batch, num_heads,
+    seq, seq] in float32. (``training`` is unused: the projections have no dropout.)"""
+    attention = backbone.get_layer(f"transformer_layer_{index}")._self_attention_layer
+    relations = []
+    for projection in (attention._query_dense, attention._key_dense, attention._value_dense):
+        vectors = projection(layer_input)  # [batch, seq, heads, d]
+        batch, seq = keras.ops.shape(vectors)[0], keras.ops.shape(vectors)[1]
+        width = vectors.shape[2] * vectors.shape[3]
+        split = keras.ops.reshape(vectors, (batch, seq, num_heads, width // num_heads))
+        relations.append(_self_relation(split, padding_mask))
+    return tuple(relations)
 
 
 def _masked_kl(teacher, student, mask):
@@ -519,15 +552,15 @@ def _masked_kl(teacher, student, mask):
 
 
 def distiller(teacher: keras.Model, student: keras.Model, loss, alpha: float, hidden_weight: float = 0.0,
-              attention_weight: float = 0.0, layer_mapping: str = "last") -> keras.Model:
+              attention_weight: float = 0.0, layer_mapping: str = "last", relation_heads: int = 0) -> keras.Model:
     """``WeightedDistiller`` (Keras's Distiller, sample weights honoured): the student's own loss
     (given at ``compile``, a ``keras.losses.Loss``) weighted ``1 - alpha``, ``loss`` (a
     distillation loss) ``alpha``, plus ``hidden_weight`` x the hidden-state term and
-    ``attention_weight`` x MiniLM's attention term over the ``layer_mapping`` pairs; its
-    predictions are the student's."""
+    ``attention_weight`` x MiniLM's attention term over the ``layer_mapping`` pairs (MiniLM v2's
+    with ``relation_heads``); its predictions are the student's."""
     return WeightedDistiller(teacher=teacher, student=student, distillation_losses=loss, student_loss_weight=1.0 - alpha,
                              hidden_weight=hidden_weight, attention_weight=attention_weight,
-                             layer_mapping=layer_mapping)
+                             layer_mapping=layer_mapping, relation_heads=relation_heads)
 
 
 def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=None) -> None:
@@ -549,9 +582,10 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
     else:
         student = student_from_teacher(teacher, d.student_layers)
     model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha,
-                      d.hidden_weight, d.attention_weight, d.layer_mapping)
+                      d.hidden_weight, d.attention_weight, d.layer_mapping, d.relation_heads)
     hidden = (f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else "") + (
         f", attention weight {d.attention_weight}" if d.attention_weight else "") + (
+        f" over {d.relation_heads} relation heads" if d.attention_weight and d.relation_heads else "") + (
         f", {d.layer_mapping} layers" if d.hidden_weight or d.attention_weight else "")
     train_and_export(settings, d, model, student,
                      f"distilling a {num_layers(student)}-layer student from the {num_layers(teacher)}-layer {what} "

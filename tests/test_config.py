@@ -260,6 +260,7 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked(monkeypa
                          ("distill.student_layers=2,distill.student_encoder_uri=/enc", "exclude each other"),
                          ("distill.hidden_weight=-1", "hidden_weight must be >= 0"),
                          ("distill.attention_weight=-1", "attention_weight must be >= 0"),
+                         ("distill.relation_heads=-1", "relation_heads must be >= 0"),
                          ("distill.layer_mapping=middle", "layer_mapping must be one of last, all"),
                          ("finetune.task=rerank,distill.attention_weight=1", "rerank task's model is not fed one"),
                          ("finetune.task=qa,distill.transfer_pattern=/corpus/*.txt", "qa task's examples are not one text"),

@@ -529,6 +529,48 @@ def test_the_attention_term_is_zero_for_an_identical_student_and_moves_a_half_st
                                attention_weight=1.0)
 
 
+def test_minilm_v2_relation_heads_let_a_student_with_other_heads_and_width_learn_the_teachers_relations():
+    """``distill.relation_heads`` (MiniLM v2): query-query, key-key and value-value relations over
+    that many relation heads (the heads concatenated and split again). A student of another
+    head count and width is accepted; relations are distributions over the real keys; with as
+    many relation heads as attention heads, the value relation is MiniLM v1's; a student that is
+    the teacher scores 0; training moves a 4-head, 8-wide student toward a 2-head, 16-wide
+    teacher; a count that does not divide a width is refused."""
+    teacher = _classifier(num_layers=2)
+    x = _inputs(batch=16, seed=6)
+    x["padding_mask"][:, 10:] = 0
+    loss = distillation.softmax_distillation(2.0)
+    backbone = distillation.backbone_of(teacher)
+    states = distillation._layer_states(backbone)({k: x[k] for k in distillation.BACKBONE_INPUTS})
+    relations = distillation.multi_head_relations(backbone, 1, states[1], x["padding_mask"], False, num_heads=4)
+    assert len(relations) == 3 and all(r.shape == (16, 4, 16, 16) for r in relations)
+    for r in relations:
+        np.testing.assert_allclose(np.asarray(r).sum(-1), 1.0, rtol=1e-5)
+        assert float(np.abs(np.asarray(r)[..., 10:]).max()) < 1e-6
+    _, v1_values = distillation.layer_relations(backbone, 1, states[1], x["padding_mask"], False)
+    _, _, v2_values = distillation.multi_head_relations(backbone, 1, states[1], x["padding_mask"], False, num_heads=2)
+    np.testing.assert_allclose(np.asarray(v2_values), np.asarray(v1_values), rtol=1e-5, atol=1e-6)
+
+    same = distillation.distiller(teacher, distillation.student_from_teacher(teacher, 2), loss, alpha=1.0,
+                                  attention_weight=1.0, relation_heads=4)
+    assert float(same.attention_loss(x)) == pytest.approx(0.0, abs=1e-5)
+    keras.utils.set_random_seed(7)
+    student = keras_hub.models.BertClassifier(
+        backbone=keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=1, num_heads=4, hidden_dim=8,
+                                               intermediate_dim=32, max_sequence_length=16),
+        num_classes=3, preprocessor=None)
+    with pytest.raises(ValueError, match="set distill.relation_heads"):
+        distillation.distiller(teacher, student, loss, alpha=1.0, attention_weight=1.0)
+    with pytest.raises(ValueError, match=r"relation_heads=3 must divide the teacher's width \(16\)"):
+        distillation.distiller(teacher, student, loss, alpha=1.0, attention_weight=1.0, relation_heads=3)
+    model = distillation.distiller(teacher, student, loss, alpha=1.0, attention_weight=1.0, relation_heads=2)
+    before = float(model.attention_loss(x))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.zeros(16, "int32"), batch_size=16, epochs=30, verbose=0)
+    after = float(model.attention_loss(x))
+    assert after < 0.5 * before, (before, after)
+
+
 def test_all_layer_mapping_compares_every_student_layer_with_the_teacher_layer_it_starts_from():
     """``distill.layer_mapping: all`` (TinyBERT's intermediate layers): the pairs follow
     ``layer_map``; a student that is the teacher scores 0 on both terms; a 2-of-4 student's

@@ -279,6 +279,10 @@ class DistillConfig:
     # distributions and between their value relations (softmax(V V^T / sqrt(d)) per head). The
     # student needs as many heads as the teacher; HIDDEN_STATE_TASKS only; 0: off.
     attention_weight: float = 0.0
+    # MiniLM v2: > 0 compares query-query, key-key and value-value relations over this many
+    # relation heads (each projection's heads concatenated and split again), so the student's
+    # heads and width are free; it must divide both widths. 0: MiniLM v1 (heads must match).
+    relation_heads: int = 0
     # Which layers those two terms compare: last (the last layers: DistilBERT, MiniLM) or all
     # (every student layer against the teacher layer it starts from, layer_map, and for the
     # hidden-state term the embeddings too: TinyBERT's intermediate and embedding layers).
@@ -522,6 +526,7 @@ class ProjectConfig:
              f"distill.hidden_weight: the {task.name} task's model is not fed one sequence (tasks it works for: "
              f"{', '.join(HIDDEN_STATE_TASKS)}); set it to 0"),
             (d.attention_weight >= 0, "distill.attention_weight must be >= 0 (0: no attention term)"),
+            (d.relation_heads >= 0, "distill.relation_heads must be >= 0 (0: MiniLM v1's per-head terms)"),
             (not d.attention_weight or task.name in HIDDEN_STATE_TASKS,
              f"distill.attention_weight: the {task.name} task's model is not fed one sequence (tasks it works for: "
              f"{', '.join(HIDDEN_STATE_TASKS)}); set it to 0"),
