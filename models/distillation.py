@@ -597,8 +597,8 @@ def with_transfer_text(train_dataset, tf_transform_output, d, batch_size: int, s
     """``train_dataset`` as it is without ``d`` (a teacher's run) or ``d.transfer_pattern``; else
     (batches of (inputs, labels[, weights])) mixed with unlabelled in-domain
     text (``d.transfer_pattern``) that the teacher labels with its soft outputs: about
-    ``d.transfer_share`` of each batch's examples are lines of those files, run through the
-    task's Transform graph, each with a zero label at sample weight 0, so they count in the
+    ``d.transfer_share`` of each batch's examples are lines of those files (for a pair task, a
+    line and the next as ``text`` and ``text_b``), run through the task's Transform graph, each with a zero label at sample weight 0, so they count in the
     soft-target loss and not in the labels' (``WeightedDistiller`` weights that one only)."""
     if d is None or not d.transfer_pattern:
         return train_dataset
@@ -611,14 +611,17 @@ def with_transfer_text(train_dataset, tf_transform_output, d, batch_size: int, s
                          f"files, one text per line (the pretraining corpus's *.txt read as such).")
     raw_spec = dict(tf_transform_output.raw_feature_spec())
     raw_spec.pop(features.LABEL, None)
-    if set(raw_spec) != {features.TEXT}:
+    pairs = set(raw_spec) == {features.TEXT, features.TEXT_B}
+    if set(raw_spec) != {features.TEXT} and not pairs:
         raise ValueError(f"distill.transfer_pattern: this task's examples carry {sorted(raw_spec)}, not one "
-                         f"'{features.TEXT}': transfer text cannot stand for them.")
+                         f"'{features.TEXT}' or a '{features.TEXT}', '{features.TEXT_B}' pair: transfer text cannot "
+                         f"stand for them.")
     input_spec, label_spec = train_dataset.element_spec[:2]
     tft_layer = tf_transform_output.transform_features_layer()
 
-    def transform(texts):
-        transformed = tft_layer({features.TEXT: export.reshape_to_spec(texts, raw_spec[features.TEXT])})
+    def transform(texts):  # [n] lines, or [n, 2]: a line and the next
+        columns = {features.TEXT: texts[:, 0], features.TEXT_B: texts[:, 1]} if pairs else {features.TEXT: texts}
+        transformed = tft_layer({k: export.reshape_to_spec(v, raw_spec[k]) for k, v in columns.items()})
         n = tf.shape(texts)[0]
         labels = tf.zeros(tf.stack([n, *label_spec.shape[1:].as_list()]), label_spec.dtype)
         return ({k: tf.cast(transformed[k], spec.dtype) for k, spec in input_spec.items()}, labels,
@@ -627,6 +630,8 @@ def with_transfer_text(train_dataset, tf_transform_output, d, batch_size: int, s
     lines = tf.data.TextLineDataset(files).map(tf.strings.strip).filter(lambda line: tf.strings.length(line) > 0)
     if d.transfer_max:
         lines = lines.take(d.transfer_max)
+    if pairs:  # a line and the next (mostly of one document, like NSP's positive pairs)
+        lines = lines.batch(2, drop_remainder=True)
     transfer = lines.shuffle(10_000, seed=seed).repeat().batch(batch_size).map(transform).unbatch()
     labelled = train_dataset.map(lambda x, y, *w: (x, y, w[0] if w else tf.ones(tf.shape(y)[:1], tf.float32)))
     print(f"  [distill] transfer text: {len(files)} file(s) matching {d.transfer_pattern}, "

@@ -616,3 +616,50 @@ def test_transfer_text_that_matches_no_file_is_refused_naming_the_pattern(tmp_pa
     d = DistillConfig(transfer_pattern=str(tmp_path / "corpus" / "*.txt"))
     with pytest.raises(ValueError, match=r"transfer_pattern '.*corpus/\*\.txt' matches no file"):
         distillation.with_transfer_text(None, None, d, 8)
+
+
+class _TextTransform:
+    """What ``with_transfer_text`` reads of a TFT output, for raw ``columns`` (plus a label): the
+    raw feature spec, and a transform that passes the texts through as the model's inputs."""
+
+    def __init__(self, columns):
+        self.columns = columns
+
+    def raw_feature_spec(self):
+        spec = {c: tf.io.FixedLenFeature([], tf.string) for c in self.columns}
+        return {**spec, "label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def transform_features_layer(self):
+        return lambda raw: {c: tf.reshape(raw[c], [-1]) for c in self.columns}
+
+
+@pytest.mark.parametrize("columns", [("text",), ("text", "text_b")])
+def test_transfer_text_mixes_lines_at_weight_zero_and_pairs_a_line_with_the_next(tmp_path, columns):
+    """About ``transfer_share`` of the examples are the files' lines (blank ones skipped) through
+    the task's transform, each with a zero label at sample weight 0; the labelled ones keep
+    weight 1. A pair task (text, text_b) gets a line and the next; a task with other inputs is
+    refused."""
+    from tfx_bert.config import DistillConfig
+
+    lines = [f"line {i}" for i in range(40)]
+    (tmp_path / "a.txt").write_text("\n".join(lines[:20]) + "\n\n" + "\n".join(lines[20:]) + "\n")
+    labelled = tf.data.Dataset.from_tensor_slices(
+        ({c: [f"labelled {i}" for i in range(64)] for c in columns}, np.ones(64, "int64"))).repeat().batch(8)
+    d = DistillConfig(transfer_pattern=str(tmp_path / "*.txt"), transfer_share=0.5)
+    mixed = distillation.with_transfer_text(labelled, _TextTransform(columns), d, 8, seed=3)
+    seen = {"labelled": 0, "transfer": 0}
+    for x, y, w in mixed.take(40):
+        for i in range(8):
+            texts = [x[c][i].numpy().decode() for c in columns]
+            if texts[0].startswith("labelled"):
+                assert (int(y[i]), float(w[i])) == (1, 1.0)
+                seen["labelled"] += 1
+                continue
+            assert (int(y[i]), float(w[i])) == (0, 0.0)
+            first = lines.index(texts[0])
+            if len(columns) == 2:
+                assert first % 2 == 0 and texts[1] == lines[first + 1], texts
+            seen["transfer"] += 1
+    assert 0.35 < seen["transfer"] / 320 < 0.65, seen
+    with pytest.raises(ValueError, match=r"carry \['question', 'text'\], not one 'text'"):
+        distillation.with_transfer_text(labelled, _TextTransform(("text", "question")), d, 8)

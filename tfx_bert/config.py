@@ -299,8 +299,9 @@ class DistillConfig:
     # Unlabelled in-domain text the teacher labels with its soft outputs (DistilBERT's and
     # TinyBERT's transfer set): a glob of text files, one text per line, local or gs:// (the
     # pretraining corpus's *.txt reads as such). transfer_share of each batch's examples come
-    # from it; they count in the soft-target loss only. Tasks that read one text
-    # (TRANSFER_TEXT_TASKS). transfer_max: at most that many lines (0: all). Empty: labelled only.
+    # from it; they count in the soft-target loss only. Tasks that read one text or a pair (a
+    # line and the next): TRANSFER_TEXT_TASKS. transfer_max: at most that many lines (0: all).
+    # Empty: labelled only.
     transfer_pattern: str = ""
     transfer_share: float = 0.5
     transfer_max: int = 0
@@ -543,7 +544,8 @@ class ProjectConfig:
             (d.export_precision in ("float32", "float16", "int8"),
              f"distill.export_precision must be float32, float16 or int8; got {d.export_precision!r}"),
             (not d.transfer_pattern or task.name in TRANSFER_TEXT_TASKS,
-             f"distill.transfer_pattern: the {task.name} task's examples are not one text (tasks it works for: "
+             f"distill.transfer_pattern: the {task.name} task's examples are not one text or a pair of texts "
+             f"(tasks it works for: "
              f"{', '.join(TRANSFER_TEXT_TASKS)}); clear it"),
             (0 < d.transfer_share < 1 and d.transfer_max >= 0,
              "distill.transfer_share must be in (0, 1) and distill.transfer_max >= 0 (0: every line)"),
@@ -588,8 +590,9 @@ HIDDEN_STATE_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "
 # Keys BertTrainer adds to a run_fn's custom_config: the task data (a run_fn that reads it itself:
 # retrieval's mining round) and the SavedModel dir of its optional teacher_model input.
 TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
-# Tasks whose examples are one text, which unlabelled transfer text can stand for (distill.transfer_pattern).
-TRANSFER_TEXT_TASKS = ("sentiment", "multilabel")
+# Tasks whose examples are one text or a pair (a line and the next), which unlabelled transfer text
+# can stand for (distill.transfer_pattern).
+TRANSFER_TEXT_TASKS = ("sentiment", "pair_classification", "multilabel")
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
 # Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
