@@ -26,6 +26,15 @@ def _classifier(num_layers=4, seed=1):
     return keras_hub.models.BertClassifier(backbone=backbone, num_classes=3, preprocessor=None)
 
 
+def _one_layer_student(num_heads: int, hidden_dim: int):
+    """A 1-layer classifier of its own weights, for students of another shape than the teacher."""
+    keras.utils.set_random_seed(7)
+    return keras_hub.models.BertClassifier(
+        backbone=keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=1, num_heads=num_heads,
+                                               hidden_dim=hidden_dim, intermediate_dim=32, max_sequence_length=16),
+        num_classes=3, preprocessor=None)
+
+
 def _tokenizer(vocab_dir):
     from tfx_bert import tokenization
 
@@ -455,11 +464,7 @@ def test_the_hidden_state_term_moves_the_students_last_hidden_states_toward_the_
     same_width = distillation.distiller(teacher, distillation.student_from_teacher(teacher, 1),
                                         distillation.softmax_distillation(2.0), alpha=1.0, hidden_weight=1.0)
     assert same_width.hidden_projection is None
-    keras.utils.set_random_seed(7)
-    student = keras_hub.models.BertClassifier(
-        backbone=keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=1, num_heads=2, hidden_dim=8,
-                                               intermediate_dim=32, max_sequence_length=16),
-        num_classes=3, preprocessor=None)
+    student = _one_layer_student(num_heads=2, hidden_dim=8)
     x = _inputs(batch=16, seed=6)
     x["padding_mask"][:, 10:] = 0
     model = distillation.distiller(teacher, student, distillation.softmax_distillation(2.0), alpha=1.0,
@@ -519,11 +524,7 @@ def test_the_attention_term_is_zero_for_an_identical_student_and_moves_a_half_st
     after = float(model.attention_loss(x))
     assert after < 0.5 * before, (before, after)
 
-    keras.utils.set_random_seed(7)
-    four_heads = keras_hub.models.BertClassifier(
-        backbone=keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=1, num_heads=4, hidden_dim=16,
-                                               intermediate_dim=32, max_sequence_length=16),
-        num_classes=3, preprocessor=None)
+    four_heads = _one_layer_student(num_heads=4, hidden_dim=16)
     with pytest.raises(ValueError, match="teacher has 2, the student 4"):
         distillation.distiller(teacher, four_heads, distillation.softmax_distillation(2.0), alpha=1.0,
                                attention_weight=1.0)
@@ -554,11 +555,7 @@ def test_minilm_v2_relation_heads_let_a_student_with_other_heads_and_width_learn
     same = distillation.distiller(teacher, distillation.student_from_teacher(teacher, 2), loss, alpha=1.0,
                                   attention_weight=1.0, relation_heads=4)
     assert float(same.attention_loss(x)) == pytest.approx(0.0, abs=1e-5)
-    keras.utils.set_random_seed(7)
-    student = keras_hub.models.BertClassifier(
-        backbone=keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=1, num_heads=4, hidden_dim=8,
-                                               intermediate_dim=32, max_sequence_length=16),
-        num_classes=3, preprocessor=None)
+    student = _one_layer_student(num_heads=4, hidden_dim=8)
     with pytest.raises(ValueError, match="set distill.relation_heads"):
         distillation.distiller(teacher, student, loss, alpha=1.0, attention_weight=1.0)
     with pytest.raises(ValueError, match=r"relation_heads=3 must divide the teacher's width \(16\)"):
