@@ -14,6 +14,7 @@ schedule, batch 16) and is scored by its top-1 over all the names' full lists (c
   (the NSP-trained tanh pooler), as ``build_cross_encoder`` does;
 * ``pretrained, new pooler``: the same encoder with the pooler's weights drawn afresh (as a
   randomly initialised backbone has them);
+* ``pretrained, new top layer``: the last Transformer layer and the pooler drawn afresh;
 * ``pretrained, [CLS] state``: the same encoder scored from the [CLS] hidden state (the pooler
   not used);
 * ``random init``: the same configuration, randomly initialised (the baseline).
@@ -27,7 +28,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
-import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -48,29 +48,25 @@ def cls_state_scorer(backbone) -> keras.Model:
 def variants(encoder_dir: str) -> dict:
     """name -> a function building a fresh cross-encoder."""
     def random_backbone():
-        config = encoder_lib.load_backbone(encoder_dir).get_config()
-        return keras_hub.models.BertBackbone.from_config(config)
-
-    def new_pooler():
         backbone = encoder_lib.load_backbone(encoder_dir)
-        fresh = random_backbone().get_layer("pooled_dense").get_weights()
-        backbone.get_layer("pooled_dense").set_weights(fresh)
-        return rerank.build_cross_encoder(backbone)
+        return type(backbone).from_config(backbone.get_config())
 
-    def new_top_layer():
-        """The last Transformer layer and the pooler drawn afresh (re-initialising the top layers
-        helps fine-tuning on small data: Zhang et al. 2021, "Revisiting Few-sample BERT
-        Fine-tuning")."""
-        backbone, fresh = encoder_lib.load_backbone(encoder_dir), random_backbone()
-        top = f"transformer_layer_{backbone.num_layers - 1}"
-        for name in (top, "pooled_dense"):
-            backbone.get_layer(name).set_weights(fresh.get_layer(name).get_weights())
-        return rerank.build_cross_encoder(backbone)
+    def pretrained_with_fresh(*names):
+        """The pretrained encoder with the named layers' weights drawn afresh."""
+        def build():
+            backbone, fresh = encoder_lib.load_backbone(encoder_dir), random_backbone()
+            for name in names:
+                backbone.get_layer(name).set_weights(fresh.get_layer(name).get_weights())
+            return rerank.build_cross_encoder(backbone)
+        return build
 
+    top_layer = f"transformer_layer_{encoder_lib.load_backbone(encoder_dir).num_layers - 1}"
     return {
-        "pretrained, new top layer": new_top_layer,
         "pretrained": lambda: rerank.build_cross_encoder(encoder_lib.load_backbone(encoder_dir)),
-        "pretrained, new pooler": new_pooler,
+        "pretrained, new pooler": pretrained_with_fresh("pooled_dense"),
+        # Re-initialising the top layers helps fine-tuning on small data (Zhang et al. 2021,
+        # "Revisiting Few-sample BERT Fine-tuning").
+        "pretrained, new top layer": pretrained_with_fresh(top_layer, "pooled_dense"),
         "pretrained, [CLS] state": lambda: cls_state_scorer(encoder_lib.load_backbone(encoder_dir)),
         "random init": lambda: rerank.build_cross_encoder(random_backbone()),
     }

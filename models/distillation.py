@@ -598,8 +598,9 @@ def with_transfer_text(train_dataset, tf_transform_output, d, batch_size: int, s
     (batches of (inputs, labels[, weights])) mixed with unlabelled in-domain
     text (``d.transfer_pattern``) that the teacher labels with its soft outputs: about
     ``d.transfer_share`` of each batch's examples are lines of those files (for a pair task, a
-    line and the next as ``text`` and ``text_b``), run through the task's Transform graph, each with a zero label at sample weight 0, so they count in the
-    soft-target loss and not in the labels' (``WeightedDistiller`` weights that one only)."""
+    line and the next as ``text`` and ``text_b``), run through the task's Transform graph, each
+    with a zero label at sample weight 0, so they count in the soft-target loss and not in the
+    labels' (``WeightedDistiller`` weights that one only)."""
     if d is None or not d.transfer_pattern:
         return train_dataset
     from tfx_bert import features

@@ -545,8 +545,7 @@ class ProjectConfig:
              f"distill.export_precision must be float32, float16 or int8; got {d.export_precision!r}"),
             (not d.transfer_pattern or task.name in TRANSFER_TEXT_TASKS,
              f"distill.transfer_pattern: the {task.name} task's examples are not one text or a pair of texts "
-             f"(tasks it works for: "
-             f"{', '.join(TRANSFER_TEXT_TASKS)}); clear it"),
+             f"(tasks it works for: {', '.join(TRANSFER_TEXT_TASKS)}); clear it"),
             (0 < d.transfer_share < 1 and d.transfer_max >= 0,
              "distill.transfer_share must be in (0, 1) and distill.transfer_max >= 0 (0: every line)"),
         ]
