@@ -74,11 +74,15 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
         tokenizer, questions, contexts, seq_len, settings.doc_stride, settings.max_query_length, max_windows,
         starts, ends)
     batch = tf.shape(questions, out_type=tf.int64)[0]
+    # A question's windows are consecutive rows: each goes to its slot (0, 1, ...) of the question's row.
+    example = windows["example_index"]
+    slot = tf.range(tf.size(example, out_type=tf.int64)) - tf.searchsorted(example, example, side="left", out_type=tf.int64)
+    index = tf.stack([example, slot], axis=1)
 
     def per_question(values, width):
-        ragged = tf.RaggedTensor.from_value_rowids(tf.cast(values, tf.int64), windows["example_index"], nrows=batch)
-        shape = [None, max_windows] + ([width] if width else [])
-        return tf.reshape(ragged.to_tensor(default_value=0, shape=shape), [-1, max_windows * max(1, width)])
+        shape = tf.stack([batch, max_windows] + ([width] if width else []))
+        placed = tf.scatter_nd(index, tf.cast(values, tf.int64), tf.cast(shape, tf.int64))
+        return tf.reshape(placed, [-1, max_windows * max(1, width)])
 
     outputs = {key: per_question(windows[key], seq_len) for key in features.MODEL_INPUT_KEYS}
     outputs[START_POSITIONS] = per_question(windows[START_POSITIONS], 0)
