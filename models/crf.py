@@ -43,7 +43,8 @@ def log_likelihood(logits, tags, mask, transitions):
     alphas = tf.scan(forward, (tf.transpose(logits[:, 1:], [1, 0, 2]), tf.transpose(mask[:, 1:])),
                      initializer=logits[:, 0])
     log_partition = tf.reduce_logsumexp(alphas[-1], axis=-1)
-    return unary + binary - log_partition
+    # A sequence with no word (a tagger's transfer text carries no tags) has nothing to score.
+    return tf.where(tf.reduce_any(mask > 0, axis=1), unary + binary - log_partition, 0.0)
 
 
 def viterbi_decode(logits, mask, transitions):

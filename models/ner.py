@@ -163,13 +163,14 @@ def distill_run_fn(fn_args) -> None:
         fn_args, distillation.WordLogitsDistillation,
         lambda settings, d, model, student, what: _train_and_export(
             fn_args, settings, model, student, d.learning_rate, d.export_precision,
-            distillation.teacher_tokenizer(fn_args.base_model), what),
+            distillation.teacher_tokenizer(fn_args.base_model), what, d),
         "tagger", wrap_teacher=lambda teacher: distillation.mark_padded_words(teacher, features.WORD_POSITIONS))
 
 
 def _train_and_export(fn_args, settings, model, tagger, learning_rate: float, precision: str, tokenizer,
-                      what: str) -> None:
-    """Trains ``model`` (the tagger, or a Distiller around it) on the word tags, then exports
+                      what: str, distill=None) -> None:
+    """Trains ``model`` (the tagger, or a Distiller around it) on the word tags (and a student,
+    with ``distill.transfer_pattern``, on transfer text too), then exports
     ``tagger`` (its weights at ``precision``) with ``tokenizer`` in its graph (the encoder's, or
     the teacher's: the same)."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -178,7 +179,9 @@ def _train_and_export(fn_args, settings, model, tagger, learning_rate: float, pr
     model.compile(optimizer=finetuning.optimizer(settings, train_steps, learning_rate),
                   loss=crf_loss(tagger.get_layer("crf")) if use_crf else masked_softmax_loss)
     print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    metrics = finetuning.fit(model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
+    train_ds = distillation.with_transfer_text(_dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
+                                               tf_transform_output, distill, batch_size, settings.seed)
+    metrics = finetuning.fit(model, fn_args, train_ds,
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False))
     finetuning.report(metrics, fn_args.model_run_dir)
     export_tagger(compression.for_serving(tagger, precision), tf_transform_output, fn_args.serving_model_dir,

@@ -9,10 +9,11 @@ from tfx_bert_app.models import crf
 
 def test_crf_likelihood_and_viterbi_match_brute_force():
     rng = np.random.default_rng(0)
-    b, n, t = 4, 4, 3
+    b, n, t = 5, 4, 3
     logits = rng.normal(size=(b, n, t)).astype("float32")
     transitions = rng.normal(size=(t, t)).astype("float32")
-    mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]], bool)
+    # The last: no word (a tagger's transfer text): log-likelihood 0, nothing to learn from it.
+    mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]], bool)
     tags = rng.integers(0, t, size=(b, n))
     likelihood = crf.log_likelihood(logits, tags, mask, transitions).numpy()
     decoded = crf.viterbi_decode(logits, mask, transitions).numpy()

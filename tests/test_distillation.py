@@ -660,3 +660,42 @@ def test_transfer_text_mixes_lines_at_weight_zero_and_pairs_a_line_with_the_next
     assert 0.35 < seen["transfer"] / 320 < 0.65, seen
     with pytest.raises(ValueError, match=r"carry \['question', 'text'\], not one 'text'"):
         distillation.with_transfer_text(labelled, _TextTransform(("text", "question")), d, 8)
+
+
+class _WordTransform:
+    """A tagger's TFT output as ``with_transfer_text`` reads it: ``tokens`` (and ``tags``) raw
+    features; the transform gives each sentence's first word and word count."""
+
+    def raw_feature_spec(self):
+        return {"tokens": tf.io.VarLenFeature(tf.string), "tags": tf.io.VarLenFeature(tf.int64)}
+
+    def transform_features_layer(self):
+        def transform(raw):
+            words = tf.sparse.to_dense(raw["tokens"], default_value="")
+            return {"first_word": words[:, 0], "count": tf.reduce_sum(tf.cast(words != "", tf.int64), axis=1)}
+        return transform
+
+
+def test_transfer_text_for_a_tagger_is_a_lines_words_with_no_tags(tmp_path):
+    """A tagger's transfer examples: each line's words, split as BERT splits raw text
+    (punctuation on its own), every tag -1 so the tag losses skip them; the dataset keeps its
+    (inputs, tags) form."""
+    from tfx_bert.config import DistillConfig
+
+    lines = [f"word{i},again now" for i in range(30)]
+    (tmp_path / "a.txt").write_text("\n".join(lines) + "\n")
+    labelled = tf.data.Dataset.from_tensor_slices(
+        ({"first_word": ["labelled"] * 16, "count": np.full(16, 2, "int64")}, np.zeros((16, 4), "int32"))).repeat().batch(8)
+    d = DistillConfig(transfer_pattern=str(tmp_path / "*.txt"), transfer_share=0.5)
+    mixed = distillation.with_transfer_text(labelled, _WordTransform(), d, 8, seed=1)
+    assert len(mixed.element_spec) == 2
+    transfer = 0
+    for x, tags in mixed.take(10):
+        for i in range(8):
+            if x["first_word"][i].numpy() == b"labelled":
+                assert tags[i].numpy().tolist() == [0] * 4
+                continue
+            assert x["first_word"][i].numpy().decode() in {f"word{i}" for i in range(30)}
+            assert int(x["count"][i]) == 4 and tags[i].numpy().tolist() == [-1] * 4  # word, ",", again, now
+            transfer += 1
+    assert 0.3 < transfer / 80 < 0.7, transfer

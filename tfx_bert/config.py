@@ -299,9 +299,9 @@ class DistillConfig:
     # Unlabelled in-domain text the teacher labels with its soft outputs (DistilBERT's and
     # TinyBERT's transfer set): a glob of text files, one text per line, local or gs:// (the
     # pretraining corpus's *.txt reads as such). transfer_share of each batch's examples come
-    # from it; they count in the soft-target loss only. Tasks that read one text or a pair (a
-    # line and the next): TRANSFER_TEXT_TASKS. transfer_max: at most that many lines (0: all).
-    # Empty: labelled only.
+    # from it; they count in the soft-target loss only. Tasks that read one text, a pair (a
+    # line and the next) or a sentence's words: TRANSFER_TEXT_TASKS. transfer_max: at most that
+    # many lines (0: all). Empty: labelled only.
     transfer_pattern: str = ""
     transfer_share: float = 0.5
     transfer_max: int = 0
@@ -544,8 +544,8 @@ class ProjectConfig:
             (d.export_precision in ("float32", "float16", "int8"),
              f"distill.export_precision must be float32, float16 or int8; got {d.export_precision!r}"),
             (not d.transfer_pattern or task.name in TRANSFER_TEXT_TASKS,
-             f"distill.transfer_pattern: the {task.name} task's examples are not one text or a pair of texts "
-             f"(tasks it works for: {', '.join(TRANSFER_TEXT_TASKS)}); clear it"),
+             f"distill.transfer_pattern: the {task.name} task's examples are not one text, a pair of texts or "
+             f"a sentence's words (tasks it works for: {', '.join(TRANSFER_TEXT_TASKS)}); clear it"),
             (0 < d.transfer_share < 1 and d.transfer_max >= 0,
              "distill.transfer_share must be in (0, 1) and distill.transfer_max >= 0 (0: every line)"),
         ]
@@ -589,9 +589,9 @@ HIDDEN_STATE_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "
 # Keys BertTrainer adds to a run_fn's custom_config: the task data (a run_fn that reads it itself:
 # retrieval's mining round) and the SavedModel dir of its optional teacher_model input.
 TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
-# Tasks whose examples are one text or a pair (a line and the next), which unlabelled transfer text
-# can stand for (distill.transfer_pattern).
-TRANSFER_TEXT_TASKS = ("sentiment", "pair_classification", "multilabel")
+# Tasks whose examples are one text, a pair (a line and the next) or a sentence's words (a line's),
+# which unlabelled transfer text can stand for (distill.transfer_pattern).
+TRANSFER_TEXT_TASKS = ("sentiment", "pair_classification", "multilabel", "ner")
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
 # Task settings the pipeline (indexer, evaluator) reads, not the Trainer.

@@ -183,6 +183,14 @@ WORD_KEEP_PATTERN = f"{_PUNCTUATION}|{_CJK}"
 WORD_DELIMITER_PATTERN = rf"\s|\p{{Zs}}|{WORD_KEEP_PATTERN}"
 
 
+def split_words(texts):
+    """BERT's basic word split (as ``WordPieceTokenizer.split_words_with_offsets``, without the
+    offsets): strings [batch] -> words, ragged [batch, (words)]."""
+    import tensorflow_text as tf_text
+
+    return tf_text.regex_split(texts, WORD_DELIMITER_PATTERN, WORD_KEEP_PATTERN)
+
+
 def _char_offsets(texts, byte_offsets):
     """Byte offsets [batch, (n)] into UTF-8 ``texts`` -> character offsets: how many of the
     row's characters start before each offset (the text's end maps to its character count)."""
