@@ -643,7 +643,7 @@ def with_transfer_text(train_dataset, tf_transform_output, d, batch_size: int, s
 def _transfer_features(raw_spec: dict):
     """(lines per example, lines -> the task's raw features) for a task whose examples are one
     ``text``, a ``text`` / ``text_b`` pair (a line and the next), or a sentence's ``tokens``
-    (a line's words, split as the served tagger splits raw text)."""
+    (a line's words, split as the served tagger splits raw text; and the line as its ``text``)."""
     from tfx_bert import features, tokenization
     from tfx_bert_app.models import export
 
@@ -653,8 +653,11 @@ def _transfer_features(raw_spec: dict):
     if keys == {features.TEXT, features.TEXT_B}:
         return 2, lambda pairs: {k: export.reshape_to_spec(pairs[:, i], raw_spec[k])
                                  for i, k in enumerate((features.TEXT, features.TEXT_B))}
-    if keys == {features.TOKENS} and isinstance(raw_spec[features.TOKENS], tf.io.VarLenFeature):
-        return 1, lambda lines: {features.TOKENS: tokenization.split_words(lines).to_sparse()}
+    if keys in ({features.TOKENS}, {features.TOKENS, features.TEXT}) and isinstance(
+            raw_spec[features.TOKENS], tf.io.VarLenFeature):  # CoNLL examples also carry the sentence
+        return 1, lambda lines: {features.TOKENS: tokenization.split_words(lines).to_sparse(),
+                                 **({features.TEXT: export.reshape_to_spec(lines, raw_spec[features.TEXT])}
+                                    if features.TEXT in keys else {})}
     raise ValueError(f"distill.transfer_pattern: this task's examples carry {sorted(keys)}, not one "
                      f"'{features.TEXT}', a '{features.TEXT}', '{features.TEXT_B}' pair or a sentence's "
                      f"'{features.TOKENS}': transfer text cannot stand for them.")

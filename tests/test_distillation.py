@@ -667,12 +667,14 @@ class _WordTransform:
     features; the transform gives each sentence's first word and word count."""
 
     def raw_feature_spec(self):
-        return {"tokens": tf.io.VarLenFeature(tf.string), "tags": tf.io.VarLenFeature(tf.int64)}
+        return {"tokens": tf.io.VarLenFeature(tf.string), "tags": tf.io.VarLenFeature(tf.int64),
+                "text": tf.io.FixedLenFeature([], tf.string)}  # CoNLL examples carry the sentence too
 
     def transform_features_layer(self):
         def transform(raw):
             words = tf.sparse.to_dense(raw["tokens"], default_value="")
-            return {"first_word": words[:, 0], "count": tf.reduce_sum(tf.cast(words != "", tf.int64), axis=1)}
+            return {"first_word": words[:, 0], "count": tf.reduce_sum(tf.cast(words != "", tf.int64), axis=1),
+                    "text": tf.reshape(raw["text"], [-1])}
         return transform
 
 
@@ -685,7 +687,8 @@ def test_transfer_text_for_a_tagger_is_a_lines_words_with_no_tags(tmp_path):
     lines = [f"word{i},again now" for i in range(30)]
     (tmp_path / "a.txt").write_text("\n".join(lines) + "\n")
     labelled = tf.data.Dataset.from_tensor_slices(
-        ({"first_word": ["labelled"] * 16, "count": np.full(16, 2, "int64")}, np.zeros((16, 4), "int32"))).repeat().batch(8)
+        ({"first_word": ["labelled"] * 16, "count": np.full(16, 2, "int64"), "text": ["labelled x"] * 16},
+         np.zeros((16, 4), "int32"))).repeat().batch(8)
     d = DistillConfig(transfer_pattern=str(tmp_path / "*.txt"), transfer_share=0.5)
     mixed = distillation.with_transfer_text(labelled, _WordTransform(), d, 8, seed=1)
     assert len(mixed.element_spec) == 2
@@ -695,7 +698,8 @@ def test_transfer_text_for_a_tagger_is_a_lines_words_with_no_tags(tmp_path):
             if x["first_word"][i].numpy() == b"labelled":
                 assert tags[i].numpy().tolist() == [0] * 4
                 continue
-            assert x["first_word"][i].numpy().decode() in {f"word{i}" for i in range(30)}
+            assert x["text"][i].numpy().decode() in lines and x["text"][i].numpy().decode().startswith(
+                x["first_word"][i].numpy().decode() + ",")
             assert int(x["count"][i]) == 4 and tags[i].numpy().tolist() == [-1] * 4  # word, ",", again, now
             transfer += 1
     assert 0.3 < transfer / 80 < 0.7, transfer
