@@ -162,3 +162,15 @@ def test_first_piece_labelling_and_truncation(tokenizer):
     assert packed["word_positions"].numpy()[0].tolist() == [1, 2, 4, 5, 6, -1, -1, -1]
     assert packed["word_tags"].numpy()[0].tolist() == [1, 0, 0, 0, 3, -1, -1, -1]
     assert packed["word_tags"].numpy()[1].tolist() == [3, 4, -1, -1, -1, -1, -1, -1]
+
+
+def test_place_rows_puts_each_rows_slice_at_its_position_and_fills_the_rest():
+    """Row i's ``count[i]`` values from ``row_starts[i]`` land at positions ``first[i]``...; the
+    rest is ``fill``; no values at all (every text empty) still gives the filled shape."""
+    values = tf.constant([10, 11, 12, 20, 21], tf.int64)
+    placed = tokenization.place_rows(values, tf.constant([0, 3], tf.int64), tf.constant([1, 0], tf.int64),
+                                     tf.constant([3, 1], tf.int64), 5, -1)
+    assert placed.numpy().tolist() == [[-1, 10, 11, 12, -1], [20, -1, -1, -1, -1]]
+    empty = tokenization.place_rows(tf.zeros([0], tf.int64), tf.constant([0, 0], tf.int64), tf.constant([1, 1], tf.int64),
+                                    tf.constant([0, 0], tf.int64), 3, 7)
+    assert empty.numpy().tolist() == [[7, 7, 7], [7, 7, 7]]
