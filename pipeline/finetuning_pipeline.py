@@ -17,21 +17,24 @@ import os
 from tfx import v1 as tfx
 
 from tfx_bert_app.components.bert_trainer.component import BertTrainer
+from tfx_bert_app.components.bert_trainer.executor import STUDENT_ROLE
 from tfx_bert_app.components.serving_pusher.component import ServingPusher
-from tfx_bert_app.pipeline import common, task_wiring
+from tfx_bert_app.pipeline import baseline_resolver, common, task_wiring
 from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
 from tfx_bert.config import ProjectConfig, distill_settings, trainer_settings
 
 
 def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
-                               beam_args: list[str], negative_model: str | None = None) -> tfx.dsl.Pipeline:
+                               beam_args: list[str], negative_model: str | None = None,
+                               kubeflow: bool = False) -> tfx.dsl.Pipeline:
     """Builds the fine-tuning pipeline for ``config.finetune.task``.
 
     ``params.data_path`` holds ``train/*.csv`` and ``eval/*.csv``; ``encoder_uri`` is a
     pretrained encoder directory (keras-hub preset with its vocabulary); ``beam_args`` are the
     Beam components' pipeline args; ``negative_model`` (ranking tasks): the first stage that
-    mines negatives, resolved (default ``finetune.negative_model``).
+    mines negatives, resolved (default ``finetune.negative_model``); ``kubeflow``: built for KFP
+    v2, whose compiler takes only TFX's stock resolver strategies (``baseline_resolver``).
     """
     f = config.finetune
     task = tasks.get_task(f.task)
@@ -61,13 +64,11 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
                        trainer_settings(f),
                        data_dir=params.data_path if task.name == "retrieval" and f.mining_steps else None,
                        teacher_model=cross_encoder.outputs["result"] if cross_encoder else None).with_id("Trainer")
-    # The baseline: the latest model this pipeline blessed; TFMA's change thresholds compare the
+    # The baseline: the latest model this pipeline blessed, a distilled student never (on KFP v2
+    # the stock strategy: see the README's Known limits); TFMA's change thresholds compare the
     # candidate against it (nothing to compare on the first run).
     baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        # With distillation on, a blessed student is a Model of this pipeline too, and TFX's
-        # resolver cannot tell it from a teacher (the compiled query, local and KFP v2, filters by
-        # artifact type only): see the README's Known limits.
+        strategy_class=baseline_resolver.baseline_strategy(kubeflow),
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
@@ -101,7 +102,7 @@ def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
 
 
 def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps: int, settings: dict,
-             data_dir=None, teacher_model=None) -> BertTrainer:
+             data_dir=None, teacher_model=None, model_role: str = "") -> BertTrainer:
     """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
     teacher); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining round);
     ``teacher_model``: a model it learns from besides (retrieval's cross-encoder)."""
@@ -112,7 +113,7 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps
         schema=schema.outputs["schema"],
         base_model=base_model,
         train_steps=train_steps, eval_steps=eval_steps,
-        custom_config=settings, data_dir=data_dir, teacher_model=teacher_model)
+        custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role)
 
 
 def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingPusher:
@@ -135,7 +136,8 @@ def _distillation(config: ProjectConfig, task, transform, schema, example_gen, t
     that the teacher shares its vocabulary."""
     d, f = config.distill, config.finetune
     student = _trainer(task.distill_run_fn, transform, schema, teacher, d.train_steps, f.eval_steps,
-                       {**distill_settings(config), "encoder_dir": encoder_uri}).with_id("StudentTrainer")
+                       {**distill_settings(config), "encoder_dir": encoder_uri}, model_role=STUDENT_ROLE
+                       ).with_id("StudentTrainer")
     evaluator = task_wiring.student_evaluator(task, f, data_path, example_gen.outputs["examples"],
                                               student.outputs["model"], teacher, d.min_retention
                                               ).with_id("StudentEvaluator")

@@ -305,12 +305,15 @@ E2E_FINETUNES = {
 
 # Second runs in the same work dir, right after the first (its flags plus these, or plus what a
 # function of the work dir returns): NER's CRF variant with a distilled student (CRF emissions;
-# Viterbi at serving), evaluated against the first run's blessed model as TFMA's baseline; a
+# Viterbi at serving; transfer text), evaluated against the first run's blessed model as TFMA's baseline; a
 # multi-label student distilled from the first run's teacher given by URI (distill.teacher_uri),
 # in a pipeline of its own. In the background pool they overlap other runs instead of running
 # alone at the suite's end.
 E2E_FOLLOW_UPS = {
-    "ner": ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100", "--set", "distill.enabled=true"),
+    # The CRF run's student also reads a fifth of each batch from the demo's corpus (transfer text).
+    "ner": lambda work: ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100", "--set", "distill.enabled=true",
+                         "--set", f"distill.transfer_pattern={work}/data/corpus/*.txt", "--set", "distill.transfer_max=3000",
+                         "--set", "distill.transfer_share=0.2"),
     "multilabel": lambda work: (
         "--set", "finetune.pipeline_name=tfx-bert-multilabel-uri", "--set", "distill.model_name=multilabel-uri-student",
         "--set", "distill.teacher_uri=" + teacher_model(work, "tfx-bert-multilabel"), "--set", "distill.train_steps=50",

@@ -234,6 +234,11 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run, finetuned)
         client.wait_until_available("ner")
         [served] = client.extract_entities("ner", [texts[0]])
     _check_student(work, "ner", "entity_f1", (2, 1))  # the CRF run's student: its emissions distilled
+    # MLMD marks the student's Model (and only it): a later run's baseline resolver skips it.
+    roles = _model_roles(work)
+    assert {role for uri, role in roles.items() if "/StudentTrainer/" in uri} == {"student"}
+    assert {role for uri, role in roles.items() if "/Trainer/" in uri} == {""}
+    assert "[distill] transfer text: 1 file(s) matching" in finetuned.output("ner", run=1)  # words of corpus lines
     [student] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-ner", "StudentTrainer", "model", "*", "Format-Serving"))
     assert op_check.unsupported_ops(student) == []
     student_out = tf.saved_model.load(student).signatures["serving_default"](text=tf.constant([text]))
@@ -440,6 +445,18 @@ def _assert_read_by_pipeline(work, artifact_uri, pipeline):
                if e.type == metadata_store_pb2.Event.INPUT}
     context = store.get_context_by_type_and_name("pipeline", pipeline)
     assert readers & {e.id for e in store.get_executions_by_context(context.id)}, (artifact_uri, pipeline)
+
+
+def _model_roles(work) -> dict:
+    """uri -> ``model_role`` custom property ("" when unset) of every Model artifact in ``work``'s MLMD."""
+    from ml_metadata.metadata_store import metadata_store
+
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.pipeline import common
+
+    store = metadata_store.MetadataStore(common.metadata_config(config_lib.load_config(overrides=[f"work_dir={work}"])))
+    return {a.uri: a.custom_properties["model_role"].string_value if "model_role" in a.custom_properties else ""
+            for a in store.get_artifacts_by_type("Model")}
 
 
 def _latest(pattern, first=False):

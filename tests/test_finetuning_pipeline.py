@@ -1,5 +1,6 @@
 """pipeline/finetuning_pipeline.py: each task's components and their wiring, built without running."""
 import pytest
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 
 
 @pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "Evaluator")])
@@ -74,6 +75,19 @@ def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and
     assert c["StudentPusher"].inputs["model_blessing"] is c["StudentEvaluator"].outputs["blessing"]
     destination = c["StudentPusher"].exec_properties["push_destination"]
     assert os.path.join("serving", "sentiment-student") in str(destination)
+    # The student's Model is marked, and the teacher's baseline resolver skips marked models
+    # (KFP v2 compiles only the stock strategy).
+    from tfx.dsl.components.common import resolver
+
+    from tfx_bert_app.pipeline import baseline_resolver
+
+    assert student.exec_properties["model_role"] == "student" and c["Trainer"].exec_properties["model_role"] is None
+    strategy = c["latest_blessed_model"].exec_properties[resolver.RESOLVER_STRATEGY_CLASS]
+    assert strategy is baseline_resolver.LatestBlessedTeacherStrategy
+    for_kfp = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [],
+                                         kubeflow=True)
+    [kfp_baseline] = [component for component in for_kfp.components if component.id == "latest_blessed_model"]
+    assert kfp_baseline.exec_properties[resolver.RESOLVER_STRATEGY_CLASS] is LatestBlessedModelStrategy
 
     plain = create_finetuning_pipeline(config_lib.load_config(overrides=[f"work_dir={tmp_path}"]),
                                        PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])

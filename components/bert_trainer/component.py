@@ -12,13 +12,15 @@ from tfx.types.standard_component_specs import TrainerSpec
 from tfx.utils import json_utils
 
 from tfx_bert_app.components.bert_trainer import executor
-from tfx_bert_app.components.bert_trainer.executor import DATA_DIR_KEY, MODEL_SIZE_KEY, TEACHER_KEY, TRAIN_STEPS_KEY
+from tfx_bert_app.components.bert_trainer.executor import (DATA_DIR_KEY, MODEL_ROLE_KEY, MODEL_SIZE_KEY, TEACHER_KEY,
+                                                           TRAIN_STEPS_KEY)
 
 
 class BertTrainerSpec(TrainerSpec):
     """TrainerSpec plus ``train_steps``, ``model_size`` and ``data_dir`` (each may be a
-    RuntimeParameter), and an optional ``teacher_model`` input (a model the run_fn learns from
-    besides ``base_model``: retrieval's cross-encoder; read as ``custom_config["teacher_model_dir"]``)."""
+    RuntimeParameter), ``model_role`` (published on the output Model), and an optional
+    ``teacher_model`` input (a model the run_fn learns from besides ``base_model``: retrieval's
+    cross-encoder; read as ``custom_config["teacher_model_dir"]``)."""
 
     INPUTS = {**TrainerSpec.INPUTS, TEACHER_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True)}
 
@@ -27,6 +29,7 @@ class BertTrainerSpec(TrainerSpec):
         TRAIN_STEPS_KEY: ExecutionParameter(type=int, optional=True),
         MODEL_SIZE_KEY: ExecutionParameter(type=str, optional=True),
         DATA_DIR_KEY: ExecutionParameter(type=str, optional=True),
+        MODEL_ROLE_KEY: ExecutionParameter(type=str, optional=True),
     }
 
 
@@ -37,7 +40,8 @@ class BertTrainer(base_component.BaseComponent):
     it itself: ``custom_config["task_data_dir"]``) are plain values or
     ``tfx.dsl.experimental.RuntimeParameter``s; ``vertex_job``, when given, is the Vertex
     custom-job spec (``worker_pool_specs``...) and training runs there instead of in this step's
-    container.
+    container. ``model_role`` ("student" for a distilled student) becomes the output Model's
+    ``model_role`` custom property.
     """
 
     SPEC_CLASS = BertTrainerSpec
@@ -47,7 +51,7 @@ class BertTrainer(base_component.BaseComponent):
                  custom_config: dict | None = None, transform_graph: types.BaseChannel | None = None,
                  schema: types.BaseChannel | None = None, base_model: types.BaseChannel | None = None,
                  model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = "",
-                 data_dir: Any = None, teacher_model: types.BaseChannel | None = None):
+                 data_dir: Any = None, teacher_model: types.BaseChannel | None = None, model_role: str = ""):
         custom_config = dict(custom_config or {})
         custom_executor = None
         if vertex_job:
@@ -66,6 +70,7 @@ class BertTrainer(base_component.BaseComponent):
             eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
             custom_config=json_utils.dumps(custom_config),
             train_steps=train_steps, model_size=model_size, data_dir=data_dir, teacher_model=teacher_model,
+            model_role=model_role or None,
             model=types.Channel(type=types.standard_artifacts.Model),
             model_run=types.Channel(type=types.standard_artifacts.ModelRun),
         )

@@ -15,6 +15,10 @@ TRAIN_STEPS_KEY = "train_steps"
 MODEL_SIZE_KEY = "model_size"
 DATA_DIR_KEY = "data_dir"  # the task data, for a run_fn that reads it itself (retrieval's mining round)
 TEACHER_KEY = "teacher_model"  # an optional Model input: a model the run_fn learns from (retrieval's cross-encoder)
+# What the trained Model is, published as its custom property of the same name: "student" for a
+# distilled student, which the fine-tuning pipeline's baseline resolver must not take for a teacher.
+MODEL_ROLE_KEY = "model_role"
+STUDENT_ROLE = "student"
 
 
 def fold_run_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -25,6 +29,7 @@ def fold_run_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
     own and this puts them back before TFX's executor runs.
     """
     props = dict(exec_properties)
+    props.pop(MODEL_ROLE_KEY, None)  # read by mark_model_role, not by the run_fn
     steps = props.pop(TRAIN_STEPS_KEY, None)
     folded = {"model_size": props.pop(MODEL_SIZE_KEY, None), TASK_DATA_DIR: props.pop(DATA_DIR_KEY, None)}
     if steps:
@@ -69,7 +74,17 @@ class Executor(trainer_executor.GenericExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
         props = steps_for_epochs(fold_run_parameters(exec_properties), input_dict[specs.EXAMPLES_KEY])
-        return super().Do(input_dict, output_dict, with_teacher(props, input_dict))
+        super().Do(input_dict, output_dict, with_teacher(props, input_dict))
+        mark_model_role(output_dict, exec_properties)
+
+
+def mark_model_role(output_dict: dict, exec_properties: dict[str, Any]) -> None:
+    """Sets the ``model_role`` execution property (if any) as the output Model's custom property,
+    which the launcher publishes to MLMD with the artifact."""
+    role = exec_properties.get(MODEL_ROLE_KEY)
+    if role:
+        for model in output_dict[specs.MODEL_KEY]:
+            model.set_string_custom_property(MODEL_ROLE_KEY, role)
 
 
 def with_teacher(exec_properties: dict[str, Any], input_dict: dict) -> dict[str, Any]:
