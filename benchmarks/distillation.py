@@ -1,7 +1,8 @@
 """Teacher vs distilled student, measured in one run on the same machine (ratios; medians).
 
 For each pushed teacher / student pair of a work dir (``make demo`` leaves sentiment and
-sentiment-student; ``--pair name:student_name`` adds others): parameters, SavedModel MB,
+sentiment-student; ``--pair name:student_name[:pipeline_name]`` adds others, the pipeline whose
+distillation metrics to print; default tfx-bert-<name>): parameters, SavedModel MB,
 in-process latency at batch 1 (p50 / p99), throughput at batch 32, gRPC throughput with 8 client
 threads against the development server serving both, and the gated metric with its retention
 (the StudentEvaluator's TFMA run). Teacher and student are timed alternately, so machine noise
@@ -12,6 +13,8 @@ falls on both.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import os
 import statistics
 import sys
@@ -29,6 +32,26 @@ from benchmarks.serving_throughput import run_clients  # noqa: E402
 
 TEXTS = ["the soup was wonderful and the staff were kind .", "a dull , slow film with nothing to say .",
          "i would come back tomorrow .", "not worth the price ."]
+# Sample strings for each task's serving inputs (by input name; others get TEXTS).
+INPUT_TEXTS = {
+    "question": ["who bakes the bread ?", "where did anna go ?"],
+    "context": ["anna says the chef bakes the bread every morning before the shop opens .",
+                "nobody in dublin knew greta , so anna went to paris on monday ."],
+    "query": ["does the chef bake the bread ?", "who went to paris ?"],
+}
+
+
+def task_inputs(signature, n: int) -> dict:
+    """A batch of ``n`` for the serving signature's own inputs: each string input filled from
+    ``INPUT_TEXTS`` (``TEXTS`` for any other name), a list input (re-ranking's candidates) 4 wide."""
+    _, specs = signature.structured_input_signature
+    inputs = {}
+    for name, spec in specs.items():
+        pool = INPUT_TEXTS.get(name, TEXTS)
+        shape = [n] + [4 for _ in spec.shape[1:]]
+        flat = [pool[i % len(pool)] for i in range(int(np.prod(shape)))]
+        inputs[name] = tf.constant(np.array(flat, dtype=object).reshape(shape))
+    return inputs
 
 
 def _latest(base: str) -> str:
@@ -40,8 +63,7 @@ def in_process(version_dir: str, repeats: int) -> dict:
     from tfx_bert_app.models import distillation
 
     signature = tf.saved_model.load(version_dir).signatures["serving_default"]
-    one = {"text": tf.constant(TEXTS[:1])}
-    batch = {"text": tf.constant([TEXTS[i % len(TEXTS)] for i in range(32)])}
+    one, batch = task_inputs(signature, 1), task_inputs(signature, 32)
     latency = distillation.latency_ms(signature, one, runs=100)
     signature(**batch)
     rates = []
@@ -55,14 +77,21 @@ def in_process(version_dir: str, repeats: int) -> dict:
             "saved_model_mb": distillation.saved_model_mb(version_dir)}
 
 
-def grpc_rate(target: str, name: str, seconds: float) -> float:
+@functools.lru_cache(maxsize=None)
+def _one_request(version_dir: str) -> dict:
+    signature = tf.saved_model.load(version_dir).signatures["serving_default"]
+    return {k: v.numpy() for k, v in task_inputs(signature, 1).items()}
+
+
+def grpc_rate(target: str, name: str, version_dir: str, seconds: float) -> float:
     from tfx_bert.serving.client import ServingClient
 
+    request = _one_request(version_dir)
     with ServingClient(target) as client:
         client.wait_until_available(name)
 
         def call(i):
-            client.predict(name, {"text": np.array([TEXTS[i % len(TEXTS)]], dtype=object)})
+            client.predict(name, request)
 
         return run_clients(call, 8, seconds)[0]
 
@@ -81,9 +110,11 @@ def main() -> int:
     from tfx_bert.serving import model_config
 
     config = config_lib.load_config(overrides=[f"work_dir={args.work_dir}"], demo=True)
-    pairs = [tuple(p.split(":")) for p in args.pair] or [(config.finetune.model_name, config.distill.model_name)]
-    summary = distill_summary.read(config)
-    for teacher, student in pairs:
+    pairs = [tuple(p.split(":")) for p in args.pair] or [
+        (config.finetune.model_name, config.distill.model_name, config.finetune.pipeline_name)]
+    for teacher, student, *pipeline in pairs:
+        summary = distill_summary.read(dataclasses.replace(
+            config, finetune=dataclasses.replace(config.finetune, pipeline_name=(pipeline or [f"tfx-bert-{teacher}"])[0])))
         bases = {who: os.path.join(config.serving_base, name) for who, name in (("teacher", teacher), ("student", student))}
         rows = {who: [] for who in bases}
         for _ in range(args.repeats):  # alternate, so noise falls on both
@@ -97,7 +128,7 @@ def main() -> int:
         with DevServer(None, None, model_config_file=config_file) as server:
             for who, name in (("teacher", teacher), ("student", student)):
                 measured[who]["grpc_8_clients_per_s"] = statistics.median(
-                    grpc_rate(server.target, name, args.seconds) for _ in range(args.repeats))
+                    grpc_rate(server.target, name, _latest(bases[who]), args.seconds) for _ in range(args.repeats))
         print(f"\n== {teacher} (teacher) vs {student} (student) ==")
         report = summary.get("report", {})
         for key in ("layers", "parameters"):
