@@ -18,6 +18,8 @@ candidates for TFMA.
 """
 from __future__ import annotations
 
+import json
+
 import keras
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
@@ -25,7 +27,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export, finetuning
+from tfx_bert_app.models import compression, distillation, export, finetuning, rerank_metrics
 from tfx_bert_app.models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
 from tfx_bert import features
 from tfx_bert.config import settings_from
@@ -36,8 +38,10 @@ SCORES = "scores"
 
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: MRR@10 of the candidate lists gates the blessing; nDCG@10 is reported with it."""
+    # The name in the config too: the distillation summary finds the gated metric's values by it.
     return finetuning.gated_eval_config(SCORES, tfma.MetricConfig(
         class_name="RankingMetrics", module="tfx_bert_app.models.rerank_metrics",
+        config=json.dumps({"name": rerank_metrics.MRR}),
         threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
 
 

@@ -57,3 +57,15 @@ def test_both_rerank_losses_learn_to_put_the_relevant_passage_first(tokenizer, l
     assert (np.argmax(model(inputs).numpy(), axis=1) == 0).all()
     with pytest.raises(ValueError, match="listwise"):
         rerank.loss_and_labels("pairwise", 3)
+
+
+def test_the_gate_names_the_metric_it_reports():
+    """The gated MetricConfig carries the name its values are reported under (mrr@10), which the
+    distillation summary matches them by."""
+    from tfx_bert import config as config_lib
+    from tfx_bert import distill_summary
+    from tfx_bert_app.models import rerank_metrics
+
+    f = config_lib.load_config(overrides=["finetune.task=rerank"]).finetune
+    [gated] = [m for spec in rerank.eval_config(f).metrics_specs for m in spec.metrics if m.HasField("threshold")]
+    assert rerank_metrics.MRR in distill_summary._metric_names(gated)
