@@ -48,3 +48,24 @@ def test_auto_mode_runs_small_inputs_in_process_and_large_or_unknown_ones_in_wor
         "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     mine = config_lib.load_config(overrides=["beam_pipeline_args=--direct_running_mode=multi_threading"])
     assert beam_options.pipeline_args(mine, input_bytes=size)[0] == "--direct_running_mode=multi_threading"
+
+
+def test_direct_runner_pipelines_run_on_the_fn_api_runner_without_trying_prism(tmp_path, caplog):
+    """Beam's DirectRunner would first try the PrismRunner (a download from GitHub at run time);
+    the flags keep every component on the FnApiRunner, online or not."""
+    import logging
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    config = config_lib.load_config(config_lib.DEMO_CONFIG, [f"work_dir={tmp_path}"])
+    with caplog.at_level(logging.INFO, logger="apache_beam.runners.direct.direct_runner"):
+        with beam.Pipeline(options=PipelineOptions(beam_options.pipeline_args(config))) as pipeline:
+            squares = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * x)
+            assert_that(squares, equal_to([1, 4, 9]))
+    assert "Prism" not in caplog.text
+    with caplog.at_level(logging.INFO, logger="apache_beam.runners.direct.direct_runner"):
+        with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as pipeline:
+            pipeline | beam.Create([1])
+    assert "Running pipeline with PrismRunner" in caplog.text  # what the flag prevents

@@ -1,7 +1,8 @@
 """``beam_pipeline_args`` for the configured Beam runner.
 
 ``beam.runner: direct`` uses ``beam_pipeline_args`` (DirectRunner; in-process or multi-process),
-plus the flag that stops TFX repackaging itself for every component (``direct_runner_args``).
+plus the flag that stops TFX repackaging itself for every component (``direct_runner_args``) and
+the one that keeps Beam from switching to a downloaded PrismRunner (``NO_PRISM``).
 Dataflow, Flink and Spark get their runner flags from the ``beam`` section, plus
 ``--setup_file`` so the workers install this package (its components' Beam code lives here).
 """
@@ -43,6 +44,15 @@ def _require(config: ProjectConfig, *keys: str) -> None:
         raise ValueError(
             f"beam.runner={config.beam.runner} needs " + ", ".join(f"beam.{k}" for k in missing)
             + " (set them in the YAML config or with --set beam.KEY=VALUE).")
+
+
+# Beam 2.72's DirectRunner first tries the PrismRunner, downloading its binary from GitHub at run
+# time, for every pipeline unless unsafe triggers are allowed (apache/beam#33623). Offline it
+# falls back to the FnApiRunner, the runner every test here ran on; online the components would
+# run on Prism instead (a separate Go process), untested here. Allowing unsafe triggers (Beam
+# otherwise refuses triggers that may drop late data; batch TFX components use the default
+# trigger) keeps the FnApiRunner on every machine.
+NO_PRISM = ["--allow_unsafe_triggers"]
 
 
 def direct_mode_args(config: ProjectConfig, input_bytes: int | None = None) -> list[str]:
@@ -90,7 +100,7 @@ def pipeline_args(config: ProjectConfig, setup_file: str | None = None, input_by
     b = config.beam
     if b.runner == "direct":
         return direct_runner_args(direct_mode_args(config, input_bytes) + list(config.beam_pipeline_args)
-                                  + list(b.extra_args))
+                                  + list(b.extra_args) + NO_PRISM)
     setup = setup_file or b.setup_file or REPO_SETUP_FILE
     args = [f"--setup_file={setup}"]
     if b.runner == "dataflow":
