@@ -160,27 +160,30 @@ def distill_run_fn(fn_args) -> None:
         else lambda temperature: distillation.EmbeddingDistillation(),
         lambda settings, d, model, student, what: _train_and_export(
             fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            d.export_precision, what), "bi-encoder")
+            d.export_precision, what, d), "bi-encoder")
 
 
 def _train_and_export(fn_args, settings, model, pair_model, learning_rate: float, tokenizer, precision: str,
-                      what: str) -> None:
-    """Trains ``model`` (the pair model, or a Distiller around it) on the pairs' labels, then
-    exports ``pair_model`` and its sentence encoder."""
+                      what: str, distill=None) -> None:
+    """Trains ``model`` (the pair model, or a Distiller around it) on the pairs' labels (and a
+    student, with ``distill.transfer_pattern``, on transfer text too: a line and the next as a
+    pair), then exports ``pair_model`` and its sentence encoder."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
     optimizer = finetuning.optimizer(settings, train_steps, learning_rate)
     if settings.similarity_objective == "cosine":
         score_max = float(settings.score_max)
         label_fn = lambda y: tf.cast(y, tf.float32) / score_max  # noqa: E731
-        model.compile(optimizer=optimizer, loss="mse")
+        model.compile(optimizer=optimizer, loss=keras.losses.MeanSquaredError())  # a Loss: takes sample weights
     else:
         label_fn = lambda y: tf.cast(y, tf.int32)  # noqa: E731
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    metrics = finetuning.fit(model, fn_args,
-                             _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
+    train_ds = distillation.with_transfer_text(
+        _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
+        tf_transform_output, distill, batch_size, settings.seed)
+    metrics = finetuning.fit(model, fn_args, train_ds,
                              _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
     finetuning.report(metrics, fn_args.model_run_dir)
     export_bi_encoder(pair_model, pair_model.get_layer("sentence_encoder"), fn_args.serving_model_dir, tokenizer,

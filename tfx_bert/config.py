@@ -591,7 +591,7 @@ HIDDEN_STATE_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "
 TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
 # Tasks whose examples are one text, a pair (a line and the next) or a sentence's words (a line's),
 # which unlabelled transfer text can stand for (distill.transfer_pattern).
-TRANSFER_TEXT_TASKS = ("sentiment", "pair_classification", "multilabel", "ner")
+TRANSFER_TEXT_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "similarity")
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
 # Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
