@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tfx_bert import features
 from tfx_bert import signatures as sig
-from tfx_bert.tokenization import place_rows
+from tfx_bert.tokenization import place_rows, place_segments
 
 NEG_INF = -1e9
 
@@ -68,27 +68,21 @@ def make_windows(tokenizer, questions, contexts, seq_len: int, doc_stride: int, 
     example = tf.repeat(tf.range(tf.size(count, out_type=tf.int64)), count)
     window_start = tf.ragged.range(count, dtype=tf.int64).flat_values * tf.gather(stride, example)
     window_len = tf.maximum(tf.constant(0, tf.int64), tf.minimum(tf.gather(room, example), tf.gather(context_len, example) - window_start))
-    # [CLS] question [SEP] context slice [SEP], placed by position (tokenization.place_rows).
+    # [CLS] question [SEP] context slice [SEP], placed by position.
     query_len = tf.gather(query_len, example)
     offset = 2 + query_len  # position of the first context piece
     first_piece = tf.gather(ids.row_splits[:-1], example) + window_start
-    position = tf.range(seq_len, dtype=tf.int64)[None, :]
-    in_context = (position >= offset[:, None]) & (position < (offset + window_len)[:, None])
-    question = place_rows(question_ids.flat_values, tf.gather(question_ids.row_splits[:-1], example),
-                          tf.ones_like(example), query_len, seq_len, tokenizer.pad_id)
-    context = place_rows(ids.flat_values, first_piece, offset, window_len, seq_len, tokenizer.pad_id)
-    separator = (position == (offset - 1)[:, None]) | (position == (offset + window_len)[:, None])
-    token_ids = tf.where(in_context, context, tf.where(separator, tf.constant(tokenizer.sep_id, tf.int64), question))
-    token_ids = tf.where(position == 0, tf.constant(tokenizer.cls_id, tf.int64), token_ids)
-    length = offset + window_len + 1
+    token_ids, segment_ids, padding_mask = place_segments(
+        (question_ids.flat_values, tf.gather(question_ids.row_splits[:-1], example), query_len), seq_len,
+        tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, second=(ids.flat_values, first_piece, window_len))
 
     def packed_chars(values):
         return place_rows(values.flat_values, first_piece, offset, window_len, seq_len, -1)
 
     result = {
         features.TOKEN_IDS: tf.cast(token_ids, tf.int32),
-        features.SEGMENT_IDS: tf.cast((position >= offset[:, None]) & (position < length[:, None]), tf.int32),
-        features.PADDING_MASK: position < length[:, None],
+        features.SEGMENT_IDS: tf.cast(segment_ids, tf.int32),
+        features.PADDING_MASK: padding_mask,
         "char_starts": packed_chars(char_starts),
         "char_ends": packed_chars(char_ends),
         "example_index": example,

@@ -433,13 +433,9 @@ def _check_student(work, task, metric, layers):
 def _assert_read_by_pipeline(work, artifact_uri, pipeline):
     """MLMD of ``work`` holds one artifact at ``artifact_uri`` (an Importer of it reused the
     existing one), and an execution of ``pipeline`` read it: the lineage is recorded."""
-    from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from tfx_bert import config as config_lib
-    from tfx_bert_app.pipeline import common
-
-    store = metadata_store.MetadataStore(common.metadata_config(config_lib.load_config(overrides=[f"work_dir={work}"])))
+    store = _metadata_store(work)
     [artifact] = store.get_artifacts_by_uri(artifact_uri)
     readers = {e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
                if e.type == metadata_store_pb2.Event.INPUT}
@@ -449,14 +445,18 @@ def _assert_read_by_pipeline(work, artifact_uri, pipeline):
 
 def _model_roles(work) -> dict:
     """uri -> ``model_role`` custom property ("" when unset) of every Model artifact in ``work``'s MLMD."""
+    return {a.uri: a.custom_properties["model_role"].string_value if "model_role" in a.custom_properties else ""
+            for a in _metadata_store(work).get_artifacts_by_type("Model")}
+
+
+def _metadata_store(work):
+    """The MLMD store of the runs under ``work``."""
     from ml_metadata.metadata_store import metadata_store
 
     from tfx_bert import config as config_lib
     from tfx_bert_app.pipeline import common
 
-    store = metadata_store.MetadataStore(common.metadata_config(config_lib.load_config(overrides=[f"work_dir={work}"])))
-    return {a.uri: a.custom_properties["model_role"].string_value if "model_role" in a.custom_properties else ""
-            for a in store.get_artifacts_by_type("Model")}
+    return metadata_store.MetadataStore(common.metadata_config(config_lib.load_config(overrides=[f"work_dir={work}"])))
 
 
 def _latest(pattern, first=False):

@@ -231,6 +231,34 @@ def place_rows(flat_values, row_starts, first, count, sequence_length: int, fill
     return tf.where(inside, values, tf.cast(fill, flat_values.dtype))
 
 
+def place_segments(first, sequence_length: int, cls_id: int, sep_id: int, pad_id: int, second=None,
+                   closes_second=None):
+    """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` by position (``place_rows``): ``first`` and
+    ``second`` are (flat values, row starts, count) with int64 [batch] starts and counts;
+    ``closes_second`` (bool [batch], default every row) says which rows end B with its [SEP].
+    Returns int64 token_ids and segment_ids and a bool padding_mask, [batch, sequence_length]."""
+    import tensorflow as tf
+
+    position = tf.range(sequence_length, dtype=tf.int64)[None, :]
+    values, starts, count = first
+    first_sep = count[:, None] + 1
+    token_ids = place_rows(values, starts, tf.ones_like(count), count, sequence_length, pad_id)
+    token_ids = tf.where(position == 0, tf.constant(cls_id, tf.int64), token_ids)
+    token_ids = tf.where(position == first_sep, tf.constant(sep_id, tf.int64), token_ids)
+    length, segment_ids = first_sep + 1, tf.zeros_like(token_ids)
+    if second is not None:
+        values_b, starts_b, count_b = second
+        closes = tf.ones_like(count_b, tf.bool) if closes_second is None else closes_second
+        end_b = first_sep + 1 + count_b[:, None]  # position of B's [SEP]
+        in_b = (position > first_sep) & (position < end_b)
+        second_sep = closes[:, None] & (position == end_b)
+        b = place_rows(values_b, starts_b, count + 2, count_b, sequence_length, pad_id)
+        token_ids = tf.where(in_b, b, tf.where(second_sep, tf.constant(sep_id, tf.int64), token_ids))
+        segment_ids = tf.cast(in_b | second_sep, tf.int64)
+        length += tf.where(closes[:, None], count_b[:, None] + 1, tf.zeros_like(count_b[:, None]))
+    return token_ids, segment_ids, position < length
+
+
 class WordPieceTokenizer:
     """WordPiece tokenizer and BERT input packer, in TF ops that TF Serving has.
 
@@ -329,26 +357,17 @@ class WordPieceTokenizer:
             half_up = (budget + 1) // 2
             keep_a = tf.minimum(la, tf.maximum(budget - lb, half_up))
             keep = [keep_a, tf.minimum(lb, budget - keep_a)]
-        position = tf.range(sequence_length, dtype=tf.int64)[None, :]
-        first_sep = keep[0][:, None] + 1
-        token_ids = place_rows(tf.cast(segments[0].flat_values, tf.int64), tf.cast(segments[0].row_splits[:-1], tf.int64),
-                               tf.ones_like(keep[0]), keep[0], sequence_length, self.pad_id)
-        token_ids = tf.where(position == 0, tf.constant(self.cls_id, tf.int64), token_ids)
-        token_ids = tf.where(position == first_sep, tf.constant(self.sep_id, tf.int64), token_ids)
-        length, segment_ids = first_sep + 1, tf.zeros_like(token_ids)
-        if len(segments) == 2:  # B and its [SEP]; no second [SEP] after an empty B
-            has_b = lengths[1][:, None] > 0
-            b = place_rows(tf.cast(segments[1].flat_values, tf.int64), tf.cast(segments[1].row_splits[:-1], tf.int64),
-                           keep[0] + 2, keep[1], sequence_length, self.pad_id)
-            second_sep = has_b & (position == first_sep + 1 + keep[1][:, None])
-            in_b = (position > first_sep) & (position < first_sep + 1 + keep[1][:, None])
-            token_ids = tf.where(in_b, b, tf.where(second_sep, tf.constant(self.sep_id, tf.int64), token_ids))
-            segment_ids = tf.cast(in_b | second_sep, tf.int64)
-            length += tf.where(has_b, keep[1][:, None] + 1, tf.zeros_like(keep[1][:, None]))
+
+        def rows(segment, count):
+            return tf.cast(segment.flat_values, tf.int64), tf.cast(segment.row_splits[:-1], tf.int64), count
+
+        token_ids, segment_ids, mask = place_segments(  # no second [SEP] after an empty B
+            rows(segments[0], keep[0]), sequence_length, self.cls_id, self.sep_id, self.pad_id,
+            *([rows(segments[1], keep[1]), lengths[1] > 0] if len(segments) == 2 else []))
         return {
             features.TOKEN_IDS: tf.cast(token_ids, tf.int32),
             features.SEGMENT_IDS: tf.cast(segment_ids, tf.int32),
-            features.PADDING_MASK: position < length,
+            features.PADDING_MASK: mask,
         }
 
     def split_words_with_offsets(self, texts):
