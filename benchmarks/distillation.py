@@ -131,7 +131,7 @@ def main() -> int:
                     grpc_rate(server.target, name, _latest(bases[who]), args.seconds) for _ in range(args.repeats))
         print(f"\n== {teacher} (teacher) vs {student} (student) ==")
         report = summary.get("report", {})
-        for key in ("layers", "parameters"):
+        for key in ("layers", "feed_forward", "parameters"):
             if key in report.get("teacher", {}):
                 print(f"  {key:24} {report['teacher'][key]:>12,}  {report['student'][key]:>12,}")
         for key in ("saved_model_mb", "p50_ms", "p99_ms", "batch32_per_s", "grpc_8_clients_per_s"):

@@ -152,25 +152,33 @@ def _backbone_configs(node):
     return (found["config"] for found in _backbone_nodes(node))
 
 
+def backbone_setting(model: keras.Model, key: str) -> int:
+    """A setting of the BERT backbone inside a task model (``num_layers``, ``intermediate_dim``),
+    or of each of its backbones, which must agree: a dual encoder's two towers."""
+    values = {int(config[key]) for config in _backbone_configs(model.get_config())}
+    if len(values) != 1:
+        raise ValueError(f"Distillation needs a task model whose BERT backbones agree on {key}; {model.name} has "
+                         f"{sorted(values) or 'no backbone'}.")
+    return values.pop()
+
+
 def num_layers(model: keras.Model) -> int:
-    """The transformer layers of the BERT backbone inside a task model (or of each of its
-    backbones, which must agree: a dual encoder's two towers)."""
-    depths = {int(config["num_layers"]) for config in _backbone_configs(model.get_config())}
-    if len(depths) != 1:
-        raise ValueError(f"Distillation needs a task model whose BERT backbones have one depth; {model.name} has "
-                         f"{sorted(depths) or 'no backbone'}.")
-    return depths.pop()
+    """The transformer layers of the BERT backbone(s) inside a task model."""
+    return backbone_setting(model, "num_layers")
 
 
-def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras.Model:
+def student_from_teacher(teacher: keras.Model, student_layers: int = 0, ffn_keep: float = 1.0) -> keras.Model:
     """The teacher's architecture with ``student_layers`` transformer layers (0: half, rounded
-    up), every weight copied from the teacher (layers by ``layer_map``)."""
+    up), every weight copied from the teacher (layers by ``layer_map``). ``ffn_keep`` < 1 also
+    narrows every feed-forward block to that share of its neurons, the most important of each
+    source layer (``kept_neurons``): width pruning that cuts two thirds of a layer's matmuls."""
     total = num_layers(teacher)
     student_layers = student_layers or (total + 1) // 2
     sources = layer_map(total, student_layers)
     config = teacher.get_config()
     for backbone in _backbone_configs(config):
         backbone["num_layers"] = student_layers
+        backbone["intermediate_dim"] = ffn_width(int(backbone["intermediate_dim"]), ffn_keep)
     student = type(teacher).from_config(config)
     # Backbone by backbone (a dual encoder's two towers have the same weight paths), then the rest.
     in_backbones = set()
@@ -182,9 +190,43 @@ def student_from_teacher(teacher: keras.Model, student_layers: int = 0) -> keras
     return student
 
 
+def ffn_width(intermediate_dim: int, keep: float) -> int:
+    """The student's feed-forward width: ``keep`` of the teacher's, at least one neuron."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"distill.ffn_keep must be in (0, 1] (the share of feed-forward neurons kept); got {keep}.")
+    return max(1, int(round(intermediate_dim * keep)))
+
+
+_FFN_IN = "feedforward_intermediate_dense/"
+_FFN_OUT = "feedforward_output_dense/kernel"
+
+
+def kept_neurons(intermediate_kernel: np.ndarray, output_kernel: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` feed-forward neurons of a layer to keep, in their order: those whose input
+    column and output row have the largest norm product (a neuron's weight magnitude on both
+    sides bounds what it adds to the residual stream; the distillation that follows recovers the
+    rest, as in DynaBERT's and CoFi's width pruning)."""
+    importance = np.linalg.norm(intermediate_kernel, axis=0) * np.linalg.norm(output_kernel, axis=1)
+    return np.sort(np.argsort(-importance, kind="stable")[:width])
+
+
+def _source_value(by_path: dict, source: str, shape) -> np.ndarray:
+    """The teacher's value for a student weight: itself, or (a narrowed feed-forward block) the
+    kept neurons' slice of it."""
+    value = by_path[source].numpy()
+    if tuple(value.shape) == tuple(shape):
+        return value
+    layer = source[:source.index("/") + 1]
+    if not (_FFN_IN in source or source.endswith(_FFN_OUT)):
+        raise ValueError(f"The student's weight {source} has shape {tuple(shape)}, the teacher's {value.shape}.")
+    width = shape[0] if source.endswith(_FFN_OUT) else shape[-1]
+    kept = kept_neurons(by_path[layer + _FFN_IN + "kernel"].numpy(), by_path[layer + _FFN_OUT].numpy(), width)
+    return value[kept] if source.endswith(_FFN_OUT) or value.ndim == 1 else value[:, kept]
+
+
 def _copy_weights(teacher_weights: list, student_weights: list, sources: list[int]) -> None:
     """Each student weight from the teacher's of the same path, transformer layer i from layer
-    ``sources[i]``."""
+    ``sources[i]`` (a narrower feed-forward block from its kept neurons)."""
     by_path = {v.path: v for v in teacher_weights}
     for variable in student_weights:
         match = _LAYER.match(variable.path)
@@ -192,7 +234,7 @@ def _copy_weights(teacher_weights: list, student_weights: list, sources: list[in
                   if match else variable.path)
         if source not in by_path:
             raise ValueError(f"The student's weight {variable.path} has no teacher weight {source}.")
-        variable.assign(by_path[source])
+        variable.assign(_source_value(by_path, source, variable.shape))
 
 
 def student_from_encoder(teacher: keras.Model, encoder_dir: str) -> keras.Model:
@@ -580,7 +622,7 @@ def run_student(fn_args, make_loss, train_and_export, what: str, wrap_teacher=No
         check_shared_vocabulary(fn_args.base_model, d.student_encoder_uri)
         student = student_from_encoder(teacher, d.student_encoder_uri)
     else:
-        student = student_from_teacher(teacher, d.student_layers)
+        student = student_from_teacher(teacher, d.student_layers, d.ffn_keep)
     model = distiller(wrap_teacher(teacher) if wrap_teacher else teacher, student, make_loss(d.temperature), d.alpha,
                       d.hidden_weight, d.attention_weight, d.layer_mapping, d.relation_heads)
     hidden = (f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else "") + (
@@ -688,9 +730,11 @@ def latency_ms(signature, inputs: dict, runs: int = 30) -> dict:
 
 
 def size_and_latency(model: keras.Model, export_dir: str, inputs: dict) -> dict:
-    """Parameters, SavedModel MB and batch-1 latency of the served ``serving_default``."""
+    """Parameters, depth, feed-forward width, SavedModel MB and batch-1 latency of the served
+    ``serving_default``."""
     served = tf.saved_model.load(export_dir).signatures["serving_default"]
     return {"parameters": parameter_count(model), "layers": num_layers(model),
+            "feed_forward": backbone_setting(model, "intermediate_dim"),
             "saved_model_mb": round(saved_model_mb(export_dir), 2), **latency_ms(served, inputs)}
 
 

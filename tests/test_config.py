@@ -258,6 +258,8 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked(monkeypa
                          ("distill.export_precision=int4", "float32, float16 or int8; got 'int4'"),
                          ("distill.teacher_uri=/models/teacher", "teacher_uri is set but distill.enabled is false"),
                          ("distill.student_layers=2,distill.student_encoder_uri=/enc", "exclude each other"),
+                         ("distill.ffn_keep=0", r"ffn_keep must be in \(0, 1\]"),
+                         ("distill.ffn_keep=0.5,distill.student_encoder_uri=/enc", "ffn_keep and distill.student_enc"),
                          ("distill.hidden_weight=-1", "hidden_weight must be >= 0"),
                          ("distill.attention_weight=-1", "attention_weight must be >= 0"),
                          ("distill.relation_heads=-1", "relation_heads must be >= 0"),

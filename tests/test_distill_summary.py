@@ -17,8 +17,8 @@ def test_a_retrieval_students_summary_comes_from_the_retrieval_evaluators_report
                        "candidate": {"ndcg@10": value}, "baseline": {"ndcg@10": 0.31}}, f)
     run = os.path.join(root, "StudentTrainer", "model_run", "13")
     os.makedirs(run)
-    report = {"teacher": {"layers": 2, "parameters": 10, "saved_model_mb": 5.0, "p50_ms": 3.0, "p99_ms": 4.0},
-              "student": {"layers": 1, "parameters": 6, "saved_model_mb": 4.0, "p50_ms": 2.0, "p99_ms": 3.0},
+    report = {"teacher": {"layers": 2, "feed_forward": 512, "parameters": 10, "saved_model_mb": 5.0, "p50_ms": 3.0, "p99_ms": 4.0},
+              "student": {"layers": 1, "feed_forward": 256, "parameters": 6, "saved_model_mb": 4.0, "p50_ms": 2.0, "p99_ms": 3.0},
               "speedup_p50": 1.5}
     with open(os.path.join(run, distill_summary.REPORT_FILE), "w") as f:
         json.dump(report, f)
@@ -28,3 +28,4 @@ def test_a_retrieval_students_summary_comes_from_the_retrieval_evaluators_report
     assert summary["blessed"] is True and summary["report"] == report
     text = distill_summary.format_summary(summary)
     assert "ndcg@10" in text and "retention 96.8%" in text and "student blessed        True" in text
+    assert "feed_forward           teacher          512   student          256" in text

@@ -83,6 +83,42 @@ def test_a_student_with_all_layers_reproduces_the_teacher_and_half_takes_the_map
         distillation.load_teacher(str(tmp_path / "other" / "Format-Serving"))
 
 
+def test_a_narrower_feed_forward_keeps_the_neurons_that_matter_and_drops_only_the_rest():
+    """``ffn_keep``: with half of every layer's feed-forward neurons silenced in the teacher (their
+    output rows zero), a student keeping half of them keeps exactly the live ones, in order, and
+    computes the teacher's outputs; keeping fewer changes them."""
+    teacher = _classifier()
+    rng = np.random.default_rng(3)
+    dead = {}
+    for variable in teacher.weights:
+        if variable.path.endswith("feedforward_output_dense/kernel"):
+            layer = variable.path.split("/")[0]
+            dead[layer] = np.sort(rng.choice(32, 16, replace=False))
+            value = variable.numpy()
+            value[dead[layer]] = 0.0
+            variable.assign(value)
+    x = _inputs()
+
+    def states(model):  # the encoder's last hidden states (layer-normed: order 1, unlike the tiny logits)
+        return distillation.backbone_of(model)(x, training=False)["sequence_output"]
+
+    pruned = distillation.student_from_teacher(teacher, 4, ffn_keep=0.5)
+    np.testing.assert_allclose(states(pruned), states(teacher), atol=1e-5)
+    np.testing.assert_allclose(pruned(x, training=False), teacher(x, training=False), rtol=1e-4, atol=1e-7)
+    weights = {v.path: v.numpy() for v in teacher.weights}
+    for variable in pruned.weights:
+        if "feedforward_intermediate_dense/kernel" in variable.path:
+            layer = variable.path.split("/")[0]
+            live = np.setdiff1d(np.arange(32), dead[layer])
+            np.testing.assert_array_equal(variable.numpy(), weights[variable.path][:, live], err_msg=variable.path)
+    assert distillation.parameter_count(pruned) < distillation.parameter_count(teacher)
+    quarter = distillation.student_from_teacher(teacher, 4, ffn_keep=0.25)
+    assert np.abs(states(quarter) - states(teacher)).max() > 1e-3  # 100x the tolerance above
+    assert distillation.kept_neurons(np.ones((2, 4)), np.array([[1.0], [3.0], [2.0], [0.5]]), 2).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="ffn_keep must be in"):
+        distillation.student_from_teacher(teacher, 2, ffn_keep=0.0)
+
+
 def test_a_student_on_another_encoder_takes_its_weights_and_a_new_head_then_learns_the_teacher(tmp_path, tiny_vocab_dir):
     """``distill.student_encoder_uri``: the teacher's task architecture (4 x 16) on a narrower,
     shallower pretrained encoder (2 x 8, saved as a keras-hub preset with the teacher's

@@ -412,7 +412,8 @@ def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(d
 
 
 def _check_student(work, task, metric, layers):
-    """A distillation branch ran in ``work``: the report's layers, and the StudentEvaluator's
+    """A distillation branch ran in ``work``: the report's layers and feed-forward widths (the
+    demo's student keeps half, ``distill.ffn_keep``), and the StudentEvaluator's
     blessing says exactly whether the student kept 97% of the teacher's ``metric`` (TFMA, the
     teacher as baseline). Returns (the student's metric, the teacher's, blessed)."""
     import tensorflow_model_analysis as tfma
@@ -421,6 +422,7 @@ def _check_student(work, task, metric, layers):
     [report] = glob.glob(os.path.join(pipeline, "StudentTrainer", "model_run", "*", "distillation_report.json"))
     report = json.load(open(report))
     assert (report["teacher"]["layers"], report["student"]["layers"]) == layers
+    assert report["student"]["feed_forward"] * 2 == report["teacher"]["feed_forward"] == 512
     assert report["student"]["parameters"] < report["teacher"]["parameters"]
     [evaluation] = glob.glob(os.path.join(pipeline, "StudentEvaluator", "evaluation", "*"))
     values = {kv.key.model_name: kv.value.double_value.value for r in tfma.load_metrics(evaluation)

@@ -83,7 +83,7 @@ def format_summary(summary: dict) -> str:
     """The side-by-side table the demo and ``tfx-bert distill`` print."""
     lines = ["\n== Distillation: teacher vs student =="]
     report = summary.get("report") or {}
-    rows = [("layers", "{}"), ("parameters", "{:,}"), ("saved_model_mb", "{:.1f} MB"), ("p50_ms", "{:.1f} ms"),
+    rows = [("layers", "{}"), ("feed_forward", "{}"), ("parameters", "{:,}"), ("saved_model_mb", "{:.1f} MB"), ("p50_ms", "{:.1f} ms"),
             ("p99_ms", "{:.1f} ms")]
     for key, pair in summary.get("metrics", {}).items():
         lines.append(f"  {key:22} teacher {pair['teacher']:.4f}   student {pair['student']:.4f}   "
