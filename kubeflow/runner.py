@@ -83,7 +83,7 @@ def compile_pipeline(kind: str, config: ProjectConfig, output_path: str, image: 
         config = dataclasses.replace(config, kubeflow=dataclasses.replace(config.kubeflow, image=image))
     image = config.kubeflow.image
     pipeline = common.build(kind, config, runtime_parameters=config.kubeflow.runtime_parameters,
-                            setup_file=config.kubeflow.image_setup_file, kubeflow=True)
+                            setup_file=config.kubeflow.image_setup_file)
     if config.kubeflow.pipeline_root:
         pipeline.pipeline_info.pipeline_root = config.kubeflow.pipeline_root
     apply_resources(pipeline, config)

@@ -199,7 +199,7 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
 
 def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
           setup_file: str | None = None, encoder_uri: str | None = None, input_bytes: int | None = None,
-          negative_model: str | None = None, kubeflow: bool = False):
+          negative_model: str | None = None):
     """The pipeline of ``kind`` ("pretrain", "finetune" or "embed") for ``config``; reads and
     writes nothing.
 
@@ -209,8 +209,7 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
     encoder directory, from ``prepare``; default ``finetune.encoder_uri``. ``input_bytes`` (from
     ``prepare``): the input's size, for the DirectRunner's ``auto`` mode. ``negative_model``
     (from ``prepare``): ``finetune.negative_model`` resolved; default the setting, which must
-    then be a path (``latest`` needs the local MLMD store). ``kubeflow``: built for KFP v2 (the
-    fine-tuning baseline's resolver strategy, ``pipeline/baseline_resolver.py``).
+    then be a path (``latest`` needs the local MLMD store).
     """
     from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
     from tfx_bert_app.pipeline.parameters import PipelineParameters
@@ -244,7 +243,7 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
     if _is_latest(negative_model):
         raise ValueError(f"finetune.negative_model={negative_model} is resolved from the local MLMD store, which this "
                          "run does not read (Kubeflow): give the model's path (gs://...) instead.")
-    return create_finetuning_pipeline(config, params, encoder, beam_args, negative_model, kubeflow)
+    return create_finetuning_pipeline(config, params, encoder, beam_args, negative_model)
 
 
 def config_from_environment() -> ProjectConfig:

@@ -9,6 +9,8 @@ With ``distill.enabled``, the fine-tuned model is the teacher of a second branch
   StudentTrainer(task distill_run_fn, base_model = the teacher, the same Transform output)
   -> StudentEvaluator(TFMA, the teacher as baseline: main metric >= min_retention x the teacher's)
   -> StudentPusher(<serving_base>/<distill.model_name>/<version>)
+The student's blessing is a StudentBlessing (components/artifacts.py), so the next run's
+latest-blessed-model baseline is a teacher, never a student, on every orchestrator.
 """
 from __future__ import annotations
 
@@ -18,23 +20,21 @@ from tfx import v1 as tfx
 
 from tfx_bert_app.components.bert_trainer.component import BertTrainer
 from tfx_bert_app.components.bert_trainer.executor import STUDENT_ROLE
-from tfx_bert_app.components.serving_pusher.component import ServingPusher
-from tfx_bert_app.pipeline import baseline_resolver, common, task_wiring
+from tfx_bert_app.components.serving_pusher.component import ServingPusher, StudentPusher
+from tfx_bert_app.pipeline import common, task_wiring
 from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
 from tfx_bert.config import ProjectConfig, distill_settings, trainer_settings
 
 
 def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
-                               beam_args: list[str], negative_model: str | None = None,
-                               kubeflow: bool = False) -> tfx.dsl.Pipeline:
+                               beam_args: list[str], negative_model: str | None = None) -> tfx.dsl.Pipeline:
     """Builds the fine-tuning pipeline for ``config.finetune.task``.
 
     ``params.data_path`` holds ``train/*.csv`` and ``eval/*.csv``; ``encoder_uri`` is a
     pretrained encoder directory (keras-hub preset with its vocabulary); ``beam_args`` are the
     Beam components' pipeline args; ``negative_model`` (ranking tasks): the first stage that
-    mines negatives, resolved (default ``finetune.negative_model``); ``kubeflow``: built for KFP
-    v2, whose compiler takes only TFX's stock resolver strategies (``baseline_resolver``).
+    mines negatives, resolved (default ``finetune.negative_model``).
     """
     f = config.finetune
     task = tasks.get_task(f.task)
@@ -64,11 +64,11 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
                        trainer_settings(f),
                        data_dir=params.data_path if task.name == "retrieval" and f.mining_steps else None,
                        teacher_model=cross_encoder.outputs["result"] if cross_encoder else None).with_id("Trainer")
-    # The baseline: the latest model this pipeline blessed, a distilled student never (on KFP v2
-    # the stock strategy: see the README's Known limits); TFMA's change thresholds compare the
-    # candidate against it (nothing to compare on the first run).
+    # The baseline: the latest model this pipeline blessed (a teacher: a student's blessing is a
+    # StudentBlessing, which this ModelBlessing channel never holds); TFMA's change thresholds
+    # compare the candidate against it (nothing to compare on the first run).
     baseline = tfx.dsl.Resolver(
-        strategy_class=baseline_resolver.baseline_strategy(kubeflow),
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
@@ -116,9 +116,9 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps
         custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role)
 
 
-def _pusher(config: ProjectConfig, model_name: str, model, blessing) -> ServingPusher:
+def _pusher(config: ProjectConfig, model_name: str, model, blessing, student: bool = False) -> ServingPusher:
     f = config.finetune
-    return ServingPusher(
+    return (StudentPusher if student else ServingPusher)(
         model=model,
         model_blessing=blessing,
         push_destination=tfx.proto.PushDestination(
@@ -141,5 +141,5 @@ def _distillation(config: ProjectConfig, task, transform, schema, example_gen, t
     evaluator = task_wiring.student_evaluator(task, f, data_path, example_gen.outputs["examples"],
                                               student.outputs["model"], teacher, d.min_retention
                                               ).with_id("StudentEvaluator")
-    pusher = _pusher(config, d.model_name, student.outputs["model"], evaluator.outputs["blessing"])
+    pusher = _pusher(config, d.model_name, student.outputs["model"], evaluator.outputs["blessing"], student=True)
     return [student, evaluator, pusher.with_id("StudentPusher")]

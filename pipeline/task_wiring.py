@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from tfx_bert_app.components.retrieval_evaluator.component import RetrievalEvaluator
+from tfx_bert_app.components.retrieval_evaluator.component import RetrievalEvaluator, StudentRetrievalEvaluator
+from tfx_bert_app.components.student_evaluator.component import StudentEvaluator
 from tfx_bert_app.components.task_example_gen.component import TaskExampleGen
 from tfx_bert.config import FinetuneConfig
 from tfx_bert.tasks import Task
@@ -50,23 +51,26 @@ def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, s
                       min_retention: float):
     """The student's gate, relative to its ``teacher`` (the baseline), by the task's own
     evaluator: TFMA with every threshold turned into ``min_retention`` x the teacher's, or
-    retrieval over the corpus with the same rule on its gate metric."""
+    retrieval over the corpus with the same rule on its gate metric. Its blessing is a
+    StudentBlessing (``components/artifacts.py``)."""
     if task.evaluator == "retrieval":
-        return _retrieval_evaluator(f, data_path, student, teacher, min_retention=min_retention)
+        return _retrieval_evaluator(f, data_path, student, teacher, min_retention=min_retention,
+                                    component=StudentRetrievalEvaluator)
     from tfx_bert_app.models import distillation
 
-    return tfx.components.Evaluator(
+    return StudentEvaluator(
         examples=examples, model=student, baseline_model=teacher,
         eval_config=distillation.retention_eval_config(task.load().eval_config(f), min_retention))
 
 
-def _retrieval_evaluator(f: FinetuneConfig, data_path: str, model, baseline_model, **gate) -> RetrievalEvaluator:
+def _retrieval_evaluator(f: FinetuneConfig, data_path: str, model, baseline_model, component=RetrievalEvaluator,
+                         **gate) -> RetrievalEvaluator:
     eval_dir = f.retrieval_eval_dir or data_path
     qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
     if not qrels:
         raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
                          "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
-    return RetrievalEvaluator(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
+    return component(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
                               gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold, **gate)
 
 

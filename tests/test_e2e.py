@@ -234,10 +234,18 @@ def test_ner_learns_from_context_and_serves_character_spans(demo_run, finetuned)
         client.wait_until_available("ner")
         [served] = client.extract_entities("ner", [texts[0]])
     _check_student(work, "ner", "entity_f1", (2, 1))  # the CRF run's student: its emissions distilled
-    # MLMD marks the student's Model (and only it): a later run's baseline resolver skips it.
+    # MLMD marks the student's Model (and only it), and its blessing is a StudentBlessing: the
+    # ModelBlessings a later run's baseline resolver reads are the teachers' alone.
     roles = _model_roles(work)
     assert {role for uri, role in roles.items() if "/StudentTrainer/" in uri} == {"student"}
     assert {role for uri, role in roles.items() if "/Trainer/" in uri} == {""}
+    store = _metadata_store(work)
+
+    def blessed_models(type_name):
+        return [a.custom_properties["current_model"].string_value for a in store.get_artifacts_by_type(type_name)]
+
+    assert len(blessed_models("ModelBlessing")) == 2 and all("/Trainer/" in uri for uri in blessed_models("ModelBlessing"))
+    assert ["/StudentTrainer/" in uri for uri in blessed_models("tfx_bert.StudentBlessing")] == [True]
     assert "[distill] transfer text: 1 file(s) matching" in finetuned.output("ner", run=1)  # words of corpus lines
     [student] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-ner", "StudentTrainer", "model", "*", "Format-Serving"))
     assert op_check.unsupported_ops(student) == []

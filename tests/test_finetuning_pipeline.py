@@ -30,7 +30,9 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
         assert components["Trainer"].exec_properties["data_dir"] == str(tmp_path)  # the mining round reads it
         # Its student is gated by retrieval over the corpus too, relative to the teacher.
         student_gate = components["StudentEvaluator"]
-        assert type(student_gate).__name__ == "RetrievalEvaluator"
+        assert type(student_gate).__name__ == "StudentRetrievalEvaluator"  # its blessing a StudentBlessing
+        assert student_gate.outputs["blessing"].type.TYPE_NAME == "tfx_bert.StudentBlessing"
+        assert components["StudentPusher"].inputs["model_blessing"] is student_gate.outputs["blessing"]
         assert student_gate.inputs["baseline_model"] is components["Trainer"].outputs["model"]
         assert student_gate.inputs["model"] is components["StudentTrainer"].outputs["model"]
         assert student_gate.exec_properties["min_retention"] == 0.97
@@ -75,19 +77,19 @@ def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and
     assert c["StudentPusher"].inputs["model_blessing"] is c["StudentEvaluator"].outputs["blessing"]
     destination = c["StudentPusher"].exec_properties["push_destination"]
     assert os.path.join("serving", "sentiment-student") in str(destination)
-    # The student's Model is marked, and the teacher's baseline resolver skips marked models
-    # (KFP v2 compiles only the stock strategy).
+    # The student's Model is marked, and its blessing is a StudentBlessing: the teacher's
+    # baseline resolver (TFX's stock one, as KFP v2 compiles it) reads ModelBlessings only.
+    from tfx import v1 as tfx
     from tfx.dsl.components.common import resolver
 
-    from tfx_bert_app.pipeline import baseline_resolver
+    from tfx_bert_app.components.artifacts import StudentBlessing
 
     assert student.exec_properties["model_role"] == "student" and c["Trainer"].exec_properties["model_role"] is None
-    strategy = c["latest_blessed_model"].exec_properties[resolver.RESOLVER_STRATEGY_CLASS]
-    assert strategy is baseline_resolver.LatestBlessedTeacherStrategy
-    for_kfp = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [],
-                                         kubeflow=True)
-    [kfp_baseline] = [component for component in for_kfp.components if component.id == "latest_blessed_model"]
-    assert kfp_baseline.exec_properties[resolver.RESOLVER_STRATEGY_CLASS] is LatestBlessedModelStrategy
+    assert c["StudentEvaluator"].outputs["blessing"].type is StudentBlessing
+    assert c["Evaluator"].outputs["blessing"].type is tfx.types.standard_artifacts.ModelBlessing
+    baseline = c["latest_blessed_model"]
+    assert baseline.exec_properties[resolver.RESOLVER_STRATEGY_CLASS] is LatestBlessedModelStrategy
+    assert baseline.inputs["model_blessing"].type is tfx.types.standard_artifacts.ModelBlessing
 
     plain = create_finetuning_pipeline(config_lib.load_config(overrides=[f"work_dir={tmp_path}"]),
                                        PipelineParameters(str(tmp_path), 10), str(tmp_path / "encoder"), [])

@@ -67,7 +67,20 @@ def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
 
 
 def test_the_distillation_branch_compiles_after_the_teacher(tmp_path):
-    tasks = _compile("finetune", _config(tmp_path, "distill.enabled=true"), tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
+    spec = _compile("finetune", _config(tmp_path, "distill.enabled=true"), tmp_path)["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    # The teacher's baseline is KFP's query for the latest blessed tfx.ModelBlessing; the
+    # student's blessing is another type, so that query never hands a teacher a student.
+    [query] = spec["deploymentSpec"]["executors"]["latest_blessed_model-model-blessing-resolver_executor"][
+        "resolver"]["outputArtifactQueries"].values()
+    assert query["filter"].startswith('schema_title="tfx.ModelBlessing" AND')
+
+    def title(component, direction, key):
+        return spec["components"][component][direction]["artifacts"][key]["artifactType"]["instanceSchema"].split("\n")[0]
+
+    assert title("Evaluator", "outputDefinitions", "blessing") == "title: tfx.ModelBlessing"
+    assert title("StudentEvaluator", "outputDefinitions", "blessing") == "title: tfx_bert.StudentBlessing"
+    assert title("StudentPusher", "inputDefinitions", "model_blessing") == "title: tfx_bert.StudentBlessing"
     assert {"StudentTrainer", "StudentEvaluator", "StudentPusher"} <= set(tasks)
     assert "Trainer" in tasks["StudentTrainer"]["dependentTasks"]
     assert set(tasks["StudentEvaluator"]["dependentTasks"]) >= {"Trainer", "StudentTrainer"}

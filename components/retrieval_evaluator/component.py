@@ -6,6 +6,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
 from tfx_bert_app.components import input_fingerprint
+from tfx_bert_app.components.artifacts import StudentBlessing, with_student_blessing
 from tfx_bert_app.components.retrieval_evaluator import executor as ex
 
 
@@ -40,14 +41,23 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
 
     SPEC_CLASS = RetrievalEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ex.Executor)
+    BLESSING_TYPE = standard_artifacts.ModelBlessing
 
     def __init__(self, model, data_dir: str, qrels: str, baseline_model=None, gate_metric: str = "ndcg@10",
                  threshold: float = 0.0, batch_size: int = 64, encoder=None, min_retention: float = 0.0):
-        spec = RetrievalEvaluatorSpec(
+        spec = self.SPEC_CLASS(
             model=model, baseline_model=baseline_model, encoder=encoder, data_dir=data_dir, qrels=qrels,
             gate_metric=gate_metric,
             threshold=float(threshold), batch_size=batch_size, min_retention=float(min_retention),
             input_fingerprint=input_fingerprint.fingerprint([data_dir]),
             evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
-            blessing=channel.Channel(type=standard_artifacts.ModelBlessing))
+            blessing=channel.Channel(type=self.BLESSING_TYPE))
         super().__init__(spec=spec)
+
+
+class StudentRetrievalEvaluator(RetrievalEvaluator):
+    """A distilled dual encoder's gate (``min_retention`` > 0, the teacher as baseline): its
+    blessing is a StudentBlessing, as the StudentEvaluator's (components/student_evaluator)."""
+
+    SPEC_CLASS = with_student_blessing(RetrievalEvaluatorSpec, "blessing")
+    BLESSING_TYPE = StudentBlessing
