@@ -17,7 +17,9 @@ schedule, batch 16) and is scored by its top-1 over all the names' full lists (c
 * ``pretrained, new top layer``: the last Transformer layer and the pooler drawn afresh;
 * ``pretrained, [CLS] state``: the same encoder scored from the [CLS] hidden state (the pooler
   not used);
-* ``random init``: the same configuration, randomly initialised (the baseline).
+* ``random init``: the same configuration, randomly initialised (the baseline);
+* ``pretrained, exact-match cue``: the pretrained encoder as the task builds it by default
+  (``finetune.exact_match``: pieces found in both segments marked by a segment type of their own).
 """
 import argparse
 import os
@@ -69,6 +71,9 @@ def variants(encoder_dir: str) -> dict:
         "pretrained, new top layer": pretrained_with_fresh(top_layer, "pooled_dense"),
         "pretrained, [CLS] state": lambda: cls_state_scorer(encoder_lib.load_backbone(encoder_dir)),
         "random init": lambda: rerank.build_cross_encoder(random_backbone()),
+        "pretrained, exact-match cue": lambda: rerank.build_cross_encoder(
+            encoder_lib.load_backbone(encoder_dir), exact_match_ignored=rerank.special_ids(
+                encoder_lib.load_tokenizer(encoder_dir))),
     }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
@@ -74,10 +75,62 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     return outputs
 
 
-def build_cross_encoder(backbone, dropout: float = 0.1) -> keras.Model:
-    """One (query, passage) pair's inputs [pairs, seq] -> its relevance score [pairs]."""
+MATCH_SEGMENTS = 2  # segment types the exact-match cue adds: segment + 2 for a piece the other segment has
+
+
+@keras.saving.register_keras_serializable(package="tfx_bert")
+class ExactMatchSegments(keras.layers.Layer):
+    """The pair's inputs with ``segment_ids`` + 2 where a piece also occurs in the other segment
+    (query pieces found in the passage, passage pieces found in the query; special pieces and
+    padding never match). MarkedBERT's exact-match cue (Boualili et al. 2020), as two segment
+    types rather than marker tokens, so the sequence keeps its length: a small encoder learns
+    "these words match" from one embedding row instead of having to learn token identity across
+    the segments through attention."""
+
+    def __init__(self, ignored_ids=(), **kwargs):
+        super().__init__(**kwargs)
+        self.ignored_ids = [int(i) for i in ignored_ids]
+
+    def call(self, inputs):
+        ids, segments = tf.cast(inputs["token_ids"], tf.int32), tf.cast(inputs["segment_ids"], tf.int32)
+        real = tf.cast(inputs["padding_mask"], tf.bool)
+        for ignored in self.ignored_ids:
+            real = tf.logical_and(real, ids != ignored)
+        pairs = tf.logical_and(real[:, :, None], real[:, None, :])
+        pairs = tf.logical_and(pairs, tf.logical_and(ids[:, :, None] == ids[:, None, :],
+                                                     segments[:, :, None] != segments[:, None, :]))
+        match = tf.cast(tf.reduce_any(pairs, axis=2), segments.dtype)
+        return {**inputs, "segment_ids": tf.cast(segments + MATCH_SEGMENTS * match, inputs["segment_ids"].dtype)}
+
+    def get_config(self):
+        return {**super().get_config(), "ignored_ids": self.ignored_ids}
+
+
+def with_match_segments(backbone):
+    """``backbone`` rebuilt with two more segment types, their embeddings copies of segments 0
+    and 1 (so the model computes what it did until training moves them apart); every other
+    weight the backbone's own."""
+    config = {**backbone.get_config(), "num_segments": backbone.num_segments + MATCH_SEGMENTS}
+    wider = type(backbone).from_config(config)
+    own = {v.path: v for v in backbone.weights}
+    for variable in wider.weights:
+        value = own[variable.path].numpy()
+        if variable.path.endswith("segment_embedding/embeddings"):
+            value = np.concatenate([value, value[:MATCH_SEGMENTS]], axis=0)
+        variable.assign(value)
+    return wider
+
+
+def build_cross_encoder(backbone, dropout: float = 0.1, exact_match_ignored: list[int] | None = None) -> keras.Model:
+    """One (query, passage) pair's inputs [pairs, seq] -> its relevance score [pairs]; with
+    ``exact_match_ignored`` (the special pieces' ids) the pair goes through ``ExactMatchSegments``
+    to a backbone with the two match segment types (``with_match_segments``)."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
-    pooled = backbone(inputs)["pooled_output"]
+    backbone_inputs = inputs
+    if exact_match_ignored is not None:
+        backbone = with_match_segments(backbone)
+        backbone_inputs = ExactMatchSegments(exact_match_ignored, name="exact_match")(inputs)
+    pooled = backbone(backbone_inputs)["pooled_output"]
     score = keras.layers.Dense(1, name="score")(keras.layers.Dropout(dropout)(pooled))
     return keras.Model(inputs, keras.layers.Reshape(())(score), name="cross_encoder")
 
@@ -130,12 +183,18 @@ def run_fn(fn_args) -> None:
     """TFX Trainer entry point: fine-tunes the cross-encoder on candidate lists."""
     settings = finetuning.start(fn_args)
     num_candidates, seq_len = 1 + settings.num_negatives, settings.max_seq_length
-    cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
-    model = build_list_model(cross_encoder, seq_len, num_candidates)
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.dropout,
+                                        special_ids(tokenizer) if settings.exact_match else None)
+    model = build_list_model(cross_encoder, seq_len, num_candidates)
     _train_and_export(fn_args, settings, model, cross_encoder, finetuning.optimizer(settings, int(fn_args.train_steps)),
                       tokenizer, f"cross-encoder re-ranker from {fn_args.base_model}", settings.export_precision)
     distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+
+
+def special_ids(tokenizer) -> list[int]:
+    """The pieces that never count as a match: padding, unknown, [CLS], [SEP] and [MASK]."""
+    return [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
 
 
 def distill_run_fn(fn_args) -> None:

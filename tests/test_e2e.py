@@ -514,8 +514,9 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     Recall@10 is at least 10x random (10 / 600) and its nDCG@10 beats the pretrained encoder's
     zero-shot mean pooling; the RetrievalEvaluator's metrics equal a direct computation; the
     blessed model's corpus is in the vector store; it reports BM25 (equal to a direct computation)
-    and the hybrid. The cross-encoder's MRR@10 over its candidate lists beats a random order's;
-    retrieve-then-rerank over gRPC (two servers, hybrid candidates) returns what the in-process
+    and the hybrid. The cross-encoder's MRR@10 over its candidate lists beats a random order's,
+    and re-ranking the dual encoder's top 20 beats its own order by 0.05 MRR@10 on the dev
+    queries; retrieve-then-rerank over gRPC (two servers, hybrid candidates) returns what the in-process
     path returns, re-ordered top-20 candidates by their cross-encoder scores. The re-ranker's
     distilled student is gated on keeping 97% of its MRR@10 and scores pairs like it; so is the
     dual encoder's, on nDCG@10 over the corpus."""
@@ -598,12 +599,14 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
     random_order_mrr = np.mean(found) * sum(1 / r for r in range(1, 11)) / 20
     print(f"retrieve-then-rerank: {reranked_metrics}; retrieval alone {from_store}; random order MRR@10 "
           f"{random_order_mrr:.3f}")
+    # Retrieve-then-rerank earns its second stage: the cross-encoder (with the exact-match cue,
+    # finetune.exact_match) re-orders the dual encoder's top 20 at least 0.05 MRR@10 above the
+    # dual encoder's own order (issue 18's target; README, "Dense retrieval, the vector store and
+    # re-ranking"). Without the cue the demo's tiny cross-encoder did not learn within its
+    # budget to match a name, a noun and an object across query and passage, and re-ranking
+    # lowered MRR@10.
+    assert reranked_metrics["mrr@10"] >= from_store["mrr@10"] + 0.05, (reranked_metrics, from_store)
     # Re-ranking keeps the retrieved candidates and orders them by the cross-encoder's scores.
-    # It is not asserted to beat a random order of them, nor retrieval alone: the demo's tiny
-    # cross-encoder learns its own held-out candidate lists (TFMA, above), but whatever its
-    # negatives (random, BM25's, the dual encoder's), it does not learn within the demo's budget
-    # to bind a name, a noun and an object in one sentence, which is what separates the top 20
-    # (README, "Dense retrieval, the vector store and re-ranking": measured, and why).
     for hits, retrieved_hits in zip(reranked, retrieved):
         assert {doc for doc, _ in hits} <= {doc for doc, _ in retrieved_hits} and len(hits) == 10
         assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)

@@ -59,6 +59,45 @@ def test_both_rerank_losses_learn_to_put_the_relevant_passage_first(tokenizer, l
         rerank.loss_and_labels("pairwise", 3)
 
 
+def test_exact_match_segments_mark_the_pieces_the_other_segment_has_and_start_where_the_plain_model_is(tmp_path,
+                                                                                                    tokenizer):
+    """MarkedBERT's cue: in ``[CLS] the chef bakes [SEP] the chef slices bread . [SEP]`` the
+    pieces found on both sides ("the", "chef") get segment + 2, nothing else does (specials,
+    padding, pieces of one side only); the widened backbone's two new segment rows copy the old
+    ones, so the cross-encoder scores as the plain one does until it trains; it exports, serves
+    and reloads."""
+    from tfx_bert.serving import op_check
+
+    packed = tokenizer.encode(tf.constant(["the chef bakes"]), 16, texts_b=tf.constant(["the chef slices bread ."]))
+    marked = rerank.ExactMatchSegments(rerank.special_ids(tokenizer))(
+        {k: tf.cast(v, tf.int32) for k, v in packed.items()})
+    pieces = [tokenizer.vocab[i] for i in packed["token_ids"].numpy()[0]]
+    first_sep, real = pieces.index("[SEP]"), packed["padding_mask"].numpy()[0]
+    expected = [((i > first_sep) + 2 * (p in ("the", "chef"))) * int(r) for i, (p, r) in enumerate(zip(pieces, real))]
+    assert marked["segment_ids"].numpy()[0].tolist() == expected, list(zip(pieces, marked["segment_ids"].numpy()[0]))
+    assert {"token_ids", "padding_mask"} <= set(marked)
+
+    backbone = tiny_backbone(tokenizer.vocabulary_size)
+    plain = rerank.build_cross_encoder(backbone, dropout=0.0)
+    matched = rerank.build_cross_encoder(backbone, dropout=0.0, exact_match_ignored=rerank.special_ids(tokenizer))
+    matched.get_layer("score").set_weights(plain.get_layer("score").get_weights())
+    inputs = {k: tf.cast(v, tf.int32) for k, v in packed.items()}
+    np.testing.assert_allclose(matched(inputs).numpy(), plain(inputs).numpy(), rtol=1e-5, atol=1e-6)
+    [wide] = [layer for layer in matched.layers if hasattr(layer, "num_segments")]
+    assert wide.num_segments == 4
+    export_dir = str(tmp_path / "marked")
+    rerank.export_cross_encoder(matched, export_dir, tokenizer, 16)
+    assert op_check.unsupported_ops(export_dir) == []
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](
+        query=tf.constant(["the chef bakes"]), text=tf.constant(["the chef slices bread ."]))["score"]
+    np.testing.assert_allclose(served.numpy(), plain(inputs).numpy(), rtol=1e-5, atol=1e-6)
+    matched.save(str(tmp_path / "marked.keras"))
+    import keras
+
+    reloaded = keras.saving.load_model(str(tmp_path / "marked.keras"))
+    np.testing.assert_allclose(reloaded(inputs).numpy(), plain(inputs).numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_the_gate_names_the_metric_it_reports():
     """The gated MetricConfig carries the name its values are reported under (mrr@10), which the
     distillation summary matches them by."""

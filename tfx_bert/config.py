@@ -199,6 +199,10 @@ class FinetuneConfig:
     retrieval_eval_qrels: str = for_tasks("retrieval", default="")  # its qrels file; empty -> eval_pattern
     retrieval_gate_metric: str = for_tasks("retrieval", default="ndcg@10")  # gates the blessing (>= accuracy_threshold)
     rerank_loss: Literal["listwise", "pointwise"] = for_tasks("rerank", default="listwise")  # softmax over candidates | BCE
+    # MarkedBERT's exact-match cue (models/rerank.ExactMatchSegments): pieces the other segment
+    # also has get their own segment type (two rows added to the encoder's segment embeddings,
+    # copies of the two it has, so the model starts where it would without). false: monoBERT as is.
+    exact_match: bool = for_tasks("rerank", default=True)
 
     @classmethod
     def task_fields(cls) -> dict[str, tuple]:
