@@ -9,7 +9,9 @@ on a BERT backbone.
 * **The student** (``student_from_teacher``) is the teacher's own architecture with fewer
   transformer layers, initialised from the teacher: the embeddings, the pooler and the head, and
   the layers ``layer_map`` picks, evenly spread from the first to the last (DistilBERT's
-  initialisation: 6 of 12 are layers 0, 2, 4, 7, 9, 11). Same width, vocabulary and Transform.
+  initialisation: 6 of 12 are layers 0, 2, 4, 7, 9, 11). Same width, vocabulary and Transform;
+  with ``distill.ffn_keep`` < 1, narrower feed-forward blocks (their most important neurons,
+  ``kept_neurons``).
   Or (``student_from_encoder``, ``distill.student_encoder_uri``) the teacher's architecture on
   another pretrained encoder of any depth and width that shares its vocabulary, the head new.
 * **Training**: ``keras.distillation.Distiller`` (the teacher frozen, the student's own loss on

@@ -65,13 +65,15 @@ def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, s
 
 def _retrieval_evaluator(f: FinetuneConfig, data_path: str, model, baseline_model, component=RetrievalEvaluator,
                          **gate) -> RetrievalEvaluator:
+    """``component`` (the RetrievalEvaluator, or a student's StudentRetrievalEvaluator) on the
+    task's BEIR-layout eval set."""
     eval_dir = f.retrieval_eval_dir or data_path
     qrels = f.retrieval_eval_qrels or (f.eval_pattern if f.input_format == "beir" else "")
     if not qrels:
         raise ValueError("Retrieval evaluation needs a BEIR-layout eval set: set finetune.retrieval_eval_dir and "
                          "finetune.retrieval_eval_qrels (e.g. qrels/dev.tsv) when training on MS MARCO triples.")
     return component(model=model, baseline_model=baseline_model, data_dir=eval_dir, qrels=qrels,
-                              gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold, **gate)
+                     gate_metric=f.retrieval_gate_metric, threshold=f.accuracy_threshold, **gate)
 
 
 def zero_shot_gate(task: Task, f: FinetuneConfig, evaluator, model, examples, encoder):
