@@ -50,13 +50,15 @@ def _build(kind: str, variant: str, size: str, vocab: int):
 
     from tfx_bert import registry
     from tfx_bert_app.models import pretraining
+    from tfx_bert_app.models.dropout import use_packed_dropout
 
     keras.mixed_precision.set_dtype_policy(POLICIES[variant])
     try:
         backbone = keras_hub.models.BertBackbone(**registry.get_model_size(size).backbone_kwargs(vocab))
         jit = "xla" in variant
-        if kind == "pipeline":
+        if kind == "pipeline":  # as the pretraining run_fn builds it
             model = pretraining.build_pretraining_model(backbone)
+            use_packed_dropout(model)
             model.compile(optimizer=keras.optimizers.AdamW(1e-4),
                           loss={pretraining.MLM: keras.losses.SparseCategoricalCrossentropy(
                                     from_logits=True, reduction="mean_with_sample_weight"),
@@ -91,9 +93,46 @@ def _batches(uri: str, batch: int, vocab: int):
     return cached, cached.map(lambda x, y, sw: (x, y[pretraining.MLM], sw[pretraining.MLM])), input_rate
 
 
-def measure_size(size: str, uri: str, steps: int, batch: int, vocab: int, variants: list[str], rounds: int) -> dict:
-    """In one process: every (kind, variant) model of ``size``, timed in turns. Returns
-    {"<kind> <variant>": tokens/s (median of the rounds)}, the input rate and FLOPs per step."""
+class HFTurns:
+    """Hugging Face ``BertForPreTraining`` at a size's shapes, in its own PyTorch process
+    (``hf_bert_pretraining.py --serve``), timed in turns with the TensorFlow models: each
+    ``turn(steps)`` runs that many steps there and keeps their times, so HF's median step sees
+    the same machine as the others'."""
+
+    def __init__(self, hf_python: str, size: str, vocab: int, batch: int):
+        from tfx_bert import registry
+
+        shape = registry.get_model_size(size)
+        self.seconds: list[float] = []
+        self._proc = subprocess.Popen(
+            [hf_python, os.path.join(ROOT, "benchmarks", "hf_bert_pretraining.py"), "--serve",
+             "--layers", str(shape.num_layers), "--hidden", str(shape.hidden_dim), "--heads", str(shape.num_heads),
+             "--intermediate", str(shape.intermediate_dim), "--vocab", str(vocab), "--seq", "128",
+             "--batch", str(batch), "--predictions", str(MAX_PREDICTIONS)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._answer("READY")
+
+    def _answer(self, tag: str) -> str:
+        line = self._proc.stdout.readline()
+        if not line.startswith(tag):
+            raise RuntimeError(f"the HF worker stopped (exit {self._proc.poll()}): its output was {line!r}")
+        return line[len(tag):]
+
+    def turn(self, steps: int) -> None:
+        self._proc.stdin.write(f"{steps}\n")
+        self._proc.stdin.flush()
+        self.seconds += json.loads(self._answer("RESULT"))[1:]  # the first step of a turn, like Keras's
+
+    def close(self) -> None:
+        self._proc.stdin.close()
+        self._proc.wait()
+
+
+def measure_size(size: str, uri: str, steps: int, batch: int, vocab: int, variants: list[str], rounds: int,
+                 hf_python: str = "") -> dict:
+    """In one process: every (kind, variant) model of ``size``, and HF's model when ``hf_python``
+    is given, timed in turns. Returns {"<kind> <variant>": tokens/s (median step of all turns)}
+    with "hf fp32" among them, the input rate and FLOPs per step."""
     ours, hubs, input_rate = _batches(uri, batch, vocab)
     models = {}
     for variant in variants:
@@ -103,10 +142,17 @@ def measure_size(size: str, uri: str, steps: int, batch: int, vocab: int, varian
             model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace, compile, warm up
             models[f"{kind} {variant}"] = (model, data)
     timers = {name: common.step_timer() for name in models}
+    hf = HFTurns(hf_python, size, vocab, batch) if hf_python else None
     for _ in range(rounds):
         for name, (model, data) in models.items():
             model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timers[name]])
-    rates = {name: batch * 128 / statistics.median(timer.seconds) for name, timer in timers.items()}
+        if hf:
+            hf.turn(steps)
+    seconds = {name: timer.seconds for name, timer in timers.items()}
+    if hf:
+        hf.close()
+        seconds["hf fp32"] = hf.seconds
+    rates = {name: batch * 128 / statistics.median(times) for name, times in seconds.items()}
     hidden = backbone.hidden_dim
     encoder_params = backbone.count_params() - backbone.token_embedding.count_params()
     # Training FLOPs per step: 6 x parameters x tokens for the encoder, plus the tied MLM
@@ -129,18 +175,6 @@ def peaks() -> dict:
     return {"float32": tf_matmul_peak("float32"), "bfloat16": tf_matmul_peak("bfloat16")}
 
 
-def _hf_rate(hf_python: str, size: str, vocab: int, batch: int, steps: int) -> float:
-    from tfx_bert import registry
-
-    shape = registry.get_model_size(size)
-    out = subprocess.run(
-        [hf_python, os.path.join(ROOT, "benchmarks", "hf_bert_pretraining.py"), "--layers", str(shape.num_layers),
-         "--hidden", str(shape.hidden_dim), "--heads", str(shape.num_heads), "--intermediate", str(shape.intermediate_dim),
-         "--vocab", str(vocab), "--seq", "128", "--batch", str(batch), "--steps", str(steps),
-         "--predictions", str(MAX_PREDICTIONS)], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.split("RESULT", 1)[1])["tokens_per_s"]
-
-
 def main():
     from tests.helpers import build_pretraining_examples
 
@@ -161,9 +195,10 @@ def main():
     print(f"TensorFlow matmul peak (2048^2): float32 {peak['float32'] / 1e9:.0f} GFLOP/s, bfloat16 "
           f"{peak['bfloat16'] / 1e9:.0f} GFLOP/s; seq 128, batch {args.batch}, vocabulary {args.vocab}, "
           f"{args.rounds} turns of {args.steps} steps per model")
-    hf_found = os.path.exists(args.hf_python)
+    hf_python = args.hf_python if os.path.exists(args.hf_python) else ""
     for size in args.sizes:
-        r = _in_subprocess("measure_size", size, uri, args.steps, args.batch, args.vocab, args.variants, args.rounds)
+        r = _in_subprocess("measure_size", size, uri, args.steps, args.batch, args.vocab, args.variants, args.rounds,
+                           hf_python)
         rates = r["rates"]
         print(f"\n{size} ({r['params'] / 1e6:.1f}M params, peak RSS {r['peak_rss_mb']:.0f} MB; input pipeline alone "
               f"{r['input_tokens_per_s'] / 1e3:.0f}k tok/s)")
@@ -175,12 +210,12 @@ def main():
             speedup = (f"{ours / rates['pipeline fp32']:27.2f} {hub / rates['keras_hub fp32']:10.2f}"
                        if "fp32" in args.variants else "")
             print(f"  {variant:9} {ours:15.0f} {hub:16.0f} {ours / hub:6.2f} {mfu:6.1%} {speedup}", flush=True)
-        if hf_found:
-            hf = _hf_rate(args.hf_python, size, args.vocab, args.batch, args.steps * 2)
+        if hf_python:
+            hf = rates["hf fp32"]
             best = max(rates[f"pipeline {v}"] for v in args.variants)
             print(f"  HF transformers BertForPreTraining (PyTorch CPU, float32): {hf:.0f} tok/s; pipeline float32 "
                   f"/ HF {rates.get('pipeline fp32', best) / hf:.2f}, best pipeline variant / HF {best / hf:.2f}", flush=True)
-    if not hf_found:
+    if not hf_python:
         print(f"(no {args.hf_python}: no HF transformers comparison; `make bench` creates it)")
 
 
