@@ -100,7 +100,7 @@ def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     inference = model(batch, training=False)["mlm"]
     assert not np.allclose(model(batch, training=True)["mlm"], inference)
     # What pretraining saves is the backbone: it loads as keras-hub's, with Keras's Dropout.
-    backbone = model.get_layer("bert_backbone")
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras_hub.models.BertBackbone))
     backbone.save(tmp_path / "backbone.keras")
     loaded = keras.saving.load_model(tmp_path / "backbone.keras", compile=False)
     dropouts = [layer for layer in loaded._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
