@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: F401,E402
 
 from tfx_bert_app.models import ner, precision, qa, rerank, retrieval, similarity  # noqa: E402
-from tfx_bert_app.models.dropout import use_packed_dropout  # noqa: E402
+from tfx_bert_app.models.fast_kernels import use_fast_kernels  # noqa: E402
 from tfx_bert import features, registry  # noqa: E402
 
 VOCAB, SEQ, BATCH = 1000, 64, 32
@@ -57,7 +57,7 @@ def _paired_throughput(builds: dict, x, y, steps, rounds=3) -> dict:
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
     timers = {}
     for policy, (model, loss) in builds.items():
-        use_packed_dropout(model)  # as finetuning.fit trains every head
+        use_fast_kernels(model)  # as finetuning.fit trains every head
         model.compile(optimizer="adam", loss=loss, metrics=[])
         model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
         timers[policy] = common.step_timer()

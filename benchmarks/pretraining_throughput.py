@@ -50,7 +50,7 @@ def _build(kind: str, variant: str, size: str, vocab: int):
 
     from tfx_bert import registry
     from tfx_bert_app.models import pretraining
-    from tfx_bert_app.models.dropout import use_packed_dropout
+    from tfx_bert_app.models.fast_kernels import use_fast_kernels
 
     keras.mixed_precision.set_dtype_policy(POLICIES[variant])
     try:
@@ -58,7 +58,7 @@ def _build(kind: str, variant: str, size: str, vocab: int):
         jit = "xla" in variant
         if kind == "pipeline":  # as the pretraining run_fn builds it
             model = pretraining.build_pretraining_model(backbone)
-            use_packed_dropout(model)
+            use_fast_kernels(model)
             model.compile(optimizer=keras.optimizers.AdamW(1e-4),
                           loss={pretraining.MLM: keras.losses.SparseCategoricalCrossentropy(
                                     from_logits=True, reduction="mean_with_sample_weight"),

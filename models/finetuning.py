@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from tfx_bert_app.models import optimization, precision
-from tfx_bert_app.models.dropout import use_packed_dropout
+from tfx_bert_app.models.fast_kernels import use_fast_kernels
 from tfx_bert import features
 from tfx_bert.config import FinetuneConfig, settings_from
 
@@ -36,9 +36,9 @@ def optimizer(settings: FinetuneConfig, train_steps: int, learning_rate: float |
 
 def fit(model, fn_args, train_dataset, eval_dataset, steps: int | None = None) -> dict:
     """``steps`` (default ``fn_args.train_steps``) steps of ``model.fit`` (TensorBoard logs in the
-    model-run directory, validation on ``fn_args.eval_steps`` batches; dropout masks drawn by
-    ``models/dropout.py``); returns the last metrics."""
-    use_packed_dropout(model)
+    model-run directory, validation on ``fn_args.eval_steps`` batches; dropout and layer norms on
+    ``models/fast_kernels.py``'s kernels); returns the last metrics."""
+    use_fast_kernels(model)
     history = model.fit(
         train_dataset, steps_per_epoch=int(steps or fn_args.train_steps), epochs=1, verbose=0,
         validation_data=eval_dataset, validation_steps=fn_args.eval_steps,

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models import optimization, precision
-from tfx_bert_app.models.dropout import use_packed_dropout
+from tfx_bert_app.models.fast_kernels import use_fast_kernels
 from tfx_bert import features, registry
 from tfx_bert.pretraining_metadata import read_metadata
 
@@ -300,7 +300,7 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
                 raise FileNotFoundError(f"{weights} is missing: base_model must be a pretraining Trainer's output.")
             model.load_weights(weights)
             print(f"  [train] warm start from {warm_start_dir}", flush=True)
-        use_packed_dropout(model)
+        use_fast_kernels(model)
         model.compile(
             optimizer=optimization.make_optimizer(settings.optimizer, settings.learning_rate,
                                                   settings.warmup_steps, train_steps),

@@ -1,6 +1,7 @@
-"""models/dropout.py: the packed-mask dropout drops at the (quantized) rate, keeps the
-expectation, is deterministic per seed, trains through its gradient, and switching a model to
-it changes neither its inference nor what is saved."""
+"""models/fast_kernels.py: the packed-mask dropout drops at the (quantized) rate, keeps the
+expectation, is deterministic per seed and trains through its gradient; the fused layer norm
+equals Keras's, gradients included, at BERT's epsilon; switching a model changes neither its
+inference nor what is saved, and it trains under each policy and with XLA."""
 import json
 
 import keras
@@ -10,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tfx_bert import features
-from tfx_bert_app.models import dropout, pretraining
+from tfx_bert_app.models import fast_kernels, pretraining
 
 SEED = tf.constant([3, 7], tf.int32)
 
@@ -22,25 +23,25 @@ def float32_after():
 
 
 def test_quantized_rate_is_the_nearest_multiple_of_a_65536th():
-    assert dropout.quantized_rate(0.1) == 6554 / 65536
-    assert abs(dropout.quantized_rate(0.1) - 0.1) < 1e-5
-    assert dropout.quantized_rate(0.5) == 0.5
+    assert fast_kernels.quantized_rate(0.1) == 6554 / 65536
+    assert abs(fast_kernels.quantized_rate(0.1) - 0.1) < 1e-5
+    assert fast_kernels.quantized_rate(0.5) == 0.5
 
 
 @pytest.mark.parametrize("shape", [(1000, 1001), (32, 2, 128, 128)])  # an odd element count, and attention's
 def test_drops_at_the_rate_and_scales_the_rest(shape):
     x = tf.ones(shape)
-    y = dropout.packed_mask_dropout(x, 0.1, SEED).numpy()
+    y = fast_kernels.packed_mask_dropout(x, 0.1, SEED).numpy()
     kept = y != 0
     n = kept.size
     # The dropped share is a binomial mean: within 5 standard deviations of the rate.
-    assert abs((1 - kept.mean()) - dropout.quantized_rate(0.1)) < 5 * np.sqrt(0.09 / n)
-    np.testing.assert_allclose(y[kept], 1 / (1 - dropout.quantized_rate(0.1)), rtol=1e-6)
+    assert abs((1 - kept.mean()) - fast_kernels.quantized_rate(0.1)) < 5 * np.sqrt(0.09 / n)
+    np.testing.assert_allclose(y[kept], 1 / (1 - fast_kernels.quantized_rate(0.1)), rtol=1e-6)
     assert abs(y.mean() - 1.0) < 5 * np.sqrt(0.1 / 0.9 / n)  # the expectation is the input
 
 
 def test_the_decisions_are_independent_across_elements_and_halves():
-    y = dropout.packed_mask_dropout(tf.ones([200_000]), 0.5, SEED).numpy() != 0
+    y = fast_kernels.packed_mask_dropout(tf.ones([200_000]), 0.5, SEED).numpy() != 0
     # The two decisions taken from one 32-bit draw (even/odd elements) are uncorrelated.
     assert abs(np.corrcoef(y[0::2], y[1::2])[0, 1]) < 0.02
     assert abs(np.corrcoef(y[:-1], y[1:])[0, 1]) < 0.02
@@ -48,28 +49,55 @@ def test_the_decisions_are_independent_across_elements_and_halves():
 
 def test_a_seed_fixes_the_mask_and_another_seed_changes_it():
     x = tf.random.normal([64, 64], seed=1)
-    a = dropout.packed_mask_dropout(x, 0.3, SEED)
-    np.testing.assert_array_equal(a, dropout.packed_mask_dropout(x, 0.3, SEED))
-    assert not np.array_equal(a, dropout.packed_mask_dropout(x, 0.3, tf.constant([3, 8], tf.int32)))
+    a = fast_kernels.packed_mask_dropout(x, 0.3, SEED)
+    np.testing.assert_array_equal(a, fast_kernels.packed_mask_dropout(x, 0.3, SEED))
+    assert not np.array_equal(a, fast_kernels.packed_mask_dropout(x, 0.3, tf.constant([3, 8], tf.int32)))
 
 
 def test_the_extreme_rates():
     x = tf.random.normal([10, 10], seed=2)
-    np.testing.assert_array_equal(dropout.packed_mask_dropout(x, 0.0, SEED), x)
-    np.testing.assert_array_equal(dropout.packed_mask_dropout(x, 1.0, SEED), tf.zeros_like(x))
+    np.testing.assert_array_equal(fast_kernels.packed_mask_dropout(x, 0.0, SEED), x)
+    np.testing.assert_array_equal(fast_kernels.packed_mask_dropout(x, 1.0, SEED), tf.zeros_like(x))
 
 
 def test_the_gradient_is_the_mask_times_the_scale():
     x = tf.random.uniform([50, 40], 1.0, 2.0, seed=3)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = dropout.packed_mask_dropout(x, 0.2, SEED)
+        y = fast_kernels.packed_mask_dropout(x, 0.2, SEED)
     np.testing.assert_allclose(tape.gradient(y, x), y / x, rtol=1e-6)
 
 
 def test_half_precision_inputs_keep_their_dtype():
-    y = dropout.packed_mask_dropout(tf.ones([100, 100], tf.bfloat16), 0.1, SEED)
+    y = fast_kernels.packed_mask_dropout(tf.ones([100, 100], tf.bfloat16), 0.1, SEED)
     assert y.dtype == tf.bfloat16
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-4])  # 1e-4: a variance far below 1e-5, where epsilon's exact value shows
+def test_the_fused_layer_norm_equals_keras_and_so_do_its_gradients(scale):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, 5, 16)).astype("float32") * scale + 2.0 * scale)
+    gamma, beta = tf.constant(rng.normal(size=16).astype("float32")), tf.constant(rng.normal(size=16).astype("float32"))
+    weights = tf.constant(rng.normal(size=(3, 5, 16)).astype("float32"))
+    results = []
+    for norm in (lambda *a: keras.ops.layer_normalization(*a, epsilon=1e-12),
+                 lambda *a: fast_kernels.fused_layer_norm(*a, epsilon=1e-12)):
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y = norm(x, gamma, beta)
+            loss = tf.reduce_sum(y * weights)
+        results.append([y, *tape.gradient(loss, [x, gamma, beta])])
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, theirs, rtol=2e-4, atol=2e-4 * float(tf.reduce_max(tf.abs(theirs))))
+
+
+def test_a_layer_norm_over_another_axis_keeps_keras_path():
+    layer = keras.layers.LayerNormalization(axis=1, epsilon=1e-12)
+    x = tf.random.normal([2, 6, 4], seed=4)
+    expected = layer(x)
+    model = keras.Sequential([keras.Input((6, 4)), layer])
+    assert fast_kernels.use_fast_kernels(model) == {"dropout": 0, "layer_norm": 1}
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-6)
 
 
 def _pretraining_model():
@@ -88,8 +116,9 @@ def _batch():
 def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     model = _pretraining_model()
     config_before = json.loads(model.to_json())
-    # Embeddings; per encoder layer: attention probabilities, attention output, feed-forward.
-    assert dropout.use_packed_dropout(model) == 1 + 2 * 3
+    # Dropout: embeddings; per encoder layer attention probabilities, attention output and
+    # feed-forward. Layer norms: embeddings, two per encoder layer, the MLM head's.
+    assert fast_kernels.use_fast_kernels(model) == {"dropout": 1 + 2 * 3, "layer_norm": 1 + 2 * 2 + 1}
     assert json.loads(model.to_json()) == config_before
     batch = _batch()
     graph = tf.function(lambda b: model(b, training=True)).get_concrete_function(batch).graph
@@ -97,6 +126,7 @@ def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     # Every mask is drawn as 32-bit integers (two decisions each), none as Keras's float uniforms.
     assert op_types.count("StatelessRandomUniformFullIntV2") == 7
     assert "StatelessRandomUniformV2" not in op_types
+    assert op_types.count("FusedBatchNormV3") == 6  # every layer norm is one fused op
     inference = model(batch, training=False)["mlm"]
     assert not np.allclose(model(batch, training=True)["mlm"], inference)
     # What pretraining saves is the backbone: it loads as keras-hub's, with Keras's Dropout.
@@ -106,15 +136,17 @@ def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     dropouts = [layer for layer in loaded._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
     assert len(dropouts) == 7 and all("call" not in vars(layer) for layer in dropouts)
     inputs = {k: batch[k] for k in features.MODEL_INPUT_KEYS}
+    norms = [layer for layer in loaded._flatten_layers() if isinstance(layer, keras.layers.LayerNormalization)]
+    assert len(norms) == 5 and all("call" not in vars(layer) for layer in norms)
     np.testing.assert_allclose(loaded(inputs, training=False)["sequence_output"],
-                               backbone(inputs, training=False)["sequence_output"], rtol=1e-5, atol=1e-6)
+                               backbone(inputs, training=False)["sequence_output"], rtol=1e-5, atol=1e-5)
 
 
 def test_a_switched_model_trains_under_each_policy_and_with_xla():
     for policy, jit in (("float32", False), ("mixed_bfloat16", False), ("float32", True)):
         keras.mixed_precision.set_dtype_policy(policy)
         model = _pretraining_model()
-        dropout.use_packed_dropout(model)
+        fast_kernels.use_fast_kernels(model)
         model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit,
                       loss={pretraining.MLM: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                             pretraining.NSP: keras.losses.SparseCategoricalCrossentropy(from_logits=True)})

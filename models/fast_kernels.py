@@ -1,0 +1,125 @@
+"""Faster kernels for two Keras layers while a Trainer fits a model: dropout masks from half
+the random bits, and layer normalization as one fused op. Same functions, same variables,
+same configs.
+
+On a CPU a small BERT's training step is matmuls plus a long tail of element-wise ops, and two
+layers own much of that tail (``benchmarks/step_profile.py``, BERT-tiny at seq 128, vocabulary
+512, on a 2-core Intel Xeon): dropout's random draw (``StatelessRandomUniformV2``, 7.8% of the
+op time) and layer normalization (12%, as ``keras.ops.layer_normalization``'s mean, variance,
+rsqrt and products, and their gradients).
+
+**Dropout.** Keras draws one float32 uniform number per element (Philox) and keeps the element
+when it is at least the rate. A keep decision needs far fewer than 32 bits: TensorFlow's own
+float uniform carries 23, and 16 resolve the rate to 1/65,536. ``packed_mask_dropout`` takes
+two elements' decisions from one 32-bit draw, so Philox runs half as often. The rate becomes
+``round(rate * 65536) / 65536`` (0.1 -> 0.1000061) and the kept values are scaled by the
+inverse of the kept share, so the expected output still equals the input. Measured: 29% less
+time for the dropout itself (forward and backward, 1M elements); BERT-tiny's training step
+1.06x as fast.
+
+**Layer normalization.** ``fused_layer_norm`` normalizes each row with TensorFlow's fused
+batch-norm kernel (``FusedBatchNormV3`` in training mode over a [1, rows, width, 1] NCHW view:
+one "channel" per row), then applies gamma and beta; its gradient is one fused op too. The
+epsilon is passed to the raw op unchanged (``tf.nn.fused_batch_norm`` would raise BERT's 1e-12
+to 1.001e-5). It computes in float32 like Keras's. It is used only where no GPU or TPU is
+visible: cuDNN's kernel refuses an epsilon that small, and there XLA or cuDNN fuse anyway.
+BERT-tiny's training step: 1.04x on top of the dropout.
+
+``use_fast_kernels`` switches a built model's ``Dropout`` and ``LayerNormalization`` layers.
+It replaces only the instances' ``call``: layer classes and configs stay Keras's, so what is
+saved, exported and served is unchanged.
+"""
+from __future__ import annotations
+
+import types
+
+import keras
+import tensorflow as tf
+
+RESOLUTION = 1 << 16  # keep decisions are made on 16 random bits
+
+
+def quantized_rate(rate: float) -> float:
+    """The drop rate ``packed_mask_dropout`` applies for ``rate``: the nearest multiple of
+    1/65,536."""
+    return round(rate * RESOLUTION) / RESOLUTION
+
+
+def packed_mask_dropout(inputs, rate: float, seed):
+    """``inputs`` with each element zeroed with probability ``quantized_rate(rate)`` and the rest
+    scaled by 1 / (1 - that), decided by 16 bits each of ceil(n / 2) stateless 32-bit Philox
+    draws (``seed``: a [2] int32 tensor, as ``tf.random.stateless_*`` takes)."""
+    threshold = round(rate * RESOLUTION)
+    if threshold == 0:
+        return inputs
+    if threshold >= RESOLUTION:
+        return tf.zeros_like(inputs)
+    size = tf.size(inputs)
+    bits = tf.random.stateless_uniform(tf.reshape((size + 1) // 2, [1]), seed=seed, minval=None, maxval=None,
+                                       dtype=tf.uint32)
+    halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]
+    keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), tf.shape(inputs))
+    scale = tf.cast(RESOLUTION / (RESOLUTION - threshold), inputs.dtype)
+    return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+
+
+def _seed(generator: keras.random.SeedGenerator):
+    # The generator's state is int64 (a TF placement constraint); the stateless ops, and XLA,
+    # want int32: the same fold Keras's own TensorFlow dropout applies.
+    seed = generator.next()
+    if seed.dtype != tf.int32:
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    return seed
+
+
+def _packed_call(self, inputs, training=False):
+    if not training or self.rate == 0:
+        return inputs
+    if self.noise_shape is not None:  # a broadcast mask: Keras's own path
+        return type(self).call(self, inputs, training=training)
+    return packed_mask_dropout(inputs, self.rate, _seed(self.seed_generator))
+
+
+def fused_layer_norm(inputs, gamma, beta, epsilon: float):
+    """Layer normalization over the last axis (Keras's, with its float32 compute) as one
+    ``FusedBatchNormV3`` over a view with one channel per row; ``epsilon`` exactly as given."""
+    x = tf.cast(inputs, tf.float32)
+    shape = tf.shape(x)
+    rows = tf.reduce_prod(shape[:-1])
+    ones = tf.ones(tf.reshape(rows, [1]), tf.float32)
+    empty = tf.constant([], tf.float32)
+    normalized, *_ = tf.raw_ops.FusedBatchNormV3(
+        x=tf.reshape(x, tf.stack([1, rows, shape[-1], 1])), scale=ones, offset=tf.zeros_like(ones), mean=empty,
+        variance=empty, epsilon=epsilon, exponential_avg_factor=1.0, data_format="NCHW", is_training=True)
+    outputs = tf.reshape(normalized, shape) * tf.cast(gamma, tf.float32) + tf.cast(beta, tf.float32)
+    return tf.cast(outputs, inputs.dtype)
+
+
+def _fused_norm_call(self, inputs):
+    axes = self.axis if isinstance(self.axis, (list, tuple)) else [self.axis]
+    rank = len(inputs.shape)
+    if list(axes) not in ([-1], [rank - 1]) or not (self.center and self.scale) or self.rms_scaling:
+        return type(self).call(self, inputs)  # another layout: Keras's own path
+    return tf.cast(fused_layer_norm(inputs, self.gamma, self.beta, self.epsilon), self.compute_dtype)
+
+
+def _accelerator_visible() -> bool:
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def use_fast_kernels(model: keras.Model) -> dict:
+    """Makes every ``keras.layers.Dropout`` in ``model`` (nested layers included) draw its masks
+    with ``packed_mask_dropout`` from its own seed generator, and every
+    ``keras.layers.LayerNormalization`` run ``fused_layer_norm`` (on CPUs only, see the module
+    docstring). Call it before the model's training function is traced (before ``fit``).
+    Returns how many layers of each kind were switched."""
+    switched = {"dropout": 0, "layer_norm": 0}
+    fuse_norms = not _accelerator_visible()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.Dropout):
+            layer.call = types.MethodType(_packed_call, layer)
+            switched["dropout"] += 1
+        elif fuse_norms and isinstance(layer, keras.layers.LayerNormalization):
+            layer.call = types.MethodType(_fused_norm_call, layer)
+            switched["layer_norm"] += 1
+    return switched
