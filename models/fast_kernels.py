@@ -39,17 +39,22 @@ import tensorflow as tf
 RESOLUTION = 1 << 16  # keep decisions are made on 16 random bits
 
 
+def _threshold(rate: float) -> int:
+    """How many of the 65,536 values of 16 random bits drop an element."""
+    return round(rate * RESOLUTION)
+
+
 def quantized_rate(rate: float) -> float:
     """The drop rate ``packed_mask_dropout`` applies for ``rate``: the nearest multiple of
     1/65,536."""
-    return round(rate * RESOLUTION) / RESOLUTION
+    return _threshold(rate) / RESOLUTION
 
 
 def packed_mask_dropout(inputs, rate: float, seed):
     """``inputs`` with each element zeroed with probability ``quantized_rate(rate)`` and the rest
     scaled by 1 / (1 - that), decided by 16 bits each of ceil(n / 2) stateless 32-bit Philox
     draws (``seed``: a [2] int32 tensor, as ``tf.random.stateless_*`` takes)."""
-    threshold = round(rate * RESOLUTION)
+    threshold = _threshold(rate)
     if threshold == 0:
         return inputs
     if threshold >= RESOLUTION:
