@@ -49,17 +49,17 @@ def _build(kind: str, variant: str, size: str, vocab: int):
     import keras_hub
 
     from tfx_bert import registry
-    from tfx_bert_app.models import pretraining
+    from tfx_bert_app.models import optimization, pretraining
     from tfx_bert_app.models.fast_kernels import use_fast_kernels
 
     keras.mixed_precision.set_dtype_policy(POLICIES[variant])
     try:
         backbone = keras_hub.models.BertBackbone(**registry.get_model_size(size).backbone_kwargs(vocab))
         jit = "xla" in variant
-        if kind == "pipeline":  # as the pretraining run_fn builds it
+        if kind == "pipeline":  # as the pretraining run_fn builds it (its optimizer class, a constant rate)
             model = pretraining.build_pretraining_model(backbone)
             use_fast_kernels(model)
-            model.compile(optimizer=keras.optimizers.AdamW(1e-4),
+            model.compile(optimizer=optimization.FusedAdamW(1e-4),
                           loss={pretraining.MLM: keras.losses.SparseCategoricalCrossentropy(
                                     from_logits=True, reduction="mean_with_sample_weight"),
                                 pretraining.NSP: keras.losses.SparseCategoricalCrossentropy(from_logits=True)},

@@ -91,12 +91,37 @@ def test_the_fused_layer_norm_equals_keras_and_so_do_its_gradients(scale):
         np.testing.assert_allclose(ours, theirs, rtol=2e-4, atol=2e-4 * float(tf.reduce_max(tf.abs(theirs))))
 
 
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 2e-6), ("bfloat16", 2e-2)])
+def test_tanh_gelu_equals_keras_and_so_does_its_gradient(dtype, tolerance):
+    # From -12 (deep in the tail, where the tanh form cancels to 0) to 12.
+    x = tf.cast(tf.linspace(-12.0, 12.0, 4001), dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, theirs = fast_kernels.tanh_gelu(x), keras.activations.gelu(x, approximate=True)
+    assert ours.dtype == theirs.dtype == tf.as_dtype(dtype)
+    for a, b in ((ours, theirs), (tape.gradient(ours, x), tape.gradient(theirs, x))):
+        a, b = tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy()
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * 10)
+    # Against the float64 definition, in float32: no worse than Keras's own float32 result.
+    x64 = np.linspace(-12.0, 12.0, 4001)
+    exact = 0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64**3)))
+    if dtype == "float32":
+        assert np.max(np.abs(ours.numpy() - exact)) <= np.max(np.abs(theirs.numpy() - exact)) + 1e-6
+
+
+def test_only_keras_hubs_tanh_gelu_is_switched():
+    layers = [keras.layers.Dense(4, activation=a) for a in ("gelu", "relu", None)]
+    model = keras.Sequential([keras.Input((3,)), *layers])
+    assert fast_kernels.use_fast_kernels(model)["gelu"] == 0
+    assert all("call" not in vars(layer) for layer in layers)
+
+
 def test_a_layer_norm_over_another_axis_keeps_keras_path():
     layer = keras.layers.LayerNormalization(axis=1, epsilon=1e-12)
     x = tf.random.normal([2, 6, 4], seed=4)
     expected = layer(x)
     model = keras.Sequential([keras.Input((6, 4)), layer])
-    assert fast_kernels.use_fast_kernels(model) == {"dropout": 0, "layer_norm": 1}
+    assert fast_kernels.use_fast_kernels(model) == {"dropout": 0, "layer_norm": 1, "gelu": 0}
     np.testing.assert_allclose(layer(x), expected, rtol=1e-6)
 
 
@@ -117,8 +142,10 @@ def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     model = _pretraining_model()
     config_before = json.loads(model.to_json())
     # Dropout: embeddings; per encoder layer attention probabilities, attention output and
-    # feed-forward. Layer norms: embeddings, two per encoder layer, the MLM head's.
-    assert fast_kernels.use_fast_kernels(model) == {"dropout": 1 + 2 * 3, "layer_norm": 1 + 2 * 2 + 1}
+    # feed-forward. Layer norms: embeddings, two per encoder layer, the MLM head's. GELU: each
+    # encoder layer's intermediate feed-forward (the MLM head's transform has keras-hub's
+    # "gelu" string, the erf form, which keeps Keras's path).
+    assert fast_kernels.use_fast_kernels(model) == {"dropout": 1 + 2 * 3, "layer_norm": 1 + 2 * 2 + 1, "gelu": 2}
     assert json.loads(model.to_json()) == config_before
     batch = _batch()
     graph = tf.function(lambda b: model(b, training=True)).get_concrete_function(batch).graph
@@ -127,6 +154,8 @@ def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     assert op_types.count("StatelessRandomUniformFullIntV2") == 7
     assert "StatelessRandomUniformV2" not in op_types
     assert op_types.count("FusedBatchNormV3") == 6  # every layer norm is one fused op
+    # Both encoder GELUs are sigmoids now; the one tanh left is the pooler's activation.
+    assert op_types.count("Sigmoid") == 2 and op_types.count("Tanh") == 1
     inference = model(batch, training=False)["mlm"]
     assert not np.allclose(model(batch, training=True)["mlm"], inference)
     # What pretraining saves is the backbone: it loads as keras-hub's, with Keras's Dropout.
