@@ -1,5 +1,10 @@
-"""models.optimization: the warm-up then linear-decay learning-rate schedule."""
+"""models.optimization: the warm-up then linear-decay learning-rate schedule, the non-finite
+loss stop, and FusedAdamW against Keras's AdamW (updates, decay exclusions, op count, XLA,
+distribution strategies and loss scaling)."""
+import collections
+
 import numpy as np
+import pytest
 
 from tfx_bert_app.models import optimization
 
@@ -12,7 +17,6 @@ def test_warmup_then_linear_decay():
 
 def test_a_non_finite_loss_fails_the_run_naming_the_step_and_the_setting():
     import keras
-    import pytest
 
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -36,7 +40,7 @@ def _toy_model(seed: int = 0):
     return keras.Model(inputs, outputs)
 
 
-def _train(optimizer, steps: int = 6, distribution=None):
+def _train(optimizer, steps: int = 6, distribution=None, jit_compile=False):
     import contextlib
 
     import keras
@@ -45,7 +49,8 @@ def _train(optimizer, steps: int = 6, distribution=None):
     x, y = rng.integers(0, 20, (32, 6)).astype("int32"), rng.integers(0, 3, (32,))
     with distribution.scope() if distribution else contextlib.nullcontext():
         model = _toy_model()
-        model.compile(optimizer=optimizer(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(optimizer=optimizer(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=jit_compile)
     model.fit(x, y, batch_size=8, epochs=steps // 4, shuffle=False, verbose=0)
     return model
 
@@ -86,9 +91,11 @@ def test_fused_adamw_updates_exactly_as_keras_adamw():
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=2e-6, atol=1e-8, err_msg=ours.path)
 
 
-def test_fused_adamw_trains_as_keras_adamw():
+@pytest.mark.parametrize("jit_compile", [False, True])  # XLA compiles ResourceApplyAdam too
+def test_fused_adamw_trains_as_keras_adamw(jit_compile):
     # Through fit, where rounding differences feed back through the model.
-    fused, reference = _train(lambda: _bert_adamw(True), 8), _train(lambda: _bert_adamw(False), 8)
+    fused = _train(lambda: _bert_adamw(True), 8, jit_compile=jit_compile)
+    reference = _train(lambda: _bert_adamw(False), 8)
     assert int(fused.optimizer.iterations.numpy()) == 8
     for ours, theirs, start in zip(fused.weights, reference.weights, _toy_model().weights):
         assert not np.allclose(ours.numpy(), start.numpy()), ours.path
@@ -123,8 +130,6 @@ def test_fused_adamw_runs_one_kernel_per_variable():
                                                     variables)).get_concrete_function().graph
         return collections.Counter(op.type for op in graph.get_operations()), len(variables)
 
-    import collections
-
     fused, count = update_ops(_bert_adamw(True))
     keras_ops, _ = update_ops(_bert_adamw(False))
     assert fused["ResourceApplyAdam"] == count
@@ -148,7 +153,5 @@ def test_fused_adamw_under_a_distribution_strategy_and_loss_scaling():
 
 
 def test_fused_adamw_refuses_amsgrad():
-    import pytest
-
     with pytest.raises(ValueError, match="amsgrad"):
         optimization.FusedAdamW(amsgrad=True)
