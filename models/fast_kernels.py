@@ -160,7 +160,8 @@ def use_fast_kernels(model: keras.Model) -> dict:
     """Makes every ``keras.layers.Dropout`` in ``model`` (nested layers included) draw its masks
     with ``packed_mask_dropout`` from its own seed generator, and every
     ``keras.layers.LayerNormalization`` run ``fused_layer_norm`` (on CPUs only, see the module
-    docstring), and every ``Dense`` with keras-hub's tanh GELU run ``tanh_gelu``. Call it before the model's training function is traced (before ``fit``).
+    docstring), and every ``Dense`` with keras-hub's tanh GELU run ``tanh_gelu``. Call it
+    before the model's training function is traced (before ``fit``).
     Returns how many layers of each kind were switched."""
     switched = {"dropout": 0, "layer_norm": 0, "gelu": 0}
     fuse_norms = not _accelerator_visible()

@@ -32,7 +32,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="tfx_bert")
 class FusedAdamW(keras.optimizers.AdamW):
-    """Keras's AdamW with the same arithmetic in about a tenth of the ops: one
+    """Keras's AdamW with the same arithmetic in an eighth of the ops: one
     ``ResourceApplyAdam`` kernel per variable (TensorFlow's fused Adam: the moment updates and
     the step in one pass, the same formulas as ``keras.optimizers.Adam.update_step``), the
     decoupled weight decay as one multiply-and-subtract, and the learning rate and bias
@@ -40,7 +40,7 @@ class FusedAdamW(keras.optimizers.AdamW):
 
     Why: on a CPU a small BERT's step is a few thousand small ops, each with the executor's
     fixed cost, and Keras's AdamW was half of them (BERT-tiny: 1,474 of 3,077 ops per step,
-    about 32 per variable, ``benchmarks/step_profile.py``). Clipping, loss scaling, gradient
+    about 32 per variable, ``benchmarks/step_profile.py``; this one takes 192). Clipping, loss scaling, gradient
     accumulation, EMA and distribution strategies stay Keras's; only the per-variable update
     changes. TensorFlow backend only; ``amsgrad`` is not offered.
     """
