@@ -138,6 +138,12 @@ def _batch():
             features.MASK_POSITIONS: tf.constant([[1, 2]] * 4, tf.int32)}
 
 
+def _gelu_calls(graph) -> int:
+    """How many ops of ``graph`` call the XLA-compiled GELU function."""
+    return sum(1 for op in graph.get_operations() if op.type in ("PartitionedCall", "StatefulPartitionedCall")
+               and "tanh_gelu_value" in op.get_attr("f").name)
+
+
 def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     model = _pretraining_model()
     config_before = json.loads(model.to_json())
@@ -154,8 +160,12 @@ def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     assert op_types.count("StatelessRandomUniformFullIntV2") == 7
     assert "StatelessRandomUniformV2" not in op_types
     assert op_types.count("FusedBatchNormV3") == 6  # every layer norm is one fused op
-    # Both encoder GELUs are sigmoids now; the one tanh left is the pooler's activation.
-    assert op_types.count("Sigmoid") == 2 and op_types.count("Tanh") == 1
+    # Both encoder GELUs are calls of the XLA-fused function now; the one tanh left is the
+    # pooler's activation. Inference keeps Keras's tanh GELU.
+    assert _gelu_calls(graph) == 2 and op_types.count("Tanh") == 1 and "Pow" not in op_types
+    inference_graph = tf.function(lambda b: model(b, training=False)).get_concrete_function(batch).graph
+    assert _gelu_calls(inference_graph) == 0
+    assert [op.type for op in inference_graph.get_operations()].count("Tanh") == 3
     inference = model(batch, training=False)["mlm"]
     assert not np.allclose(model(batch, training=True)["mlm"], inference)
     # What pretraining saves is the backbone: it loads as keras-hub's, with Keras's Dropout.
