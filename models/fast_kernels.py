@@ -37,9 +37,10 @@ itself). Measured forward and backward: 17 ms against 52 (32 x 128 x 2,048), 2.2
 depend on XLA.
 
 ``use_fast_kernels`` switches a built model's ``Dropout``, ``LayerNormalization`` and tanh-GELU
-``Dense`` layers.
-It replaces only the instances' ``call``: layer classes and configs stay Keras's, so what is
-saved, exported and served is unchanged.
+``Dense`` layers. It replaces only the instances' ``call``: layer classes and configs stay
+Keras's, so a saved Keras model reloads with Keras's layers. A SavedModel traced from the
+switched model itself (a float32 export) computes its layer norms with the fused op (standard
+TensorFlow, the same values within float rounding); its dropout and GELU are Keras's there.
 """
 from __future__ import annotations
 
