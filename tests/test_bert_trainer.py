@@ -47,24 +47,36 @@ def single_worker_run(instances, tmp_path_factory):
     return out, output
 
 
+def _committed_checkpoint_step(checkpoint_root) -> int:
+    """The step of the checkpoint the manager's state file names: a checkpoint counts only once
+    that file is rewritten, after its index and data files (a kill between the two leaves the
+    previous one current, and resuming from it is right)."""
+    states = glob.glob(str(checkpoint_root / "*" / "checkpoint"))
+    if not states:
+        return 0
+    with open(states[0]) as state:
+        first_line = state.readline()  # model_checkpoint_path: "ckpt-50"
+    return int(first_line.rsplit("-", 1)[1].strip().strip('"'))
+
+
 def test_killed_trainer_resumes_from_last_checkpoint(instances, tmp_path):
     config = {"model_size": "tiny", "batch_size": 16, "warmup_steps": 10, "max_predictions_per_seq": 5,
               "checkpoint_dir": str(tmp_path / "ckpt"), "checkpoint_every": 25}
     first = _worker(instances.uri, tmp_path / "a", 150, config)
     deadline = time.time() + 300
-    while not glob.glob(str(tmp_path / "ckpt" / "*" / "ckpt-50.index")):
+    while _committed_checkpoint_step(tmp_path / "ckpt") < 50:
         assert first.poll() is None, first.stdout.read()
         assert time.time() < deadline, "no checkpoint at step 50 within 300s"
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)  # for real: no cleanup, no final save
     first.wait()
-    saved = sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(str(tmp_path / "ckpt" / "*" / "ckpt-*.index")))
-    assert saved and max(saved) < 150
+    committed = _committed_checkpoint_step(tmp_path / "ckpt")
+    assert 50 <= committed < 150
     second = _worker(instances.uri, tmp_path / "a", 150, config)
     output, _ = second.communicate(timeout=600)
     assert second.returncode == 0, output[-3000:]
     resumed_at = int(output.split(" at step ")[1].split()[0])
-    assert resumed_at == max(saved)
+    assert resumed_at == committed
     assert _result(output)["steps"] == 150  # the step counter continued, not restarted
     assert os.listdir(tmp_path / "ckpt") == []  # removed once the encoder artifact is written
 
