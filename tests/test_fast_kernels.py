@@ -121,8 +121,21 @@ def test_a_layer_norm_over_another_axis_keeps_keras_path():
     x = tf.random.normal([2, 6, 4], seed=4)
     expected = layer(x)
     model = keras.Sequential([keras.Input((6, 4)), layer])
-    assert fast_kernels.use_fast_kernels(model) == {"dropout": 0, "layer_norm": 1, "gelu": 0}
+    assert fast_kernels.use_fast_kernels(model, fuse_layer_norms=True) == {"dropout": 0, "layer_norm": 1, "gelu": 0}
     np.testing.assert_allclose(layer(x), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("vendor,fused", [("GenuineIntel", 6), ("AuthenticAMD", 0), ("", 0)])
+def test_layer_norms_are_fused_by_default_only_on_intel_cpus(monkeypatch, vendor, fused):
+    monkeypatch.setattr(fast_kernels, "_cpu_vendor", lambda: vendor)
+    assert fast_kernels.use_fast_kernels(_pretraining_model())["layer_norm"] == fused
+    assert fast_kernels.use_fast_kernels(_pretraining_model(), fuse_layer_norms=False)["layer_norm"] == 0
+
+
+def test_the_cpu_vendor_is_read_from_proc_cpuinfo():
+    with open("/proc/cpuinfo") as cpuinfo:
+        expected = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("vendor_id"))
+    assert fast_kernels._cpu_vendor() == expected
 
 
 def _pretraining_model():
@@ -151,7 +164,8 @@ def test_a_switched_model_drops_in_training_only_and_saves_as_before(tmp_path):
     # feed-forward. Layer norms: embeddings, two per encoder layer, the MLM head's. GELU: each
     # encoder layer's intermediate feed-forward (the MLM head's transform has keras-hub's
     # "gelu" string, the erf form, which keeps Keras's path).
-    assert fast_kernels.use_fast_kernels(model) == {"dropout": 1 + 2 * 3, "layer_norm": 1 + 2 * 2 + 1, "gelu": 2}
+    switched = fast_kernels.use_fast_kernels(model, fuse_layer_norms=True)
+    assert switched == {"dropout": 1 + 2 * 3, "layer_norm": 1 + 2 * 2 + 1, "gelu": 2}
     assert json.loads(model.to_json()) == config_before
     batch = _batch()
     graph = tf.function(lambda b: model(b, training=True)).get_concrete_function(batch).graph
