@@ -152,13 +152,13 @@ def prepare(kind: str, config: ProjectConfig) -> dict:
 
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     inputs = {"pretrain": [config.pretrain.corpus_pattern], "embed": [config.embedder.index_corpus]}.get(
-        kind, [config.finetune.data_dir, config.finetune.index_corpus])
+        kind, [config.finetune.data_dir, config.finetune.setting("index_corpus", "")])
     demo_data.write_if_used(config.data_dir, *inputs)
     _check_inputs_exist(kind, config)
     prepared = {"input_bytes": beam_options.input_size(inputs, config.beam.direct_in_memory_below_mb * 2**20)}
     if kind in ("finetune", "embed"):
         prepared["encoder_uri"] = encoder_uri(config)
-    if kind == "finetune" and config.finetune.negative_model:
+    if kind == "finetune" and config.finetune.setting("negative_model", ""):
         prepared["negative_model"] = negative_model_uri(config)
     return prepared
 
@@ -170,7 +170,7 @@ def _check_inputs_exist(kind: str, config: ProjectConfig) -> None:
 
     inputs = {"pretrain": {"pretrain.corpus_pattern": config.pretrain.corpus_pattern},
               "embed": {"embedder.index_corpus": config.embedder.index_corpus}}.get(
-        kind, {"finetune.data_dir": config.finetune.data_dir, "finetune.index_corpus": config.finetune.index_corpus})
+        kind, {"finetune.data_dir": config.finetune.data_dir, "finetune.index_corpus": config.finetune.setting("index_corpus", "")})
     for key, path in inputs.items():
         if path and not tf.io.gfile.glob(path):
             raise FileNotFoundError(f"{key}={path}: no such file or directory.")
@@ -239,7 +239,7 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
         raise ValueError("The fine-tuning pipeline needs an encoder: set finetune.encoder_uri (a keras-hub preset "
                          "or pretrained encoder directory; on Kubeflow a gs:// path), or run locally "
                          "(tfx-bert finetune), which finds the latest pretrained one.")
-    negative_model = negative_model or config.finetune.negative_model
+    negative_model = negative_model or config.finetune.setting("negative_model", "")
     if _is_latest(negative_model):
         raise ValueError(f"finetune.negative_model={negative_model} is resolved from the local MLMD store, which this "
                          "run does not read (Kubeflow): give the model's path (gs://...) instead.")

@@ -39,7 +39,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     f = config.finetune
     task = tasks.get_task(f.task)
     example_gen = task_wiring.example_gen(task, f, params.data_path,
-                                          f.negative_model if negative_model is None else negative_model)
+                                          f.setting("negative_model", "") if negative_model is None else negative_model)
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
     transform = tfx.components.Transform(
@@ -59,10 +59,11 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         return common.make_pipeline(config, f.pipeline_name, components, beam_args)
     encoder = _import_model(encoder_uri, "pretrained_encoder")
     # Retrieval's optional teacher: a fine-tuned re-ranker whose score margins the dual encoder learns.
-    cross_encoder = _import_model(f.cross_encoder_uri, "cross_encoder_teacher") if f.cross_encoder_uri else None
+    cross_encoder_uri = f.setting("cross_encoder_uri", "")
+    cross_encoder = _import_model(cross_encoder_uri, "cross_encoder_teacher") if cross_encoder_uri else None
     trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f.eval_steps,
                        trainer_settings(f),
-                       data_dir=params.data_path if task.name == "retrieval" and f.mining_steps else None,
+                       data_dir=params.data_path if task.reads_task_data_in_trainer(f) else None,
                        teacher_model=cross_encoder.outputs["result"] if cross_encoder else None).with_id("Trainer")
     # The baseline: the latest model this pipeline blessed (a teacher: a student's blessing is a
     # StudentBlessing, which this ModelBlessing channel never holds); TFMA's change thresholds
@@ -85,7 +86,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     if config.distill.enabled:
         components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri,
                                     params.data_path)
-    if f.index_corpus:
+    if f.setting("index_corpus", ""):
         components.append(common.vector_indexer(config, trainer.outputs["model"], f.index_corpus,
                                                 f.index_corpus_format, f.index_type, f.vector_store_uri,
                                                 f.model_name, model_blessing=blessing))

@@ -1,7 +1,7 @@
 """A task's pipeline wiring: the ExampleGen that reads its data and the Evaluator that gates it.
 
-Chosen by the task's registry entry (``tfx_bert/tasks.py``: ``examples``, ``labels`` and
-``evaluator``); the model code in ``models/`` builds no components.
+The task (``tfx_bert/tasks.py``) says what its ExampleGen reads (``example_gen_args``) and how it
+is gated (``evaluates_by_retrieval``, ``zero_shot_gated``); the model code builds no components.
 """
 from __future__ import annotations
 
@@ -17,34 +17,17 @@ from tfx_bert.tasks import Task
 def example_gen(task: Task, f: FinetuneConfig, data_path, negative_model: str = "") -> TaskExampleGen:
     """The ExampleGen of ``task``'s data under ``data_path`` (``finetune.*`` loader settings;
     ``negative_model``: ``finetune.negative_model`` resolved to a path)."""
-    common = dict(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern, strict=f.strict)
-    if task.examples == "conll":
-        return TaskExampleGen(input_format="conll", label_names=list(f.entity_types),
-                              num_classes=max(1, len(f.entity_types)), tag_scheme=f.tag_scheme, **common)
-    if task.examples == "squad":
-        return TaskExampleGen(input_format="squad", **common)
-    if task.examples == "ranking":
-        mining = (dict(miner=f.negative_miner, model=negative_model, num_negatives=f.num_negatives,
-                       rank_min=f.negative_rank_min, rank_max=f.negative_rank_max, margin=f.negative_margin)
-                  if f.negative_miner != "sample" else None)
-        return TaskExampleGen(input_format=f.input_format, num_negatives=f.num_negatives,
-                              negative_pool=f.negative_pool, negative_mining=mining, **common)
-    scores = task.labels == "similarity" and f.similarity_objective == "cosine"
-    label_dtype = "multi" if task.labels == "multi" else "float" if scores else "int"
-    text_b_field = f.text_b_field or ("text_b" if task.labels == "similarity" else "")
-    return TaskExampleGen(
-        input_format=f.input_format, text_field=f.text_field, text_b_field=text_b_field,
-        label_field=f.label_field, label_names=[] if scores else list(f.label_names), num_classes=f.num_classes,
-        label_dtype=label_dtype, label_delimiter=f.label_delimiter, **common)
+    return TaskExampleGen(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
+                          strict=f.strict, **task.example_gen_args(f, negative_model))
 
 
 def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, baseline_model, encoder=None):
     """TFMA's Evaluator with the task's EvalConfig, or (retrieval) search over the corpus, gated
     also on beating the pretrained ``encoder``'s zero-shot embeddings."""
-    if task.evaluator == "retrieval":
+    if task.evaluates_by_retrieval:
         return _retrieval_evaluator(f, data_path, model, baseline_model, encoder=encoder)
     return tfx.components.Evaluator(examples=examples, model=model, baseline_model=baseline_model,
-                                    eval_config=task.load().eval_config(f))
+                                    eval_config=task.eval_config(f))
 
 
 def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, student, teacher,
@@ -53,14 +36,14 @@ def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, s
     evaluator: TFMA with every threshold turned into ``min_retention`` x the teacher's, or
     retrieval over the corpus with the same rule on its gate metric. Its blessing is a
     StudentBlessing (``components/artifacts.py``)."""
-    if task.evaluator == "retrieval":
+    if task.evaluates_by_retrieval:
         return _retrieval_evaluator(f, data_path, student, teacher, min_retention=min_retention,
                                     component=StudentRetrievalEvaluator)
     from tfx_bert_app.models import distillation
 
     return StudentEvaluator(
         examples=examples, model=student, baseline_model=teacher,
-        eval_config=distillation.retention_eval_config(task.load().eval_config(f), min_retention))
+        eval_config=distillation.retention_eval_config(task.eval_config(f), min_retention))
 
 
 def _retrieval_evaluator(f: FinetuneConfig, data_path: str, model, baseline_model, component=RetrievalEvaluator,
@@ -81,7 +64,7 @@ def zero_shot_gate(task: Task, f: FinetuneConfig, evaluator, model, examples, en
     blessing then says the candidate also beats the pretrained encoder's zero-shot embeddings), or
     None where the Evaluator's blessing is the last word (retrieval's evaluator gates on it
     itself; classification heads have no zero-shot counterpart)."""
-    if task.name != "similarity" or f.similarity_objective != "cosine":
+    if not task.zero_shot_gated(f):
         return None
     from tfx_bert_app.components.zero_shot_gate.component import ZeroShotGate
 

@@ -19,7 +19,7 @@ QUERIES = {"q1": "does the chef bake bread ?", "q2": "the rocket orbits ?", "q3"
 
 
 def _settings(**overrides):
-    return config.FinetuneConfig(task="retrieval", max_seq_length=16, max_query_length=8, num_negatives=2,
+    return config.FinetuneConfig.for_task("retrieval", max_seq_length=16, max_query_length=8, num_negatives=2,
                                  negative_pool=4, negative_rank_max=6, batch_size=2, mining_steps=3,
                                  train_pattern="qrels/train.tsv", **overrides)
 

@@ -34,15 +34,16 @@ def harness_request(task):
 def test_every_task_is_complete_and_consistent():
     from tfx_bert import demo_data
 
-    owners = config_lib.FinetuneConfig.task_fields()
-    assert {t for names in owners.values() for t in names} <= set(tasks.TASKS)  # no setting for an unknown task
-    fields = {f.name for f in config_lib.dataclasses.fields(config_lib.FinetuneConfig)}
+    shared = {f.name for f in config_lib.dataclasses.fields(config_lib.FinetuneConfig)}
     for name, task in tasks.TASKS.items():
-        assert task.name == name and task.client in task_clients.DECODERS
-        assert task.demo.data in demo_data.demo_paths("/d")
-        assert {k for k, _ in task.demo.settings + task.settings} | set(task.transform_settings) <= fields
+        assert task.name == name and callable(task.decode)
+        assert task.demo.dataset in demo_data.demo_paths("/d") and callable(getattr(demo_data, task.demo.writer))
+        fields = shared | tasks.field_names(task.Settings)
+        assert {k for k, _ in task.demo.settings + task.data_defaults} | set(task.transform_settings) <= fields
+        assert not tasks.field_names(task.Settings) & shared  # a task's setting never shadows a shared one
         config = config_lib.load_config(overrides=[f"finetune.task={name}"])  # its demo configuration validates
         assert (config.finetune.model_name, config.finetune.pipeline_name) == (name, f"tfx-bert-{name}")
+        assert isinstance(config.finetune.task_settings, task.Settings)
 
 
 def test_request_inputs_follow_the_signature():

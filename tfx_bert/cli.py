@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from tfx_bert import progress
+from tfx_bert import progress, tasks
 
 SAMPLE_SENTENCES = [
     "the soup was really wonderful .",
@@ -134,7 +134,8 @@ def cmd_demo(args) -> int:
     from tfx_bert.serving import model_config, op_check
 
     data = demo_data.write_demo_data(config.data_dir)
-    print(f"Embedded data: corpus {data['corpus']}, sentiment {data['sentiment']}")
+    dataset = tasks.get_task(config.finetune.task).demo.dataset
+    print(f"Embedded data: corpus {data['corpus']}, {dataset} {data[dataset]}")
     times = {"pretrain": _run_pipeline("pretrain", config, args.runner)}
     times["finetune"] = _run_pipeline("finetune", config, args.runner)
 
@@ -241,11 +242,10 @@ def cmd_serve(args) -> int:
 
 
 # Older names ``tfx-bert predict --task`` took, kept working: the task vocabulary is finetune's.
-PREDICT_TASK_ALIASES = {"classification": "sentiment"}
+PREDICT_TASK_ALIASES = {"classification": tasks.DEFAULT_TASK}
 
 
 def cmd_predict(args) -> int:
-    from tfx_bert import tasks
     from tfx_bert.serving import client as client_lib
     from tfx_bert.serving import task_clients
 
@@ -253,8 +253,8 @@ def cmd_predict(args) -> int:
         with open(args.context_file, encoding="utf-8") as f:
             args.context = f.read()
     task = PREDICT_TASK_ALIASES.get(args.task, args.task)
-    if task == "sentiment" and args.text_b:  # a pair model queried with the default task
-        task = "pair_classification"
+    if task != "embed" and args.text_b:  # e.g. a pair model queried with the single-text task
+        task = tasks.get_task(task).with_second_text().name
     if task != "embed":
         try:  # the request's parts are checked before connecting
             task_clients.request_inputs(tasks.get_task(task), args.texts, args.text_b, args.context, args.query)
@@ -452,7 +452,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfx-bert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    from tfx_bert import tasks
 
     p = sub.add_parser("demo", help="pretrain, fine-tune, push, serve and query on the embedded data")
     _add_config_flags(p, demo_flag=False)
@@ -497,10 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="send raw text to a TF Serving endpoint")
     p.add_argument("texts", nargs="+")
     p.add_argument("--target", default="127.0.0.1:8500")
-    p.add_argument("--model-name", default="sentiment")
+    p.add_argument("--model-name", default=tasks.DEFAULT_TASK)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
     p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
-    p.add_argument("--task", choices=sorted(tasks.TASKS) + ["embed", *PREDICT_TASK_ALIASES], default="sentiment",
+    p.add_argument("--task", choices=sorted(tasks.TASKS) + ["embed", *PREDICT_TASK_ALIASES], default=tasks.DEFAULT_TASK,
                    help="the served model's task (finetune's task names), which sets the request's inputs and how "
                         "the outputs are read: classes with probabilities (pairs: with --text-b), label sets, entity "
                         "spans, answers (qa: the texts are questions about --context), pair similarity (--text-b), "
@@ -529,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", help="the collection (the model name, by default); dense and hybrid modes")
     p.add_argument("--model-dir", help="embed queries in process with this SavedModel's embed signature")
     p.add_argument("--target", default="127.0.0.1:8500", help="or: a TF Serving endpoint serving the model")
-    p.add_argument("--model-name", default="similarity")
+    p.add_argument("--model-name", default=tasks.DEFAULT_EMBEDDING_TASK)
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--nprobe", type=int, default=16, help="IVF lists searched (recall vs latency)")

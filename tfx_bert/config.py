@@ -6,6 +6,7 @@ environment variables.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -14,6 +15,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from tfx_bert import registry
+from tfx_bert.tasks import DEFAULT_TASK
 from tfx_bert.records import CORPUS_FORMATS, TASK_FORMATS
 
 
@@ -73,14 +75,6 @@ class PretrainConfig:
     enable_statistics: bool = True
 
 
-def for_tasks(*tasks: str, default: Any = None, factory: Any = None):
-    """A fine-tuning setting that only the named tasks read (``show-config`` groups it under them;
-    setting it for another task is an error naming them)."""
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata={"tasks": tasks})
-    return dataclasses.field(default=default, metadata={"tasks": tasks})
-
-
 @dataclasses.dataclass
 class FinetuneConfig:
     """A fine-tuning pipeline: task data -> Transform -> Trainer -> Evaluator -> Pusher.
@@ -88,15 +82,15 @@ class FinetuneConfig:
     Settings without a task tag apply to every task; ``for_tasks`` ones to the tasks named.
     """
 
-    pipeline_name: str = "tfx-bert-sentiment"  # default: tfx-bert-<task>
-    task: str = "sentiment"  # a key of tfx_bert/tasks.py TASKS (checked there)
+    pipeline_name: str = f"tfx-bert-{DEFAULT_TASK}"  # default: tfx-bert-<task>
+    task: str = DEFAULT_TASK  # a key of tfx_bert/tasks.py TASKS (checked there)
     data_dir: str = ""  # task data; empty -> the task's embedded demo data (tfx-bert generate-data)
     # A pretrained encoder: a keras-hub preset, Hugging Face or sentence-transformers directory, or
     # a google-research TF1 checkpoint (the last three converted once); empty -> latest pretrained.
     encoder_uri: str = ""
     # The checkpoint's casing when its tokenizer configuration does not say (TF1 checkpoints).
     encoder_casing: Literal["auto", "uncased", "cased"] = "auto"
-    model_name: str = "sentiment"  # default: the task's name
+    model_name: str = DEFAULT_TASK  # default: the task's name
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
     input_format: Literal[TASK_FORMATS] = "csv"
     train_pattern: str = "train/*"
@@ -131,83 +125,62 @@ class FinetuneConfig:
     # The served model's weights (models/compression.py): float16 halves them (fast on GPUs),
     # int8 (Keras quantization) is about a third (on CPU: memory, not speed).
     export_precision: Literal["float32", "float16", "int8"] = "float32"
-    # Single-text and pair classification.
-    class_weights: list = for_tasks("sentiment", "pair_classification", factory=list)  # per class id; empty: all 1
-    # Multi-label classification: several of label_names per text.
-    label_delimiter: str = for_tasks("multilabel", default="|")  # csv/tsv label column: "sports|music"
-    decision_threshold: float = for_tasks("multilabel", default=0.5)  # a label is predicted at p >= this
-    label_thresholds: list = for_tasks("multilabel", factory=list)  # per label (label_names order); empty: all the above
-    # Named-entity recognition.
-    entity_types: list = for_tasks("ner", factory=list)  # e.g. PER, LOC, ORG, MISC
-    tag_scheme: Literal["iob1", "iob2", "bioes"] = for_tasks("ner", default="iob2")  # iob1: CoNLL-2003's files
-    crf: bool = for_tasks("ner", default=False)  # a CRF over the tag logits (Viterbi in-graph) instead of softmax
-    # Extractive QA (SQuAD JSON): windows over long contexts and answer decoding.
-    doc_stride: int = for_tasks("qa", default=24)  # pieces between window starts (SQuAD, 384-piece windows: 128)
-    max_query_length: int = for_tasks("qa", "retrieval", default=16)  # question / query pieces (SQuAD: 64)
-    max_windows: int = for_tasks("qa", default=4)  # windows per question written by Transform; serving: all
-    max_answer_length: int = for_tasks("qa", default=30)  # pieces
-    n_best_size: int = for_tasks("qa", default=5)
-    squad_v2: bool = for_tasks("qa", default=True)  # unanswerable questions: answer "" when the [CLS] score wins
-    no_answer_threshold: float = for_tasks("qa", default=0.0)  # no answer when null score - best span > this
-    tune_no_answer_threshold: bool = for_tasks("qa", default=True)  # pick it on the eval split (best_exact_thresh)
-    # Sentence similarity (bi-encoder): pooling and objective.
-    pooling: Literal["mean", "cls", "max"] = for_tasks("similarity", "nli", "retrieval", default="mean")
-    # cosine (STS-B scores) | classification (NLI: [u, v, |u-v|])
-    similarity_objective: Literal["cosine", "classification"] = for_tasks("similarity", "nli", default="cosine")
-    score_max: float = for_tasks("similarity", "nli", default=5.0)  # cosine: gold scores divided by this (STS-B: 0-5)
-    # After a blessed embedding model, index a corpus into the vector store.
-    index_corpus: str = for_tasks("similarity", "nli", "retrieval", default="")  # BEIR corpus.jsonl or MS MARCO collection.tsv
-    index_corpus_format: Literal["beir", "msmarco"] = for_tasks("similarity", "nli", "retrieval", default="beir")
-    # Milvus: a local file (Milvus Lite) or http(s)://host:19530; empty -> <work_dir>/vectors/milvus.db
-    vector_store_uri: str = for_tasks("similarity", "nli", "retrieval", default="")
-    # FLAT (exact) | IVF_FLAT (Milvus Lite); HNSW, IVF_PQ, ... on a cluster
-    index_type: str = for_tasks("similarity", "nli", "retrieval", default="IVF_FLAT")
-    # Dense retrieval and re-ranking data (TaskExampleGen beir | msmarco_triples) and training.
-    num_negatives: int = for_tasks("retrieval", "rerank", default=3)  # per (query, passage) pair (msmarco_triples: 1)
-    negative_pool: int = for_tasks("retrieval", "rerank", default=32)  # beir: sampled docs for lexical negatives (0: random)
-    # beir: "sample" (the above) | "bm25": BM25 over the whole corpus ranks each query's candidates;
-    # negatives from ranks [negative_rank_min, negative_rank_max) of the non-positives, scoring
-    # below the query's weakest positive minus negative_margin (BM25 units; -inf: no filter, right for
-    # fully judged data; 0 or more drops probable false negatives of sparse judgements, as MS MARCO's);
-    # short lists are filled from the sample.
-    # "dense": the same with negative_model ranking the corpus (a SavedModel with embed / embed_query:
-    # the retrieval pipeline's pushed model), so a re-ranker trains on the dual encoder's candidates.
-    # negative_model "latest" ("latest:<pipeline>"): the newest model the retrieval pipeline
-    # (tfx-bert-retrieval, or that one) blessed, looked up in MLMD when a local run starts.
-    # "hybrid": that model's and BM25's rankings fused by reciprocal rank (what `retrieve --mode
-    # hybrid` hands a re-ranker); rank window only, no margin.
-    negative_miner: Literal["sample", "bm25", "dense", "hybrid"] = for_tasks("retrieval", "rerank", default="sample")
-    negative_model: str = for_tasks("retrieval", "rerank", default="")
-    negative_rank_min: int = for_tasks("retrieval", "rerank", default=0)
-    negative_rank_max: int = for_tasks("retrieval", "rerank", default=30)
-    negative_margin: float = for_tasks("retrieval", "rerank", default=float("-inf"))
-    # A second round after train_steps: the trained model ranks the corpus for each training query,
-    # negatives come from that ranking (negative_rank_min/max; below the weakest positive's cosine
-    # minus mining_margin, -inf: no filter), and mining_steps more steps train on them (ANCE-style).
-    mining_steps: int = for_tasks("retrieval", default=0)
-    mining_margin: float = for_tasks("retrieval", default=float("-inf"))
-    temperature: float = for_tasks("retrieval", default=0.05)  # the contrastive softmax's temperature on cosines
-    # A fine-tuned re-ranker (a rerank Trainer's model, <uri>/Format-Serving with its Keras model
-    # beside it, local or gs://) distilled into the dual encoder: its score margins between each
-    # query's positive and hard negatives, matched by the dual encoder's (Margin-MSE, Hofstaetter
-    # et al. 2020), weight cross_encoder_alpha; 1 - cross_encoder_alpha: the contrastive loss.
-    # Imported into MLMD (lineage). Empty: contrastive loss only.
-    cross_encoder_uri: str = for_tasks("retrieval", default="")
-    cross_encoder_alpha: float = for_tasks("retrieval", default=0.5)
-    shared_towers: bool = for_tasks("retrieval", default=True)  # one encoder for queries and documents, or two
-    retrieval_eval_dir: str = for_tasks("retrieval", default="")  # BEIR-layout eval set; empty -> the task data
-    retrieval_eval_qrels: str = for_tasks("retrieval", default="")  # its qrels file; empty -> eval_pattern
-    retrieval_gate_metric: str = for_tasks("retrieval", default="ndcg@10")  # gates the blessing (>= accuracy_threshold)
-    rerank_loss: Literal["listwise", "pointwise"] = for_tasks("rerank", default="listwise")  # softmax over candidates | BCE
-    # MarkedBERT's exact-match cue (models/rerank.ExactMatchSegments): pieces the other segment
-    # also has get their own segment type (two rows added to the encoder's segment embeddings,
-    # copies of the two it has, so the model starts where it would without). false: monoBERT as is.
-    exact_match: bool = for_tasks("rerank", default=True)
+    # The task's own settings (``finetune.task``'s ``Settings`` class, models/tasks/): set and read as
+    # ``finetune.KEY`` like the shared ones above; None: the task's defaults.
+    task_settings: Any = None
+
+    def __post_init__(self):
+        if self.task_settings is None:
+            self.task_settings = _task_settings_class(self.task)()
+
+    def __getattr__(self, name: str):  # only for names that are not shared fields: the task's settings
+        settings = self.__dict__.get("task_settings")
+        if name.startswith("__") or settings is None:
+            raise AttributeError(name)
+        if not hasattr(settings, name):
+            raise AttributeError(_not_a_setting(name, self.task))
+        return getattr(settings, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _FINETUNE_FIELDS or "task_settings" not in self.__dict__:
+            object.__setattr__(self, name, value)
+        elif hasattr(self.task_settings, name):
+            setattr(self.task_settings, name, value)
+        else:
+            raise AttributeError(_not_a_setting(name, self.task))
 
     @classmethod
-    def task_fields(cls) -> dict[str, tuple]:
-        """{setting: the tasks that read it} for the task-specific settings."""
-        return {f.name: f.metadata["tasks"] for f in dataclasses.fields(cls) if "tasks" in f.metadata}
+    def for_task(cls, task: str, **settings) -> "FinetuneConfig":
+        """A FinetuneConfig of ``task`` with ``settings`` (shared and the task's own, by key)."""
+        config = cls(task=task)
+        for key, value in settings.items():
+            setattr(config, key, value)
+        return config
+
+    def setting(self, name: str, default: Any) -> Any:
+        """The task's setting ``name``, or ``default`` for a task that has no such setting."""
+        return getattr(self.task_settings, name, default)
+
+    def settings_dict(self) -> dict:
+        """Every setting by key, flat: the shared ones, then the task's own."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "task_settings"}
+        return {**copy.deepcopy(shared), **dataclasses.asdict(self.task_settings)}
+
+
+def _task_settings_class(task: str):
+    from tfx_bert import tasks
+
+    return tasks.get_task(task).Settings
+
+
+def _not_a_setting(name: str, task: str) -> str:
+    from tfx_bert import tasks
+
+    owners = tasks.settings_owners().get(name)
+    if owners:
+        return (f"Config key finetune.{name} is a setting of the {', '.join(owners)} task(s), but finetune.task is "
+                f"{task}: remove it, or set finetune.task to one of those.")
+    return f"finetune.{name} is not a setting of fine-tuning or of the {task} task."
 
 
 @dataclasses.dataclass
@@ -434,6 +407,7 @@ class ProjectConfig:
         for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.distill, self.beam,
                         self.kubeflow):
             _check_choices(section, SECTION_NAMES[type(section)])
+        _check_choices(self.finetune.task_settings, "finetune")
         p, f = self.pretrain, self.finetune
         checks = [
             (0 < p.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
@@ -457,10 +431,6 @@ class ProjectConfig:
             (self.embedder.max_seq_length == 0 or 8 <= self.embedder.max_seq_length <= 512,
              "embedder.max_seq_length must be 0 (auto) or 8..512"),
             (f.num_classes >= 2, "finetune.num_classes must be at least 2"),
-            (not f.label_names or len(f.label_names) == f.num_classes or task.name == "multilabel",
-             "finetune.label_names must have finetune.num_classes entries"),
-            (not f.class_weights or len(f.class_weights) == f.num_classes,
-             "finetune.class_weights must have finetune.num_classes entries"),
             (not p.phase2_max_seq_length
              or (p.max_seq_length < p.phase2_max_seq_length <= 512 and p.phase2_train_steps > 0),
              "pretrain.phase2_max_seq_length must exceed max_seq_length (<= 512) with phase2_train_steps > 0"),
@@ -475,43 +445,9 @@ class ProjectConfig:
              "resources.trainer.replicas > 1 needs kubeflow.platform=vertex (multi-worker custom "
              "job); on Kubernetes without Vertex see the TFJob section of the README"),
             (0 <= f.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
-            (0 < f.max_query_length <= f.max_seq_length - 4,
-             "finetune.max_query_length must be 1..max_seq_length-4 (room for [CLS], [SEP]s and context)"),
-            (f.doc_stride > 0, "finetune.doc_stride must be positive"),
-            (f.max_windows > 0, "finetune.max_windows must be positive"),
-            (f.max_answer_length > 0 and f.n_best_size > 0,
-             "finetune.max_answer_length and finetune.n_best_size must be positive"),
-            (f.temperature > 0, "finetune.temperature must be > 0"),
-            (task.name != "ner" or f.entity_types,
-             "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
-            (task.name != "rerank" or f.num_negatives >= 1,
-             "re-ranking trains on candidate lists: finetune.num_negatives must be >= 1"),
-            (not f.cross_encoder_uri or (f.num_negatives >= 1 and f.mining_steps <= 0),
-             "finetune.cross_encoder_uri: Margin-MSE needs hard negatives (num_negatives >= 1) and no mining round "
-             "(mining_steps 0)"),
-            (0 < f.cross_encoder_alpha <= 1, "finetune.cross_encoder_alpha must be in (0, 1]"),
-            (f.mining_steps <= 0 or (f.input_format == "beir" and f.num_negatives >= 1),
-             "finetune.mining_steps mines from a BEIR corpus: it needs input_format beir and num_negatives >= 1"),
-            (f.negative_miner not in ("dense", "hybrid") or bool(f.negative_model),
-             f"finetune.negative_miner={f.negative_miner} needs finetune.negative_model: a SavedModel with embed and "
-             "embed_query signatures (e.g. the retrieval pipeline's pushed model)"),
-            (f.negative_miner != "hybrid" or f.negative_margin == float("-inf"),
-             "finetune.negative_margin is in the first stage's score units (BM25, cosine); negative_miner=hybrid fuses "
-             "ranks: leave the margin unset, or mine with bm25 or dense"),
-            ((f.negative_miner == "sample" and f.mining_steps <= 0) or 0 <= f.negative_rank_min < f.negative_rank_max,
-             "finetune.negative_miner bm25 / dense / hybrid and mining_steps need 0 <= negative_rank_min < negative_rank_max"),
-            ((f.negative_miner == "sample" and f.mining_steps <= 0)
-             or 1 <= f.num_negatives <= f.negative_rank_max - f.negative_rank_min,
-             "finetune.negative_miner bm25 / dense / hybrid and mining_steps need 1 <= num_negatives <= negative_rank_max - "
-             "negative_rank_min (the window the negatives come from)"),
-            (task.name != "multilabel" or len(f.label_names) >= 2,
-             "the multilabel task needs finetune.label_names: its labels (e.g. --set finetune.label_names=a,b,c)"),
-            (not f.label_thresholds or len(f.label_thresholds) == len(f.label_names),
-             "finetune.label_thresholds must have one entry per finetune.label_names entry"),
-            (all(0 < float(t) < 1 for t in [f.decision_threshold, *f.label_thresholds]),
-             "finetune.decision_threshold and finetune.label_thresholds must be in (0, 1)"),
             (min(self.serving.rest_max_request_bytes, self.serving.max_rows, self.serving.rest_timeout_ms) > 0,
              "serving.rest_max_request_bytes, serving.max_rows and serving.rest_timeout_ms must be positive"),
+            *task.checks(f),
             *self._distill_checks(task),
         ]
         for ok, message in checks:
@@ -523,7 +459,7 @@ class ProjectConfig:
         from tfx_bert import tasks
 
         d = self.distill
-        distillable = ", ".join(t.name for t in tasks.TASKS.values() if t.distillable)
+        distillable = _tasks_that("distillable")
         return [
             (not d.enabled or task.distillable,
              f"distill.enabled: the {task.name} task has no distillation stage yet (tasks that have: {distillable})"),
@@ -531,14 +467,14 @@ class ProjectConfig:
             (d.temperature > 0, "distill.temperature must be > 0"),
             (0 <= d.alpha <= 1, "distill.alpha must be in [0, 1]"),
             (d.hidden_weight >= 0, "distill.hidden_weight must be >= 0 (0: no hidden-state term)"),
-            (not d.hidden_weight or task.name in HIDDEN_STATE_TASKS,
+            (not d.hidden_weight or task.feeds_one_sequence,
              f"distill.hidden_weight: the {task.name} task's model is not fed one sequence (tasks it works for: "
-             f"{', '.join(HIDDEN_STATE_TASKS)}); set it to 0"),
+             f"{_tasks_that('feeds_one_sequence')}); set it to 0"),
             (d.attention_weight >= 0, "distill.attention_weight must be >= 0 (0: no attention term)"),
             (d.relation_heads >= 0, "distill.relation_heads must be >= 0 (0: MiniLM v1's per-head terms)"),
-            (not d.attention_weight or task.name in HIDDEN_STATE_TASKS,
+            (not d.attention_weight or task.feeds_one_sequence,
              f"distill.attention_weight: the {task.name} task's model is not fed one sequence (tasks it works for: "
-             f"{', '.join(HIDDEN_STATE_TASKS)}); set it to 0"),
+             f"{_tasks_that('feeds_one_sequence')}); set it to 0"),
             (d.train_steps > 0 and d.learning_rate > 0,
              "distill.train_steps and distill.learning_rate must be positive (0: the fine-tuning ones)"),
             (0 < d.min_retention <= 1, "distill.min_retention must be in (0, 1]"),
@@ -555,60 +491,67 @@ class ProjectConfig:
              "or clear distill.teacher_uri"),
             (d.export_precision in ("float32", "float16", "int8"),
              f"distill.export_precision must be float32, float16 or int8; got {d.export_precision!r}"),
-            (not d.transfer_pattern or task.name in TRANSFER_TEXT_TASKS,
+            (not d.transfer_pattern or task.reads_transfer_text,
              f"distill.transfer_pattern: the {task.name} task's examples are not one text, a pair of texts or "
-             f"a sentence's words (tasks it works for: {', '.join(TRANSFER_TEXT_TASKS)}); clear it"),
+             f"a sentence's words (tasks it works for: {_tasks_that('reads_transfer_text')}); clear it"),
             (0 < d.transfer_share < 1 and d.transfer_max >= 0,
              "distill.transfer_share must be in (0, 1) and distill.transfer_max >= 0 (0: every line)"),
         ]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every section as plain data; ``finetune`` flat: the shared settings, then the task's."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {k: v if k == "finetune" else (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else copy.deepcopy(v))
+                for k, v in data.items()}
+        data["finetune"] = self.finetune.settings_dict()
+        return data
 
     def effective_dict(self) -> dict:
-        """``to_dict`` without the fine-tuning settings of tasks other than ``finetune.task``
-        (a run never reads them): what ``show-config`` prints and each run records."""
-        data = self.to_dict()
-        owners = FinetuneConfig.task_fields()
-        data["finetune"] = {k: v for k, v in data["finetune"].items()
-                            if k not in owners or self.finetune.task in owners[k]}
-        return data
+        """What ``show-config`` prints and each run records: every value a run reads (the
+        ``finetune`` section holds only ``finetune.task``'s own settings, after the shared ones)."""
+        return self.to_dict()
+
+
+def _tasks_that(capability: str) -> str:
+    from tfx_bert import tasks
+
+    return ", ".join(t.name for t in tasks.TASKS.values() if getattr(t, capability))
 
 
 def trainer_settings(f: FinetuneConfig) -> dict:
     """The fine-tuning settings a task's ``run_fn`` reads (the Trainer's ``custom_config``): the
     shared training settings and the task's own, not the pipeline's (paths, gates, pushing), so
     changing those leaves the Trainer's cache valid."""
-    task_fields = FinetuneConfig.task_fields()
-    names = [n for n in TRAINER_SETTINGS] + [n for n, tasks in task_fields.items()
-                                             if f.task in tasks and n not in PIPELINE_ONLY_SETTINGS]
-    if f.mining_steps > 0 and f.task == "retrieval":  # the mining round reads the train qrels
-        names.append("train_pattern")
-    return {n: getattr(f, n) for n in names}
+    from tfx_bert import tasks
+
+    names = list(TRAINER_SETTINGS) + tasks.get_task(f.task).trainer_setting_names(f)
+    return {n: copy.deepcopy(getattr(f, n)) for n in names}
 
 
 def settings_from(custom_config: dict | None) -> FinetuneConfig:
     """The typed settings a ``run_fn`` / ``preprocessing_fn`` reads back from its
-    ``custom_config`` (keys other than FinetuneConfig fields, e.g. ``encoder_dir``, ignored;
-    fields not passed keep the dataclass's defaults)."""
-    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    return FinetuneConfig(**{k: v for k, v in (custom_config or {}).items() if k in names})
+    ``custom_config`` (keys that are neither shared nor the task's settings, e.g. ``encoder_dir``,
+    ignored; settings not passed keep their defaults)."""
+    data = dict(custom_config or {})
+    config = FinetuneConfig(**{k: v for k, v in data.items() if k in _FINETUNE_FIELDS and k != "task_settings"})
+    own = tasks_field_names(config.task_settings)
+    for key, value in data.items():
+        if key in own:
+            setattr(config.task_settings, key, value)
+    return config
 
 
-# What every task's Trainer reads; task-specific settings are added per task (for_tasks).
-# Tasks whose model feeds the backbone one sequence per example (what distill.hidden_weight needs).
-HIDDEN_STATE_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "qa")
+def tasks_field_names(settings) -> set[str]:
+    return {f.name for f in dataclasses.fields(settings)}
+
+
 # Keys BertTrainer adds to a run_fn's custom_config: the task data (a run_fn that reads it itself:
 # retrieval's mining round) and the SavedModel dir of its optional teacher_model input.
 TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
-# Tasks whose examples are one text, a pair (a line and the next) or a sentence's words (a line's),
-# which unlabelled transfer text can stand for (distill.transfer_pattern).
-TRANSFER_TEXT_TASKS = ("sentiment", "pair_classification", "multilabel", "ner", "similarity")
+# What every task's Trainer reads; each task adds its own settings (Task.trainer_setting_names).
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
-# Task settings the pipeline (indexer, evaluator) reads, not the Trainer.
-PIPELINE_ONLY_SETTINGS = ("index_corpus", "index_corpus_format", "vector_store_uri", "index_type",
-                          "retrieval_eval_dir", "retrieval_eval_qrels", "retrieval_gate_metric")
+_FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
                  EmbedderConfig: "embedder", DistillConfig: "distill", BeamConfig: "beam", KubeflowConfig: "kubeflow"}
 
@@ -629,10 +572,14 @@ def _absolute(path: str) -> str:
 
 def _apply(obj: Any, data: dict, where: str) -> None:
     for key, value in data.items():
-        if not hasattr(obj, key) or key.startswith("_"):
-            known = ", ".join(f.name for f in dataclasses.fields(obj))
+        if isinstance(obj, FinetuneConfig):
+            if key == "task":
+                continue  # resolved before the layers are applied (_layered)
+            _check_task_key(obj, key)
+        if key == "task_settings" or not hasattr(obj, key) or key.startswith("_"):
+            known = ", ".join(_known_keys(obj))
             elsewhere = [f"{name}.{key}" for cls, name in SECTION_NAMES.items()
-                         if key in {f.name for f in dataclasses.fields(cls)} and f"{name}." != where]
+                         if key in _section_keys(cls) and f"{name}." != where]
             hint = f" It belongs under {' or '.join(elsewhere)}." if elsewhere else ""
             raise ValueError(f"Unknown config key '{where}{key}'.{hint} Known keys here: {known}.")
         current = getattr(obj, key)
@@ -642,6 +589,28 @@ def _apply(obj: Any, data: dict, where: str) -> None:
             _apply(current, value, f"{where}{key}.")
         else:
             setattr(obj, key, _coerce(value, current, f"{where}{key}"))
+
+
+def _section_keys(cls) -> set[str]:
+    from tfx_bert import tasks
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return names | set(tasks.settings_owners()) if cls is FinetuneConfig else names
+
+
+def _check_task_key(f: FinetuneConfig, key: str) -> None:
+    """A setting of another task than ``finetune.task`` is an error naming its tasks."""
+    from tfx_bert import tasks
+
+    if key not in _FINETUNE_FIELDS and not hasattr(f.task_settings, key) and key in tasks.settings_owners():
+        raise ValueError(_not_a_setting(key, f.task))
+
+
+def _known_keys(obj: Any) -> list[str]:
+    names = [f.name for f in dataclasses.fields(obj) if f.name != "task_settings"]
+    if isinstance(obj, FinetuneConfig):
+        names += [f.name for f in dataclasses.fields(obj.task_settings)]
+    return names
 
 
 def _coerce(value: Any, current: Any, name: str) -> Any:
@@ -730,7 +699,6 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
     base = [read_yaml(DEMO_CONFIG)] if demo else []
     probe = _layered(base + user)  # where the user's layers put the task, work_dir and data
     config = _layered(base + [_input_defaults(probe)] + user)
-    _check_task_settings(config, user)
     if _user_sets(user, "train_steps") and not _user_sets(user, "epochs"):
         config.finetune.epochs = 0.0  # steps the user asked for win over a recipe's epochs
     _resolve_distill(config)
@@ -776,22 +744,30 @@ def _user_sets(user: list[dict], key: str) -> bool:
 
 
 def _layered(layers: list[dict]) -> ProjectConfig:
+    """The layers applied in order, to a configuration whose ``finetune`` section is already the
+    task the layers end on (its settings class decides which ``finetune`` keys exist)."""
     config = ProjectConfig()
+    task = config.finetune.task
+    for layer in layers:
+        section = layer.get("finetune")
+        if isinstance(section, dict) and "task" in section:
+            task = section["task"]
+    config.finetune = FinetuneConfig(task=str(task))
     for layer in layers:
         _apply(config, layer, "")
     return config
 
 
 def _input_defaults(probe: ProjectConfig) -> dict:
-    """The layer below the user's: the task's defaults and, where no data is configured, the
-    embedded demo data's paths (pure: nothing is written; ``tfx-bert generate-data`` and the
+    """The layer below the user's: the task's defaults (its data format's loader settings hold
+    for the user's data too) and, where no data is configured, the embedded demo data's paths (pure: nothing is written; ``tfx-bert generate-data`` and the
     pipeline commands write it)."""
     from tfx_bert import demo_data, tasks
 
     paths = demo_data.demo_paths(probe.data_dir)
     task = tasks.get_task(probe.finetune.task)
-    layer = {"finetune": {**recipe_defaults(probe),
-                          **task.config_defaults(None if probe.finetune.data_dir else paths[task.demo.data])}}
+    data_dir = probe.finetune.data_dir or paths[task.demo.dataset]
+    layer = {"finetune": {**recipe_defaults(probe), **task.config_defaults(data_dir, demo=not probe.finetune.data_dir)}}
     if not probe.pretrain.corpus_pattern:
         layer["pretrain"] = {"corpus_pattern": paths["corpus"]}
     return layer
@@ -813,18 +789,6 @@ def recipe_defaults(probe: ProjectConfig) -> dict:
                 "(set finetune.recipe to tiny, compact or bert)", uri)
         name = registry.recipe_for_width(width) if width else "tiny"
     return dict(registry.RECIPES[name])
-
-
-def _check_task_settings(config: ProjectConfig, user: list[dict]) -> None:
-    """A task-specific setting the user gave for another task is an error naming its tasks."""
-    owners = FinetuneConfig.task_fields()
-    task = config.finetune.task
-    for layer in user:
-        for key in (layer.get("finetune") or {}):
-            if key in owners and task not in owners[key]:
-                raise ValueError(
-                    f"Config key finetune.{key} is a setting of the {', '.join(owners[key])} task(s), but "
-                    f"finetune.task is {task}: remove it, or set finetune.task to one of those.")
 
 
 def demo_config(overrides: list[str] | tuple = ()) -> ProjectConfig:

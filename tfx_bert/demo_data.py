@@ -437,34 +437,25 @@ def write_multilabel_dataset(directory: str, num_train: int = 1500, num_eval: in
 
 
 def demo_paths(data_dir: str) -> dict:
-    """Where ``write_demo_data(data_dir)`` puts each dataset (computed only: nothing is written)."""
-    paths = {name: os.path.join(data_dir, name)
-             for name in ("sentiment", "pairs", "ner", "qa", "sts", "nli", "retrieval", "multilabel")}
+    """Where ``write_demo_data(data_dir)`` puts each dataset (computed only: nothing is written):
+    the pretraining corpus, and each registered task's demo dataset (``Task.demo``)."""
+    from tfx_bert import tasks
+
+    paths = {name: os.path.join(data_dir, name) for name in tasks.demo_datasets()}
     return {"corpus": os.path.join(data_dir, "corpus", "corpus.txt"), **paths}
-
-
-# dataset -> (the file whose presence means it is written, the writer)
-_WRITERS = {
-    "sentiment": ("eval/data.csv", lambda d: write_sentiment_dataset(d)),
-    "pairs": ("dev.tsv", lambda d: write_pair_dataset(d)),
-    "ner": ("dev.txt", lambda d: write_ner_dataset(d)),
-    "qa": ("dev.json", lambda d: write_qa_dataset(d)),
-    "sts": ("dev.tsv", lambda d: write_sts_dataset(d)),
-    "nli": ("dev.tsv", lambda d: write_nli_dataset(d)),
-    "retrieval": ("qrels/dev.tsv", lambda d: write_retrieval_dataset(d)),
-    "multilabel": ("eval/data.csv", lambda d: write_multilabel_dataset(d)),
-}
 
 
 def write_demo_data(data_dir: str) -> dict:
     """Writes the whole embedded default under ``data_dir`` (idempotent: skips what exists);
     returns ``demo_paths(data_dir)``."""
+    from tfx_bert import tasks
+
     summary = demo_paths(data_dir)
     if not os.path.exists(summary["corpus"]):
         write_pretraining_corpus(summary["corpus"])
-    for name, (marker, write) in _WRITERS.items():
-        if not os.path.exists(os.path.join(summary[name], marker)):
-            write(summary[name])
+    for name, demo in tasks.demo_datasets().items():
+        if not os.path.exists(os.path.join(summary[name], demo.marker)):
+            globals()[demo.writer](summary[name])
     return summary
 
 

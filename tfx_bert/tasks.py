@@ -1,62 +1,82 @@
-"""The task registry: one typed entry per fine-tuning task, the only place tasks are listed.
+"""The task registry and the ``Task`` base class: what a fine-tuning task is, in one place.
 
-A task is four small pieces, each in its own layer, tied together by its ``Task`` entry:
+A task is one class (``models/tasks/<module>.py``) that owns everything the rest of the project
+asks of it, as Model Garden's ``base_task.Task`` does:
 
-* **model code** (``models/<module>.py``): ``preprocessing_fn`` (Transform), ``run_fn`` (Trainer:
-  head, loss, metrics, serving export) and ``eval_config(settings)`` (the TFMA EvalConfig: the
-  community's metrics and the blessing threshold);
-* **pipeline wiring** (``pipeline/task_wiring.py``): the ExampleGen that reads ``examples`` data
-  and the ``evaluator`` (TFMA's Evaluator, or the retrieval evaluator);
-* **configuration** (``tfx_bert/config.py``): its settings, tagged with ``for_tasks``; the
-  entry's ``settings`` (always) and ``demo`` (embedded data and the loader settings that read it)
-  are applied while the configuration loads, below anything the user sets;
-* **serving** (``signature``, from ``tfx_bert/signatures.py``, which the export uses too) and the
-  client that turns a response into task output (``tfx_bert/serving/task_clients.py``, by
-  ``client``).
+* its **settings**: a typed ``TaskSettings`` dataclass chosen by ``finetune.task`` (a one-of),
+  with the rules that check them (``TaskSettings.checks``); ``finetune.KEY`` reads and writes them;
+* its **data**: the embedded demo data (``demo``), the loader settings of the task's own data
+  format (``data_defaults``: they hold for the user's data too) and the ExampleGen's arguments
+  (``example_gen_args``);
+* its **model code** (``module``): ``preprocessing_fn`` (Transform), ``run_fn`` and
+  ``distill_run_fn`` (Trainer) and ``eval_config(settings)`` (TFMA);
+* its **gates** (``evaluates_by_retrieval``, ``zero_shot_gated``) and capabilities
+  (``feeds_one_sequence``, ``reads_transfer_text``, ``distillable``);
+* its **serving contract** (``signature``) and the client's ``decode`` of a response.
 
-Adding a task: its model module, its demo data writer, a client if no existing one fits, and
-one entry below. Dotted paths into the installed package, so containers and Beam workers import
-them the same way; nothing here imports TensorFlow.
+Other code asks the task; it never compares task names. Tasks register by dotted path in
+``BUILT_IN`` (imported when first asked for: task classes import no TensorFlow) or at run time
+with ``register``. Adding a task is one class and, for a built-in one, one line below.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Literal
+from typing import Any, ClassVar, Iterator, Mapping
 
 from tfx_bert import signatures
 
-ExampleSource = Literal["text", "conll", "squad", "ranking"]
-LabelKind = Literal["class", "multi", "similarity", "none"]
-EvaluatorKind = Literal["tfma", "retrieval"]
-ClientKind = Literal["classify", "multilabel", "entities", "answers", "similarity", "rerank"]
+DEFAULT_TASK = "sentiment"
+DEFAULT_EMBEDDING_TASK = "similarity"  # whose model `tfx-bert retrieve` embeds queries with by default
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoData:
-    """The embedded data a task runs on when no ``finetune.data_dir`` is set."""
+    """The embedded data a task runs on when no ``finetune.data_dir`` is set.
 
-    data: str  # a key of tfx_bert.demo_data.demo_paths()
-    settings: tuple = ()  # (finetune key, value) pairs that read it ("{data}": its path)
+    ``dataset``: its folder under ``<work_dir>/data`` (tasks may share one); ``writer``: the
+    ``tfx_bert.demo_data`` function that writes it; ``marker``: the file whose presence means it is
+    written; ``settings``: (finetune key, value) pairs that read it ("{data}": its path)."""
+
+    dataset: str
+    writer: str
+    marker: str
+    settings: tuple = ()
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
+class TaskSettings:
+    """A task's own settings (``finetune.KEY`` in YAML and flags). Subclasses add typed fields
+    and the rules that check them."""
+
+    def checks(self, finetune) -> list[tuple[bool, str]]:
+        """(ok, message) rules over these settings and the shared ``finetune`` ones."""
+        return []
+
+    # Settings the pipeline reads (indexer, evaluator), not the Trainer: changing them leaves the
+    # Trainer's cache valid.
+    PIPELINE_ONLY: ClassVar[tuple] = ()
+
+
 class Task:
-    """What a fine-tuning task plugs into the pipeline, the Trainer, serving and the client."""
+    """What a fine-tuning task plugs into the configuration, the pipeline, the Trainer, serving
+    and the client. Subclasses set the class attributes and override what differs."""
 
-    name: str
-    description: str
-    module: str  # models.<module>: preprocessing_fn, run_fn, eval_config(settings)
-    examples: ExampleSource  # the data the ExampleGen reads (pipeline/task_wiring.py)
-    signature: signatures.Signature  # serving_default's inputs and outputs
-    client: ClientKind  # how tfx_bert.serving.task_clients reads a response
-    demo: DemoData
-    labels: LabelKind = "class"  # text data: class ids, label sets, or (similarity) scores or classes
-    evaluator: EvaluatorKind = "tfma"
-    settings: tuple = ()  # (finetune key, value) pairs the task always uses (the user may still override)
-    transform_settings: tuple = ("max_seq_length",)  # the finetune settings preprocessing_fn reads
-    distillable: bool = False  # the module has distill_run_fn: a student trained on the teacher's outputs
+    name: ClassVar[str]
+    description: ClassVar[str]
+    module: ClassVar[str]  # dotted path: preprocessing_fn, run_fn, distill_run_fn, eval_config
+    signature: ClassVar[signatures.Signature]
+    Settings: ClassVar[type] = TaskSettings
+    demo: ClassVar[DemoData]
+    data_defaults: ClassVar[tuple] = ()  # (finetune key, value): the task's own data format
+    transform_settings: ClassVar[tuple] = ("max_seq_length",)  # the settings preprocessing_fn reads
+    distillable: ClassVar[bool] = True  # module has distill_run_fn
+    feeds_one_sequence: ClassVar[bool] = False  # one sequence per example: distill.hidden_weight works
+    reads_transfer_text: ClassVar[bool] = False  # unlabelled lines can stand for examples (distill.transfer_pattern)
+    evaluates_by_retrieval: ClassVar[bool] = False  # gated by search over a corpus, not by TFMA
+    label_names_per_class: ClassVar[bool] = True  # finetune.label_names names each of num_classes classes
 
+    # Model code -----------------------------------------------------------------------------
     @property
     def preprocessing_fn(self) -> str:
         return f"{self.module}.preprocessing_fn"
@@ -74,72 +94,115 @@ class Task:
         """The task's model module (imports TF and TFMA: call only when building or running)."""
         return importlib.import_module(self.module)
 
-    def config_defaults(self, demo_path: str | None) -> dict:
-        """The task's layer of ``finetune`` settings: names, fixed settings and, with
-        ``demo_path`` (no data configured), the embedded data and its loader settings."""
-        layer = {"model_name": self.name, "pipeline_name": f"tfx-bert-{self.name}", **dict(self.settings)}
-        if demo_path:
-            layer["data_dir"] = demo_path
-            layer.update({k: v.format(data=demo_path) if isinstance(v, str) else v for k, v in self.demo.settings})
+    def eval_config(self, settings):
+        """The TFMA EvalConfig that gates this task's model."""
+        return self.load().eval_config(settings)
+
+    # Configuration --------------------------------------------------------------------------
+    def config_defaults(self, data_dir: str, demo: bool) -> dict:
+        """The task's layer of ``finetune`` settings, below the user's: names, its data format
+        (``data_defaults``) and, with ``demo`` (no data configured), the embedded data's loader
+        settings; "{data}" becomes ``data_dir``."""
+        pairs = self.data_defaults + (self.demo.settings if demo else ())
+        layer = {"model_name": self.name, "pipeline_name": f"tfx-bert-{self.name}"}
+        layer.update({k: v.format(data=data_dir) if isinstance(v, str) else v for k, v in pairs})
+        if demo:
+            layer["data_dir"] = data_dir
         return layer
 
+    def checks(self, finetune) -> list[tuple[bool, str]]:
+        """(ok, message) rules of this task over the ``finetune`` section (its settings' own and
+        the shared ones it reads)."""
+        return [(not finetune.label_names or len(finetune.label_names) == finetune.num_classes
+                 or not self.label_names_per_class, "finetune.label_names must have finetune.num_classes entries"),
+                *finetune.task_settings.checks(finetune)]
 
-_TEXT_CSV = (("input_format", "csv"), ("train_pattern", "train/*.csv"), ("eval_pattern", "eval/*.csv"),
-             ("text_field", "text"), ("text_b_field", ""))
-_BEIR = (("input_format", "beir"), ("train_pattern", "qrels/train.tsv"), ("eval_pattern", "qrels/dev.tsv"))
-_GLUE_PAIRS = (("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"),
-               ("text_field", "sentence1"), ("text_b_field", "sentence2"))
+    def trainer_setting_names(self, settings) -> list[str]:
+        """The task's settings its ``run_fn`` reads (beyond the shared ones)."""
+        return [f.name for f in dataclasses.fields(self.Settings) if f.name not in self.Settings.PIPELINE_ONLY]
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("sentiment", "Sequence classification of one text: [CLS] -> dropout -> Dense -> softmax",
-         "tfx_bert_app.models.classification", "text", signatures.CLASSIFICATION, "classify",
-         DemoData("sentiment", _TEXT_CSV + (("label_field", "label"), ("num_classes", 2), ("label_names", []))),
-         distillable=True),
-    Task("pair_classification",
-         "Sentence-pair classification (GLUE MRPC/QNLI/RTE style): [CLS] a [SEP] b [SEP] -> softmax",
-         "tfx_bert_app.models.classification", "text", signatures.PAIR_CLASSIFICATION, "classify",
-         DemoData("pairs", (("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"),
-                            ("text_field", "#1 String"), ("text_b_field", "#2 String"), ("label_field", "Quality"),
-                            ("num_classes", 2), ("label_names", []))),
-         distillable=True),
-    Task("multilabel", "Multi-label classification: [CLS] -> Dense -> a sigmoid per label, a threshold per label",
-         "tfx_bert_app.models.multilabel", "text", signatures.MULTILABEL, "multilabel",
-         DemoData("multilabel", _TEXT_CSV + (("label_field", "labels"), ("label_delimiter", "|"),
-                                             ("label_names", ["garden", "kitchen", "music", "sea", "space", "sports"]),
-                                             ("accuracy_threshold", 0.5))),
-         labels="multi", transform_settings=("max_seq_length", "label_names"), distillable=True),
-    Task("ner", "Named-entity recognition: first word piece -> Dense -> softmax or CRF; entity spans",
-         "tfx_bert_app.models.ner", "conll", signatures.NER, "entities",
-         DemoData("ner", (("input_format", "conll"), ("train_pattern", "train.txt"), ("eval_pattern", "dev.txt"),
-                          ("entity_types", ["PER", "LOC", "ORG"]), ("tag_scheme", "iob1"))),
-         labels="none", distillable=True),
-    Task("qa", "Extractive QA (SQuAD v1.1/v2.0): windows with doc_stride -> start/end logits -> answer span",
-         "tfx_bert_app.models.qa", "squad", signatures.QA, "answers",
-         DemoData("qa", (("input_format", "squad"), ("train_pattern", "train.json"), ("eval_pattern", "dev.json"))),
-         labels="none", transform_settings=("max_seq_length", "doc_stride", "max_query_length", "max_windows"),
-         distillable=True),
-    Task("similarity", "Sentence similarity (STS-B): shared encoder, mean/[CLS] pooling, cosine regression",
-         "tfx_bert_app.models.similarity", "text", signatures.SIMILARITY_PAIR, "similarity",
-         DemoData("sts", _GLUE_PAIRS + (("label_field", "score"),)), labels="similarity", distillable=True),
-    Task("nli", "Sentence-pair classification with a bi-encoder (NLI): [u, v, |u-v|] -> Dense -> softmax",
-         "tfx_bert_app.models.similarity", "text", signatures.SIMILARITY_PAIR, "similarity",
-         DemoData("nli", _GLUE_PAIRS + (("label_field", "gold_label"), ("num_classes", 3),
-                                        ("label_names", ["entailment", "neutral", "contradiction"]))),
-         labels="similarity", settings=(("similarity_objective", "classification"),), distillable=True),
-    Task("retrieval",
-         "Dense retrieval: dual encoder, in-batch + hard negatives contrastive loss; corpus -> vector store",
-         "tfx_bert_app.models.retrieval", "ranking", signatures.RETRIEVAL, "rerank",
-         DemoData("retrieval", _BEIR + (("index_corpus", "{data}/corpus.jsonl"), ("index_corpus_format", "beir"),
-                                        ("train_steps", 600), ("learning_rate", 1e-3), ("accuracy_threshold", 0.1))),
-         labels="none", evaluator="retrieval", transform_settings=("max_seq_length", "max_query_length", "num_negatives"),
-         distillable=True),
-    Task("rerank",
-         "Re-ranking: cross-encoder [CLS] query [SEP] passage [SEP] -> score; pointwise or listwise loss",
-         "tfx_bert_app.models.rerank", "ranking", signatures.RERANK, "rerank",
-         DemoData("retrieval", _BEIR + (("num_negatives", 7), ("negative_pool", 0), ("train_steps", 600),
-                                        ("learning_rate", 1e-3), ("accuracy_threshold", 0.45))),
-         labels="none", transform_settings=("max_seq_length", "num_negatives"), distillable=True),
-)}
+    # Pipeline -------------------------------------------------------------------------------
+    def example_gen_args(self, finetune, negative_model: str = "") -> dict:
+        """The TaskExampleGen's arguments for this task's data (besides paths and ``strict``)."""
+        f = finetune
+        return dict(input_format=f.input_format, text_field=f.text_field, text_b_field=f.text_b_field,
+                    label_field=f.label_field, label_names=list(f.label_names), num_classes=f.num_classes,
+                    label_dtype="int", label_delimiter="|")
+
+    def reads_task_data_in_trainer(self, settings) -> bool:
+        """Whether the Trainer reads the task's raw data itself (a mining round)."""
+        return False
+
+    def zero_shot_gated(self, settings) -> bool:
+        """Whether the blessing must also beat the pretrained encoder's zero-shot embeddings."""
+        return False
+
+    # Serving --------------------------------------------------------------------------------
+    def with_second_text(self) -> "Task":
+        """The task a request with a second text per input is for (a single-text task's pair form)."""
+        return self
+
+    def decode(self, inputs: dict, outputs: dict) -> list[dict]:
+        """A ``serving_default`` response -> one plain dict per input (the client's output)."""
+        raise NotImplementedError(f"task {self.name} has no client decoding")
+
+
+# name -> "module:Class" of the built-in tasks; models/tasks/ holds them.
+BUILT_IN = {
+    "sentiment": "tfx_bert_app.models.tasks.classification:SentimentTask",
+    "pair_classification": "tfx_bert_app.models.tasks.classification:PairClassificationTask",
+    "multilabel": "tfx_bert_app.models.tasks.multilabel:MultilabelTask",
+    "ner": "tfx_bert_app.models.tasks.ner:NerTask",
+    "qa": "tfx_bert_app.models.tasks.qa:QaTask",
+    "similarity": "tfx_bert_app.models.tasks.similarity:SimilarityTask",
+    "nli": "tfx_bert_app.models.tasks.similarity:NliTask",
+    "retrieval": "tfx_bert_app.models.tasks.retrieval:RetrievalTask",
+    "rerank": "tfx_bert_app.models.tasks.rerank:RerankTask",
+}
+
+
+class _Registry(Mapping):
+    """name -> Task instance; built-in tasks are imported on first use."""
+
+    def __init__(self):
+        self._tasks: dict[str, Task] = {}
+        self._loaded = False
+
+    def _load(self) -> dict[str, Task]:
+        if not self._loaded:
+            self._loaded = True
+            for name, path in BUILT_IN.items():
+                module, cls = path.split(":")
+                task = getattr(importlib.import_module(module), cls)()
+                if task.name != name:
+                    raise ValueError(f"{path} registers as {task.name!r}, not {name!r}")
+                self._tasks.setdefault(name, task)
+        return self._tasks
+
+    def __getitem__(self, name: str) -> Task:
+        return self._load()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def register(self, task: Task) -> Task:
+        self._load()[task.name] = task
+        return task
+
+    def unregister(self, name: str) -> None:
+        self._load().pop(name, None)
+
+
+TASKS = _Registry()
+
+
+def register(task_cls: type) -> type:
+    """Registers a task class (usable as a decorator); a test or a plugin adds a task this way."""
+    TASKS.register(task_cls())
+    return task_cls
 
 
 def get_task(name: str) -> Task:
@@ -147,3 +210,24 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise ValueError(f"Unknown task {name!r}; known tasks: {', '.join(TASKS)}.") from None
+
+
+def demo_datasets() -> dict[str, DemoData]:
+    """dataset folder -> its DemoData, over every registered task (shared folders once)."""
+    found: dict[str, DemoData] = {}
+    for task in TASKS.values():
+        found.setdefault(task.demo.dataset, task.demo)
+    return found
+
+
+def settings_owners() -> dict[str, tuple[str, ...]]:
+    """{task setting: the tasks whose settings class has it}."""
+    owners: dict[str, list[str]] = {}
+    for task in TASKS.values():
+        for field in dataclasses.fields(task.Settings):
+            owners.setdefault(field.name, []).append(task.name)
+    return {k: tuple(v) for k, v in owners.items()}
+
+
+def field_names(cls: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}

@@ -123,13 +123,18 @@ class ServingClient:
                        texts_b: list[str] | None = None) -> list[dict]:
         """Classification: text (and, for pair models, ``texts_b``) -> {"text", ["text_b"],
         "class_id", "probabilities"} per input."""
-        task = "pair_classification" if texts_b else "sentiment"
-        return task_clients.predict(self, task, model_name, texts, text_b=texts_b, version_label=version_label)
+        inputs = {sig.TEXT: np.array(texts, dtype=object)}
+        if texts_b:
+            if len(texts_b) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(texts_b)} second texts; give them in pairs.")
+            inputs[sig.TEXT_B] = np.array(texts_b, dtype=object)
+        return task_clients.decode_classes(inputs, self.predict(model_name, inputs, version_label=version_label))
 
     def extract_entities(self, model_name: str, texts: list[str]) -> list[dict]:
         """NER: text -> {"text", "entities": [{"type", "start", "end", "text"}]} per input;
         offsets are Unicode characters of the input, end exclusive."""
-        return task_clients.predict(self, "ner", model_name, texts)
+        inputs = {sig.TEXT: np.array(texts, dtype=object)}
+        return task_clients.decode_entities(inputs, self.predict(model_name, inputs))
 
     def answer_questions(self, model_name: str, questions: list[str], contexts: list[str]) -> list[dict]:
         """Extractive QA: (question, context) -> {"question", "answer", "start", "end", "score",
@@ -164,8 +169,9 @@ class ServingClient:
                                          sig.TEXT: np.array(passages, dtype=object)})[sig.SCORE]
 
     def similarity(self, model_name: str, texts: list[str], texts_b: list[str]) -> list[dict]:
-        """Sentence similarity models: pairs -> {"text", "text_b", "similarity"} (the cosine; NLI
-        models also "class_id" and "probabilities")."""
+        """Sentence similarity models: pairs -> {"text", "text_b", ``sig.SIMILARITY``: the cosine}
+        (NLI models also "class_id" and "probabilities")."""
         if len(texts) != len(texts_b):
             raise ValueError(f"{len(texts)} texts but {len(texts_b)} second texts; give them in pairs.")
-        return task_clients.predict(self, "similarity", model_name, texts, text_b=texts_b)
+        inputs = {sig.TEXT: np.array(texts, dtype=object), sig.TEXT_B: np.array(texts_b, dtype=object)}
+        return task_clients.decode_similarity(inputs, self.predict(model_name, inputs))

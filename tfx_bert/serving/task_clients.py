@@ -6,8 +6,6 @@ response tensors into plain dicts (JSON lines in ``tfx-bert predict``).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from tfx_bert import signatures as sig
@@ -96,7 +94,7 @@ def decode_answers(inputs: dict, outputs: dict) -> list[dict]:
 def decode_similarity(inputs: dict, outputs: dict) -> list[dict]:
     results = []
     for i, (a, b) in enumerate(zip(inputs[sig.TEXT], inputs[sig.TEXT_B])):
-        row = {"text": _text(a), "text_b": _text(b), "similarity": float(outputs[sig.SIMILARITY][i])}
+        row = {"text": _text(a), "text_b": _text(b), sig.SIMILARITY: float(outputs[sig.SIMILARITY][i])}
         if sig.PROBABILITIES in outputs:
             row["class_id"] = int(outputs[sig.CLASS_IDS][i])
             row["probabilities"] = [float(p) for p in outputs[sig.PROBABILITIES][i]]
@@ -111,12 +109,6 @@ def decode_scores(inputs: dict, outputs: dict) -> list[dict]:
     return sorted(rows, key=lambda r: -r["score"])
 
 
-DECODERS: dict[str, Callable[[dict, dict], list[dict]]] = {
-    "classify": decode_classes, "multilabel": decode_multilabel, "entities": decode_entities,
-    "answers": decode_answers, "similarity": decode_similarity, "rerank": decode_scores,
-}
-
-
 def predict(client, task_name: str, model_name: str, texts: list[str], text_b: list[str] | None = None,
             context: str | None = None, query: str | None = None, version_label: str | None = None) -> list[dict]:
     """One ``serving_default`` request of ``task_name``'s model through ``client`` (a
@@ -124,7 +116,7 @@ def predict(client, task_name: str, model_name: str, texts: list[str], text_b: l
     task = tasks.get_task(task_name)
     inputs = request_inputs(task, texts, text_b, context, query)
     outputs = client.predict(model_name, inputs, version_label=version_label)
-    return DECODERS[task.client](inputs, outputs)
+    return task.decode(inputs, outputs)
 
 
 def embed(client, model_name: str, texts: list[str], signature_name: str = sig.EMBED) -> list[dict]:

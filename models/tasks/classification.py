@@ -1,0 +1,62 @@
+"""Sequence classification of one text (sentiment) or a pair (GLUE MRPC/QNLI/RTE)."""
+from __future__ import annotations
+
+import dataclasses
+
+from tfx_bert import signatures
+from tfx_bert.serving import task_clients
+from tfx_bert.tasks import DemoData, Task, TaskSettings, get_task
+
+_TEXT_CSV = (("input_format", "csv"), ("train_pattern", "train/*.csv"), ("eval_pattern", "eval/*.csv"),
+             ("text_field", "text"), ("text_b_field", ""))
+
+
+@dataclasses.dataclass
+class ClassificationSettings(TaskSettings):
+    class_weights: list = dataclasses.field(default_factory=list)  # per class id; empty: all 1
+
+    def checks(self, finetune) -> list[tuple[bool, str]]:
+        return [(not self.class_weights or len(self.class_weights) == finetune.num_classes,
+                 "finetune.class_weights must have finetune.num_classes entries")]
+
+
+class SentimentTask(Task):
+    name = "sentiment"
+    description = "Sequence classification of one text: [CLS] -> dropout -> Dense -> softmax"
+    module = "tfx_bert_app.models.classification"
+    signature = signatures.CLASSIFICATION
+    Settings = ClassificationSettings
+    demo = DemoData("sentiment", "write_sentiment_dataset", "eval/data.csv",
+                    _TEXT_CSV + (("label_field", "label"), ("num_classes", 2), ("label_names", [])))
+    feeds_one_sequence = True
+    reads_transfer_text = True
+
+    def decode(self, inputs: dict, outputs: dict) -> list[dict]:
+        return task_clients.decode_classes(inputs, outputs)
+
+    def with_second_text(self) -> Task:
+        return get_task("pair_classification")
+
+
+@dataclasses.dataclass
+class PairClassificationSettings(ClassificationSettings):
+    def checks(self, finetune) -> list[tuple[bool, str]]:
+        return super().checks(finetune) + [
+            (bool(finetune.text_b_field),
+             "the pair_classification task reads two texts: set finetune.text_b_field (the second text's column, "
+             "e.g. sentence2) and finetune.text_field")]
+
+
+class PairClassificationTask(SentimentTask):
+    name = "pair_classification"
+    description = "Sentence-pair classification (GLUE MRPC/QNLI/RTE style): [CLS] a [SEP] b [SEP] -> softmax"
+    signature = signatures.PAIR_CLASSIFICATION
+    Settings = PairClassificationSettings
+    # GLUE's layout: train.tsv and dev.tsv; the text columns differ by data set (MRPC's below).
+    def with_second_text(self) -> Task:
+        return self
+
+    data_defaults = (("input_format", "glue_tsv"), ("train_pattern", "train.tsv"), ("eval_pattern", "dev.tsv"))
+    demo = DemoData("pairs", "write_pair_dataset", "dev.tsv",
+                    (("text_field", "#1 String"), ("text_b_field", "#2 String"), ("label_field", "Quality"),
+                     ("num_classes", 2), ("label_names", [])))

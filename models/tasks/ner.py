@@ -1,0 +1,41 @@
+"""Named-entity recognition over CoNLL data: a tag per word, entity spans out."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from tfx_bert import signatures
+from tfx_bert.serving import task_clients
+from tfx_bert.tasks import DemoData, Task, TaskSettings
+
+
+@dataclasses.dataclass
+class NerSettings(TaskSettings):
+    entity_types: list = dataclasses.field(default_factory=list)  # e.g. PER, LOC, ORG, MISC
+    tag_scheme: Literal["iob1", "iob2", "bioes"] = "iob2"  # iob1: CoNLL-2003's files
+    crf: bool = False  # a CRF over the tag logits (Viterbi in-graph) instead of softmax
+
+    def checks(self, finetune) -> list[tuple[bool, str]]:
+        return [(bool(self.entity_types),
+                 "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)")]
+
+
+class NerTask(Task):
+    name = "ner"
+    description = "Named-entity recognition: first word piece -> Dense -> softmax or CRF; entity spans"
+    module = "tfx_bert_app.models.ner"
+    signature = signatures.NER
+    Settings = NerSettings
+    data_defaults = (("input_format", "conll"), ("train_pattern", "train.txt"), ("eval_pattern", "dev.txt"))
+    demo = DemoData("ner", "write_ner_dataset", "dev.txt", (("entity_types", ["PER", "LOC", "ORG"]),
+                                                          ("tag_scheme", "iob1")))
+    feeds_one_sequence = True
+    reads_transfer_text = True
+
+    def example_gen_args(self, finetune, negative_model: str = "") -> dict:
+        types = list(finetune.entity_types)
+        return dict(input_format="conll", label_names=types, num_classes=max(1, len(types)),
+                    tag_scheme=finetune.tag_scheme)
+
+    def decode(self, inputs: dict, outputs: dict) -> list[dict]:
+        return task_clients.decode_entities(inputs, outputs)
