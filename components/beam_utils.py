@@ -13,13 +13,24 @@ def counter(namespace: str, name: str):
     return beam.metrics.Metrics.counter(namespace, name)
 
 
+def gauge(namespace: str, name: str):
+    """A Beam gauge, for a count that several workers or splits observe whole (the same corpus
+    read by each split): read back as its largest value, not a sum."""
+    return beam.metrics.Metrics.gauge(namespace, name)
+
+
 def read_counters(result, namespace: str) -> dict[str, int]:
-    """Committed counter values of a finished pipeline, by name."""
+    """Committed counter values of a finished pipeline, by name (counters summed, gauges at
+    their largest value)."""
     query = result.metrics().query(MetricsFilter().with_namespace(namespace))
     counts: dict[str, int] = {}
     for item in query["counters"]:
         value = item.committed if item.committed is not None else item.attempted
         counts[item.key.metric.name] = counts.get(item.key.metric.name, 0) + int(value or 0)
+    for item in query["gauges"]:
+        result_value = item.committed if item.committed is not None else item.attempted
+        value = int(getattr(result_value, "value", 0) or 0)
+        counts[item.key.metric.name] = max(counts.get(item.key.metric.name, 0), value)
     return dict(sorted(counts.items()))
 
 

@@ -7,6 +7,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", choices=["pretrain", "finetune"], required=True)
     parser.add_argument("--config", help="YAML config (see tfx_bert/configs/)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--work-dir", help="as the other pipeline commands' --work-dir (work_dir=...)")
+    parser.add_argument("--demo", action="store_true", help="start from the tiny demo configuration")
     parser.add_argument("--image", help="container image (default: kubeflow.image)")
     parser.add_argument("--output", default="", help="compiled JSON (default: <pipeline>_pipeline.json)")
     parser.add_argument("--endpoint", default="", help="KFP endpoint; when set, a run is submitted")

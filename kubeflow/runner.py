@@ -156,7 +156,8 @@ def parse_params(pairs: list[str]) -> dict:
 
 def run(args) -> int:
     """Compiles (and submits) per parsed ``args``."""
-    config = config_lib.load_config(args.config, args.set)
+    overrides = ([f"work_dir={args.work_dir}"] if args.work_dir else []) + list(args.set)
+    config = config_lib.load_config(args.config, overrides, demo=args.demo)
     output = args.output or f"{args.pipeline}_pipeline.json"
     compile_pipeline(args.pipeline, config, output, args.image)
     with open(output, encoding="utf-8") as f:

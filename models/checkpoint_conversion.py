@@ -323,6 +323,50 @@ def _max_seq_length(transformer_dir: str, directory: str) -> int:
     return int(length) if 0 < length < 100_000 else 0
 
 
+HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
+# The files a checkpoint of each supported format may need, fetched one by one from a hub (each
+# is optional but config.json: a format's detection then says what is missing).
+HUB_FILES = ("config.json", "model.weights.h5", "tokenizer.json", "preprocessor.json", "metadata.json",
+             "assets/tokenizer/vocabulary.txt", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+             "model.safetensors", "pytorch_model.bin", "modules.json", "sentence_bert_config.json",
+             "config_sentence_transformers.json", "1_Pooling/config.json")
+
+
+def is_hub_preset(uri: str) -> bool:
+    """A keras-hub preset name (``bert_base_en_uncased``) or a hub handle (``kaggle://``,
+    ``hf://``, ``modelscope://``), as ``from_preset`` takes them; not a path."""
+    if uri.startswith(HUB_SCHEMES):
+        return True
+    if "/" in uri or os.sep in uri or tf.io.gfile.exists(uri):
+        return False
+    import keras_hub
+
+    return uri in keras_hub.models.BertBackbone.presets
+
+
+def download_hub_preset(uri: str) -> str:
+    """The local directory of a hub preset's files (keras-hub's own download and cache: Kaggle,
+    Hugging Face or ModelScope); an error naming the preset and what to do where it cannot be
+    reached."""
+    from keras_hub.src.utils import preset_utils
+
+    try:
+        directory = os.path.dirname(preset_utils.get_file(uri, "config.json"))
+    except Exception as e:  # no network, no access, not a preset: keras-hub raises many kinds
+        reason = " ".join(str(e).split())[:300]
+        raise ValueError(
+            f"finetune.encoder_uri {uri!r} is a keras-hub preset or hub handle, and its config.json could not be "
+            f"fetched ({type(e).__name__}: {reason}). Where this machine cannot reach the hub, download the "
+            "checkpoint elsewhere (e.g. keras_hub.models.BertBackbone.from_preset(...) then save_to_preset(DIR), "
+            "or the Hugging Face repository's files) and set finetune.encoder_uri to that directory.") from None
+    for name in HUB_FILES[1:]:
+        try:
+            preset_utils.get_file(uri, name)
+        except Exception:  # a file this format does not have
+            continue
+    return directory
+
+
 def detect_format(path: str) -> str:
     """``tf1``, ``huggingface``, ``sentence-transformers`` or ``keras-hub`` for a checkpoint
     directory; an error naming what was expected otherwise."""

@@ -118,8 +118,9 @@ def encoder_uri(config: ProjectConfig) -> str:
     """The configured encoder, checked before any component runs, or the latest pretrained one
     (an MLMD query).
 
-    A Hugging Face, sentence-transformers or google-research TF1 checkpoint directory (local or
-    remote) is converted once into an encoder directory under ``<work_dir>/converted/``; a
+    A keras-hub preset name or hub handle (``bert_base_en_uncased``, ``kaggle://...``,
+    ``hf://...``) is downloaded first, as ``from_preset`` does. A Hugging Face,
+    sentence-transformers or google-research TF1 checkpoint directory (local or remote) is converted once into an encoder directory under ``<work_dir>/converted/``; a
     keras-hub preset directory is used as it is. Errors name the file and what was expected.
     """
     import hashlib
@@ -129,12 +130,15 @@ def encoder_uri(config: ProjectConfig) -> str:
     uri = config.finetune.encoder_uri
     if not uri:
         return latest_encoder_uri(config)
+    if checkpoint_conversion.is_hub_preset(uri):  # downloaded once into keras-hub's cache
+        uri = checkpoint_conversion.download_hub_preset(uri)
     kind = checkpoint_conversion.detect_format(uri)
     if kind == "keras-hub":
         return checkpoint_conversion.convert_checkpoint(uri, "", source_format=kind)  # checked, as it is
-    tag = hashlib.sha1(os.path.abspath(uri).encode() if "://" not in uri else uri.encode()).hexdigest()[:8]
+    source = config.finetune.encoder_uri  # names the converted directory (a hub handle: not its cache path)
+    tag = hashlib.sha1(os.path.abspath(source).encode() if "://" not in source else source.encode()).hexdigest()[:8]
     target = os.path.join(os.path.abspath(config.work_dir), "converted",
-                          f"{os.path.basename(os.path.normpath(uri))}-{tag}")
+                          f"{os.path.basename(os.path.normpath(source.split('://')[-1]))}-{tag}")
     if not os.path.exists(os.path.join(target, "config.json")):
         shutil.rmtree(target + ".partial", ignore_errors=True)
         checkpoint_conversion.convert_checkpoint(uri, target + ".partial", config.finetune.encoder_casing, kind)

@@ -233,3 +233,56 @@ def test_a_pickle_that_is_not_only_tensors_is_refused(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(buffer.getvalue())
     with pytest.raises(pickle.UnpicklingError, match="refusing to load posix.system"):
         checkpoint_conversion.read_torch_bin(str(tmp_path / "pytorch_model.bin"))
+
+
+# --- Hub handles and keras-hub preset names, as from_preset takes them ------------------------
+
+def _offline_hf_cache(root, repo: str, source: str) -> None:
+    """A Hugging Face cache holding ``source``'s files as the repository ``repo`` (what
+    ``huggingface_hub`` leaves after a download), so ``hf://repo`` resolves with no network."""
+    import shutil
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    shutil.copytree(source, folder / "snapshots" / commit)
+
+
+def test_a_hugging_face_handle_is_downloaded_then_converted_exactly(tmp_path, monkeypatch, references):
+    """``finetune.encoder_uri=hf://org/name`` goes through keras-hub's download (here from an
+    offline Hugging Face cache: no hub at run time) and this project's converter, so the erf GELU
+    checkpoint still equals what transformers computed."""
+    import huggingface_hub.constants
+
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.pipeline import common
+
+    _offline_hf_cache(tmp_path / "hub", "tfx-bert/tiny-bert", os.path.join(PUBLISHED, "hf_uncased_gelu"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert checkpoint_conversion.is_hub_preset("hf://tfx-bert/tiny-bert")
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path / 'work'}", "finetune.encoder_uri=hf://tfx-bert/tiny-bert",
+                                               "finetune.recipe=tiny"])
+    uri = common.encoder_uri(config)
+    assert os.path.basename(uri).startswith("tiny-bert-") and os.path.dirname(uri) == str(tmp_path / "work" / "converted")
+    reference = references["hf_uncased_gelu"]
+    outputs = encoder_lib.load_backbone(uri)(_reference_inputs(reference))
+    mask = np.array(reference["attention_mask"], bool)
+    assert np.abs(outputs["sequence_output"].numpy() - np.array(reference["sequence_output"]))[mask].max() < 1e-4
+
+
+def test_a_preset_name_is_a_preset_not_a_missing_directory(tmp_path):
+    """A keras-hub preset name is recognised (not refused as "not a directory"); where the hub
+    cannot be reached the error names the preset and what to do."""
+    from tfx_bert import config as config_lib
+    from tfx_bert_app.pipeline import common
+
+    assert checkpoint_conversion.is_hub_preset("bert_tiny_en_uncased")
+    assert not checkpoint_conversion.is_hub_preset(str(tmp_path / "bert_tiny_en_uncased"))
+    assert not checkpoint_conversion.is_hub_preset("no_such_preset")
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path}", "finetune.encoder_uri=kaggle://no/such/keras/model",
+                                               "finetune.recipe=tiny"])
+    with pytest.raises(ValueError, match=r"'kaggle://no/such/keras/model' is a keras-hub preset or hub handle, and its "
+                                         r"config.json could not be fetched .*set finetune.encoder_uri to that directory"):
+        common.encoder_uri(config)

@@ -272,8 +272,9 @@ def test_compile_cli_writes_the_spec_and_bare_pipeline_spec(tmp_path):
     from tfx_bert import cli
 
     output = tmp_path / "ft.json"
-    assert cli.main(["compile", "--pipeline", "finetune", "--config", config_lib.DEMO_CONFIG,
-                     "--set", f"work_dir={tmp_path}", *sum((["--set", o] for o in CLUSTER_PATHS), []),
+    # --demo and --work-dir, as every other pipeline command takes them.
+    assert cli.main(["compile", "--pipeline", "finetune", "--demo", "--work-dir", str(tmp_path),
+                     *sum((["--set", o] for o in CLUSTER_PATHS), []),
                      "--image", "gcr.io/p/img:3", "--output", str(output)]) == 0
     job = json.load(open(output))
     assert _container(job, "Trainer")["image"] == "gcr.io/p/img:3"

@@ -197,6 +197,8 @@ def test_beir_example_gen_writes_pairs_with_negatives_and_counts_bad_qrels(tmp_p
     counts = json.load(open(os.path.join(examples.uri, "ingestion_report.json")))["counts"]
     assert counts["skipped_unknown_query_id"] == 1 and counts["skipped_unknown_doc_id"] == 1
     assert counts["train_records"] == 2 and counts["eval_records"] == 1
+    # Both splits read the same corpus and queries: counted once, not once per split.
+    assert (counts["docs"], counts["querys"]) == (len(corpus), len(queries)), counts
 
 
 def test_beir_example_gen_mines_bm25_negatives_over_the_whole_corpus(tmp_path):

@@ -80,12 +80,15 @@ class Reader(RecordReader):
 
 
 def read_beir(directory: str, split: str = "test", counters=None, strict: bool = False,
-              qrels_path: str = "") -> RetrievalData:
+              qrels_path: str = "", corpus_counters=None) -> RetrievalData:
     """A BEIR dataset directory; ``split`` picks ``qrels/<split>.tsv`` (or ``qrels_path`` names
-    the qrels file). Queries without judgements are kept out."""
+    the qrels file). Queries without judgements are kept out. ``corpus_counters``: where the
+    counts of corpus.jsonl and queries.jsonl go, when they must not add up with the split's own
+    (every split reads the same corpus and queries); default ``counters``."""
     reader = Reader(counters, strict)
-    corpus = reader.texts(reader.documents(f"{directory}/corpus.jsonl", ("title", "text")), f"{directory}/corpus.jsonl", "doc")
-    queries = reader.texts(reader.documents(f"{directory}/queries.jsonl", ("text",)), f"{directory}/queries.jsonl", "query")
+    shared = Reader(corpus_counters, strict) if corpus_counters is not None else reader
+    corpus = shared.texts(shared.documents(f"{directory}/corpus.jsonl", ("title", "text")), f"{directory}/corpus.jsonl", "doc")
+    queries = shared.texts(shared.documents(f"{directory}/queries.jsonl", ("text",)), f"{directory}/queries.jsonl", "query")
     qrels = reader.qrels(qrels_path or f"{directory}/qrels/{split}.tsv", corpus, queries, trec=False)
     return RetrievalData(corpus, {q: queries[q] for q in qrels}, qrels, reader.counters)
 

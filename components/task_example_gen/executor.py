@@ -269,11 +269,12 @@ class _ReadFile(beam.DoFn):
         return mined
 
     def _retrieval_pairs(self, path: str):
-        counts = collections.Counter()
+        counts, corpus_counts = collections.Counter(), collections.Counter()
         num_negatives = int(self._props.get(NUM_NEGATIVES) or 0)
         try:
             if self._reader.format == "beir":
-                data = beir.read_beir(self._props[INPUT_BASE], counters=counts, strict=self._reader.strict, qrels_path=path)
+                data = beir.read_beir(self._props[INPUT_BASE], counters=counts, strict=self._reader.strict, qrels_path=path,
+                                      corpus_counters=corpus_counts)
                 pairs = list(beir.training_pairs(data, num_negatives, int(self._props.get(NEGATIVE_POOL) or 0),
                                                  self._mined_negatives(data, counts)))
             else:
@@ -287,6 +288,8 @@ class _ReadFile(beam.DoFn):
             raise BadInputError(str(e)) from e
         for name, value in counts.items():
             beam_utils.counter(NAMESPACE, name).inc(value)
+        for name, value in corpus_counts.items():  # each split reads the same corpus: counted once
+            beam_utils.gauge(NAMESPACE, name).set(value)
         for pair in pairs:
             example = tf.train.Example()
             f = example.features.feature
