@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: F401,E402
 
+from tfx_bert_app.models import keras_layers
 from tfx_bert_app.models import ner, optimization, precision, qa, rerank, retrieval, similarity  # noqa: E402
 from tfx_bert_app.models.fast_kernels import use_fast_kernels  # noqa: E402
 from tfx_bert import features, registry  # noqa: E402
@@ -86,7 +87,7 @@ def _task_models(size_name, rng):
         return model, ner.crf_loss(model.get_layer("crf")) if use_crf else ner.masked_softmax_loss
 
     def dual_encoder():
-        tower = similarity.build_sentence_encoder(backbone(), "mean")
+        tower = keras_layers.build_sentence_encoder(backbone(), "mean")
         return retrieval.build_dual_encoder(tower, tower, SEQ, 1, 0.05), sparse_ce
 
     sparse_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -106,7 +107,7 @@ def _task_models(size_name, rng):
         ("qa (start/end), windows", lambda: (qa.build_span_model(backbone(), 0.1), qa.span_loss), _inputs(rng),
          np.sort(rng.integers(20, SEQ - 1, (BATCH, 2)), axis=1).astype("int32")),
         ("similarity (cosine), pairs", lambda: (similarity.build_pair_model(
-            similarity.build_sentence_encoder(backbone(), "mean"), "cosine"), "mse"),
+            keras_layers.build_sentence_encoder(backbone(), "mean"), "cosine"), "mse"),
          pair_inputs, rng.uniform(0, 1, BATCH).astype("float32")),
         ("retrieval (1 negative), queries", dual_encoder, {**queries, **_inputs(rng), **negatives},
          np.arange(BATCH, dtype="int32")),

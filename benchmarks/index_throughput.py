@@ -28,6 +28,7 @@ from tfx.types import standard_artifacts  # noqa: E402
 
 from tfx_bert_app.components.vector_indexer import executor as ex  # noqa: E402
 from tfx_bert_app.components.vector_indexer.component import VectorIndex  # noqa: E402
+from tfx_bert_app.models import keras_layers
 from tfx_bert_app.models import similarity  # noqa: E402
 from tfx_bert import demo_data, registry, tokenization  # noqa: E402
 from tfx_bert.beam_options import direct_runner_args  # noqa: E402
@@ -54,7 +55,7 @@ def main():
     tokenizer = tokenization.WordPieceTokenizer(tokenization.reserved_tokens() + words)
     size = registry.get_model_size(args.size)
     backbone = keras_hub.models.BertBackbone(**size.backbone_kwargs(tokenizer.vocabulary_size, dropout=0.1))
-    encoder = similarity.build_sentence_encoder(backbone, "mean")
+    encoder = keras_layers.build_sentence_encoder(backbone, "mean")
     with tempfile.TemporaryDirectory() as tmp:
         model = standard_artifacts.Model()
         model.uri = os.path.join(tmp, "model")

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfx_bert_app.models import rerank, retrieval  # noqa: E402
-from tfx_bert_app.models.similarity import build_sentence_encoder  # noqa: E402
+from tfx_bert_app.models.keras_layers import build_sentence_encoder  # noqa: E402
 from tfx_bert import beir, demo_data, registry, tokenization  # noqa: E402
 from tfx_bert.retrieval import RetrieveThenRerank, Retriever  # noqa: E402
 from tfx_bert.vector_store import VectorStore  # noqa: E402

@@ -26,7 +26,7 @@ from tfx.dsl.components.base import base_beam_executor, base_component
 from tfx.orchestration import data_types
 
 from tfx_bert_app.kubeflow import arguments
-from tfx_bert_app.pipeline import common
+from tfx_bert_app.pipeline import runs
 from tfx_bert import config as config_lib
 from tfx_bert.config import ProjectConfig, ResourceConfig
 
@@ -82,7 +82,7 @@ def compile_pipeline(kind: str, config: ProjectConfig, output_path: str, image: 
     if image:  # one image everywhere: steps and Vertex training workers alike
         config = dataclasses.replace(config, kubeflow=dataclasses.replace(config.kubeflow, image=image))
     image = config.kubeflow.image
-    pipeline = common.build(kind, config, runtime_parameters=config.kubeflow.runtime_parameters,
+    pipeline = runs.build(kind, config, runtime_parameters=config.kubeflow.runtime_parameters,
                             setup_file=config.kubeflow.image_setup_file)
     if config.kubeflow.pipeline_root:
         pipeline.pipeline_info.pipeline_root = config.kubeflow.pipeline_root

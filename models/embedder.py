@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfx_bert import features
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models import export
-from tfx_bert_app.models.similarity import build_sentence_encoder
+from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
 EMBEDDING = "embedding"
 

@@ -1,17 +1,136 @@
-"""What every fine-tuning task's ``run_fn`` shares: the start checks, the Keras ``fit`` with
-TensorBoard logs, and the training summary (printed and written as ``train_metrics.json``)."""
+"""The one fine-tuning loop: Transform's ``preprocessing_fn``, the Trainer's ``run_fn`` and the
+student Trainer's ``distill_run_fn`` for every task.
+
+Each asks the task (``tfx_bert.tasks.Task``, chosen by ``finetune.task``) for what differs: its
+features, model, inputs, losses, metrics, post-training work and export; everything else is
+written once here: seeding and determinism, the dtype policy, the optimizer and its schedule,
+the fast kernels, TensorBoard logs, the training summary (printed and written as
+``train_metrics.json``), transfer text for students, and saving the teacher for distillation.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import keras
 import tensorflow as tf
 
-from tfx_bert_app.models import optimization, precision
+from tfx_bert_app.models import distillation, optimization, precision
+from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models.fast_kernels import use_fast_kernels
-from tfx_bert import features
-from tfx_bert.config import FinetuneConfig, settings_from
+from tfx_bert import features, tasks
+from tfx_bert.config import FinetuneConfig, distill_settings_from, settings_from
+
+
+@dataclasses.dataclass
+class TrainerData:
+    """What a task's hooks read in the Trainer: TFX's ``fn_args``, the Transform output and the
+    typed settings."""
+
+    fn_args: object
+    transform_output: object  # tft.TFTransformOutput
+    settings: FinetuneConfig
+    distill: object = None  # the DistillConfig of a student's run; None: a teacher's
+
+    def dataset(self, files, training: bool, label_key: str | None = None, drop_final_batch: bool = False):
+        """Transform's output ``files`` as batches of ``settings.batch_size`` (shuffled and
+        repeated when ``training``): dicts, or (dict, label) with ``label_key``."""
+        from tfx_bsl.public import tfxio
+
+        options = tfxio.TensorFlowDatasetOptions(
+            batch_size=self.settings.batch_size, label_key=label_key, shuffle=training,
+            num_epochs=None if training else 1, drop_final_batch=drop_final_batch)
+        return self.fn_args.data_accessor.tf_dataset_factory(files, options,
+                                                             self.transform_output.transformed_metadata.schema)
+
+
+def model_inputs(x: dict, keys=features.MODEL_INPUT_KEYS) -> dict:
+    """The int32 model inputs ``keys`` of a batch of transformed features."""
+    return {k: tf.cast(x[k], tf.int32) for k in keys}
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+    """Transform's entry point for every task: raw features -> the task's model features, with
+    the tokenizer of ``custom_config['encoder_dir']``."""
+    settings = settings_from(custom_config)
+    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
+    return tasks.get_task(settings.task).preprocess(inputs, settings, tokenizer)
+
+
+def run_fn(fn_args) -> None:
+    """The TFX Trainer's entry point for every task: the task's model on the encoder in
+    ``base_model``, trained and exported; its Keras model saved beside the export for a student.
+
+    ``custom_config``: the typed settings (``tfx_bert.config.trainer_settings``)."""
+    settings = start(fn_args)
+    task = tasks.get_task(settings.task)
+    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
+    model = task.build_model(fn_args.base_model, settings, tokenizer)
+    data = _trainer_data(fn_args, settings)
+    trained, note = task.training_model(data, model, tokenizer)
+    train_and_export(data, task, trained, model, settings.learning_rate, settings.export_precision, tokenizer,
+                     task.describe(settings, fn_args.base_model) + note)
+    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+
+
+def distill_run_fn(fn_args) -> None:
+    """The student Trainer's entry point for every task: ``base_model`` is the fine-tuned
+    teacher; the student (some of its layers, or another encoder: ``models/distillation``)
+    learns the task's distillation loss on the teacher's outputs (through a Distiller) and the
+    labels, is exported like a teacher, and the teacher and student are compared in a report.
+
+    ``custom_config``: ``tfx_bert.config.distill_settings``."""
+    settings = start(fn_args)
+    d = distill_settings_from(fn_args.custom_config)
+    task = tasks.get_task(settings.task)
+    if (fn_args.custom_config or {}).get("encoder_dir"):  # the Transform's encoder (the pipeline passes it)
+        distillation.check_shared_vocabulary(fn_args.base_model, fn_args.custom_config["encoder_dir"])
+    teacher = distillation.load_teacher(fn_args.base_model)
+    if d.student_encoder_uri:
+        distillation.check_shared_vocabulary(fn_args.base_model, d.student_encoder_uri)
+        student = distillation.student_from_encoder(teacher, d.student_encoder_uri)
+    else:
+        student = distillation.student_from_teacher(teacher, d.student_layers, d.ffn_keep)
+    model = distillation.distiller(task.wrap_teacher(teacher), student, task.distillation_loss(settings, d.temperature),
+                                   d.alpha, d.hidden_weight, d.attention_weight, d.layer_mapping, d.relation_heads)
+    terms = (f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else "") + (
+        f", attention weight {d.attention_weight}" if d.attention_weight else "") + (
+        f" over {d.relation_heads} relation heads" if d.attention_weight and d.relation_heads else "") + (
+        f", {d.layer_mapping} layers" if d.hidden_weight or d.attention_weight else "")
+    what = (f"distilling a {distillation.num_layers(student)}-layer student from the "
+            f"{distillation.num_layers(teacher)}-layer {task.model_kind} {fn_args.base_model} "
+            f"(T={d.temperature}, alpha={d.alpha}{terms})")
+    train_and_export(_trainer_data(fn_args, settings), task, model, student, d.learning_rate, d.export_precision,
+                     distillation.teacher_tokenizer(fn_args.base_model), what, d)
+    distillation.report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
+
+
+def _trainer_data(fn_args, settings: FinetuneConfig) -> TrainerData:
+    import tensorflow_transform as tft
+
+    return TrainerData(fn_args, tft.TFTransformOutput(fn_args.transform_output), settings)
+
+
+def train_and_export(data: TrainerData, task, trained, model, learning_rate: float, precision_name: str, tokenizer,
+                     what: str, distill=None) -> None:
+    """Fits ``trained`` (the task's ``model``, or a Distiller or teacher wrapper around it)
+    ``fn_args.train_steps`` steps on the task's inputs, losses and metrics (a student, with
+    ``distill.transfer_pattern``, on transfer text too), lets the task finish (``after_training``),
+    then exports ``model`` (its weights at ``precision_name``)."""
+    fn_args, settings = data.fn_args, data.settings
+    data = dataclasses.replace(data, distill=distill)
+    train_steps = int(fn_args.train_steps)
+    trained.compile(optimizer=optimizer(settings, train_steps, learning_rate),
+                    loss=task.build_losses(model, settings), metrics=task.build_metrics(settings))
+    print(f"  [train] {what}, {train_steps} steps of batch {settings.batch_size}", flush=True)
+    train_ds = distillation.with_transfer_text(task.build_inputs(data, fn_args.train_files, True),
+                                               data.transform_output, distill, settings.batch_size, settings.seed)
+    eval_ds = task.build_inputs(data, fn_args.eval_files, False)
+    metrics = fit(trained, fn_args, train_ds, eval_ds)
+    metrics = task.after_training(data, trained, model, tokenizer, eval_ds, metrics)
+    report(metrics, fn_args.model_run_dir)
+    task.export(model, data, tokenizer, precision_name)
 
 
 def start(fn_args) -> FinetuneConfig:

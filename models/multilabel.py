@@ -18,14 +18,12 @@ import keras
 import keras_hub
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export, finetuning, multilabel_metrics
+from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, multilabel_metrics
 from tfx_bert import features
 from tfx_bert import signatures as sig
-from tfx_bert.config import FinetuneConfig, settings_from
+from tfx_bert.config import FinetuneConfig
 
 
 def thresholds(settings: FinetuneConfig) -> list[float]:
@@ -33,11 +31,9 @@ def thresholds(settings: FinetuneConfig) -> list[float]:
     return [float(t) for t in settings.label_thresholds] or [float(settings.decision_threshold)] * len(settings.label_names)
 
 
-def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """Raw text (and the multi-hot label) -> token_ids, segment_ids, padding_mask (int64
     [batch, seq]) and ``label`` (int64 [batch, labels])."""
-    settings = settings_from(custom_config)
-    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
     packed = tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), settings.max_seq_length)
     outputs = {key: tf.cast(value, tf.int64) for key, value in packed.items()}
     if features.LABEL in inputs:
@@ -57,14 +53,6 @@ def eval_config(f) -> tfma.EvalConfig:
         threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
 
 
-def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool):
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL, shuffle=repeat,
-                                             num_epochs=None if repeat else 1, drop_final_batch=False)
-    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
-    return ds.map(lambda x, y: ({k: tf.cast(x[k], tf.int32) for k in features.MODEL_INPUT_KEYS},
-                                tf.cast(y, tf.float32)))
-
-
 def decide(probabilities, label_thresholds, label_names) -> dict:
     """Probabilities [batch, labels] -> ``predicted`` (0/1, int64) and ``labels`` (the predicted
     names first, padded with "")."""
@@ -75,52 +63,48 @@ def decide(probabilities, label_thresholds, label_names) -> dict:
                                                                          shape=[None, len(label_names)])}
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: fine-tunes a multi-label classifier from the encoder in ``base_model``."""
-    settings = finetuning.start(fn_args)
-    classifier = keras_hub.models.BertClassifier(
-        backbone=encoder_lib.load_backbone(fn_args.base_model), num_classes=len(settings.label_names),
-        preprocessor=None, dropout=settings.dropout)
-    _train_and_export(fn_args, settings, classifier, classifier, settings.learning_rate, settings.export_precision,
-                      f"fine-tuning a {len(settings.label_names)}-label classifier from {fn_args.base_model}")
-    distillation.save_teacher(classifier, fn_args.serving_model_dir, encoder_lib.load_tokenizer(fn_args.base_model))
+def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
+    """keras-hub's BertClassifier with one logit per label."""
+    return keras_hub.models.BertClassifier(backbone=encoder_lib.load_backbone(encoder_dir),
+                                           num_classes=len(settings.label_names), preprocessor=None,
+                                           dropout=settings.dropout)
 
 
-def distill_run_fn(fn_args) -> None:
-    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned multi-label
-    classifier (the teacher); the student takes some of its layers and learns each label's
-    sigmoid at temperature T (``distillation.SigmoidLogitsDistillation``) and the labels."""
-    distillation.run_student(
-        fn_args, distillation.SigmoidLogitsDistillation,
-        lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student, d.learning_rate, d.export_precision, what, d), "multi-label classifier")
+def build_inputs(data, files, training: bool):
+    """(model inputs, multi-hot labels as floats)."""
+    return data.dataset(files, training, label_key=features.LABEL).map(
+        lambda x, y: (finetuning.model_inputs(x), tf.cast(y, tf.float32)))
 
 
-def _train_and_export(fn_args, settings, model, classifier, learning_rate: float, precision: str, what: str,
-                      distill=None) -> None:
-    """Trains ``model`` (the classifier, or a Distiller around it) on the multi-hot labels (and a
-    student, with ``distill.transfer_pattern``, on transfer text too), then exports
-    ``classifier`` (its weights at ``precision``) behind the Transform graph with the per-label
-    thresholds."""
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+def build_losses(model, settings):
+    return keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def build_metrics(settings) -> list:
+    return [keras.metrics.BinaryAccuracy(name="label_accuracy", threshold=0.0)]
+
+
+def describe(settings, encoder_dir: str) -> str:
+    return f"fine-tuning a {len(settings.label_names)}-label classifier from {encoder_dir}"
+
+
+def distillation_loss(settings, temperature: float):
+    """Each label's sigmoid at temperature T (``distillation.SigmoidLogitsDistillation``)."""
+    return distillation.SigmoidLogitsDistillation(temperature)
+
+
+def export(model, data, tokenizer, precision: str) -> None:
+    """The classifier (its weights at ``precision``) behind the Transform graph, with the
+    per-label thresholds in the graph."""
+    settings = data.settings
     names = [str(n) for n in settings.label_names]
-    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    model.compile(optimizer=finetuning.optimizer(settings, train_steps, learning_rate),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.BinaryAccuracy(name="label_accuracy", threshold=0.0)])
-    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    train_ds = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True)
-    train_ds = distillation.with_transfer_text(train_ds, tf_transform_output, distill, batch_size, settings.seed)
-    finetuning.report(finetuning.fit(model, fn_args, train_ds,
-                                     _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)),
-                      fn_args.model_run_dir)
     label_thresholds = thresholds(settings)
-    served = compression.for_serving(classifier, precision)
+    served = compression.for_serving(model, precision)
 
     def outputs_fn(transformed):
-        logits = served({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS}, training=False)
+        logits = served(finetuning.model_inputs(transformed), training=False)
         probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
         return {sig.PROBABILITIES: probabilities, **decide(probabilities, label_thresholds, names)}
 
-    export.export_text_model(served, tf_transform_output, fn_args.serving_model_dir, outputs_fn,
-                             text_keys=(features.TEXT,), class_names=tuple(names))
+    export_lib.export_text_model(served, data.transform_output, data.fn_args.serving_model_dir, outputs_fn,
+                                 text_keys=(features.TEXT,), class_names=tuple(names))

@@ -16,15 +16,12 @@ import json
 import keras
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import crf as crf_lib
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export, finetuning, ner_metrics
+from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, ner_metrics
 from tfx_bert import features, tagging
 from tfx_bert import signatures as sig
-from tfx_bert.config import settings_from
 
 WORD_TAG_IDS = "word_tag_ids"  # serving / TFMA output: predicted tag id per word (-1: none)
 MODEL_INPUTS = features.MODEL_INPUT_KEYS + (features.WORD_POSITIONS,)
@@ -49,11 +46,10 @@ def _ragged(tensor, dtype=None):
     return tf.cast(tensor, dtype) if dtype is not None else tensor
 
 
-def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """Words (and tags) -> token_ids, segment_ids, padding_mask, word_positions (and word_tags),
     int64 [batch, max_seq_length]."""
-    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    seq_len = settings_from(custom_config).max_seq_length
+    seq_len = settings.max_seq_length
     words = _ragged(inputs[features.TOKENS])
     tags = _ragged(inputs[features.TAGS], tf.int64) if features.TAGS in inputs else None
     packed = tokenizer.pack_words(tokenizer.tokenize_words(words), seq_len, tags)
@@ -97,7 +93,7 @@ def crf_loss(crf_layer):
 def decode(model, logits, positions):
     """Tag id per word [batch, n] (int64; -1 where there is no word)."""
     mask = positions >= 0
-    if any(isinstance(layer, crf_lib.CRF) for layer in model.layers):
+    if _uses_crf(model):
         tags = crf_lib.viterbi_decode(logits, mask, model.get_layer("crf").transitions)
     else:
         tags = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -135,64 +131,57 @@ def entity_spans(tag_ids, starts, ends, texts, entity_types):
     }
 
 
-def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool):
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=repeat,
-                                             num_epochs=None if repeat else 1, drop_final_batch=False)
-    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
-    return ds.map(lambda x: ({k: tf.cast(x[k], tf.int32) for k in MODEL_INPUTS}, tf.cast(x[features.WORD_TAGS], tf.int32)))
-
-
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: fine-tunes a tagger from the encoder in ``base_model``."""
-    settings = finetuning.start(fn_args)
+def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
     num_tags = len(tagging.tag_names([str(t) for t in settings.entity_types]))
-    model = build_tagger(encoder_lib.load_backbone(fn_args.base_model), num_tags, settings.dropout, settings.crf)
-    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    _train_and_export(fn_args, settings, model, model, settings.learning_rate, settings.export_precision, tokenizer,
-                      f"fine-tuning a {'CRF' if settings.crf else 'softmax'} tagger ({num_tags} IOB2 tags) from "
-                      f"{fn_args.base_model}")
-    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+    return build_tagger(encoder_lib.load_backbone(encoder_dir), num_tags, settings.dropout, settings.crf)
 
 
-def distill_run_fn(fn_args) -> None:
-    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned tagger (the
-    teacher); the student takes some of its layers (and its CRF transitions) and learns the
-    teacher's tag distribution on every word (``distillation.WordLogitsDistillation``; a CRF's
-    emissions) and the tags (its own loss: softmax or CRF likelihood). Viterbi at serving."""
-    distillation.run_student(
-        fn_args, distillation.WordLogitsDistillation,
-        lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student, d.learning_rate, d.export_precision,
-            distillation.teacher_tokenizer(fn_args.base_model), what, d),
-        "tagger", wrap_teacher=lambda teacher: distillation.mark_padded_words(teacher, features.WORD_POSITIONS))
+def build_inputs(data, files, training: bool):
+    """(model inputs with word positions, word tags: -1 where there is no word)."""
+    return data.dataset(files, training).map(
+        lambda x: (finetuning.model_inputs(x, MODEL_INPUTS), tf.cast(x[features.WORD_TAGS], tf.int32)))
 
 
-def _train_and_export(fn_args, settings, model, tagger, learning_rate: float, precision: str, tokenizer,
-                      what: str, distill=None) -> None:
-    """Trains ``model`` (the tagger, or a Distiller around it) on the word tags (and a student,
-    with ``distill.transfer_pattern``, on transfer text too), then exports
-    ``tagger`` (its weights at ``precision``) with ``tokenizer`` in its graph (the encoder's, or
-    the teacher's: the same)."""
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    use_crf = any(isinstance(layer, crf_lib.CRF) for layer in tagger.layers)
-    model.compile(optimizer=finetuning.optimizer(settings, train_steps, learning_rate),
-                  loss=crf_loss(tagger.get_layer("crf")) if use_crf else masked_softmax_loss)
-    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    train_ds = distillation.with_transfer_text(_dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True),
-                                               tf_transform_output, distill, batch_size, settings.seed)
-    metrics = finetuning.fit(model, fn_args, train_ds,
-                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False))
-    finetuning.report(metrics, fn_args.model_run_dir)
-    export_tagger(compression.for_serving(tagger, precision), tf_transform_output, fn_args.serving_model_dir,
-                  [str(t) for t in settings.entity_types], settings.max_seq_length, tokenizer)
+def _uses_crf(model) -> bool:
+    return any(isinstance(layer, crf_lib.CRF) for layer in model.layers)
+
+
+def build_losses(model, settings):
+    """The CRF's negative log-likelihood, or softmax cross-entropy over the tagged words."""
+    return crf_loss(model.get_layer("crf")) if _uses_crf(model) else masked_softmax_loss
+
+
+def build_metrics(settings) -> list:
+    return []
+
+
+def describe(settings, encoder_dir: str) -> str:
+    num_tags = len(tagging.tag_names([str(t) for t in settings.entity_types]))
+    return (f"fine-tuning a {'CRF' if settings.crf else 'softmax'} tagger ({num_tags} IOB2 tags) from "
+            f"{encoder_dir}")
+
+
+def distillation_loss(settings, temperature: float):
+    """The teacher's tag distribution on every word (a CRF's emissions), padding masked; the
+    student keeps its own loss on the tags (softmax or CRF likelihood) and Viterbi at serving."""
+    return distillation.WordLogitsDistillation(temperature)
+
+
+def wrap_teacher(teacher):
+    return distillation.mark_padded_words(teacher, features.WORD_POSITIONS)
+
+
+def export(model, data, tokenizer, precision: str) -> None:
+    """The tagger (its weights at ``precision``) with ``tokenizer`` in its graph."""
+    export_tagger(compression.for_serving(model, precision), data.transform_output, data.fn_args.serving_model_dir,
+                  [str(t) for t in data.settings.entity_types], data.settings.max_seq_length, tokenizer)
 
 
 def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq_len: int, tokenizer) -> None:
     """SavedModel: ``serving_default`` (raw ``text`` -> entities with character spans, word
     tags) and ``serving_tf_example`` (CoNLL tf.Examples -> ``word_tag_ids``, for TFMA)."""
     module = tf.Module()
-    export.track_weights(module, model)
+    export_lib.track_weights(module, model)
     module.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = dict(tf_transform_output.raw_feature_spec())
     raw_spec.pop(features.TAGS, None)

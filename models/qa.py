@@ -20,14 +20,11 @@ import json
 import keras
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export, finetuning, qa_metrics, qa_spans
+from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, qa_metrics, qa_spans
 from tfx_bert import features
 from tfx_bert import signatures as sig
-from tfx_bert.config import settings_from
 
 QUESTION, CONTEXT = sig.QUESTION, sig.CONTEXT
 ANSWER_START, ANSWER_END, ANSWER_TEXTS, QUESTION_ID = "answer_start", "answer_end", "answer_texts", "question_id"
@@ -60,12 +57,10 @@ def _dense(tensor, default):
     return tf.reshape(tensor, [-1])
 
 
-def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """question, context, answer_start/end -> ``max_windows`` windows per question, flattened:
     token_ids / segment_ids / padding_mask [batch, max_windows * max_seq_length], start /
     end positions and ``window_mask`` [batch, max_windows] (int64)."""
-    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    settings = settings_from(custom_config)
     seq_len, max_windows = settings.max_seq_length, settings.max_windows
     questions, contexts = _dense(inputs[QUESTION], ""), _dense(inputs[CONTEXT], "")
     starts = _dense(inputs[ANSWER_START], -1) if ANSWER_START in inputs else -tf.ones_like(questions, tf.int64)
@@ -123,11 +118,9 @@ def span_loss(positions, logits):
     return tf.reduce_mean(start + end) / 2.0
 
 
-def _dataset(fn_args, files, tf_transform_output, batch_size: int, seq_len: int, max_windows: int, repeat: bool):
+def build_inputs(data, files, training: bool):
     """Transformed questions -> one element per real window: (inputs, [start, end])."""
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=repeat,
-                                             num_epochs=None if repeat else 1, drop_final_batch=False)
-    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
+    seq_len = data.settings.max_seq_length
 
     def windows(x):
         flat = {k: tf.reshape(tf.cast(x[k], tf.int32), [-1, seq_len]) for k in features.MODEL_INPUT_KEYS}
@@ -135,55 +128,47 @@ def _dataset(fn_args, files, tf_transform_output, batch_size: int, seq_len: int,
         flat["real"] = tf.reshape(x[WINDOW_MASK], [-1]) > 0
         return tf.data.Dataset.from_tensor_slices(flat)
 
-    ds = ds.flat_map(windows).filter(lambda w: w["real"])
+    ds = data.dataset(files, training).flat_map(windows).filter(lambda w: w["real"])
     ds = ds.map(lambda w: ({k: w[k] for k in features.MODEL_INPUT_KEYS}, w["positions"]))
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(data.settings.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: fine-tunes a span extractor from the encoder in ``base_model``."""
-    settings = finetuning.start(fn_args)
-    model = build_span_model(encoder_lib.load_backbone(fn_args.base_model), settings.dropout)
-    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer, settings.export_precision,
-                      f"fine-tuning a span extractor (SQuAD windows of {settings.max_seq_length}, stride "
-                      f"{settings.doc_stride}) from {fn_args.base_model}")
-    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
+    return build_span_model(encoder_lib.load_backbone(encoder_dir), settings.dropout)
 
 
-def distill_run_fn(fn_args) -> None:
-    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned span extractor
-    (the teacher); the student takes some of its layers and learns the teacher's start and end
-    distributions over each window (``distillation.SpanDistillation``) and the answer spans."""
-    distillation.run_student(
-        fn_args, distillation.SpanDistillation,
-        lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            d.export_precision, what), "span extractor")
+def build_losses(model, settings):
+    return span_loss
 
 
-def _train_and_export(fn_args, settings, model, span_model, learning_rate: float, tokenizer, precision: str,
-                      what: str) -> None:
-    """Trains ``model`` (the span extractor, or a Distiller around it) on the answer spans, tunes
-    the no-answer threshold on the eval split (SQuAD 2.0), and exports ``span_model``."""
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    seq_len, max_windows = settings.max_seq_length, settings.max_windows
-    model.compile(optimizer=finetuning.optimizer(settings, train_steps, learning_rate), loss=span_loss)
-    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    metrics = finetuning.fit(
-        model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, seq_len, max_windows, True),
-        _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, seq_len, max_windows, False))
-    export_settings = window_settings(settings)
+def build_metrics(settings) -> list:
+    return []
+
+
+def describe(settings, encoder_dir: str) -> str:
+    return (f"fine-tuning a span extractor (SQuAD windows of {settings.max_seq_length}, stride "
+            f"{settings.doc_stride}) from {encoder_dir}")
+
+
+def distillation_loss(settings, temperature: float):
+    """The teacher's start and end distributions over each window."""
+    return distillation.SpanDistillation(temperature)
+
+
+def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
+    """SQuAD 2.0: the no-answer threshold tuned on the eval split (into the settings the export
+    reads)."""
+    settings = data.settings
     if settings.squad_v2 and settings.tune_no_answer_threshold:
-        eval_questions = fn_args.data_accessor.tf_dataset_factory(
-            fn_args.eval_files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=False, num_epochs=1),
-            tf_transform_output.transformed_metadata.schema)
-        export_settings["no_answer_threshold"], metrics["eval_exact_match_tuned"] = tune_no_answer_threshold(
-            span_model, eval_questions, seq_len, settings.max_answer_length, tokenizer.vocab)
-        metrics["no_answer_threshold"] = export_settings["no_answer_threshold"]
-    finetuning.report(metrics, fn_args.model_run_dir)
-    export_reader(span_model, fn_args.serving_model_dir, tokenizer, export_settings, precision)
+        eval_questions = data.dataset(data.fn_args.eval_files, False)
+        settings.no_answer_threshold, metrics["eval_exact_match_tuned"] = tune_no_answer_threshold(
+            model, eval_questions, settings.max_seq_length, settings.max_answer_length, tokenizer.vocab)
+        metrics["no_answer_threshold"] = settings.no_answer_threshold
+    return metrics
+
+
+def export(model, data, tokenizer, precision: str) -> None:
+    export_reader(model, data.fn_args.serving_model_dir, tokenizer, window_settings(data.settings), precision)
 
 
 def _window_answers(logits, token_ids, segment_ids, padding_mask, max_answer_length: int, vocab):
@@ -252,7 +237,7 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict, precision: 
     # float32 whatever the training policy unless ``precision`` asks for compressed weights.
     model = compression.for_serving(model, precision)
     module = tf.Module()
-    export.track_weights(module, model)
+    export_lib.track_weights(module, model)
     raw_spec = {QUESTION: tf.io.FixedLenFeature([], tf.string), CONTEXT: tf.io.FixedLenFeature([], tf.string)}
     seq_len = int(settings["max_seq_length"])
 

@@ -24,14 +24,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export, finetuning, rerank_metrics
-from tfx_bert_app.models.retrieval import NEGATIVES, QUERY, SCORE, Unstack, dense_string_matrix
+from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, rerank_metrics
+from tfx_bert_app.models.keras_layers import Restack, Unstack, dense_string_matrix
 from tfx_bert import features
-from tfx_bert.config import settings_from
+from tfx_bert.signatures import QUERY, SCORE
 
 LOSSES = ("listwise", "pointwise")
 SCORES = "scores"
@@ -60,14 +58,12 @@ def encode_candidates(tokenizer, queries, passages, seq_len: int) -> dict:
     return {k: tf.reshape(tf.cast(v, tf.int32), [-1, c * seq_len]) for k, v in packed.items()}
 
 
-def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """query, text (relevant), negatives -> the candidate pairs' inputs [batch, (1 + n) * seq]
     (int64) and the relevant passage's relevance ``label``."""
-    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    settings = settings_from(custom_config)
     num_negatives = settings.num_negatives
     passages = candidates(finetuning.dense_strings(inputs[features.TEXT]),
-                          dense_string_matrix(inputs[NEGATIVES], num_negatives))
+                          dense_string_matrix(inputs[features.NEGATIVES], num_negatives))
     packed = encode_candidates(tokenizer, finetuning.dense_strings(inputs[QUERY]), passages, settings.max_seq_length)
     outputs = {k: tf.cast(v, tf.int64) for k, v in packed.items()}
     label = inputs[features.LABEL]
@@ -135,21 +131,6 @@ def build_cross_encoder(backbone, dropout: float = 0.1, exact_match_ignored: lis
     return keras.Model(inputs, keras.layers.Reshape(())(score), name="cross_encoder")
 
 
-@keras.saving.register_keras_serializable(package="tfx_bert")
-class Restack(keras.layers.Layer):
-    """Scores [batch * c] -> [batch, c] (one row of candidates per query)."""
-
-    def __init__(self, num_candidates: int, **kwargs):
-        super().__init__(**kwargs)
-        self.num_candidates = num_candidates
-
-    def call(self, x):
-        return tf.reshape(x, [-1, self.num_candidates])
-
-    def get_config(self):
-        return {**super().get_config(), "num_candidates": self.num_candidates}
-
-
 def build_list_model(cross_encoder, seq_len: int, num_candidates: int) -> keras.Model:
     """Candidate lists [batch, c * seq] -> scores [batch, c] (the training model)."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
@@ -171,25 +152,32 @@ def loss_and_labels(loss_name: str, num_candidates: int):
     raise ValueError(f"rerank loss must be one of {LOSSES}; got {loss_name!r}.")
 
 
-def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, label_fn):
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL, shuffle=repeat,
-                                             num_epochs=None if repeat else 1, drop_final_batch=False)
-    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
-    return ds.map(lambda x, y: ({k: tf.cast(x[k], tf.int32) for k in features.MODEL_INPUT_KEYS},
-                                label_fn(tf.shape(y)[0])))
+def build_inputs(data, files, training: bool):
+    """(candidate lists' inputs, labels of the loss: candidate 0 is the relevant passage)."""
+    _, label_fn, _ = loss_and_labels(data.settings.rerank_loss, 1 + data.settings.num_negatives)
+    return data.dataset(files, training, label_key=features.LABEL).map(
+        lambda x, y: (finetuning.model_inputs(x), label_fn(tf.shape(y)[0])))
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: fine-tunes the cross-encoder on candidate lists."""
-    settings = finetuning.start(fn_args)
-    num_candidates, seq_len = 1 + settings.num_negatives, settings.max_seq_length
-    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    cross_encoder = build_cross_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.dropout,
+def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
+    """The cross-encoder over candidate lists (the training model); it is its layer
+    ``cross_encoder`` that is served."""
+    cross_encoder = build_cross_encoder(encoder_lib.load_backbone(encoder_dir), settings.dropout,
                                         special_ids(tokenizer) if settings.exact_match else None)
-    model = build_list_model(cross_encoder, seq_len, num_candidates)
-    _train_and_export(fn_args, settings, model, cross_encoder, finetuning.optimizer(settings, int(fn_args.train_steps)),
-                      tokenizer, f"cross-encoder re-ranker from {fn_args.base_model}", settings.export_precision)
-    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+    return build_list_model(cross_encoder, settings.max_seq_length, 1 + settings.num_negatives)
+
+
+def build_losses(model, settings):
+    return loss_and_labels(settings.rerank_loss, 1 + settings.num_negatives)[0]
+
+
+def build_metrics(settings) -> list:
+    return [loss_and_labels(settings.rerank_loss, 1 + settings.num_negatives)[2]]
+
+
+def describe(settings, encoder_dir: str) -> str:
+    return (f"cross-encoder re-ranker from {encoder_dir} ({settings.rerank_loss} loss over "
+            f"{1 + settings.num_negatives} candidates per query)")
 
 
 def special_ids(tokenizer) -> list[int]:
@@ -197,35 +185,15 @@ def special_ids(tokenizer) -> list[int]:
     return [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
 
 
-def distill_run_fn(fn_args) -> None:
-    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned cross-encoder
-    (the teacher); the student takes some of its layers and learns the teacher's score margins
-    over the same candidate lists (``distillation.MarginMSEDistillation``), beside the listwise or
+def distillation_loss(settings, temperature: float):
+    """The teacher's score margins over the same candidate lists, beside the listwise or
     pointwise loss on the judgements (weight ``1 - alpha``)."""
-    distillation.run_student(
-        fn_args, lambda temperature: distillation.MarginMSEDistillation(),
-        lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student.get_layer("cross_encoder"),
-            finetuning.optimizer(settings, int(fn_args.train_steps), d.learning_rate),
-            distillation.teacher_tokenizer(fn_args.base_model), what, d.export_precision), "cross-encoder")
+    return distillation.MarginMSEDistillation()
 
 
-def _train_and_export(fn_args, settings, model, cross_encoder, optimizer, tokenizer, what: str,
-                      precision: str) -> None:
-    """Trains ``model`` (the list model, or a Distiller around one) on the candidate lists, then
-    exports ``cross_encoder``."""
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    num_candidates, loss_name = 1 + settings.num_negatives, settings.rerank_loss
-    loss, label_fn, metric = loss_and_labels(loss_name, num_candidates)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
-    print(f"  [train] {what} ({loss_name} loss over {num_candidates} candidates per query), {train_steps} steps "
-          f"of batch {batch_size}", flush=True)
-    metrics = finetuning.fit(model, fn_args,
-                             _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
-                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
-    finetuning.report(metrics, fn_args.model_run_dir)
-    export_cross_encoder(cross_encoder, fn_args.serving_model_dir, tokenizer, settings.max_seq_length, precision)
+def export(model, data, tokenizer, precision: str) -> None:
+    export_cross_encoder(model.get_layer("cross_encoder"), data.fn_args.serving_model_dir, tokenizer,
+                         data.settings.max_seq_length, precision)
 
 
 def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int, precision: str = "float32") -> None:
@@ -235,11 +203,11 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
     # the scores are float32 either way.
     cross_encoder = compression.for_serving(cross_encoder, precision)
     module = tf.Module()
-    export.track_weights(module, cross_encoder)
+    export_lib.track_weights(module, cross_encoder)
     # Negatives as a variable-length list: a model trained with another num_negatives (the
     # baseline in TFMA's comparison) scores the same examples.
     raw_spec = {QUERY: tf.io.FixedLenFeature([], tf.string), features.TEXT: tf.io.FixedLenFeature([], tf.string),
-                NEGATIVES: tf.io.VarLenFeature(tf.string)}
+                features.NEGATIVES: tf.io.VarLenFeature(tf.string)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
                                   tf.TensorSpec([None], tf.string, name=features.TEXT)])
@@ -250,7 +218,7 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):
         raw = tf.io.parse_example(serialized, raw_spec)
-        passages = candidates(raw[features.TEXT], tf.sparse.to_dense(raw[NEGATIVES], default_value=""))
+        passages = candidates(raw[features.TEXT], tf.sparse.to_dense(raw[features.NEGATIVES], default_value=""))
         packed = encode_candidates(tokenizer, raw[QUERY], passages, seq_len)
         c = tf.shape(passages)[1]
         scores = cross_encoder({k: tf.reshape(v, [-1, seq_len]) for k, v in packed.items()}, training=False)

@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export, finetuning
-from tfx_bert_app.models.similarity import build_sentence_encoder
+from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning
+from tfx_bert_app.models.keras_layers import InBatchLogits, Restack, Unstack, build_sentence_encoder, dense_string_matrix
 from tfx_bert import features
 from tfx_bert import signatures as sig
-from tfx_bert.config import TEACHER_MODEL_DIR, settings_from
+from tfx_bert.config import TEACHER_MODEL_DIR
 
-QUERY, NEGATIVES = sig.QUERY, "negatives"
+QUERY, NEGATIVES = sig.QUERY, features.NEGATIVES
 QUERY_SUFFIX, NEGATIVES_SUFFIX = "_query", "_negatives"
 SCORE, EMBEDDING = sig.SCORE, sig.EMBEDDING
 
@@ -47,13 +45,6 @@ def _encode_many(tokenizer, texts, seq_len: int) -> dict:
     n = tf.shape(texts)[1]
     packed = tokenizer.encode(tf.reshape(texts, [-1]), seq_len)
     return {k: tf.reshape(v, [-1, n * seq_len]) for k, v in packed.items()}
-
-
-def dense_string_matrix(tensor, width: int):
-    """A string list feature (sparse or dense) -> [batch, width]."""
-    if isinstance(tensor, tf.SparseTensor):
-        tensor = tf.sparse.to_dense(tensor, default_value="")
-    return tf.reshape(tensor, [-1, width])
 
 
 def encode_examples(tokenizer, settings, queries, texts, negatives=None) -> dict:
@@ -68,48 +59,13 @@ def encode_examples(tokenizer, settings, queries, texts, negatives=None) -> dict
     return outputs
 
 
-def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """query, text (the positive passage), negatives -> each tower's inputs (int64, see
     ``encode_examples``)."""
-    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
-    settings = settings_from(custom_config)
     negatives = dense_string_matrix(inputs[NEGATIVES], settings.num_negatives) if settings.num_negatives else None
     outputs = encode_examples(tokenizer, settings, finetuning.dense_strings(inputs[QUERY]),
                               finetuning.dense_strings(inputs[features.TEXT]), negatives)
     return {k: tf.cast(v, tf.int64) for k, v in outputs.items()}
-
-
-@keras.saving.register_keras_serializable(package="tfx_bert")
-class InBatchLogits(keras.layers.Layer):
-    """Cosine of every query with every passage of the batch, over the temperature:
-    [batch, batch + batch * num_negatives]; column i is query i's positive."""
-
-    def __init__(self, temperature: float = 0.05, **kwargs):
-        super().__init__(**kwargs)
-        self.temperature = temperature
-
-    def call(self, queries, passages):
-        queries = tf.math.l2_normalize(queries, -1)
-        passages = tf.math.l2_normalize(passages, -1)
-        return tf.matmul(queries, passages, transpose_b=True) / self.temperature
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
-
-
-@keras.saving.register_keras_serializable(package="tfx_bert")
-class Unstack(keras.layers.Layer):
-    """[batch, n * seq] -> [batch * n, seq] (n passages per example, one per row)."""
-
-    def __init__(self, seq_len: int, **kwargs):
-        super().__init__(**kwargs)
-        self.seq_len = seq_len
-
-    def call(self, x):
-        return tf.reshape(x, [-1, self.seq_len])
-
-    def get_config(self):
-        return {**super().get_config(), "seq_len": self.seq_len}
 
 
 @keras.saving.register_keras_serializable(package="tfx_bert")
@@ -148,8 +104,6 @@ class PackPairs(keras.layers.Layer):
 def cross_encoder_teacher(model_dir: str, seq_len: int, num_negatives: int, query_len: int) -> keras.Model:
     """A fine-tuned re-ranker (its ``distillation.load_teacher`` Keras model) as a model of the
     dual encoder's inputs: each query's candidate scores [batch, 1 + n], the positive first."""
-    from tfx_bert_app.models.rerank import Restack
-
     cross_encoder = distillation.load_teacher(model_dir).get_layer("cross_encoder")
     cross_encoder.trainable = False
     positions = distillation.backbone_of(cross_encoder).max_sequence_length
@@ -184,13 +138,13 @@ def input_keys(num_negatives: int, suffixes=(QUERY_SUFFIX, "")) -> tuple:
     return tuple(k + s for s in suffixes + ((NEGATIVES_SUFFIX,) if num_negatives else ()) for k in keys)
 
 
-def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, keys):
-    # The in-batch labels are the diagonal; a short final batch would still be correct, but
-    # dropping it keeps every step's number of negatives the same.
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=repeat,
-                                             num_epochs=None if repeat else 1, drop_final_batch=True)
-    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
-    return ds.map(lambda x: ({k: tf.cast(x[k], tf.int32) for k in keys}, tf.range(tf.shape(x[keys[0]])[0])))
+def build_inputs(data, files, training: bool):
+    """(both towers' inputs, the in-batch labels: the diagonal)."""
+    # A short final batch would still be correct, but dropping it keeps every step's number of
+    # negatives the same.
+    keys = input_keys(data.settings.num_negatives)
+    return data.dataset(files, training, drop_final_batch=True).map(
+        lambda x: (finetuning.model_inputs(x, keys), tf.range(tf.shape(x[keys[0]])[0])))
 
 
 def build_towers(base_model: str, pooling: str, shared: bool):
@@ -202,12 +156,20 @@ def build_towers(base_model: str, pooling: str, shared: bool):
     return build_sentence_encoder(encoder_lib.load_backbone(base_model), pooling, name="query_encoder"), doc_tower
 
 
+def build_losses(model, settings):
+    """Softmax cross-entropy over the in-batch logits."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def build_metrics(settings) -> list:
+    return [keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")]
+
+
 def compile_dual_encoder(model, settings, steps: int, learning_rate: float | None = None) -> None:
-    """Softmax cross-entropy over the in-batch logits, AdamW scheduled over ``steps`` (peaking at
-    ``learning_rate``, default the fine-tuning one)."""
-    model.compile(optimizer=finetuning.optimizer(settings, steps, learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
+    """The task's loss and metric, AdamW scheduled over ``steps`` (peaking at ``learning_rate``,
+    default the fine-tuning one): the mining round's second fit."""
+    model.compile(optimizer=finetuning.optimizer(settings, steps, learning_rate), loss=build_losses(model, settings),
+                  metrics=build_metrics(settings))
 
 
 def towers_of(dual_encoder: keras.Model):
@@ -218,64 +180,43 @@ def towers_of(dual_encoder: keras.Model):
     return (dual_encoder.get_layer("query_encoder") if "query_encoder" in names else doc_tower), doc_tower
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: contrastive fine-tuning of the query and document towers (and,
-    with ``finetune.mining_steps``, a second round on negatives the model mined itself)."""
-    settings = finetuning.start(fn_args)
-    shared = settings.shared_towers
-    query_tower, doc_tower = build_towers(fn_args.base_model, settings.pooling, shared)
-    model = build_dual_encoder(query_tower, doc_tower, settings.max_seq_length, settings.num_negatives,
-                               settings.temperature)
-    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    trained, what = model, ""
-    cross_encoder_dir = (fn_args.custom_config or {}).get(TEACHER_MODEL_DIR)
-    if cross_encoder_dir:  # finetune.cross_encoder_uri: Margin-MSE from a re-ranker besides the contrastive loss
-        distillation.check_shared_vocabulary(cross_encoder_dir, fn_args.base_model)
-        teacher = cross_encoder_teacher(cross_encoder_dir, settings.max_seq_length, settings.num_negatives,
-                                        settings.max_query_length)
-        trained = distillation.distiller(teacher, model, distillation.InBatchMarginMSE(), settings.cross_encoder_alpha)
-        what = f", with the re-ranker {cross_encoder_dir}'s margins (Margin-MSE, weight {settings.cross_encoder_alpha})"
-    _train_and_export(fn_args, settings, trained, model, settings.learning_rate, tokenizer, settings.export_precision,
-                      f"contrastive dual encoder ({'shared' if shared else 'separate'} towers, {settings.pooling} "
-                      f"pooling, temperature {settings.temperature}, in-batch + {settings.num_negatives} hard "
-                      f"negatives per query) from {fn_args.base_model}{what}", mining=bool(settings.mining_steps))
-    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
+    query_tower, doc_tower = build_towers(encoder_dir, settings.pooling, settings.shared_towers)
+    return build_dual_encoder(query_tower, doc_tower, settings.max_seq_length, settings.num_negatives,
+                              settings.temperature)
 
 
-def distill_run_fn(fn_args) -> None:
-    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned dual encoder (the
-    teacher); the student (its towers with fewer layers, or another encoder) learns the
-    teacher's in-batch score matrix: for each query, the softmax over every passage of the batch
-    (the other queries' positives and the hard negatives included) at temperature T, matched by
-    KL divergence; plus ``1 - alpha`` x the contrastive loss on the labels. Scores, not
-    embeddings, are matched, so a narrower student needs no projection."""
-    distillation.run_student(
-        fn_args, distillation.softmax_distillation,
-        lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            d.export_precision, what), "dual encoder")
+def training_model(data, model, tokenizer):
+    """With ``finetune.cross_encoder_uri``: the dual encoder inside a Distiller that adds a
+    re-ranker's margins (Margin-MSE) to the contrastive loss."""
+    settings = data.settings
+    cross_encoder_dir = (data.fn_args.custom_config or {}).get(TEACHER_MODEL_DIR)
+    if not cross_encoder_dir:
+        return model, ""
+    distillation.check_shared_vocabulary(cross_encoder_dir, data.fn_args.base_model)
+    teacher = cross_encoder_teacher(cross_encoder_dir, settings.max_seq_length, settings.num_negatives,
+                                    settings.max_query_length)
+    return (distillation.distiller(teacher, model, distillation.InBatchMarginMSE(), settings.cross_encoder_alpha),
+            f", with the re-ranker {cross_encoder_dir}'s margins (Margin-MSE, weight {settings.cross_encoder_alpha})")
 
 
-def _train_and_export(fn_args, settings, model, dual_encoder, learning_rate: float, tokenizer, precision: str,
-                      what: str, mining: bool = False) -> None:
-    """Trains ``model`` (the dual encoder, or a Distiller around it) on in-batch softmax, then
-    (``mining``) a round on its own mined negatives, then exports ``dual_encoder``'s towers."""
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    compile_dual_encoder(model, settings, train_steps, learning_rate)
-    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    keys = input_keys(settings.num_negatives)
-    eval_dataset = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, keys)
-    metrics = finetuning.fit(model, fn_args, _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size,
-                                                      True, keys), eval_dataset)
-    towers = towers_of(dual_encoder)
-    if mining:
-        from tfx_bert_app.models import retrieval_mining
+def describe(settings, encoder_dir: str) -> str:
+    return (f"contrastive dual encoder ({'shared' if settings.shared_towers else 'separate'} towers, "
+            f"{settings.pooling} pooling, temperature {settings.temperature}, in-batch + {settings.num_negatives} "
+            f"hard negatives per query) from {encoder_dir}")
 
-        metrics = retrieval_mining.train_on_mined_negatives(fn_args, settings, model, towers, tokenizer, eval_dataset)
-    finetuning.report(metrics, fn_args.model_run_dir)
-    export_dual_encoder(*towers, fn_args.serving_model_dir, tokenizer, settings.max_seq_length,
-                        settings.max_query_length, precision)
+
+def distillation_loss(settings, temperature: float):
+    """The teacher's in-batch score matrix: for each query, the softmax over every passage of
+    the batch at temperature T, matched by KL divergence. Scores, not embeddings, are matched,
+    so a narrower student needs no projection."""
+    return distillation.softmax_distillation(temperature)
+
+
+def export(model, data, tokenizer, precision: str) -> None:
+    """Both towers of the dual encoder."""
+    export_dual_encoder(*towers_of(model), data.fn_args.serving_model_dir, tokenizer, data.settings.max_seq_length,
+                        data.settings.max_query_length, precision)
 
 
 def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int,
@@ -288,7 +229,7 @@ def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_
     doc_tower = compression.for_serving(doc_tower, precision)
     query_tower = doc_tower if shared else compression.for_serving(query_tower, precision)
     module = tf.Module()
-    export.track_weights(module, query_tower, doc_tower)
+    export_lib.track_weights(module, query_tower, doc_tower)
 
     def embed_docs(texts):
         return tf.math.l2_normalize(tf.cast(doc_tower(dict(tokenizer.encode(texts, seq_len)), training=False),

@@ -22,14 +22,12 @@ import json
 import keras
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export, finetuning, similarity_metrics
+from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, similarity_metrics
+from tfx_bert_app.models.keras_layers import Cosine, PairFeatures, build_sentence_encoder
 from tfx_bert import features
 from tfx_bert import signatures as sig
-from tfx_bert.config import settings_from
 
 SIMILARITY, EMBEDDING = sig.SIMILARITY, sig.EMBEDDING
 SECOND = "_b"  # suffix of the second sentence's model inputs
@@ -56,11 +54,10 @@ def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
             **{k + SECOND: tf.cast(v, tf.int32) for k, v in second.items()}}
 
 
-def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """text, text_b (and label) -> both sentences' model inputs (int64) and the label."""
-    tokenizer = encoder_lib.load_tokenizer(custom_config["encoder_dir"])
     packed = encode_pair(tokenizer, finetuning.dense_strings(inputs[features.TEXT]),
-                         finetuning.dense_strings(inputs[features.TEXT_B]), settings_from(custom_config).max_seq_length)
+                         finetuning.dense_strings(inputs[features.TEXT_B]), settings.max_seq_length)
     outputs = {k: tf.cast(v, tf.int64) for k, v in packed.items()}
     if features.LABEL in inputs:
         label = inputs[features.LABEL]
@@ -68,49 +65,6 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
             label = tf.sparse.to_dense(label)
         outputs[features.LABEL] = tf.reshape(label, [-1])
     return outputs
-
-
-@keras.saving.register_keras_serializable(package="tfx_bert")
-class Pooling(keras.layers.Layer):
-    """Sequence states -> one vector: the mean or the maximum over real pieces (as
-    sentence-transformers pools), or the [CLS] state."""
-
-    def __init__(self, mode: str = "mean", **kwargs):
-        super().__init__(**kwargs)
-        self.mode = mode
-
-    def call(self, sequence, padding_mask):
-        if self.mode == "cls":
-            return sequence[:, 0]
-        mask = tf.cast(padding_mask, sequence.dtype)[:, :, None]
-        if self.mode == "max":
-            return tf.reduce_max(sequence * mask - (1.0 - mask) * 1e9, axis=1)
-        return tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
-
-
-def build_sentence_encoder(backbone, pooling: str, name: str = "sentence_encoder") -> keras.Model:
-    """BERT -> pooling: one sentence's embedding [batch, hidden]."""
-    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
-    sequence = backbone(inputs)["sequence_output"]
-    return keras.Model(inputs, Pooling(pooling, name="pooling", dtype="float32")(sequence, inputs[features.PADDING_MASK]),
-                       name=name)
-
-
-@keras.saving.register_keras_serializable(package="tfx_bert")
-class Cosine(keras.layers.Layer):
-    def call(self, u, v):
-        return tf.reduce_sum(tf.math.l2_normalize(u, -1) * tf.math.l2_normalize(v, -1), axis=-1)
-
-
-@keras.saving.register_keras_serializable(package="tfx_bert")
-class PairFeatures(keras.layers.Layer):
-    """[u, v, |u - v|] (Sentence-BERT's classification features)."""
-
-    def call(self, u, v):
-        return tf.concat([u, v, tf.abs(u - v)], axis=-1)
 
 
 def build_pair_model(sentence_encoder, objective: str, num_classes: int = 3, dropout: float = 0.1) -> keras.Model:
@@ -129,65 +83,56 @@ def build_pair_model(sentence_encoder, objective: str, num_classes: int = 3, dro
     return keras.Model(inputs, output, name=f"bi_encoder_{objective}")
 
 
-def _dataset(fn_args, files, tf_transform_output, batch_size: int, repeat: bool, label_fn):
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL, shuffle=repeat,
-                                             num_epochs=None if repeat else 1, drop_final_batch=False)
-    ds = fn_args.data_accessor.tf_dataset_factory(files, options, tf_transform_output.transformed_metadata.schema)
-    keys = features.MODEL_INPUT_KEYS + tuple(k + SECOND for k in features.MODEL_INPUT_KEYS)
-    return ds.map(lambda x, y: ({k: tf.cast(x[k], tf.int32) for k in keys}, label_fn(tf.reshape(y, [-1]))))
+PAIR_KEYS = features.MODEL_INPUT_KEYS + tuple(k + SECOND for k in features.MODEL_INPUT_KEYS)
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: fine-tunes the shared sentence encoder from ``base_model``."""
-    settings = finetuning.start(fn_args)
-    sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(fn_args.base_model), settings.pooling)
-    model = build_pair_model(sentence_encoder, settings.similarity_objective, settings.num_classes, settings.dropout)
-    tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
-    _train_and_export(fn_args, settings, model, model, settings.learning_rate, tokenizer, settings.export_precision,
-                      f"fine-tuning a {settings.pooling}-pooling bi-encoder ({settings.similarity_objective}) from "
-                      f"{fn_args.base_model}")
-    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
+    """The shared sentence encoder twice: their cosine, or [u, v, |u-v|] -> classes."""
+    sentence_encoder = build_sentence_encoder(encoder_lib.load_backbone(encoder_dir), settings.pooling)
+    return build_pair_model(sentence_encoder, settings.similarity_objective, settings.num_classes, settings.dropout)
 
 
-def distill_run_fn(fn_args) -> None:
-    """TFX Trainer entry point of the student: ``base_model`` is the fine-tuned bi-encoder (the
-    teacher); the student takes some of its layers and learns the teacher's pair outputs: its
-    cosine scores (mean squared error, ``distillation.EmbeddingDistillation``) or, for the
-    classification objective (NLI), its class distribution (soft targets at temperature T)."""
-    objective = settings_from(fn_args.custom_config).similarity_objective
-    distillation.run_student(
-        fn_args, distillation.softmax_distillation if objective == "classification"
-        else lambda temperature: distillation.EmbeddingDistillation(),
-        lambda settings, d, model, student, what: _train_and_export(
-            fn_args, settings, model, student, d.learning_rate, distillation.teacher_tokenizer(fn_args.base_model),
-            d.export_precision, what, d), "bi-encoder")
-
-
-def _train_and_export(fn_args, settings, model, pair_model, learning_rate: float, tokenizer, precision: str,
-                      what: str, distill=None) -> None:
-    """Trains ``model`` (the pair model, or a Distiller around it) on the pairs' labels (and a
-    student, with ``distill.transfer_pattern``, on transfer text too: a line and the next as a
-    pair), then exports ``pair_model`` and its sentence encoder."""
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size, train_steps = settings.batch_size, int(fn_args.train_steps)
-    optimizer = finetuning.optimizer(settings, train_steps, learning_rate)
+def build_inputs(data, files, training: bool):
+    """(both sentences' inputs, the gold score / score_max, or the class id)."""
+    settings = data.settings
     if settings.similarity_objective == "cosine":
         score_max = float(settings.score_max)
         label_fn = lambda y: tf.cast(y, tf.float32) / score_max  # noqa: E731
-        model.compile(optimizer=optimizer, loss=keras.losses.MeanSquaredError())  # a Loss: takes sample weights
     else:
         label_fn = lambda y: tf.cast(y, tf.int32)  # noqa: E731
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    print(f"  [train] {what}, {train_steps} steps of batch {batch_size}", flush=True)
-    train_ds = distillation.with_transfer_text(
-        _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, label_fn),
-        tf_transform_output, distill, batch_size, settings.seed)
-    metrics = finetuning.fit(model, fn_args, train_ds,
-                             _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, label_fn))
-    finetuning.report(metrics, fn_args.model_run_dir)
-    export_bi_encoder(pair_model, pair_model.get_layer("sentence_encoder"), fn_args.serving_model_dir, tokenizer,
-                      settings.max_seq_length, settings.similarity_objective, precision)
+    return data.dataset(files, training, label_key=features.LABEL).map(
+        lambda x, y: (finetuning.model_inputs(x, PAIR_KEYS), label_fn(tf.reshape(y, [-1]))))
+
+
+def build_losses(model, settings):
+    if settings.similarity_objective == "cosine":
+        return keras.losses.MeanSquaredError()  # a Loss: takes sample weights
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def build_metrics(settings) -> list:
+    if settings.similarity_objective == "cosine":
+        return []
+    return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+
+def describe(settings, encoder_dir: str) -> str:
+    return (f"fine-tuning a {settings.pooling}-pooling bi-encoder ({settings.similarity_objective}) from "
+            f"{encoder_dir}")
+
+
+def distillation_loss(settings, temperature: float):
+    """The teacher's cosine scores (mean squared error) or, for the classification objective
+    (NLI), its class distribution (soft targets at temperature T)."""
+    if settings.similarity_objective == "classification":
+        return distillation.softmax_distillation(temperature)
+    return distillation.EmbeddingDistillation()
+
+
+def export(model, data, tokenizer, precision: str) -> None:
+    """The pair model and its sentence encoder."""
+    export_bi_encoder(model, model.get_layer("sentence_encoder"), data.fn_args.serving_model_dir, tokenizer,
+                      data.settings.max_seq_length, data.settings.similarity_objective, precision)
 
 
 def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_len: int, objective: str,
@@ -200,7 +145,7 @@ def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_l
     model = compression.for_serving(model, precision)
     sentence_encoder = model.get_layer(sentence_encoder.name)
     module = tf.Module()
-    export.track_weights(module, model, sentence_encoder)
+    export_lib.track_weights(module, model, sentence_encoder)
     raw_spec = {features.TEXT: tf.io.FixedLenFeature([], tf.string), features.TEXT_B: tf.io.FixedLenFeature([], tf.string)}
 
     def embed_texts(texts):

@@ -8,7 +8,7 @@ import os
 
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from tfx_bert_app.pipeline import common
+from tfx_bert_app.pipeline import runs
 
 
 def execute(pipeline) -> None:
@@ -18,10 +18,8 @@ def execute(pipeline) -> None:
 
 def run(kind: str, config) -> None:
     """Builds the ``kind`` pipeline from ``config`` and runs it with BeamDagRunner."""
-    pipeline = common.build(kind, config, **common.prepare(kind, config))
-    common.record_config(kind, config)
-    execute(pipeline)
+    runs.run(kind, config, execute)
 
 
 if __name__ == "__main__":
-    run(os.environ.get("TFX_BERT_PIPELINE", "pretrain"), common.config_from_environment())
+    run(os.environ.get("TFX_BERT_PIPELINE", "pretrain"), runs.config_from_environment())

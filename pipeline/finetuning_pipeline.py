@@ -49,7 +49,8 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
         # Transformed features are token ids: their statistics tell nothing StatisticsGen's raw
         # ones do not, and computing them (with anomaly checks) took a third of Transform's time.
         disable_statistics=True,
-        custom_config={**{k: getattr(f, k) for k in task.transform_settings}, "encoder_dir": encoder_uri},
+        custom_config={"task": f.task, **{k: getattr(f, k) for k in task.transform_settings},
+                       "encoder_dir": encoder_uri},
     )
     if config.distill.enabled and config.distill.teacher_uri:  # a teacher from elsewhere: the student only
         teacher = _import_model(config.distill.teacher_uri, "teacher_model")

@@ -39,11 +39,29 @@ def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, s
     if task.evaluates_by_retrieval:
         return _retrieval_evaluator(f, data_path, student, teacher, min_retention=min_retention,
                                     component=StudentRetrievalEvaluator)
-    from tfx_bert_app.models import distillation
+    return StudentEvaluator(examples=examples, model=student, baseline_model=teacher,
+                            eval_config=retention_eval_config(task.eval_config(f), min_retention))
 
-    return StudentEvaluator(
-        examples=examples, model=student, baseline_model=teacher,
-        eval_config=distillation.retention_eval_config(task.eval_config(f), min_retention))
+
+def retention_eval_config(eval_config, min_retention: float):
+    """The task's TFMA EvalConfig with its gate turned relative to the teacher (the baseline):
+    every metric that had a threshold now passes when it is at least ``min_retention`` times the
+    teacher's (TFMA's relative change >= min_retention - 1); the absolute bar is the teacher's."""
+    import tensorflow_model_analysis as tfma
+
+    config = tfma.EvalConfig()
+    config.CopyFrom(eval_config)
+    gated = 0
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.HasField("threshold"):
+                metric.threshold.CopyFrom(tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER, relative={"value": min_retention - 1.0})))
+                gated += 1
+    if not gated:
+        raise ValueError("The task's EvalConfig gates on no metric: there is nothing to keep of the teacher's.")
+    return config
+
 
 
 def _retrieval_evaluator(f: FinetuneConfig, data_path: str, model, baseline_model, component=RetrievalEvaluator,

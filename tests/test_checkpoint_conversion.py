@@ -164,7 +164,7 @@ def test_the_checkpoints_own_gelu_is_what_makes_it_exact(references, converted):
 
 
 def test_sentence_transformers_pooling_and_normalisation_are_kept(references, converted):
-    from tfx_bert_app.models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
     settings = json.load(open(os.path.join(converted["st_mean_normalize"], encoder_lib.SENTENCE_EMBEDDING_FILE)))
     assert (settings["pooling"], settings["normalize"], settings["max_seq_length"]) == ("mean", True, 24)

@@ -1,44 +1,11 @@
-"""pipeline/common.py: building a pipeline reads and writes nothing; ``prepare`` does what a
-local run needs first (demo data, the encoder); each run records its effective configuration."""
+"""pipeline/common.py: what the pipeline factories share, and the MLMD look-ups that resolve
+``latest`` models (the encoder, a first-stage retrieval model)."""
 import os
 
 import pytest
-import yaml
 
 from tfx_bert import config as config_lib
-from tfx_bert_app.pipeline import common
-
-
-def test_build_writes_nothing_and_a_finetuning_pipeline_needs_an_encoder(tmp_path):
-    config = config_lib.load_config(overrides=[f"work_dir={tmp_path / 'work'}", "finetune.task=ner"], demo=True)
-    assert common.build("pretrain", config).pipeline_info.pipeline_name == config.pretrain.pipeline_name
-    with pytest.raises(ValueError, match="needs an encoder: set finetune.encoder_uri"):
-        common.build("finetune", config)
-    pipeline = common.build("finetune", config, encoder_uri=str(tmp_path / "encoder" / "Format-Serving"))
-    assert pipeline.pipeline_info.pipeline_name == "tfx-bert-ner"
-    assert not (tmp_path / "work").exists()  # no demo data, no metadata store, no converted checkpoint
-    with pytest.raises(ValueError, match="Unknown pipeline kind 'serve'"):
-        common.build("serve", config)
-
-
-def test_prepare_writes_the_demo_data_and_explains_a_missing_encoder(tmp_path):
-    config = config_lib.load_config(overrides=[f"work_dir={tmp_path}", "finetune.task=ner"], demo=True)
-    prepared = common.prepare("pretrain", config)
-    assert prepared["input_bytes"] == os.path.getsize(config.pretrain.corpus_pattern) > 0  # the demo corpus
-    with pytest.raises(FileNotFoundError, match="Run the pretraining pipeline first"):
-        common.prepare("finetune", config)
-    assert os.listdir(config.finetune.data_dir)  # the NER demo data was written before the encoder lookup
-
-
-def test_each_run_records_its_effective_configuration(tmp_path):
-    config = config_lib.load_config(overrides=[f"work_dir={tmp_path}", "finetune.task=qa",
-                                               "finetune.doc_stride=20"], demo=True)
-    path = common.record_config("finetune", config, run_id="run1")
-    root = os.path.join(config.pipelines_root, "tfx-bert-qa")
-    assert path == os.path.join(root, "configs", "run1.yaml")
-    recorded = yaml.safe_load(open(os.path.join(root, "effective_config.yaml")))
-    assert recorded == yaml.safe_load(open(path)) == config.effective_dict()
-    assert recorded["finetune"]["doc_stride"] == 20 and recorded["finetune"]["task"] == "qa"
+from tfx_bert_app.pipeline import common, runs
 
 
 def _record_models(config, pipeline_name, blessings):
@@ -86,9 +53,9 @@ def test_negative_model_latest_is_the_retrieval_pipelines_newest_blessed_model_f
     assert common.negative_model_uri(config_lib.load_config(overrides=overrides + [
         "finetune.negative_model=/models/dual"])) == "/models/dual"
 
-    pipeline = common.build("finetune", config, encoder_uri=str(tmp_path / "encoder"),
+    pipeline = runs.build("finetune", config, encoder_uri=str(tmp_path / "encoder"),
                             negative_model=common.negative_model_uri(config))
     [gen] = [c for c in pipeline.components if c.id == "TaskExampleGen"]
     assert f'"model": "{os.path.join(blessed, "Format-Serving")}"' in gen.exec_properties["negative_mining"]
     with pytest.raises(ValueError, match="resolved from the local MLMD store.*gs://"):
-        common.build("finetune", config, encoder_uri=str(tmp_path / "encoder"))  # Kubeflow builds without prepare
+        runs.build("finetune", config, encoder_uri=str(tmp_path / "encoder"))  # Kubeflow builds without prepare

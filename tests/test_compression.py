@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfx_bert_app.models import keras_layers
 from tfx_bert_app.models import compression, distillation, export
 
 
@@ -126,7 +127,7 @@ def test_ranking_and_similarity_exports_serve_compressed_weights_with_float32_ou
         expected = cross_encoder(dict(tokenizer.encode(queries, 24, texts_b=texts)), training=False).numpy()
         np.testing.assert_allclose(served["score"], expected, atol=atol)
         return
-    tower = similarity.build_sentence_encoder(backbone, "mean")
+    tower = keras_layers.build_sentence_encoder(backbone, "mean")
 
     def embed(strings, length):
         return tf.math.l2_normalize(tower(dict(tokenizer.encode(strings, length)), training=False), -1).numpy()

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfx_bert_app.models import keras_layers
 from tfx_bert_app.models import distillation
+from tfx_bert_app.models.distillation import weighted_distiller as distiller_lib
 
 
 def test_layers_are_spread_from_first_to_last_as_distilbert_takes_them():
@@ -238,7 +240,7 @@ def test_a_bi_encoder_teacher_round_trips_and_its_full_student_reproduces_it(tmp
     keras.utils.set_random_seed(1)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16,
                                              intermediate_dim=32, max_sequence_length=16)
-    teacher = similarity.build_pair_model(similarity.build_sentence_encoder(backbone, "mean"), objective)
+    teacher = similarity.build_pair_model(keras_layers.build_sentence_encoder(backbone, "mean"), objective)
     x = {**_inputs(), **{k + similarity.SECOND: v for k, v in _inputs(seed=1).items()}}
     serving = tmp_path / "model" / "Format-Serving"
     distillation.save_teacher(teacher, str(serving), _tokenizer(tiny_vocab_dir))
@@ -296,7 +298,7 @@ def test_a_cross_encoder_teacher_round_trips_and_margin_mse_moves_its_half_stude
 
 def _dual_encoder(shared: bool, seed: int, num_negatives: int = 1):
     from tfx_bert_app.models import retrieval
-    from tfx_bert_app.models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
     keras.utils.set_random_seed(seed)
 
@@ -444,9 +446,10 @@ def _gate(candidate: float, teacher: float, min_retention: float) -> bool:
 
     from tfx_bert import config as config_lib
     from tfx_bert_app.models import classification
+    from tfx_bert_app.pipeline import task_wiring
 
     task_config = classification.eval_config(config_lib.load_config(demo=True).finetune)
-    gate = distillation.retention_eval_config(task_config, min_retention)
+    gate = task_wiring.retention_eval_config(task_config, min_retention)
     gate.model_specs[0].name = "candidate"
     gate.model_specs.add().CopyFrom(tfma.ModelSpec(name="baseline", is_baseline=True,
                                                    signature_name="serving_tf_example"))
@@ -578,7 +581,7 @@ def test_minilm_v2_relation_heads_let_a_student_with_other_heads_and_width_learn
     x["padding_mask"][:, 10:] = 0
     loss = distillation.softmax_distillation(2.0)
     backbone = distillation.backbone_of(teacher)
-    states = distillation._layer_states(backbone)({k: x[k] for k in distillation.BACKBONE_INPUTS})
+    states = distiller_lib._layer_states(backbone)({k: x[k] for k in distillation.BACKBONE_INPUTS})
     relations = distillation.multi_head_relations(backbone, 1, states[1], x["padding_mask"], False, num_heads=4)
     assert len(relations) == 3 and all(r.shape == (16, 4, 16, 16) for r in relations)
     for r in relations:

@@ -383,7 +383,7 @@ def test_similarity_learns_beyond_the_pretrained_encoder_and_serves_embeddings(d
 
     pretrained = demo_encoder(demo_run[0])
     tokenizer = encoder.load_tokenizer(pretrained)
-    zero_shot = similarity.build_sentence_encoder(encoder.load_backbone(pretrained), "mean")
+    zero_shot = keras_layers.build_sentence_encoder(encoder.load_backbone(pretrained), "mean")
 
     def embed(texts):
         return tf.math.l2_normalize(zero_shot(dict(tokenizer.encode(tf.constant(texts), 64)), training=False), -1).numpy()
@@ -556,7 +556,7 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
 
     pretrained = demo_encoder(demo_run[0])
     tokenizer = encoder.load_tokenizer(pretrained)
-    zero_shot = similarity.build_sentence_encoder(encoder.load_backbone(pretrained), "mean")
+    zero_shot = keras_layers.build_sentence_encoder(encoder.load_backbone(pretrained), "mean")
 
     def embed(texts, length):
         return tf.math.l2_normalize(zero_shot(dict(tokenizer.encode(tf.constant(texts), length)), training=False), -1).numpy()

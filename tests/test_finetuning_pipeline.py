@@ -36,7 +36,7 @@ def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_
         assert student_gate.inputs["baseline_model"] is components["Trainer"].outputs["model"]
         assert student_gate.inputs["model"] is components["StudentTrainer"].outputs["model"]
         assert student_gate.exec_properties["min_retention"] == 0.97
-        assert components["StudentTrainer"].exec_properties["run_fn"] == "tfx_bert_app.models.retrieval.distill_run_fn"
+        assert components["StudentTrainer"].exec_properties["run_fn"] == "tfx_bert_app.models.finetuning.distill_run_fn"
         assert "teacher_model" not in components["Trainer"].inputs
         # finetune.cross_encoder_uri: the re-ranker is imported (lineage) and is the Trainer's teacher_model.
         config = config_lib.load_config(overrides=[f"finetune.task={task}", f"work_dir={tmp_path}",
@@ -68,7 +68,7 @@ def test_the_distillation_branch_trains_from_the_teacher_is_gated_against_it_and
     student = c["StudentTrainer"]
     assert student.inputs["base_model"] is teacher
     assert student.inputs["transform_graph"] is c["Transform"].outputs["transform_graph"]
-    assert student.exec_properties["run_fn"] == "tfx_bert_app.models.classification.distill_run_fn"
+    assert student.exec_properties["run_fn"] == "tfx_bert_app.models.finetuning.distill_run_fn"
     settings = json.loads(student.exec_properties["custom_config"])
     assert settings["distill"]["student_layers"] == 3 and settings["distill"]["train_steps"] == 40
     assert settings["encoder_dir"] == str(tmp_path / "encoder")  # the vocabulary check's reference

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfx_bert import features
+from tfx_bert_app.models import keras_layers
 from tfx_bert_app.models import compression, ner, precision, pretraining, qa, rerank, retrieval, similarity
 
 SEQ, BATCH = 8, 2
@@ -51,12 +52,12 @@ def _reader():
 
 
 def _bi_encoder():
-    return (similarity.build_pair_model(similarity.build_sentence_encoder(_backbone(), "mean"), "cosine"),
+    return (similarity.build_pair_model(keras_layers.build_sentence_encoder(_backbone(), "mean"), "cosine"),
             {**_inputs(), **_inputs(similarity.SECOND)})
 
 
 def _dual_encoder():
-    tower = similarity.build_sentence_encoder(_backbone(), "mean")
+    tower = keras_layers.build_sentence_encoder(_backbone(), "mean")
     return (retrieval.build_dual_encoder(tower, tower, SEQ, 1, 0.05),
             {**_inputs(retrieval.QUERY_SUFFIX), **_inputs(), **_inputs(retrieval.NEGATIVES_SUFFIX)})
 

@@ -16,7 +16,7 @@ def tokenizer():
 @pytest.mark.parametrize("shared", [True, False])
 def test_dual_encoder_trains_on_in_batch_logits_and_exports_towers(tmp_path, tokenizer, shared):
     from tfx_bert.serving import op_check
-    from tfx_bert_app.models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
     doc_tower = build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
     query_tower = doc_tower if shared else build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean", name="query_encoder")
@@ -74,7 +74,7 @@ def test_a_dual_encoder_learns_a_cross_encoders_margins_through_margin_mse(tmp_p
     import keras
 
     from tfx_bert_app.models import distillation, rerank
-    from tfx_bert_app.models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
     keras.utils.set_random_seed(1)
     lists = rerank.build_list_model(rerank.build_cross_encoder(tiny_backbone(tokenizer.vocabulary_size), 0.0), 23, 3)

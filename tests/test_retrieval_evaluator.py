@@ -19,7 +19,7 @@ def tokenizer():
 
 
 def _export_dual(tokenizer, directory, seed):
-    from tfx_bert_app.models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
     tf.keras.utils.set_random_seed(seed)
     tower = build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")

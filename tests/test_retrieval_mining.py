@@ -9,7 +9,7 @@ import tensorflow as tf
 from tests.helpers import ranking_tokenizer, tiny_backbone, write_beir
 from tfx_bert import beir, config
 from tfx_bert_app.models import retrieval, retrieval_mining
-from tfx_bert_app.models.similarity import build_sentence_encoder
+from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
 CORPUS = {f"d{i}": text for i, text in enumerate([
     "the chef bakes bread .", "the chef boils soup .", "the warm oven .", "a fresh bread .", "the rocket orbits the moon .",

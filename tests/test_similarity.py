@@ -11,6 +11,7 @@ import tensorflow as tf
 from scipy import stats
 from tfx.types import standard_artifacts
 
+from tfx_bert_app.models import keras_layers
 from tfx_bert_app.models import similarity, similarity_metrics
 from tests.helpers import new_artifact, read_examples, run_executor
 from tfx_bert import demo_data, tokenization
@@ -45,15 +46,6 @@ def test_correlations_match_scipy_with_ties():
     assert result["pearson"] == pytest.approx(stats.pearsonr(labels, predictions).statistic, abs=1e-9)
 
 
-def test_mean_pooling_ignores_padding():
-    sequence = tf.constant(np.arange(2 * 4 * 3, dtype="float32").reshape(2, 4, 3))
-    mask = tf.constant([[1, 1, 0, 0], [1, 1, 1, 1]])
-    pooled = similarity.Pooling("mean")(sequence, mask).numpy()
-    np.testing.assert_allclose(pooled[0], sequence.numpy()[0, :2].mean(0))
-    np.testing.assert_allclose(pooled[1], sequence.numpy()[1].mean(0))
-    np.testing.assert_allclose(similarity.Pooling("cls")(sequence, mask).numpy(), sequence.numpy()[:, 0])
-
-
 @pytest.mark.parametrize("objective", ["cosine", "classification"])
 def test_export_serves_similarity_and_embeddings_with_tf_serving_ops(tmp_path, tokenizer, objective):
     import keras_hub
@@ -62,7 +54,7 @@ def test_export_serves_similarity_and_embeddings_with_tf_serving_ops(tmp_path, t
 
     backbone = keras_hub.models.BertBackbone(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2,
                                              hidden_dim=16, intermediate_dim=32, max_sequence_length=16)
-    encoder = similarity.build_sentence_encoder(backbone, "mean")
+    encoder = keras_layers.build_sentence_encoder(backbone, "mean")
     model = similarity.build_pair_model(encoder, objective, num_classes=3)
     export_dir = str(tmp_path / objective)
     similarity.export_bi_encoder(model, encoder, export_dir, tokenizer, 16, objective)

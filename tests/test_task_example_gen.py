@@ -231,7 +231,7 @@ def test_beir_example_gen_mines_with_a_dense_model_so_a_reranker_sees_its_candid
     from tests.helpers import ranking_tokenizer, tiny_backbone
     from tfx_bert import beir, mining
     from tfx_bert_app.models import retrieval
-    from tfx_bert_app.models.similarity import build_sentence_encoder
+    from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
     tokenizer = ranking_tokenizer()
     tf.keras.utils.set_random_seed(0)

@@ -37,7 +37,9 @@ def test_every_task_is_complete_and_consistent():
     shared = {f.name for f in config_lib.dataclasses.fields(config_lib.FinetuneConfig)}
     for name, task in tasks.TASKS.items():
         assert task.name == name and callable(task.decode)
-        assert task.demo.dataset in demo_data.demo_paths("/d") and callable(getattr(demo_data, task.demo.writer))
+        writer = task.demo.writer
+        assert task.demo.dataset in demo_data.demo_paths("/d") and callable(
+            getattr(demo_data, writer) if isinstance(writer, str) else writer)
         fields = shared | tasks.field_names(task.Settings)
         assert {k for k, _ in task.demo.settings + task.data_defaults} | set(task.transform_settings) <= fields
         assert not tasks.field_names(task.Settings) & shared  # a task's setting never shadows a shared one
@@ -99,9 +101,9 @@ def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, served,
     assert version is not None, f"{name}: nothing pushed (not blessed?)"
     assert op_check.unsupported_ops(version) == []
     with open(os.path.join(work, "pipelines", f"tfx-bert-{name}", "effective_config.yaml")) as f:
-        assert yaml.safe_load(f)["finetune"]["task"] == name  # the run recorded what it used
+        task = tasks.get_task(name)
+        assert yaml.safe_load(f)["finetune"]["task"] == task.reference  # the run recorded what it used
 
-    task = tasks.get_task(name)
     texts, text_b, context, query = harness_request(task)
     with ServingClient(target) as client:
         client.wait_until_available(name)

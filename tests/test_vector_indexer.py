@@ -14,6 +14,7 @@ from tfx_bert.retrieval import Retriever
 from tfx_bert.vector_store import VectorStore
 from tfx_bert_app.components.vector_indexer import executor as ex
 from tfx_bert_app.components.vector_indexer.component import VectorIndex
+from tfx_bert_app.models import keras_layers
 from tfx_bert_app.models import similarity
 
 WORDS = "the warm fresh soup bread chef bakes boils oven rocket moon orbits star sailor boat sea . a".split()
@@ -24,7 +25,7 @@ def bi_encoder(tmp_path_factory):
     tokenizer = tokenization.WordPieceTokenizer(tokenization.reserved_tokens() + WORDS)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2,
                                              hidden_dim=16, intermediate_dim=32, max_sequence_length=16)
-    encoder = similarity.build_sentence_encoder(backbone, "mean")
+    encoder = keras_layers.build_sentence_encoder(backbone, "mean")
     model_dir = tmp_path_factory.mktemp("model")
     similarity.export_bi_encoder(similarity.build_pair_model(encoder, "cosine"), encoder,
                                  str(model_dir / "Format-Serving"), tokenizer, 16, "cosine")

@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
     models = {}
     for name, seed in (("same", 1),):
         tf.keras.utils.set_random_seed(seed)
-        sentence_encoder = similarity.build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
+        sentence_encoder = keras_layers.build_sentence_encoder(tiny_backbone(tokenizer.vocabulary_size), "mean")
         similarity.export_bi_encoder(similarity.build_pair_model(sentence_encoder, "cosine"), sentence_encoder,
                                      str(root / name / "Format-Serving"), tokenizer, 32, "cosine")
         models[name] = new_artifact(standard_artifacts.Model, root / name)

@@ -5,7 +5,10 @@ Trainer trains, so a config that asks for 8 GPUs also trains with MirroredStrate
 """
 from __future__ import annotations
 
-from tfx_bert.config import ProjectConfig, ResourceConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the configuration imports this module to resolve "auto"
+    from tfx_bert.config import ProjectConfig, ResourceConfig
 
 
 def distribution_for(resources: ResourceConfig) -> str:

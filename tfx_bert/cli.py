@@ -49,19 +49,20 @@ def _config(args, demo: bool = False, preset: tuple = ()):
 
 def _run_pipeline(kind: str, config, runner: str) -> float:
     """Runs one pipeline, prints its summary; returns wall seconds."""
-    from tfx_bert_app.pipeline import common
+    from tfx_bert_app.pipeline import common, runs
     from tfx_bert import run_summary
 
     progress.install(os.path.join(os.path.abspath(config.work_dir), "logs", f"{kind}.log"))
-    pipeline = common.build(kind, config, **common.prepare(kind, config))
-    start = time.time()
-    recorded = common.record_config(kind, config)
-    print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner) ==\n(configuration: {recorded})", flush=True)
     if runner == "beam":
         from tfx_bert_app.pipeline import beam_runner as runner_module
     else:
         from tfx_bert_app.pipeline import local_runner as runner_module
-    runner_module.execute(pipeline)
+
+    def announce(pipeline, recorded):
+        print(f"\n== {pipeline.pipeline_info.pipeline_name} ({runner} runner) ==\n(configuration: {recorded})",
+              flush=True)
+
+    pipeline, start = runs.run(kind, config, runner_module.execute, announce)
     took = time.time() - start
     runs = run_summary.component_runs(common.metadata_config(config), pipeline.pipeline_info.pipeline_name,
                                       int(start * 1000) - 1000)

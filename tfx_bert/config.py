@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from tfx_bert import registry
+from tfx_bert import accelerators, registry
 from tfx_bert.tasks import DEFAULT_TASK
 from tfx_bert.records import CORPUS_FORMATS, TASK_FORMATS
 
@@ -456,8 +456,6 @@ class ProjectConfig:
         return self
 
     def _distill_checks(self, task) -> list:
-        from tfx_bert import tasks
-
         d = self.distill
         distillable = _tasks_that("distillable")
         return [
@@ -724,8 +722,6 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
 
 def _resolve_precision(config: ProjectConfig) -> None:
     """``finetune.mixed_precision: auto`` -> the policy for the Trainer's resources, once."""
-    from tfx_bert import accelerators
-
     if config.finetune.mixed_precision == "auto":
         config.finetune.mixed_precision = accelerators.precision_for(config.resources.trainer) or "float32"
 
@@ -780,8 +776,8 @@ def _input_defaults(probe: ProjectConfig) -> dict:
     pipeline commands write it)."""
     from tfx_bert import demo_data, tasks
 
+    task = tasks.get_task(probe.finetune.task)  # a task class by dotted path registers here
     paths = demo_data.demo_paths(probe.data_dir)
-    task = tasks.get_task(probe.finetune.task)
     data_dir = probe.finetune.data_dir or paths[task.demo.dataset]
     layer = {"finetune": {**recipe_defaults(probe), **task.config_defaults(data_dir, demo=not probe.finetune.data_dir)}}
     if not probe.pretrain.corpus_pattern:

@@ -455,7 +455,7 @@ def write_demo_data(data_dir: str) -> dict:
         write_pretraining_corpus(summary["corpus"])
     for name, demo in tasks.demo_datasets().items():
         if not os.path.exists(os.path.join(summary[name], demo.marker)):
-            globals()[demo.writer](summary[name])
+            (globals()[demo.writer] if isinstance(demo.writer, str) else demo.writer)(summary[name])
     return summary
 
 

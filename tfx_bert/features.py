@@ -8,6 +8,7 @@ keras-hub's names are used inside the project; `input_word_ids`/`input_mask`/`in
 TEXT = "text"
 TEXT_B = "text_b"
 LABEL = "label"
+NEGATIVES = "negatives"  # ranking data: a query's negative passages
 DOC_ID = "doc_id"
 TOKENS = "tokens"  # token classification: the words of a sentence
 TAGS = "tags"  # token classification: one IOB2 tag id per word

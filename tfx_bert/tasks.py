@@ -35,11 +35,12 @@ class DemoData:
     """The embedded data a task runs on when no ``finetune.data_dir`` is set.
 
     ``dataset``: its folder under ``<work_dir>/data`` (tasks may share one); ``writer``: the
-    ``tfx_bert.demo_data`` function that writes it; ``marker``: the file whose presence means it is
+    ``tfx_bert.demo_data`` function that writes it (its name), or any function of the folder;
+    ``marker``: the file whose presence means it is
     written; ``settings``: (finetune key, value) pairs that read it ("{data}": its path)."""
 
     dataset: str
-    writer: str
+    writer: Any
     marker: str
     settings: tuple = ()
 
@@ -67,6 +68,7 @@ class Task:
     module: ClassVar[str]  # dotted path: preprocessing_fn, run_fn, distill_run_fn, eval_config
     signature: ClassVar[signatures.Signature]
     Settings: ClassVar[type] = TaskSettings
+    model_kind: ClassVar[str] = "model"  # what the model is ("classifier"), for progress lines
     demo: ClassVar[DemoData]
     data_defaults: ClassVar[tuple] = ()  # (finetune key, value): the task's own data format
     transform_settings: ClassVar[tuple] = ("max_seq_length",)  # the settings preprocessing_fn reads
@@ -76,27 +78,78 @@ class Task:
     evaluates_by_retrieval: ClassVar[bool] = False  # gated by search over a corpus, not by TFMA
     label_names_per_class: ClassVar[bool] = True  # finetune.label_names names each of num_classes classes
 
-    # Model code -----------------------------------------------------------------------------
-    @property
-    def preprocessing_fn(self) -> str:
-        return f"{self.module}.preprocessing_fn"
-
-    @property
-    def run_fn(self) -> str:
-        return f"{self.module}.run_fn"
-
-    @property
-    def distill_run_fn(self) -> str:
-        """The student Trainer's entry point (``distillable`` tasks)."""
-        return f"{self.module}.distill_run_fn"
+    # Model code: what the one fine-tuning loop (models/finetuning.py) asks of the task ---------
+    # Each hook below calls the function of the same name in ``module`` (the task's model code,
+    # which imports TensorFlow); a task may instead override the method itself (a task defined
+    # in one class, e.g. a plugin). Arguments: ``settings`` is the typed FinetuneConfig,
+    # ``data`` a ``models.finetuning.TrainerData`` (fn_args, Transform output, settings).
+    preprocessing_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.preprocessing_fn"
+    run_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.run_fn"
+    distill_run_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.distill_run_fn"
 
     def load(self):
         """The task's model module (imports TF and TFMA: call only when building or running)."""
         return importlib.import_module(self.module)
 
+    def _model_code(self, hook: str, *args, **kwargs):
+        return getattr(self.load(), hook)(*args, **kwargs)
+
+    def preprocess(self, inputs: dict, settings, tokenizer) -> dict:
+        """Transform: raw features -> the model's features (``preprocessing_fn``)."""
+        return self._model_code("preprocess", inputs, settings, tokenizer)
+
+    def build_model(self, encoder_dir: str, settings, tokenizer):
+        """The Keras model the Trainer fits and exports, on the encoder in ``encoder_dir``."""
+        return self._model_code("build_model", encoder_dir, settings, tokenizer)
+
+    def build_inputs(self, data, files: list, training: bool):
+        """The (features, labels) dataset of Transform's output ``files`` (repeated when training)."""
+        return self._model_code("build_inputs", data, files, training)
+
+    def build_losses(self, model, settings):
+        return self._model_code("build_losses", model, settings)
+
+    def build_metrics(self, settings) -> list:
+        return self._model_code("build_metrics", settings)
+
+    def describe(self, settings, encoder_dir: str) -> str:
+        """What the Trainer trains, for its progress line."""
+        return self._model_code("describe", settings, encoder_dir)
+
+    def training_model(self, data, model, tokenizer):
+        """(the model ``fit`` trains, a note for the progress line): ``model`` itself unless the task
+        trains it inside another (a teacher's extra loss)."""
+        hook = getattr(self.load(), "training_model", None)
+        return hook(data, model, tokenizer) if hook else (model, "")
+
+    def after_training(self, data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
+        """Work after ``fit`` (a mining round, a threshold tuned on held-out data): the metrics."""
+        hook = getattr(self.load(), "after_training", None)
+        return hook(data, trained, model, tokenizer, eval_dataset, metrics) if hook else metrics
+
+    def export(self, model, data, tokenizer, precision: str) -> None:
+        """The served SavedModel in ``data.fn_args.serving_model_dir``: raw text in."""
+        self._model_code("export", model, data, tokenizer, precision)
+
+    def distillation_loss(self, settings, temperature: float):
+        """The ``keras.distillation`` loss a student learns this task's teacher with."""
+        return self._model_code("distillation_loss", settings, temperature)
+
+    def wrap_teacher(self, teacher):
+        """The teacher as the Distiller sees it (unchanged unless the task says otherwise)."""
+        hook = getattr(self.load(), "wrap_teacher", None)
+        return hook(teacher) if hook else teacher
+
     def eval_config(self, settings):
         """The TFMA EvalConfig that gates this task's model."""
-        return self.load().eval_config(settings)
+        return self._model_code("eval_config", settings)
+
+    @property
+    def reference(self) -> str:
+        """How another process names this task in ``finetune.task``: a built-in task's name, or
+        ``module:Class`` for a task defined elsewhere."""
+        path = f"{type(self).__module__}:{type(self).__qualname__}"
+        return self.name if BUILT_IN.get(self.name) == path else path
 
     # Configuration --------------------------------------------------------------------------
     def config_defaults(self, data_dir: str, demo: bool) -> dict:
@@ -206,10 +259,21 @@ def register(task_cls: type) -> type:
 
 
 def get_task(name: str) -> Task:
-    try:
+    """The registered task ``name``, or the task class at the dotted path ``package.module:Class``
+    (a task defined outside this project, as TFX takes ``run_fn``: imported, then registered)."""
+    if name in TASKS:
         return TASKS[name]
-    except KeyError:
-        raise ValueError(f"Unknown task {name!r}; known tasks: {', '.join(TASKS)}.") from None
+    if ":" in name:
+        module, _, cls = name.partition(":")
+        try:
+            task_cls = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"Task {name!r}: cannot import {cls} from {module} ({e}).") from None
+        if not (isinstance(task_cls, type) and issubclass(task_cls, Task)):
+            raise ValueError(f"Task {name!r} is not a subclass of tfx_bert.tasks.Task.")
+        return TASKS.register(task_cls())
+    raise ValueError(f"Unknown task {name!r}; known tasks: {', '.join(TASKS)} (or a task class as "
+                     "package.module:Class).")
 
 
 def demo_datasets() -> dict[str, DemoData]:

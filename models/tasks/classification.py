@@ -25,6 +25,7 @@ class SentimentTask(Task):
     description = "Sequence classification of one text: [CLS] -> dropout -> Dense -> softmax"
     module = "tfx_bert_app.models.classification"
     signature = signatures.CLASSIFICATION
+    model_kind = "classifier"  # names the teacher in a student's progress line
     Settings = ClassificationSettings
     demo = DemoData("sentiment", "write_sentiment_dataset", "eval/data.csv",
                     _TEXT_CSV + (("label_field", "label"), ("num_classes", 2), ("label_names", [])))

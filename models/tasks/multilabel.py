@@ -31,6 +31,7 @@ class MultilabelTask(Task):
     description = "Multi-label classification: [CLS] -> Dense -> a sigmoid per label, a threshold per label"
     module = "tfx_bert_app.models.multilabel"
     signature = signatures.MULTILABEL
+    model_kind = "multi-label classifier"  # names the teacher in a student's progress line
     Settings = MultilabelSettings
     demo = DemoData("multilabel", "write_multilabel_dataset", "eval/data.csv",
                     _TEXT_CSV + (("label_field", "labels"), ("label_delimiter", "|"),

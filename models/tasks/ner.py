@@ -25,6 +25,7 @@ class NerTask(Task):
     description = "Named-entity recognition: first word piece -> Dense -> softmax or CRF; entity spans"
     module = "tfx_bert_app.models.ner"
     signature = signatures.NER
+    model_kind = "tagger"  # names the teacher in a student's progress line
     Settings = NerSettings
     data_defaults = (("input_format", "conll"), ("train_pattern", "train.txt"), ("eval_pattern", "dev.txt"))
     demo = DemoData("ner", "write_ner_dataset", "dev.txt", (("entity_types", ["PER", "LOC", "ORG"]),

@@ -37,6 +37,7 @@ class QaTask(Task):
     description = "Extractive QA (SQuAD v1.1/v2.0): windows with doc_stride -> start/end logits -> answer span"
     module = "tfx_bert_app.models.qa"
     signature = signatures.QA
+    model_kind = "span extractor"  # names the teacher in a student's progress line
     Settings = QaSettings
     data_defaults = (("input_format", "squad"), ("train_pattern", "train.json"), ("eval_pattern", "dev.json"))
     demo = DemoData("qa", "write_qa_dataset", "dev.json")

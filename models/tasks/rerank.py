@@ -29,6 +29,7 @@ class RerankTask(Task):
     description = "Re-ranking: cross-encoder [CLS] query [SEP] passage [SEP] -> score; pointwise or listwise loss"
     module = "tfx_bert_app.models.rerank"
     signature = signatures.RERANK
+    model_kind = "cross-encoder"  # names the teacher in a student's progress line
     Settings = RerankSettings
     data_defaults = BEIR
     demo = dataclasses.replace(  # the retrieval task's demo data

@@ -53,6 +53,7 @@ class RetrievalTask(Task):
     description = "Dense retrieval: dual encoder, in-batch + hard negatives contrastive loss; corpus -> vector store"
     module = "tfx_bert_app.models.retrieval"
     signature = signatures.RETRIEVAL
+    model_kind = "dual encoder"  # names the teacher in a student's progress line
     Settings = RetrievalSettings
     # BEIR's layout; the corpus beside the qrels is the one indexed after a blessing.
     data_defaults = BEIR + (("index_corpus", "{data}/corpus.jsonl"), ("index_corpus_format", "beir"))
@@ -71,6 +72,16 @@ class RetrievalTask(Task):
 
     def example_gen_args(self, finetune, negative_model: str = "") -> dict:
         return finetune.task_settings.example_gen_args(finetune, negative_model)
+
+    def after_training(self, data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
+        """``finetune.mining_steps``: a second round on negatives the model mined itself (the
+        teacher's run only; ``models/retrieval_mining.py``)."""
+        if not self.reads_task_data_in_trainer(data.settings) or data.distill is not None:
+            return metrics
+        from tfx_bert_app.models import retrieval, retrieval_mining
+
+        return retrieval_mining.train_on_mined_negatives(data.fn_args, data.settings, trained,
+                                                         retrieval.towers_of(model), tokenizer, eval_dataset)
 
     def decode(self, inputs: dict, outputs: dict) -> list[dict]:
         return task_clients.decode_scores(inputs, outputs)

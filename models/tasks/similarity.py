@@ -30,6 +30,7 @@ class SimilarityTask(Task):
     description = "Sentence similarity (STS-B): shared encoder, mean/[CLS] pooling, cosine regression"
     module = "tfx_bert_app.models.similarity"
     signature = signatures.SIMILARITY_PAIR
+    model_kind = "bi-encoder"  # names the teacher in a student's progress line
     Settings = SimilaritySettings
     data_defaults = _GLUE_PAIRS + (("label_field", "score"),)  # STS-B's GLUE columns
     demo = DemoData("sts", "write_sts_dataset", "dev.tsv")
