@@ -64,14 +64,12 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
     """Writes the run's effective configuration to ``<pipeline_root>/configs/<run_id>.yaml``
     (default: the local time) and ``effective_config.yaml`` beside the run's artifacts (the
     latest); returns the first path."""
-    import yaml
-
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
     name = {"pretrain": config.pretrain.pipeline_name, "embed": config.embedder.pipeline_name}.get(
         kind, config.finetune.pipeline_name)
     root = os.path.join(config.pipelines_root, name)
     os.makedirs(os.path.join(root, "configs"), exist_ok=True)
-    text = yaml.safe_dump(config.effective_dict(), sort_keys=False)
+    text = config.effective_yaml()
     path = os.path.join(root, "configs", f"{run_id}.yaml")
     for target in (path, os.path.join(root, "effective_config.yaml")):
         with open(target, "w", encoding="utf-8") as f:

@@ -93,8 +93,13 @@ def test_show_config_prints_what_a_run_uses(capsys):
     assert (shown["accuracy_threshold"], shown["model_name"], shown["train_steps"]) == (0.6, "retrieval", 600)
     assert "temperature" in shown and "crf" not in shown
     assert cli.main(["show-config", "--task", "nli"]) == 0
-    shown = yaml.safe_load(capsys.readouterr().out)["finetune"]
+    out = capsys.readouterr().out
+    shown = yaml.safe_load(out)["finetune"]
     assert (shown["model_name"], shown["similarity_objective"], shown["num_classes"]) == ("nli", "classification", 3)
+    # Grouped by owner: the shared settings, then a comment, then the task's own.
+    lines = out.splitlines()
+    marker = lines.index("  # the nli task's own settings (NliSettings)")
+    assert lines.index("  num_classes: 3") < marker < lines.index("  pooling: mean")
 
 
 def test_serve_hands_the_server_tf_servings_batching_file_and_thread_flags(tmp_path, monkeypatch):

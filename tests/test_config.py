@@ -280,3 +280,53 @@ def test_distillation_settings_resolve_from_fine_tuning_and_are_checked(monkeypa
                          ("finetune.export_precision=int4", "export_precision")):
         with pytest.raises(ValueError, match=message):
             load_config(overrides=bad.split(","))
+
+
+def test_a_task_rule_blocks_only_its_own_task():
+    """QA's query-length rule once refused sentiment with a short max_seq_length, and the user
+    could not set max_query_length for sentiment to fix it. Each task's rules now live with it."""
+    f = config_lib.load_config(overrides=["finetune.task=sentiment", "finetune.max_seq_length=16"]).finetune
+    assert (f.task, f.max_seq_length) == ("sentiment", 16)
+    with pytest.raises(ValueError, match=r"max_query_length must be 1..max_seq_length-4 .* got 16 with "
+                                         r"finetune.max_seq_length 16"):
+        config_lib.load_config(overrides=["finetune.task=qa", "finetune.max_seq_length=16"])
+    assert config_lib.load_config(overrides=["finetune.task=qa", "finetune.max_seq_length=16",
+                                             "finetune.max_query_length=8"]).finetune.max_query_length == 8
+
+
+@pytest.mark.parametrize("task, bad, key", [
+    ("sentiment", "finetune.class_weights=1,2,3", "finetune.class_weights"),
+    ("pair_classification", "finetune.text_b_field=", "finetune.text_b_field"),
+    ("multilabel", "finetune.decision_threshold=1.5", "finetune.decision_threshold"),
+    ("ner", "finetune.entity_types=", "finetune.entity_types"),
+    ("qa", "finetune.doc_stride=0", "finetune.doc_stride"),
+    ("similarity", "finetune.pooling=sum", "finetune.pooling"),
+    ("nli", "finetune.similarity_objective=dot", "finetune.similarity_objective"),
+    ("retrieval", "finetune.temperature=0", "finetune.temperature"),
+    ("rerank", "finetune.num_negatives=0", "finetune.num_negatives")])
+def test_each_tasks_rules_refuse_a_bad_value_naming_the_key(task, bad, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        config_lib.load_config(overrides=[f"finetune.task={task}", bad])
+    config_lib.load_config(overrides=[f"finetune.task={task}"])  # the task's own defaults pass
+
+
+def test_a_task_setting_is_read_and_written_through_finetune_and_unknown_ones_are_named():
+    f = config_lib.FinetuneConfig.for_task("qa", doc_stride=7, batch_size=4)
+    assert (f.doc_stride, f.task_settings.doc_stride, f.batch_size) == (7, 7, 4)
+    with pytest.raises(AttributeError, match=r"finetune.crf is a setting of the ner task\(s\), but finetune.task is qa"):
+        f.crf = True
+    with pytest.raises(AttributeError, match="finetune.nope is not a setting of fine-tuning or of the qa task"):
+        f.nope
+    with pytest.raises(ValueError, match=r"Unknown config key 'finetune.nope'.*Known keys here: .*doc_stride"):
+        config_lib.load_config(overrides=["finetune.task=qa", "finetune.nope=1"])
+
+
+def test_a_key_given_twice_in_one_yaml_file_names_both_lines(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("finetune:\n  train_steps: 5\n  learning_rate: 0.001\n  train_steps: 6\n")
+    with pytest.raises(ValueError, match=r"c.yaml:4:3: not valid YAML: key 'train_steps' is given twice \(first at "
+                                         r"line 2\); keep one"):
+        config_lib.load_config(str(path))
+    path.write_text("finetune:\n  task: qa\npretrain:\n  train_steps: 3\nfinetune:\n  doc_stride: 2\n")
+    with pytest.raises(ValueError, match=r"c.yaml:5:1: .*key 'finetune' is given twice \(first at line 1\)"):
+        config_lib.load_config(str(path))

@@ -16,6 +16,7 @@ import tensorflow_text  # noqa: F401  (registers the WordPiece ops the exported 
 import yaml
 
 from tests.helpers import PUBLISHED, REPO, demo_encoder, teacher_model
+from tfx_bert_app.models import keras_layers
 
 pytestmark = pytest.mark.slow
 

@@ -50,3 +50,30 @@ def test_a_corrupt_version_is_reported_once_and_the_others_serve(tmp_path, tiny_
             running.stop()
     failures = [r for r in caplog.records if "version 2" in r.getMessage()]
     assert len(failures) == 1 and "\n" not in failures[0].getMessage()  # one line, not one per poll
+
+
+def test_a_version_whose_variables_arrive_after_its_graph_is_loaded_once_they_do(tmp_path, tiny_vocab_dir):
+    """A copy that writes ``saved_model.pb`` before ``variables/`` (as ``gsutil cp -r`` may) first
+    fails to load; when the variables arrive, the changed files are tried again."""
+    import shutil
+
+    save_text_model(tmp_path / "whole", tiny_vocab_dir, 2.0)
+    base = tmp_path / "toy"
+    (base / "1").mkdir(parents=True)
+    for name in ("saved_model.pb", "assets"):
+        source = tmp_path / "whole" / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, base / "1" / name)
+    running = server.start_server({"toy": str(base)}, port=0, rest_port=0, poll_seconds=0.2)
+    try:
+        deadline = time.time() + 30
+        while _status(running.port, "toy").get(1) is None or _status(running.port, "toy")[1].state != \
+                get_model_status_pb2.ModelVersionStatus.END:
+            assert time.time() < deadline, "the incomplete version never failed"
+            time.sleep(0.1)
+        time.sleep(0.5)  # more polls: unchanged files are not tried again
+        shutil.copytree(tmp_path / "whole" / "variables", base / "1" / "variables")
+        while _status(running.port, "toy")[1].state != get_model_status_pb2.ModelVersionStatus.AVAILABLE:
+            assert time.time() < deadline, "the completed version was never tried again"
+            time.sleep(0.1)
+    finally:
+        running.stop()

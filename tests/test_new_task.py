@@ -117,14 +117,15 @@ class RatingTask(tasks.Task):
         export.export_text_model(served, data.transform_output, data.fn_args.serving_model_dir, outputs_fn)
 
     def eval_config(self, settings):
+        """Blessed when the mean absolute error is at most (1 - accuracy_threshold) x max_rating."""
         import tensorflow_model_analysis as tfma
 
-        return tfma.EvalConfig(
-            model_specs=[tfma.ModelSpec(signature_name="serving_tf_example", label_key=features.LABEL,
-                                        prediction_key=signatures.SCORE)],
-            slicing_specs=[tfma.SlicingSpec()],
-            metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"),
-                                                     tfma.MetricConfig(class_name="MeanAbsoluteError")])])
+        from tfx_bert_app.models import finetuning
+
+        bound = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+            upper_bound={"value": (1 - settings.accuracy_threshold) * settings.max_rating}))
+        return finetuning.gated_eval_config(signatures.SCORE, tfma.MetricConfig(
+            class_name="MeanAbsoluteError", threshold=bound))
 
     def decode(self, inputs, outputs):
         return [{"text": t.decode() if isinstance(t, bytes) else str(t), "rating": float(s)}

@@ -63,6 +63,7 @@ def _post(port, body, path=PREDICT, headers=None) -> tuple[int, dict]:
 
 @pytest.mark.parametrize("body, status, fragment", [
     ({"inputs": [{"b64": "dGhl!!IGNhdA=="}]}, 400, "input 'text'[0]: {'b64': ...} is not valid base64"),
+    ({"instances": [{"b64": "YWJj="}]}, 400, "input 'text'[0]: {'b64': ...} is not valid base64"),  # extra padding
     ({"instances": ["the cat", None]}, 400, "input 'text'[1]: expected a string or {'b64': ...}, got NoneType"),
     ({"instances": ["the cat", 7]}, 400, "input 'text'[1]: expected a string"),
     ({"instances": [{"text": "a"}, {"txt": "b"}]}, 400, "instance 1 has inputs ['txt']"),
@@ -72,7 +73,7 @@ def _post(port, body, path=PREDICT, headers=None) -> tuple[int, dict]:
     (b"[" * 2000 + b"]" * 2000, 400, "nested too deeply"),
     (b'{"instances": ["caf\xe9"]}', 400, "not UTF-8 (byte 19)"),
     (b"x" * 5000, 413, "over the limit of 4096 bytes (serving.rest_max_request_bytes)"),
-], ids=["bad-base64", "null", "number", "wrong-input", "ragged", "rows", "signature-type", "nested", "not-utf8",
+], ids=["bad-base64", "b64-extra-padding", "null", "number", "wrong-input", "ragged", "rows", "signature-type", "nested", "not-utf8",
         "too-large"])
 def test_malformed_bodies_are_4xx_naming_what_and_where(rest, body, status, fragment):
     answer = _post(rest, body)
@@ -123,3 +124,20 @@ def test_idle_connections_are_closed(rest):
         started = time.time()
         assert conn.recv(1024) == b"" and time.time() - started < 8
     assert _post(rest, {"instances": ["the cat"]})[0] == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PURGE"])
+def test_a_method_the_api_does_not_serve_is_tf_servings_json_400_not_an_html_page(rest, method):
+    status, body = _raw(rest, f"{method} {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}".encode())
+    assert (status, body) == (400, {"error": f"Malformed request: {method} {PREDICT}"})
+    assert _post(rest, {"instances": ["the cat"]})[0] == 200  # the server is unharmed
+
+
+def test_head_gets_the_headers_of_that_answer_and_no_body(rest):
+    with socket.create_connection(("127.0.0.1", rest), timeout=10) as conn:
+        conn.sendall(f"HEAD {PREDICT} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):  # the server closes the connection after the answer
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"400" and b"application/json" in head and body == b""

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from tests.helpers import new_artifact, ranking_tokenizer, run_executor, tiny_backbone
+from tfx_bert_app.models import keras_layers
 from tfx_bert import tokenization
 
 pytestmark = pytest.mark.slow  # three SavedModel exports and two runs: about 15 s

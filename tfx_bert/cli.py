@@ -246,6 +246,18 @@ def cmd_serve(args) -> int:
 PREDICT_TASK_ALIASES = {"classification": tasks.DEFAULT_TASK}
 
 
+def _task_name(value: str) -> str:
+    """``--task``: a registered task, ``embed`` or an older alias (predict), or a task class by
+    dotted path; an unknown one is argparse's usage error, naming the known ones."""
+    if value == "embed" or value in PREDICT_TASK_ALIASES:
+        return value
+    try:
+        tasks.get_task(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
 def cmd_predict(args) -> int:
     from tfx_bert.serving import client as client_lib
     from tfx_bert.serving import task_clients
@@ -417,9 +429,7 @@ def cmd_generate_data(args) -> int:
 
 
 def cmd_show_config(args) -> int:
-    import yaml
-
-    print(yaml.safe_dump(_config(args, demo=args.demo).effective_dict(), sort_keys=False))
+    print(_config(args, demo=args.demo).effective_yaml())
     return 0
 
 
@@ -469,8 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runner", choices=["local", "beam"], default="local",
                        help="TFX orchestrator: LocalDagRunner or BeamDagRunner")
         if kind == "finetune":
-            p.add_argument("--task", choices=sorted(tasks.TASKS),
-                           help="the task (sets finetune.task, and model_name / pipeline_name to match)")
+            p.add_argument("--task", type=_task_name, metavar="TASK",
+                           help=f"the task: {', '.join(sorted(tasks.TASKS))}, or a task class as package.module:Class "
+                                "(sets finetune.task, and model_name / pipeline_name to match)")
         p.set_defaults(fn=cmd_pipeline(kind, preset))
 
     p = sub.add_parser("compile", help="compile a pipeline for Kubeflow Pipelines v2 / Vertex (and submit a run)")
@@ -500,8 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default=tasks.DEFAULT_TASK)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
     p.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, with backoff")
-    p.add_argument("--task", choices=sorted(tasks.TASKS) + ["embed", *PREDICT_TASK_ALIASES], default=tasks.DEFAULT_TASK,
-                   help="the served model's task (finetune's task names), which sets the request's inputs and how "
+    p.add_argument("--task", type=_task_name, default=tasks.DEFAULT_TASK, metavar="TASK",
+                   help=f"the served model's task ({', '.join(sorted(tasks.TASKS))}, or finetune's package.module:Class; "
+                        "embed: sentence embeddings), which sets the request's inputs and how "
                         "the outputs are read: classes with probabilities (pairs: with --text-b), label sets, entity "
                         "spans, answers (qa: the texts are questions about --context), pair similarity (--text-b), "
                         "passage scores (rerank, retrieval: the texts are passages for --query); embed: sentence "
@@ -580,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show-config", help="print the configuration a run would use, resolved and validated")
     _add_config_flags(p)
-    p.add_argument("--task", choices=sorted(tasks.TASKS), help="as finetune's --task")
+    p.add_argument("--task", type=_task_name, metavar="TASK", help="as finetune's --task")
     p.set_defaults(fn=cmd_show_config)
     return parser
 

@@ -509,6 +509,21 @@ class ProjectConfig:
         ``finetune`` section holds only ``finetune.task``'s own settings, after the shared ones)."""
         return self.to_dict()
 
+    def effective_yaml(self) -> str:
+        """``effective_dict`` as YAML, grouped by owner: a comment opens the task's own settings
+        within ``finetune`` (the same keys, readable back as a config file)."""
+        text = yaml.safe_dump(self.effective_dict(), sort_keys=False)
+        own = [f.name for f in dataclasses.fields(self.finetune.task_settings)]
+        if not own:
+            return text
+        lines, in_finetune = text.splitlines(keepends=True), False
+        for i, line in enumerate(lines):
+            in_finetune = line.startswith("finetune:") or (in_finetune and line.startswith(" "))
+            if in_finetune and line.startswith(f"  {own[0]}:"):
+                lines.insert(i, f"  # the {self.finetune.task} task's own settings ({type(self.finetune.task_settings).__name__})\n")
+                break
+        return "".join(lines)
+
 
 def _tasks_that(capability: str) -> str:
     from tfx_bert import tasks

@@ -147,12 +147,18 @@ class ModelManager:
 
 
 def _stamp(path: str):
-    """What changes when a version's files are rewritten: the SavedModel file's size and time."""
+    """What changes when any of a version's files is written: each file's path, size and time
+    (``saved_model.pb`` and ``variables/`` are written apart, in either order; a version that
+    failed to load is tried again once any of them changes)."""
     import tensorflow as tf
 
-    for name in ("saved_model.pb", "saved_model.pbtxt"):
-        file = f"{path.rstrip('/')}/{name}"
-        if tf.io.gfile.exists(file):
-            stat = tf.io.gfile.stat(file)
-            return stat.length, stat.mtime_nsec
-    return None
+    stamp = []
+    for directory, _, names in tf.io.gfile.walk(path):
+        for name in names:
+            file = f"{directory.rstrip('/')}/{name}"
+            try:
+                stat = tf.io.gfile.stat(file)
+            except tf.errors.NotFoundError:  # removed while we looked: the next poll sees it
+                continue
+            stamp.append((file, stat.length, stat.mtime_nsec))
+    return tuple(sorted(stamp)) or None

@@ -69,10 +69,14 @@ class HttpError(Exception):
 def _decode_strings(value, where: str):
     """JSON strings / {"b64": ...} (nested lists of them) -> bytes; anything else is refused."""
     if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+        text = value["b64"]
         try:
-            return base64.b64decode(value["b64"], validate=True)
+            if len(text) % 4:  # b64decode ignores extra padding ("YWJj=" would read as "abc")
+                raise ValueError
+            return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
-            raise invalid(f"{where}: {{'b64': ...}} is not valid base64") from None
+            raise invalid(f"{where}: {{'b64': ...}} is not valid base64 (standard alphabet, padded to a "
+                          f"multiple of 4 characters): {_short(text)}") from None
     if isinstance(value, list):
         return [_decode_strings(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str):
@@ -211,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet; errors go back to the caller
         pass
 
-    def _send(self, status: int, body: dict, close: bool = False) -> None:
+    def _send(self, status: int, body: dict, close: bool = False, head_only: bool = False) -> None:
         data = json.dumps(body).encode()
         try:
             self.send_response(status)
@@ -221,7 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            self.wfile.write(data)
+            if not head_only:  # a HEAD answer has the headers of the body it does not send
+                self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             log.info("REST client %s went away before its answer (%d)", self.client_address[0], status)
             self.close_connection = True
@@ -317,6 +322,18 @@ class _Handler(BaseHTTPRequestHandler):
                  "status": {"error_code": ERROR_CODES.get(s.status.error_code, "OK"),
                             "error_message": s.status.error_message}} for s in status.model_version_status]}
         self._handle(handle)
+
+    def __getattr__(self, name: str):
+        """Any other HTTP method (PUT, DELETE, PATCH, OPTIONS, TRACE, HEAD, or one of its own):
+        TF Serving's answer, 400 with ``{"error": "Malformed request: <METHOD> <path>"}``, instead
+        of ``http.server``'s HTML 501 page. Its body, if any, is not read: the connection closes."""
+        if name.startswith("do_"):
+            return self._malformed
+        raise AttributeError(name)
+
+    def _malformed(self) -> None:
+        self._send(400, {"error": f"Malformed request: {self.command} {self.path[:200]}"}, close=True,
+                   head_only=self.command == "HEAD")
 
     def do_POST(self):  # noqa: N802
         def handle():
