@@ -330,3 +330,17 @@ def test_a_key_given_twice_in_one_yaml_file_names_both_lines(tmp_path):
     path.write_text("finetune:\n  task: qa\npretrain:\n  train_steps: 3\nfinetune:\n  doc_stride: 2\n")
     with pytest.raises(ValueError, match=r"c.yaml:5:1: .*key 'finetune' is given twice \(first at line 1\)"):
         config_lib.load_config(str(path))
+
+
+def test_a_tasks_own_data_format_holds_for_the_users_data(tmp_path):
+    """With finetune.data_dir set, BEIR data needs neither input_format nor index_corpus given:
+    they are the retrieval task's own (before, they fell back to csv and to no index)."""
+    f = config_lib.load_config(overrides=["finetune.task=retrieval", f"finetune.data_dir={tmp_path}"]).finetune
+    assert (f.input_format, f.train_pattern, f.eval_pattern) == ("beir", "qrels/train.tsv", "qrels/dev.tsv")
+    assert (f.index_corpus, f.data_dir) == (os.path.join(str(tmp_path), "corpus.jsonl"), str(tmp_path))
+    assert f.train_steps != 600  # the demo's own budget stays with the demo data
+    ner = config_lib.load_config(overrides=["finetune.task=ner", f"finetune.data_dir={tmp_path}",
+                                            "finetune.entity_types=PER,LOC,ORG,MISC"]).finetune
+    assert (ner.input_format, ner.train_pattern, ner.tag_scheme) == ("conll", "train.txt", "iob2")
+    with pytest.raises(ValueError, match="the ner task needs finetune.entity_types"):
+        config_lib.load_config(overrides=["finetune.task=ner", f"finetune.data_dir={tmp_path}"])
