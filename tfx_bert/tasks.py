@@ -8,8 +8,10 @@ asks of it, as Model Garden's ``base_task.Task`` does:
 * its **data**: the embedded demo data (``demo``), the loader settings of the task's own data
   format (``data_defaults``: they hold for the user's data too) and the ExampleGen's arguments
   (``example_gen_args``);
-* its **model code** (``module``): ``preprocessing_fn`` (Transform), ``run_fn`` and
-  ``distill_run_fn`` (Trainer) and ``eval_config(settings)`` (TFMA);
+* its part in the **one fine-tuning loop** (``models/finetuning.py``'s ``preprocessing_fn``,
+  ``run_fn`` and ``distill_run_fn``): ``preprocess``, ``build_model``, ``build_inputs``,
+  ``build_losses``, ``build_metrics``, ``export``, ``distillation_loss``, ... and
+  ``eval_config`` (TFMA), by default the functions of those names in its model code (``module``);
 * its **gates** (``evaluates_by_retrieval``, ``zero_shot_gated``) and capabilities
   (``feeds_one_sequence``, ``reads_transfer_text``, ``distillable``);
 * its **serving contract** (``signature``) and the client's ``decode`` of a response.
@@ -65,14 +67,14 @@ class Task:
 
     name: ClassVar[str]
     description: ClassVar[str]
-    module: ClassVar[str]  # dotted path: preprocessing_fn, run_fn, distill_run_fn, eval_config
+    module: ClassVar[str]  # dotted path of the model code whose functions the loop's hooks call
     signature: ClassVar[signatures.Signature]
     Settings: ClassVar[type] = TaskSettings
     model_kind: ClassVar[str] = "model"  # what the model is ("classifier"), for progress lines
     demo: ClassVar[DemoData]
     data_defaults: ClassVar[tuple] = ()  # (finetune key, value): the task's own data format
     transform_settings: ClassVar[tuple] = ("max_seq_length",)  # the settings preprocessing_fn reads
-    distillable: ClassVar[bool] = True  # module has distill_run_fn
+    distillable: ClassVar[bool] = True  # has a distillation_loss: a student stage
     feeds_one_sequence: ClassVar[bool] = False  # one sequence per example: distill.hidden_weight works
     reads_transfer_text: ClassVar[bool] = False  # unlabelled lines can stand for examples (distill.transfer_pattern)
     evaluates_by_retrieval: ClassVar[bool] = False  # gated by search over a corpus, not by TFMA
