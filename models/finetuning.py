@@ -101,31 +101,30 @@ def distill_run_fn(fn_args) -> None:
     what = (f"distilling a {distillation.num_layers(student)}-layer student from the "
             f"{distillation.num_layers(teacher)}-layer {task.model_kind} {fn_args.base_model} "
             f"(T={d.temperature}, alpha={d.alpha}{terms})")
-    train_and_export(_trainer_data(fn_args, settings), task, model, student, d.learning_rate, d.export_precision,
-                     distillation.teacher_tokenizer(fn_args.base_model), what, d)
+    train_and_export(_trainer_data(fn_args, settings, d), task, model, student, d.learning_rate, d.export_precision,
+                     distillation.teacher_tokenizer(fn_args.base_model), what)
     distillation.report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
 
 
-def _trainer_data(fn_args, settings: FinetuneConfig) -> TrainerData:
+def _trainer_data(fn_args, settings: FinetuneConfig, distill=None) -> TrainerData:
     import tensorflow_transform as tft
 
-    return TrainerData(fn_args, tft.TFTransformOutput(fn_args.transform_output), settings)
+    return TrainerData(fn_args, tft.TFTransformOutput(fn_args.transform_output), settings, distill)
 
 
 def train_and_export(data: TrainerData, task, trained, model, learning_rate: float, precision_name: str, tokenizer,
-                     what: str, distill=None) -> None:
+                     what: str) -> None:
     """Fits ``trained`` (the task's ``model``, or a Distiller or teacher wrapper around it)
     ``fn_args.train_steps`` steps on the task's inputs, losses and metrics (a student, with
     ``distill.transfer_pattern``, on transfer text too), lets the task finish (``after_training``),
     then exports ``model`` (its weights at ``precision_name``)."""
     fn_args, settings = data.fn_args, data.settings
-    data = dataclasses.replace(data, distill=distill)
     train_steps = int(fn_args.train_steps)
     trained.compile(optimizer=optimizer(settings, train_steps, learning_rate),
                     loss=task.build_losses(model, settings), metrics=task.build_metrics(settings))
     print(f"  [train] {what}, {train_steps} steps of batch {settings.batch_size}", flush=True)
     train_ds = distillation.with_transfer_text(task.build_inputs(data, fn_args.train_files, True),
-                                               data.transform_output, distill, settings.batch_size, settings.seed)
+                                               data.transform_output, data.distill, settings.batch_size, settings.seed)
     eval_ds = task.build_inputs(data, fn_args.eval_files, False)
     metrics = fit(trained, fn_args, train_ds, eval_ds)
     metrics = task.after_training(data, trained, model, tokenizer, eval_ds, metrics)
