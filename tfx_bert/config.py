@@ -14,8 +14,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from tfx_bert import accelerators, registry
-from tfx_bert.tasks import DEFAULT_TASK
+from tfx_bert import accelerators, registry, tasks
 from tfx_bert.records import CORPUS_FORMATS, TASK_FORMATS
 
 
@@ -82,15 +81,15 @@ class FinetuneConfig:
     Settings without a task tag apply to every task; ``for_tasks`` ones to the tasks named.
     """
 
-    pipeline_name: str = f"tfx-bert-{DEFAULT_TASK}"  # default: tfx-bert-<task>
-    task: str = DEFAULT_TASK  # a key of tfx_bert/tasks.py TASKS (checked there)
+    pipeline_name: str = f"tfx-bert-{tasks.DEFAULT_TASK}"  # default: tfx-bert-<task>
+    task: str = tasks.DEFAULT_TASK  # a key of tfx_bert/tasks.py TASKS (checked there)
     data_dir: str = ""  # task data; empty -> the task's embedded demo data (tfx-bert generate-data)
     # A pretrained encoder: a keras-hub preset, Hugging Face or sentence-transformers directory, or
     # a google-research TF1 checkpoint (the last three converted once); empty -> latest pretrained.
     encoder_uri: str = ""
     # The checkpoint's casing when its tokenizer configuration does not say (TF1 checkpoints).
     encoder_casing: Literal["auto", "uncased", "cased"] = "auto"
-    model_name: str = DEFAULT_TASK  # default: the task's name
+    model_name: str = tasks.DEFAULT_TASK  # default: the task's name
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
     input_format: Literal[TASK_FORMATS] = "csv"
     train_pattern: str = "train/*"
@@ -168,14 +167,10 @@ class FinetuneConfig:
 
 
 def _task_settings_class(task: str):
-    from tfx_bert import tasks
-
     return tasks.get_task(task).Settings
 
 
 def _not_a_setting(name: str, task: str) -> str:
-    from tfx_bert import tasks
-
     owners = tasks.settings_owners().get(name)
     if owners:
         return (f"Config key finetune.{name} is a setting of the {', '.join(owners)} task(s), but finetune.task is "
@@ -400,8 +395,6 @@ class ProjectConfig:
 
     def validate(self) -> "ProjectConfig":
         """Checks every value once, before anything runs (the one place rules live); returns self."""
-        from tfx_bert import tasks
-
         registry.get_model_size(self.pretrain.model_size)
         task = tasks.get_task(self.finetune.task)
         for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.distill, self.beam,
@@ -526,8 +519,6 @@ class ProjectConfig:
 
 
 def _tasks_that(capability: str) -> str:
-    from tfx_bert import tasks
-
     return ", ".join(t.name for t in tasks.TASKS.values() if getattr(t, capability))
 
 
@@ -535,8 +526,6 @@ def trainer_settings(f: FinetuneConfig) -> dict:
     """The fine-tuning settings a task's ``run_fn`` reads (the Trainer's ``custom_config``): the
     shared training settings and the task's own, not the pipeline's (paths, gates, pushing), so
     changing those leaves the Trainer's cache valid."""
-    from tfx_bert import tasks
-
     names = list(TRAINER_SETTINGS) + tasks.get_task(f.task).trainer_setting_names(f)
     return {n: copy.deepcopy(getattr(f, n)) for n in names}
 
@@ -547,15 +536,11 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
     ignored; settings not passed keep their defaults)."""
     data = dict(custom_config or {})
     config = FinetuneConfig(**{k: v for k, v in data.items() if k in _FINETUNE_FIELDS and k != "task_settings"})
-    own = tasks_field_names(config.task_settings)
+    own = tasks.field_names(config.task_settings)
     for key, value in data.items():
         if key in own:
             setattr(config.task_settings, key, value)
     return config
-
-
-def tasks_field_names(settings) -> set[str]:
-    return {f.name for f in dataclasses.fields(settings)}
 
 
 # Keys BertTrainer adds to a run_fn's custom_config: the task data (a run_fn that reads it itself:
@@ -605,16 +590,12 @@ def _apply(obj: Any, data: dict, where: str) -> None:
 
 
 def _section_keys(cls) -> set[str]:
-    from tfx_bert import tasks
-
     names = {f.name for f in dataclasses.fields(cls)}
     return names | set(tasks.settings_owners()) if cls is FinetuneConfig else names
 
 
 def _check_task_key(f: FinetuneConfig, key: str) -> None:
     """A setting of another task than ``finetune.task`` is an error naming its tasks."""
-    from tfx_bert import tasks
-
     if key not in _FINETUNE_FIELDS and not hasattr(f.task_settings, key) and key in tasks.settings_owners():
         raise ValueError(_not_a_setting(key, f.task))
 
@@ -787,9 +768,9 @@ def _layered(layers: list[dict]) -> ProjectConfig:
 
 def _input_defaults(probe: ProjectConfig) -> dict:
     """The layer below the user's: the task's defaults (its data format's loader settings hold
-    for the user's data too) and, where no data is configured, the embedded demo data's paths (pure: nothing is written; ``tfx-bert generate-data`` and the
-    pipeline commands write it)."""
-    from tfx_bert import demo_data, tasks
+    for the user's data too) and, where no data is configured, the embedded demo data's paths
+    (pure: nothing is written; ``tfx-bert generate-data`` and the pipeline commands write it)."""
+    from tfx_bert import demo_data
 
     task = tasks.get_task(probe.finetune.task)  # a task class by dotted path registers here
     paths = demo_data.demo_paths(probe.data_dir)
