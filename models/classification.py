@@ -37,7 +37,7 @@ def eval_config(f) -> tfma.EvalConfig:
     below the baseline's); macro F1, per-class precision/recall/F1, the confusion matrix and,
     for two classes, Matthews correlation are reported."""
     classes = list(range(f.num_classes))
-    accuracy_threshold = finetuning.blessing_threshold(f.accuracy_threshold)
+    accuracy_threshold = finetuning.blessing_threshold(f)
     per_class = [tfma.MetricConfig(class_name=name) for name in ("Precision", "Recall", "F1Score")]
     if f.num_classes == 2:
         per_class.append(tfma.MetricConfig(class_name="MatthewsCorrelationCoefficient"))

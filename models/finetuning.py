@@ -179,15 +179,18 @@ def dense_strings(tensor):
     return tf.reshape(tensor, [-1])
 
 
-def blessing_threshold(lower_bound: float):
-    """The blessing gate on a task's main metric: at least ``lower_bound``, and no worse than the
-    baseline (the latest blessed model) when there is one."""
+def blessing_threshold(f: FinetuneConfig, scale: float = 1.0):
+    """The blessing gate on a task's main metric: at least ``finetune.accuracy_threshold``, and
+    at most ``finetune.max_regression`` below the baseline's (the latest blessed model) when there
+    is one (TFMA's absolute change threshold). ``scale``: the metric's unit (SQuAD's F1 is in
+    percent: 100)."""
     import tensorflow_model_analysis as tfma
 
     return tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": scale * f.accuracy_threshold}),
         change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}))
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -scale * f.max_regression - 1e-10}))
 
 
 def gated_eval_config(prediction_key: str, metric, label_key: str | None = features.LABEL):

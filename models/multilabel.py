@@ -50,7 +50,7 @@ def eval_config(f) -> tfma.EvalConfig:
     return finetuning.gated_eval_config(sig.PREDICTED, tfma.MetricConfig(
         class_name="MultiLabelMetrics", module="tfx_bert_app.models.multilabel_metrics",
         config=json.dumps({"name": multilabel_metrics.MICRO_F1, "label_names": [str(n) for n in f.label_names]}),
-        threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
+        threshold=finetuning.blessing_threshold(f)))
 
 
 def decide(probabilities, label_thresholds, label_names) -> dict:

@@ -30,7 +30,7 @@ MODEL_INPUTS = features.MODEL_INPUT_KEYS + (features.WORD_POSITIONS,)
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: entity F1 gates the blessing (``finetune.accuracy_threshold``, and not below the
     baseline's); precision, recall and per-type scores are reported."""
-    threshold = finetuning.blessing_threshold(f.accuracy_threshold)
+    threshold = finetuning.blessing_threshold(f)
     return finetuning.gated_eval_config(WORD_TAG_IDS, tfma.MetricConfig(
         class_name="EntityF1", module="tfx_bert_app.models.ner_metrics",
         config=json.dumps({"name": ner_metrics.ENTITY_F1, "entity_types": [str(t) for t in f.entity_types]}),

@@ -45,7 +45,7 @@ def window_settings(settings) -> dict:
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: SQuAD F1 gates the blessing (at least 100 x ``finetune.accuracy_threshold``, and
     not below the baseline's); exact match is reported."""
-    threshold = finetuning.blessing_threshold(100.0 * f.accuracy_threshold)
+    threshold = finetuning.blessing_threshold(f, scale=100.0)
     return finetuning.gated_eval_config(ANSWER_SPAN, tfma.MetricConfig(
         class_name="SquadMetrics", module="tfx_bert_app.models.qa_metrics", config=json.dumps({"name": qa_metrics.SQUAD_F1}),
         threshold=threshold), label_key=None)

@@ -41,7 +41,7 @@ def eval_config(f) -> tfma.EvalConfig:
     return finetuning.gated_eval_config(SCORES, tfma.MetricConfig(
         class_name="RankingMetrics", module="tfx_bert_app.models.rerank_metrics",
         config=json.dumps({"name": rerank_metrics.MRR}),
-        threshold=finetuning.blessing_threshold(f.accuracy_threshold)))
+        threshold=finetuning.blessing_threshold(f)))
 
 
 def candidates(texts, negatives):

@@ -36,7 +36,7 @@ SECOND = "_b"  # suffix of the second sentence's model inputs
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: Spearman correlation (cosine objective) or accuracy (classification) gates the
     blessing (at least ``finetune.accuracy_threshold``, not below the baseline's)."""
-    threshold = finetuning.blessing_threshold(f.accuracy_threshold)
+    threshold = finetuning.blessing_threshold(f)
     if f.similarity_objective == "classification":
         return finetuning.gated_eval_config(features.PROBABILITIES, tfma.MetricConfig(
             class_name="SparseCategoricalAccuracy", threshold=threshold))

@@ -25,7 +25,8 @@ def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, ba
     """TFMA's Evaluator with the task's EvalConfig, or (retrieval) search over the corpus, gated
     also on beating the pretrained ``encoder``'s zero-shot embeddings."""
     if task.evaluates_by_retrieval:
-        return _retrieval_evaluator(f, data_path, model, baseline_model, encoder=encoder)
+        return _retrieval_evaluator(f, data_path, model, baseline_model, encoder=encoder,
+                                    max_regression=f.max_regression)
     return tfx.components.Evaluator(examples=examples, model=model, baseline_model=baseline_model,
                                     eval_config=task.eval_config(f))
 

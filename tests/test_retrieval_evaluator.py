@@ -46,6 +46,8 @@ def test_the_verdict_needs_the_threshold_the_baseline_and_a_gain_over_the_zero_s
     assert verdict(0.5, 0.4, None, None) and not verdict(0.3, 0.4, None, None)
     assert verdict(0.5, 0.0, 0.5, None) and not verdict(0.49, 0.0, 0.5, None)  # no worse than the baseline
     assert verdict(0.5, 0.0, None, 0.49) and not verdict(0.5, 0.0, None, 0.5)  # strictly above zero-shot
+    # finetune.max_regression: this much below the baseline still blesses, and no more.
+    assert verdict(0.48, 0.0, 0.5, None, max_regression=0.02) and not verdict(0.47, 0.0, 0.5, None, max_regression=0.02)
 
 
 def test_a_students_verdict_is_its_share_of_the_teachers_metric_whatever_the_threshold():

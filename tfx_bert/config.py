@@ -113,6 +113,10 @@ class FinetuneConfig:
     learning_rate: float = 5e-4
     dropout: float = 0.1
     accuracy_threshold: float = 0.6  # blessing: the task's main metric (accuracy; NER: entity F1) at least this
+    # ... and at most this much below the baseline's (the latest blessed model; TFMA's change
+    # threshold, in the metric's unit, SQuAD F1 as a fraction): 0 blesses no regression at all,
+    # which on a small eval set also refuses a new span that is merely as good within noise.
+    max_regression: float = 0.0
     keep_versions: int = 5  # pushed versions kept under <serving_base>/<model_name>/
     warmup_texts: list = dataclasses.field(
         default_factory=lambda: ["a warm-up request .", "another warm-up request for the model ."])
@@ -438,6 +442,8 @@ class ProjectConfig:
              "resources.trainer.replicas > 1 needs kubeflow.platform=vertex (multi-worker custom "
              "job); on Kubernetes without Vertex see the TFJob section of the README"),
             (0 <= f.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
+            (0 <= f.max_regression <= 1, "finetune.max_regression in [0, 1] (how far below the baseline's main "
+                                         "metric a candidate may fall and still be blessed)"),
             (min(self.serving.rest_max_request_bytes, self.serving.max_rows, self.serving.rest_timeout_ms) > 0,
              "serving.rest_max_request_bytes, serving.max_rows and serving.rest_timeout_ms must be positive"),
             *task.checks(f),

@@ -19,6 +19,8 @@ class RetrievalEvaluatorSpec(component_spec.ComponentSpec):
         ex.BATCH_SIZE: component_spec.ExecutionParameter(type=int),
         # > 0: a student's gate, relative to its teacher (the baseline_model); see executor.py.
         ex.MIN_RETENTION: component_spec.ExecutionParameter(type=float, optional=True),
+        # How far below the baseline's gate metric the candidate may fall and still be blessed.
+        ex.MAX_REGRESSION: component_spec.ExecutionParameter(type=float, optional=True),
         "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {"model": component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -44,11 +46,13 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
     BLESSING_TYPE = standard_artifacts.ModelBlessing
 
     def __init__(self, model, data_dir: str, qrels: str, baseline_model=None, gate_metric: str = "ndcg@10",
-                 threshold: float = 0.0, batch_size: int = 64, encoder=None, min_retention: float = 0.0):
+                 threshold: float = 0.0, batch_size: int = 64, encoder=None, min_retention: float = 0.0,
+                 max_regression: float = 0.0):
         spec = self.SPEC_CLASS(
             model=model, baseline_model=baseline_model, encoder=encoder, data_dir=data_dir, qrels=qrels,
             gate_metric=gate_metric,
             threshold=float(threshold), batch_size=batch_size, min_retention=float(min_retention),
+            max_regression=float(max_regression),
             input_fingerprint=input_fingerprint.fingerprint([data_dir]),
             evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=channel.Channel(type=self.BLESSING_TYPE))

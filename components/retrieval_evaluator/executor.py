@@ -48,6 +48,7 @@ from tfx_bert.retrieval import embed_in_batches, reciprocal_rank_fusion
 
 DATA_DIR, QRELS, GATE_METRIC, THRESHOLD, BATCH_SIZE = "data_dir", "qrels", "gate_metric", "threshold", "batch_size"
 MIN_RETENTION = "min_retention"
+MAX_REGRESSION = "max_regression"
 RECALL_KS = (1, 10, 100)
 METRICS_FILE = "metrics.json"
 
@@ -88,8 +89,9 @@ def lexical_baselines(data: beir.RetrievalData, dense_runs: dict) -> dict:
 
 
 def verdict(value: float, threshold: float, baseline: float | None, zero_shot: float | None,
-            min_retention: float = 0.0) -> bool:
-    """Blessed: at least ``threshold``, not below the baseline's, above the zero-shot encoder's;
+            min_retention: float = 0.0, max_regression: float = 0.0) -> bool:
+    """Blessed: at least ``threshold``, at most ``max_regression`` below the baseline's, above the
+    zero-shot encoder's;
     or, with ``min_retention`` (a student against its teacher, the baseline), at least that share
     of the teacher's."""
     if min_retention:
@@ -97,7 +99,7 @@ def verdict(value: float, threshold: float, baseline: float | None, zero_shot: f
             raise ValueError("min_retention gates a student against its teacher: the baseline_model (the teacher) "
                              "is missing.")
         return value >= min_retention * baseline - 1e-10
-    return value >= threshold and (baseline is None or value >= baseline - 1e-10) and (
+    return value >= threshold and (baseline is None or value >= baseline - max_regression - 1e-10) and (
         zero_shot is None or value > zero_shot)
 
 
@@ -156,7 +158,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         zero_shot = self._zero_shot(input_dict.get("encoder"), data, evaluation.uri, batch_size)
         min_retention = float(props.get(MIN_RETENTION) or 0.0)
         passed = verdict(metrics[gate], float(props[THRESHOLD]), baseline_metrics and baseline_metrics[gate],
-                         zero_shot and zero_shot[gate], min_retention)
+                         zero_shot and zero_shot[gate], min_retention,
+                         float(props.get(MAX_REGRESSION) or 0.0))
         retention = ({"min_retention": min_retention, "retention": metrics[gate] / baseline_metrics[gate]
                       if baseline_metrics[gate] else float("nan")} if min_retention else {})
         report = {"gate_metric": gate, "threshold": float(props[THRESHOLD]), "blessed": passed, **retention,
