@@ -47,6 +47,25 @@ def write_examples(records, examples, split: str):
         artifact_utils.get_split_uri([examples], split), "FORMAT_TFRECORDS_GZIP")
 
 
+def resolve_spans(examples, patterns: dict[str, str], span_range: str) -> tuple[dict[str, list[str]], list[int]]:
+    """The files of each split's pattern, ``{SPAN}``-style specs resolved now for ``span_range``
+    (``tfx_bert/spans.py``), and the spans selected (none: no specs). They are recorded on
+    ``examples`` (TFX's ``span`` and ``version`` properties: the newest; custom ``spans``: all)."""
+    from tfx_bert import spans
+    from tfx_bert.records import expand_files
+
+    resolved = spans.resolve(patterns, span_range or "latest")
+    if resolved.spans:
+        examples.span = resolved.spans[-1]
+        if resolved.version is not None:
+            examples.version = resolved.version
+        examples.set_json_value_custom_property("spans", resolved.spans)
+        print(f"  [data] span range {span_range or 'latest'}: span(s) {', '.join(map(str, resolved.spans))}"
+              + (f", version {resolved.version}" if resolved.version is not None else ""), flush=True)
+    files = {split: [f for p in found for f in expand_files(p)] for split, found in resolved.patterns.items()}
+    return files, resolved.spans
+
+
 def finish_ingestion(pipeline, examples, namespace: str, report: dict) -> dict:
     """Runs an ExampleGen's Beam ``pipeline``, writes ``ingestion_report.json`` (``report`` plus
     the counts) into the artifact and records the counts on it; returns the counts."""

@@ -14,6 +14,8 @@ import hashlib
 
 import tensorflow as tf
 
+from tfx_bert import spans
+
 
 def _files(pattern: str):
     for match in tf.io.gfile.glob(pattern):
@@ -25,14 +27,15 @@ def _files(pattern: str):
 
 
 def fingerprint(patterns: list) -> str:
-    """sha256 over the (path, size, mtime) of every file matching ``patterns``; "" if any
-    pattern is not a plain string or cannot be listed."""
+    """sha256 over the (path, size, mtime) of every file matching ``patterns`` (of every span,
+    where a pattern has ``{SPAN}``-style specs: a new span changes it); "" if any pattern is not
+    a plain string or cannot be listed."""
     if not all(isinstance(p, str) for p in patterns):
         return ""
     digest = hashlib.sha256()
     try:
         for pattern in patterns:
-            for path in sorted(_files(pattern)):
+            for path in sorted(_files(spans.as_glob(pattern))):
                 stat = tf.io.gfile.stat(path)
                 digest.update(f"{path}\0{stat.length}\0{stat.mtime_nsec}\n".encode())
     except (tf.errors.OpError, OSError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import keras
@@ -19,7 +20,7 @@ import tensorflow as tf
 from tfx_bert_app.models import distillation, optimization, precision
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models.fast_kernels import use_fast_kernels
-from tfx_bert import features, tasks
+from tfx_bert import features, run_summary, tasks
 from tfx_bert.config import FinetuneConfig, distill_settings_from, settings_from
 
 
@@ -116,20 +117,42 @@ def train_and_export(data: TrainerData, task, trained, model, learning_rate: flo
                      what: str) -> None:
     """Fits ``trained`` (the task's ``model``, or a Distiller or teacher wrapper around it)
     ``fn_args.train_steps`` steps on the task's inputs, losses and metrics (a student, with
-    ``distill.transfer_pattern``, on transfer text too), lets the task finish (``after_training``),
-    then exports ``model`` (its weights at ``precision_name``)."""
+    ``distill.transfer_pattern``, on transfer text too), validated on the validation split every
+    ``finetune.eval_every`` steps with the best round's weights kept (``fit``), lets the task
+    finish (``after_training``), then exports ``model`` (its weights at ``precision_name``)."""
     fn_args, settings = data.fn_args, data.settings
-    train_steps = int(fn_args.train_steps)
-    trained.compile(optimizer=optimizer(settings, train_steps, learning_rate),
-                    loss=task.build_losses(model, settings), metrics=task.build_metrics(settings))
-    print(f"  [train] {what}, {train_steps} steps of batch {settings.batch_size}", flush=True)
+    rounds, per_round = evaluation_plan(int(fn_args.train_steps), settings.eval_every if settings.has_validation else 0,
+                                        settings.has_validation)
+    metrics = task.build_metrics(settings)
+    trained.compile(optimizer=optimizer(settings, rounds * per_round, learning_rate),
+                    loss=task.build_losses(model, settings), metrics=metrics)
+    # The task's main Keras metric is its first (an accuracy: higher is better); without one, the loss.
+    monitor = metrics[0].name if metrics else "loss"
+    print(f"  [train] {what}, {rounds * per_round} steps of batch {settings.batch_size}"
+          + (f", validated every {per_round} steps by {monitor} (best kept"
+             + (f", stopping after {settings.patience} without improvement)" if settings.patience else ")")
+             if settings.has_validation else ", no validation split: the last step's weights are exported"),
+          flush=True)
     train_ds = distillation.with_transfer_text(task.build_inputs(data, fn_args.train_files, True),
                                                data.transform_output, data.distill, settings.batch_size, settings.seed)
     eval_ds = task.build_inputs(data, fn_args.eval_files, False)
-    metrics = fit(trained, fn_args, train_ds, eval_ds)
+    metrics = fit(trained, fn_args, train_ds, eval_ds if settings.has_validation else None, rounds * per_round,
+                  rounds, monitor if settings.has_validation else "", settings.patience)
     metrics = task.after_training(data, trained, model, tokenizer, eval_ds, metrics)
     report(metrics, fn_args.model_run_dir)
     task.export(model, data, tokenizer, precision_name)
+
+
+def evaluation_plan(train_steps: int, eval_every: int, validated: bool = True) -> tuple[int, int]:
+    """(rounds, steps per round) of a run of ``train_steps``: a round per ``eval_every`` steps (0:
+    five rounds; not ``validated``: one), all of the same length (Keras epochs); fewer rounds
+    where equal ones would add more than a tenth to the run."""
+    if not validated:
+        return 1, train_steps
+    rounds = max(1, min(train_steps, math.ceil(train_steps / eval_every) if eval_every else 5))
+    while rounds > 1 and rounds * math.ceil(train_steps / rounds) - train_steps > train_steps // 10:
+        rounds -= 1
+    return rounds, math.ceil(train_steps / rounds)
 
 
 def start(fn_args) -> FinetuneConfig:
@@ -152,22 +175,49 @@ def optimizer(settings: FinetuneConfig, train_steps: int, learning_rate: float |
     return optimization.adamw(learning_rate or settings.learning_rate, max(1, train_steps // 10), train_steps)
 
 
-def fit(model, fn_args, train_dataset, eval_dataset, steps: int | None = None) -> dict:
-    """``steps`` (default ``fn_args.train_steps``) steps of ``model.fit`` (TensorBoard logs in the
-    model-run directory, validation on ``fn_args.eval_steps`` batches; dropout and layer norms on
-    ``models/fast_kernels.py``'s kernels); returns the last metrics."""
+def fit(model, fn_args, train_dataset, validation_dataset, steps: int | None = None, rounds: int = 1,
+        monitor: str = "", patience: int = 0, callbacks: list = ()) -> dict:
+    """``steps`` (default ``fn_args.train_steps``) steps of ``model.fit`` in ``rounds`` rounds
+    (Keras epochs) of equal length, each validated on ``fn_args.eval_steps`` batches of
+    ``validation_dataset`` (None: not validated). With ``monitor`` (a metric's name; ``loss`` is
+    lower-is-better, the others higher), the best round's weights are restored at the end (Keras's
+    EarlyStopping, which with ``patience`` > 0 also stops after that many rounds without
+    improvement). TensorBoard logs go to the model-run directory; dropout and layer norms run on
+    ``models/fast_kernels.py``'s kernels; ``callbacks``: more Keras callbacks. Returns the exported round's metrics, with its
+    ``best_step``, the ``steps_run`` and (validated) the ``validation_curve``."""
     use_fast_kernels(model)
+    steps = int(steps or fn_args.train_steps)
+    per_round = math.ceil(steps / rounds)
+    callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+                 optimization.FailOnNonFiniteLoss("finetune.learning_rate"), *callbacks]
+    selection = None
+    if monitor and validation_dataset is not None:
+        selection = keras.callbacks.EarlyStopping(monitor=f"val_{monitor}", mode="min" if monitor == "loss" else "max",
+                                                  patience=patience or rounds, restore_best_weights=True)
+        callbacks.append(selection)
     history = model.fit(
-        train_dataset, steps_per_epoch=int(steps or fn_args.train_steps), epochs=1, verbose=0,
-        validation_data=eval_dataset, validation_steps=fn_args.eval_steps,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
-                   optimization.FailOnNonFiniteLoss("finetune.learning_rate")])
-    return {k: float(v[-1]) for k, v in history.history.items()}
+        train_dataset, steps_per_epoch=per_round, epochs=rounds, verbose=0,
+        validation_data=validation_dataset, validation_steps=fn_args.eval_steps if validation_dataset else None,
+        callbacks=callbacks).history
+    done = len(next(iter(history.values()))) if history else rounds
+    best = selection.best_epoch if selection and selection.best_weights is not None else done - 1
+    metrics = {k: float(v[best]) for k, v in history.items()}
+    metrics.update(best_step=(best + 1) * per_round, steps_run=done * per_round)
+    if validation_dataset is not None and monitor:
+        metrics["validation_metric"] = f"val_{monitor}"
+        metrics["validation_curve"] = [{"step": (i + 1) * per_round, **{k: float(history[k][i]) for k in history}}
+                                       for i in range(done)]
+    return metrics
 
 
 def report(metrics: dict, run_dir: str) -> None:
-    """Prints the training metrics and writes them to ``<run_dir>/train_metrics.json``."""
-    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), flush=True)
+    """Prints the training metrics (and the validation curve, marking the exported step) and
+    writes them to ``<run_dir>/train_metrics.json``."""
+    curve = metrics.get("validation_curve") or []
+    print("  [train] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float)),
+          flush=True)
+    if curve:
+        print("  [train] " + run_summary.format_curve(curve, metrics["best_step"], metrics["validation_metric"]), flush=True)
     with tf.io.gfile.GFile(os.path.join(run_dir, "train_metrics.json"), "w") as f:
         f.write(json.dumps(metrics, indent=2))
 

@@ -156,8 +156,8 @@ def distillation_loss(settings, temperature: float):
 
 
 def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
-    """SQuAD 2.0: the no-answer threshold tuned on the eval split (into the settings the export
-    reads)."""
+    """SQuAD 2.0: the no-answer threshold tuned on the validation split (``fn_args.eval_files``;
+    without one, the eval split) into the settings the export reads."""
     settings = data.settings
     if settings.squad_v2 and settings.tune_no_answer_threshold:
         eval_questions = data.dataset(data.fn_args.eval_files, False)

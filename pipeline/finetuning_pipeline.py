@@ -24,7 +24,7 @@ from tfx_bert_app.components.serving_pusher.component import ServingPusher, Stud
 from tfx_bert_app.pipeline import common, task_wiring
 from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
-from tfx_bert.config import ProjectConfig, distill_settings, trainer_settings
+from tfx_bert.config import FinetuneConfig, ProjectConfig, distill_settings, trainer_settings
 
 
 def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
@@ -62,7 +62,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     # Retrieval's optional teacher: a fine-tuned re-ranker whose score margins the dual encoder learns.
     cross_encoder_uri = f.setting("cross_encoder_uri", "")
     cross_encoder = _import_model(cross_encoder_uri, "cross_encoder_teacher") if cross_encoder_uri else None
-    trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f.eval_steps,
+    trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f,
                        trainer_settings(f),
                        data_dir=params.data_path if task.reads_task_data_in_trainer(f) else None,
                        teacher_model=cross_encoder.outputs["result"] if cross_encoder else None).with_id("Trainer")
@@ -103,18 +103,19 @@ def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
                             reimport=False).with_id(component_id)
 
 
-def _trainer(run_fn: str, transform, schema, base_model, train_steps, eval_steps: int, settings: dict,
+def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: FinetuneConfig, settings: dict,
              data_dir=None, teacher_model=None, model_role: str = "") -> BertTrainer:
     """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
-    teacher); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining round);
-    ``teacher_model``: a model it learns from besides (retrieval's cross-encoder)."""
+    teacher), validating on the validation split if there is one (else the eval split, for the
+    logs only); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining
+    round); ``teacher_model``: a model it learns from besides (retrieval's cross-encoder)."""
     return BertTrainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
         base_model=base_model,
-        train_steps=train_steps, eval_steps=eval_steps,
+        train_steps=train_steps, eval_steps=f.eval_steps, eval_split="validation" if f.has_validation else "eval",
         custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role)
 
 
@@ -137,7 +138,7 @@ def _distillation(config: ProjectConfig, task, transform, schema, example_gen, t
     its own name. The student's run_fn gets the Transform's encoder (``encoder_dir``) to check
     that the teacher shares its vocabulary."""
     d, f = config.distill, config.finetune
-    student = _trainer(task.distill_run_fn, transform, schema, teacher, d.train_steps, f.eval_steps,
+    student = _trainer(task.distill_run_fn, transform, schema, teacher, d.train_steps, f,
                        {**distill_settings(config), "encoder_dir": encoder_uri}, model_role=STUDENT_ROLE
                        ).with_id("StudentTrainer")
     evaluator = task_wiring.student_evaluator(task, f, data_path, example_gen.outputs["examples"],

@@ -27,7 +27,7 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
     example_gen = TextExampleGen(
         input_pattern=params.data_path, input_format=p.input_format, text_field=p.text_field,
         id_field=p.id_field, eval_percent=p.eval_percent, max_line_chars=p.max_line_chars,
-        strict=p.strict, per_line=p.per_line)
+        strict=p.strict, per_line=p.per_line, span_range=p.span_range)
     components = [example_gen]
     if p.enable_statistics:
         statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])

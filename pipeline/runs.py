@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from tfx_bert import beam_options, demo_data
+from tfx_bert import beam_options, demo_data, spans
 from tfx_bert.config import ProjectConfig, load_config
 from tfx_bert_app.pipeline import common
 from tfx_bert_app.pipeline.embedder_pipeline import create_embedder_pipeline
@@ -56,7 +56,7 @@ def _check_inputs_exist(kind: str, config: ProjectConfig) -> None:
               "embed": {"embedder.index_corpus": config.embedder.index_corpus}}.get(
         kind, {"finetune.data_dir": config.finetune.data_dir, "finetune.index_corpus": config.finetune.setting("index_corpus", "")})
     for key, path in inputs.items():
-        if path and not tf.io.gfile.glob(path):
+        if path and not tf.io.gfile.glob(spans.as_glob(path)):  # which span is read is the ExampleGen's choice
             raise FileNotFoundError(f"{key}={path}: no such file or directory.")
 
 

@@ -18,6 +18,8 @@ def example_gen(task: Task, f: FinetuneConfig, data_path, negative_model: str = 
     """The ExampleGen of ``task``'s data under ``data_path`` (``finetune.*`` loader settings;
     ``negative_model``: ``finetune.negative_model`` resolved to a path)."""
     return TaskExampleGen(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
+                          validation_pattern=f.validation_pattern, validation_percent=f.validation_percent,
+                          span_range=f.span_range,
                           strict=f.strict, **task.example_gen_args(f, negative_model))
 
 

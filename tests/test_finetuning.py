@@ -34,3 +34,62 @@ def test_max_regression_is_how_far_below_the_baseline_tfma_still_blesses(max_reg
 def test_the_value_threshold_still_holds_with_a_regression_allowed():
     f = FinetuneConfig.for_task("sentiment", accuracy_threshold=0.5, max_regression=0.5)
     assert not _blessed(tasks.get_task("sentiment").eval_config(f), 0.45, baseline=0.6)
+
+
+def _contradicting_run(tmp_path, rounds: int, patience: int = 0):
+    """A classifier of x in [-1, 1] that starts right on the validation labels (x < 0) and is
+    trained on the opposite ones (x > 0): each round makes validation worse, so the best round is
+    the first. Returns (fit's metrics, the weights after each round, the final weights)."""
+    import types
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfx_bert_app.models import finetuning
+
+    keras.utils.set_random_seed(1)
+    x = np.linspace(-1, 1, 256, dtype="float32")[:, None]
+    train = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int32"))).shuffle(256, seed=1).repeat().batch(32)
+    validation = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] < 0).astype("int32"))).batch(64)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
+        2, kernel_initializer=keras.initializers.Constant([[0.3, -0.3]]))])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    after_round = []
+    model.fit(x[:1], np.zeros(1), epochs=0, verbose=0)  # builds the optimizer variables before the callback reads
+    fn_args = types.SimpleNamespace(train_steps=rounds * 4, eval_steps=4, model_run_dir=str(tmp_path))
+    recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: after_round.append(model.get_weights()))
+    metrics = finetuning.fit(model, fn_args, train, validation, rounds=rounds, monitor="accuracy", patience=patience,
+                             callbacks=[recorder])
+    return metrics, after_round, model.get_weights()
+
+
+def test_a_run_whose_last_evaluation_is_worse_exports_the_best_rounds_weights(tmp_path):
+    import numpy as np
+
+    metrics, after_round, final = _contradicting_run(tmp_path, rounds=4)
+    accuracy = [point["val_accuracy"] for point in metrics["validation_curve"]]
+    assert len(accuracy) == len(after_round) == 4 and metrics["steps_run"] == 16
+    best = int(np.argmax(accuracy))
+    assert accuracy[-1] < accuracy[best] and best < 3, accuracy  # the setup: later rounds are worse
+    assert metrics["best_step"] == 4 * (best + 1) and metrics["val_accuracy"] == accuracy[best]
+    for exported, kept in zip(final, after_round[best]):
+        np.testing.assert_array_equal(exported, kept)
+    assert not np.array_equal(final[0], after_round[-1][0])
+
+
+def test_patience_stops_training_after_that_many_evaluations_without_improvement(tmp_path):
+    metrics, after_round, _ = _contradicting_run(tmp_path, rounds=6, patience=2)
+    accuracy = [point["val_accuracy"] for point in metrics["validation_curve"]]
+    best = accuracy.index(max(accuracy))
+    assert len(accuracy) == best + 3 < 6 and metrics["steps_run"] == 4 * len(accuracy), accuracy
+
+
+@pytest.mark.parametrize("train_steps, eval_every, validated, plan", [
+    (300, 0, True, (5, 60)), (300, 100, True, (3, 100)), (30, 7, True, (5, 6)), (7, 0, True, (1, 7)),
+    (3, 0, True, (3, 1)), (100, 30, True, (4, 25)), (103, 0, True, (5, 21)), (300, 0, False, (1, 300))])
+def test_the_evaluation_plan_splits_the_run_into_rounds_of_equal_steps(train_steps, eval_every, validated, plan):
+    from tfx_bert_app.models import finetuning
+
+    assert finetuning.evaluation_plan(train_steps, eval_every, validated) == plan

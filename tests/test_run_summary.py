@@ -46,3 +46,32 @@ def test_newest_execution_of_each_node_with_its_outputs_and_only_this_pipeline(t
     assert table[0] == "Pipeline p: 2 components in 12.5s"
     assert table[2].split()[:3] == ["ExampleGen", "COMPLETE", "0.0s"] and "examples: /p/examples/1" in table[2]
     assert "model: /p/model/3; model_run: /p/run/3" in table[3]
+
+
+def test_a_trainers_validation_curve_marks_the_exported_step(tmp_path):
+    import json
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / run_summary.TRAIN_METRICS).write_text(json.dumps({
+        "best_step": 20, "steps_run": 30, "validation_metric": "val_accuracy",
+        "validation_curve": [{"step": 10, "val_accuracy": 0.5}, {"step": 20, "val_accuracy": 0.75},
+                             {"step": 30, "val_accuracy": 0.7}]}))
+    (tmp_path / "unvalidated").mkdir()
+    (tmp_path / "unvalidated" / run_summary.TRAIN_METRICS).write_text(json.dumps({"loss": 0.3}))
+    runs = [run_summary.ComponentRun("Trainer", "COMPLETE", 1.0, {"model_run": [str(tmp_path / "run")]}),
+            run_summary.ComponentRun("StudentTrainer", "COMPLETE", 1.0, {"model_run": [str(tmp_path / "unvalidated")]}),
+            run_summary.ComponentRun("Pusher", "COMPLETE", 1.0, {})]
+    assert run_summary.training_curves(runs) == [
+        "  Trainer: validation accuracy by step: 10: 0.5000, 20: 0.7500 (exported), 30: 0.7000; 30 steps run"]
+
+
+def test_the_spans_an_example_gen_read_are_noted_beside_its_outputs():
+    from tfx.types import standard_artifacts
+
+    examples = standard_artifacts.Examples()
+    examples.span, examples.version = 3, 1
+    examples.set_json_value_custom_property("spans", [2, 3])
+    assert run_summary._span_note(examples.mlmd_artifact) == "spans 2, 3 (version 1)"
+    assert run_summary._span_note(standard_artifacts.Examples().mlmd_artifact) == ""
+    run = run_summary.ComponentRun("TaskExampleGen", "COMPLETE", 2.0, {"examples": ["/x/1"]}, 0, ["span 3"])
+    assert run_summary.format_runs("p", [run], 2.0).splitlines()[-1].endswith("examples: /x/1 [span 3]")

@@ -19,11 +19,13 @@ def _props(base, fmt, train="train*", eval_="dev*", text="text", text_b="", labe
             ex.NUM_CLASSES: num_classes, ex.STRICT: strict}
 
 
-def _run(tmp_path, props):
-    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+def _run(tmp_path, props, examples=None):
+    examples = examples or new_artifact(standard_artifacts.Examples, tmp_path / "out")
     run_executor(ex.Executor, {}, {"examples": [examples]}, props, str(tmp_path / "tmp"))
     rows = {}
-    for split in ("train", "eval"):
+    for split in ("train", "eval", "validation"):
+        if not os.path.isdir(os.path.join(examples.uri, f"Split-{split}")):
+            continue
         rows[split] = []
         for e in read_examples(os.path.join(examples.uri, f"Split-{split}", "*")):
             f = e.features.feature
@@ -41,6 +43,41 @@ def test_glue_sst2_layout(tmp_path):
     assert sorted(rows["train"]) == [("flat , dull", None, 0), ('it \'s a "charming" film', None, 1)]
     assert rows["eval"] == [("a quiet triumph", None, 1)]
     assert counts["train_records"] == 2 and counts["eval_records"] == 1
+
+
+def test_validation_is_held_out_of_train_by_content_or_read_from_its_own_files(tmp_path):
+    lines = [f"text number {i} .,{i % 2}" for i in range(200)]
+    (tmp_path / "train.csv").write_text("text,label\n" + "\n".join(lines + lines[:20]) + "\n")  # 20 duplicated
+    (tmp_path / "dev.csv").write_text("text,label\nan eval row .,1\n")
+    rows, counts = _run(tmp_path, {**_props(tmp_path, "csv", "train*", "dev*"), ex.VALIDATION_PERCENT: 10})
+    held, kept = set(rows["validation"]), set(rows["train"])
+    assert not held & kept and len(held | kept) == 200  # a record (and its duplicate) on one side only
+    assert 10 <= len(held) <= 35 and counts["validation_records"] + counts["train_records"] == 220
+    again, _ = _run(tmp_path / "again", {**_props(tmp_path, "csv", "train*", "dev*"), ex.VALIDATION_PERCENT: 10})
+    assert sorted(again["validation"]) == sorted(rows["validation"])  # stable between runs
+    (tmp_path / "val.csv").write_text("text,label\na validation row .,0\n")
+    read, _ = _run(tmp_path / "read", {**_props(tmp_path, "csv", "train*", "dev*"), ex.VALIDATION_PATTERN: "val*",
+                                       ex.VALIDATION_PERCENT: 10})
+    assert read["validation"] == [("a validation row .", None, 0)] and len(read["train"]) == 220
+    with pytest.raises(ValueError, match="No validation records.*Raise finetune.validation_percent"):
+        _run(tmp_path / "none", {**_props(tmp_path, "csv", "dev*", "dev*"), ex.VALIDATION_PERCENT: 1})
+
+
+def test_span_patterns_read_the_selected_spans_and_record_them_on_the_artifact(tmp_path):
+    for span in (1, 2, 3):
+        (tmp_path / f"span-{span}").mkdir()
+        (tmp_path / f"span-{span}" / "train.csv").write_text(f"text,label\nfrom span {span} .,1\n")
+    (tmp_path / "dev.csv").write_text("text,label\nthe fixed eval set .,0\n")
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    rows, _ = _run(tmp_path, {**_props(tmp_path, "csv", "span-{SPAN}/*.csv", "dev*"), ex.SPAN_RANGE: "rolling:2"},
+                   examples)
+    assert sorted(rows["train"]) == [("from span 2 .", None, 1), ("from span 3 .", None, 1)]
+    assert rows["eval"] == [("the fixed eval set .", None, 0)]
+    assert examples.span == 3 and list(examples.get_json_value_custom_property("spans")) == [2, 3]
+    latest, _ = _run(tmp_path / "latest", _props(tmp_path, "csv", "span-{SPAN}/*.csv", "dev*"))  # the default
+    assert latest["train"] == [("from span 3 .", None, 1)]
+    with pytest.raises(ValueError, match="No span matches the train pattern"):
+        _run(tmp_path / "none", _props(tmp_path, "csv", "drop-{SPAN}/*.csv", "dev*"))
 
 
 def test_glue_mrpc_pairs_with_stray_quotes_and_bad_rows(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from tfx_bert import spans
 from tfx_bert.config import ProjectConfig
 
 REPO_SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
@@ -80,7 +81,7 @@ def input_size(patterns: list[str], stop_at: int) -> int:
     for pattern in patterns:
         if not pattern:
             continue
-        for path in tf.io.gfile.glob(pattern):
+        for path in tf.io.gfile.glob(spans.as_glob(pattern)):  # all spans: an upper bound
             walk = tf.io.gfile.walk(path) if tf.io.gfile.isdir(path) else [("", [], [path])]
             for root, _, names in walk:
                 for name in names:

@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from tfx_bert import accelerators, registry, tasks
+from tfx_bert import accelerators, registry, spans, tasks
 from tfx_bert.records import CORPUS_FORMATS, TASK_FORMATS
 
 
@@ -24,6 +24,9 @@ class PretrainConfig:
 
     pipeline_name: str = "tfx-bert-pretrain"
     corpus_pattern: str = ""  # glob of raw corpus files; empty -> the embedded demo corpus
+    # Which spans a {SPAN}- / {YYYY}{MM}{DD}-style pattern reads (tfx_bert/spans.py): latest,
+    # rolling:N (the newest N) or static:A-B; resolved when the pipeline runs.
+    span_range: str = "latest"
     input_format: Literal[CORPUS_FORMATS] = "bert_raw"
     text_field: str = "text"  # jsonl/csv/tfrecord: the field holding the text
     id_field: str = ""  # jsonl/csv/tfrecord: a field holding a document id (else file:line)
@@ -92,8 +95,9 @@ class FinetuneConfig:
     model_name: str = tasks.DEFAULT_TASK  # default: the task's name
     # Task data (TaskExampleGen): files under data_dir, their format and fields.
     input_format: Literal[TASK_FORMATS] = "csv"
-    train_pattern: str = "train/*"
+    train_pattern: str = "train/*"  # may hold TFX's {SPAN}, {VERSION}, {YYYY}/{MM}/{DD} (tfx_bert/spans.py)
     eval_pattern: str = "eval/*"
+    span_range: str = "latest"  # as pretrain.span_range: latest, rolling:N or static:A-B
     text_field: str = "text"
     text_b_field: str = ""  # sentence pairs (MRPC, QNLI, RTE, ...): the second text's field
     label_field: str = "label"
@@ -110,6 +114,16 @@ class FinetuneConfig:
     train_steps: int = 300
     epochs: float = 0.0  # > 0: passes over the training split instead of train_steps (counted at run time)
     eval_steps: int = 20
+    # The validation split (models/finetuning.py): held out of the train split by a hash of each
+    # record (validation_percent), or read from validation_pattern under data_dir. Training is
+    # evaluated on it every eval_every steps (0: five times over the run), its best weights by the
+    # task's main Keras metric (else the loss) are exported, and with patience > 0 it stops after
+    # that many evaluations without improvement. The eval split is then only the Evaluator's.
+    # validation_percent 0 without a pattern: no validation, the last step's weights are exported.
+    validation_percent: int = 10
+    validation_pattern: str = ""
+    eval_every: int = 0
+    patience: int = 0
     learning_rate: float = 5e-4
     dropout: float = 0.1
     accuracy_threshold: float = 0.6  # blessing: the task's main metric (accuracy; NER: entity F1) at least this
@@ -159,6 +173,11 @@ class FinetuneConfig:
         for key, value in settings.items():
             setattr(config, key, value)
         return config
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether training has a validation split (held out or read)."""
+        return bool(self.validation_percent or self.validation_pattern)
 
     def setting(self, name: str, default: Any) -> Any:
         """The task's setting ``name``, or ``default`` for a task that has no such setting."""
@@ -442,6 +461,12 @@ class ProjectConfig:
              "resources.trainer.replicas > 1 needs kubeflow.platform=vertex (multi-worker custom "
              "job); on Kubernetes without Vertex see the TFJob section of the README"),
             (0 <= f.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
+            (0 <= f.validation_percent < 100, "finetune.validation_percent must be in 0..99 (0: no validation split "
+                                              "unless finetune.validation_pattern names one)"),
+            (min(f.eval_every, f.patience) >= 0, "finetune.eval_every and finetune.patience must be >= 0 (0: five "
+                                                 "evaluations; no early stopping)"),
+            (not f.patience or f.has_validation, "finetune.patience needs a validation split: set "
+                                                 "finetune.validation_percent or finetune.validation_pattern"),
             (0 <= f.max_regression <= 1, "finetune.max_regression in [0, 1] (how far below the baseline's main "
                                          "metric a candidate may fall and still be blessed)"),
             (min(self.serving.rest_max_request_bytes, self.serving.max_rows, self.serving.rest_timeout_ms) > 0,
@@ -452,6 +477,11 @@ class ProjectConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"Invalid configuration: {message}.")
+        for section, where in ((p, "pretrain"), (f, "finetune")):
+            try:
+                spans.parse_range(section.span_range)
+            except ValueError as e:
+                raise ValueError(f"Invalid configuration: {where}.span_range: {e}.") from None
         return self
 
     def _distill_checks(self, task) -> list:
@@ -554,7 +584,8 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
 # What every task's Trainer reads; each task adds its own settings (Task.trainer_setting_names).
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
-                    "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision")
+                    "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision", "validation_percent",
+                    "validation_pattern", "eval_every", "patience")
 _FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
                  EmbedderConfig: "embedder", DistillConfig: "distill", BeamConfig: "beam", KubeflowConfig: "kubeflow"}

@@ -1,8 +1,12 @@
-"""A readable summary of a pipeline run, read back from ML Metadata."""
+"""A readable summary of a pipeline run, read back from ML Metadata: its components, and each
+Trainer's validation curve with the step whose weights were exported."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
+from google.protobuf import json_format
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
@@ -16,6 +20,19 @@ class ComponentRun:
     seconds: float
     outputs: dict  # output key -> list of URIs
     started_ms: int = 0
+    notes: list = dataclasses.field(default_factory=list)  # what its outputs say: the spans read
+
+
+def _span_note(artifact) -> str:
+    """``spans 2, 3 (version 1)`` for an Examples artifact an ExampleGen read spans into; ""
+    otherwise."""
+    spans = artifact.custom_properties.get("spans")
+    if spans is None or not spans.HasField("struct_value"):
+        return ""
+    values = [int(v) for v in json.loads(json_format.MessageToJson(spans.struct_value)).get("__value__", [])]
+    version = artifact.properties["version"].int_value if "version" in artifact.properties else None
+    return (f"span{'s' if len(values) > 1 else ''} {', '.join(map(str, values))}"
+            + (f" (version {version})" if version is not None else ""))
 
 
 def component_runs(connection_config, pipeline_name: str, since_ms: int) -> list[ComponentRun]:
@@ -34,13 +51,15 @@ def component_runs(connection_config, pipeline_name: str, since_ms: int) -> list
         events = store.get_events_by_execution_ids([execution.id])
         output_events = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
         artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in output_events])}
+        notes = []
         for event in output_events:
             key = event.path.steps[0].key if event.path.steps else "output"
             outputs.setdefault(key, []).append(artifacts[event.artifact_id].uri)
+            notes += [note for note in [_span_note(artifacts[event.artifact_id])] if note]
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         runs.append(ComponentRun(context.name[len(pipeline_name) + 1:],
                                  _STATES.get(execution.last_known_state, "?"), seconds, outputs,
-                                 execution.create_time_since_epoch))
+                                 execution.create_time_since_epoch, notes))
     runs.sort(key=lambda r: (r.started_ms, r.name))
     return runs
 
@@ -55,5 +74,34 @@ def format_runs(pipeline_name: str, runs: list[ComponentRun], total_seconds: flo
         outs = "; ".join(f"{k}: {', '.join(r.outputs[k])}" for k in keys[:2]) or "-"
         if len(keys) > 2:
             outs += f"; (+{len(keys) - 2} more: {', '.join(keys[2:])})"
-        lines.append(f"  {r.name.ljust(width)}  {r.state:9} {r.seconds:6.1f}s  {outs}")
+        lines.append(f"  {r.name.ljust(width)}  {r.state:9} {r.seconds:6.1f}s  {outs}"
+                     + "".join(f" [{note}]" for note in r.notes))
     return "\n".join(lines)
+
+
+TRAIN_METRICS = "train_metrics.json"  # written by the fine-tuning loop (models/finetuning.report)
+
+
+def format_curve(curve: list[dict], best_step: int, name: str) -> str:
+    """``validation <metric> by step: 20: 0.61, 40: 0.74 (exported), ...``: each round's value of
+    ``name`` (a ``val_`` metric of the curve's points)."""
+    points = ", ".join(f"{p['step']}: {p[name]:.4f}" + (" (exported)" if p["step"] == best_step else "") for p in curve)
+    return f"validation {name[4:]} by step: {points}"
+
+
+def training_curves(runs: list[ComponentRun]) -> list[str]:
+    """A line per Trainer of ``runs`` that validated: its name and ``format_curve``'s line, and
+    the steps run where it stopped early."""
+    lines = []
+    for run in runs:
+        for uri in run.outputs.get("model_run", []):
+            path = os.path.join(uri, TRAIN_METRICS)
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as f:
+                metrics = json.load(f)
+            if metrics.get("validation_curve"):
+                lines.append(f"  {run.name}: " + format_curve(metrics["validation_curve"], metrics["best_step"],
+                                                             metrics["validation_metric"])
+                             + f"; {metrics['steps_run']} steps run")
+    return lines

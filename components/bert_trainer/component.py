@@ -41,7 +41,9 @@ class BertTrainer(base_component.BaseComponent):
     ``tfx.dsl.experimental.RuntimeParameter``s; ``vertex_job``, when given, is the Vertex
     custom-job spec (``worker_pool_specs``...) and training runs there instead of in this step's
     container. ``model_role`` ("student" for a distilled student) becomes the output Model's
-    ``model_role`` custom property.
+    ``model_role`` custom property. ``eval_split``: the split ``run_fn`` validates on
+    (``fn_args.eval_files``; fine-tuning's held-out ``validation``, so the eval split stays the
+    Evaluator's).
     """
 
     SPEC_CLASS = BertTrainerSpec
@@ -51,7 +53,8 @@ class BertTrainer(base_component.BaseComponent):
                  custom_config: dict | None = None, transform_graph: types.BaseChannel | None = None,
                  schema: types.BaseChannel | None = None, base_model: types.BaseChannel | None = None,
                  model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = "",
-                 data_dir: Any = None, teacher_model: types.BaseChannel | None = None, model_role: str = ""):
+                 data_dir: Any = None, teacher_model: types.BaseChannel | None = None, model_role: str = "",
+                 eval_split: str = "eval"):
         custom_config = dict(custom_config or {})
         custom_executor = None
         if vertex_job:
@@ -67,7 +70,7 @@ class BertTrainer(base_component.BaseComponent):
         spec = BertTrainerSpec(
             examples=examples, transform_graph=transform_graph, schema=schema, base_model=base_model,
             run_fn=run_fn, train_args=trainer_pb2.TrainArgs(num_steps=default_steps),
-            eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
+            eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps, splits=[eval_split]),
             custom_config=json_utils.dumps(custom_config),
             train_steps=train_steps, model_size=model_size, data_dir=data_dir, teacher_model=teacher_model,
             model_role=model_role or None,

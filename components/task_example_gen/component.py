@@ -29,6 +29,9 @@ class TaskExampleGenSpec(component_spec.ComponentSpec):
         ex.NUM_NEGATIVES: component_spec.ExecutionParameter(type=int, optional=True),
         ex.NEGATIVE_POOL: component_spec.ExecutionParameter(type=int, optional=True),
         ex.NEGATIVE_MINING: component_spec.ExecutionParameter(type=str, optional=True),
+        ex.VALIDATION_PATTERN: component_spec.ExecutionParameter(type=str, optional=True),
+        ex.SPAN_RANGE: component_spec.ExecutionParameter(type=str, optional=True),
+        ex.VALIDATION_PERCENT: component_spec.ExecutionParameter(type=int, optional=True),
         "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -37,7 +40,10 @@ class TaskExampleGenSpec(component_spec.ComponentSpec):
 
 class TaskExampleGen(base_beam_component.BaseBeamComponent):
     """Reads ``<input_base>/<train_pattern>`` and ``<input_base>/<eval_pattern>`` into tf.Examples
-    {text, [text_b], label}.
+    {text, [text_b], label}; a ``validation`` split from ``<input_base>/<validation_pattern>`` or
+    ``validation_percent`` of the train records. Patterns may hold TFX's ``{SPAN}``, ``{VERSION}``
+    and ``{YYYY}``/``{MM}``/``{DD}`` specs, resolved when it runs for ``span_range`` (``latest``,
+    ``rolling:N``, ``static:A-B``; ``tfx_bert/spans.py``).
 
     Example (GLUE MRPC):
         TaskExampleGen(input_base="/data/MRPC", train_pattern="train.tsv", eval_pattern="dev.tsv",
@@ -53,7 +59,8 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
                  label_field: str = "label", label_names: list | tuple = (), num_classes: int = 2,
                  strict: bool = False, tag_scheme: str = "iob2", label_dtype: str = "int",
                  num_negatives: int = 0, negative_pool: int = 0, label_delimiter: str = "|",
-                 negative_mining: dict | None = None):
+                 negative_mining: dict | None = None, validation_pattern: str = "", validation_percent: int = 0,
+                 span_range: str = "latest"):
         if input_format not in ex.FORMATS:
             raise ValueError(f"input_format {input_format!r} is not one of {ex.FORMATS}.")
         if label_dtype not in ("int", "float", "multi"):
@@ -67,8 +74,9 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
             num_classes=len(label_names) or num_classes, strict=int(strict), tag_scheme=tag_scheme,
             label_dtype=label_dtype, label_delimiter=label_delimiter, num_negatives=num_negatives, negative_pool=negative_pool,
             negative_mining=json.dumps(negative_mining, sort_keys=True) if negative_mining else "",
+            validation_pattern=validation_pattern, validation_percent=int(validation_percent), span_range=span_range,
             input_fingerprint=input_fingerprint.fingerprint(
-                [os.path.join(input_base, train_pattern), os.path.join(input_base, eval_pattern)]
+                [os.path.join(input_base, p) for p in (train_pattern, eval_pattern, validation_pattern) if p]
                 if isinstance(input_base, str) and input_format != "beir" else [input_base]),
             examples=channel.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)

@@ -40,11 +40,12 @@ from tfx.types import artifact_utils
 
 from tfx_bert_app.components import beam_utils, examples_io
 from tfx_bert import beir, features, mining, squad, tagging
-from tfx_bert.records import TASK_FORMATS, BadInputError, RecordReader, expand_files
+from tfx_bert.records import TASK_FORMATS, BadInputError, RecordReader
 
 NAMESPACE = "tfx_bert.task_data"
 FORMATS = TASK_FORMATS
 SPLITS = ("train", "eval")
+VALIDATION = "validation"  # the Trainer's split for checkpoint selection (held out of train, or read)
 
 INPUT_BASE = "input_base"
 TRAIN_PATTERN = "train_pattern"
@@ -61,6 +62,9 @@ LABEL_DTYPE = "label_dtype"  # int (class ids) | float (scores: STS-B similarity
 LABEL_DELIMITER = "label_delimiter"  # multi: csv/tsv label column "a|b" (JSONL: a JSON list)
 NUM_NEGATIVES = "num_negatives"  # beir / msmarco_triples: passages to contrast each pair with
 NEGATIVE_POOL = "negative_pool"  # beir: sampled documents the lexically hardest negatives come from
+SPAN_RANGE = "span_range"  # latest | rolling:N | static:A-B, for {SPAN}-style patterns (tfx_bert/spans.py)
+VALIDATION_PATTERN = "validation_pattern"  # files of the validation split ("": held out of train)
+VALIDATION_PERCENT = "validation_percent"  # share of train records held out (by a hash of each) as validation
 NEGATIVE_MINING = "negative_mining"  # beir: JSON {miner: bm25 | dense | hybrid, model, MiningSettings...} ("": the sample)
 
 
@@ -303,30 +307,51 @@ class _ReadFile(beam.DoFn):
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
-    """Reads train and eval files with Beam; writes Split-train / Split-eval gzip TFRecords."""
+    """Reads train and eval files with Beam; writes Split-train / Split-eval gzip TFRecords, and
+    Split-validation: read from ``validation_pattern``, or ``validation_percent`` of the train
+    records held out by a hash of each (a duplicated record never straddles the two)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         props = dict(exec_properties)
         if props[INPUT_FORMAT] not in FORMATS:
             raise ValueError(f"input_format {props[INPUT_FORMAT]!r} is not one of {FORMATS}.")
         examples = artifact_utils.get_single_instance(output_dict["examples"])
-        examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         patterns = {"train": props[TRAIN_PATTERN], "eval": props[EVAL_PATTERN]}
-        files = {split: expand_files(os.path.join(props[INPUT_BASE], p)) for split, p in patterns.items()}
+        if props.get(VALIDATION_PATTERN):
+            patterns[VALIDATION] = props[VALIDATION_PATTERN]
+        percent = 0 if props.get(VALIDATION_PATTERN) else int(props.get(VALIDATION_PERCENT) or 0)
+        splits = list(SPLITS) + ([VALIDATION] if percent or VALIDATION in patterns else [])
+        examples.split_names = artifact_utils.encode_split_names(splits)
+        files, spans = examples_io.resolve_spans(
+            examples, {split: os.path.join(props[INPUT_BASE], p) for split, p in patterns.items()},
+            props.get(SPAN_RANGE) or "latest")
         pipeline = self._make_beam_pipeline()
-        for split in SPLITS:
-            records = (pipeline
-                       | f"Files[{split}]" >> beam.Create(files[split])
-                       | f"Read[{split}]" >> beam.ParDo(_ReadFile(props))
-                       | f"Count[{split}]" >> beam.Map(_count, split))
-            _ = examples_io.write_examples(records, examples, split)
+        read = {split: (pipeline | f"Files[{split}]" >> beam.Create(files[split])
+                        | f"Read[{split}]" >> beam.ParDo(_ReadFile(props))) for split in patterns}
+        if percent:
+            read["train"], read[VALIDATION] = read["train"] | "HoldOut[validation]" >> beam.Partition(
+                lambda example, _: int(held_out(example, percent)), 2)
+        for split in splits:
+            _ = examples_io.write_examples(read[split] | f"Count[{split}]" >> beam.Map(_count, split), examples, split)
         counts = examples_io.finish_ingestion(pipeline, examples, NAMESPACE, {
             "input_base": props[INPUT_BASE], "input_format": props[INPUT_FORMAT],
-            "files": {s: len(f) for s, f in files.items()}})
-        for split in SPLITS:
+            "files": {s: len(f) for s, f in files.items()}, "validation_percent": percent, "spans": spans})
+        for split in splits:
             if not counts.get(f"{split}_records"):
-                raise ValueError(f"No {split} records were read from {files[split]} "
-                                 f"(format {props[INPUT_FORMAT]}); skipped: {counts}.")
+                source = (f"{percent}% of the train records held out" if split == VALIDATION and percent
+                          else f"{files[split]} (format {props[INPUT_FORMAT]})")
+                raise ValueError(f"No {split} records were read from {source}; skipped: {counts}."
+                                 + (" Raise finetune.validation_percent or set finetune.validation_pattern."
+                                    if split == VALIDATION else ""))
+
+
+def held_out(example, percent: int) -> bool:
+    """Whether a train record goes to the validation split: a stable hash of its content (the
+    same on every worker and run) below ``percent`` of 100 buckets."""
+    import hashlib
+
+    digest = hashlib.blake2b(example.SerializeToString(deterministic=True), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 100 < percent
 
 
 def _count(example, split: str):

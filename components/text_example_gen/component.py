@@ -20,6 +20,7 @@ class TextExampleGenSpec(component_spec.ComponentSpec):
         executor.MAX_LINE_CHARS: component_spec.ExecutionParameter(type=int),
         executor.STRICT: component_spec.ExecutionParameter(type=int),
         executor.PER_LINE: component_spec.ExecutionParameter(type=int),
+        executor.SPAN_RANGE: component_spec.ExecutionParameter(type=str, optional=True),
         "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -32,6 +33,9 @@ class TextExampleGen(base_beam_component.BaseBeamComponent):
 
     Example:
         gen = TextExampleGen(input_pattern="/data/corpus/*.txt", input_format="bert_raw")
+
+    ``input_pattern`` may hold TFX's ``{SPAN}`` (or date) and ``{VERSION}`` specs, resolved when
+    it runs for ``span_range`` (``latest``, ``rolling:N``, ``static:A-B``; ``tfx_bert/spans.py``).
     """
 
     SPEC_CLASS = TextExampleGenSpec
@@ -47,6 +51,7 @@ class TextExampleGen(base_beam_component.BaseBeamComponent):
         max_line_chars: int = 100_000,
         strict: bool = False,
         per_line: bool = False,
+        span_range: str = "latest",
     ):
         if input_format not in executor.FORMATS:
             raise ValueError(f"input_format {input_format!r} is not one of {executor.FORMATS}.")
@@ -61,6 +66,7 @@ class TextExampleGen(base_beam_component.BaseBeamComponent):
             max_line_chars=max_line_chars,
             strict=int(strict),
             per_line=int(per_line),
+            span_range=span_range,
             input_fingerprint=input_fingerprint.fingerprint([input_pattern]),
             examples=channel.Channel(type=standard_artifacts.Examples),
         )

@@ -23,7 +23,7 @@ from tfx.types import artifact_utils
 
 from tfx_bert_app.components import beam_utils, examples_io
 from tfx_bert import features
-from tfx_bert.records import CORPUS_FORMATS, BadInputError, RecordReader, expand_files  # noqa: F401 (BadInputError: re-exported)
+from tfx_bert.records import CORPUS_FORMATS, BadInputError, RecordReader  # noqa: F401 (BadInputError: re-exported)
 
 NAMESPACE = "tfx_bert.ingest"
 FORMATS = CORPUS_FORMATS
@@ -31,6 +31,7 @@ SPLITS = ("train", "eval")
 
 # Keys of the component's exec properties.
 INPUT_PATTERN = "input_pattern"
+SPAN_RANGE = "span_range"  # latest | rolling:N | static:A-B, for a {SPAN}-style input_pattern (tfx_bert/spans.py)
 INPUT_FORMAT = "input_format"
 TEXT_FIELD = "text_field"
 ID_FIELD = "id_field"
@@ -171,7 +172,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             raise ValueError(f"input_format {props[INPUT_FORMAT]!r} is not one of {FORMATS}.")
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
-        files = expand_files(props[INPUT_PATTERN])
+        files = examples_io.resolve_spans(examples, {"corpus": props[INPUT_PATTERN]},
+                                          props.get(SPAN_RANGE) or "latest")[0]["corpus"]
         eval_percent = int(props[EVAL_PERCENT])
 
         pipeline = self._make_beam_pipeline()
