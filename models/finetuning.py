@@ -21,7 +21,7 @@ from tfx_bert_app.models import distillation, optimization, precision
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models.fast_kernels import use_fast_kernels
 from tfx_bert import features, run_summary, tasks
-from tfx_bert.config import FinetuneConfig, distill_settings_from, settings_from
+from tfx_bert.config import WARM_START_MODEL_DIR, FinetuneConfig, distill_settings_from, settings_from
 
 
 @dataclasses.dataclass
@@ -68,11 +68,67 @@ def run_fn(fn_args) -> None:
     task = tasks.get_task(settings.task)
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
     model = task.build_model(fn_args.base_model, settings, tokenizer)
+    started = warm_start(model, task, settings, fn_args, tokenizer)
     data = _trainer_data(fn_args, settings)
     trained, note = task.training_model(data, model, tokenizer)
     train_and_export(data, task, trained, model, settings.learning_rate, settings.export_precision, tokenizer,
-                     task.describe(settings, fn_args.base_model) + note)
-    distillation.save_teacher(model, fn_args.serving_model_dir, tokenizer)
+                     task.describe(settings, fn_args.base_model) + started + note)
+    save_task_model(model, task, settings, fn_args.serving_model_dir, tokenizer)
+
+
+LABEL_SET_FILE = "label_set.json"  # beside the saved Keras model: what a warm start must match
+
+
+def save_task_model(model, task, settings: FinetuneConfig, serving_model_dir: str, tokenizer) -> None:
+    """The Keras task model beside its SavedModel, with its vocabulary and label set: what a
+    student distils from and what a later run warm-starts from."""
+    distillation.save_teacher(model, serving_model_dir, tokenizer)
+    _write_json(os.path.join(os.path.dirname(distillation.teacher_path(serving_model_dir)), LABEL_SET_FILE),
+                {"task": settings.task, **task.label_set(settings)})
+
+
+def warm_start(model, task, settings: FinetuneConfig, fn_args, tokenizer) -> str:
+    """With ``finetune.warm_start`` auto and a ``warm_start_model`` (the latest blessed model),
+    loads its weights, head included, into ``model`` where its task, label set, vocabulary and
+    weight shapes are this run's; otherwise the run starts from the encoder and the log says why.
+    Records the choice in the model-run dir (``warm_start.json``, published on the Model by the
+    executor); returns a note for the progress line."""
+    previous = (fn_args.custom_config or {}).get(WARM_START_MODEL_DIR) if settings.warm_start == "auto" else None
+    reason, weights = _blessed_weights(previous, model, task, settings, tokenizer) if previous else (
+        "finetune.warm_start=off" if settings.warm_start == "off" else "this pipeline has no blessed model yet", None)
+    if not reason:
+        model.set_weights(weights)
+    artifact = os.path.dirname(previous.rstrip("/")) if previous else ""
+    print(f"  [warm start] {'from the blessed model ' + artifact if not reason else 'none, from the encoder: ' + reason}",
+          flush=True)
+    _write_json(os.path.join(fn_args.model_run_dir, "warm_start.json"),
+                {"warm": not reason, "from": artifact, "reason": reason})
+    return f", continuing from the blessed model {artifact}" if not reason else ""
+
+
+def _blessed_weights(previous: str, model, task, settings: FinetuneConfig, tokenizer) -> tuple[str, list | None]:
+    """("", the weights) of the blessed model at ``previous``, or (why it cannot be continued
+    from, None)."""
+    path = os.path.join(os.path.dirname(distillation.teacher_path(previous)), LABEL_SET_FILE)
+    if not tf.io.gfile.exists(path):
+        return f"the blessed model {previous} records no label set (trained before warm starts existed)", None
+    with tf.io.gfile.GFile(path) as f:
+        recorded = json.load(f)
+    wanted = {"task": settings.task, **task.label_set(settings)}
+    if recorded != wanted:
+        changed = {k: (recorded.get(k), v) for k, v in wanted.items() if recorded.get(k) != v}
+        return "the label set changed: " + "; ".join(f"{k} was {a!r}, is {b!r}" for k, (a, b) in changed.items()), None
+    if list(distillation.teacher_tokenizer(previous).vocab) != list(tokenizer.vocab):
+        return "the blessed model's vocabulary is not the encoder's", None
+    weights = distillation.load_teacher(previous).get_weights()
+    if [w.shape for w in weights] != [tuple(w.shape) for w in model.weights]:
+        return "the blessed model's architecture differs from this run's (another encoder size or head)", None
+    return "", weights
+
+
+def _write_json(path: str, value) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(value, indent=2))
 
 
 def distill_run_fn(fn_args) -> None:
@@ -218,8 +274,7 @@ def report(metrics: dict, run_dir: str) -> None:
           flush=True)
     if curve:
         print("  [train] " + run_summary.format_curve(curve, metrics["best_step"], metrics["validation_metric"]), flush=True)
-    with tf.io.gfile.GFile(os.path.join(run_dir, "train_metrics.json"), "w") as f:
-        f.write(json.dumps(metrics, indent=2))
+    _write_json(os.path.join(run_dir, run_summary.TRAIN_METRICS), metrics)
 
 
 def dense_strings(tensor):

@@ -1,7 +1,8 @@
 """Factory of the fine-tuning pipeline (one per task).
 
 TaskExampleGen (the task's loader) -> StatisticsGen -> SchemaGen -> Transform(task preprocessing_fn)
-  -> Trainer(task run_fn, base_model = pretrained encoder via Importer)
+  -> Trainer(task run_fn, base_model = pretrained encoder via Importer; warm_start_model = the
+             latest blessed model, continued from where its task and labels match)
   -> Evaluator(TFMA, the task's metrics; thresholds and the latest blessed model as baseline -> blessing)
   -> ServingPusher(op check, load check, warm-up requests, atomic <serving_base>/<model_name>/<version>)
 With ``distill.enabled``, the fine-tuned model is the teacher of a second branch (with
@@ -62,18 +63,20 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     # Retrieval's optional teacher: a fine-tuned re-ranker whose score margins the dual encoder learns.
     cross_encoder_uri = f.setting("cross_encoder_uri", "")
     cross_encoder = _import_model(cross_encoder_uri, "cross_encoder_teacher") if cross_encoder_uri else None
-    trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f,
-                       trainer_settings(f),
-                       data_dir=params.data_path if task.reads_task_data_in_trainer(f) else None,
-                       teacher_model=cross_encoder.outputs["result"] if cross_encoder else None).with_id("Trainer")
-    # The baseline: the latest model this pipeline blessed (a teacher: a student's blessing is a
-    # StudentBlessing, which this ModelBlessing channel never holds); TFMA's change thresholds
-    # compare the candidate against it (nothing to compare on the first run).
+    # The latest model this pipeline blessed (a teacher: a student's blessing is a StudentBlessing,
+    # which this ModelBlessing channel never holds): the Trainer's warm start (finetune.warm_start)
+    # and the baseline TFMA's change thresholds compare the candidate against (none on a first run).
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
+    trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f,
+                       trainer_settings(f),
+                       data_dir=params.data_path if task.reads_task_data_in_trainer(f) else None,
+                       teacher_model=cross_encoder.outputs["result"] if cross_encoder else None,
+                       warm_start_model=baseline.outputs["model"] if f.warm_start == "auto" else None,
+                       ).with_id("Trainer")
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
                                       trainer.outputs["model"], baseline.outputs["model"],
                                       encoder.outputs["result"]).with_id("Evaluator")
@@ -82,7 +85,7 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     blessing = gate.outputs["gated_blessing"] if gate else evaluator.outputs["blessing"]
     pusher = _pusher(config, f.model_name, trainer.outputs["model"], blessing).with_id("Pusher")
     components = [example_gen, statistics, schema, transform, encoder, *([cross_encoder] if cross_encoder else []),
-                  trainer, baseline, evaluator,
+                  baseline, trainer, evaluator,
                   *([gate] if gate else []), pusher]
     if config.distill.enabled:
         components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri,
@@ -104,11 +107,12 @@ def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
 
 
 def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: FinetuneConfig, settings: dict,
-             data_dir=None, teacher_model=None, model_role: str = "") -> BertTrainer:
+             data_dir=None, teacher_model=None, model_role: str = "", warm_start_model=None) -> BertTrainer:
     """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
     teacher), validating on the validation split if there is one (else the eval split, for the
     logs only); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining
-    round); ``teacher_model``: a model it learns from besides (retrieval's cross-encoder)."""
+    round); ``teacher_model``: a model it learns from besides (retrieval's cross-encoder);
+    ``warm_start_model``: the blessed model it may continue from."""
     return BertTrainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
@@ -116,7 +120,8 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: Finetun
         schema=schema.outputs["schema"],
         base_model=base_model,
         train_steps=train_steps, eval_steps=f.eval_steps, eval_split="validation" if f.has_validation else "eval",
-        custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role)
+        custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role,
+        warm_start_model=warm_start_model)
 
 
 def _pusher(config: ProjectConfig, model_name: str, model, blessing, student: bool = False) -> ServingPusher:

@@ -57,11 +57,27 @@ def test_run_time_parameters_are_folded_back(tmp_path):
     assert json.loads(props[specs.CUSTOM_CONFIG_KEY])["task_data_dir"] == "/data/beir" and "data_dir" not in props
 
 
-def test_a_teacher_model_input_reaches_the_run_fn_as_its_serving_dir(tmp_path):
-    os.makedirs(tmp_path / "rerank" / "Format-Serving")
+def test_teacher_and_warm_start_model_inputs_reach_the_run_fn_as_their_serving_dirs(tmp_path):
+    for name in ("rerank", "blessed"):
+        os.makedirs(tmp_path / name / "Format-Serving")
     teacher = new_artifact(standard_artifacts.Model, tmp_path / "rerank")
+    blessed = new_artifact(standard_artifacts.Model, tmp_path / "blessed")
     props = _props({"batch_size": 8})
-    folded = executor.with_teacher(props, {executor.TEACHER_KEY: [teacher]})
+    folded = executor.with_model_inputs(props, {executor.TEACHER_KEY: [teacher], executor.WARM_START_KEY: [blessed]})
     custom_config = json.loads(folded[specs.CUSTOM_CONFIG_KEY])
-    assert custom_config == {"batch_size": 8, "teacher_model_dir": str(tmp_path / "rerank" / "Format-Serving")}
-    assert executor.with_teacher(props, {}) is props  # no teacher input: nothing changes
+    assert custom_config == {"batch_size": 8, "teacher_model_dir": str(tmp_path / "rerank" / "Format-Serving"),
+                             "warm_start_model_dir": str(tmp_path / "blessed" / "Format-Serving")}
+    assert executor.with_model_inputs(props, {executor.WARM_START_KEY: []}) is props  # none: nothing changes
+
+
+def test_the_model_a_run_continued_from_is_published_on_its_model(tmp_path):
+    runs = [new_artifact(standard_artifacts.ModelRun, tmp_path / name) for name in ("warm", "cold")]
+    for run, warm in zip(runs, (True, False)):
+        os.makedirs(run.uri)
+        with open(os.path.join(run.uri, executor.WARM_START_FILE), "w") as f:
+            json.dump({"warm": warm, "from": "/pipelines/p/Trainer/model/7"}, f)
+    models = [new_artifact(standard_artifacts.Model, tmp_path / f"model{i}") for i in range(2)]
+    for run, model in zip(runs, models):
+        executor.mark_warm_start({specs.MODEL_KEY: [model], specs.MODEL_RUN_KEY: [run]})
+    assert models[0].get_string_custom_property("warm_started_from") == "/pipelines/p/Trainer/model/7"
+    assert not models[1].has_custom_property("warm_started_from")

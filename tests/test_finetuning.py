@@ -2,6 +2,8 @@
 early stopping."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tfx_bert import tasks
@@ -93,3 +95,70 @@ def test_the_evaluation_plan_splits_the_run_into_rounds_of_equal_steps(train_ste
     from tfx_bert_app.models import finetuning
 
     assert finetuning.evaluation_plan(train_steps, eval_every, validated) == plan
+
+
+@pytest.fixture
+def tiny_encoder(tmp_path, tiny_vocab_dir):
+    """A one-layer keras-hub preset with the tiny vocabulary, as a pretrained encoder dir."""
+    import keras
+
+    from tests.helpers import tiny_backbone
+    from tfx_bert import tokenization
+
+    vocab = tokenization.read_vocab(os.path.join(tiny_vocab_dir, tokenization.VOCAB_FILENAME))
+    keras.utils.set_random_seed(3)
+    tiny_backbone(len(vocab), 16).save_to_preset(str(tmp_path / "encoder"))
+    tokenization.write_vocab_dir(str(tmp_path / "encoder" / "vocab"), vocab,
+                                 tokenization.read_tokenizer_config(tiny_vocab_dir))
+    return str(tmp_path / "encoder")
+
+
+def _warm_start(tmp_path, encoder, blessed_settings, run_settings, name):
+    """A classifier saved as the blessed model with ``blessed_settings``, then a fresh one for
+    ``run_settings`` given it by ``warm_start``: (the note, the record, blessed, fresh before, after)."""
+    import json
+    import types
+
+    from tfx_bert.config import WARM_START_MODEL_DIR
+    from tfx_bert_app.models import encoder as encoder_lib
+    from tfx_bert_app.models import finetuning
+
+    task, tokenizer = tasks.get_task("sentiment"), encoder_lib.load_tokenizer(encoder)
+    blessed = task.build_model(encoder, blessed_settings, tokenizer)
+    blessed.set_weights([w * 0.5 + 0.25 for w in blessed.get_weights()])  # unlike any fresh model's
+    serving = str(tmp_path / name / "blessed" / "Format-Serving")
+    finetuning.save_task_model(blessed, task, blessed_settings, serving, tokenizer)
+    fresh = task.build_model(encoder, run_settings, tokenizer)
+    before = fresh.get_weights()
+    os.makedirs(tmp_path / name / "run")
+    fn_args = types.SimpleNamespace(custom_config={WARM_START_MODEL_DIR: serving}, model_run_dir=str(tmp_path / name / "run"))
+    note = finetuning.warm_start(fresh, task, run_settings, fn_args, tokenizer)
+    record = json.load(open(tmp_path / name / "run" / "warm_start.json"))
+    return note, record, blessed.get_weights(), before, fresh.get_weights()
+
+
+def test_warm_start_continues_from_the_blessed_model_head_included(tmp_path, tiny_encoder):
+    import numpy as np
+
+    settings = FinetuneConfig.for_task("sentiment", max_seq_length=16, label_names=["neg", "pos"])
+    note, record, blessed, _, after = _warm_start(tmp_path, tiny_encoder, settings, settings, "same")
+    assert record == {"warm": True, "from": str(tmp_path / "same" / "blessed"), "reason": ""}
+    assert note == f", continuing from the blessed model {tmp_path / 'same' / 'blessed'}"
+    for mine, theirs in zip(after, blessed, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"label_names": ["neg", "pos", "mixed"], "num_classes": 3},
+     "the label set changed: num_classes was 2, is 3; label_names was ['neg', 'pos'], is ['neg', 'pos', 'mixed']"),
+    ({"label_names": ["negative", "positive"]}, "label_names was ['neg', 'pos'], is ['negative', 'positive']"),
+    ({"warm_start": "off"}, "finetune.warm_start=off")])
+def test_a_changed_label_set_starts_cold_from_the_encoder_and_says_why(tmp_path, tiny_encoder, change, reason):
+    import numpy as np
+
+    blessed_settings = FinetuneConfig.for_task("sentiment", max_seq_length=16, label_names=["neg", "pos"])
+    run_settings = FinetuneConfig.for_task("sentiment", **{"max_seq_length": 16, "label_names": ["neg", "pos"], **change})
+    note, record, _, before, after = _warm_start(tmp_path, tiny_encoder, blessed_settings, run_settings, "changed")
+    assert not record["warm"] and reason in record["reason"] and note == ""
+    for mine, fresh in zip(after, before, strict=True):
+        np.testing.assert_array_equal(mine, fresh)

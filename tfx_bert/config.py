@@ -124,6 +124,10 @@ class FinetuneConfig:
     validation_pattern: str = ""
     eval_every: int = 0
     patience: int = 0
+    # auto: the Trainer continues from this pipeline's latest blessed model (head included) where
+    # its task, label set (Task.label_settings), vocabulary and shapes match this run's, else
+    # starts from the encoder and says why in the log; off: always from the encoder.
+    warm_start: Literal["auto", "off"] = "auto"
     learning_rate: float = 5e-4
     dropout: float = 0.1
     accuracy_threshold: float = 0.6  # blessing: the task's main metric (accuracy; NER: entity F1) at least this
@@ -582,10 +586,12 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 # Keys BertTrainer adds to a run_fn's custom_config: the task data (a run_fn that reads it itself:
 # retrieval's mining round) and the SavedModel dir of its optional teacher_model input.
 TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
+# ... and the SavedModel dir of its optional warm_start_model input (the latest blessed model).
+WARM_START_MODEL_DIR = "warm_start_model_dir"
 # What every task's Trainer reads; each task adds its own settings (Task.trainer_setting_names).
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision", "validation_percent",
-                    "validation_pattern", "eval_every", "patience")
+                    "validation_pattern", "eval_every", "patience", "warm_start")
 _FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
                  EmbedderConfig: "embedder", DistillConfig: "distill", BeamConfig: "beam", KubeflowConfig: "kubeflow"}

@@ -79,6 +79,9 @@ class Task:
     reads_transfer_text: ClassVar[bool] = False  # unlabelled lines can stand for examples (distill.transfer_pattern)
     evaluates_by_retrieval: ClassVar[bool] = False  # gated by search over a corpus, not by TFMA
     label_names_per_class: ClassVar[bool] = True  # finetune.label_names names each of num_classes classes
+    # The settings that say what the model's outputs mean: a blessed model warm-starts a run
+    # (finetune.warm_start) only where they are unchanged.
+    label_settings: ClassVar[tuple] = ("num_classes", "label_names")
 
     # Model code: what the one fine-tuning loop (models/finetuning.py) asks of the task ---------
     # Each hook below calls the function of the same name in ``module`` (the task's model code,
@@ -88,6 +91,10 @@ class Task:
     preprocessing_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.preprocessing_fn"
     run_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.run_fn"
     distill_run_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.distill_run_fn"
+
+    def label_set(self, settings) -> dict:
+        """``label_settings`` of ``settings``: what a warm start's model must share with the run."""
+        return {name: getattr(settings, name) for name in self.label_settings}
 
     def load(self):
         """The task's model module (imports TF and TFMA: call only when building or running)."""

@@ -9,12 +9,16 @@ from tfx.proto import trainer_pb2
 from tfx.types import standard_component_specs as specs
 from tfx.utils import json_utils, proto_utils
 
-from tfx_bert.config import TASK_DATA_DIR, TEACHER_MODEL_DIR
+from tfx_bert.config import TASK_DATA_DIR, TEACHER_MODEL_DIR, WARM_START_MODEL_DIR
 
 TRAIN_STEPS_KEY = "train_steps"
 MODEL_SIZE_KEY = "model_size"
 DATA_DIR_KEY = "data_dir"  # the task data, for a run_fn that reads it itself (retrieval's mining round)
 TEACHER_KEY = "teacher_model"  # an optional Model input: a model the run_fn learns from (retrieval's cross-encoder)
+WARM_START_KEY = "warm_start_model"  # an optional Model input: the blessed model the run_fn may continue from
+# The run_fn's record of its start (models/finetuning.warm_start), in the model-run dir; the
+# executor publishes it as the output Model's ``warm_started_from`` custom property.
+WARM_START_FILE = "warm_start.json"
 # What the trained Model is, published as its custom property of the same name: "student" for a
 # distilled student, which the fine-tuning pipeline's baseline resolver must not take for a teacher.
 MODEL_ROLE_KEY = "model_role"
@@ -74,8 +78,9 @@ class Executor(trainer_executor.GenericExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
         props = steps_for_epochs(fold_run_parameters(exec_properties), input_dict[specs.EXAMPLES_KEY])
-        super().Do(input_dict, output_dict, with_teacher(props, input_dict))
+        super().Do(input_dict, output_dict, with_model_inputs(props, input_dict))
         mark_model_role(output_dict, exec_properties)
+        mark_warm_start(output_dict)
 
 
 def mark_model_role(output_dict: dict, exec_properties: dict[str, Any]) -> None:
@@ -87,14 +92,35 @@ def mark_model_role(output_dict: dict, exec_properties: dict[str, Any]) -> None:
             model.set_string_custom_property(MODEL_ROLE_KEY, role)
 
 
-def with_teacher(exec_properties: dict[str, Any], input_dict: dict) -> dict[str, Any]:
-    """The ``teacher_model`` input's SavedModel dir in ``custom_config`` (``TEACHER_MODEL_DIR``),
-    where the run_fn reads it; the properties unchanged without one."""
-    teachers = input_dict.get(TEACHER_KEY) or []
-    if not teachers:
-        return exec_properties
+def mark_warm_start(output_dict: dict) -> None:
+    """The model the run_fn continued from (its ``warm_start.json``), as the output Model's
+    ``warm_started_from`` custom property (the model's URI; absent after a cold start)."""
+    import json
+    import os
+
+    import tensorflow as tf
+
+    for run in output_dict.get(specs.MODEL_RUN_KEY, []):
+        path = os.path.join(run.uri, WARM_START_FILE)
+        if not tf.io.gfile.exists(path):
+            continue
+        with tf.io.gfile.GFile(path) as f:
+            record = json.load(f)
+        for model in output_dict[specs.MODEL_KEY]:
+            if record.get("warm"):
+                model.set_string_custom_property("warm_started_from", record["from"])
+
+
+def with_model_inputs(exec_properties: dict[str, Any], input_dict: dict) -> dict[str, Any]:
+    """The SavedModel dirs of the optional ``teacher_model`` and ``warm_start_model`` inputs in
+    ``custom_config`` (``TEACHER_MODEL_DIR``, ``WARM_START_MODEL_DIR``), where the run_fn reads
+    them; the properties unchanged without either."""
     from tfx_bert.corpus_embedding import serving_dir
 
+    found = {key: (input_dict.get(name) or [None])[0]
+             for key, name in ((TEACHER_MODEL_DIR, TEACHER_KEY), (WARM_START_MODEL_DIR, WARM_START_KEY))}
+    if not any(found.values()):
+        return exec_properties
     custom_config = json_utils.loads(exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "null") or {}
-    custom_config[TEACHER_MODEL_DIR] = serving_dir(teachers[0])
+    custom_config.update({key: serving_dir(model) for key, model in found.items() if model is not None})
     return {**exec_properties, specs.CUSTOM_CONFIG_KEY: json_utils.dumps(custom_config)}

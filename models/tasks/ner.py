@@ -24,6 +24,7 @@ class NerTask(Task):
     name = "ner"
     description = "Named-entity recognition: first word piece -> Dense -> softmax or CRF; entity spans"
     module = "tfx_bert_app.models.ner"
+    label_settings = ("entity_types",)  # what the outputs mean (a warm start keeps them)
     signature = signatures.NER
     model_kind = "tagger"  # names the teacher in a student's progress line
     Settings = NerSettings

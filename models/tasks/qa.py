@@ -36,6 +36,7 @@ class QaTask(Task):
     name = "qa"
     description = "Extractive QA (SQuAD v1.1/v2.0): windows with doc_stride -> start/end logits -> answer span"
     module = "tfx_bert_app.models.qa"
+    label_settings = ()  # what the outputs mean (a warm start keeps them)
     signature = signatures.QA
     model_kind = "span extractor"  # names the teacher in a student's progress line
     Settings = QaSettings

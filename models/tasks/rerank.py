@@ -28,6 +28,7 @@ class RerankTask(Task):
     name = "rerank"
     description = "Re-ranking: cross-encoder [CLS] query [SEP] passage [SEP] -> score; pointwise or listwise loss"
     module = "tfx_bert_app.models.rerank"
+    label_settings = ()  # what the outputs mean (a warm start keeps them)
     signature = signatures.RERANK
     model_kind = "cross-encoder"  # names the teacher in a student's progress line
     Settings = RerankSettings

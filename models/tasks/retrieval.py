@@ -52,6 +52,7 @@ class RetrievalTask(Task):
     name = "retrieval"
     description = "Dense retrieval: dual encoder, in-batch + hard negatives contrastive loss; corpus -> vector store"
     module = "tfx_bert_app.models.retrieval"
+    label_settings = ()  # what the outputs mean (a warm start keeps them)
     signature = signatures.RETRIEVAL
     model_kind = "dual encoder"  # names the teacher in a student's progress line
     Settings = RetrievalSettings
