@@ -27,3 +27,11 @@ def with_student_blessing(spec_class: type, key: str, direction: str = "OUTPUTS"
     channels = dict(getattr(spec_class, direction))
     channels[key] = component_spec.ChannelParameter(type=StudentBlessing, optional=channels[key].optional)
     return type(f"Student{spec_class.__name__}", (spec_class,), {direction: channels})
+
+
+class DataGateResult(artifact.Artifact):
+    """A span's data gate (components/data_gate): ``data_gate.json`` (passed, the anomalies, the
+    profile and its baseline) and ``data_profile.json``; custom properties ``passed`` (1 / 0)
+    and ``anomalies`` (one line)."""
+
+    TYPE_NAME = "tfx_bert.DataGateResult"

@@ -27,7 +27,8 @@ def create_embedder_pipeline(config: ProjectConfig, encoder_uri: str, beam_args:
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(config.serving_base, e.model_name))),
         custom_config={"keep_versions": config.finetune.keep_versions, "model_name": e.model_name,
-                       "warmup_texts": list(config.finetune.warmup_texts)},
+                       "warmup_texts": list(config.finetune.warmup_texts), "task": "sentence embedding",
+                       "encoder_uri": encoder_uri},
     ).with_id("Pusher")
     components = [encoder, export, pusher]
     if e.index_corpus:

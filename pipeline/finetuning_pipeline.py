@@ -1,6 +1,8 @@
 """Factory of the fine-tuning pipeline (one per task).
 
-TaskExampleGen (the task's loader) -> StatisticsGen -> SchemaGen -> Transform(task preprocessing_fn)
+TaskExampleGen (the task's loader; {SPAN} patterns) -> StatisticsGen -> SchemaGen (or ImportSchemaGen
+  of finetune.schema_path) -> ExampleValidator -> DataGate (schema anomalies, unknown labels, drift
+  against the blessed model's data) -> [only if it passed: tfx.dsl.Cond] Transform(task preprocessing_fn)
   -> Trainer(task run_fn, base_model = pretrained encoder via Importer; warm_start_model = the
              latest blessed model, continued from where its task and labels match)
   -> Evaluator(TFMA, the task's metrics; thresholds and the latest blessed model as baseline -> blessing)
@@ -21,6 +23,8 @@ from tfx import v1 as tfx
 
 from tfx_bert_app.components.bert_trainer.component import BertTrainer
 from tfx_bert_app.components.bert_trainer.executor import STUDENT_ROLE
+from tfx_bert_app.components.data_gate import executor as data_gate
+from tfx_bert_app.components.data_gate.component import DataGate
 from tfx_bert_app.components.serving_pusher.component import ServingPusher, StudentPusher
 from tfx_bert_app.pipeline import common, task_wiring
 from tfx_bert_app.pipeline.parameters import PipelineParameters
@@ -35,14 +39,43 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     ``params.data_path`` holds ``train/*.csv`` and ``eval/*.csv``; ``encoder_uri`` is a
     pretrained encoder directory (keras-hub preset with its vocabulary); ``beam_args`` are the
     Beam components' pipeline args; ``negative_model`` (ranking tasks): the first stage that
-    mines negatives, resolved (default ``finetune.negative_model``).
+    mines negatives, resolved (default ``finetune.negative_model``). Everything after the data
+    gate runs inside ``tfx.dsl.Cond`` on its verdict: a span it stops trains and pushes nothing.
     """
     f = config.finetune
     task = tasks.get_task(f.task)
     example_gen = task_wiring.example_gen(task, f, params.data_path,
                                           f.setting("negative_model", "") if negative_model is None else negative_model)
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
+    schema = (tfx.components.ImportSchemaGen(schema_file=f.schema_path) if f.schema_path
+              else tfx.components.SchemaGen(statistics=statistics.outputs["statistics"]))
+    validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
+                                                schema=schema.outputs["schema"])
+    encoder = _import_model(encoder_uri, "pretrained_encoder")
+    # The latest model this pipeline blessed (a teacher: a student's blessing is a StudentBlessing,
+    # which this ModelBlessing channel never holds): its data is the gate's drift baseline; the
+    # Trainer may continue from it (finetune.warm_start); TFMA compares the candidate against it.
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model")
+    gate = DataGate(examples=example_gen.outputs["examples"], anomalies=validator.outputs["anomalies"],
+                    baseline_model=baseline.outputs["model"], encoder=encoder.outputs["result"],
+                    label_linf=f.drift_label_linf, length_js=f.drift_length_js, unknown_js=f.drift_unknown_js,
+                    allow_anomalies=f.allow_anomalies)
+    components = [example_gen, statistics, schema, validator, encoder, baseline, gate]
+    with tfx.dsl.Cond(gate.outputs["result"].future()[0].custom_property(data_gate.PASSED) == 1):
+        components += _after_gate(config, task, params, encoder_uri, example_gen, schema, encoder, baseline,
+                                  gate.outputs["result"])
+    return common.make_pipeline(config, f.pipeline_name, components, beam_args)
+
+
+def _after_gate(config: ProjectConfig, task, params: PipelineParameters, encoder_uri: str, example_gen, schema,
+                encoder, baseline, gate_result) -> list:
+    """Transform -> Trainer -> Evaluator [-> ZeroShotGate] -> Pusher [-> student branch]
+    [-> VectorIndexer]; with ``distill.teacher_uri``, Transform and the student branch only."""
+    f = config.finetune
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema.outputs["schema"],
@@ -55,46 +88,36 @@ def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters
     )
     if config.distill.enabled and config.distill.teacher_uri:  # a teacher from elsewhere: the student only
         teacher = _import_model(config.distill.teacher_uri, "teacher_model")
-        components = [example_gen, statistics, schema, transform, teacher,
-                      *_distillation(config, task, transform, schema, example_gen, teacher.outputs["result"],
-                                     encoder_uri, params.data_path)]
-        return common.make_pipeline(config, f.pipeline_name, components, beam_args)
-    encoder = _import_model(encoder_uri, "pretrained_encoder")
+        return [transform, teacher, *_distillation(config, task, transform, schema, example_gen,
+                                                   teacher.outputs["result"], encoder_uri, params.data_path,
+                                                   gate_result)]
     # Retrieval's optional teacher: a fine-tuned re-ranker whose score margins the dual encoder learns.
     cross_encoder_uri = f.setting("cross_encoder_uri", "")
     cross_encoder = _import_model(cross_encoder_uri, "cross_encoder_teacher") if cross_encoder_uri else None
-    # The latest model this pipeline blessed (a teacher: a student's blessing is a StudentBlessing,
-    # which this ModelBlessing channel never holds): the Trainer's warm start (finetune.warm_start)
-    # and the baseline TFMA's change thresholds compare the candidate against (none on a first run).
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model")
     trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f,
                        trainer_settings(f),
                        data_dir=params.data_path if task.reads_task_data_in_trainer(f) else None,
                        teacher_model=cross_encoder.outputs["result"] if cross_encoder else None,
                        warm_start_model=baseline.outputs["model"] if f.warm_start == "auto" else None,
-                       ).with_id("Trainer")
+                       data_gate=gate_result).with_id("Trainer")
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
                                       trainer.outputs["model"], baseline.outputs["model"],
                                       encoder.outputs["result"]).with_id("Evaluator")
-    gate = task_wiring.zero_shot_gate(task, f, evaluator, trainer.outputs["model"], example_gen.outputs["examples"],
-                                      encoder.outputs["result"])
-    blessing = gate.outputs["gated_blessing"] if gate else evaluator.outputs["blessing"]
-    pusher = _pusher(config, f.model_name, trainer.outputs["model"], blessing).with_id("Pusher")
-    components = [example_gen, statistics, schema, transform, encoder, *([cross_encoder] if cross_encoder else []),
-                  baseline, trainer, evaluator,
-                  *([gate] if gate else []), pusher]
+    zero_shot = task_wiring.zero_shot_gate(task, f, evaluator, trainer.outputs["model"],
+                                           example_gen.outputs["examples"], encoder.outputs["result"])
+    blessing = zero_shot.outputs["gated_blessing"] if zero_shot else evaluator.outputs["blessing"]
+    pusher = _pusher(config, f.model_name, trainer, evaluator, blessing, example_gen, gate_result,
+                     encoder_uri).with_id("Pusher")
+    components = [transform, *([cross_encoder] if cross_encoder else []), trainer, evaluator,
+                  *([zero_shot] if zero_shot else []), pusher]
     if config.distill.enabled:
         components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri,
-                                    params.data_path)
+                                    params.data_path, gate_result)
     if f.setting("index_corpus", ""):
         components.append(common.vector_indexer(config, trainer.outputs["model"], f.index_corpus,
                                                 f.index_corpus_format, f.index_type, f.vector_store_uri,
                                                 f.model_name, model_blessing=blessing))
-    return common.make_pipeline(config, f.pipeline_name, components, beam_args)
+    return components
 
 
 def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
@@ -107,12 +130,14 @@ def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
 
 
 def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: FinetuneConfig, settings: dict,
-             data_dir=None, teacher_model=None, model_role: str = "", warm_start_model=None) -> BertTrainer:
+             data_dir=None, teacher_model=None, model_role: str = "", warm_start_model=None,
+             data_gate=None) -> BertTrainer:
     """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
     teacher), validating on the validation split if there is one (else the eval split, for the
     logs only); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining
     round); ``teacher_model``: a model it learns from besides (retrieval's cross-encoder);
-    ``warm_start_model``: the blessed model it may continue from."""
+    ``warm_start_model``: the blessed model it may continue from; ``data_gate``: the gate that let
+    its data through (its data profile is kept with the model, the next span's drift baseline)."""
     return BertTrainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
@@ -121,23 +146,29 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: Finetun
         base_model=base_model,
         train_steps=train_steps, eval_steps=f.eval_steps, eval_split="validation" if f.has_validation else "eval",
         custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role,
-        warm_start_model=warm_start_model)
+        warm_start_model=warm_start_model, data_gate=data_gate)
 
 
-def _pusher(config: ProjectConfig, model_name: str, model, blessing, student: bool = False) -> ServingPusher:
+def _pusher(config: ProjectConfig, model_name: str, trainer, evaluator, blessing, example_gen, gate_result,
+            encoder_uri: str, student: bool = False) -> ServingPusher:
+    """The Pusher of ``trainer``'s model on ``blessing``, writing each version's model card from
+    the run's artifacts (examples, data gate, ``evaluator``'s evaluation, the model run)."""
     f = config.finetune
     return (StudentPusher if student else ServingPusher)(
-        model=model,
+        model=trainer.outputs["model"],
         model_blessing=blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=os.path.join(config.serving_base, model_name))),
         custom_config={"keep_versions": f.keep_versions, "model_name": model_name,
-                       "warmup_texts": list(f.warmup_texts)})
+                       "warmup_texts": list(f.warmup_texts), "task": f.task, "encoder_uri": encoder_uri,
+                       "intended_use": f.intended_use, "limitations": f.limitations},
+        card_inputs={"examples": example_gen.outputs["examples"], "data_gate": gate_result,
+                     "evaluation": evaluator.outputs["evaluation"], "model_run": trainer.outputs["model_run"]})
 
 
 def _distillation(config: ProjectConfig, task, transform, schema, example_gen, teacher, encoder_uri: str,
-                  data_path) -> list:
+                  data_path, gate_result) -> list:
     """The student branch: trained from ``teacher`` (a Model channel) on the same Transform
     output, gated on keeping ``distill.min_retention`` of the teacher's main metric, pushed under
     its own name. The student's run_fn gets the Transform's encoder (``encoder_dir``) to check
@@ -149,5 +180,6 @@ def _distillation(config: ProjectConfig, task, transform, schema, example_gen, t
     evaluator = task_wiring.student_evaluator(task, f, data_path, example_gen.outputs["examples"],
                                               student.outputs["model"], teacher, d.min_retention
                                               ).with_id("StudentEvaluator")
-    pusher = _pusher(config, d.model_name, student.outputs["model"], evaluator.outputs["blessing"], student=True)
+    pusher = _pusher(config, d.model_name, student, evaluator, evaluator.outputs["blessing"], example_gen, gate_result,
+                     encoder_uri, student=True)
     return [student, evaluator, pusher.with_id("StudentPusher")]

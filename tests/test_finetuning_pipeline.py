@@ -113,8 +113,15 @@ def test_a_teacher_given_by_uri_is_imported_and_the_pipeline_trains_gates_and_pu
     encoder = str(tmp_path / "encoder")
     pipeline = create_finetuning_pipeline(config, PipelineParameters(str(tmp_path), 10), encoder, [])
     c = {component.id: component for component in pipeline.components}
-    assert sorted(c) == sorted(["TaskExampleGen", "StatisticsGen", "SchemaGen", "Transform", "teacher_model",
+    assert sorted(c) == sorted(["TaskExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "pretrained_encoder",
+                                "latest_blessed_model", "DataGate", "Transform", "teacher_model",
                                 "StudentTrainer", "StudentEvaluator", "StudentPusher"])
+    # Everything after the data gate runs only where it passed (a tfx.dsl.Cond on its result).
+    from tfx.dsl.compiler import compiler
+
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in compiler.Compiler().compile(pipeline).nodes}
+    gated = sorted(name for name, node in nodes.items() if node.inputs.conditionals)
+    assert gated == ["StudentEvaluator", "StudentPusher", "StudentTrainer", "Transform", "teacher_model"]
     assert c["teacher_model"].exec_properties["artifact_uri"] == str(teacher_dir.parent)  # the artifact root
     teacher = c["teacher_model"].outputs["result"]
     assert c["StudentTrainer"].inputs["base_model"] is teacher

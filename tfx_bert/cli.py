@@ -69,6 +69,7 @@ def _run_pipeline(kind: str, config, runner: str) -> float:
     print(run_summary.format_runs(pipeline.pipeline_info.pipeline_name, runs, took), flush=True)
     for line in run_summary.training_curves(runs):
         print(line, flush=True)
+    run_summary.check_gate(runs)
     print(f"(full log: {os.path.join(os.path.abspath(config.work_dir), 'logs', kind + '.log')})", flush=True)
     return took
 
@@ -430,6 +431,30 @@ def cmd_generate_data(args) -> int:
     return 0
 
 
+def cmd_schema(args) -> int:
+    """``schema promote``: copies the newest inferred schema of the fine-tuning pipeline to
+    ``--output`` or ``finetune.schema_path``, to be edited (domains, presence, drift
+    comparators) and read by ImportSchemaGen from the next run on."""
+    import glob
+    import shutil
+
+    config = _config(args, demo=args.demo)
+    output = args.output or config.finetune.schema_path
+    if not output:
+        raise ValueError("schema promote needs a destination: --output PATH, or finetune.schema_path.")
+    pattern = os.path.join(config.pipelines_root, config.finetune.pipeline_name, "SchemaGen", "schema", "*",
+                           "schema.pbtxt")
+    found = sorted(glob.glob(pattern), key=lambda p: int(p.split(os.sep)[-2]) if p.split(os.sep)[-2].isdigit() else -1)
+    if not found:
+        raise FileNotFoundError(f"No inferred schema under {os.path.dirname(os.path.dirname(pattern))}: run "
+                                "`tfx-bert finetune` once without finetune.schema_path first.")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    shutil.copyfile(found[-1], output)
+    print(f"Promoted {found[-1]} to {output}: set finetune.schema_path={output} (the data gate then validates "
+          "every span against it; edit it to tighten domains or presence).")
+    return 0
+
+
 def cmd_show_config(args) -> int:
     print(_config(args, demo=args.demo).effective_yaml())
     return 0
@@ -592,6 +617,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="work/data")
     p.set_defaults(fn=cmd_generate_data)
 
+    p = sub.add_parser("schema", help="curate the fine-tuning data's schema (the data gate validates each span "
+                                      "against finetune.schema_path)")
+    p.add_argument("action", choices=["promote"], help="promote: the schema SchemaGen inferred in the fine-tuning "
+                                                       "pipeline's latest run becomes the curated one")
+    _add_config_flags(p)
+    p.add_argument("--output", help="where to write it (default: finetune.schema_path)")
+    p.set_defaults(fn=cmd_schema)
+
     p = sub.add_parser("show-config", help="print the configuration a run would use, resolved and validated")
     _add_config_flags(p)
     p.add_argument("--task", type=_task_name, metavar="TASK", help="as finetune's --task")
@@ -602,8 +635,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     progress.quiet_environment()
     args = build_parser().parse_args(argv)
+    from tfx_bert.run_summary import DataGateStopped
+
     try:
         return args.fn(args)
+    except DataGateStopped as e:  # not a failure of the tool: its last line names each anomaly
+        print(f"tfx-bert {args.command}: {e}", file=sys.stderr, flush=True)
+        return 3
     except (ValueError, FileNotFoundError, TimeoutError, RuntimeError) as e:
         if os.environ.get("TFX_BERT_DEBUG"):
             raise

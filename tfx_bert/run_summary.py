@@ -105,3 +105,34 @@ def training_curves(runs: list[ComponentRun]) -> list[str]:
                                                              metrics["validation_metric"])
                              + f"; {metrics['steps_run']} steps run")
     return lines
+
+
+GATE_RESULT = "data_gate.json"  # written by components/data_gate
+
+
+class DataGateStopped(RuntimeError):
+    """The data gate stopped the run's span: nothing after it ran."""
+
+
+def gate_report(runs: list[ComponentRun]) -> dict | None:
+    """The data gate's report (``data_gate.json``) of ``runs``; None where no gate ran."""
+    for run in runs:
+        for uri in run.outputs.get("result", []):
+            path = os.path.join(uri, GATE_RESULT)
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    return json.load(f)
+    return None
+
+
+def check_gate(runs: list[ComponentRun]) -> None:
+    """Raises DataGateStopped, naming each anomaly (feature, measure, value, threshold), when the
+    run's data gate stopped its span."""
+    report = gate_report(runs)
+    if report is None or report["passed"]:
+        return
+    from tfx_bert.data_profile import Anomaly
+
+    anomalies = "; ".join(str(Anomaly(**a)) for a in report["anomalies"])
+    raise DataGateStopped(f"the data gate stopped span {report.get('span')}: nothing was trained or pushed "
+                          f"(finetune.allow_anomalies=true lets it through knowingly). Anomalies: {anomalies}")

@@ -13,7 +13,8 @@ from tfx.utils import json_utils
 
 from tfx_bert_app.components.bert_trainer import executor
 from tfx_bert_app.components.bert_trainer.executor import (DATA_DIR_KEY, MODEL_ROLE_KEY, MODEL_SIZE_KEY, TEACHER_KEY,
-                                                           TRAIN_STEPS_KEY, WARM_START_KEY)
+                                                           TRAIN_STEPS_KEY, WARM_START_KEY, DATA_GATE_KEY)
+from tfx_bert_app.components.artifacts import DataGateResult
 
 
 class BertTrainerSpec(TrainerSpec):
@@ -25,7 +26,8 @@ class BertTrainerSpec(TrainerSpec):
     ``custom_config["warm_start_model_dir"]``)."""
 
     INPUTS = {**TrainerSpec.INPUTS, TEACHER_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True),
-              WARM_START_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True)}
+              WARM_START_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True),
+              DATA_GATE_KEY: ChannelParameter(type=DataGateResult, optional=True)}
 
     PARAMETERS = {
         **TrainerSpec.PARAMETERS,
@@ -57,7 +59,8 @@ class BertTrainer(base_component.BaseComponent):
                  schema: types.BaseChannel | None = None, base_model: types.BaseChannel | None = None,
                  model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = "",
                  data_dir: Any = None, teacher_model: types.BaseChannel | None = None, model_role: str = "",
-                 eval_split: str = "eval", warm_start_model: types.BaseChannel | None = None):
+                 eval_split: str = "eval", warm_start_model: types.BaseChannel | None = None,
+                 data_gate: types.BaseChannel | None = None):
         custom_config = dict(custom_config or {})
         custom_executor = None
         if vertex_job:
@@ -76,7 +79,7 @@ class BertTrainer(base_component.BaseComponent):
             eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps, splits=[eval_split]),
             custom_config=json_utils.dumps(custom_config),
             train_steps=train_steps, model_size=model_size, data_dir=data_dir, teacher_model=teacher_model,
-            warm_start_model=warm_start_model,
+            warm_start_model=warm_start_model, data_gate=data_gate,
             model_role=model_role or None,
             model=types.Channel(type=types.standard_artifacts.Model),
             model_run=types.Channel(type=types.standard_artifacts.ModelRun),

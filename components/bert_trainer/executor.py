@@ -15,6 +15,7 @@ TRAIN_STEPS_KEY = "train_steps"
 MODEL_SIZE_KEY = "model_size"
 DATA_DIR_KEY = "data_dir"  # the task data, for a run_fn that reads it itself (retrieval's mining round)
 TEACHER_KEY = "teacher_model"  # an optional Model input: a model the run_fn learns from (retrieval's cross-encoder)
+DATA_GATE_KEY = "data_gate"  # an optional DataGateResult input: its data profile is kept with the model
 WARM_START_KEY = "warm_start_model"  # an optional Model input: the blessed model the run_fn may continue from
 # The run_fn's record of its start (models/finetuning.warm_start), in the model-run dir; the
 # executor publishes it as the output Model's ``warm_started_from`` custom property.
@@ -81,6 +82,23 @@ class Executor(trainer_executor.GenericExecutor):
         super().Do(input_dict, output_dict, with_model_inputs(props, input_dict))
         mark_model_role(output_dict, exec_properties)
         mark_warm_start(output_dict)
+        keep_data_profile(input_dict, output_dict)
+
+
+def keep_data_profile(input_dict: dict, output_dict: dict) -> None:
+    """Copies the data gate's ``data_profile.json`` into the output Model's directory: the profile
+    of the data behind the model, which the next span's gate compares with once it is blessed."""
+    import os
+
+    import tensorflow as tf
+
+    from tfx_bert_app.components.data_gate.executor import PROFILE_FILE
+
+    for gate in input_dict.get(DATA_GATE_KEY) or []:
+        source = os.path.join(gate.uri, PROFILE_FILE)
+        if tf.io.gfile.exists(source):
+            for model in output_dict[specs.MODEL_KEY]:
+                tf.io.gfile.copy(source, os.path.join(model.uri, PROFILE_FILE), overwrite=True)
 
 
 def mark_model_role(output_dict: dict, exec_properties: dict[str, Any]) -> None:

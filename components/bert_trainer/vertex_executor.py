@@ -7,8 +7,8 @@ from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_t
 
 from tfx.types import standard_component_specs as specs
 
-from tfx_bert_app.components.bert_trainer.executor import (fold_run_parameters, mark_model_role, mark_warm_start,
-                                                           steps_for_epochs, with_model_inputs)
+from tfx_bert_app.components.bert_trainer.executor import (fold_run_parameters, keep_data_profile, mark_model_role,
+                                                           mark_warm_start, steps_for_epochs, with_model_inputs)
 
 
 class VertexExecutor(vertex_trainer_executor.GenericExecutor):
@@ -20,3 +20,4 @@ class VertexExecutor(vertex_trainer_executor.GenericExecutor):
         super().Do(input_dict, output_dict, with_model_inputs(props, input_dict))
         mark_model_role(output_dict, exec_properties)
         mark_warm_start(output_dict)
+        keep_data_profile(input_dict, output_dict)

@@ -12,8 +12,14 @@ On top of the standard blessing check it
 * numbers versions monotonically (at least the newest existing version + 1) and keeps only
   the newest ``keep_versions``.
 
+* writes the version's model card (``assets.extra/model_card.{md,html,json}``,
+  ``tfx_bert/model_card.py``) from the run's artifacts: the encoder, the model it was
+  warm-started from, the data spans and counts, the data gate, the evaluation against the
+  baseline (both by pushed version), a student's retention, intended use and known limits.
+
 ``custom_config``: ``keep_versions`` (default 5), ``warmup_texts`` (list of strings),
-``model_name`` (for the warm-up requests' model spec).
+``model_name`` (for the warm-up requests' model spec), and the card's ``task``,
+``encoder_uri``, ``intended_use`` and ``limitations``.
 """
 from __future__ import annotations
 
@@ -88,6 +94,58 @@ def existing_versions(base: str) -> list[int]:
     return sorted(int(d.rstrip("/")) for d in tf.io.gfile.listdir(base) if d.rstrip("/").isdigit())
 
 
+EXAMPLES_KEY, DATA_GATE_KEY, EVALUATION_KEY, MODEL_RUN_KEY = "examples", "data_gate", "evaluation", "model_run"
+
+
+def model_card(input_dict: dict, config: dict, base: str, version: int) -> dict:
+    """The pushed version's card (``tfx_bert/model_card.py``) from the run's artifacts."""
+    from tfx.components.evaluator import constants
+
+    from tfx_bert import model_card as card_lib
+    from tfx_bert.run_summary import TRAIN_METRICS
+
+    def first(key):
+        return (input_dict.get(key) or [None])[0]
+
+    model, examples, gate, evaluation, run = (first(k) for k in (standard_component_specs.MODEL_KEY, EXAMPLES_KEY,
+                                                                DATA_GATE_KEY, EVALUATION_KEY, MODEL_RUN_KEY))
+    blessing = first(standard_component_specs.MODEL_BLESSING_KEY)
+
+    def ref(uri):
+        return {"uri": uri, "version": card_lib.pushed_version_of(base, uri)} if uri else None
+
+    def prop(artifact, name, default=None):  # a custom property, plain or JSON-valued
+        if artifact is None or not artifact.has_custom_property(name):
+            return default
+        value = artifact.get_custom_property(name)
+        return artifact.get_json_value_custom_property(name) if value is None else value
+
+    train = {}
+    if run is not None and tf.io.gfile.exists(os.path.join(run.uri, TRAIN_METRICS)):
+        with tf.io.gfile.GFile(os.path.join(run.uri, TRAIN_METRICS)) as f:
+            train = {k: v for k, v in json.load(f).items() if k in ("best_step", "steps_run", "validation_metric")}
+    role = prop(model, "model_role") or "fine-tuned"
+    evaluated = card_lib.read_evaluation(evaluation.uri) if evaluation is not None else {}
+    if evaluated:
+        evaluated["baseline_model"] = ref(prop(blessing, constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY))
+    counts = prop(examples, "ingestion_counts") or {}
+    return {
+        "model": {"name": config.get("model_name", ""), "version": version, "task": config.get("task", ""),
+                  "role": role, "encoder": config.get("encoder_uri", ""), "uri": model.uri,
+                  "warm_started_from": ref(prop(model, "warm_started_from")), **train},
+        "data": {"spans": [int(span) for span in prop(examples, "spans") or []],
+                 "version": examples.version if examples is not None and examples.has_property("version") else None,
+                 "counts": {k: int(v) for k, v in dict(counts).items()}},
+        "data_gate": {"passed": bool(prop(gate, "passed")),
+                      "anomalies": [a for a in (prop(gate, "anomalies") or "").split("; ") if a]} if gate else None,
+        "evaluation": evaluated,
+        "retention": {name: evaluated["candidate"][name] / evaluated["baseline"][name]
+                      for name in evaluated.get("gated", []) if role == "student"
+                      and evaluated["baseline"].get(name) and name in evaluated["candidate"]},
+        "intended_use": config.get("intended_use", ""), "limitations": config.get("limitations", ""),
+    }
+
+
 class Executor(tfx_pusher.Executor):
     """Checked, atomic, versioned push to a TF Serving model base path."""
 
@@ -120,6 +178,9 @@ class Executor(tfx_pusher.Executor):
                     "warmup_requests": warmups, "tf_serving_ops_check": "passed (TF 2.16 core + tensorflow-text 2.12)"}
         with tf.io.gfile.GFile(os.path.join(extra, METADATA_FILE), "w") as f:
             f.write(json.dumps(metadata, indent=2))
+        from tfx_bert import model_card as card_lib
+
+        card_lib.write(model_card(input_dict, config, base, version), extra)
         serving_path = os.path.join(base, str(version))
         tf.io.gfile.rename(staging, serving_path)  # the version appears whole, or not at all
         logging.info("Pushed %s to %s", model_path, serving_path)
