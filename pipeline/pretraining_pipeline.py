@@ -1,7 +1,8 @@
 """Factory of the pretraining pipeline.
 
-TextExampleGen -> [StatisticsGen -> SchemaGen -> ExampleValidator] -> WordPieceVocabGen
-  -> PretrainingDataGen -> Trainer(models.pretraining.run_fn) -> encoder (Model artifact)
+TextExampleGen -> [StatisticsGen -> SchemaGen (or ImportSchemaGen) -> ExampleValidator -> DataGate,
+  the rest inside tfx.dsl.Cond on its verdict] -> WordPieceVocabGen -> PretrainingDataGen
+  -> Trainer(models.pretraining.run_fn) -> encoder (Model artifact)
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from tfx_bert_app.components.pretraining_data.component import PretrainingDataGe
 from tfx_bert_app.components.text_example_gen.component import TextExampleGen
 from tfx_bert_app.components.wordpiece_vocab.component import WordPieceVocabGen
 from tfx_bert_app.components.bert_trainer.component import BertTrainer
+from tfx_bert_app.components.data_gate import executor as data_gate
+from tfx_bert_app.components.data_gate.component import DataGate
 from tfx_bert_app.pipeline import common
 from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import accelerators
@@ -23,18 +26,33 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
     """Builds the pretraining pipeline for ``config`` over the files matching
     ``params.data_path``; ``beam_args`` are the Beam components' pipeline args."""
     p = config.pretrain
-    distribution, mixed_precision = accelerators.training_strategy(config)
     example_gen = TextExampleGen(
         input_pattern=params.data_path, input_format=p.input_format, text_field=p.text_field,
         id_field=p.id_field, eval_percent=p.eval_percent, max_line_chars=p.max_line_chars,
         strict=p.strict, per_line=p.per_line, span_range=p.span_range)
     components = [example_gen]
-    if p.enable_statistics:
-        statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-        schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"])
-        validator = tfx.components.ExampleValidator(
-            statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"])
-        components += [statistics, schema, validator]
+    if not p.enable_statistics:
+        components += _training(config, params, example_gen)
+        return common.make_pipeline(config, p.pipeline_name, components, beam_args)
+    statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema = (tfx.components.ImportSchemaGen(schema_file=p.schema_path) if p.schema_path
+              else tfx.components.SchemaGen(statistics=statistics.outputs["statistics"]))
+    validator = tfx.components.ExampleValidator(
+        statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"])
+    # The corpus's gate: the ExampleValidator's anomalies stop the run before the vocabulary and
+    # the Trainer (pretrain.allow_anomalies lets it through knowingly), as fine-tuning's does.
+    gate = DataGate(examples=example_gen.outputs["examples"], anomalies=validator.outputs["anomalies"],
+                    allow_anomalies=p.allow_anomalies)
+    components += [statistics, schema, validator, gate]
+    with tfx.dsl.Cond(gate.outputs["result"].future()[0].custom_property(data_gate.PASSED) == 1):
+        components += _training(config, params, example_gen)
+    return common.make_pipeline(config, p.pipeline_name, components, beam_args)
+
+
+def _training(config: ProjectConfig, params: PipelineParameters, example_gen) -> list:
+    """WordPieceVocabGen -> PretrainingDataGen -> Trainer [-> phase 2's data and Trainer]."""
+    p = config.pretrain
+    distribution, mixed_precision = accelerators.training_strategy(config)
     vocab = WordPieceVocabGen(
         examples=example_gen.outputs["examples"], vocab_size=p.vocab_size,
         lower_case=p.lower_case, num_unused_tokens=p.num_unused_tokens, vocab_path=p.vocab_path)
@@ -69,7 +87,7 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
         train_steps=params.train_steps, eval_steps=p.eval_steps, model_size=params.model_size,
         custom_config=trainer_config, vertex_job=vertex_job, vertex_region=config.kubeflow.region,
     ).with_id("Trainer")
-    components += [vocab, instances, trainer]
+    components = [vocab, instances, trainer]
     if p.phase2_max_seq_length:
         # Phase 2 (BERT's recipe): longer sequences, warm-started from phase 1's model.
         instances2 = PretrainingDataGen(
@@ -88,7 +106,7 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
             vertex_job=vertex_job, vertex_region=config.kubeflow.region,
         ).with_id("TrainerPhase2")
         components += [instances2, trainer2]
-    return common.make_pipeline(config, p.pipeline_name, components, beam_args)
+    return components
 
 
 def _vertex_job(config: ProjectConfig) -> dict:

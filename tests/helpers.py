@@ -263,6 +263,8 @@ def finetune_demo(work, encoder: str, *flags, timeout=1500) -> str:
 
     if flags and flags[0] == "export-embedder":
         command = ["export-embedder", "--work-dir", str(work), *flags[1:]]
+    elif flags and flags[0] == "demo-loop":  # the continuous-training demo, from this encoder
+        command = ["demo", "--loop", "--work-dir", str(work), "--set", f"finetune.encoder_uri={encoder}", *flags[1:]]
     else:
         command = ["finetune", "--demo", "--work-dir", str(work), "--set", f"finetune.encoder_uri={encoder}", *flags]
     proc = subprocess.run([sys.executable, "-m", "tfx_bert.cli", *command],
@@ -275,6 +277,8 @@ def finetune_demo(work, encoder: str, *flags, timeout=1500) -> str:
 # a task's demo recipe where the test's assertions hold with less (comments say which). Longest
 # first (QA, then retrieval and re-ranking): two workers finish the pool with the least idle tail.
 E2E_FINETUNES = {
+    # The continuous-training demo (three spans: pushed, stopped by the gate, continued and pushed).
+    "loop": ("demo-loop", "--set", "finetune.train_steps=150"),
     "qa": ("--task", "qa", "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
            "--set", "finetune.learning_rate=0.001", "--set", "distill.enabled=true", "--set", "distill.train_steps=200"),
     # The demo recipe trains 600 steps each, re-ranking over 8 candidates: a third of it serves.

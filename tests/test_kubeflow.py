@@ -46,10 +46,14 @@ def _trainer_config(job, step="Trainer"):
 def test_pretraining_spec_has_components_dependencies_and_image(tmp_path):
     job = _compile("pretrain", _config(tmp_path), tmp_path)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert {"TextExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "WordPieceVocabGen",
+    assert {"TextExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "WordPieceVocabGen",
             "PretrainingDataGen", "Trainer"} == set(tasks)
-    assert set(tasks["PretrainingDataGen"]["dependentTasks"]) == {"TextExampleGen", "WordPieceVocabGen"}
-    assert tasks["Trainer"]["dependentTasks"] == ["PretrainingDataGen"]
+    assert set(tasks["PretrainingDataGen"]["dependentTasks"]) == {"TextExampleGen", "WordPieceVocabGen", "DataGate"}
+    assert set(tasks["Trainer"]["dependentTasks"]) == {"PretrainingDataGen", "DataGate"}
+    # The corpus's gate: KFP runs the steps after it only where it passed.
+    for step in ("WordPieceVocabGen", "PretrainingDataGen", "Trainer"):
+        assert "DataGate.result" in tasks[step]["triggerPolicy"]["condition"]
+        assert tasks[step]["triggerPolicy"]["condition"].endswith("metadata['passed'] == 1.0)")
     images = {e["container"]["image"] for e in _executors(job).values() if "container" in e}
     assert images == {"gcr.io/p/tfx-bert:1"}
 
@@ -63,7 +67,14 @@ def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
     # The baseline: KFP's two-step resolution of the latest blessed model feeds the Evaluator.
     assert "latest_blessed_model-model-resolver" in tasks["Evaluator"]["dependentTasks"]
     assert "baseline_model" in tasks["Evaluator"]["inputs"]["artifacts"]
-    assert set(tasks["Pusher"]["dependentTasks"]) == {"Evaluator", "Trainer"}
+    # The Pusher reads the run's examples, data gate and evaluation for the model card.
+    assert set(tasks["Pusher"]["dependentTasks"]) == {"Evaluator", "Trainer", "TaskExampleGen", "DataGate"}
+    # The data gate: the warm start and the gate's drift baseline are the latest blessed model too;
+    # KFP runs everything after the gate only where it passed.
+    assert "latest_blessed_model-model-resolver" in tasks["DataGate"]["dependentTasks"]
+    assert "warm_start_model" in tasks["Trainer"]["inputs"]["artifacts"]
+    for step in ("Transform", "Trainer", "Evaluator", "Pusher"):
+        assert tasks[step]["triggerPolicy"]["condition"].endswith("metadata['passed'] == 1.0)")
 
 
 def test_the_distillation_branch_compiles_after_the_teacher(tmp_path):
@@ -85,7 +96,8 @@ def test_the_distillation_branch_compiles_after_the_teacher(tmp_path):
     assert "Trainer" in tasks["StudentTrainer"]["dependentTasks"]
     assert set(tasks["StudentEvaluator"]["dependentTasks"]) >= {"Trainer", "StudentTrainer"}
     assert "baseline_model" in tasks["StudentEvaluator"]["inputs"]["artifacts"]
-    assert set(tasks["StudentPusher"]["dependentTasks"]) == {"StudentEvaluator", "StudentTrainer"}
+    assert set(tasks["StudentPusher"]["dependentTasks"]) == {"StudentEvaluator", "StudentTrainer", "TaskExampleGen",
+                                                             "DataGate"}
     assert _trainer_config({"pipelineSpec": {"root": {"dag": {"tasks": tasks}}}}, "StudentTrainer")["distill"]["enabled"]
 
 
@@ -286,7 +298,7 @@ def test_compile_cli_writes_the_spec_and_bare_pipeline_spec(tmp_path):
 def test_two_phase_pretraining_wires_phase_two_after_phase_one(tmp_path):
     config = _config(tmp_path, "pretrain.phase2_max_seq_length=128", "pretrain.phase2_train_steps=50")
     tasks = _compile("pretrain", config, tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert set(tasks["TrainerPhase2"]["dependentTasks"]) == {"Trainer", "PretrainingDataGenPhase2"}
+    assert set(tasks["TrainerPhase2"]["dependentTasks"]) == {"Trainer", "PretrainingDataGenPhase2", "DataGate"}
 
 
 def test_phase_two_must_be_longer():

@@ -131,6 +131,8 @@ DISTILL_ON = "distill.enabled=true"
 def cmd_demo(args) -> int:
     """Pretrain -> fine-tune and distil -> push both -> serve over gRPC -> predict, on the
     embedded data; the teacher and the student side by side."""
+    if args.loop:
+        return _demo_loop(args)
     t0 = time.time()
     config = _config(args, demo=True, preset=(DISTILL_ON,))
     from tfx_bert import demo_data, distill_summary
@@ -165,6 +167,58 @@ def cmd_demo(args) -> int:
     _print_demo_summary(config, models[config.finetune.model_name][1], times, time.time() - t0)
     if config.distill.enabled:
         print(distill_summary.format_summary(distill_summary.read(config)))
+    return 0
+
+
+def _demo_loop(args) -> int:
+    """Continuous training on the embedded sentiment data: three spans arrive one after the other
+    (``demo_data.LOOP_SPANS``); the fine-tuning pipeline runs as each does. Span 1 trains and is
+    pushed; span 2 carries label drift and the data gate stops it; span 3 continues from span 1's
+    blessed model, is compared against it and pushed; gRPC predictions then come from span 3's
+    version. The encoder: finetune.encoder_uri, else the latest pretrained one, else the demo's
+    pretraining runs first."""
+    from tfx_bert import demo_data, model_card
+    from tfx_bert.run_summary import DataGateStopped
+    from tfx_bert.serving import client as client_lib
+    from tfx_bert_app.pipeline import common
+
+    t0 = time.time()
+    spans_dir = os.path.join(_config(args, demo=True).data_dir, "loop")
+    config = _config(args, demo=True, preset=(
+        f"finetune.data_dir={spans_dir}", f"finetune.train_pattern={demo_data.LOOP_TRAIN_PATTERN}",
+        f"finetune.eval_pattern={demo_data.LOOP_EVAL_PATTERN}",
+        "finetune.max_regression=0.02"))  # a new span may cost 2 points on the fixed eval set, no more
+    if not config.finetune.encoder_uri:
+        try:
+            common.latest_encoder_uri(config)
+        except FileNotFoundError:
+            demo_data.write_demo_data(config.data_dir)
+            _run_pipeline("pretrain", config, args.runner)
+    outcomes = {}
+    for span in sorted(demo_data.LOOP_SPANS):
+        path = demo_data.write_sentiment_span(spans_dir, span)
+        print(f"\n== Span {span} arrives: {path} ==", flush=True)
+        try:
+            _run_pipeline("finetune", config, args.runner)
+        except DataGateStopped as e:
+            outcomes[span] = f"stopped by the data gate ({e})"
+            continue
+        base = os.path.join(config.serving_base, config.finetune.model_name)
+        card = json.load(open(os.path.join(_latest_version_dir(base), "assets.extra", model_card.CARD_JSON)))
+        warm = card["model"].get("warm_started_from") or {}
+        outcomes[span] = (f"pushed as version {card['model']['version']}"
+                          + (f", continued from version {warm.get('version')}" if warm else ", from the encoder"))
+    print("\n== Continuous training ==")
+    for span, outcome in outcomes.items():
+        print(f"  span {span}: {outcome}")
+    name, base = config.finetune.model_name, os.path.join(config.serving_base, config.finetune.model_name)
+    with DevServer(name, base, log_path=os.path.join(os.path.abspath(config.work_dir), "logs", "server.log")) as server:
+        with client_lib.ServingClient(server.target) as client:
+            version = client.wait_until_available(name)
+            print(f"\n== Predictions over gRPC from {server.target} (model {name}, version {version}) ==")
+            for r in client.classify_texts(name, SAMPLE_SENTENCES):
+                print(f"  {'positive' if r['class_id'] == 1 else 'negative':8} p={max(r['probabilities']):.3f}  {r['text']}")
+    print(f"\n  model card: tfx-bert model-card {name} --work-dir {config.work_dir}; total {time.time() - t0:.0f}s")
     return 0
 
 
@@ -431,6 +485,23 @@ def cmd_generate_data(args) -> int:
     return 0
 
 
+def cmd_model_card(args) -> int:
+    """Prints ``assets.extra/model_card.<format>`` of a pushed version (default: the newest)."""
+    from tfx_bert import model_card
+
+    config = _config(args)
+    base = os.path.join(config.serving_base, args.model)
+    version_dir = os.path.join(base, args.version) if args.version else _latest_version_dir(base)
+    path = os.path.join(version_dir, "assets.extra", {"md": model_card.CARD_MD, "html": model_card.CARD_HTML,
+                                                       "json": model_card.CARD_JSON}[args.format])
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no model card (the version does not exist, or was pushed before model "
+                                "cards were written).")
+    with open(path, encoding="utf-8") as f:
+        print(f.read())
+    return 0
+
+
 def cmd_schema(args) -> int:
     """``schema promote``: copies the newest inferred schema of the fine-tuning pipeline to
     ``--output`` or ``finetune.schema_path``, to be edited (domains, presence, drift
@@ -493,6 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="pretrain, fine-tune, push, serve and query on the embedded data")
     _add_config_flags(p, demo_flag=False)
+    p.add_argument("--loop", action="store_true", help="continuous training instead: three spans of sentiment data "
+                                                        "arrive; the pipeline runs as each does (a drifted one is "
+                                                        "stopped by the data gate, the next continues from the "
+                                                        "blessed model)")
     p.add_argument("--runner", choices=["local", "beam"], default="local")
     p.set_defaults(fn=cmd_demo)
 
@@ -616,6 +691,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate-data", help="write the embedded demo corpus and sentiment data")
     p.add_argument("--output-dir", default="work/data")
     p.set_defaults(fn=cmd_generate_data)
+
+    p = sub.add_parser("model-card", help="print the model card of a pushed version")
+    p.add_argument("model", help="the model name (its directory under the serving base)")
+    p.add_argument("--version", help="default: the newest pushed version")
+    p.add_argument("--format", choices=["md", "html", "json"], default="md")
+    _add_config_flags(p, demo_flag=False)
+    p.set_defaults(fn=cmd_model_card)
 
     p = sub.add_parser("schema", help="curate the fine-tuning data's schema (the data gate validates each span "
                                       "against finetune.schema_path)")

@@ -27,6 +27,10 @@ class PretrainConfig:
     # Which spans a {SPAN}- / {YYYY}{MM}{DD}-style pattern reads (tfx_bert/spans.py): latest,
     # rolling:N (the newest N) or static:A-B; resolved when the pipeline runs.
     span_range: str = "latest"
+    # The corpus's data gate (with enable_statistics): the ExampleValidator against schema_path
+    # (ImportSchemaGen; empty: inferred) stops the run on anomalies unless allow_anomalies.
+    schema_path: str = ""
+    allow_anomalies: bool = False
     input_format: Literal[CORPUS_FORMATS] = "bert_raw"
     text_field: str = "text"  # jsonl/csv/tfrecord: the field holding the text
     id_field: str = ""  # jsonl/csv/tfrecord: a field holding a document id (else file:line)

@@ -129,20 +129,39 @@ def _write_csv_splits(directory: str, header: list[str], sizes: dict, row) -> di
 
 def write_sentiment_dataset(
     directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 7,
-    label_noise: float = 0.03,
+    label_noise: float = 0.03, positive_share: float = 0.5,
 ) -> dict:
-    """Writes ``train/data.csv`` and ``eval/data.csv`` with columns ``text,label`` (1 = positive)."""
+    """Writes ``train/data.csv`` and ``eval/data.csv`` with columns ``text,label`` (1 = positive,
+    ``positive_share`` of the rows; 0 rows: the split is not written)."""
     rng = random.Random(seed)
 
     def row():
-        positive = rng.random() < 0.5
+        positive = rng.random() < positive_share
         text = _review(rng, positive)
         label = int(positive)
         if rng.random() < label_noise:
             label = 1 - label
         return [text, label]
 
-    return _write_csv_splits(directory, ["text", "label"], {"train": num_train, "eval": num_eval}, row)
+    return _write_csv_splits(directory, ["text", "label"], {k: n for k, n in (("train", num_train), ("eval", num_eval))
+                                                            if n}, row)
+
+
+# The continuous-training demo's drops (`tfx-bert demo --loop`): span -> (seed, share of positive
+# reviews). Span 2 carries label drift (90% positive against span 1's half): the data gate stops it.
+LOOP_SPANS = {1: (101, 0.5), 2: (102, 0.9), 3: (103, 0.5)}
+LOOP_TRAIN_PATTERN, LOOP_EVAL_PATTERN = "span-{SPAN}/train/*", "eval/*"
+
+
+def write_sentiment_span(directory: str, span: int, num_train: int = 1000) -> str:
+    """Writes the loop demo's span ``span`` (``LOOP_SPANS``) as ``span-<span>/train/data.csv``
+    under ``directory`` and, once, the fixed eval set ``eval/data.csv``; returns the span's dir."""
+    seed, share = LOOP_SPANS[span]
+    if not os.path.exists(os.path.join(directory, "eval", "data.csv")):
+        write_sentiment_dataset(directory, num_train=0, num_eval=400, seed=100)
+    write_sentiment_dataset(os.path.join(directory, f"span-{span}"), num_train=num_train, num_eval=0, seed=seed,
+                            positive_share=share)
+    return os.path.join(directory, f"span-{span}")
 
 
 MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
