@@ -12,6 +12,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+# A profile's file: the data gate's output, and the copy the Trainer keeps with the model it
+# trained on that data (the next span's drift baseline once the model is blessed).
+PROFILE_FILE = "data_profile.json"
+GATE_FILE = "data_gate.json"  # the gate's report: passed, the anomalies, the profile and its baseline
+
 # Upper edges of the length buckets (word pieces per text; the last is open).
 LENGTH_EDGES = (8, 16, 32, 64, 128, 256, 512)
 # Upper edges of the unknown-piece-rate buckets (share of a text's pieces that are [UNK]); the

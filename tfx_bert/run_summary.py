@@ -10,6 +10,8 @@ from google.protobuf import json_format
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from tfx_bert.data_profile import GATE_FILE, Anomaly
+
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
@@ -107,7 +109,6 @@ def training_curves(runs: list[ComponentRun]) -> list[str]:
     return lines
 
 
-GATE_RESULT = "data_gate.json"  # written by components/data_gate
 
 
 class DataGateStopped(RuntimeError):
@@ -118,7 +119,7 @@ def gate_report(runs: list[ComponentRun]) -> dict | None:
     """The data gate's report (``data_gate.json``) of ``runs``; None where no gate ran."""
     for run in runs:
         for uri in run.outputs.get("result", []):
-            path = os.path.join(uri, GATE_RESULT)
+            path = os.path.join(uri, GATE_FILE)
             if os.path.exists(path):
                 with open(path, encoding="utf-8") as f:
                     return json.load(f)
@@ -131,8 +132,6 @@ def check_gate(runs: list[ComponentRun]) -> None:
     report = gate_report(runs)
     if report is None or report["passed"]:
         return
-    from tfx_bert.data_profile import Anomaly
-
     anomalies = "; ".join(str(Anomaly(**a)) for a in report["anomalies"])
     raise DataGateStopped(f"the data gate stopped span {report.get('span')}: nothing was trained or pushed "
                           f"(finetune.allow_anomalies=true lets it through knowingly). Anomalies: {anomalies}")

@@ -92,7 +92,7 @@ def keep_data_profile(input_dict: dict, output_dict: dict) -> None:
 
     import tensorflow as tf
 
-    from tfx_bert_app.components.data_gate.executor import PROFILE_FILE
+    from tfx_bert.data_profile import PROFILE_FILE
 
     for gate in input_dict.get(DATA_GATE_KEY) or []:
         source = os.path.join(gate.uri, PROFILE_FILE)

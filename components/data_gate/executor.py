@@ -30,7 +30,7 @@ from tfx_bert import data_profile, features
 LABEL_LINF, LENGTH_JS, UNKNOWN_JS = "label_linf", "length_js", "unknown_js"
 ALLOW_ANOMALIES = "allow_anomalies"
 PROFILE_SPLIT = "train"
-PROFILE_FILE, RESULT_FILE = "data_profile.json", "data_gate.json"
+PROFILE_FILE, RESULT_FILE = data_profile.PROFILE_FILE, data_profile.GATE_FILE
 PASSED = "passed"  # the result's custom property the pipeline's Cond reads
 _TEXT_KEYS = (features.TEXT, "context")  # classification, tagging, ranking; QA
 _LABEL_KEYS = (features.LABEL, features.TAGS)  # class ids (one or several); NER's tag ids
