@@ -288,9 +288,15 @@ E2E_FINETUNES = {
             "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4"),
     "similarity": ("--task", "similarity", "--set", "finetune.accuracy_threshold=0.3", "--set", "distill.enabled=true",
                    "--set", "distill.train_steps=100"),
-    # The continuous-training demo (three spans: pushed, stopped by the gate, continued and pushed);
-    # 60 steps a span are enough for both spans to be blessed (0.84 and 0.92 validation accuracy).
-    "loop": ("demo-loop", "--set", "finetune.train_steps=60"),
+    # The continuous-training demo (three spans: pushed, stopped by the gate, continued and pushed),
+    # from a keras-hub preset directory a user converted, given as it is (the published-checkpoint
+    # test reads its pushes too). It checks the loop's mechanics, not learning: any accuracy
+    # blesses, and span 3 may fall any way below span 1 (the gate's tolerance has its own test).
+    "loop": lambda work: (
+        "demo-loop", "--set", "finetune.encoder_uri=" + convert_checkpoint(
+            os.path.join(PUBLISHED, "hf_cased_gelu_new_bin"), work + "-preset"),
+        "--set", "finetune.accuracy_threshold=0", "--set", "finetune.max_regression=1",
+        "--set", "finetune.train_steps=30"),
     "pair_classification": ("--task", "pair_classification"),
     # Its student (the teacher's layers to start from) needs half the teacher's 200 steps.
     "multilabel": ("--task", "multilabel", "--set", "distill.enabled=true", "--set", "distill.train_steps=100"),
@@ -301,10 +307,6 @@ E2E_FINETUNES = {
     # The embedding pipeline (no training) from a sentence-transformers fixture, indexing a corpus.
     "embedder_push": lambda work: ("export-embedder", "--push", "--encoder", os.path.join(PUBLISHED, "st_mean_normalize"),
                                    "--set", f"embedder.index_corpus={write_embedder_corpus(work + '-corpus')}"),
-    "keras_hub_preset": lambda work: (  # a preset directory a user converted, given as it is
-        "--set", "finetune.encoder_uri=" + convert_checkpoint(os.path.join(PUBLISHED, "hf_cased_gelu_new_bin"),
-                                                              work + "-preset"),
-        "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30"),
 }
 
 

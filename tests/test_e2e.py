@@ -705,8 +705,9 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
 def test_fine_tuning_from_published_checkpoints_pushes_and_serves(finetuned):
     """`finetune.encoder_uri` at a Hugging Face directory (the harness's NLI run; converted once
     under <work_dir>/converted, its erf GELU kept) and at a keras-hub preset directory a user
-    converted (the Importer's artifact is the directory itself, not <uri>/Format-Serving): each
-    run trains, is pushed and answers a served Predict with the checkpoint's own vocabulary."""
+    converted (the Importer's artifact is the directory itself, not <uri>/Format-Serving; the
+    continuous-training loop's run): each run trains, is pushed and answers a served Predict with
+    the checkpoint's own vocabulary."""
     from tfx_bert.serving import server
     from tfx_bert.serving.client import ServingClient
 
@@ -714,7 +715,7 @@ def test_fine_tuning_from_published_checkpoints_pushes_and_serves(finetuned):
     [converted] = glob.glob(os.path.join(hf_work, "converted", "hf_uncased_gelu-*"))
     config = json.load(open(os.path.join(converted, "config.json")))
     assert config["registered_name"] == "tfx_bert>BertEncoder" and config["config"]["hidden_act"] == "gelu"
-    for name in ("nli", "keras_hub_preset"):
+    for name in ("nli", "loop"):
         work = finetuned.work(name)
         assert "[train]" in finetuned.output(name)
         [base] = glob.glob(os.path.join(work, "serving", "*"))

@@ -113,9 +113,22 @@ def tiny_encoder(tmp_path, tiny_vocab_dir):
     return str(tmp_path / "encoder")
 
 
-def _warm_start(tmp_path, encoder, blessed_settings, run_settings, name):
-    """A classifier saved as the blessed model with ``blessed_settings``, then a fresh one for
-    ``run_settings`` given it by ``warm_start``: (the note, the record, blessed, fresh before, after)."""
+def _save_blessed(tmp_path, encoder, settings):
+    """A classifier for ``settings`` saved as a blessed model would be; (its serving dir, weights)."""
+    from tfx_bert_app.models import encoder as encoder_lib
+    from tfx_bert_app.models import finetuning
+
+    task, tokenizer = tasks.get_task("sentiment"), encoder_lib.load_tokenizer(encoder)
+    blessed = task.build_model(encoder, settings, tokenizer)
+    blessed.set_weights([w * 0.5 + 0.25 for w in blessed.get_weights()])  # unlike any fresh model's
+    serving = str(tmp_path / "blessed" / "Format-Serving")
+    finetuning.save_task_model(blessed, task, settings, serving, tokenizer)
+    return serving, blessed.get_weights()
+
+
+def _start(tmp_path, encoder, serving, run_settings, name):
+    """A fresh classifier for ``run_settings`` given the blessed model by ``warm_start``: (the
+    note, the record, the weights before, after)."""
     import json
     import types
 
@@ -124,41 +137,36 @@ def _warm_start(tmp_path, encoder, blessed_settings, run_settings, name):
     from tfx_bert_app.models import finetuning
 
     task, tokenizer = tasks.get_task("sentiment"), encoder_lib.load_tokenizer(encoder)
-    blessed = task.build_model(encoder, blessed_settings, tokenizer)
-    blessed.set_weights([w * 0.5 + 0.25 for w in blessed.get_weights()])  # unlike any fresh model's
-    serving = str(tmp_path / name / "blessed" / "Format-Serving")
-    finetuning.save_task_model(blessed, task, blessed_settings, serving, tokenizer)
     fresh = task.build_model(encoder, run_settings, tokenizer)
     before = fresh.get_weights()
-    os.makedirs(tmp_path / name / "run")
-    fn_args = types.SimpleNamespace(custom_config={WARM_START_MODEL_DIR: serving}, model_run_dir=str(tmp_path / name / "run"))
+    os.makedirs(tmp_path / name)
+    fn_args = types.SimpleNamespace(custom_config={WARM_START_MODEL_DIR: serving}, model_run_dir=str(tmp_path / name))
     note = finetuning.warm_start(fresh, task, run_settings, fn_args, tokenizer)
-    record = json.load(open(tmp_path / name / "run" / "warm_start.json"))
-    return note, record, blessed.get_weights(), before, fresh.get_weights()
+    return note, json.load(open(tmp_path / name / "warm_start.json")), before, fresh.get_weights()
 
 
-def test_warm_start_continues_from_the_blessed_model_head_included(tmp_path, tiny_encoder):
+def test_warm_start_continues_from_the_blessed_model_head_included_and_a_changed_label_set_starts_cold(
+        tmp_path, tiny_encoder):
     import numpy as np
 
     settings = FinetuneConfig.for_task("sentiment", max_seq_length=16, label_names=["neg", "pos"])
-    note, record, blessed, _, after = _warm_start(tmp_path, tiny_encoder, settings, settings, "same")
-    assert record == {"warm": True, "from": str(tmp_path / "same" / "blessed"), "reason": ""}
-    assert note == f", continuing from the blessed model {tmp_path / 'same' / 'blessed'}"
+    serving, blessed = _save_blessed(tmp_path, tiny_encoder, settings)
+    note, record, _, after = _start(tmp_path, tiny_encoder, serving, settings, "same")
+    assert record == {"warm": True, "from": str(tmp_path / "blessed"), "reason": ""}
+    assert note == f", continuing from the blessed model {tmp_path / 'blessed'}"
     for mine, theirs in zip(after, blessed, strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
-
-@pytest.mark.parametrize("change, reason", [
-    ({"label_names": ["neg", "pos", "mixed"], "num_classes": 3},
-     "the label set changed: num_classes was 2, is 3; label_names was ['neg', 'pos'], is ['neg', 'pos', 'mixed']"),
-    ({"label_names": ["negative", "positive"]}, "label_names was ['neg', 'pos'], is ['negative', 'positive']"),
-    ({"warm_start": "off"}, "finetune.warm_start=off")])
-def test_a_changed_label_set_starts_cold_from_the_encoder_and_says_why(tmp_path, tiny_encoder, change, reason):
-    import numpy as np
-
-    blessed_settings = FinetuneConfig.for_task("sentiment", max_seq_length=16, label_names=["neg", "pos"])
-    run_settings = FinetuneConfig.for_task("sentiment", **{"max_seq_length": 16, "label_names": ["neg", "pos"], **change})
-    note, record, _, before, after = _warm_start(tmp_path, tiny_encoder, blessed_settings, run_settings, "changed")
-    assert not record["warm"] and reason in record["reason"] and note == ""
-    for mine, fresh in zip(after, before, strict=True):
-        np.testing.assert_array_equal(mine, fresh)
+    for name, change, reason in (
+            ("three", {"label_names": ["neg", "pos", "mixed"], "num_classes": 3},
+             "the label set changed: num_classes was 2, is 3; label_names was ['neg', 'pos'], is "
+             "['neg', 'pos', 'mixed']"),
+            ("renamed", {"label_names": ["negative", "positive"]},
+             "label_names was ['neg', 'pos'], is ['negative', 'positive']"),
+            ("off", {"warm_start": "off"}, "finetune.warm_start=off")):
+        run_settings = FinetuneConfig.for_task("sentiment", **{"max_seq_length": 16, "label_names": ["neg", "pos"],
+                                                               **change})
+        note, record, before, after = _start(tmp_path, tiny_encoder, serving, run_settings, name)
+        assert not record["warm"] and reason in record["reason"] and note == "", (name, record)
+        for mine, fresh in zip(after, before, strict=True):
+            np.testing.assert_array_equal(mine, fresh)
