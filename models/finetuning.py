@@ -9,6 +9,7 @@ the fast kernels, TensorBoard logs, the training summary (printed and written as
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -69,7 +70,7 @@ def run_fn(fn_args) -> None:
     tokenizer = encoder_lib.load_tokenizer(fn_args.base_model)
     model = task.build_model(fn_args.base_model, settings, tokenizer)
     started = warm_start(model, task, settings, fn_args, tokenizer)
-    data = _trainer_data(fn_args, settings)
+    data = trainer_data(fn_args, settings)
     trained, note = task.training_model(data, model, tokenizer)
     train_and_export(data, task, trained, model, settings.learning_rate, settings.export_precision, tokenizer,
                      task.describe(settings, fn_args.base_model) + started + note)
@@ -158,15 +159,18 @@ def distill_run_fn(fn_args) -> None:
     what = (f"distilling a {distillation.num_layers(student)}-layer student from the "
             f"{distillation.num_layers(teacher)}-layer {task.model_kind} {fn_args.base_model} "
             f"(T={d.temperature}, alpha={d.alpha}{terms})")
-    train_and_export(_trainer_data(fn_args, settings, d), task, model, student, d.learning_rate, d.export_precision,
+    train_and_export(trainer_data(fn_args, settings, d), task, model, student, d.learning_rate, d.export_precision,
                      distillation.teacher_tokenizer(fn_args.base_model), what)
     distillation.report(teacher, student, fn_args.base_model, fn_args.serving_model_dir, fn_args.model_run_dir)
 
 
-def _trainer_data(fn_args, settings: FinetuneConfig, distill=None) -> TrainerData:
+def trainer_data(fn_args, settings: FinetuneConfig, distill=None) -> TrainerData:
     import tensorflow_transform as tft
 
-    return TrainerData(fn_args, tft.TFTransformOutput(fn_args.transform_output), settings, distill)
+    # The Tuner's fn_args carry the Transform output as transform_graph_path only; the Trainer's
+    # also as the older transform_output.
+    graph = getattr(fn_args, "transform_graph_path", None) or fn_args.transform_output
+    return TrainerData(fn_args, tft.TFTransformOutput(graph), settings, distill)
 
 
 def train_and_export(data: TrainerData, task, trained, model, learning_rate: float, precision_name: str, tokenizer,
@@ -179,11 +183,7 @@ def train_and_export(data: TrainerData, task, trained, model, learning_rate: flo
     fn_args, settings = data.fn_args, data.settings
     rounds, per_round = evaluation_plan(int(fn_args.train_steps), settings.eval_every if settings.has_validation else 0,
                                         settings.has_validation)
-    metrics = task.build_metrics(settings)
-    trained.compile(optimizer=optimizer(settings, rounds * per_round, learning_rate),
-                    loss=task.build_losses(model, settings), metrics=metrics)
-    # The task's main Keras metric is its first (an accuracy: higher is better); without one, the loss.
-    monitor = metrics[0].name if metrics else "loss"
+    monitor = compile_task(task, trained, model, settings, rounds * per_round, learning_rate)
     print(f"  [train] {what}, {rounds * per_round} steps of batch {settings.batch_size}"
           + (f", validated every {per_round} steps by {monitor} (best kept"
              + (f", stopping after {settings.patience} without improvement)" if settings.patience else ")")
@@ -195,8 +195,20 @@ def train_and_export(data: TrainerData, task, trained, model, learning_rate: flo
     metrics = fit(trained, fn_args, train_ds, eval_ds if settings.has_validation else None, rounds * per_round,
                   rounds, monitor if settings.has_validation else "", settings.patience)
     metrics = task.after_training(data, trained, model, tokenizer, eval_ds, metrics)
+    if (getattr(fn_args, "hyperparameters", None) or {}).get("values"):  # the Tuner's best, recorded with the model
+        metrics["hyperparameters"] = {k: getattr(settings, k) for k in TUNED}
     report(metrics, fn_args.model_run_dir)
     task.export(model, data, tokenizer, precision_name)
+
+
+def compile_task(task, trained, model, settings: FinetuneConfig, steps: int, learning_rate: float) -> str:
+    """Compiles ``trained`` with the task's losses (of ``model``) and metrics and the optimizer
+    over ``steps``; returns the metric that selects checkpoints and trials: the task's main
+    Keras metric (its first: an accuracy, higher is better), else the loss."""
+    metrics = task.build_metrics(settings)
+    trained.compile(optimizer=optimizer(settings, steps, learning_rate),
+                    loss=task.build_losses(model, settings), metrics=metrics)
+    return metrics[0].name if metrics else "loss"
 
 
 def evaluation_plan(train_steps: int, eval_every: int, validated: bool = True) -> tuple[int, int]:
@@ -215,7 +227,8 @@ def start(fn_args) -> FinetuneConfig:
     """The Trainer's typed settings (``custom_config``, see ``config.trainer_settings``), after
     seeding (and ``deterministic``: op determinism), setting the dtype policy of the models the
     run builds (``mixed_precision``, ``models/precision.py``) and checking there is an encoder."""
-    settings = settings_from(fn_args.custom_config)
+    settings = with_hyperparameters(settings_from(fn_args.custom_config),
+                                    ((getattr(fn_args, "hyperparameters", None) or {}).get("values") or {}))
     settings.mixed_precision = precision.use_policy(settings.mixed_precision)
     keras.utils.set_random_seed(settings.seed)
     if settings.deterministic:
@@ -223,6 +236,21 @@ def start(fn_args) -> FinetuneConfig:
     if not fn_args.base_model:
         raise ValueError("The fine-tuning Trainer needs base_model: a pretrained encoder artifact.")
     return settings
+
+
+TUNED = ("learning_rate", "batch_size")  # what the Tuner searches (models/tuning.py)
+
+
+def with_hyperparameters(settings: FinetuneConfig, values: dict) -> FinetuneConfig:
+    """``settings`` with the tuned ``values`` (the Tuner's best, or a trial's) in place; printed
+    when they change anything."""
+    chosen = {k: values[k] for k in TUNED if k in values}
+    if not chosen:
+        return settings
+    tuned = copy.deepcopy(settings)
+    for key, value in chosen.items():
+        setattr(tuned, key, type(getattr(settings, key))(value))
+    return tuned
 
 
 def optimizer(settings: FinetuneConfig, train_steps: int, learning_rate: float | None = None):

@@ -23,13 +23,14 @@ from tfx import v1 as tfx
 
 from tfx_bert_app.components.bert_trainer.component import BertTrainer
 from tfx_bert_app.components.bert_trainer.executor import STUDENT_ROLE
+from tfx_bert_app.components.bert_tuner.component import BertTuner
 from tfx_bert_app.components.data_gate import executor as data_gate
 from tfx_bert_app.components.data_gate.component import DataGate
 from tfx_bert_app.components.serving_pusher.component import ServingPusher, StudentPusher
 from tfx_bert_app.pipeline import common, task_wiring
 from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert import tasks
-from tfx_bert.config import FinetuneConfig, ProjectConfig, distill_settings, trainer_settings
+from tfx_bert.config import FinetuneConfig, ProjectConfig, distill_settings, trainer_settings, tuner_settings
 
 
 def create_finetuning_pipeline(config: ProjectConfig, params: PipelineParameters, encoder_uri: str,
@@ -94,12 +95,14 @@ def _after_gate(config: ProjectConfig, task, params: PipelineParameters, encoder
     # Retrieval's optional teacher: a fine-tuned re-ranker whose score margins the dual encoder learns.
     cross_encoder_uri = f.setting("cross_encoder_uri", "")
     cross_encoder = _import_model(cross_encoder_uri, "cross_encoder_teacher") if cross_encoder_uri else None
+    tuner = _tuner(task, f, transform, schema, encoder) if f.tuning.trials else None
     trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f,
                        trainer_settings(f),
                        data_dir=params.data_path if task.reads_task_data_in_trainer(f) else None,
                        teacher_model=cross_encoder.outputs["result"] if cross_encoder else None,
                        warm_start_model=baseline.outputs["model"] if f.warm_start == "auto" else None,
-                       data_gate=gate_result).with_id("Trainer")
+                       data_gate=gate_result,
+                       hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None).with_id("Trainer")
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
                                       trainer.outputs["model"], baseline.outputs["model"],
                                       encoder.outputs["result"]).with_id("Evaluator")
@@ -108,7 +111,8 @@ def _after_gate(config: ProjectConfig, task, params: PipelineParameters, encoder
     blessing = zero_shot.outputs["gated_blessing"] if zero_shot else evaluator.outputs["blessing"]
     pusher = _pusher(config, f.model_name, trainer, evaluator, blessing, example_gen, gate_result,
                      encoder_uri).with_id("Pusher")
-    components = [transform, *([cross_encoder] if cross_encoder else []), trainer, evaluator,
+    components = [transform, *([cross_encoder] if cross_encoder else []), *([tuner] if tuner else []), trainer,
+                  evaluator,
                   *([zero_shot] if zero_shot else []), pusher]
     if config.distill.enabled:
         components += _distillation(config, task, transform, schema, example_gen, trainer.outputs["model"], encoder_uri,
@@ -129,15 +133,28 @@ def _import_model(uri: str, component_id: str) -> tfx.dsl.Importer:
                             reimport=False).with_id(component_id)
 
 
+def _tuner(task, f: FinetuneConfig, transform, schema, encoder) -> BertTuner:
+    """TFX's Tuner over the task's search space (``finetune.tuning``; models/tuning.py): short
+    trials from the encoder on the train split, scored on the validation split."""
+    return BertTuner(
+        tuner_fn=task.tuner_fn, examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"], schema=schema.outputs["schema"],
+        base_model=encoder.outputs["result"],
+        train_args=tfx.proto.TrainArgs(num_steps=f.tuning.steps_per_trial),
+        eval_args=tfx.proto.EvalArgs(num_steps=f.eval_steps, splits=["validation"]),
+        custom_config=tuner_settings(f)).with_id("Tuner")
+
+
 def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: FinetuneConfig, settings: dict,
              data_dir=None, teacher_model=None, model_role: str = "", warm_start_model=None,
-             data_gate=None) -> BertTrainer:
+             data_gate=None, hyperparameters=None) -> BertTrainer:
     """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
     teacher), validating on the validation split if there is one (else the eval split, for the
     logs only); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining
     round); ``teacher_model``: a model it learns from besides (retrieval's cross-encoder);
     ``warm_start_model``: the blessed model it may continue from; ``data_gate``: the gate that let
-    its data through (its data profile is kept with the model, the next span's drift baseline)."""
+    its data through (its data profile is kept with the model, the next span's drift baseline);
+    ``hyperparameters``: the Tuner's best values, which the run_fn trains with."""
     return BertTrainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
@@ -146,7 +163,7 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: Finetun
         base_model=base_model,
         train_steps=train_steps, eval_steps=f.eval_steps, eval_split="validation" if f.has_validation else "eval",
         custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role,
-        warm_start_model=warm_start_model, data_gate=data_gate)
+        warm_start_model=warm_start_model, data_gate=data_gate, hyperparameters=hyperparameters)
 
 
 def _pusher(config: ProjectConfig, model_name: str, trainer, evaluator, blessing, example_gen, gate_result,

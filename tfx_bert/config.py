@@ -82,6 +82,18 @@ class PretrainConfig:
 
 
 @dataclasses.dataclass
+class TuningConfig:
+    """TFX's Tuner before the fine-tuning Trainer (``finetune.tuning.*``, models/tuning.py)."""
+
+    trials: int = 0  # 0: no Tuner
+    steps_per_trial: int = 100  # each trial's fine-tuning, scored on the validation split
+    oracle: Literal["random", "bayesian"] = "random"  # KerasTuner's RandomSearch / BayesianOptimization
+    # The search space; empty: the grid of the encoder's recipe (registry.TUNING_GRIDS).
+    learning_rates: list = dataclasses.field(default_factory=list)
+    batch_sizes: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class FinetuneConfig:
     """A fine-tuning pipeline: task data -> Transform -> Trainer -> Evaluator -> Pusher.
 
@@ -144,6 +156,7 @@ class FinetuneConfig:
     drift_length_js: float = 0.1
     drift_unknown_js: float = 0.1
     allow_anomalies: bool = False  # train and push a span despite its anomalies (they are still recorded)
+    tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
     # The model card of every pushed version (assets.extra/model_card.md): its considerations.
     intended_use: str = ""
     limitations: str = ""
@@ -208,7 +221,9 @@ class FinetuneConfig:
 
     def settings_dict(self) -> dict:
         """Every setting by key, flat: the shared ones, then the task's own."""
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "task_settings"}
+        shared = {f.name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+                  for f in dataclasses.fields(self) if f.name != "task_settings"
+                  for value in [getattr(self, f.name)]}
         return {**copy.deepcopy(shared), **dataclasses.asdict(self.task_settings)}
 
 
@@ -447,6 +462,7 @@ class ProjectConfig:
                         self.kubeflow):
             _check_choices(section, SECTION_NAMES[type(section)])
         _check_choices(self.finetune.task_settings, "finetune")
+        _check_choices(self.finetune.tuning, "finetune.tuning")
         p, f = self.pretrain, self.finetune
         checks = [
             (0 < p.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
@@ -493,6 +509,13 @@ class ProjectConfig:
             (min(f.drift_label_linf, f.drift_length_js, f.drift_unknown_js) >= 0
              and max(f.drift_label_linf, f.drift_length_js, f.drift_unknown_js) <= 1,
              "finetune.drift_label_linf, drift_length_js and drift_unknown_js in [0, 1] (0: that check off)"),
+            (f.tuning.trials >= 0 and f.tuning.steps_per_trial > 0,
+             "finetune.tuning.trials must be >= 0 (0: no Tuner) and finetune.tuning.steps_per_trial positive"),
+            (not f.tuning.trials or f.has_validation,
+             "finetune.tuning scores trials on the validation split: set finetune.validation_percent or "
+             "finetune.validation_pattern"),
+            (_positive_numbers(f.tuning.learning_rates, float) and _positive_numbers(f.tuning.batch_sizes, int),
+             "finetune.tuning.learning_rates and batch_sizes must be positive numbers (batch sizes whole)"),
             (0 <= f.max_regression <= 1, "finetune.max_regression in [0, 1] (how far below the baseline's main "
                                          "metric a candidate may fall and still be blessed)"),
             (min(self.serving.rest_max_request_bytes, self.serving.max_rows, self.serving.rest_timeout_ms) > 0,
@@ -592,12 +615,28 @@ def trainer_settings(f: FinetuneConfig) -> dict:
     return {n: copy.deepcopy(getattr(f, n)) for n in names}
 
 
+def tuner_settings(f: FinetuneConfig) -> dict:
+    """The Tuner's ``custom_config``: the Trainer's settings, the recipe (whose grid is searched
+    unless the user gave one) and the tuning section."""
+    return {**trainer_settings(f), "recipe": f.recipe, TUNING_KEY: dataclasses.asdict(f.tuning)}
+
+
+def search_space(settings: FinetuneConfig, tuning: TuningConfig, encoder_width: int | None = None) -> dict:
+    """{"learning_rate": [...], "batch_size": [...]}: the user's lists, else the grid of the
+    recipe (``auto``: by ``encoder_width``, else tiny's)."""
+    name = settings.recipe if settings.recipe != "auto" else registry.recipe_for_width(encoder_width or 1)
+    grid = registry.TUNING_GRIDS[name]
+    return {"learning_rate": [float(v) for v in tuning.learning_rates] or grid["learning_rate"],
+            "batch_size": [int(v) for v in tuning.batch_sizes] or grid["batch_size"]}
+
+
 def settings_from(custom_config: dict | None) -> FinetuneConfig:
     """The typed settings a ``run_fn`` / ``preprocessing_fn`` reads back from its
     ``custom_config`` (keys that are neither shared nor the task's settings, e.g. ``encoder_dir``,
     ignored; settings not passed keep their defaults)."""
     data = dict(custom_config or {})
-    config = FinetuneConfig(**{k: v for k, v in data.items() if k in _FINETUNE_FIELDS and k != "task_settings"})
+    config = FinetuneConfig(**{k: v for k, v in data.items()
+                               if k in _FINETUNE_FIELDS and k not in ("task_settings", TUNING_KEY)})
     own = tasks.field_names(config.task_settings)
     for key, value in data.items():
         if key in own:
@@ -608,6 +647,8 @@ def settings_from(custom_config: dict | None) -> FinetuneConfig:
 # Keys BertTrainer adds to a run_fn's custom_config: the task data (a run_fn that reads it itself:
 # retrieval's mining round) and the SavedModel dir of its optional teacher_model input.
 TASK_DATA_DIR, TEACHER_MODEL_DIR = "task_data_dir", "teacher_model_dir"
+# The Tuner's custom_config key of its TuningConfig (the rest: the Trainer's settings).
+TUNING_KEY = "tuning"
 # ... and the SavedModel dir of its optional warm_start_model input (the latest blessed model).
 WARM_START_MODEL_DIR = "warm_start_model_dir"
 # What every task's Trainer reads; each task adds its own settings (Task.trainer_setting_names).
@@ -617,6 +658,13 @@ TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "see
 _FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
                  EmbedderConfig: "embedder", DistillConfig: "distill", BeamConfig: "beam", KubeflowConfig: "kubeflow"}
+
+
+def _positive_numbers(values: list, kind: type) -> bool:
+    try:
+        return all(kind(float(v)) > 0 and (kind is float or float(v).is_integer()) for v in values)
+    except (TypeError, ValueError):
+        return False
 
 
 def _check_choices(section: Any, where: str) -> None:

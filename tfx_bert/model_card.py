@@ -65,6 +65,8 @@ def to_markdown(card: dict) -> str:
              f"- Warm-started from: {_model_ref(m.get('warm_started_from'))}",
              f"- Trained: {m.get('steps_run', '?')} steps; exported the weights of step {m.get('best_step', '?')}"
              + (f" (best {m['validation_metric']} on the validation split)" if m.get("validation_metric") else ""),
+             *(["- Tuned (TFX Tuner): " + ", ".join(f"{k}={v}" for k, v in m["hyperparameters"].items())]
+               if m.get("hyperparameters") else []),
              f"- Artifact: {m['uri']}", "",
              "## Data",
              f"- Spans: {', '.join(map(str, data.get('spans') or [])) or 'no span patterns'}"

@@ -67,6 +67,17 @@ RECIPES: dict[str, dict] = {
 }
 
 
+# The Tuner's search space per recipe (finetune.tuning): the BERT paper's grid for base-size
+# models (Devlin et al. 2019, A.3: batch 16/32, 5e-5/3e-5/2e-5), Turc et al. 2019's for compact
+# ones (1e-4/5e-5/3e-5, batch 8-128), and for the tiny demo encoder the same shape scaled to its
+# recipe's 5e-4. Epochs are not searched: a short trial cannot rank them.
+TUNING_GRIDS: dict[str, dict] = {
+    "tiny": {"learning_rate": [1e-3, 5e-4, 2e-4], "batch_size": [16, 32]},
+    "compact": {"learning_rate": [1e-4, 5e-5, 3e-5], "batch_size": [8, 16, 32, 64, 128]},
+    "bert": {"learning_rate": [5e-5, 3e-5, 2e-5], "batch_size": [16, 32]},
+}
+
+
 def recipe_for_width(hidden_dim: int) -> str:
     """``tiny`` below 256 wide, ``compact`` below 768 (mini, small, medium), else ``bert``."""
     return "tiny" if hidden_dim < 256 else "compact" if hidden_dim < 768 else "bert"

@@ -135,3 +135,22 @@ def check_gate(runs: list[ComponentRun]) -> None:
     anomalies = "; ".join(str(Anomaly(**a)) for a in report["anomalies"])
     raise DataGateStopped(f"the data gate stopped span {report.get('span')}: nothing was trained or pushed "
                           f"(finetune.allow_anomalies=true lets it through knowingly). Anomalies: {anomalies}")
+
+
+TRIALS_FILE = "trials.json"  # written by components/bert_tuner
+
+
+def tuner_trials(runs: list[ComponentRun]) -> list[str]:
+    """A line per trial of the run's Tuner (values, score, seconds; the winner marked)."""
+    for run in runs:
+        for uri in run.outputs.get("tuner_results", []):
+            path = os.path.join(uri, TRIALS_FILE)
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as f:
+                report = json.load(f)
+            return [f"  Tuner trial {t['trial_id']}: " + ", ".join(f"{k}={v}" for k, v in t["values"].items())
+                    + (f" -> {report['objective']} {t['score']:.4f}" if t["score"] is not None else f" ({t['status']})")
+                    + (f" in {t['seconds']:.1f} s" if t.get("seconds") else "") + (" (best)" if t["best"] else "")
+                    for t in report["trials"]]
+    return []

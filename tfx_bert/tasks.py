@@ -91,6 +91,7 @@ class Task:
     preprocessing_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.preprocessing_fn"
     run_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.run_fn"
     distill_run_fn: ClassVar[str] = "tfx_bert_app.models.finetuning.distill_run_fn"
+    tuner_fn: ClassVar[str] = "tfx_bert_app.models.tuning.tuner_fn"  # finetune.tuning: TFX's Tuner
 
     def label_set(self, settings) -> dict:
         """``label_settings`` of ``settings``: what a warm start's model must share with the run."""

@@ -60,7 +60,7 @@ class BertTrainer(base_component.BaseComponent):
                  model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = "",
                  data_dir: Any = None, teacher_model: types.BaseChannel | None = None, model_role: str = "",
                  eval_split: str = "eval", warm_start_model: types.BaseChannel | None = None,
-                 data_gate: types.BaseChannel | None = None):
+                 data_gate: types.BaseChannel | None = None, hyperparameters: types.BaseChannel | None = None):
         custom_config = dict(custom_config or {})
         custom_executor = None
         if vertex_job:
@@ -79,7 +79,7 @@ class BertTrainer(base_component.BaseComponent):
             eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps, splits=[eval_split]),
             custom_config=json_utils.dumps(custom_config),
             train_steps=train_steps, model_size=model_size, data_dir=data_dir, teacher_model=teacher_model,
-            warm_start_model=warm_start_model, data_gate=data_gate,
+            warm_start_model=warm_start_model, data_gate=data_gate, hyperparameters=hyperparameters,
             model_role=model_role or None,
             model=types.Channel(type=types.standard_artifacts.Model),
             model_run=types.Channel(type=types.standard_artifacts.ModelRun),
