@@ -302,8 +302,10 @@ E2E_FINETUNES = {
     "multilabel": ("--task", "multilabel", "--set", "distill.enabled=true", "--set", "distill.train_steps=100"),
     # Published checkpoints (tests/fixtures/published): fine-tuning must run, push and serve.
     # The task harness's NLI run starts from the Hugging Face fixture: it must run, push and serve.
+    # It also tunes first: two Tuner trials whose best values the Trainer takes (tests/test_tuning.py).
     "nli": ("--task", "nli", "--set", f"finetune.encoder_uri={os.path.join(PUBLISHED, 'hf_uncased_gelu')}",
-            "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30"),
+            "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30",
+            "--set", "finetune.tuning.trials=2", "--set", "finetune.tuning.steps_per_trial=5"),
     # The embedding pipeline (no training) from a sentence-transformers fixture, indexing a corpus.
     "embedder_push": lambda work: ("export-embedder", "--push", "--encoder", os.path.join(PUBLISHED, "st_mean_normalize"),
                                    "--set", f"embedder.index_corpus={write_embedder_corpus(work + '-corpus')}"),

@@ -77,6 +77,14 @@ def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
         assert tasks[step]["triggerPolicy"]["condition"].endswith("metadata['passed'] == 1.0)")
 
 
+def test_the_tuner_compiles_before_the_trainer_and_hands_it_the_best_values(tmp_path):
+    tasks = _compile("finetune", _config(tmp_path, "finetune.tuning.trials=4"), tmp_path)["pipelineSpec"]["root"][
+        "dag"]["tasks"]
+    assert {"Transform", "pretrained_encoder", "DataGate"} <= set(tasks["Tuner"]["dependentTasks"])
+    assert "Tuner" in tasks["Trainer"]["dependentTasks"] and "hyperparameters" in tasks["Trainer"]["inputs"]["artifacts"]
+    assert tasks["Tuner"]["triggerPolicy"]["condition"].endswith("metadata['passed'] == 1.0)")  # after the gate
+
+
 def test_the_distillation_branch_compiles_after_the_teacher(tmp_path):
     spec = _compile("finetune", _config(tmp_path, "distill.enabled=true"), tmp_path)["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
