@@ -60,7 +60,8 @@ def test_pretraining_spec_has_components_dependencies_and_image(tmp_path):
 
 def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
     work = tmp_path / "work"
-    tasks = _compile("finetune", _config(work), tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
+    tasks = _compile("finetune", _config(work, "finetune.tuning.trials=4"), tmp_path)["pipelineSpec"]["root"]["dag"][
+        "tasks"]
     assert not work.exists()  # compiling reads and writes nothing but its output: no demo data, no MLMD
     assert {"TaskExampleGen", "Transform", "pretrained_encoder", "Trainer", "Evaluator", "Pusher"} <= set(tasks)
     assert set(tasks["Trainer"]["dependentTasks"]) >= {"Transform", "pretrained_encoder"}
@@ -73,16 +74,11 @@ def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
     # KFP runs everything after the gate only where it passed.
     assert "latest_blessed_model-model-resolver" in tasks["DataGate"]["dependentTasks"]
     assert "warm_start_model" in tasks["Trainer"]["inputs"]["artifacts"]
-    for step in ("Transform", "Trainer", "Evaluator", "Pusher"):
+    for step in ("Transform", "Tuner", "Trainer", "Evaluator", "Pusher"):
         assert tasks[step]["triggerPolicy"]["condition"].endswith("metadata['passed'] == 1.0)")
-
-
-def test_the_tuner_compiles_before_the_trainer_and_hands_it_the_best_values(tmp_path):
-    tasks = _compile("finetune", _config(tmp_path, "finetune.tuning.trials=4"), tmp_path)["pipelineSpec"]["root"][
-        "dag"]["tasks"]
-    assert {"Transform", "pretrained_encoder", "DataGate"} <= set(tasks["Tuner"]["dependentTasks"])
+    # finetune.tuning: the Tuner runs before the Trainer and hands it the best values.
+    assert {"Transform", "pretrained_encoder"} <= set(tasks["Tuner"]["dependentTasks"])
     assert "Tuner" in tasks["Trainer"]["dependentTasks"] and "hyperparameters" in tasks["Trainer"]["inputs"]["artifacts"]
-    assert tasks["Tuner"]["triggerPolicy"]["condition"].endswith("metadata['passed'] == 1.0)")  # after the gate
 
 
 def test_the_distillation_branch_compiles_after_the_teacher(tmp_path):
