@@ -3,8 +3,8 @@
 TaskExampleGen (the task's loader; {SPAN} patterns) -> StatisticsGen -> SchemaGen (or ImportSchemaGen
   of finetune.schema_path) -> ExampleValidator -> DataGate (schema anomalies, unknown labels, drift
   against the blessed model's data) -> [only if it passed: tfx.dsl.Cond] Transform(task preprocessing_fn)
-  -> Trainer(task run_fn, base_model = pretrained encoder via Importer; warm_start_model = the
-             latest blessed model, continued from where its task and labels match)
+  -> Trainer(task run_fn, encoder = the pretrained encoder via Importer; base_model (TFX's warm
+             start) = the latest blessed model, continued from where its task and labels match)
   -> Evaluator(TFMA, the task's metrics; thresholds and the latest blessed model as baseline -> blessing)
   -> ServingPusher(op check, load check, warm-up requests, atomic <serving_base>/<model_name>/<version>)
 With ``distill.enabled``, the fine-tuned model is the teacher of a second branch (with
@@ -96,11 +96,11 @@ def _after_gate(config: ProjectConfig, task, params: PipelineParameters, encoder
     cross_encoder_uri = f.setting("cross_encoder_uri", "")
     cross_encoder = _import_model(cross_encoder_uri, "cross_encoder_teacher") if cross_encoder_uri else None
     tuner = _tuner(task, f, transform, schema, encoder) if f.tuning.trials else None
-    trainer = _trainer(task.run_fn, transform, schema, encoder.outputs["result"], params.train_steps, f,
-                       trainer_settings(f),
+    trainer = _trainer(task.run_fn, transform, schema, baseline.outputs["model"] if f.warm_start == "auto" else None,
+                       params.train_steps, f, trainer_settings(f),
                        data_dir=params.data_path if task.reads_task_data_in_trainer(f) else None,
                        teacher_model=cross_encoder.outputs["result"] if cross_encoder else None,
-                       warm_start_model=baseline.outputs["model"] if f.warm_start == "auto" else None,
+                       encoder=encoder.outputs["result"],
                        data_gate=gate_result,
                        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None).with_id("Trainer")
     evaluator = task_wiring.evaluator(task, f, params.data_path, example_gen.outputs["examples"],
@@ -146,13 +146,14 @@ def _tuner(task, f: FinetuneConfig, transform, schema, encoder) -> BertTuner:
 
 
 def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: FinetuneConfig, settings: dict,
-             data_dir=None, teacher_model=None, model_role: str = "", warm_start_model=None,
+             data_dir=None, teacher_model=None, model_role: str = "", encoder=None,
              data_gate=None, hyperparameters=None) -> BertTrainer:
     """A Trainer on the Transform output (the teacher's from the encoder, the student's from the
     teacher), validating on the validation split if there is one (else the eval split, for the
     logs only); ``data_dir``: the task data, for a run_fn that reads it (retrieval's mining
     round); ``teacher_model``: a model it learns from besides (retrieval's cross-encoder);
-    ``warm_start_model``: the blessed model it may continue from; ``data_gate``: the gate that let
+    ``encoder``: a fine-tuning Trainer's encoder, whose ``base_model`` is then the blessed model
+    it may continue from (TFX's warm start; None: none); ``data_gate``: the gate that let
     its data through (its data profile is kept with the model, the next span's drift baseline);
     ``hyperparameters``: the Tuner's best values, which the run_fn trains with."""
     return BertTrainer(
@@ -163,7 +164,7 @@ def _trainer(run_fn: str, transform, schema, base_model, train_steps, f: Finetun
         base_model=base_model,
         train_steps=train_steps, eval_steps=f.eval_steps, eval_split="validation" if f.has_validation else "eval",
         custom_config=settings, data_dir=data_dir, teacher_model=teacher_model, model_role=model_role,
-        warm_start_model=warm_start_model, data_gate=data_gate, hyperparameters=hyperparameters)
+        encoder=encoder, data_gate=data_gate, hyperparameters=hyperparameters)
 
 
 def _pusher(config: ProjectConfig, model_name: str, trainer, evaluator, blessing, example_gen, gate_result,

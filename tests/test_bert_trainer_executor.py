@@ -57,17 +57,26 @@ def test_run_time_parameters_are_folded_back(tmp_path):
     assert json.loads(props[specs.CUSTOM_CONFIG_KEY])["task_data_dir"] == "/data/beir" and "data_dir" not in props
 
 
-def test_teacher_and_warm_start_model_inputs_reach_the_run_fn_as_their_serving_dirs(tmp_path):
-    for name in ("rerank", "blessed"):
+def test_a_fine_tuning_trainers_base_model_is_its_warm_start_and_its_encoder_what_the_run_fn_builds_on(tmp_path):
+    """TFX's ``base_model`` input of a fine-tuning Trainer is the blessed model it may continue
+    from (recorded so in MLMD); the run_fn gets the ``encoder`` input as ``fn_args.base_model``
+    and the blessed model's serving dir in ``custom_config``; a teacher_model likewise."""
+    for name in ("rerank", "blessed", "encoder"):
         os.makedirs(tmp_path / name / "Format-Serving")
-    teacher = new_artifact(standard_artifacts.Model, tmp_path / "rerank")
-    blessed = new_artifact(standard_artifacts.Model, tmp_path / "blessed")
+    teacher, blessed, encoder = (new_artifact(standard_artifacts.Model, tmp_path / name)
+                                 for name in ("rerank", "blessed", "encoder"))
     props = _props({"batch_size": 8})
-    folded = executor.with_model_inputs(props, {executor.TEACHER_KEY: [teacher], executor.WARM_START_KEY: [blessed]})
-    custom_config = json.loads(folded[specs.CUSTOM_CONFIG_KEY])
-    assert custom_config == {"batch_size": 8, "teacher_model_dir": str(tmp_path / "rerank" / "Format-Serving"),
-                             "warm_start_model_dir": str(tmp_path / "blessed" / "Format-Serving")}
-    assert executor.with_model_inputs(props, {executor.WARM_START_KEY: []}) is props  # none: nothing changes
+    inputs = {executor.TEACHER_KEY: [teacher], specs.BASE_MODEL_KEY: [blessed], executor.ENCODER_KEY: [encoder]}
+    folded_inputs, _, folded = executor.with_model_inputs(props, inputs, {})
+    assert json.loads(folded[specs.CUSTOM_CONFIG_KEY]) == {
+        "batch_size": 8, "teacher_model_dir": str(tmp_path / "rerank" / "Format-Serving"),
+        "warm_start_model_dir": str(tmp_path / "blessed" / "Format-Serving")}
+    assert folded_inputs[specs.BASE_MODEL_KEY] == [encoder] and inputs[specs.BASE_MODEL_KEY] == [blessed]
+    # The first run (no blessed model yet): the encoder, no warm start.
+    first_inputs, _, first = executor.with_model_inputs(props, {executor.ENCODER_KEY: [encoder]}, {})
+    assert first_inputs[specs.BASE_MODEL_KEY] == [encoder] and first is props
+    # A Trainer without an encoder input (pretraining, a student): nothing changes.
+    assert executor.with_model_inputs(props, {specs.BASE_MODEL_KEY: [blessed]}, {})[2] is props
 
 
 def test_the_model_a_run_continued_from_is_published_on_its_model(tmp_path):

@@ -54,9 +54,10 @@ def test_the_loop_stops_the_drifted_span_and_continues_from_the_blessed_model(fi
     assert spans == [[1], [2], [3]]
 
     trainers = _node_runs(store, "Trainer")  # span 2 produced no Model
-    assert len(trainers) == 2 and "warm_start_model" not in trainers[0][1]
+    assert len(trainers) == 2 and "base_model" not in trainers[0][1]  # span 1: nothing blessed yet
     first_model, third_model = trainers[0][2]["model"][0], trainers[1][2]["model"][0]
-    assert [m.uri for m in trainers[1][1]["warm_start_model"]] == [first_model.uri]  # span 1's blessed model
+    assert [m.uri for m in trainers[1][1]["base_model"]] == [first_model.uri]  # span 1's blessed model
+    assert trainers[1][1]["encoder"][0].uri == trainers[0][1]["encoder"][0].uri  # both built on the encoder
     assert _custom(third_model, "warm_started_from") == first_model.uri
 
     pushers = _node_runs(store, "Pusher")

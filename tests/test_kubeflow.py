@@ -73,7 +73,7 @@ def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
     # The data gate: the warm start and the gate's drift baseline are the latest blessed model too;
     # KFP runs everything after the gate only where it passed.
     assert "latest_blessed_model-model-resolver" in tasks["DataGate"]["dependentTasks"]
-    assert "warm_start_model" in tasks["Trainer"]["inputs"]["artifacts"]
+    assert {"base_model", "encoder"} <= set(tasks["Trainer"]["inputs"]["artifacts"])  # TFX's warm start; the encoder
     for step in ("Transform", "Tuner", "Trainer", "Evaluator", "Pusher"):
         assert tasks[step]["triggerPolicy"]["condition"].endswith("metadata['passed'] == 1.0)")
     # finetune.tuning: the Tuner runs before the Trainer and hands it the best values.

@@ -13,7 +13,7 @@ from tfx.utils import json_utils
 
 from tfx_bert_app.components.bert_trainer import executor
 from tfx_bert_app.components.bert_trainer.executor import (DATA_DIR_KEY, MODEL_ROLE_KEY, MODEL_SIZE_KEY, TEACHER_KEY,
-                                                           TRAIN_STEPS_KEY, WARM_START_KEY, DATA_GATE_KEY)
+                                                           TRAIN_STEPS_KEY, ENCODER_KEY, DATA_GATE_KEY)
 from tfx_bert_app.components.artifacts import DataGateResult
 
 
@@ -21,12 +21,13 @@ class BertTrainerSpec(TrainerSpec):
     """TrainerSpec plus ``train_steps``, ``model_size`` and ``data_dir`` (each may be a
     RuntimeParameter), ``model_role`` (published on the output Model), and an optional
     ``teacher_model`` input (a model the run_fn learns from besides ``base_model``: retrieval's
-    cross-encoder; read as ``custom_config["teacher_model_dir"]``) and ``warm_start_model`` (the
-    pipeline's latest blessed model, which the run_fn may continue from:
-    ``custom_config["warm_start_model_dir"]``)."""
+    cross-encoder; read as ``custom_config["teacher_model_dir"]``) and ``encoder`` (a fine-tuning
+    Trainer's pretrained encoder: the run_fn's ``fn_args.base_model``, while the ``base_model``
+    input, TFX's warm start, is the pipeline's latest blessed model, which the run_fn may continue
+    from: ``custom_config["warm_start_model_dir"]``)."""
 
     INPUTS = {**TrainerSpec.INPUTS, TEACHER_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True),
-              WARM_START_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True),
+              ENCODER_KEY: ChannelParameter(type=types.standard_artifacts.Model, optional=True),
               DATA_GATE_KEY: ChannelParameter(type=DataGateResult, optional=True)}
 
     PARAMETERS = {
@@ -59,7 +60,7 @@ class BertTrainer(base_component.BaseComponent):
                  schema: types.BaseChannel | None = None, base_model: types.BaseChannel | None = None,
                  model_size: Any = None, vertex_job: dict | None = None, vertex_region: str = "",
                  data_dir: Any = None, teacher_model: types.BaseChannel | None = None, model_role: str = "",
-                 eval_split: str = "eval", warm_start_model: types.BaseChannel | None = None,
+                 eval_split: str = "eval", encoder: types.BaseChannel | None = None,
                  data_gate: types.BaseChannel | None = None, hyperparameters: types.BaseChannel | None = None):
         custom_config = dict(custom_config or {})
         custom_executor = None
@@ -79,7 +80,7 @@ class BertTrainer(base_component.BaseComponent):
             eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps, splits=[eval_split]),
             custom_config=json_utils.dumps(custom_config),
             train_steps=train_steps, model_size=model_size, data_dir=data_dir, teacher_model=teacher_model,
-            warm_start_model=warm_start_model, data_gate=data_gate, hyperparameters=hyperparameters,
+            encoder=encoder, data_gate=data_gate, hyperparameters=hyperparameters,
             model_role=model_role or None,
             model=types.Channel(type=types.standard_artifacts.Model),
             model_run=types.Channel(type=types.standard_artifacts.ModelRun),

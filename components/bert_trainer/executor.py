@@ -16,7 +16,9 @@ MODEL_SIZE_KEY = "model_size"
 DATA_DIR_KEY = "data_dir"  # the task data, for a run_fn that reads it itself (retrieval's mining round)
 TEACHER_KEY = "teacher_model"  # an optional Model input: a model the run_fn learns from (retrieval's cross-encoder)
 DATA_GATE_KEY = "data_gate"  # an optional DataGateResult input: its data profile is kept with the model
-WARM_START_KEY = "warm_start_model"  # an optional Model input: the blessed model the run_fn may continue from
+# An optional Model input: the pretrained encoder of a fine-tuning Trainer whose ``base_model`` is
+# the model it continues from (TFX's warm start: the pipeline's latest blessed model, if any).
+ENCODER_KEY = "encoder"
 # The run_fn's record of its start (models/finetuning.warm_start), in the model-run dir; the
 # executor publishes it as the output Model's ``warm_started_from`` custom property.
 WARM_START_FILE = "warm_start.json"
@@ -79,7 +81,7 @@ class Executor(trainer_executor.GenericExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
         props = steps_for_epochs(fold_run_parameters(exec_properties), input_dict[specs.EXAMPLES_KEY])
-        super().Do(input_dict, output_dict, with_model_inputs(props, input_dict))
+        super().Do(*with_model_inputs(props, input_dict, output_dict))
         mark_model_role(output_dict, exec_properties)
         mark_warm_start(output_dict)
         keep_data_profile(input_dict, output_dict)
@@ -129,16 +131,23 @@ def mark_warm_start(output_dict: dict) -> None:
                 model.set_string_custom_property("warm_started_from", record["from"])
 
 
-def with_model_inputs(exec_properties: dict[str, Any], input_dict: dict) -> dict[str, Any]:
-    """The SavedModel dirs of the optional ``teacher_model`` and ``warm_start_model`` inputs in
-    ``custom_config`` (``TEACHER_MODEL_DIR``, ``WARM_START_MODEL_DIR``), where the run_fn reads
-    them; the properties unchanged without either."""
+def with_model_inputs(exec_properties: dict[str, Any], input_dict: dict, output_dict: dict) -> tuple:
+    """(inputs, outputs, properties) for TFX's executor. With an ``encoder`` input (fine-tuning),
+    the run_fn's ``base_model`` becomes the encoder, and the ``base_model`` given (the model to
+    continue from) is passed as ``custom_config["warm_start_model_dir"]``. The optional
+    ``teacher_model`` input's SavedModel dir becomes ``custom_config["teacher_model_dir"]``.
+    Without either, everything is unchanged."""
     from tfx_bert.corpus_embedding import serving_dir
 
-    found = {key: (input_dict.get(name) or [None])[0]
-             for key, name in ((TEACHER_MODEL_DIR, TEACHER_KEY), (WARM_START_MODEL_DIR, WARM_START_KEY))}
-    if not any(found.values()):
-        return exec_properties
+    inputs, found = dict(input_dict), {}
+    if input_dict.get(TEACHER_KEY):
+        found[TEACHER_MODEL_DIR] = serving_dir(input_dict[TEACHER_KEY][0])
+    if input_dict.get(ENCODER_KEY):
+        if input_dict.get(specs.BASE_MODEL_KEY):
+            found[WARM_START_MODEL_DIR] = serving_dir(input_dict[specs.BASE_MODEL_KEY][0])
+        inputs[specs.BASE_MODEL_KEY] = input_dict[ENCODER_KEY]
+    if not found:
+        return inputs, output_dict, exec_properties
     custom_config = json_utils.loads(exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "null") or {}
-    custom_config.update({key: serving_dir(model) for key, model in found.items() if model is not None})
-    return {**exec_properties, specs.CUSTOM_CONFIG_KEY: json_utils.dumps(custom_config)}
+    custom_config.update(found)
+    return inputs, output_dict, {**exec_properties, specs.CUSTOM_CONFIG_KEY: json_utils.dumps(custom_config)}

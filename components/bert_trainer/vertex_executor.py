@@ -17,7 +17,7 @@ class VertexExecutor(vertex_trainer_executor.GenericExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
         props = steps_for_epochs(fold_run_parameters(exec_properties), input_dict[specs.EXAMPLES_KEY])
-        super().Do(input_dict, output_dict, with_model_inputs(props, input_dict))
+        super().Do(*with_model_inputs(props, input_dict, output_dict))
         mark_model_role(output_dict, exec_properties)
         mark_warm_start(output_dict)
         keep_data_profile(input_dict, output_dict)
