@@ -91,24 +91,24 @@ def format_curve(curve: list[dict], best_step: int, name: str) -> str:
     return f"validation {name[4:]} by step: {points}"
 
 
+def output_files(runs: list[ComponentRun], key: str, name: str) -> list[tuple[ComponentRun, dict]]:
+    """(run, the JSON file ``name`` read) for each output ``key`` of ``runs`` that holds one."""
+    found = []
+    for run in runs:
+        for uri in run.outputs.get(key, []):
+            path = os.path.join(uri, name)
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    found.append((run, json.load(f)))
+    return found
+
+
 def training_curves(runs: list[ComponentRun]) -> list[str]:
     """A line per Trainer of ``runs`` that validated: its name and ``format_curve``'s line, and
     the steps run where it stopped early."""
-    lines = []
-    for run in runs:
-        for uri in run.outputs.get("model_run", []):
-            path = os.path.join(uri, TRAIN_METRICS)
-            if not os.path.exists(path):
-                continue
-            with open(path, encoding="utf-8") as f:
-                metrics = json.load(f)
-            if metrics.get("validation_curve"):
-                lines.append(f"  {run.name}: " + format_curve(metrics["validation_curve"], metrics["best_step"],
-                                                             metrics["validation_metric"])
-                             + f"; {metrics['steps_run']} steps run")
-    return lines
-
-
+    return [f"  {run.name}: " + format_curve(m["validation_curve"], m["best_step"], m["validation_metric"])
+            + f"; {m['steps_run']} steps run"
+            for run, m in output_files(runs, "model_run", TRAIN_METRICS) if m.get("validation_curve")]
 
 
 class DataGateStopped(RuntimeError):
@@ -117,13 +117,7 @@ class DataGateStopped(RuntimeError):
 
 def gate_report(runs: list[ComponentRun]) -> dict | None:
     """The data gate's report (``data_gate.json``) of ``runs``; None where no gate ran."""
-    for run in runs:
-        for uri in run.outputs.get("result", []):
-            path = os.path.join(uri, GATE_FILE)
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as f:
-                    return json.load(f)
-    return None
+    return next((report for _, report in output_files(runs, "result", GATE_FILE)), None)
 
 
 def check_gate(runs: list[ComponentRun]) -> None:
@@ -142,15 +136,7 @@ TRIALS_FILE = "trials.json"  # written by components/bert_tuner
 
 def tuner_trials(runs: list[ComponentRun]) -> list[str]:
     """A line per trial of the run's Tuner (values, score, seconds; the winner marked)."""
-    for run in runs:
-        for uri in run.outputs.get("tuner_results", []):
-            path = os.path.join(uri, TRIALS_FILE)
-            if not os.path.exists(path):
-                continue
-            with open(path, encoding="utf-8") as f:
-                report = json.load(f)
-            return [f"  Tuner trial {t['trial_id']}: " + ", ".join(f"{k}={v}" for k, v in t["values"].items())
-                    + (f" -> {report['objective']} {t['score']:.4f}" if t["score"] is not None else f" ({t['status']})")
-                    + (f" in {t['seconds']:.1f} s" if t.get("seconds") else "") + (" (best)" if t["best"] else "")
-                    for t in report["trials"]]
-    return []
+    return [f"  Tuner trial {t['trial_id']}: " + ", ".join(f"{k}={v}" for k, v in t["values"].items())
+            + (f" -> {report['objective']} {t['score']:.4f}" if t["score"] is not None else f" ({t['status']})")
+            + (f" in {t['seconds']:.1f} s" if t.get("seconds") else "") + (" (best)" if t["best"] else "")
+            for _, report in output_files(runs, "tuner_results", TRIALS_FILE)[:1] for t in report["trials"]]
