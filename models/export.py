@@ -5,6 +5,8 @@ training used) and the Keras model in one ``tf.Module``. Signatures:
 
 * ``serving_default``: ``text`` (and ``text_b`` for pair tasks) string [batch] -> outputs;
 * ``serving_tf_example``: serialized tf.Example [batch] -> outputs (for TFMA);
+* ``score_examples``: serialized tf.Example [batch] with ``serving_default``'s inputs as features
+  -> ``serving_default``'s outputs (batch scoring with BulkInferrer; every task's export has it);
 * ``classification`` (classifiers): TF Serving's classify signature, ``inputs`` (serialized
   tf.Example) -> ``classes`` and ``scores``, so the Classify and MultiInference APIs work.
 
@@ -18,6 +20,7 @@ from typing import Callable
 import tensorflow as tf
 
 from tfx_bert import features
+from tfx_bert import signatures as sig
 
 
 def track_weights(module, *models) -> None:
@@ -94,9 +97,26 @@ def export_text_model(
 
         module.classify = classify
         signatures["classification"] = classify.get_concrete_function()
-    tf.saved_model.save(module, export_dir, signatures=signatures)
+    save_served_model(module, export_dir, signatures)
     if class_names:
         set_method_names(export_dir, {"classification": CLASSIFY_METHOD_NAME})
+
+
+def save_served_model(module, export_dir: str, signatures: dict) -> None:
+    """``tf.saved_model.save`` of a task's served model, with the ``score_examples`` signature
+    added: every input of ``serving_default`` read from a string feature of the same name."""
+    serve = signatures[sig.SERVING_DEFAULT]
+    names = [spec.name for spec in serve.structured_input_signature[0]]
+    spec = {name: tf.io.FixedLenFeature([], tf.string, default_value="") for name in names}
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def score_examples(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        return serve(*[parsed[name] for name in names])
+
+    module.score_examples = score_examples
+    tf.saved_model.save(module, export_dir,
+                        signatures={**signatures, sig.SCORE_EXAMPLES: score_examples.get_concrete_function()})
 
 
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"

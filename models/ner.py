@@ -210,6 +210,6 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
         return {WORD_TAG_IDS: tag_ids_for(transformed)}
 
     module.serve_text, module.serve_tf_example = serve_text, serve_tf_example
-    tf.saved_model.save(module, export_dir, signatures={
+    export_lib.save_served_model(module, export_dir, {
         "serving_default": serve_text.get_concrete_function(),
         "serving_tf_example": serve_tf_example.get_concrete_function()})

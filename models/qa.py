@@ -261,6 +261,6 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict, precision: 
         return {ANSWER_SPAN: tf.stack([out[sig.ANSWER_START], out[sig.ANSWER_END]], axis=1)}
 
     module.serve_text, module.serve_tf_example = serve_text, serve_tf_example
-    tf.saved_model.save(module, export_dir, signatures={
+    export_lib.save_served_model(module, export_dir, {
         "serving_default": serve_text.get_concrete_function(),
         "serving_tf_example": serve_tf_example.get_concrete_function()})

@@ -225,6 +225,6 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
         return {SCORES: tf.reshape(tf.cast(scores, tf.float32), [-1, c])}
 
     module.serve, module.serve_tf_example = serve, serve_tf_example
-    tf.saved_model.save(module, export_dir, signatures={
+    export_lib.save_served_model(module, export_dir, {
         "serving_default": serve.get_concrete_function(),
         "serving_tf_example": serve_tf_example.get_concrete_function()})

@@ -253,7 +253,7 @@ def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_
         return {SCORE: tf.reduce_sum(embed_queries(query) * embed_docs(text), axis=-1)}
 
     module.embed, module.embed_query, module.score = embed, embed_query, score
-    tf.saved_model.save(module, export_dir, signatures={
+    export_lib.save_served_model(module, export_dir, {
         "serving_default": score.get_concrete_function(),
         "embed": embed.get_concrete_function(),
         "embed_query": embed_query.get_concrete_function()})

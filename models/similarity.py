@@ -176,7 +176,7 @@ def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_l
         return pair_outputs(raw[features.TEXT], raw[features.TEXT_B])
 
     module.serve_pair, module.embed, module.serve_tf_example = serve_pair, embed, serve_tf_example
-    tf.saved_model.save(module, export_dir, signatures={
+    export_lib.save_served_model(module, export_dir, {
         "serving_default": serve_pair.get_concrete_function(),
         "embed": embed.get_concrete_function(),
         "serving_tf_example": serve_tf_example.get_concrete_function()})

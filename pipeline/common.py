@@ -68,6 +68,15 @@ def _live_artifacts(config: ProjectConfig, pipeline_name: str, type_name: str) -
     return sorted(found, key=lambda a: (a.create_time_since_epoch, a.id), reverse=True)
 
 
+def newest_artifact(config: ProjectConfig, pipeline_name: str, type_name: str):
+    """The newest live artifact of ``type_name`` in ``pipeline_name``'s runs (a run just made, or
+    reused from the cache); a clear error when it has none."""
+    found = _live_artifacts(config, pipeline_name, type_name)
+    if not found:
+        raise FileNotFoundError(f"no {type_name} of pipeline {pipeline_name!r} in {config.metadata_path}.")
+    return found[0]
+
+
 def latest_encoder_uri(config: ProjectConfig) -> str:
     """The encoder directory of the newest Model the pretraining pipeline produced.
 

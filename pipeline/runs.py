@@ -15,6 +15,9 @@ from tfx_bert_app.pipeline.embedder_pipeline import create_embedder_pipeline
 from tfx_bert_app.pipeline.finetuning_pipeline import create_finetuning_pipeline
 from tfx_bert_app.pipeline.parameters import PipelineParameters
 from tfx_bert_app.pipeline.pretraining_pipeline import create_pretraining_pipeline
+from tfx_bert_app.pipeline.scoring_pipeline import create_scoring_pipeline
+
+KINDS = ("pretrain", "finetune", "embed", "score")
 
 
 def run(kind: str, config: ProjectConfig, execute, announce=None):
@@ -35,6 +38,8 @@ def prepare(kind: str, config: ProjectConfig) -> dict:
     written if the configuration uses it, and (fine-tuning) the encoder resolved. Returns the
     keyword arguments for ``build``."""
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
+    if kind == "score":
+        return _prepare_scoring(config)
     inputs = {"pretrain": [config.pretrain.corpus_pattern], "embed": [config.embedder.index_corpus]}.get(
         kind, [config.finetune.data_dir, config.finetune.setting("index_corpus", "")])
     demo_data.write_if_used(config.data_dir, *inputs)
@@ -45,6 +50,24 @@ def prepare(kind: str, config: ProjectConfig) -> dict:
     if kind == "finetune" and config.finetune.setting("negative_model", ""):
         prepared["negative_model"] = common.negative_model_uri(config)
     return prepared
+
+
+def _prepare_scoring(config: ProjectConfig) -> dict:
+    """Batch scoring: its input is there, and the pushed version it scores with is resolved (the
+    newest unless ``score.version``) and can score: it has ``score_examples`` and takes the
+    inputs ``finetune.task`` sends."""
+    import tensorflow as tf
+
+    from tfx_bert import scoring, tasks
+
+    s = config.score
+    if not s.input_pattern or not tf.io.gfile.glob(s.input_pattern):
+        raise FileNotFoundError(f"score.input_pattern={s.input_pattern!r}: no such file (give --input PATTERN).")
+    base = os.path.join(config.serving_base, s.model_name)
+    version = scoring.resolve_version(base, s.version)
+    scoring.check_scorable(tasks.get_task(config.finetune.task), os.path.join(base, version))
+    return {"version": version,
+            "input_bytes": beam_options.input_size([s.input_pattern], config.beam.direct_in_memory_below_mb * 2**20)}
 
 
 def _check_inputs_exist(kind: str, config: ProjectConfig) -> None:
@@ -65,8 +88,8 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
     (default: the local time) and ``effective_config.yaml`` beside the run's artifacts (the
     latest); returns the first path."""
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
-    name = {"pretrain": config.pretrain.pipeline_name, "embed": config.embedder.pipeline_name}.get(
-        kind, config.finetune.pipeline_name)
+    name = {"pretrain": config.pretrain.pipeline_name, "embed": config.embedder.pipeline_name,
+            "score": config.score.pipeline_name}.get(kind, config.finetune.pipeline_name)
     root = os.path.join(config.pipelines_root, name)
     os.makedirs(os.path.join(root, "configs"), exist_ok=True)
     text = config.effective_yaml()
@@ -79,9 +102,8 @@ def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -
 
 def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
           setup_file: str | None = None, encoder_uri: str | None = None, input_bytes: int | None = None,
-          negative_model: str | None = None):
-    """The pipeline of ``kind`` ("pretrain", "finetune" or "embed") for ``config``; reads and
-    writes nothing.
+          negative_model: str | None = None, version: str = ""):
+    """The pipeline of ``kind`` (one of ``KINDS``) for ``config``; reads and writes nothing.
 
     ``runtime_parameters``: data path, step count and model size become Kubeflow runtime
     parameters (defaults from the config). ``setup_file``: where Beam workers find setup.py
@@ -89,11 +111,14 @@ def build(kind: str, config: ProjectConfig, runtime_parameters: bool = False,
     encoder directory, from ``prepare``; default ``finetune.encoder_uri``. ``input_bytes`` (from
     ``prepare``): the input's size, for the DirectRunner's ``auto`` mode. ``negative_model``
     (from ``prepare``): ``finetune.negative_model`` resolved; default the setting, which must
-    then be a path (``latest`` needs the local MLMD store).
+    then be a path (``latest`` needs the local MLMD store). ``version`` (scoring, from ``prepare``):
+    the pushed version to score with; default ``score.version`` ("" resolves when it runs).
     """
-    if kind not in ("pretrain", "finetune", "embed"):
-        raise ValueError(f"Unknown pipeline kind {kind!r}; use 'pretrain', 'finetune' or 'embed'.")
+    if kind not in KINDS:
+        raise ValueError(f"Unknown pipeline kind {kind!r}; use one of {', '.join(KINDS)}.")
     beam_args = beam_options.pipeline_args(config, setup_file, input_bytes)
+    if kind == "score":
+        return create_scoring_pipeline(config, version or config.score.version, beam_args)
     if kind == "embed":
         if not (encoder_uri or config.finetune.encoder_uri):
             raise ValueError("The embedding pipeline needs an encoder: give --encoder (finetune.encoder_uri).")

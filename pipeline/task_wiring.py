@@ -14,13 +14,17 @@ from tfx_bert.config import FinetuneConfig
 from tfx_bert.tasks import Task
 
 
-def example_gen(task: Task, f: FinetuneConfig, data_path, negative_model: str = "") -> TaskExampleGen:
+def example_gen(task: Task, f: FinetuneConfig, data_path, negative_model: str = "",
+                score_pattern: str = "") -> TaskExampleGen:
     """The ExampleGen of ``task``'s data under ``data_path`` (``finetune.*`` loader settings;
-    ``negative_model``: ``finetune.negative_model`` resolved to a path)."""
+    ``negative_model``: ``finetune.negative_model`` resolved to a path). With ``score_pattern``
+    (batch scoring) it reads those files only, as one ``score`` split, and no label column."""
+    args = task.example_gen_args(f, negative_model)
+    if score_pattern:
+        args["label_field"] = ""
     return TaskExampleGen(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
                           validation_pattern=f.validation_pattern, validation_percent=f.validation_percent,
-                          span_range=f.span_range,
-                          strict=f.strict, **task.example_gen_args(f, negative_model))
+                          span_range=f.span_range, score_pattern=score_pattern, strict=f.strict, **args)
 
 
 def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, baseline_model, encoder=None):

@@ -23,7 +23,7 @@ def _run(tmp_path, props, examples=None):
     examples = examples or new_artifact(standard_artifacts.Examples, tmp_path / "out")
     run_executor(ex.Executor, {}, {"examples": [examples]}, props, str(tmp_path / "tmp"))
     rows = {}
-    for split in ("train", "eval", "validation"):
+    for split in ("train", "eval", "validation", ex.SCORE):
         if not os.path.isdir(os.path.join(examples.uri, f"Split-{split}")):
             continue
         rows[split] = []
@@ -31,7 +31,7 @@ def _run(tmp_path, props, examples=None):
             f = e.features.feature
             rows[split].append((f["text"].bytes_list.value[0].decode(),
                                 f["text_b"].bytes_list.value[0].decode() if "text_b" in f else None,
-                                f["label"].int64_list.value[0]))
+                                f["label"].int64_list.value[0] if "label" in f else None))
     report = json.load(open(os.path.join(examples.uri, "ingestion_report.json")))
     return rows, report["counts"]
 
@@ -43,6 +43,18 @@ def test_glue_sst2_layout(tmp_path):
     assert sorted(rows["train"]) == [("flat , dull", None, 0), ('it \'s a "charming" film', None, 1)]
     assert rows["eval"] == [("a quiet triumph", None, 1)]
     assert counts["train_records"] == 2 and counts["eval_records"] == 1
+
+
+def test_score_pattern_reads_unlabelled_rows_into_one_split_and_counts_bad_ones(tmp_path):
+    """Batch scoring's input: GLUE's test.tsv layout (no label column); a row of the wrong width and
+    an empty text are skipped and counted, the rest kept; train/eval patterns are not read."""
+    (tmp_path / "test.tsv").write_text("index\tsentence\n0\ta quiet triumph\n1\tone\textra\n2\t \n3\tflat , dull\n")
+    props = {**_props(tmp_path, "glue_tsv", train="missing*", eval_="missing*", text="sentence", label=""),
+             ex.SCORE_PATTERN: str(tmp_path / "test.tsv")}
+    rows, counts = _run(tmp_path, props)
+    assert list(rows) == [ex.SCORE]
+    assert sorted(rows[ex.SCORE]) == [("a quiet triumph", None, None), ("flat , dull", None, None)]
+    assert counts == {"score_records": 2, "skipped_empty_text": 1, "skipped_malformed_row": 1}
 
 
 def test_validation_is_held_out_of_train_by_content_or_read_from_its_own_files(tmp_path):

@@ -11,11 +11,12 @@ learn) and a few-step run of every other task, two at a time in the background.
 import glob
 import os
 
+import numpy as np
 import pytest
 import yaml
 
 from tfx_bert import config as config_lib
-from tfx_bert import signatures, tasks
+from tfx_bert import scoring, signatures, tasks
 from tfx_bert.serving import task_clients
 
 SENTENCES = ["the chef bakes the bread . the rocket reaches the moon .", "anna sails the boat to the harbor ."]
@@ -105,11 +106,27 @@ def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, served,
         assert yaml.safe_load(f)["finetune"]["task"] == task.reference  # the run recorded what it used
 
     texts, text_b, context, query = harness_request(task)
+    inputs = task_clients.request_inputs(task, texts, text_b, context, query)
     with ServingClient(target) as client:
         client.wait_until_available(name)
-        outputs = client.predict(name, task_clients.request_inputs(task, texts, text_b, context, query))
+        outputs = client.predict(name, inputs)
+        # Batch scoring's signature (BulkInferrer's input: tf.Examples of the same inputs)
+        # answers exactly what serving_default does.
+        scored = client.predict(name, {"examples": np.array(scoring.serialized_examples(inputs), dtype=object)},
+                                signature_name=signatures.SCORE_EXAMPLES)
     assert set(task.signature.outputs) <= set(outputs), sorted(outputs)
     assert set(outputs) <= set(task.signature.outputs) | set(task.signature.optional_outputs)
+    assert sorted(scored) == sorted(outputs)
+    for key, value in outputs.items():
+        if value.dtype == object:
+            assert scored[key].tolist() == value.tolist(), key
+        else:
+            np.testing.assert_allclose(scored[key], value, atol=1e-5, err_msg=key)
+    # Each row decoded alone (as the scored file's rows are) is the batch's row (retrieval and
+    # rerank order a batch by score).
+    alone = [task.decode({k: v[i:i + 1] for k, v in inputs.items()}, {k: v[i:i + 1] for k, v in scored.items()})
+             for i in range(len(texts))]
+    assert sorted(json.dumps(row) for (row,) in alone) == sorted(json.dumps(row) for row in task.decode(inputs, scored))
 
     args = ["predict", "--target", target, "--model-name", name, "--task", name, *texts]
     args += [a for b in (text_b or []) for a in ("--text-b", b)]
@@ -119,3 +136,38 @@ def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, served,
     assert cli.main(args) == 0
     decoded = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(decoded) == len(texts) and all(isinstance(row, dict) and row for row in decoded)
+
+
+@pytest.mark.slow
+def test_batch_scoring_skips_and_counts_bad_rows_and_answers_as_served_predict(served, tmp_path):
+    """`tfx-bert score`: the demo's pushed classifier over a CSV with bad rows (TaskExampleGen ->
+    ServedModel -> BulkInferrer on Beam): the bad rows are skipped and counted, every other row is
+    scored, and each scored row is what the server's Predict answers for its text (within 1e-5)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+    from tfx_bert.serving.client import ServingClient
+
+    works, target = served
+    name = config_lib.load_config(demo=True).finetune.task  # what the demo pushed
+    good = ["the soup was really wonderful .", "what a dull match , very awful .", "zoë's café , naïve but fine ."]
+    (tmp_path / "in.csv").write_text("text,label\n" + f'"{good[0]}",1\n"one","too",many\n' + f'"{good[1]}",\n'
+                                     + " ,0\n" + f'"{good[2]}",7\n', encoding="utf-8")
+    output = tmp_path / "scores.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfx_bert.cli", "score", "--demo", "--work-dir", str(tmp_path / "work"),
+         "--set", f"serving.serving_base={os.path.join(works[name], 'serving')}", "--model", name,
+         "--input", str(tmp_path / "in.csv"), "--output", str(output)],
+        capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "skipped 2 bad records: {'empty_text': 1, 'malformed_row': 1}" in proc.stdout
+    rows = {row["text"]: row for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
+    assert sorted(rows) == sorted(good)  # labels are not read: an empty or unknown one is no reason to skip
+    with ServingClient(target) as client:
+        served_rows = task_clients.predict(client, name, name, good)
+    for row in served_rows:
+        scored = rows[row["text"]]
+        assert scored["class_id"] == row["class_id"]
+        np.testing.assert_allclose(scored["probabilities"], row["probabilities"], atol=1e-5)

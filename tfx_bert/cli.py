@@ -3,6 +3,7 @@
     tfx-bert demo                      # whole job on the embedded default data
     tfx-bert pretrain --runner beam    # one pipeline, with a chosen orchestrator
     tfx-bert finetune --set finetune.train_steps=500
+    tfx-bert score --input test.tsv --output scores.jsonl   # batch scoring with the pushed model
     tfx-bert serve / predict / check-ops / generate-data / show-config
 
 Configuration: defaults <- ``--config file.yaml`` <- named flags <- ``--set section.key=value``.
@@ -270,6 +271,27 @@ def cmd_pipeline(kind: str, preset: tuple = ()):
             print(distill_summary.format_summary(distill_summary.read(config)))
         return 0
     return run
+
+
+def cmd_score(args) -> int:
+    """Batch scoring: the scoring pipeline (TaskExampleGen -> ServedModel -> BulkInferrer), then
+    its PredictionLogs decoded by the task into ``score.output``."""
+    from tfx_bert import scoring
+    from tfx_bert_app.pipeline import common
+
+    flags = {"model_name": args.model, "version": args.version, "input_pattern": args.input, "output": args.output,
+             "format": args.format}
+    config = _config(args, demo=args.demo, preset=tuple(f"score.{k}={v}" for k, v in flags.items() if v))
+    _run_pipeline("score", config, args.runner)
+    s, task = config.score, tasks.get_task(config.finetune.task)
+    result = common.newest_artifact(config, s.pipeline_name, "InferenceResult")
+    examples = common.newest_artifact(config, s.pipeline_name, "Examples")
+    rows = scoring.write_rows((scoring.decode_log(task, log) for log in scoring.read_logs(result.uri)),
+                              s.output, s.format)
+    skipped = scoring.skipped_records(examples.uri)
+    print(f"scored {rows} rows of {s.input_pattern} with {s.model_name} -> {s.output}"
+          + (f"; skipped {sum(skipped.values())} bad records: {skipped}" if skipped else ""), flush=True)
+    return 0
 
 
 def cmd_serve(args) -> int:
@@ -585,6 +607,18 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"the task: {', '.join(sorted(tasks.TASKS))}, or a task class as package.module:Class "
                                 "(sets finetune.task, and model_name / pipeline_name to match)")
         p.set_defaults(fn=cmd_pipeline(kind, preset))
+
+    p = sub.add_parser("score", help="score files with a pushed model (TFX BulkInferrer on Beam) into JSON lines "
+                                     "or CSV; the files are read with finetune's loader settings")
+    _add_config_flags(p)
+    p.add_argument("--model", help="the pushed model's name (default: finetune.model_name)")
+    p.add_argument("--version", help="a pushed version (default: the newest)")
+    p.add_argument("--input", help="the files to score: a path or glob (score.input_pattern)")
+    p.add_argument("--output", help="the scored file (default: <work_dir>/scores/<model>.<format>)")
+    p.add_argument("--format", choices=["jsonl", "csv"])
+    p.add_argument("--runner", choices=["local", "beam"], default="local",
+                   help="TFX orchestrator: LocalDagRunner or BeamDagRunner (the Beam steps follow the beam settings)")
+    p.set_defaults(fn=cmd_score)
 
     p = sub.add_parser("compile", help="compile a pipeline for Kubeflow Pipelines v2 / Vertex (and submit a run)")
     from tfx_bert_app.kubeflow import arguments as kubeflow_arguments

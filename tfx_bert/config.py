@@ -289,6 +289,20 @@ class EmbedderConfig:
 
 
 @dataclasses.dataclass
+class ScoreConfig:
+    """Batch scoring (``tfx-bert score``): a pushed model over files with TFX's BulkInferrer. The
+    files are read with ``finetune``'s loader settings (``input_format``, ``text_field``, ...),
+    without labels; ``finetune.task`` decodes the outputs."""
+
+    model_name: str = ""  # a model under serving_base; empty: finetune.model_name
+    version: str = ""  # a pushed version; empty: the newest
+    input_pattern: str = ""  # the files to score (a path or glob; gs:// on Dataflow)
+    output: str = ""  # the scored file; empty: <work_dir>/scores/<model_name>.<format>
+    format: Literal["jsonl", "csv"] = "jsonl"
+    pipeline_name: str = ""  # empty: <finetune.pipeline_name>-score
+
+
+@dataclasses.dataclass
 class DistillConfig:
     """Distillation (``tfx-bert distill``, or ``tfx-bert finetune`` with ``enabled``): the
     fine-tuned model of this pipeline's Trainer, or ``teacher_uri`` (the teacher) -> a student with fewer of its
@@ -429,6 +443,7 @@ class ProjectConfig:
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
     distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
+    score: ScoreConfig = dataclasses.field(default_factory=ScoreConfig)
     resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
@@ -458,7 +473,7 @@ class ProjectConfig:
         """Checks every value once, before anything runs (the one place rules live); returns self."""
         registry.get_model_size(self.pretrain.model_size)
         task = tasks.get_task(self.finetune.task)
-        for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.distill, self.beam,
+        for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.distill, self.score, self.beam,
                         self.kubeflow):
             _check_choices(section, SECTION_NAMES[type(section)])
         _check_choices(self.finetune.task_settings, "finetune")
@@ -657,7 +672,8 @@ TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "see
                     "validation_pattern", "eval_every", "patience", "warm_start")
 _FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
-                 EmbedderConfig: "embedder", DistillConfig: "distill", BeamConfig: "beam", KubeflowConfig: "kubeflow"}
+                 EmbedderConfig: "embedder", DistillConfig: "distill", ScoreConfig: "score", BeamConfig: "beam",
+                 KubeflowConfig: "kubeflow"}
 
 
 def _positive_numbers(values: list, kind: type) -> bool:
@@ -825,6 +841,7 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
     if _user_sets(user, "train_steps") and not _user_sets(user, "epochs"):
         config.finetune.epochs = 0.0  # steps the user asked for win over a recipe's epochs
     _resolve_distill(config)
+    _resolve_score(config)
     _resolve_precision(config)
     return config.validate()
 
@@ -842,6 +859,14 @@ def _resolve_distill(config: ProjectConfig) -> None:
     d.learning_rate = d.learning_rate or f.learning_rate
     d.model_name = d.model_name or f"{f.model_name}-student"
     d.export_precision = d.export_precision or f.export_precision
+
+
+def _resolve_score(config: ProjectConfig) -> None:
+    """Batch scoring's names and output that follow fine-tuning's when left empty, resolved once."""
+    s, f = config.score, config.finetune
+    s.model_name = s.model_name or f.model_name
+    s.pipeline_name = s.pipeline_name or f"{f.pipeline_name}-score"
+    s.output = s.output or os.path.join(config.work_dir, "scores", f"{s.model_name}.{s.format}")
 
 
 def distill_settings(config: ProjectConfig) -> dict:

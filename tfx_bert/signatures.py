@@ -15,6 +15,9 @@ TF_EXAMPLE = "serving_tf_example"  # serialized tf.Examples in (TFMA)
 EMBED = "embed"  # text -> embedding (similarity, retrieval documents)
 EMBED_QUERY = "embed_query"  # retrieval: query -> embedding
 CLASSIFY = "classification"  # TF Serving's Classify API
+# Batch scoring (BulkInferrer): serialized tf.Examples whose features are serving_default's
+# inputs (as TaskExampleGen writes them) -> serving_default's outputs.
+SCORE_EXAMPLES = "score_examples"
 
 # Inputs.
 TEXT, TEXT_B = features.TEXT, features.TEXT_B

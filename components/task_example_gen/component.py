@@ -32,6 +32,7 @@ class TaskExampleGenSpec(component_spec.ComponentSpec):
         ex.VALIDATION_PATTERN: component_spec.ExecutionParameter(type=str, optional=True),
         ex.SPAN_RANGE: component_spec.ExecutionParameter(type=str, optional=True),
         ex.VALIDATION_PERCENT: component_spec.ExecutionParameter(type=int, optional=True),
+        ex.SCORE_PATTERN: component_spec.ExecutionParameter(type=str, optional=True),
         "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -43,7 +44,8 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
     {text, [text_b], label}; a ``validation`` split from ``<input_base>/<validation_pattern>`` or
     ``validation_percent`` of the train records. Patterns may hold TFX's ``{SPAN}``, ``{VERSION}``
     and ``{YYYY}``/``{MM}``/``{DD}`` specs, resolved when it runs for ``span_range`` (``latest``,
-    ``rolling:N``, ``static:A-B``; ``tfx_bert/spans.py``).
+    ``rolling:N``, ``static:A-B``; ``tfx_bert/spans.py``). With ``score_pattern`` (batch scoring)
+    its files are the one split, ``score``; an empty ``label_field`` reads texts without labels.
 
     Example (GLUE MRPC):
         TaskExampleGen(input_base="/data/MRPC", train_pattern="train.tsv", eval_pattern="dev.tsv",
@@ -60,7 +62,7 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
                  strict: bool = False, tag_scheme: str = "iob2", label_dtype: str = "int",
                  num_negatives: int = 0, negative_pool: int = 0, label_delimiter: str = "|",
                  negative_mining: dict | None = None, validation_pattern: str = "", validation_percent: int = 0,
-                 span_range: str = "latest"):
+                 span_range: str = "latest", score_pattern: str = ""):
         if input_format not in ex.FORMATS:
             raise ValueError(f"input_format {input_format!r} is not one of {ex.FORMATS}.")
         if label_dtype not in ("int", "float", "multi"):
@@ -75,8 +77,10 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
             label_dtype=label_dtype, label_delimiter=label_delimiter, num_negatives=num_negatives, negative_pool=negative_pool,
             negative_mining=json.dumps(negative_mining, sort_keys=True) if negative_mining else "",
             validation_pattern=validation_pattern, validation_percent=int(validation_percent), span_range=span_range,
+            score_pattern=score_pattern,
             input_fingerprint=input_fingerprint.fingerprint(
-                [os.path.join(input_base, p) for p in (train_pattern, eval_pattern, validation_pattern) if p]
+                [os.path.join(input_base, p) for p in ([score_pattern] if score_pattern else
+                                                       (train_pattern, eval_pattern, validation_pattern)) if p]
                 if isinstance(input_base, str) and input_format != "beir" else [input_base]),
             examples=channel.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)

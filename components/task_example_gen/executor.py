@@ -45,6 +45,7 @@ from tfx_bert.records import TASK_FORMATS, BadInputError, RecordReader
 NAMESPACE = "tfx_bert.task_data"
 FORMATS = TASK_FORMATS
 SPLITS = ("train", "eval")
+SCORE = "score"  # batch scoring's one split: score_pattern's files, read with the same loader
 VALIDATION = "validation"  # the Trainer's split for checkpoint selection (held out of train, or read)
 
 INPUT_BASE = "input_base"
@@ -65,6 +66,7 @@ NEGATIVE_POOL = "negative_pool"  # beir: sampled documents the lexically hardest
 SPAN_RANGE = "span_range"  # latest | rolling:N | static:A-B, for {SPAN}-style patterns (tfx_bert/spans.py)
 VALIDATION_PATTERN = "validation_pattern"  # files of the validation split ("": held out of train)
 VALIDATION_PERCENT = "validation_percent"  # share of train records held out (by a hash of each) as validation
+SCORE_PATTERN = "score_pattern"  # set: the files to score, the only split (train/eval patterns unused)
 NEGATIVE_MINING = "negative_mining"  # beir: JSON {miner: bm25 | dense | hybrid, model, MiningSettings...} ("": the sample)
 
 
@@ -133,7 +135,7 @@ class _Reader:
                 yield record
 
     def _record(self, row: dict, path: str, number: int):
-        fields = [self.text_field] + ([self.text_b_field] if self.text_b_field else []) + [self.label_field]
+        fields = [f for f in (self.text_field, self.text_b_field, self.label_field) if f]
         missing = [f for f in fields if f not in row]
         if missing:
             self.bad("missing_field", path, number, f"no field(s) {missing}")
@@ -143,6 +145,8 @@ class _Reader:
         if not text or (self.text_b_field and not text_b):
             self.bad("empty_text", path, number)
             return None
+        if not self.label_field:  # unlabelled data (batch scoring): the texts only
+            return text, text_b, None
         if self.multi_label:
             labels = self._label_set(row[self.label_field], path, number)
             return None if labels is None else (text, text_b, labels)
@@ -210,7 +214,7 @@ class _ReadFile(beam.DoFn):
                     f[features.LABEL].int64_list.value.extend(label)
                 elif isinstance(label, float):
                     f[features.LABEL].float_list.value.append(label)
-                else:
+                elif label is not None:
                     f[features.LABEL].int64_list.value.append(label)
                     beam_utils.counter(NAMESPACE, f"label_{label}").inc()
                 yield example
@@ -319,8 +323,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         patterns = {"train": props[TRAIN_PATTERN], "eval": props[EVAL_PATTERN]}
         if props.get(VALIDATION_PATTERN):
             patterns[VALIDATION] = props[VALIDATION_PATTERN]
-        percent = 0 if props.get(VALIDATION_PATTERN) else int(props.get(VALIDATION_PERCENT) or 0)
-        splits = list(SPLITS) + ([VALIDATION] if percent or VALIDATION in patterns else [])
+        if props.get(SCORE_PATTERN):
+            patterns = {SCORE: props[SCORE_PATTERN]}
+        percent = 0 if props.get(VALIDATION_PATTERN) or SCORE in patterns else int(props.get(VALIDATION_PERCENT) or 0)
+        splits = list(patterns) + ([VALIDATION] if percent else [])
         examples.split_names = artifact_utils.encode_split_names(splits)
         files, spans = examples_io.resolve_spans(
             examples, {split: os.path.join(props[INPUT_BASE], p) for split, p in patterns.items()},
