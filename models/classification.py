@@ -96,10 +96,12 @@ def distillation_loss(settings, temperature: float):
 
 def export(model, data, tokenizer, precision: str) -> None:
     names = [str(n) for n in data.settings.label_names] or [str(i) for i in range(data.settings.num_classes)]
-    export_classifier(model, data.transform_output, data.fn_args.serving_model_dir, names, precision)
+    export_classifier(model, data.transform_output, data.fn_args.serving_model_dir, names, precision,
+                      data.settings.export_length_bucket)
 
 
-def export_classifier(classifier, tf_transform_output, export_dir: str, class_names, precision: str = "float32"):
+def export_classifier(classifier, tf_transform_output, export_dir: str, class_names, precision: str = "float32",
+                      length_bucket: int = 0):
     """The served SavedModel: raw text (or a pair) -> ``probabilities`` and ``class_ids``, plus
     TF Serving's classify signature; the weights at ``precision`` (``models.compression``)."""
     served = compression.for_serving(classifier, precision)
@@ -112,4 +114,4 @@ def export_classifier(classifier, tf_transform_output, export_dir: str, class_na
 
     text_keys = tuple(k for k in (features.TEXT, features.TEXT_B) if k in tf_transform_output.raw_feature_spec())
     export_lib.export_text_model(served, tf_transform_output, export_dir, outputs_fn, text_keys=text_keys,
-                             class_names=tuple(class_names))
+                             class_names=tuple(class_names), length_bucket=length_bucket)

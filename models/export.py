@@ -19,7 +19,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from tfx_bert import features
+from tfx_bert import features, tokenization
 from tfx_bert import signatures as sig
 
 
@@ -49,12 +49,14 @@ def export_text_model(
     text_keys: tuple = (features.TEXT,),
     label_key: str = features.LABEL,
     class_names: tuple | None = None,
+    length_bucket: int = 0,
 ) -> None:
     """Saves ``model`` behind the Transform graph with raw-text and tf.Example signatures.
 
     ``outputs_fn(transformed_features)`` runs the model and returns the dict of named outputs.
     With ``class_names`` (classifiers whose outputs hold ``probabilities``) it also adds TF
-    Serving's ``classification`` signature.
+    Serving's ``classification`` signature. ``length_bucket``: the Transform graph's fixed-length
+    inputs are cut to the batch's longest row (``tokenization.trim_padding``).
     """
     module = tf.Module()
     track_weights(module, model)
@@ -65,7 +67,7 @@ def export_text_model(
     def run(raw_features):
         transformed = module.tft_layer(raw_features)
         transformed.pop(label_key, None)
-        return outputs_fn(transformed)
+        return outputs_fn(tokenization.trim_padding(transformed, length_bucket))
 
     text_signature = [tf.TensorSpec([None], tf.string, name=key) for key in text_keys]
     # Every serving function here (and in the task modules) is traced with autograph=False: it is

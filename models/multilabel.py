@@ -107,4 +107,5 @@ def export(model, data, tokenizer, precision: str) -> None:
         return {sig.PROBABILITIES: probabilities, **decide(probabilities, label_thresholds, names)}
 
     export_lib.export_text_model(served, data.transform_output, data.fn_args.serving_model_dir, outputs_fn,
-                                 text_keys=(features.TEXT,), class_names=tuple(names))
+                                 text_keys=(features.TEXT,), class_names=tuple(names),
+                                 length_bucket=settings.export_length_bucket)

@@ -20,7 +20,7 @@ import tensorflow_model_analysis as tfma
 from tfx_bert_app.models import crf as crf_lib
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, ner_metrics
-from tfx_bert import features, tagging
+from tfx_bert import features, tagging, tokenization
 from tfx_bert import signatures as sig
 
 WORD_TAG_IDS = "word_tag_ids"  # serving / TFMA output: predicted tag id per word (-1: none)
@@ -174,10 +174,12 @@ def wrap_teacher(teacher):
 def export(model, data, tokenizer, precision: str) -> None:
     """The tagger (its weights at ``precision``) with ``tokenizer`` in its graph."""
     export_tagger(compression.for_serving(model, precision), data.transform_output, data.fn_args.serving_model_dir,
-                  [str(t) for t in data.settings.entity_types], data.settings.max_seq_length, tokenizer)
+                  [str(t) for t in data.settings.entity_types], data.settings.max_seq_length, tokenizer,
+                  data.settings.export_length_bucket)
 
 
-def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq_len: int, tokenizer) -> None:
+def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq_len: int, tokenizer,
+                  length_bucket: int = 0) -> None:
     """SavedModel: ``serving_default`` (raw ``text`` -> entities with character spans, word
     tags) and ``serving_tf_example`` (CoNLL tf.Examples -> ``word_tag_ids``, for TFMA)."""
     module = tf.Module()
@@ -188,6 +190,7 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
     names = tf.constant(tagging.tag_names(entity_types))
 
     def tag_ids_for(packed):
+        packed = tokenization.trim_padding(packed, length_bucket)  # word_positions stay inside the longest row
         logits = model({k: tf.cast(packed[k], tf.int32) for k in MODEL_INPUTS}, training=False)
         return decode(model, logits, tf.cast(packed[features.WORD_POSITIONS], tf.int32))
 

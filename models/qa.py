@@ -23,7 +23,7 @@ import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, qa_metrics, qa_spans
-from tfx_bert import features
+from tfx_bert import features, tokenization
 from tfx_bert import signatures as sig
 
 QUESTION, CONTEXT = sig.QUESTION, sig.CONTEXT
@@ -39,7 +39,8 @@ def window_settings(settings) -> dict:
     return {"max_seq_length": settings.max_seq_length, "doc_stride": settings.doc_stride,
             "max_query_length": settings.max_query_length, "max_answer_length": settings.max_answer_length,
             "n_best_size": settings.n_best_size,
-            "no_answer_threshold": float(settings.no_answer_threshold) if settings.squad_v2 else 1e9}
+            "no_answer_threshold": float(settings.no_answer_threshold) if settings.squad_v2 else 1e9,
+            "length_bucket": settings.export_length_bucket}
 
 
 def eval_config(f) -> tfma.EvalConfig:
@@ -244,7 +245,11 @@ def export_reader(model, export_dir: str, tokenizer, settings: dict, precision: 
     def answer(questions, contexts):
         windows = qa_spans.make_windows(tokenizer, questions, contexts, seq_len, int(settings["doc_stride"]),
                                         int(settings["max_query_length"]))
-        logits = tf.cast(model({k: windows[k] for k in features.MODEL_INPUT_KEYS}, training=False), tf.float32)
+        inputs = tokenization.trim_padding({k: windows[k] for k in features.MODEL_INPUT_KEYS},
+                                           int(settings.get("length_bucket", 0)))
+        logits = tf.cast(model(inputs, training=False), tf.float32)
+        # Back to the windows' width: the positions cut were padding, which best_spans never picks.
+        logits = tf.pad(logits, [[0, 0], [0, seq_len - tf.shape(logits)[1]], [0, 0]])
         return qa_spans.best_spans(logits[:, :, 0], logits[:, :, 1], windows, tf.shape(questions)[0], contexts,
                                    int(settings["max_answer_length"]), int(settings["n_best_size"]),
                                    float(settings["no_answer_threshold"]))

@@ -193,10 +193,11 @@ def distillation_loss(settings, temperature: float):
 
 def export(model, data, tokenizer, precision: str) -> None:
     export_cross_encoder(model.get_layer("cross_encoder"), data.fn_args.serving_model_dir, tokenizer,
-                         data.settings.max_seq_length, precision)
+                         data.settings.max_seq_length, precision, data.settings.export_length_bucket)
 
 
-def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int, precision: str = "float32") -> None:
+def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int, precision: str = "float32",
+                         length_bucket: int = 0) -> None:
     """SavedModel: ``serving_default`` (``query``, ``text`` -> ``score`` per pair) and
     ``serving_tf_example`` (a stored example's candidates -> ``scores`` [batch, 1 + n], TFMA)."""
     # float32 whatever the training policy unless ``precision`` asks for compressed weights;
@@ -212,8 +213,8 @@ def export_cross_encoder(cross_encoder, export_dir: str, tokenizer, seq_len: int
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=QUERY),
                                   tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def serve(query, text):
-        return {SCORE: tf.cast(cross_encoder(dict(tokenizer.encode(query, seq_len, texts_b=text)), training=False),
-                               tf.float32)}
+        packed = tokenizer.encode(query, seq_len, texts_b=text, length_bucket=length_bucket)
+        return {SCORE: tf.cast(cross_encoder(dict(packed), training=False), tf.float32)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):

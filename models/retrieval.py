@@ -216,11 +216,11 @@ def distillation_loss(settings, temperature: float):
 def export(model, data, tokenizer, precision: str) -> None:
     """Both towers of the dual encoder."""
     export_dual_encoder(*towers_of(model), data.fn_args.serving_model_dir, tokenizer, data.settings.max_seq_length,
-                        data.settings.max_query_length, precision)
+                        data.settings.max_query_length, precision, data.settings.export_length_bucket)
 
 
 def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_len: int, query_len: int,
-                        precision: str = "float32") -> None:
+                        precision: str = "float32", length_bucket: int = 0) -> None:
     """SavedModel: ``embed`` (document text -> ``embedding``), ``embed_query`` (query text ->
     ``embedding``) and ``serving_default`` (``query``, ``text`` -> ``score``, their cosine)."""
     # float32 whatever the training policy unless ``precision`` asks for compressed weights;
@@ -232,11 +232,13 @@ def export_dual_encoder(query_tower, doc_tower, export_dir: str, tokenizer, seq_
     export_lib.track_weights(module, query_tower, doc_tower)
 
     def embed_docs(texts):
-        return tf.math.l2_normalize(tf.cast(doc_tower(dict(tokenizer.encode(texts, seq_len)), training=False),
+        return tf.math.l2_normalize(tf.cast(doc_tower(dict(tokenizer.encode(texts, seq_len, length_bucket=length_bucket)),
+                                                      training=False),
                                             tf.float32), -1)
 
     def embed_queries(texts):
-        return tf.math.l2_normalize(tf.cast(query_tower(dict(tokenizer.encode(texts, query_len)), training=False),
+        return tf.math.l2_normalize(tf.cast(query_tower(dict(tokenizer.encode(texts, query_len, length_bucket=length_bucket)),
+                                                        training=False),
                                             tf.float32), -1)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])

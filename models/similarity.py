@@ -45,11 +45,11 @@ def eval_config(f) -> tfma.EvalConfig:
         config=json.dumps({"name": similarity_metrics.SPEARMAN}), threshold=threshold))
 
 
-def encode_pair(tokenizer, texts, texts_b, seq_len: int) -> dict:
+def encode_pair(tokenizer, texts, texts_b, seq_len: int, length_bucket: int = 0) -> dict:
     """Each sentence packed on its own: ``token_ids`` ... for the first, ``token_ids_b`` ... for
-    the second (int32 [batch, seq_len])."""
-    first = tokenizer.encode(texts, seq_len)
-    second = tokenizer.encode(texts_b, seq_len)
+    the second (int32 [batch, seq_len]; ``length_bucket``: each cut to its longest row, serving)."""
+    first = tokenizer.encode(texts, seq_len, length_bucket=length_bucket)
+    second = tokenizer.encode(texts_b, seq_len, length_bucket=length_bucket)
     return {**{k: tf.cast(v, tf.int32) for k, v in first.items()},
             **{k + SECOND: tf.cast(v, tf.int32) for k, v in second.items()}}
 
@@ -132,11 +132,12 @@ def distillation_loss(settings, temperature: float):
 def export(model, data, tokenizer, precision: str) -> None:
     """The pair model and its sentence encoder."""
     export_bi_encoder(model, model.get_layer("sentence_encoder"), data.fn_args.serving_model_dir, tokenizer,
-                      data.settings.max_seq_length, data.settings.similarity_objective, precision)
+                      data.settings.max_seq_length, data.settings.similarity_objective, precision,
+                      data.settings.export_length_bucket)
 
 
 def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_len: int, objective: str,
-                      precision: str = "float32") -> None:
+                      precision: str = "float32", length_bucket: int = 0) -> None:
     """SavedModel: ``serving_default`` (``text``, ``text_b`` -> ``similarity`` [+ class
     ``probabilities``, ``class_ids``]), ``embed`` (``text`` -> L2-normalised ``embedding``) and
     ``serving_tf_example`` (for TFMA). Raw text in, the training tokenizer inside."""
@@ -149,14 +150,15 @@ def export_bi_encoder(model, sentence_encoder, export_dir: str, tokenizer, seq_l
     raw_spec = {features.TEXT: tf.io.FixedLenFeature([], tf.string), features.TEXT_B: tf.io.FixedLenFeature([], tf.string)}
 
     def embed_texts(texts):
-        embedding = sentence_encoder(dict(tokenizer.encode(texts, seq_len)), training=False)
+        embedding = sentence_encoder(dict(tokenizer.encode(texts, seq_len, length_bucket=length_bucket)), training=False)
         return tf.math.l2_normalize(tf.cast(embedding, tf.float32), -1)
 
     def pair_outputs(texts, texts_b):
         u, v = embed_texts(texts), embed_texts(texts_b)
         outputs = {SIMILARITY: tf.reduce_sum(u * v, axis=-1)}
         if objective == "classification":
-            logits = tf.cast(model(encode_pair(tokenizer, texts, texts_b, seq_len), training=False), tf.float32)
+            pair = encode_pair(tokenizer, texts, texts_b, seq_len, length_bucket)
+            logits = tf.cast(model(pair, training=False), tf.float32)
             outputs[features.PROBABILITIES] = tf.nn.softmax(logits, axis=-1)
             outputs[features.CLASS_IDS] = tf.argmax(logits, axis=-1)
         return outputs

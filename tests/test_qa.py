@@ -47,7 +47,7 @@ def test_export_serves_raw_question_and_context_with_tf_serving_ops(tmp_path, to
                                              hidden_dim=16, intermediate_dim=32, max_sequence_length=48)
     model = qa.build_span_model(backbone, 0.1)
     settings = {"max_seq_length": 48, "doc_stride": 10, "max_query_length": 12, "max_answer_length": 6,
-                "n_best_size": 3, "no_answer_threshold": 0.0}
+                "n_best_size": 3, "no_answer_threshold": 0.0, "length_bucket": 16}
     export_dir = str(tmp_path / "export")
     qa.export_reader(model, export_dir, tokenizer, settings)
     assert op_check.unsupported_ops(export_dir) == []
@@ -61,6 +61,12 @@ def test_export_serves_raw_question_and_context_with_tf_serving_ops(tmp_path, to
                                     out["nbest_ends"][q].numpy()):
             if start >= 0:
                 assert context[start:end] == text.decode()  # character offsets, Unicode included
+    # Length-aware packing: the short context's windows alone are cut to 16 or 32 positions, beside
+    # the long one's they are full width; the answer is the same.
+    alone = served.signatures["serving_default"](question=tf.constant(["What does Anna bake?"]),
+                                                 context=tf.constant(contexts[:1]))
+    for key in ("nbest_scores", "nbest_starts", "no_answer_score", "score"):
+        np.testing.assert_allclose(alone[key].numpy()[0], out[key].numpy()[0], atol=1e-5, err_msg=key)
     example = tf.train.Example()
     example.features.feature["question"].bytes_list.value.append(b"What does Anna bake?")
     example.features.feature["context"].bytes_list.value.append(contexts[0].encode())

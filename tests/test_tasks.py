@@ -61,6 +61,31 @@ def test_request_inputs_follow_the_signature():
         task_clients.request_inputs(tasks.get_task("rerank"), ["p"])
 
 
+LONG_TEXT = " ".join(["the chef bakes the warm bread in the oven ."] * 40)  # past every harness max_seq_length
+
+
+def _with_a_long_row(inputs: dict) -> dict:
+    """``inputs`` with a first row of long texts (questions and queries stay within their own limits)."""
+    short = {signatures.QUESTION: "who bakes the bread ?", signatures.QUERY: "who bakes bread ?"}
+    return {k: np.array([short.get(k, LONG_TEXT)] + list(v), dtype=object) for k, v in inputs.items()}
+
+
+def _assert_close(actual, expected, path="row"):
+    """Decoded rows equal, floats within 1e-5."""
+    if isinstance(expected, float):
+        assert actual == pytest.approx(expected, abs=1e-5), path
+    elif isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), path
+        for key in expected:
+            _assert_close(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), path
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_close(a, e, f"{path}[{i}]")
+    else:
+        assert actual == expected, path
+
+
 def _pushed_version(work, name):
     versions = glob.glob(os.path.join(work, "serving", name, "*"))
     return max(versions, key=lambda p: int(os.path.basename(p))) if versions else None
@@ -114,6 +139,11 @@ def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, served,
         # answers exactly what serving_default does.
         scored = client.predict(name, {"examples": np.array(scoring.serialized_examples(inputs), dtype=object)},
                                 signature_name=signatures.SCORE_EXAMPLES)
+        # Length-aware packing: beside a row past max_seq_length (the fixed-length width), each
+        # row answers what it does alone (cut to its own bucket).
+        mixed = _with_a_long_row(inputs)
+        beside_long = client.predict(name, mixed)
+        alone = [client.predict(name, {k: v[i:i + 1] for k, v in inputs.items()}) for i in range(len(texts))]
     assert set(task.signature.outputs) <= set(outputs), sorted(outputs)
     assert set(outputs) <= set(task.signature.outputs) | set(task.signature.optional_outputs)
     assert sorted(scored) == sorted(outputs)
@@ -122,6 +152,9 @@ def test_every_registered_task_trains_is_pushed_serves_and_decodes(name, served,
             assert scored[key].tolist() == value.tolist(), key
         else:
             np.testing.assert_allclose(scored[key], value, atol=1e-5, err_msg=key)
+    for i, answer in enumerate(alone):
+        row = task.decode({k: v[i + 1:i + 2] for k, v in mixed.items()}, {k: v[i + 1:i + 2] for k, v in beside_long.items()})
+        _assert_close(row, task.decode({k: v[i:i + 1] for k, v in inputs.items()}, answer))
     # Each row decoded alone (as the scored file's rows are) is the batch's row (retrieval and
     # rerank order a batch by score).
     alone = [task.decode({k: v[i:i + 1] for k, v in inputs.items()}, {k: v[i:i + 1] for k, v in scored.items()})

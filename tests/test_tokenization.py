@@ -34,6 +34,26 @@ def test_pack_single_adds_specials_and_pads(tiny_vocab_dir):
     assert out["segment_ids"].numpy().sum() == 0
 
 
+@pytest.mark.parametrize("words,width", [
+    (2, 4),  # [CLS] the cat [SEP]: 4 pieces, exactly one bucket
+    (3, 8),  # 5 pieces: the next bucket
+    (10, 12),  # 12 pieces, max_seq_length: the full width
+    (30, 12),  # over it: cut at max_seq_length, as without buckets
+])
+def test_trim_padding_cuts_to_the_longest_row_rounded_up_to_a_bucket(tiny_vocab_dir, words, width):
+    tok = tokenization.WordPieceTokenizer.from_directory(tiny_vocab_dir)
+    texts = tf.constant([" ".join((["the", "cat"] * 15)[:words]), "the", "cat sat"])  # one long row, short ones
+    fixed = tok.encode(texts, 12)
+    trimmed = tok.encode(texts, 12, length_bucket=4)
+    assert trimmed["token_ids"].shape == (3, width)
+    for key in ("token_ids", "segment_ids", "padding_mask"):
+        np.testing.assert_array_equal(trimmed[key].numpy(), fixed[key].numpy()[:, :width])
+        assert not fixed["padding_mask"].numpy()[:, width:].any()  # only padding was cut
+    assert tok.encode(texts, 12, length_bucket=0)["token_ids"].shape == (3, 12)
+    empty = tok.encode(tf.constant([], tf.string), 12, length_bucket=4)
+    assert empty["token_ids"].shape == (0, 4)
+
+
 @pytest.mark.parametrize("la,lb,seq", [(3, 2, 16), (10, 2, 10), (2, 10, 10), (7, 7, 10), (8, 5, 9), (1, 1, 5)])
 def test_pack_pair_trims_longest_first_like_reference(tiny_vocab_dir, la, lb, seq):
     tok = tokenization.WordPieceTokenizer.from_directory(tiny_vocab_dir)

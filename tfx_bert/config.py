@@ -178,6 +178,10 @@ class FinetuneConfig:
     # The served model's weights (models/compression.py): float16 halves them (fast on GPUs),
     # int8 (Keras quantization) is about a third (on CPU: memory, not speed).
     export_precision: Literal["float32", "float16", "int8"] = "float32"
+    # The served graph pads each batch to its longest row rounded up to a multiple of this many
+    # pieces, not to max_seq_length as training does (0: always max_seq_length). Outputs are the
+    # same; a short text costs what its length does (benchmarks/cpu_serving.py).
+    export_length_bucket: int = 16
     # The task's own settings (``finetune.task``'s ``Settings`` class, models/tasks/): set and read as
     # ``finetune.KEY`` like the shared ones above; None: the task's defaults.
     task_settings: Any = None
@@ -481,6 +485,7 @@ class ProjectConfig:
         p, f = self.pretrain, self.finetune
         checks = [
             (0 < p.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
+            (f.export_length_bucket >= 0, "finetune.export_length_bucket must be 0 or more"),
             (p.vocab_size >= 100, "pretrain.vocab_size must be at least 100"),
             (8 <= p.max_seq_length <= 512, "pretrain.max_seq_length must be 8..512"),
             (8 <= f.max_seq_length <= 512, "finetune.max_seq_length must be 8..512"),
@@ -669,7 +674,8 @@ WARM_START_MODEL_DIR = "warm_start_model_dir"
 # What every task's Trainer reads; each task adds its own settings (Task.trainer_setting_names).
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision", "validation_percent",
-                    "validation_pattern", "eval_every", "patience", "warm_start")
+                    "validation_pattern", "eval_every", "patience", "warm_start", "export_precision",
+                    "export_length_bucket")
 _FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
                  EmbedderConfig: "embedder", DistillConfig: "distill", ScoreConfig: "score", BeamConfig: "beam",

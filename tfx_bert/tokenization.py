@@ -259,6 +259,26 @@ def place_segments(first, sequence_length: int, cls_id: int, sep_id: int, pad_id
     return token_ids, segment_ids, position < length
 
 
+def trim_padding(packed: dict, length_bucket: int) -> dict:
+    """Length-aware packing, for serving: ``packed``'s token_ids, segment_ids and padding_mask
+    ([batch, max_seq_length], as ``pack`` makes them) cut to the batch's longest row rounded up
+    to a multiple of ``length_bucket`` (at most their width; 0: unchanged); other keys as they
+    are. What is cut is padding in every row, which the encoder masks, so each row's outputs do
+    not change; a batch of short texts no longer pays for max_seq_length positions. Training
+    keeps the fixed length (one traced shape, XLA)."""
+    if not length_bucket:
+        return packed
+    import tensorflow as tf
+
+    from tfx_bert import features
+
+    mask = packed[features.PADDING_MASK]
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    longest = tf.reduce_max(tf.concat([lengths, [1]], 0))  # an empty batch keeps one bucket
+    width = tf.minimum(tf.shape(mask)[1], (longest + length_bucket - 1) // length_bucket * length_bucket)
+    return {key: value[:, :width] if key in features.MODEL_INPUT_KEYS else value for key, value in packed.items()}
+
+
 class WordPieceTokenizer:
     """WordPiece tokenizer and BERT input packer, in TF ops that TF Serving has.
 
@@ -414,9 +434,10 @@ class WordPieceTokenizer:
             result[features.WORD_TAGS] = _pad_words(labels, sequence_length)
         return result
 
-    def encode(self, texts, sequence_length: int, texts_b=None) -> dict:
-        """Raw strings (and optional second strings) -> packed BERT inputs."""
+    def encode(self, texts, sequence_length: int, texts_b=None, length_bucket: int = 0) -> dict:
+        """Raw strings (and optional second strings) -> packed BERT inputs (``length_bucket``:
+        trimmed as ``trim_padding`` does, for serving)."""
         segments = [self.tokenize(texts)]
         if texts_b is not None:
             segments.append(self.tokenize(texts_b))
-        return self.pack(segments, sequence_length)
+        return trim_padding(self.pack(segments, sequence_length), length_bucket)
