@@ -39,7 +39,7 @@ test-fast: setup
 # A separate environment for the PyTorch reference (never mixed with the TF stack).
 .bench-hf/bin/python: | check-python
 	$(PYTHON) -m venv .bench-hf
-	.bench-hf/bin/pip install --quiet torch==2.13.0 "transformers>=4.44,<6"
+	.bench-hf/bin/pip install --quiet torch==2.13.0 "transformers>=4.44,<6" onnxruntime==1.32.0 onnx==1.23.2 onnxscript==0.7.2
 
 # The published-checkpoint fixtures (tests/fixtures/published): small random BERTs saved and run
 # by transformers / sentence-transformers themselves, in their own environment. The committed
@@ -57,6 +57,8 @@ bench: setup .bench-hf/bin/python
 	$(VENV)/bin/python benchmarks/pretraining_throughput.py
 	$(VENV)/bin/python benchmarks/demo_timings.py
 	$(VENV)/bin/python benchmarks/serving_throughput.py
+	$(VENV)/bin/python benchmarks/cpu_serving.py --grpc
+	$(VENV)/bin/python benchmarks/request_cost.py
 	$(VENV)/bin/python benchmarks/finetune_throughput.py
 	$(VENV)/bin/python benchmarks/vector_search.py
 	$(VENV)/bin/python benchmarks/index_throughput.py

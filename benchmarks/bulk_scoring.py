@@ -97,8 +97,10 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
+    from benchmarks import common
     from tfx_bert import scoring
 
+    common.check_machine()
     base = os.path.join(os.path.abspath(args.work_dir), "serving", args.model)
     version_dir = os.path.join(base, scoring.resolve_version(base, ""))
     results = []

@@ -155,6 +155,9 @@ def main():
     args = parser.parse_args()
     if not os.path.exists(BENCH_PYTHON):
         sys.exit("needs the ONNX Runtime environment: make .bench-hf/bin/python")
+    from benchmarks import common
+
+    common.check_machine()
     import tensorflow as tf
 
     from tfx_bert import registry, tokenization

@@ -106,6 +106,9 @@ def main():
     if args.measure:
         print(json.dumps(measure(args.measure, args.threads[0], args.requests)))
         return
+    from benchmarks import common
+
+    common.check_machine()
     with tempfile.TemporaryDirectory() as tmp:
         graphs(tmp, args.size)
         for threads in args.threads:
