@@ -29,6 +29,7 @@ class EmbedderSettings:
     pooling: str = "mean"
     normalize: bool = True
     max_seq_length: int = 128
+    length_bucket: int = 16  # served batches cut to their longest row, rounded up (tokenization.trim_padding)
 
 
 def embedder_settings(encoder_dir: str, pooling: str | None = None, normalize: bool | None = None,
@@ -65,7 +66,8 @@ def export_embedder(encoder_dir: str, export_dir: str, settings: EmbedderSetting
     # autograph off: the graph is straight-line, and converting keras internals costs seconds.
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT)])
     def embed(text):
-        vectors = sentence_encoder(dict(tokenizer.encode(text, length)), training=False)
+        vectors = sentence_encoder(dict(tokenizer.encode(text, length, length_bucket=settings.length_bucket)),
+                                   training=False)
         return {EMBEDDING: tf.math.l2_normalize(vectors, -1) if settings.normalize else vectors}
 
     module.embed = embed
