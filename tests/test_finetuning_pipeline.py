@@ -122,6 +122,12 @@ def test_a_teacher_given_by_uri_is_imported_and_the_pipeline_trains_gates_and_pu
     nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in compiler.Compiler().compile(pipeline).nodes}
     gated = sorted(name for name, node in nodes.items() if node.inputs.conditionals)
     assert gated == ["StudentEvaluator", "StudentPusher", "StudentTrainer", "Transform", "teacher_model"]
+    # A validation split held out of train is train's distribution: no statistics of its own.
+    assert json.loads(c["StatisticsGen"].exec_properties["exclude_splits"]) == ["validation"]
+    own_files = config_lib.load_config(overrides=[f"work_dir={tmp_path}", "finetune.validation_pattern=dev/*"])
+    statistics = {c.id: c for c in create_finetuning_pipeline(own_files, PipelineParameters(str(tmp_path), 10), encoder,
+                                                              []).components}["StatisticsGen"]
+    assert json.loads(statistics.exec_properties["exclude_splits"]) == []
     assert c["teacher_model"].exec_properties["artifact_uri"] == str(teacher_dir.parent)  # the artifact root
     teacher = c["teacher_model"].outputs["result"]
     assert c["StudentTrainer"].inputs["base_model"] is teacher
