@@ -33,6 +33,10 @@ def test_the_scoring_pipeline_reads_the_files_unlabelled_and_scores_with_the_ser
     assert json.loads(inferrer.exec_properties["data_spec"])["example_splits"] == [gen_ex.SCORE]
     assert config.score.output == os.path.join(str(tmp_path / "work"), "scores", "pair_classification.jsonl")
     assert not (tmp_path / "work").exists()
+    # Its Beam steps take the same beam settings as every other pipeline's (here Flink's runner).
+    flink = runs.build("score", _config(tmp_path, "beam.runner=flink", "beam.flink_master=localhost:8081"), version="1")
+    assert "--runner=FlinkRunner" in flink.beam_pipeline_args
+    assert "--flink_master=localhost:8081" in flink.beam_pipeline_args
 
 
 def test_prepare_resolves_the_version_and_refuses_what_cannot_score(tmp_path):
