@@ -294,6 +294,21 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_fill_mask(args) -> int:
+    """The top-K tokens for each [MASK] of each text, from a pretraining run's MLM head."""
+    from tfx_bert_app.models import fill_mask
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be 1 or more, got {args.top_k}.")
+    results = fill_mask.MaskedLM(args.model).fill(args.texts, args.top_k)
+    for text, masks in zip(args.texts, results):
+        if args.json:
+            print(json.dumps(masks[0] if len(masks) == 1 else masks, ensure_ascii=False))
+        else:
+            print(fill_mask.describe(text, masks))
+    return 0
+
+
 def cmd_serve(args) -> int:
     from tfx_bert.serving import model_config, server
 
@@ -619,6 +634,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runner", choices=["local", "beam"], default="local",
                    help="TFX orchestrator: LocalDagRunner or BeamDagRunner (the Beam steps follow the beam settings)")
     p.set_defaults(fn=cmd_score)
+
+    p = sub.add_parser("fill-mask", help="the top-K tokens for each [MASK] of a text, from a pretraining run's "
+                                         "MLM head: see what pretraining learned")
+    p.add_argument("--model", required=True, help="a pretraining run's model directory "
+                                                   "(<work_dir>/pipelines/tfx-bert-pretrain/Trainer/model/<id>)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="one JSON line per text: [{\"token\": ..., \"score\": ...}, ...] "
+                                                       "(a list of those per mask for a text with several)")
+    p.add_argument("texts", nargs="+", metavar="TEXT", help="text with [MASK] where a word is to be predicted")
+    p.set_defaults(fn=cmd_fill_mask)
 
     p = sub.add_parser("compile", help="compile a pipeline for Kubeflow Pipelines v2 / Vertex (and submit a run)")
     from tfx_bert_app.kubeflow import arguments as kubeflow_arguments
