@@ -134,12 +134,10 @@ def set_method_names(export_dir: str, methods: dict[str, str]) -> None:
     """
     import os
 
-    from tensorflow.core.protobuf import saved_model_pb2
+    from tfx_bert.serving.op_check import read_saved_model
 
     path = os.path.join(export_dir, "saved_model.pb")
-    saved_model = saved_model_pb2.SavedModel()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        saved_model.ParseFromString(f.read())
+    saved_model = read_saved_model(export_dir)
     for meta_graph in saved_model.meta_graphs:
         for name, method in methods.items():
             meta_graph.signature_def[name].method_name = method

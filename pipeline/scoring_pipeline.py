@@ -19,6 +19,7 @@ from tfx_bert_app.components.served_model.component import ServedModel
 from tfx_bert_app.components.task_example_gen import executor as gen_ex
 from tfx_bert_app.pipeline import common, task_wiring
 
+
 def input_location(config: ProjectConfig) -> tuple[str, str]:
     """(input_base, score_pattern) of ``score.input_pattern``: the pattern is absolute; BEIR's
     qrels are read against ``finetune.data_dir`` (its corpus and queries)."""

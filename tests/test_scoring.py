@@ -56,6 +56,8 @@ def test_versions_resolve_to_the_newest_or_the_named_one(tmp_path):
         scoring.resolve_version(str(tmp_path), "")
     for version in ("9", "10", ".staging-11-x"):
         os.makedirs(tmp_path / version)
+        (tmp_path / version / "saved_model.pb").write_bytes(b"")
+    os.makedirs(tmp_path / "12")  # a version directory still being written: no saved_model.pb yet
     assert scoring.resolve_version(str(tmp_path), "") == "10"
     assert scoring.resolve_version(str(tmp_path), "9") == "9"
     with pytest.raises(FileNotFoundError, match=r"version 7 is not under .* \(it has 9, 10\)"):

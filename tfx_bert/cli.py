@@ -594,6 +594,11 @@ def _add_config_flags(parser, demo_flag: bool = True) -> None:
         parser.add_argument("--demo", action="store_true", help="start from the tiny demo configuration")
 
 
+def _add_runner_flag(parser) -> None:
+    parser.add_argument("--runner", choices=["local", "beam"], default="local",
+                        help="TFX orchestrator: LocalDagRunner or BeamDagRunner (Beam steps follow the beam settings)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfx-bert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -605,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "arrive; the pipeline runs as each does (a drifted one is "
                                                         "stopped by the data gate, the next continues from the "
                                                         "blessed model)")
-    p.add_argument("--runner", choices=["local", "beam"], default="local")
+    _add_runner_flag(p)
     p.set_defaults(fn=cmd_demo)
 
     for command, kind, preset, help_text in (
@@ -615,8 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
              "(distill.enabled=true): the fine-tuned teacher, then a smaller student, each gated and pushed")):
         p = sub.add_parser(command, help=help_text)
         _add_config_flags(p)
-        p.add_argument("--runner", choices=["local", "beam"], default="local",
-                       help="TFX orchestrator: LocalDagRunner or BeamDagRunner")
+        _add_runner_flag(p)
         if kind == "finetune":
             p.add_argument("--task", type=_task_name, metavar="TASK",
                            help=f"the task: {', '.join(sorted(tasks.TASKS))}, or a task class as package.module:Class "
@@ -631,8 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="the files to score: a path or glob (score.input_pattern)")
     p.add_argument("--output", help="the scored file (default: <work_dir>/scores/<model>.<format>)")
     p.add_argument("--format", choices=["jsonl", "csv"])
-    p.add_argument("--runner", choices=["local", "beam"], default="local",
-                   help="TFX orchestrator: LocalDagRunner or BeamDagRunner (the Beam steps follow the beam settings)")
+    _add_runner_flag(p)
     p.set_defaults(fn=cmd_score)
 
     p = sub.add_parser("fill-mask", help="the top-K tokens for each [MASK] of a text, from a pretraining run's "
@@ -737,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push", action="store_true", help="run the embedding pipeline instead: the Pusher's checks, "
                                                        "a version under serving_base/embedder.model_name, and "
                                                        "embedder.index_corpus indexed if set")
-    p.add_argument("--runner", choices=["local", "beam"], default="local")
+    _add_runner_flag(p)
     _add_config_flags(p, demo_flag=False)
     p.add_argument("--pooling", choices=["mean", "max", "cls"], default=None,
                    help="default: the sentence-transformers model's own, else mean")

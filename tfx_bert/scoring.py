@@ -119,10 +119,9 @@ def write_rows(rows: Iterable[dict], path: str, fmt: str = "jsonl") -> int:
 def resolve_version(model_base: str, version: str) -> str:
     """``version`` if it is pushed under ``model_base``, or the newest one for ""; otherwise an
     error listing what is there."""
-    import tensorflow as tf
+    from tfx_bert.serving.servable import list_versions
 
-    names = [d.rstrip("/") for d in tf.io.gfile.listdir(model_base)] if tf.io.gfile.isdir(model_base) else []
-    versions = sorted((d for d in names if d.isdigit()), key=int)
+    versions = [str(v) for v in sorted(list_versions(model_base))]
     if not versions:
         raise FileNotFoundError(f"no pushed versions under {model_base}: push a model there first "
                                 "(tfx-bert finetune), or name another one with --model.")
@@ -132,15 +131,10 @@ def resolve_version(model_base: str, version: str) -> str:
 
 
 def signature_defs(model_dir: str) -> dict:
-    """{name: SignatureDef} of the SavedModel in ``model_dir``, read from saved_model.pb without
-    loading the model."""
-    import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
+    """{name: SignatureDef} of the SavedModel in ``model_dir``, read without loading the model."""
+    from tfx_bert.serving.op_check import read_saved_model
 
-    saved_model = saved_model_pb2.SavedModel()
-    with tf.io.gfile.GFile(os.path.join(model_dir, "saved_model.pb"), "rb") as f:
-        saved_model.ParseFromString(f.read())
-    return dict(saved_model.meta_graphs[0].signature_def)
+    return dict(read_saved_model(model_dir).meta_graphs[0].signature_def)
 
 
 def check_scorable(task, model_dir: str) -> None:

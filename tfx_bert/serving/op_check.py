@@ -24,14 +24,22 @@ def allowed_ops() -> frozenset:
     return frozenset(data["tensorflow_core_2_16"]) | frozenset(data["tensorflow_text_2_12"])
 
 
-def saved_model_op_types(export_dir: str) -> set[str]:
-    """Every op type in a SavedModel's graphs, function library included."""
+def read_saved_model(export_dir: str) -> saved_model_pb2.SavedModel:
+    """The SavedModel proto of ``export_dir`` (local or gs://), without loading the model."""
+    import tensorflow as tf
+
     path = os.path.join(export_dir, "saved_model.pb")
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{export_dir} is not a SavedModel directory (no saved_model.pb).")
     saved_model = saved_model_pb2.SavedModel()
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         saved_model.ParseFromString(f.read())
+    return saved_model
+
+
+def saved_model_op_types(export_dir: str) -> set[str]:
+    """Every op type in a SavedModel's graphs, function library included."""
+    saved_model = read_saved_model(export_dir)
     ops: set[str] = set()
     for meta_graph in saved_model.meta_graphs:
         library = meta_graph.graph_def.library

@@ -7,7 +7,6 @@ import grpc
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tensorflow-text ops TF Serving links in)
-from tensorflow.core.protobuf import saved_model_pb2
 
 from tfx_bert.serving import op_check, tensors
 
@@ -85,9 +84,7 @@ class LoadedVersion:
         self.name, self.version, self.path = name, version, path
         self.model = tf.saved_model.load(path)
         self.signatures = dict(self.model.signatures)
-        saved_model = saved_model_pb2.SavedModel()
-        with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
-            saved_model.ParseFromString(f.read())
+        saved_model = op_check.read_saved_model(path)
         self.signature_defs = {k: v for k, v in saved_model.meta_graphs[0].signature_def.items()
                                if k != "__saved_model_init_op"}
         # Looked up on every request: resolved once here.
