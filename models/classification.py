@@ -14,7 +14,8 @@ import keras_hub
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning
+from tfx_bert_app.models import calibration, class_weights as class_weights_lib, compression, distillation, finetuning
+from tfx_bert_app.models import export as export_lib
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert import features
 
@@ -50,6 +51,7 @@ def eval_config(f) -> tfma.EvalConfig:
                 tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
                 tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+                calibration.metric_config(multilabel=False, max_ece=f.setting("max_ece", 0.0)),
             ]),
             tfma.MetricsSpec(metrics=per_class, binarize=tfma.BinarizationOptions(class_ids={"values": classes})),
             tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="F1Score", config='{"name": "macro_f1"}')],
@@ -68,10 +70,17 @@ def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
 
 
 def build_inputs(data, files, training: bool):
-    """(model inputs, class id[, the class's weight: ``finetune.class_weights``, training only])."""
-    ds = data.dataset(files, training, label_key=features.LABEL)
-    ds = ds.map(lambda x, y: (finetuning.model_inputs(x), tf.cast(tf.reshape(y, [-1]), tf.int32)))
-    class_weights = [float(w) for w in data.settings.class_weights] if training else []
+    """(model inputs, class id[, the class's weight: ``finetune.class_weights``, given or ``balanced``
+    from the train split's label counts (``models/class_weights.py``), training only])."""
+    def batches(training: bool):
+        ds = data.dataset(files, training, label_key=features.LABEL)
+        return ds.map(lambda x, y: (finetuning.model_inputs(x), tf.cast(tf.reshape(y, [-1]), tf.int32)))
+
+    ds = batches(training)
+    class_weights = class_weights_lib.resolve(data.settings.class_weights, data.settings.num_classes,
+                                              lambda: class_weights_lib.label_counts(batches(False),
+                                                                                     data.settings.num_classes)
+                                              ) if training else []
     if class_weights:
         weights = tf.constant(class_weights, tf.float32)
         ds = ds.map(lambda x, y: (x, y, tf.gather(weights, y)))
@@ -94,21 +103,29 @@ def distillation_loss(settings, temperature: float):
     return distillation.softmax_distillation(temperature)
 
 
+def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
+    """``finetune.calibration: temperature``: the temperature fitted on the validation split
+    (``models/calibration.py``), folded into the export; ECE and NLL before and after it in the
+    run's metrics."""
+    return calibration.after_training(data, model, eval_dataset, metrics, multilabel=False)
+
+
 def export(model, data, tokenizer, precision: str) -> None:
     names = [str(n) for n in data.settings.label_names] or [str(i) for i in range(data.settings.num_classes)]
     export_classifier(model, data.transform_output, data.fn_args.serving_model_dir, names, precision,
-                      data.settings.export_length_bucket)
+                      data.settings.export_length_bucket, data.temperature)
 
 
 def export_classifier(classifier, tf_transform_output, export_dir: str, class_names, precision: str = "float32",
-                      length_bucket: int = 0):
-    """The served SavedModel: raw text (or a pair) -> ``probabilities`` and ``class_ids``, plus
-    TF Serving's classify signature; the weights at ``precision`` (``models.compression``)."""
+                      length_bucket: int = 0, temperature: float = 1.0):
+    """The served SavedModel: raw text (or a pair) -> ``probabilities`` (of the logits divided by
+    the fitted ``temperature``) and ``class_ids``, plus TF Serving's classify signature; the
+    weights at ``precision`` (``models.compression``)."""
     served = compression.for_serving(classifier, precision)
 
     def outputs_fn(transformed):
         logits = served({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS}, training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32) / temperature, axis=-1)
         return {features.PROBABILITIES: probabilities,
                 features.CLASS_IDS: tf.argmax(probabilities, axis=-1)}
 

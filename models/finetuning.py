@@ -34,6 +34,7 @@ class TrainerData:
     transform_output: object  # tft.TFTransformOutput
     settings: FinetuneConfig
     distill: object = None  # the DistillConfig of a student's run; None: a teacher's
+    temperature: float = 1.0  # the export divides logits by it (models/calibration.py; 1: uncalibrated)
 
     def dataset(self, files, training: bool, label_key: str | None = None, drop_final_batch: bool = False):
         """Transform's output ``files`` as batches of ``settings.batch_size`` (shuffled and

@@ -1,6 +1,6 @@
-"""models.classification's TFMA configuration (accuracy, F1, MCC, per class), run by TFMA itself
-on predictions written next to labels, against scikit-learn's definitions."""
-import dataclasses
+"""models.classification's TFMA configuration (accuracy, F1, MCC, per class, ECE), run by TFMA
+itself on predictions written next to labels, against scikit-learn's definitions (ECE against
+models/calibration.py's), and the gate's bound on the ECE."""
 
 import numpy as np
 import pytest
@@ -30,12 +30,12 @@ def _run(tmp_path, eval_config, examples):
             if kv.value.HasField("double_value"):
                 class_id = kv.key.sub_key.class_id.value if kv.key.sub_key.HasField("class_id") else None
                 metrics[(kv.key.name, class_id)] = kv.value.double_value.value
-    return metrics
+    return metrics, tfma.load_validation_result(str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])
 def test_classification_metrics_match_sklearn(tmp_path, num_classes):
-    from tfx_bert_app.models import classification
+    from tfx_bert_app.models import calibration, classification
 
     rng = np.random.default_rng(num_classes)
     labels = rng.integers(0, num_classes, 300)
@@ -47,8 +47,16 @@ def test_classification_metrics_match_sklearn(tmp_path, num_classes):
         example.features.feature["label"].int64_list.value.append(int(label))
         example.features.feature["probabilities"].float_list.value.extend(p.tolist())
         examples.append(example)
-    f = dataclasses.replace(config_lib.FinetuneConfig(), num_classes=num_classes)
-    metrics = _run(tmp_path, classification.eval_config(f), examples)
+    # The gate's ECE bound (finetune.max_ece): one this fixture passes (2 classes), one it fails (3).
+    max_ece = 0.9 if num_classes == 2 else 0.001
+    f = config_lib.load_config(demo=True, overrides=[f"finetune.num_classes={num_classes}",
+                                                     f"finetune.max_ece={max_ece}"]).finetune
+    metrics, validation = _run(tmp_path, classification.eval_config(f), examples)
+    ece = calibration.expected_calibration_error(probabilities, labels)
+    assert metrics[("expected_calibration_error", None)] == pytest.approx(ece, abs=1e-6)
+    failed = {failure.metric_key.name for per_slice in validation.metric_validations_per_slice
+              for failure in per_slice.failures}
+    assert ("expected_calibration_error" in failed) == (ece > max_ece), (ece, failed)
     predicted = probabilities.argmax(1)
     assert metrics[("sparse_categorical_accuracy", None)] == pytest.approx(accuracy_score(labels, predicted), abs=1e-6)
     assert metrics[("example_count", None)] == 300

@@ -63,6 +63,25 @@ def test_pushed_model_is_blessed_accurate_and_servable(demo_run):
     [blessing] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-sentiment", "Evaluator", "blessing", "*", "BLESSED"))
     assert blessing
 
+    # Calibrated (finetune.calibration: temperature): the temperature fitted on the validation
+    # split divides the logits of the served softmax; the Evaluator reports the eval split's ECE.
+    import tensorflow_model_analysis as tfma
+
+    from tfx_bert_app.models import calibration, distillation
+
+    [run_dir] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-sentiment", "Trainer", "model_run", "*"))
+    report = json.load(open(os.path.join(run_dir, "train_metrics.json")))["calibration"]
+    assert report["nll_after"] <= report["nll_before"] and report["examples"] > 0, report
+    serving_dir = teacher_model(work, "tfx-bert-sentiment")
+    keras_model, tokenizer = distillation.load_teacher(serving_dir), distillation.teacher_tokenizer(serving_dir)
+    packed = tokenizer.encode(texts[:16], 64)
+    logits = keras_model({k: tf.cast(v, tf.int32) for k, v in packed.items()}, training=False).numpy()
+    served = model.signatures["serving_default"](text=texts[:16])["probabilities"].numpy()
+    np.testing.assert_allclose(served, calibration.probabilities(logits, report["temperature"]), atol=1e-4)
+    [evaluation] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-sentiment", "Evaluator", "evaluation", "*"))
+    names = {kv.key.name for record in tfma.load_metrics(evaluation) for kv in record.metric_keys_and_values}
+    assert calibration.ECE in names
+
 
 def test_pushed_model_answers_predict_over_grpc_with_raw_text(demo_run):
     from tfx_bert.cli import DevServer

@@ -11,13 +11,32 @@ _TEXT_CSV = (("input_format", "csv"), ("train_pattern", "train/*.csv"), ("eval_p
              ("text_field", "text"), ("text_b_field", ""))
 
 
+def _non_negative(value) -> bool:
+    try:
+        return float(value) >= 0
+    except (TypeError, ValueError):
+        return False
+
+
 @dataclasses.dataclass
 class ClassificationSettings(TaskSettings):
-    class_weights: list = dataclasses.field(default_factory=list)  # per class id; empty: all 1
+    # Per class id (empty: all 1), or [balanced]: n / (k n_c) from the train split's label counts.
+    class_weights: list = dataclasses.field(default_factory=list)
+    # temperature: one temperature fitted on the validation split after training divides the served
+    # logits (models/calibration.py); none: the softmax of the trained logits as they are.
+    calibration: str = "temperature"
+    max_ece: float = 0.0  # the gate's bound on the eval split's expected calibration error (0: reported only)
+    PIPELINE_ONLY = ("max_ece",)  # the Evaluator's, not the Trainer's
 
     def checks(self, finetune) -> list[tuple[bool, str]]:
-        return [(not self.class_weights or len(self.class_weights) == finetune.num_classes,
-                 "finetune.class_weights must have finetune.num_classes entries")]
+        balanced = [str(w) for w in self.class_weights] == ["balanced"]
+        return [(not self.class_weights or balanced or len(self.class_weights) == finetune.num_classes,
+                 "finetune.class_weights must be balanced or have finetune.num_classes entries"),
+                (balanced or all(_non_negative(w) for w in self.class_weights),
+                 f"finetune.class_weights must be numbers >= 0 or balanced, not {list(self.class_weights)}"),
+                (self.calibration in ("temperature", "none"),
+                 f"finetune.calibration must be temperature or none, not {self.calibration!r}"),
+                (0 <= self.max_ece < 1, "finetune.max_ece must be in [0, 1) (0: ECE is reported, not gated)")]
 
 
 class SentimentTask(Task):
