@@ -191,10 +191,11 @@ class _Combiner(beam.CombineFn):
         return {self._key: ece_from_bins(accumulator)}
 
 
-def after_training(data, model, eval_dataset, metrics: dict, multilabel: bool) -> dict:
+def after_training(data, model, eval_dataset, metrics: dict, multilabel: bool, collected=None) -> dict:
     """With ``finetune.calibration: temperature`` and a validation split (``eval_dataset`` is then
-    it; the eval split stays the gate's): fits the temperature on the model's validation logits,
-    sets ``data.temperature`` for the export and adds ``calibration`` to ``metrics``."""
+    it; the eval split stays the gate's): fits the temperature on the model's validation logits
+    (``collected``: (logits, labels) already computed), sets ``data.temperature`` for the export
+    and adds ``calibration`` to ``metrics``."""
     settings = data.settings
     if settings.setting("calibration", "none") != "temperature":
         return metrics
@@ -202,7 +203,7 @@ def after_training(data, model, eval_dataset, metrics: dict, multilabel: bool) -
         print("  [calibration] none: no validation split to fit the temperature on (finetune.validation_percent)",
               flush=True)
         return metrics
-    logits, labels = collect_logits(model, eval_dataset)
+    logits, labels = collected or collect_logits(model, eval_dataset)
     report = calibrate(logits, labels, multilabel)
     data.temperature = report["temperature"]
     print(f"  [calibration] temperature {report['temperature']:.3f} fitted on {report['examples']} validation "

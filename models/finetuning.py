@@ -34,7 +34,11 @@ class TrainerData:
     transform_output: object  # tft.TFTransformOutput
     settings: FinetuneConfig
     distill: object = None  # the DistillConfig of a student's run; None: a teacher's
-    temperature: float = 1.0  # the export divides logits by it (models/calibration.py; 1: uncalibrated)
+    # What the run decided after training that its export folds in: the temperature its logits are
+    # divided by (models/calibration.py; 1: uncalibrated) and tuned per-label decision thresholds
+    # (multi-label; None: the configured ones).
+    temperature: float = 1.0
+    decision_thresholds: list | None = None
 
     def dataset(self, files, training: bool, label_key: str | None = None, drop_final_batch: bool = False):
         """Transform's output ``files`` as batches of ``settings.batch_size`` (shuffled and

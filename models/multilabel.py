@@ -15,20 +15,24 @@ from __future__ import annotations
 import json
 
 import keras
+import numpy as np
 import keras_hub
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, multilabel_metrics
+from tfx_bert_app.models import calibration, compression, distillation, finetuning, multilabel_metrics
+from tfx_bert_app.models import export as export_lib
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import FinetuneConfig
 
 
 def thresholds(settings: FinetuneConfig) -> list[float]:
-    """The decision threshold of each label, in ``label_names`` order."""
-    return [float(t) for t in settings.label_thresholds] or [float(settings.decision_threshold)] * len(settings.label_names)
+    """The configured decision threshold of each label, in ``label_names`` order (``tuned``: the
+    default until the run has tuned them)."""
+    given = [] if settings.task_settings.tuned() else settings.label_thresholds
+    return [float(t) for t in given] or [float(settings.decision_threshold)] * len(settings.label_names)
 
 
 def preprocess(inputs: dict, settings, tokenizer) -> dict:
@@ -93,17 +97,60 @@ def distillation_loss(settings, temperature: float):
     return distillation.SigmoidLogitsDistillation(temperature)
 
 
+def tune_thresholds(probabilities, labels, default: float) -> list[float]:
+    """Per label, the threshold (one of its validation probabilities) at which predicting
+    ``p >= threshold`` has the highest F1 on ``labels``; ties go to the one nearest
+    ``default``. A label without a positive example keeps ``default`` (no F1 to maximise)."""
+    probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels) > 0.5
+    chosen = []
+    for p, truth in zip(probabilities.T, labels.T):
+        if not truth.any():
+            chosen.append(float(default))
+            continue
+        candidates = np.unique(np.clip(np.append(p, default), 1e-4, 1 - 1e-4))
+        predicted = p[None, :] >= candidates[:, None]
+        tp = (predicted & truth).sum(1)
+        f1 = 2 * tp / (predicted.sum(1) + truth.sum())
+        best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+        chosen.append(float(candidates[best[np.argmin(np.abs(candidates[best] - default))]]))
+    return chosen
+
+
+def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
+    """On the validation split: the temperature (``finetune.calibration``) and, with
+    ``finetune.label_thresholds: tuned``, each label's F1-maximising threshold on the calibrated
+    probabilities; both folded into the export and reported in the run's metrics."""
+    settings = data.settings
+    tuned = settings.task_settings.tuned()
+    if settings.calibration != "temperature" and not tuned:
+        return metrics
+    collected = calibration.collect_logits(model, eval_dataset)
+    metrics = calibration.after_training(data, model, eval_dataset, metrics, multilabel=True, collected=collected)
+    if tuned:
+        logits, labels = collected
+        chosen = tune_thresholds(calibration.probabilities(logits, data.temperature, multilabel=True), labels,
+                                 settings.decision_threshold)
+        data.decision_thresholds = chosen
+        names = [str(n) for n in settings.label_names]
+        metrics = {**metrics, "decision_thresholds": dict(zip(names, chosen))}
+        print("  [thresholds] tuned on the validation split for each label's F1: "
+              + ", ".join(f"{n} {t:.3f}" for n, t in zip(names, chosen)), flush=True)
+    return metrics
+
+
 def export(model, data, tokenizer, precision: str) -> None:
     """The classifier (its weights at ``precision``) behind the Transform graph, with the
-    per-label thresholds in the graph."""
+    temperature (``data.temperature``) and the per-label thresholds (tuned, else configured) in
+    the graph."""
     settings = data.settings
     names = [str(n) for n in settings.label_names]
-    label_thresholds = thresholds(settings)
+    label_thresholds = data.decision_thresholds or thresholds(settings)
+    temperature = data.temperature
     served = compression.for_serving(model, precision)
 
     def outputs_fn(transformed):
         logits = served(finetuning.model_inputs(transformed), training=False)
-        probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
+        probabilities = tf.sigmoid(tf.cast(logits, tf.float32) / temperature)
         return {sig.PROBABILITIES: probabilities, **decide(probabilities, label_thresholds, names)}
 
     export_lib.export_text_model(served, data.transform_output, data.fn_args.serving_model_dir, outputs_fn,

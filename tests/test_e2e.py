@@ -651,8 +651,9 @@ def test_retrieval_and_rerank_learn_index_and_serve_retrieve_then_rerank(demo_ru
 
 
 def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finetuned, capsys):
-    """The multi-label task on the embedded topic data: TFMA's micro / macro F1 and subset
-    accuracy equal scikit-learn's on the pushed model's decisions, it beats the best constant
+    """The multi-label task on the embedded topic data, its thresholds tuned on the validation
+    split: TFMA's micro / macro F1 and subset accuracy equal scikit-learn's on the pushed model's
+    decisions (at those thresholds), it beats the best constant
     label set, and `tfx-bert predict --task multilabel` answers over gRPC with label names, from
     the teacher and from its distilled student."""
     import tensorflow_model_analysis as tfma
@@ -673,7 +674,11 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
     truth = np.array([[int(n in r["labels"].split("|")) for n in names] for r in rows])
     outputs = tf.saved_model.load(version_dir).signatures["serving_default"](text=tf.constant([r["text"] for r in rows]))
     predicted = outputs["predicted"].numpy()
-    assert (predicted == (outputs["probabilities"].numpy() >= 0.5)).all()
+    # The thresholds tuned on the validation split (finetune.label_thresholds=tuned) are the graph's.
+    [run_dir] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-multilabel", "Trainer", "model_run", "*"))
+    tuned = json.load(open(os.path.join(run_dir, "train_metrics.json")))["decision_thresholds"]
+    assert list(tuned) == names and all(0 < t < 1 for t in tuned.values()), tuned
+    assert (predicted == (outputs["probabilities"].numpy() >= np.array([tuned[n] for n in names]))).all()
     micro = f1_score(truth, predicted, average="micro", zero_division=0)
     constant = np.tile((truth.mean(axis=0) >= truth.mean(axis=0).max()).astype(int), (len(truth), 1))
     assert micro > f1_score(truth, constant, average="micro", zero_division=0) + 0.3, micro

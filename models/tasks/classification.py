@@ -11,6 +11,12 @@ _TEXT_CSV = (("input_format", "csv"), ("train_pattern", "train/*.csv"), ("eval_p
              ("text_field", "text"), ("text_b_field", ""))
 
 
+def calibration_checks(calibration: str) -> list[tuple[bool, str]]:
+    """``finetune.calibration``: temperature (models/calibration.py) or none."""
+    return [(calibration in ("temperature", "none"),
+             f"finetune.calibration must be temperature or none, not {calibration!r}")]
+
+
 def _non_negative(value) -> bool:
     try:
         return float(value) >= 0
@@ -34,8 +40,7 @@ class ClassificationSettings(TaskSettings):
                  "finetune.class_weights must be balanced or have finetune.num_classes entries"),
                 (balanced or all(_non_negative(w) for w in self.class_weights),
                  f"finetune.class_weights must be numbers >= 0 or balanced, not {list(self.class_weights)}"),
-                (self.calibration in ("temperature", "none"),
-                 f"finetune.calibration must be temperature or none, not {self.calibration!r}"),
+                *calibration_checks(self.calibration),
                 (0 <= self.max_ece < 1, "finetune.max_ece must be in [0, 1) (0: ECE is reported, not gated)")]
 
 

@@ -6,24 +6,43 @@ import dataclasses
 from tfx_bert import signatures
 from tfx_bert.serving import task_clients
 from tfx_bert.tasks import DemoData, Task, TaskSettings
-from tfx_bert_app.models.tasks.classification import _TEXT_CSV
+from tfx_bert_app.models.tasks.classification import _TEXT_CSV, calibration_checks
 
 
 @dataclasses.dataclass
 class MultilabelSettings(TaskSettings):
     label_delimiter: str = "|"  # csv/tsv label column: "sports|music"
     decision_threshold: float = 0.5  # a label is predicted at p >= this
-    label_thresholds: list = dataclasses.field(default_factory=list)  # per label (label_names order); empty: the above
+    # Per label (label_names order; empty: decision_threshold for all), or [tuned]: each label's
+    # threshold that maximises its F1 on the validation split, after calibration (models/multilabel.py).
+    label_thresholds: list = dataclasses.field(default_factory=list)
+    calibration: str = "temperature"  # as the classification tasks': one temperature for every label's sigmoid
+
+    def tuned(self) -> bool:
+        return [str(t) for t in self.label_thresholds] == ["tuned"]
 
     def checks(self, finetune) -> list[tuple[bool, str]]:
+        given = [] if self.tuned() else list(self.label_thresholds)
         return [
             (len(finetune.label_names) >= 2,
              "the multilabel task needs finetune.label_names: its labels (e.g. --set finetune.label_names=a,b,c)"),
-            (not self.label_thresholds or len(self.label_thresholds) == len(finetune.label_names),
-             "finetune.label_thresholds must have one entry per finetune.label_names entry"),
-            (all(0 < float(t) < 1 for t in [self.decision_threshold, *self.label_thresholds]),
-             "finetune.decision_threshold and finetune.label_thresholds must be in (0, 1)"),
+            (not given or len(given) == len(finetune.label_names),
+             "finetune.label_thresholds must be tuned or have one entry per finetune.label_names entry"),
+            (all(_in_unit_interval(t) for t in [self.decision_threshold, *given]),
+             f"finetune.decision_threshold and finetune.label_thresholds must be numbers in (0, 1) (or "
+             f"label_thresholds: tuned), not {self.decision_threshold!r} and {list(self.label_thresholds)}"),
+            (not self.tuned() or finetune.has_validation,
+             "finetune.label_thresholds=tuned fits the thresholds on the validation split: set "
+             "finetune.validation_percent or finetune.validation_pattern (the eval split is the gate's)"),
+            *calibration_checks(self.calibration),
         ]
+
+
+def _in_unit_interval(value) -> bool:
+    try:
+        return 0 < float(value) < 1
+    except (TypeError, ValueError):
+        return False
 
 
 class MultilabelTask(Task):
