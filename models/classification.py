@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import calibration, class_weights as class_weights_lib, compression, distillation, finetuning
+from tfx_bert_app.models import slices
 from tfx_bert_app.models import export as export_lib
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert import features
@@ -113,11 +114,11 @@ def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict)
 def export(model, data, tokenizer, precision: str) -> None:
     names = [str(n) for n in data.settings.label_names] or [str(i) for i in range(data.settings.num_classes)]
     export_classifier(model, data.transform_output, data.fn_args.serving_model_dir, names, precision,
-                      data.settings.export_length_bucket, data.temperature)
+                      data.settings.export_length_bucket, data.temperature, slices.served_features(data.settings, tokenizer))
 
 
 def export_classifier(classifier, tf_transform_output, export_dir: str, class_names, precision: str = "float32",
-                      length_bucket: int = 0, temperature: float = 1.0):
+                      length_bucket: int = 0, temperature: float = 1.0, slice_features: tuple | None = None):
     """The served SavedModel: raw text (or a pair) -> ``probabilities`` (of the logits divided by
     the fitted ``temperature``) and ``class_ids``, plus TF Serving's classify signature; the
     weights at ``precision`` (``models.compression``)."""
@@ -131,4 +132,5 @@ def export_classifier(classifier, tf_transform_output, export_dir: str, class_na
 
     text_keys = tuple(k for k in (features.TEXT, features.TEXT_B) if k in tf_transform_output.raw_feature_spec())
     export_lib.export_text_model(served, tf_transform_output, export_dir, outputs_fn, text_keys=text_keys,
-                             class_names=tuple(class_names), length_bucket=length_bucket)
+                                 class_names=tuple(class_names), length_bucket=length_bucket,
+                                 slice_features=slice_features)

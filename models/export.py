@@ -9,6 +9,8 @@ training used) and the Keras model in one ``tf.Module``. Signatures:
   -> ``serving_default``'s outputs (batch scoring with BulkInferrer; every task's export has it);
 * ``classification`` (classifiers): TF Serving's classify signature, ``inputs`` (serialized
   tf.Example) -> ``classes`` and ``scores``, so the Classify and MultiInference APIs work.
+* ``transformed_features`` (with ``finetune.slices`` naming a derived key): serialized
+  tf.Example -> the derived slice features TFMA slices the evaluation by (``models/slices.py``).
 
 Keras 3 models and TFT's tf-keras ``transform_features_layer`` cannot share a Keras save, so both
 are tracked by a plain ``tf.Module`` and saved with ``tf.saved_model.save``.
@@ -50,13 +52,16 @@ def export_text_model(
     label_key: str = features.LABEL,
     class_names: tuple | None = None,
     length_bucket: int = 0,
+    slice_features: tuple | None = None,
 ) -> None:
     """Saves ``model`` behind the Transform graph with raw-text and tf.Example signatures.
 
     ``outputs_fn(transformed_features)`` runs the model and returns the dict of named outputs.
     With ``class_names`` (classifiers whose outputs hold ``probabilities``) it also adds TF
     Serving's ``classification`` signature. ``length_bucket``: the Transform graph's fixed-length
-    inputs are cut to the batch's longest row (``tokenization.trim_padding``).
+    inputs are cut to the batch's longest row (``tokenization.trim_padding``). ``slice_features``:
+    (tokenizer, max_seq_length) adds the ``transformed_features`` signature TFMA slices on
+    (``models/slices.py``).
     """
     module = tf.Module()
     track_weights(module, model)
@@ -99,6 +104,10 @@ def export_text_model(
 
         module.classify = classify
         signatures["classification"] = classify.get_concrete_function()
+    if slice_features:
+        from tfx_bert_app.models import slices
+
+        slices.add_signature(module, signatures, slice_features[0], text_keys, slice_features[1])
     save_served_model(module, export_dir, signatures)
     if class_names:
         set_method_names(export_dir, {"classification": CLASSIFY_METHOD_NAME})

@@ -22,7 +22,7 @@ import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models import calibration, compression, distillation, finetuning, multilabel_metrics
-from tfx_bert_app.models import export as export_lib
+from tfx_bert_app.models import export as export_lib, slices
 from tfx_bert import features
 from tfx_bert import signatures as sig
 from tfx_bert.config import FinetuneConfig
@@ -155,4 +155,5 @@ def export(model, data, tokenizer, precision: str) -> None:
 
     export_lib.export_text_model(served, data.transform_output, data.fn_args.serving_model_dir, outputs_fn,
                                  text_keys=(features.TEXT,), class_names=tuple(names),
-                                 length_bucket=settings.export_length_bucket)
+                                 length_bucket=settings.export_length_bucket,
+                                 slice_features=slices.served_features(settings, tokenizer))

@@ -5,11 +5,12 @@ is gated (``evaluates_by_retrieval``, ``zero_shot_gated``); the model code build
 """
 from __future__ import annotations
 
-from tfx import v1 as tfx
 
+from tfx_bert_app.components.gated_evaluator.component import GatedEvaluator
 from tfx_bert_app.components.retrieval_evaluator.component import RetrievalEvaluator, StudentRetrievalEvaluator
 from tfx_bert_app.components.student_evaluator.component import StudentEvaluator
 from tfx_bert_app.components.task_example_gen.component import TaskExampleGen
+from tfx_bert_app.models import slices
 from tfx_bert.config import FinetuneConfig
 from tfx_bert.tasks import Task
 
@@ -24,7 +25,8 @@ def example_gen(task: Task, f: FinetuneConfig, data_path, negative_model: str = 
         args["label_field"] = ""
     return TaskExampleGen(input_base=data_path, train_pattern=f.train_pattern, eval_pattern=f.eval_pattern,
                           validation_pattern=f.validation_pattern, validation_percent=f.validation_percent,
-                          span_range=f.span_range, score_pattern=score_pattern, strict=f.strict, **args)
+                          span_range=f.span_range, score_pattern=score_pattern, strict=f.strict,
+                          slice_fields=[k for k in f.slices if k not in slices.DERIVED], **args)
 
 
 def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, baseline_model, encoder=None):
@@ -33,8 +35,8 @@ def evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, model, ba
     if task.evaluates_by_retrieval:
         return _retrieval_evaluator(f, data_path, model, baseline_model, encoder=encoder,
                                     max_regression=f.max_regression)
-    return tfx.components.Evaluator(examples=examples, model=model, baseline_model=baseline_model,
-                                    eval_config=task.eval_config(f))
+    return GatedEvaluator(examples=examples, model=model, baseline_model=baseline_model,
+                          eval_config=slices.with_slices(task.eval_config(f), f.slices, f.min_slice_size))
 
 
 def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, student, teacher,
@@ -47,7 +49,8 @@ def student_evaluator(task: Task, f: FinetuneConfig, data_path: str, examples, s
         return _retrieval_evaluator(f, data_path, student, teacher, min_retention=min_retention,
                                     component=StudentRetrievalEvaluator)
     return StudentEvaluator(examples=examples, model=student, baseline_model=teacher,
-                            eval_config=retention_eval_config(task.eval_config(f), min_retention))
+                            eval_config=slices.with_slices(retention_eval_config(task.eval_config(f), min_retention),
+                                                           f.slices, f.min_slice_size))
 
 
 def retention_eval_config(eval_config, min_retention: float):

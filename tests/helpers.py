@@ -307,7 +307,8 @@ E2E_FINETUNES = {
             os.path.join(PUBLISHED, "hf_cased_gelu_new_bin"), work + "-preset"),
         "--set", "finetune.accuracy_threshold=0", "--set", "finetune.max_regression=1",
         "--set", "finetune.train_steps=30"),
-    "pair_classification": ("--task", "pair_classification"),
+    # Evaluated by slice too: the derived length and unknown-rate buckets (models/slices.py).
+    "pair_classification": ("--task", "pair_classification", "--set", "finetune.slices=length_bucket,unknown_rate_bucket"),
     # Its student (the teacher's layers to start from) needs half the teacher's 200 steps. Each
     # label's threshold is tuned on the validation split and exported (the test reads them back).
     "multilabel": ("--task", "multilabel", "--set", "distill.enabled=true", "--set", "distill.train_steps=100",
@@ -504,3 +505,36 @@ class BackgroundFinetunes:
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)  # a failed session does not wait for the rest
         self.start()
+
+
+def run_tfma(tmp_path, eval_config, examples):
+    """TFMA itself on tf.Examples that carry their predictions as features (no model): the
+    overall slice's metrics {(name, class id or None): value} and the validation result (its
+    output is under ``tmp_path / "out"``). Change thresholds are dropped (no baseline here)."""
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+
+    path = str(tmp_path / "data.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for example in examples:
+            writer.write(example.SerializeToString())
+    config = tfma.EvalConfig()
+    config.CopyFrom(eval_config)
+    for spec in config.model_specs:
+        spec.ClearField("signature_name")  # no model: predictions are features of the examples
+    for metrics_spec in config.metrics_specs:  # no baseline here to compare against
+        for metric in metrics_spec.metrics:
+            if metric.HasField("threshold"):  # (touching an unset one would set it)
+                metric.threshold.ClearField("change_threshold")
+            for per_slice in metric.per_slice_thresholds:
+                per_slice.threshold.ClearField("change_threshold")
+    tfma.run_model_analysis(eval_config=config, data_location=path, output_path=str(tmp_path / "out"))
+    metrics = {}
+    for record in tfma.load_metrics(str(tmp_path / "out")):
+        if record.slice_key.single_slice_keys:
+            continue
+        for kv in record.metric_keys_and_values:
+            if kv.value.HasField("double_value"):
+                class_id = kv.key.sub_key.class_id.value if kv.key.sub_key.HasField("class_id") else None
+                metrics[(kv.key.name, class_id)] = kv.value.double_value.value
+    return metrics, tfma.load_validation_result(str(tmp_path / "out"))

@@ -5,32 +5,10 @@ models/calibration.py's), and the gate's bound on the ECE."""
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_model_analysis as tfma
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, precision_score, recall_score
 
+from tests.helpers import run_tfma
 from tfx_bert import config as config_lib
-
-
-def _run(tmp_path, eval_config, examples):
-    path = str(tmp_path / "data.tfrecord")
-    with tf.io.TFRecordWriter(path) as writer:
-        for example in examples:
-            writer.write(example.SerializeToString())
-    config = tfma.EvalConfig()
-    config.CopyFrom(eval_config)
-    for spec in config.model_specs:
-        spec.ClearField("signature_name")  # no model: predictions are features of the examples
-    for metrics_spec in config.metrics_specs:  # no baseline here to compare against
-        for metric in metrics_spec.metrics:
-            metric.threshold.ClearField("change_threshold")
-    tfma.run_model_analysis(eval_config=config, data_location=path, output_path=str(tmp_path / "out"))
-    metrics = {}
-    for record in tfma.load_metrics(str(tmp_path / "out")):
-        for kv in record.metric_keys_and_values:
-            if kv.value.HasField("double_value"):
-                class_id = kv.key.sub_key.class_id.value if kv.key.sub_key.HasField("class_id") else None
-                metrics[(kv.key.name, class_id)] = kv.value.double_value.value
-    return metrics, tfma.load_validation_result(str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])
@@ -51,7 +29,7 @@ def test_classification_metrics_match_sklearn(tmp_path, num_classes):
     max_ece = 0.9 if num_classes == 2 else 0.001
     f = config_lib.load_config(demo=True, overrides=[f"finetune.num_classes={num_classes}",
                                                      f"finetune.max_ece={max_ece}"]).finetune
-    metrics, validation = _run(tmp_path, classification.eval_config(f), examples)
+    metrics, validation = run_tfma(tmp_path, classification.eval_config(f), examples)
     ece = calibration.expected_calibration_error(probabilities, labels)
     assert metrics[("expected_calibration_error", None)] == pytest.approx(ece, abs=1e-6)
     failed = {failure.metric_key.name for per_slice in validation.metric_validations_per_slice

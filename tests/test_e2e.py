@@ -135,7 +135,8 @@ def test_demo_distils_a_student_that_keeps_the_teachers_accuracy_is_pushed_and_a
 
 def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo_run, finetuned):
     """The pair task on the embedded MRPC-layout data: learns beyond the majority class; TFMA's
-    accuracy, macro F1 and MCC equal scikit-learn's on the exported model's predictions."""
+    accuracy, macro F1 and MCC equal scikit-learn's on the exported model's predictions; the
+    evaluation is sliced by the derived length and unknown-rate buckets."""
     import tensorflow_model_analysis as tfma
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -164,12 +165,22 @@ def test_pair_classification_on_glue_layout_learns_and_reports_glue_metrics(demo
     assert accuracy_score(labels, predicted) > majority + 0.15, (accuracy_score(labels, predicted), majority)
 
     evaluation = _latest(os.path.join(work, "pipelines", "tfx-bert-pair_classification", "Evaluator", "evaluation", "*"))
-    metrics = {}
+    metrics, sliced = {}, {}
     for record in tfma.load_metrics(evaluation):
+        keys = tuple((k.column, k.bytes_value.decode()) for k in record.slice_key.single_slice_keys)
         for kv in record.metric_keys_and_values:
-            if kv.value.HasField("double_value"):
+            if kv.value.HasField("double_value") and kv.key.model_name in ("", "candidate") and not kv.key.is_diff:
                 class_id = kv.key.sub_key.class_id.value if kv.key.sub_key.HasField("class_id") else None
-                metrics[(kv.key.name, class_id)] = kv.value.double_value.value
+                (sliced.setdefault(keys, {}) if keys else metrics)[(kv.key.name, class_id)] = kv.value.double_value.value
+    # finetune.slices: length_bucket and unknown_rate_bucket, computed by the served model's
+    # transformed_features signature; each partitions the eval split, the summary names the worst.
+    from tfx_bert_app.models import slices
+
+    for key in ("length_bucket", "unknown_rate_bucket"):
+        values = {k[0][1]: m for k, m in sliced.items() if k[0][0] == key}
+        assert values and sum(m[("example_count", None)] for m in values.values()) == len(rows), (key, list(values))
+    assert set(v for (k, v), in sliced if k == "length_bucket") <= set(slices.length_names(64))
+    assert "Evaluator: worst slice " in finetuned.output("pair_classification")
     assert metrics[("sparse_categorical_accuracy", None)] == pytest.approx(accuracy_score(labels, predicted), abs=1e-6)
     assert metrics[("macro_f1", None)] == pytest.approx(f1_score(labels, predicted, average="macro"), abs=1e-4)
     assert metrics[("matthews_correlation_coefficient", 1)] == pytest.approx(matthews_corrcoef(labels, predicted), abs=1e-4)

@@ -3,7 +3,7 @@ import pytest
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 
 
-@pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "Evaluator")])
+@pytest.mark.parametrize("task, evaluator", [("retrieval", "RetrievalEvaluator"), ("rerank", "GatedEvaluator")])
 def test_retrieval_and_rerank_pipelines_gate_the_push_with_their_evaluators(tmp_path, task, evaluator):
     import json
 

@@ -334,3 +334,25 @@ def test_msmarco_triples_need_one_negative(tmp_path):
                      _example_gen_props(tmp_path, "msmarco_triples", "triples.tsv", "triples.tsv", 3),
                      str(tmp_path / "tmp"))
     assert "triples.tsv" in str(error.value) or isinstance(error.value, BadInputError)
+
+
+def test_slice_fields_are_kept_as_string_features_and_a_row_without_one_gets_an_empty_value(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label,source\ngood,1,web\nbad,0,\n")
+    (tmp_path / "dev.csv").write_text("text,label,source\nfine,1,web\n")
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "dev.jsonl").write_text('{"text": "fine", "label": 1, "source": "forum", "year": 2020}\n'
+                                              '{"text": "poor", "label": 0}\n')
+    props = {**_props(tmp_path, "csv"), ex.SLICE_FIELDS: json.dumps(["source"])}
+    examples = new_artifact(standard_artifacts.Examples, tmp_path / "out")
+    run_executor(ex.Executor, {}, {"examples": [examples]}, props, str(tmp_path / "tmp"))
+    train = read_examples(os.path.join(examples.uri, "Split-train", "*"))
+    assert sorted((e.features.feature["text"].bytes_list.value[0], e.features.feature["source"].bytes_list.value[0])
+                  for e in train) == [(b"bad", b""), (b"good", b"web")]
+    jsonl = {**_props(tmp_path / "j", "jsonl", train="dev.jsonl", eval_="dev.jsonl"),
+             ex.SLICE_FIELDS: json.dumps(["source", "year"])}
+    out = new_artifact(standard_artifacts.Examples, tmp_path / "out2")
+    run_executor(ex.Executor, {}, {"examples": [out]}, jsonl, str(tmp_path / "tmp2"))
+    rows = {e.features.feature["text"].bytes_list.value[0]: (e.features.feature["source"].bytes_list.value[0],
+                                                            e.features.feature["year"].bytes_list.value[0])
+            for e in read_examples(os.path.join(out.uri, "Split-eval", "*"))}
+    assert rows == {b"fine": (b"forum", b"2020"), b"poor": (b"", b"")}

@@ -1,5 +1,5 @@
 """pipeline/task_wiring.py: each task's ExampleGen reads its data the way its registry entry
-says, and the Evaluator is TFMA's with the task's EvalConfig or the RetrievalEvaluator."""
+says, and the Evaluator is TFMA's (GatedEvaluator: the stock one whose slice gate skips small slices) with the task's EvalConfig or the RetrievalEvaluator."""
 import json
 
 import pytest
@@ -39,7 +39,7 @@ def test_evaluators_follow_the_registry_and_retrieval_needs_a_beir_eval_set():
     model = channel.Channel(type=standard_artifacts.Model)
     for name, task in tasks.TASKS.items():
         component = task_wiring.evaluator(task, _finetune(name), "/data", examples, model, None)
-        assert type(component).__name__ == ("RetrievalEvaluator" if task.evaluates_by_retrieval else "Evaluator")
+        assert type(component).__name__ == ("RetrievalEvaluator" if task.evaluates_by_retrieval else "GatedEvaluator")
     triples = _finetune("retrieval", "finetune.input_format=msmarco_triples", "finetune.num_negatives=1")
     with pytest.raises(ValueError, match="set finetune.retrieval_eval_dir and finetune.retrieval_eval_qrels"):
         task_wiring.evaluator(tasks.get_task("retrieval"), triples, "/data", examples, model, None)

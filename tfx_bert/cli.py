@@ -68,7 +68,7 @@ def _run_pipeline(kind: str, config, runner: str) -> float:
     runs = run_summary.component_runs(common.metadata_config(config), pipeline.pipeline_info.pipeline_name,
                                       int(start * 1000) - 1000)
     print(run_summary.format_runs(pipeline.pipeline_info.pipeline_name, runs, took), flush=True)
-    for line in run_summary.tuner_trials(runs) + run_summary.training_curves(runs):
+    for line in run_summary.tuner_trials(runs) + run_summary.training_curves(runs) + run_summary.worst_slices(runs):
         print(line, flush=True)
     run_summary.check_gate(runs)
     print(f"(full log: {os.path.join(os.path.abspath(config.work_dir), 'logs', kind + '.log')})", flush=True)

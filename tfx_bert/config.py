@@ -167,6 +167,14 @@ class FinetuneConfig:
     # threshold, in the metric's unit, SQuAD F1 as a fraction): 0 blesses no regression at all,
     # which on a small eval set also refuses a new span that is merely as good within noise.
     max_regression: float = 0.0
+    # Evaluation by slice (models/slices.py): TFMA reports each value of these feature keys beside
+    # the overall slice: a column of the data read beside the text (a source, a domain), or a key
+    # derived from the text (length_bucket: pieces against max_seq_length; unknown_rate_bucket:
+    # the share of [UNK] pieces; tasks with derived_slices). The run summary names the worst slice.
+    # min_slice_size > 0: every slice of at least that many examples must pass the gate's
+    # thresholds (0: only the overall slice does; the slices are reported).
+    slices: list = dataclasses.field(default_factory=list)
+    min_slice_size: int = 0
     keep_versions: int = 5  # pushed versions kept under <serving_base>/<model_name>/
     warmup_texts: list = dataclasses.field(
         default_factory=lambda: ["a warm-up request .", "another warm-up request for the model ."])
@@ -520,6 +528,7 @@ class ProjectConfig:
              "resources.trainer.replicas > 1 needs kubeflow.platform=vertex (multi-worker custom "
              "job); on Kubernetes without Vertex see the TFJob section of the README"),
             (0 <= f.accuracy_threshold <= 1, "finetune.accuracy_threshold in [0, 1]"),
+            *_slice_checks(f),
             (0 <= f.validation_percent < 100, "finetune.validation_percent must be in 0..99 (0: no validation split "
                                               "unless finetune.validation_pattern names one)"),
             (min(f.eval_every, f.patience) >= 0, "finetune.eval_every and finetune.patience must be >= 0 (0: five "
@@ -675,11 +684,33 @@ WARM_START_MODEL_DIR = "warm_start_model_dir"
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision", "validation_percent",
                     "validation_pattern", "eval_every", "patience", "warm_start", "export_precision",
-                    "export_length_bucket")
+                    "export_length_bucket", "slices")
 _FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
                  EmbedderConfig: "embedder", DistillConfig: "distill", ScoreConfig: "score", BeamConfig: "beam",
                  KubeflowConfig: "kubeflow"}
+
+
+DERIVED_SLICES = ("length_bucket", "unknown_rate_bucket")  # models/slices.py computes them in the served graph
+
+
+def _slice_checks(f: FinetuneConfig) -> list[tuple[bool, str]]:
+    task = tasks.get_task(f.task)
+    derived = [k for k in f.slices if k in DERIVED_SLICES]
+    return [
+        (not f.slices or not task.evaluates_by_retrieval,
+         f"finetune.slices: the {f.task} task is evaluated by retrieval over its corpus, not by TFMA, which slices"),
+        (not derived or task.derived_slices,
+         f"finetune.slices: {derived} are derived by the served graph of sentiment, pair_classification and "
+         f"multilabel models, not {f.task}'s; slice by a column of the data instead"),
+        (f.min_slice_size >= 0 and (not f.min_slice_size or f.slices),
+         "finetune.min_slice_size must be >= 0, and gates slices only when finetune.slices names some"),
+        (not [k for k in f.slices if k not in DERIVED_SLICES] or f.input_format in ("csv", "tsv", "jsonl", "glue_tsv"),
+         f"finetune.slices: columns of the data are read from csv, tsv, jsonl and glue_tsv rows, not "
+         f"{f.input_format} (slice by {', '.join(DERIVED_SLICES)} instead)"),
+        (all(str(k).strip() and str(k) not in ("text", "text_b", "label") for k in f.slices),
+         f"finetune.slices must name feature keys other than the text and the label, not {list(f.slices)}"),
+    ]
 
 
 def _positive_numbers(values: list, kind: type) -> bool:

@@ -35,8 +35,9 @@ def gated_metrics(evaluation_dir: str) -> set[str]:
     import tensorflow_model_analysis as tfma
 
     config = tfma.load_eval_result(evaluation_dir).config
-    return {name for spec in config.metrics_specs for m in spec.metrics if m.HasField("threshold")
-            for name in _metric_names(m)}
+    # With finetune.slices and no slice gate, a threshold is the overall slice's (models/slices.py).
+    return {name for spec in config.metrics_specs for m in spec.metrics
+            if m.HasField("threshold") or len(m.per_slice_thresholds) for name in _metric_names(m)}
 
 
 def read(config) -> dict:
@@ -57,6 +58,8 @@ def read(config) -> dict:
         return {**result, **_retrieval(os.path.join(evaluation, RETRIEVAL_METRICS))}
     values: dict = {}
     for record in tfma.load_metrics(evaluation):
+        if record.slice_key.single_slice_keys:
+            continue  # the overall slice only (finetune.slices adds others)
         for kv in record.metric_keys_and_values:
             if not kv.key.is_diff and kv.value.HasField("double_value"):
                 role = "teacher" if kv.key.model_name == "baseline" else "student"

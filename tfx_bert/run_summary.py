@@ -140,3 +140,53 @@ def tuner_trials(runs: list[ComponentRun]) -> list[str]:
             + (f" -> {report['objective']} {t['score']:.4f}" if t["score"] is not None else f" ({t['status']})")
             + (f" in {t['seconds']:.1f} s" if t.get("seconds") else "") + (" (best)" if t["best"] else "")
             for _, report in output_files(runs, "tuner_results", TRIALS_FILE)[:1] for t in report["trials"]]
+
+
+def _slice_name(slice_key) -> str:
+    """TFMA's slice key proto as ``feature=value[, ...]``."""
+    parts = []
+    for key in slice_key.single_slice_keys:
+        value = key.WhichOneof("kind")
+        raw = getattr(key, value) if value else ""
+        parts.append(f"{key.column}={raw.decode() if isinstance(raw, bytes) else raw}")
+    return ", ".join(parts) or "overall"
+
+
+def worst_slice(evaluation_dir: str) -> dict | None:
+    """The slice (``finetune.slices``; not the overall one) whose gated metric is lowest in a
+    TFMA evaluation, with its example count and the overall value; None without slices."""
+    import tensorflow_model_analysis as tfma
+
+    from tfx_bert.distill_summary import gated_metrics
+
+    gated = gated_metrics(evaluation_dir)
+    values, counts, overall = {}, {}, {}
+    for record in tfma.load_metrics(evaluation_dir):
+        name = _slice_name(record.slice_key)
+        for kv in record.metric_keys_and_values:
+            if kv.key.model_name == "baseline" or kv.key.is_diff or not kv.value.HasField("double_value"):
+                continue
+            if kv.key.name == "example_count":
+                counts[name] = kv.value.double_value.value
+            elif kv.key.name.replace("_", "").lower() in gated and not kv.key.sub_key.ListFields():
+                (overall if name == "overall" else values)[kv.key.name, name] = kv.value.double_value.value
+    if not values:
+        return None
+    (metric, name), value = min(values.items(), key=lambda item: item[1])
+    return {"slice": name, "metric": metric, "value": value, "examples": int(counts.get(name, 0)),
+            "overall": overall.get((metric, "overall"))}
+
+
+def worst_slices(runs: list[ComponentRun]) -> list[str]:
+    """A line per Evaluator of ``runs`` that sliced: its worst slice on the gated metric."""
+    lines = []
+    for run in runs:
+        for uri in run.outputs.get("evaluation", []):
+            if not os.path.exists(os.path.join(uri, "eval_config.json")):
+                continue
+            worst = worst_slice(uri)
+            if worst:
+                overall = f" (overall {worst['overall']:.4f})" if worst["overall"] is not None else ""
+                lines.append(f"  {run.name}: worst slice {worst['slice']} ({worst['examples']} examples): "
+                             f"{worst['metric']} {worst['value']:.4f}{overall}")
+    return lines

@@ -79,6 +79,8 @@ class Task:
     reads_transfer_text: ClassVar[bool] = False  # unlabelled lines can stand for examples (distill.transfer_pattern)
     evaluates_by_retrieval: ClassVar[bool] = False  # gated by search over a corpus, not by TFMA
     label_names_per_class: ClassVar[bool] = True  # finetune.label_names names each of num_classes classes
+    # Its served graph computes the derived slice features (models/slices.py; finetune.slices).
+    derived_slices: ClassVar[bool] = False
     # The settings that say what the model's outputs mean: a blessed model warm-starts a run
     # (finetune.warm_start) only where they are unchanged.
     label_settings: ClassVar[tuple] = ("num_classes", "label_names")

@@ -33,6 +33,7 @@ class TaskExampleGenSpec(component_spec.ComponentSpec):
         ex.SPAN_RANGE: component_spec.ExecutionParameter(type=str, optional=True),
         ex.VALIDATION_PERCENT: component_spec.ExecutionParameter(type=int, optional=True),
         ex.SCORE_PATTERN: component_spec.ExecutionParameter(type=str, optional=True),
+        ex.SLICE_FIELDS: component_spec.ExecutionParameter(type=str, optional=True),
         "input_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -46,6 +47,8 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
     and ``{YYYY}``/``{MM}``/``{DD}`` specs, resolved when it runs for ``span_range`` (``latest``,
     ``rolling:N``, ``static:A-B``; ``tfx_bert/spans.py``). With ``score_pattern`` (batch scoring)
     its files are the one split, ``score``; an empty ``label_field`` reads texts without labels.
+    ``slice_fields``: columns kept beside the text as string features (``finetune.slices``; a row
+    without one gets "").
 
     Example (GLUE MRPC):
         TaskExampleGen(input_base="/data/MRPC", train_pattern="train.tsv", eval_pattern="dev.tsv",
@@ -62,7 +65,7 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
                  strict: bool = False, tag_scheme: str = "iob2", label_dtype: str = "int",
                  num_negatives: int = 0, negative_pool: int = 0, label_delimiter: str = "|",
                  negative_mining: dict | None = None, validation_pattern: str = "", validation_percent: int = 0,
-                 span_range: str = "latest", score_pattern: str = ""):
+                 span_range: str = "latest", score_pattern: str = "", slice_fields: list | tuple = ()):
         if input_format not in ex.FORMATS:
             raise ValueError(f"input_format {input_format!r} is not one of {ex.FORMATS}.")
         if label_dtype not in ("int", "float", "multi"):
@@ -77,7 +80,7 @@ class TaskExampleGen(base_beam_component.BaseBeamComponent):
             label_dtype=label_dtype, label_delimiter=label_delimiter, num_negatives=num_negatives, negative_pool=negative_pool,
             negative_mining=json.dumps(negative_mining, sort_keys=True) if negative_mining else "",
             validation_pattern=validation_pattern, validation_percent=int(validation_percent), span_range=span_range,
-            score_pattern=score_pattern,
+            score_pattern=score_pattern, slice_fields=json.dumps(list(slice_fields)) if slice_fields else "",
             input_fingerprint=input_fingerprint.fingerprint(
                 [os.path.join(input_base, p) for p in ([score_pattern] if score_pattern else
                                                        (train_pattern, eval_pattern, validation_pattern)) if p]

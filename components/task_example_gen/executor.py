@@ -67,6 +67,7 @@ SPAN_RANGE = "span_range"  # latest | rolling:N | static:A-B, for {SPAN}-style p
 VALIDATION_PATTERN = "validation_pattern"  # files of the validation split ("": held out of train)
 VALIDATION_PERCENT = "validation_percent"  # share of train records held out (by a hash of each) as validation
 SCORE_PATTERN = "score_pattern"  # set: the files to score, the only split (train/eval patterns unused)
+SLICE_FIELDS = "slice_fields"  # JSON list: columns kept as string features to slice the evaluation by
 NEGATIVE_MINING = "negative_mining"  # beir: JSON {miner: bm25 | dense | hybrid, model, MiningSettings...} ("": the sample)
 
 
@@ -87,6 +88,7 @@ class _Reader:
         self.multi_label = props.get(LABEL_DTYPE) == "multi"
         self.label_delimiter = props.get(LABEL_DELIMITER) or "|"
         self.tag_ids = {t: i for i, t in enumerate(tagging.tag_names(names))}
+        self.slice_fields = json.loads(props.get(SLICE_FIELDS) or "[]")
 
     def sentences(self, path: str) -> Iterator[tuple[list[str], list[int]]]:
         """conll: (words, IOB2 tag ids) per sentence; a sentence with a bad line is skipped."""
@@ -122,7 +124,8 @@ class _Reader:
             return None
         return words, [self.tag_ids[t] for t in iob2]
 
-    def records(self, path: str) -> Iterator[tuple[str, str, int]]:
+    def records(self, path: str) -> Iterator[tuple[str, str, int, dict]]:
+        """(text, text_b, label, {slice field: value}) per good row."""
         if self.format == "jsonl":
             rows = self.reader.jsonl(path)
         else:
@@ -132,7 +135,7 @@ class _Reader:
         for number, row in rows:
             record = self._record(row, path, number)
             if record is not None:
-                yield record
+                yield record + ({k: str(row.get(k) if row.get(k) is not None else "") for k in self.slice_fields},)
 
     def _record(self, row: dict, path: str, number: int):
         fields = [f for f in (self.text_field, self.text_b_field, self.label_field) if f]
@@ -204,10 +207,12 @@ class _ReadFile(beam.DoFn):
             yield from self._retrieval_pairs(path)
             return
         try:
-            for text, text_b, label in self._reader.records(path):
+            for text, text_b, label, slice_values in self._reader.records(path):
                 example = tf.train.Example()
                 f = example.features.feature
                 f[features.TEXT].bytes_list.value.append(text.encode("utf-8"))
+                for key, value in slice_values.items():
+                    f[key].bytes_list.value.append(value.encode("utf-8"))
                 if self._reader.text_b_field:
                     f[features.TEXT_B].bytes_list.value.append(text_b.encode("utf-8"))
                 if isinstance(label, list):

@@ -55,6 +55,7 @@ class SentimentTask(Task):
                     _TEXT_CSV + (("label_field", "label"), ("num_classes", 2), ("label_names", [])))
     feeds_one_sequence = True
     reads_transfer_text = True
+    derived_slices = True
 
     def decode(self, inputs: dict, outputs: dict) -> list[dict]:
         return task_clients.decode_classes(inputs, outputs)

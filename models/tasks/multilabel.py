@@ -59,6 +59,7 @@ class MultilabelTask(Task):
     transform_settings = ("max_seq_length", "label_names")
     feeds_one_sequence = True
     reads_transfer_text = True
+    derived_slices = True
     label_names_per_class = False  # label_names lists the labels, not num_classes class names
 
     def example_gen_args(self, finetune, negative_model: str = "") -> dict:
