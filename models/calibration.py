@@ -115,8 +115,14 @@ def expected_calibration_error(probs, labels, multilabel: bool = False, bins: in
 def calibrate(logits, labels, multilabel: bool = False) -> dict:
     """The fitted temperature with the validation split's ECE and NLL before and after it (the
     run's report, ``train_metrics.json`` ``calibration``)."""
-    temperature = fit_temperature(logits, labels, multilabel)
-    return {"temperature": temperature, "examples": int(len(np.asarray(labels))),
+    fitted = fit_temperature(logits, labels, multilabel)
+    # At a bound of the search the NLL had no minimum inside it: a validation split the model gets
+    # all right pulls T to 0 (any sharpening lowers its NLL), which would serve 0/1 probabilities.
+    # Such a fit says nothing about new data: the logits stay as trained.
+    at_bound = min(abs(math.log(fitted) - bound) for bound in _LOG_BOUNDS) < 1e-2
+    temperature = 1.0 if at_bound else fitted
+    return {"temperature": temperature, "fitted_temperature": fitted, "at_bound": at_bound,
+            "examples": int(len(np.asarray(labels))),
             "ece_before": expected_calibration_error(probabilities(logits, 1.0, multilabel), labels, multilabel),
             "ece_after": expected_calibration_error(probabilities(logits, temperature, multilabel), labels, multilabel),
             "nll_before": negative_log_likelihood(logits, labels, 1.0, multilabel),
@@ -206,6 +212,11 @@ def after_training(data, model, eval_dataset, metrics: dict, multilabel: bool, c
     logits, labels = collected or collect_logits(model, eval_dataset)
     report = calibrate(logits, labels, multilabel)
     data.temperature = report["temperature"]
+    if report["at_bound"]:
+        print(f"  [calibration] none: the temperature fitted on {report['examples']} validation examples went to "
+              f"the end of its range ({report['fitted_temperature']:.3f}; a split the model gets all right has no "
+              f"finite optimum): the logits are served as trained", flush=True)
+        return {**metrics, "calibration": report}
     print(f"  [calibration] temperature {report['temperature']:.3f} fitted on {report['examples']} validation "
           f"examples: ECE {report['ece_before']:.4f} -> {report['ece_after']:.4f}, "
           f"NLL {report['nll_before']:.4f} -> {report['nll_after']:.4f}", flush=True)

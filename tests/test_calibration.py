@@ -105,3 +105,14 @@ def test_a_calibration_setting_that_is_not_known_is_refused():
         config_lib.load_config(demo=True, overrides=["finetune.calibration=platt"])
     with pytest.raises(ValueError, match="finetune.max_ece must be in"):
         config_lib.load_config(demo=True, overrides=["finetune.max_ece=2"])
+
+
+def test_a_validation_split_the_model_gets_all_right_leaves_the_logits_as_trained():
+    """Separable validation data: every sharpening lowers the NLL, the fit runs to the end of its
+    range, and serving 0/1 probabilities from it would be over-confident: T stays 1."""
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    logits = np.eye(3)[labels] * 4.0
+    report = calibration.calibrate(logits, labels)
+    assert report["at_bound"] and report["fitted_temperature"] == pytest.approx(0.05, rel=0.02)
+    assert report["temperature"] == 1.0
+    assert report["ece_after"] == pytest.approx(report["ece_before"])
