@@ -48,7 +48,7 @@ def vocabulary(corpus_examples, tmp_path_factory):
 def pytest_collection_modifyitems(config, items):
     # The quick tests first, so a broken basic breaks CI fast; then the slow ones that need no
     # demo run, then the demo's, then the end-to-end fine-tuning runs' (``finetuned``): these run
-    # in the background from the first slow test on, and overlap everything before them.
+    # in the background from the demo's encoder on, and overlap everything before them.
     def order(item):
         fixtures = item.fixturenames  # with the fixtures they depend on
         return item.get_closest_marker("slow") is not None, "demo_run" in fixtures, "finetuned" in fixtures
@@ -83,11 +83,6 @@ def pytest_collection_finish(session):
                 for name, flags in E2E_FINETUNES.items()}
         runs.update({name: harness_flags(name) for name in sorted(tasks.TASKS) if name not in runs and name != demo_task})
         _BACKGROUND["finetuned"] = BackgroundFinetunes(_demo_encoder, _tmp_dir(session.config, "finetuned"), runs)
-
-
-def pytest_runtest_setup(item):
-    if item.get_closest_marker("slow") is not None and "finetuned" in _BACKGROUND:
-        _BACKGROUND["finetuned"].start()  # the quick tests are done: the fine-tuning runs may take the cores
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -141,5 +136,5 @@ def demo_run():
 def finetuned(demo_run):
     """Every end-to-end test's fine-tuning run (``E2E_FINETUNES``) and a few-step run of each
     other registered task for the task harness, from the demo's encoder, two at a time in the
-    background from the first slow test on; ``finetuned.work(name)`` waits for one."""
+    background from the demo's encoder on; ``finetuned.work(name)`` waits for one."""
     return _BACKGROUND["finetuned"]

@@ -444,39 +444,27 @@ class BackgroundDemo:
 
 class BackgroundFinetunes:
     """Fine-tuning runs run in the background, each in a work dir of its own (its own metadata
-    store, data, pushes), from the encoder ``encoder()`` returns (it waits for the demo).
-
-    A run keeps about one core busy (much of a TFX run is single-threaded Python). While the
-    quick tests run (one core) one run goes as soon as the encoder is there, taking the core the
-    finished demo left; from ``start()`` (the first slow test) ``workers`` at a time.
+    store, data, pushes), from the encoder ``encoder()`` returns (it waits for the demo),
+    ``workers`` at a time from then on. They are the suite's critical path: with one TF thread
+    each (``BACKGROUND_ENV``), two of them beside the demo's end and the foreground tests cost
+    little more CPU than one, and the pool no longer waits for the quick tests to finish.
     ``work(name)`` waits for a run and returns its work dir."""
 
     def __init__(self, encoder, root, runs: dict, workers: int = 2):
-        import threading
         from concurrent.futures import ThreadPoolExecutor
 
-        self._slots = threading.Condition()
-        self._allowed, self._running, self._workers = 1, 0, workers
         # name -> (seconds from the pool's creation to the run's start, the run's wall seconds),
-        # for the session summary: the pool is the suite's critical path.
+        # for the session summary.
         self.timings, self._created = {}, time.monotonic()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="finetune")
         self._futures = {name: self._pool.submit(self._run, encoder, os.path.join(str(root), name), flags)
                          for name, flags in runs.items()}
-
-    def start(self):
-        with self._slots:
-            self._allowed = self._workers
-            self._slots.notify_all()
 
     def _run(self, encoder, work, flags):
         """One run, or (a list) several one after the other in the same work dir; flags are a
         tuple, or a function of the work dir that returns one; returns (work dir, the first run's
         output)."""
         encoder_dir = encoder()
-        with self._slots:
-            self._slots.wait_for(lambda: self._running < self._allowed)
-            self._running += 1
         start = time.monotonic()
         try:
             # Functions: flags that need files made first (in the run's own thread), or an earlier run's.
@@ -485,26 +473,20 @@ class BackgroundFinetunes:
             return work, outputs
         finally:
             self.timings[os.path.basename(work)] = (start - self._created, time.monotonic() - start)
-            with self._slots:
-                self._running -= 1
-                self._slots.notify_all()
 
     def __contains__(self, name: str) -> bool:
         return name in self._futures
 
     def work(self, name: str) -> str:
-        self.start()
         return self._futures[name].result()[0]
 
     def output(self, name: str, run: int = 0) -> str:
         """What the run printed (its summary, the trainer's progress lines); ``run``: which of a
         name's runs (1: its follow-up)."""
-        self.start()
         return self._futures[name].result()[1][run]
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)  # a failed session does not wait for the rest
-        self.start()
 
 
 def run_tfma(tmp_path, eval_config, examples):
