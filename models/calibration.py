@@ -146,29 +146,29 @@ def metric_config(multilabel: bool, max_ece: float = 0.0) -> tfma.MetricConfig:
     threshold = (tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(upper_bound={"value": max_ece}))
                  if max_ece else None)
     return tfma.MetricConfig(class_name="ExpectedCalibrationError", module=__name__,
-                             config=json.dumps({"multilabel": multilabel}), threshold=threshold)
+                             config=json.dumps({"per_label": multilabel}), threshold=threshold)
 
 
 class ExpectedCalibrationError(metric_types.Metric):
     """TFMA metric ``expected_calibration_error`` of the served probabilities (top-label for a
-    softmax head, per label with ``multilabel``)."""
+    softmax head, each label's with ``per_label``: a multi-label head's)."""
 
-    def __init__(self, name: str = ECE, multilabel: bool = False):
-        super().__init__(_computations, name=name, multilabel=multilabel)
+    def __init__(self, name: str = ECE, per_label: bool = False):
+        super().__init__(_computations, name=name, per_label=per_label)
 
 
 metric_types.register_metric(ExpectedCalibrationError)
 
 
 def _computations(name=ECE, eval_config=None, model_names=None, output_names=None, sub_keys=None,
-                  aggregation_type=None, class_weights=None, example_weighted=False, multilabel=False):
+                  aggregation_type=None, class_weights=None, example_weighted=False, per_label=False):
     computations = []
     for model_name in model_names or [""]:
         for output_name in output_names or [""]:
             key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name)
             computations.append(metric_types.MetricComputation(
                 keys=[key], preprocessors=None,
-                combiner=_Combiner(key, eval_config, model_name, output_name, multilabel)))
+                combiner=_Combiner(key, eval_config, model_name, output_name, per_label)))
     return computations
 
 
