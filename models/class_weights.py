@@ -27,21 +27,24 @@ def balanced(counts) -> list[float]:
     return [float(w) for w in counts.sum() / (len(counts) * counts)]
 
 
-def label_counts(dataset, num_classes: int) -> list[int]:
-    """How many examples of each class id the (finite) ``dataset`` of (inputs, class id) batches holds."""
+def label_counts(labels_batches, num_classes: int) -> list[int]:
+    """How many of each class id the (finite) iterable of label batches holds; ids < 0 (NER's
+    positions without a word) are not counted."""
     counts = np.zeros(num_classes, np.int64)
-    for _, labels in dataset:
-        counts += np.bincount(np.asarray(labels).reshape(-1), minlength=num_classes)[:num_classes]
+    for labels in labels_batches:
+        ids = np.asarray(labels).reshape(-1)
+        counts += np.bincount(ids[ids >= 0], minlength=num_classes)[:num_classes]
     return [int(c) for c in counts]
 
 
-def resolve(class_weights, num_classes: int, count) -> list[float]:
-    """The weights to train with: ``class_weights`` as given, or (``balanced``) from the label counts
-    ``count()`` returns, printed; empty: none."""
-    if not is_balanced(class_weights):
-        return [float(w) for w in class_weights]
-    counts = count()
+def resolve_balanced(data, task) -> None:
+    """With ``finetune.class_weights: balanced``, replaces it in ``data.settings`` by the weights
+    of the train split's label counts (``task.count_labels``), printed; before the Trainer
+    compiles, so the task's inputs and losses read numbers as if the user had given them."""
+    if not is_balanced(data.settings.setting("class_weights", [])):
+        return
+    counts = task.count_labels(data, data.fn_args.train_files)
     weights = balanced(counts)
+    data.settings.class_weights = weights
     print("  [train] balanced class weights from the train split's label counts "
           + ", ".join(f"{i}: {n} -> {w:.3f}" for i, (n, w) in enumerate(zip(counts, weights))), flush=True)
-    return weights

@@ -71,21 +71,21 @@ def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
 
 
 def build_inputs(data, files, training: bool):
-    """(model inputs, class id[, the class's weight: ``finetune.class_weights``, given or ``balanced``
-    from the train split's label counts (``models/class_weights.py``), training only])."""
-    def batches(training: bool):
-        ds = data.dataset(files, training, label_key=features.LABEL)
-        return ds.map(lambda x, y: (finetuning.model_inputs(x), tf.cast(tf.reshape(y, [-1]), tf.int32)))
-
-    ds = batches(training)
-    class_weights = class_weights_lib.resolve(data.settings.class_weights, data.settings.num_classes,
-                                              lambda: class_weights_lib.label_counts(batches(False),
-                                                                                     data.settings.num_classes)
-                                              ) if training else []
+    """(model inputs, class id[, the class's weight: ``finetune.class_weights``, training only; a
+    ``balanced`` setting is numbers by now, ``models/class_weights.py``])."""
+    ds = data.dataset(files, training, label_key=features.LABEL)
+    ds = ds.map(lambda x, y: (finetuning.model_inputs(x), tf.cast(tf.reshape(y, [-1]), tf.int32)))
+    class_weights = [float(w) for w in data.settings.class_weights] if training else []
     if class_weights:
         weights = tf.constant(class_weights, tf.float32)
         ds = ds.map(lambda x, y: (x, y, tf.gather(weights, y)))
     return ds
+
+
+def count_labels(data, files) -> list[int]:
+    """Examples of each class id in ``files`` (``finetune.class_weights: balanced``)."""
+    return class_weights_lib.label_counts((y for _, y in data.dataset(files, False, label_key=features.LABEL)),
+                                          data.settings.num_classes)
 
 
 def build_losses(model, settings):

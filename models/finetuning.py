@@ -18,7 +18,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfx_bert_app.models import distillation, optimization, precision
+from tfx_bert_app.models import class_weights, distillation, optimization, precision
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models.fast_kernels import use_fast_kernels
 from tfx_bert import features, run_summary, tasks
@@ -175,7 +175,9 @@ def trainer_data(fn_args, settings: FinetuneConfig, distill=None) -> TrainerData
     # The Tuner's fn_args carry the Transform output as transform_graph_path only; the Trainer's
     # also as the older transform_output.
     graph = getattr(fn_args, "transform_graph_path", None) or fn_args.transform_output
-    return TrainerData(fn_args, tft.TFTransformOutput(graph), settings, distill)
+    data = TrainerData(fn_args, tft.TFTransformOutput(graph), settings, distill)
+    class_weights.resolve_balanced(data, tasks.get_task(settings.task))  # before anything compiles
+    return data
 
 
 def train_and_export(data: TrainerData, task, trained, model, learning_rate: float, precision_name: str, tokenizer,

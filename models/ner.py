@@ -19,7 +19,8 @@ import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import crf as crf_lib
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, ner_metrics
+from tfx_bert_app.models import class_weights, compression, distillation, finetuning, ner_metrics
+from tfx_bert_app.models import export as export_lib
 from tfx_bert import features, tagging, tokenization
 from tfx_bert import signatures as sig
 
@@ -75,12 +76,23 @@ def build_tagger(backbone, num_tags: int, dropout: float, use_crf: bool) -> kera
     return keras.Model(inputs, logits, name="bert_tagger")
 
 
-def masked_softmax_loss(word_tags, logits):
-    """Cross-entropy over the words that have a tag (-1: padding, cut off, no pieces)."""
+def masked_softmax_loss(word_tags, logits, tag_weights=None):
+    """Cross-entropy over the words that have a tag (-1: padding, cut off, no pieces), each word's
+    weighted by its tag's ``tag_weights`` entry (``finetune.class_weights``; None: all 1), averaged
+    over the words."""
     word_tags = tf.cast(word_tags, tf.int32)
     mask = tf.cast(word_tags >= 0, tf.float32)
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(word_tags, 0), tf.cast(logits, tf.float32))
+    tags = tf.maximum(word_tags, 0)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tags, tf.cast(logits, tf.float32))
+    if tag_weights is not None:
+        losses = losses * tf.gather(tf.constant(tag_weights, tf.float32), tags)
     return tf.reduce_sum(losses * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def count_labels(data, files) -> list[int]:
+    """Words of each IOB2 tag in ``files`` (``finetune.class_weights: balanced``)."""
+    num_tags = len(tagging.tag_names([str(t) for t in data.settings.entity_types]))
+    return class_weights.label_counts((x[features.WORD_TAGS] for x in data.dataset(files, False)), num_tags)
 
 
 def crf_loss(crf_layer):
@@ -147,8 +159,17 @@ def _uses_crf(model) -> bool:
 
 
 def build_losses(model, settings):
-    """The CRF's negative log-likelihood, or softmax cross-entropy over the tagged words."""
-    return crf_loss(model.get_layer("crf")) if _uses_crf(model) else masked_softmax_loss
+    """The CRF's negative log-likelihood, or softmax cross-entropy over the tagged words (weighted
+    per tag with ``finetune.class_weights``)."""
+    if _uses_crf(model):
+        return crf_loss(model.get_layer("crf"))
+    weights = [float(w) for w in settings.class_weights]
+    if not weights:
+        return masked_softmax_loss
+
+    def weighted_softmax_loss(word_tags, logits):
+        return masked_softmax_loss(word_tags, logits, weights)
+    return weighted_softmax_loss
 
 
 def build_metrics(settings) -> list:

@@ -134,6 +134,11 @@ class Task:
         hook = getattr(self.load(), "training_model", None)
         return hook(data, model, tokenizer) if hook else (model, "")
 
+    def count_labels(self, data, files) -> list[int]:
+        """Examples (NER: words) of each class id (tag) in ``files`` of the Transform output, for
+        ``finetune.class_weights: balanced``; only tasks that have class weights count them."""
+        return self._model_code("count_labels", data, files)
+
     def after_training(self, data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
         """Work after ``fit`` (a mining round, a threshold tuned on held-out data): the metrics."""
         hook = getattr(self.load(), "after_training", None)

@@ -17,7 +17,7 @@ def calibration_checks(calibration: str) -> list[tuple[bool, str]]:
              f"finetune.calibration must be temperature or none, not {calibration!r}")]
 
 
-def _non_negative(value) -> bool:
+def non_negative(value) -> bool:
     try:
         return float(value) >= 0
     except (TypeError, ValueError):
@@ -38,7 +38,7 @@ class ClassificationSettings(TaskSettings):
         balanced = [str(w) for w in self.class_weights] == ["balanced"]
         return [(not self.class_weights or balanced or len(self.class_weights) == finetune.num_classes,
                  "finetune.class_weights must be balanced or have finetune.num_classes entries"),
-                (balanced or all(_non_negative(w) for w in self.class_weights),
+                (balanced or all(non_negative(w) for w in self.class_weights),
                  f"finetune.class_weights must be numbers >= 0 or balanced, not {list(self.class_weights)}"),
                 *calibration_checks(self.calibration),
                 (0 <= self.max_ece < 1, "finetune.max_ece must be in [0, 1) (0: ECE is reported, not gated)")]

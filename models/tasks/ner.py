@@ -7,6 +7,7 @@ from typing import Literal
 from tfx_bert import signatures
 from tfx_bert.serving import task_clients
 from tfx_bert.tasks import DemoData, Task, TaskSettings
+from tfx_bert_app.models.tasks.classification import non_negative
 
 
 @dataclasses.dataclass
@@ -14,10 +15,24 @@ class NerSettings(TaskSettings):
     entity_types: list = dataclasses.field(default_factory=list)  # e.g. PER, LOC, ORG, MISC
     tag_scheme: Literal["iob1", "iob2", "bioes"] = "iob2"  # iob1: CoNLL-2003's files
     crf: bool = False  # a CRF over the tag logits (Viterbi in-graph) instead of softmax
+    # The softmax tagger's loss per word: a weight per IOB2 tag (O, B-<type>, I-<type> for each of
+    # entity_types, in that order; empty: all 1), or [balanced]: n / (k n_t) from the train split's
+    # word tags, so rare entity tags are not drowned by O.
+    class_weights: list = dataclasses.field(default_factory=list)
 
     def checks(self, finetune) -> list[tuple[bool, str]]:
+        tags = 1 + 2 * len(self.entity_types)
+        balanced = [str(w) for w in self.class_weights] == ["balanced"]
         return [(bool(self.entity_types),
-                 "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)")]
+                 "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
+                (not self.class_weights or balanced or len(self.class_weights) == tags,
+                 f"finetune.class_weights must be balanced or have one weight per IOB2 tag ({tags}: O, then B- and "
+                 f"I- of each entity type)"),
+                (balanced or all(non_negative(w) for w in self.class_weights),
+                 f"finetune.class_weights must be numbers >= 0 or balanced, not {list(self.class_weights)}"),
+                (not self.class_weights or not self.crf,
+                 "finetune.class_weights weight the softmax tagger's per-word loss; a CRF's likelihood is one per "
+                 "sentence (set finetune.crf=false, or drop the weights)")]
 
 
 class NerTask(Task):
