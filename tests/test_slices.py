@@ -62,7 +62,7 @@ def test_slices_are_reported_and_with_a_minimum_size_a_failing_slice_blocks_the_
     from tfx.types import standard_artifacts
 
     from tests.helpers import new_artifact
-    from tfx_bert_app.components.gated_evaluator import executor
+    from tfx_bert_app.components import slice_gate
     from tfx_bert_app.models import classification
 
     rng = np.random.default_rng(3)
@@ -97,7 +97,7 @@ def test_slices_are_reported_and_with_a_minimum_size_a_failing_slice_blocks_the_
         blessing = new_artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
         (tmp_path / "blessing").mkdir()
         (tmp_path / "blessing" / "NOT_BLESSED").write_text("")
-        executor.bless(blessing)
+        slice_gate.bless(blessing)
         assert sorted(p.name for p in (tmp_path / "blessing").iterdir()) == ["BLESSED"]
         assert blessing.get_int_custom_property("blessed") == 1
 

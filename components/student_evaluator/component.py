@@ -1,22 +1,24 @@
 """StudentEvaluator: TFX's Evaluator (its executor: TFMA) gating a distilled student against
 its teacher. Its blessing is a StudentBlessing (components/artifacts.py): no latest-blessed-model
 resolver, TFX's or the query KFP v2 compiles, takes a student for a later teacher's baseline."""
-from tfx.dsl.components.base import base_beam_component
+from tfx import v1 as tfx
+from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, standard_artifacts, standard_component_specs
 from tfx.utils import json_utils
 
 from tfx_bert_app.components.artifacts import StudentBlessing, with_student_blessing
-from tfx_bert_app.components.gated_evaluator.component import GatedEvaluator
+from tfx_bert_app.components import slice_gate
 
 StudentEvaluatorSpec = with_student_blessing(standard_component_specs.EvaluatorSpec,
                                              standard_component_specs.BLESSING_KEY)
 
 
-class StudentEvaluator(GatedEvaluator):
+class StudentEvaluator(tfx.components.Evaluator):
     """``Evaluator(examples, model=student, baseline_model=teacher, eval_config)`` whose
     ``blessing`` output is a StudentBlessing."""
 
     SPEC_CLASS = StudentEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(slice_gate.Executor)  # the slice gate, as GatedEvaluator's
 
     def __init__(self, examples, model, baseline_model, eval_config):
         spec = StudentEvaluatorSpec(

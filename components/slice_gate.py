@@ -1,4 +1,6 @@
-"""TFX's Evaluator executor (TFMA), with the slice gate of ``finetune.min_slice_size``.
+"""TFX's Evaluator executor (TFMA), with the slice gate of ``finetune.min_slice_size``: the
+executor of both TFMA evaluators, ``GatedEvaluator`` (components/gated_evaluator) and
+``StudentEvaluator`` (components/student_evaluator).
 
 TFMA omits a slice with fewer than ``options.min_slice_size`` examples (no metric is aggregated
 for it) and then fails each of its thresholds as "Metric not found.", so any small slice would
