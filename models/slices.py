@@ -28,7 +28,7 @@ from tfx_bert import config, tokenization
 DERIVED = config.DERIVED_SLICES
 LENGTH_BUCKET, UNKNOWN_RATE_BUCKET = DERIVED
 SIGNATURE = "transformed_features"  # TFMA's default preprocessing function name
-_UNKNOWN_BOUNDS = ((0.0, "0%"), (0.05, "< 5%"), (0.2, "5-20%"))  # rate <= / < bound -> name; else ">= 20%"
+UNKNOWN_RATE_NAMES = ("0%", "< 5%", "5-20%", ">= 20%")  # no [UNK]; under 5%; under 20%; the rest
 
 
 def length_names(max_seq_length: int) -> list[str]:
@@ -48,7 +48,7 @@ def unknown_rate_bucket(unknown, pieces):
     """[UNK] pieces and all pieces per example (int [batch]) -> the rate bucket's name."""
     rate = tf.cast(unknown, tf.float32) / tf.cast(tf.maximum(pieces, 1), tf.float32)
     index = tf.where(unknown == 0, 0, tf.where(rate < 0.05, 1, tf.where(rate < 0.2, 2, 3)))
-    return tf.gather(tf.constant([name for _, name in _UNKNOWN_BOUNDS] + [">= 20%"]), index)
+    return tf.gather(tf.constant(UNKNOWN_RATE_NAMES), index)
 
 
 def add_signature(module, signatures: dict, tokenizer: tokenization.WordPieceTokenizer, text_keys: tuple,
