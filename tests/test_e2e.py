@@ -78,6 +78,8 @@ def test_pushed_model_is_blessed_accurate_and_servable(demo_run):
     logits = keras_model({k: tf.cast(v, tf.int32) for k, v in packed.items()}, training=False).numpy()
     served = model.signatures["serving_default"](text=texts[:16])["probabilities"].numpy()
     np.testing.assert_allclose(served, calibration.probabilities(logits, report["temperature"]), atol=1e-4)
+    with open(os.path.join(version_dir, "assets.extra", "model_card.md"), encoding="utf-8") as f:
+        assert "- Calibration: " in f.read()  # the pushed version's card says how its probabilities were made
     [evaluation] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-sentiment", "Evaluator", "evaluation", "*"))
     names = {kv.key.name for record in tfma.load_metrics(evaluation) for kv in record.metric_keys_and_values}
     assert calibration.ECE in names

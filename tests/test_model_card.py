@@ -36,6 +36,15 @@ def test_a_card_names_its_base_data_gate_and_metrics_beside_the_baseline_in_mark
     assert "- Spans: 3" in markdown and "skipped_empty_text 2" in markdown and "- Data gate: passed" in markdown
     assert "| sparse_categorical_accuracy (gated) | 0.9100 | 0.9000 |" in markdown
     assert "baseline: version 100 (/p/Trainer/model/7)" in markdown
+    assert "Calibration" not in markdown and "Decision thresholds" not in markdown  # the run recorded none
+    second["model"].update(calibration={"temperature": 1.25, "examples": 90, "ece_before": 0.08, "ece_after": 0.02,
+                                        "at_bound": False},
+                           decision_thresholds={"sports": 0.4, "music": 0.55})
+    markdown = model_card.to_markdown(second)
+    assert "- Calibration: logits divided by 1.250, fitted on 90 validation examples (ECE 0.0800 -> 0.0200)" in markdown
+    assert "- Decision thresholds (tuned on the validation split): sports 0.400, music 0.550" in markdown
+    second["model"]["calibration"]["at_bound"] = True
+    assert "- Calibration: none (the temperature fitted on 90 validation examples" in model_card.to_markdown(second)
     page = model_card.to_html(second)
     assert "<h1>Model card: sentiment version 101</h1>" in page and "reviews &lt;b&gt;only&lt;/b&gt;" in page
     assert "<tr><td>sparse_categorical_accuracy (gated)</td><td>0.9100</td><td>0.9000</td></tr>" in page

@@ -55,6 +55,15 @@ def pushed_version_of(base: str, model_uri: str) -> str | None:
     return None
 
 
+def _calibration_line(report: dict) -> str:
+    """The card's line on the served probabilities (``models/calibration.py``'s report)."""
+    if report.get("at_bound"):
+        return (f"- Calibration: none (the temperature fitted on {report['examples']} validation examples went to "
+                f"the end of its range)")
+    return (f"- Calibration: logits divided by {report['temperature']:.3f}, fitted on {report['examples']} "
+            f"validation examples (ECE {report['ece_before']:.4f} -> {report['ece_after']:.4f})")
+
+
 def to_markdown(card: dict) -> str:
     """The card as Markdown (``tfx-bert model-card`` prints it)."""
     m, data, gate, ev = card["model"], card["data"], card.get("data_gate") or {}, card.get("evaluation") or {}
@@ -67,6 +76,10 @@ def to_markdown(card: dict) -> str:
              + (f" (best {m['validation_metric']} on the validation split)" if m.get("validation_metric") else ""),
              *(["- Tuned (TFX Tuner): " + ", ".join(f"{k}={v}" for k, v in m["hyperparameters"].items())]
                if m.get("hyperparameters") else []),
+             *([_calibration_line(m["calibration"])] if m.get("calibration") else []),
+             *(["- Decision thresholds (tuned on the validation split): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in m["decision_thresholds"].items())]
+               if m.get("decision_thresholds") else []),
              f"- Artifact: {m['uri']}", "",
              "## Data",
              f"- Spans: {', '.join(map(str, data.get('spans') or [])) or 'no span patterns'}"

@@ -124,7 +124,8 @@ def model_card(input_dict: dict, config: dict, base: str, version: int) -> dict:
     if run is not None and tf.io.gfile.exists(os.path.join(run.uri, TRAIN_METRICS)):
         with tf.io.gfile.GFile(os.path.join(run.uri, TRAIN_METRICS)) as f:
             train = {k: v for k, v in json.load(f).items()
-                     if k in ("best_step", "steps_run", "validation_metric", "hyperparameters")}
+                     if k in ("best_step", "steps_run", "validation_metric", "hyperparameters", "calibration",
+                              "decision_thresholds")}
     role = prop(model, "model_role") or "fine-tuned"
     evaluated = card_lib.read_evaluation(evaluation.uri) if evaluation is not None else {}
     if evaluated:
