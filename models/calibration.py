@@ -129,12 +129,12 @@ def calibrate(logits, labels, multilabel: bool = False) -> dict:
             "nll_after": negative_log_likelihood(logits, labels, temperature, multilabel)}
 
 
-def collect_logits(model, dataset, label_of=lambda y: y) -> tuple[np.ndarray, np.ndarray]:
+def collect_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     """(logits, labels) of ``model`` over every batch of ``dataset`` ((inputs, labels) batches)."""
     logits, labels = [], []
     for x, y in dataset:
         logits.append(np.asarray(model(x, training=False), np.float64))
-        labels.append(np.asarray(label_of(y)))
+        labels.append(np.asarray(y))
     if not logits:
         return np.zeros((0, 0)), np.zeros((0,))
     return np.concatenate(logits), np.concatenate(labels)

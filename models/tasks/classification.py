@@ -6,6 +6,7 @@ import dataclasses
 from tfx_bert import signatures
 from tfx_bert.serving import task_clients
 from tfx_bert.tasks import DemoData, Task, TaskSettings, get_task
+from tfx_bert_app.models import class_weights  # numpy only: the task modules stay light
 
 _TEXT_CSV = (("input_format", "csv"), ("train_pattern", "train/*.csv"), ("eval_pattern", "eval/*.csv"),
              ("text_field", "text"), ("text_b_field", ""))
@@ -17,11 +18,21 @@ def calibration_checks(calibration: str) -> list[tuple[bool, str]]:
              f"finetune.calibration must be temperature or none, not {calibration!r}")]
 
 
-def non_negative(value) -> bool:
+def _non_negative(value) -> bool:
     try:
         return float(value) >= 0
     except (TypeError, ValueError):
         return False
+
+
+def class_weight_checks(weights: list, count: int, entries: str) -> list[tuple[bool, str]]:
+    """``finetune.class_weights``: [balanced] (models/class_weights.py), or ``count`` numbers >= 0
+    (``entries`` says which, for the error)."""
+    balanced = class_weights.is_balanced(weights)
+    return [(not weights or balanced or len(weights) == count,
+             f"finetune.class_weights must be balanced or have {entries}"),
+            (balanced or all(_non_negative(w) for w in weights),
+             f"finetune.class_weights must be numbers >= 0 or balanced, not {list(weights)}")]
 
 
 @dataclasses.dataclass
@@ -35,11 +46,7 @@ class ClassificationSettings(TaskSettings):
     PIPELINE_ONLY = ("max_ece",)  # the Evaluator's, not the Trainer's
 
     def checks(self, finetune) -> list[tuple[bool, str]]:
-        balanced = [str(w) for w in self.class_weights] == ["balanced"]
-        return [(not self.class_weights or balanced or len(self.class_weights) == finetune.num_classes,
-                 "finetune.class_weights must be balanced or have finetune.num_classes entries"),
-                (balanced or all(non_negative(w) for w in self.class_weights),
-                 f"finetune.class_weights must be numbers >= 0 or balanced, not {list(self.class_weights)}"),
+        return [*class_weight_checks(self.class_weights, finetune.num_classes, "finetune.num_classes entries"),
                 *calibration_checks(self.calibration),
                 (0 <= self.max_ece < 1, "finetune.max_ece must be in [0, 1) (0: ECE is reported, not gated)")]
 

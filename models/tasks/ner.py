@@ -4,10 +4,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from tfx_bert import signatures
+from tfx_bert import signatures, tagging
 from tfx_bert.serving import task_clients
 from tfx_bert.tasks import DemoData, Task, TaskSettings
-from tfx_bert_app.models.tasks.classification import non_negative
+from tfx_bert_app.models.tasks.classification import class_weight_checks
 
 
 @dataclasses.dataclass
@@ -21,15 +21,11 @@ class NerSettings(TaskSettings):
     class_weights: list = dataclasses.field(default_factory=list)
 
     def checks(self, finetune) -> list[tuple[bool, str]]:
-        tags = 1 + 2 * len(self.entity_types)
-        balanced = [str(w) for w in self.class_weights] == ["balanced"]
+        tags = len(tagging.tag_names(self.entity_types))
         return [(bool(self.entity_types),
                  "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
-                (not self.class_weights or balanced or len(self.class_weights) == tags,
-                 f"finetune.class_weights must be balanced or have one weight per IOB2 tag ({tags}: O, then B- and "
-                 f"I- of each entity type)"),
-                (balanced or all(non_negative(w) for w in self.class_weights),
-                 f"finetune.class_weights must be numbers >= 0 or balanced, not {list(self.class_weights)}"),
+                *class_weight_checks(self.class_weights, tags, f"one weight per IOB2 tag ({tags}: O, then B- and "
+                                                                      f"I- of each entity type)"),
                 (not self.class_weights or not self.crf,
                  "finetune.class_weights weight the softmax tagger's per-word loss; a CRF's likelihood is one per "
                  "sentence (set finetune.crf=false, or drop the weights)")]
