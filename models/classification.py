@@ -15,17 +15,18 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import calibration, class_weights as class_weights_lib, compression, distillation, finetuning
-from tfx_bert_app.models import slices
+from tfx_bert_app.models import slices, windows
 from tfx_bert_app.models import export as export_lib
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert import features
 
 
 def preprocess(inputs: dict, settings, tokenizer) -> dict:
-    """Raw text (and label) -> token_ids, segment_ids, padding_mask (int64 [batch, seq])."""
+    """Raw text (and label) -> token_ids, segment_ids, padding_mask (int64 [batch, seq], or an
+    example's windows side by side with ``window_mask``: ``finetune.max_windows``) and
+    ``windows_cut``."""
     texts_b = finetuning.dense_strings(inputs[features.TEXT_B]) if features.TEXT_B in inputs else None
-    packed = tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), settings.max_seq_length, texts_b)
-    outputs = {key: tf.cast(value, tf.int64) for key, value in packed.items()}
+    outputs = windows.text_features(tokenizer, finetuning.dense_strings(inputs[features.TEXT]), texts_b, settings)
     if features.LABEL in inputs:
         label = inputs[features.LABEL]
         if isinstance(label, tf.SparseTensor):
@@ -74,7 +75,8 @@ def build_inputs(data, files, training: bool):
     """(model inputs, class id[, the class's weight: ``finetune.class_weights``, training only; a
     ``balanced`` setting is numbers by now, ``models/class_weights.py``])."""
     ds = data.dataset(files, training, label_key=features.LABEL)
-    ds = ds.map(lambda x, y: (finetuning.model_inputs(x), tf.cast(tf.reshape(y, [-1]), tf.int32)))
+    keys = windows.model_inputs(data.settings)
+    ds = ds.map(lambda x, y: (finetuning.model_inputs(x, keys), tf.cast(tf.reshape(y, [-1]), tf.int32)))
     class_weights = [float(w) for w in data.settings.class_weights] if training else []
     if class_weights:
         weights = tf.constant(class_weights, tf.float32)
@@ -104,33 +106,46 @@ def distillation_loss(settings, temperature: float):
     return distillation.softmax_distillation(temperature)
 
 
+def training_model(data, model, tokenizer):
+    """Windows (``finetune.max_windows`` > 1): ``fit`` trains the model on pooled windows."""
+    return windows.training_model(data.settings, model)
+
+
 def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
     """``finetune.calibration: temperature``: the temperature fitted on the validation split
     (``models/calibration.py``), folded into the export; ECE and NLL before and after it in the
     run's metrics."""
-    return calibration.after_training(data, model, eval_dataset, metrics, multilabel=False)
+    return calibration.after_training(data, windows.example_logits(data.settings, model), eval_dataset, metrics,
+                                      multilabel=False)
 
 
 def export(model, data, tokenizer, precision: str) -> None:
     names = [str(n) for n in data.settings.label_names] or [str(i) for i in range(data.settings.num_classes)]
     export_classifier(model, data.transform_output, data.fn_args.serving_model_dir, names, precision,
-                      data.settings.export_length_bucket, data.temperature, slices.served_features(data.settings, tokenizer))
+                      data.settings.export_length_bucket, data.temperature, slices.served_features(data.settings, tokenizer),
+                      data.settings)
 
 
 def export_classifier(classifier, tf_transform_output, export_dir: str, class_names, precision: str = "float32",
-                      length_bucket: int = 0, temperature: float = 1.0, slice_features: tuple | None = None):
+                      length_bucket: int = 0, temperature: float = 1.0, slice_features: tuple | None = None,
+                      window_settings=None):
     """The served SavedModel: raw text (or a pair) -> ``probabilities`` (of the logits divided by
-    the fitted ``temperature``) and ``class_ids``, plus TF Serving's classify signature; the
-    weights at ``precision`` (``models.compression``)."""
+    the fitted ``temperature``; of a long text's windows pooled, ``window_settings``),
+    ``class_ids`` and ``windows_cut``, plus TF Serving's classify signature; the weights at
+    ``precision`` (``models.compression``)."""
     served = compression.for_serving(classifier, precision)
+    windowed = window_settings is not None and windows.windowed(window_settings)
+    logits_of = windows.example_logits(window_settings, served) if windowed else served
 
     def outputs_fn(transformed):
-        logits = served({k: tf.cast(transformed[k], tf.int32) for k in features.MODEL_INPUT_KEYS}, training=False)
+        logits = logits_of(finetuning.model_inputs(transformed, windows.model_inputs(window_settings) if windowed
+                                                   else features.MODEL_INPUT_KEYS), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32) / temperature, axis=-1)
         return {features.PROBABILITIES: probabilities,
-                features.CLASS_IDS: tf.argmax(probabilities, axis=-1)}
+                features.CLASS_IDS: tf.argmax(probabilities, axis=-1),
+                **windows.cut_output(transformed)}
 
     text_keys = tuple(k for k in (features.TEXT, features.TEXT_B) if k in tf_transform_output.raw_feature_spec())
     export_lib.export_text_model(served, tf_transform_output, export_dir, outputs_fn, text_keys=text_keys,
-                                 class_names=tuple(class_names), length_bucket=length_bucket,
+                                 class_names=tuple(class_names), length_bucket=0 if windowed else length_bucket,
                                  slice_features=slice_features)

@@ -18,7 +18,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfx_bert_app.models import class_weights, distillation, optimization, precision
+from tfx_bert_app.models import class_weights, distillation, optimization, precision, windows
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models.fast_kernels import use_fast_kernels
 from tfx_bert import features, run_summary, tasks
@@ -155,7 +155,10 @@ def distill_run_fn(fn_args) -> None:
         student = distillation.student_from_encoder(teacher, d.student_encoder_uri)
     else:
         student = distillation.student_from_teacher(teacher, d.student_layers, d.ffn_keep)
-    model = distillation.distiller(task.wrap_teacher(teacher), student, task.distillation_loss(settings, d.temperature),
+    # Long texts (finetune.max_windows): both read each example's windows and pool their logits.
+    model = distillation.distiller(windows.training_model(settings, task.wrap_teacher(teacher))[0],
+                                   windows.training_model(settings, student)[0],
+                                   task.distillation_loss(settings, d.temperature),
                                    d.alpha, d.hidden_weight, d.attention_weight, d.layer_mapping, d.relation_heads)
     terms = (f", hidden-state weight {d.hidden_weight}" if d.hidden_weight else "") + (
         f", attention weight {d.attention_weight}" if d.attention_weight else "") + (
@@ -202,6 +205,7 @@ def train_and_export(data: TrainerData, task, trained, model, learning_rate: flo
     metrics = fit(trained, fn_args, train_ds, eval_ds if settings.has_validation else None, rounds * per_round,
                   rounds, monitor if settings.has_validation else "", settings.patience)
     metrics = task.after_training(data, trained, model, tokenizer, eval_ds, metrics)
+    metrics = windows.report_cut(data, metrics)
     if (getattr(fn_args, "hyperparameters", None) or {}).get("values"):  # the Tuner's best, recorded with the model
         metrics["hyperparameters"] = {k: getattr(settings, k) for k in TUNED}
     report(metrics, fn_args.model_run_dir)

@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import calibration, compression, distillation, finetuning, multilabel_metrics
+from tfx_bert_app.models import calibration, compression, distillation, finetuning, multilabel_metrics, windows
 from tfx_bert_app.models import export as export_lib, slices
 from tfx_bert import features
 from tfx_bert import signatures as sig
@@ -37,9 +37,9 @@ def thresholds(settings: FinetuneConfig) -> list[float]:
 
 def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """Raw text (and the multi-hot label) -> token_ids, segment_ids, padding_mask (int64
-    [batch, seq]) and ``label`` (int64 [batch, labels])."""
-    packed = tokenizer.encode(finetuning.dense_strings(inputs[features.TEXT]), settings.max_seq_length)
-    outputs = {key: tf.cast(value, tf.int64) for key, value in packed.items()}
+    [batch, seq], or windows side by side: ``models/windows.py``), ``windows_cut`` and
+    ``label`` (int64 [batch, labels])."""
+    outputs = windows.text_features(tokenizer, finetuning.dense_strings(inputs[features.TEXT]), None, settings)
     if features.LABEL in inputs:
         label = inputs[features.LABEL]
         if isinstance(label, tf.SparseTensor):
@@ -77,7 +77,7 @@ def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
 def build_inputs(data, files, training: bool):
     """(model inputs, multi-hot labels as floats)."""
     return data.dataset(files, training, label_key=features.LABEL).map(
-        lambda x, y: (finetuning.model_inputs(x), tf.cast(y, tf.float32)))
+        lambda x, y: (finetuning.model_inputs(x, windows.model_inputs(data.settings)), tf.cast(y, tf.float32)))
 
 
 def build_losses(model, settings):
@@ -116,6 +116,11 @@ def tune_thresholds(probabilities, labels, default: float) -> list[float]:
     return chosen
 
 
+def training_model(data, model, tokenizer):
+    """Windows (``finetune.max_windows`` > 1): ``fit`` trains the model on pooled windows."""
+    return windows.training_model(data.settings, model)
+
+
 def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
     """On the validation split: the temperature (``finetune.calibration``) and, with
     ``finetune.label_thresholds: tuned``, each label's F1-maximising threshold on the calibrated
@@ -124,6 +129,7 @@ def after_training(data, trained, model, tokenizer, eval_dataset, metrics: dict)
     tuned = settings.task_settings.tuned()
     if settings.calibration != "temperature" and not tuned:
         return metrics
+    model = windows.example_logits(settings, model)
     collected = calibration.collect_logits(model, eval_dataset)
     metrics = calibration.after_training(data, model, eval_dataset, metrics, multilabel=True, collected=collected)
     if tuned:
@@ -147,13 +153,15 @@ def export(model, data, tokenizer, precision: str) -> None:
     label_thresholds = data.decision_thresholds or thresholds(settings)
     temperature = data.temperature
     served = compression.for_serving(model, precision)
+    logits_of = windows.example_logits(settings, served)
 
     def outputs_fn(transformed):
-        logits = served(finetuning.model_inputs(transformed), training=False)
+        logits = logits_of(finetuning.model_inputs(transformed, windows.model_inputs(settings)), training=False)
         probabilities = tf.sigmoid(tf.cast(logits, tf.float32) / temperature)
-        return {sig.PROBABILITIES: probabilities, **decide(probabilities, label_thresholds, names)}
+        return {sig.PROBABILITIES: probabilities, **decide(probabilities, label_thresholds, names),
+                **windows.cut_output(transformed)}
 
     export_lib.export_text_model(served, data.transform_output, data.fn_args.serving_model_dir, outputs_fn,
                                  text_keys=(features.TEXT,), class_names=tuple(names),
-                                 length_bucket=settings.export_length_bucket,
+                                 length_bucket=0 if windows.windowed(settings) else settings.export_length_bucket,
                                  slice_features=slices.served_features(settings, tokenizer))

@@ -19,7 +19,7 @@ import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import crf as crf_lib
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import class_weights, compression, distillation, finetuning, ner_metrics
+from tfx_bert_app.models import class_weights, compression, distillation, finetuning, ner_metrics, windows
 from tfx_bert_app.models import export as export_lib
 from tfx_bert import features, tagging, tokenization
 from tfx_bert import signatures as sig
@@ -49,12 +49,11 @@ def _ragged(tensor, dtype=None):
 
 def preprocess(inputs: dict, settings, tokenizer) -> dict:
     """Words (and tags) -> token_ids, segment_ids, padding_mask, word_positions (and word_tags),
-    int64 [batch, max_seq_length]."""
-    seq_len = settings.max_seq_length
+    int64 [batch, max_seq_length] (or [batch, max_windows * max_seq_length], the windows side by
+    side: ``models/windows.py``), and ``windows_cut``."""
     words = _ragged(inputs[features.TOKENS])
     tags = _ragged(inputs[features.TAGS], tf.int64) if features.TAGS in inputs else None
-    packed = tokenizer.pack_words(tokenizer.tokenize_words(words), seq_len, tags)
-    return {key: tf.cast(value, tf.int64) for key, value in packed.items()}
+    return windows.word_features(tokenizer, tokenizer.tokenize_words(words), settings, tags)
 
 
 @keras.saving.register_keras_serializable(package="tfx_bert")
@@ -65,10 +64,17 @@ class GatherWords(keras.layers.Layer):
         return tf.gather(sequence, tf.maximum(positions, 0), batch_dims=1)
 
 
-def build_tagger(backbone, num_tags: int, dropout: float, use_crf: bool) -> keras.Model:
-    """BERT -> first-piece states -> dropout -> Dense(num_tags) [-> CRF]: word tag logits."""
+def build_tagger(backbone, num_tags: int, dropout: float, use_crf: bool, window_len: int = 0) -> keras.Model:
+    """BERT -> first-piece states -> dropout -> Dense(num_tags) [-> CRF]: word tag logits.
+    ``window_len`` > 0: the inputs are windows of that length side by side, each read by BERT
+    alone (``models/windows.py``); word positions index the row of windows."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in MODEL_INPUTS}
-    sequence = backbone({k: inputs[k] for k in features.MODEL_INPUT_KEYS})["sequence_output"]
+    mask = inputs[features.PADDING_MASK]
+    if window_len:
+        windowed_inputs = {k: windows.UnfoldWindows(window_len)(inputs[k], mask) for k in features.MODEL_INPUT_KEYS}
+        sequence = windows.FoldWindows(window_len)(backbone(windowed_inputs)["sequence_output"], mask)
+    else:
+        sequence = backbone({k: inputs[k] for k in features.MODEL_INPUT_KEYS})["sequence_output"]
     words = GatherWords()(sequence, inputs[features.WORD_POSITIONS])
     logits = keras.layers.Dense(num_tags, name="tag_logits")(keras.layers.Dropout(dropout)(words))
     if use_crf:
@@ -145,7 +151,8 @@ def entity_spans(tag_ids, starts, ends, texts, entity_types):
 
 def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:
     num_tags = len(tagging.tag_names([str(t) for t in settings.entity_types]))
-    return build_tagger(encoder_lib.load_backbone(encoder_dir), num_tags, settings.dropout, settings.crf)
+    return build_tagger(encoder_lib.load_backbone(encoder_dir), num_tags, settings.dropout, settings.crf,
+                        settings.max_seq_length if windows.windowed(settings) else 0)
 
 
 def build_inputs(data, files, training: bool):
@@ -195,14 +202,15 @@ def wrap_teacher(teacher):
 def export(model, data, tokenizer, precision: str) -> None:
     """The tagger (its weights at ``precision``) with ``tokenizer`` in its graph."""
     export_tagger(compression.for_serving(model, precision), data.transform_output, data.fn_args.serving_model_dir,
-                  [str(t) for t in data.settings.entity_types], data.settings.max_seq_length, tokenizer,
-                  data.settings.export_length_bucket)
+                  [str(t) for t in data.settings.entity_types], data.settings, tokenizer)
 
 
-def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq_len: int, tokenizer,
-                  length_bucket: int = 0) -> None:
+def export_tagger(model, tf_transform_output, export_dir: str, entity_types, settings, tokenizer) -> None:
     """SavedModel: ``serving_default`` (raw ``text`` -> entities with character spans, word
-    tags) and ``serving_tf_example`` (CoNLL tf.Examples -> ``word_tag_ids``, for TFMA)."""
+    tags, ``windows_cut``) and ``serving_tf_example`` (CoNLL tf.Examples -> ``word_tag_ids``, for
+    TFMA); long texts in windows as ``settings`` (``finetune.max_windows``) say."""
+    seq_len = settings.max_windows * settings.max_seq_length if windows.windowed(settings) else settings.max_seq_length
+    length_bucket = 0 if windows.windowed(settings) else settings.export_length_bucket
     module = tf.Module()
     export_lib.track_weights(module, model)
     module.tft_layer = tf_transform_output.transform_features_layer()
@@ -218,7 +226,7 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(text):
         words, starts, ends = tokenizer.split_words_with_offsets(text)
-        packed = tokenizer.pack_words(tokenizer.tokenize_words(words), seq_len)
+        packed = windows.word_features(tokenizer, tokenizer.tokenize_words(words), settings)
         tag_ids = tag_ids_for(packed)
         word_count = tf.cast(words.row_lengths(), tf.int32)
         width = tf.reduce_max(tf.concat([word_count, [0]], 0))
@@ -226,7 +234,7 @@ def export_tagger(model, tf_transform_output, export_dir: str, entity_types, seq
         outputs = entity_spans(tag_ids, starts, ends, text, entity_types)
         outputs[sig.WORDS] = words.to_tensor(default_value="")
         outputs[sig.WORD_TAGS] = tf.where(tag_ids >= 0, tf.gather(names, tf.maximum(tag_ids, 0)), "")
-        return outputs
+        return {**outputs, **windows.cut_output(packed)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_example(serialized):

@@ -23,12 +23,13 @@ import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models import compression, distillation, export as export_lib, finetuning, qa_metrics, qa_spans
+from tfx_bert_app.models import windows as windows_lib
 from tfx_bert import features, tokenization
 from tfx_bert import signatures as sig
 
 QUESTION, CONTEXT = sig.QUESTION, sig.CONTEXT
 ANSWER_START, ANSWER_END, ANSWER_TEXTS, QUESTION_ID = "answer_start", "answer_end", "answer_texts", "question_id"
-WINDOW_MASK = "window_mask"
+WINDOW_MASK = windows_lib.WINDOW_MASK
 START_POSITIONS, END_POSITIONS = "start_positions", "end_positions"
 ANSWER_SPAN = "answer_span"  # serving_tf_example / TFMA: [batch, 2] character start, end (-1: none)
 WINDOW_KEYS = features.MODEL_INPUT_KEYS + (START_POSITIONS, END_POSITIONS)
@@ -69,16 +70,10 @@ def preprocess(inputs: dict, settings, tokenizer) -> dict:
     windows = qa_spans.make_windows(
         tokenizer, questions, contexts, seq_len, settings.doc_stride, settings.max_query_length, max_windows,
         starts, ends)
-    batch = tf.shape(questions, out_type=tf.int64)[0]
-    # A question's windows are consecutive rows: each goes to its slot (0, 1, ...) of the question's row.
-    example = windows["example_index"]
-    slot = tf.range(tf.size(example, out_type=tf.int64)) - tf.searchsorted(example, example, side="left", out_type=tf.int64)
-    index = tf.stack([example, slot], axis=1)
+    batch, example = tf.shape(questions, out_type=tf.int64)[0], windows["example_index"]
 
-    def per_question(values, width):
-        shape = tf.stack([batch, max_windows] + ([width] if width else []))
-        placed = tf.scatter_nd(index, tf.cast(values, tf.int64), tf.cast(shape, tf.int64))
-        return tf.reshape(placed, [-1, max_windows * max(1, width)])
+    def per_question(values, width):  # a question's windows side by side in its row
+        return windows_lib.side_by_side(values, example, batch, max_windows, width)
 
     outputs = {key: per_question(windows[key], seq_len) for key in features.MODEL_INPUT_KEYS}
     outputs[START_POSITIONS] = per_question(windows[START_POSITIONS], 0)

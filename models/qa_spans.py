@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from tfx_bert import features
 from tfx_bert import signatures as sig
-from tfx_bert.tokenization import place_rows, place_segments
+from tfx_bert.tokenization import place_rows
+from tfx_bert_app.models import windows as windows_lib
 
 NEG_INF = -1e9
 
@@ -59,30 +60,18 @@ def make_windows(tokenizer, questions, contexts, seq_len: int, doc_stride: int, 
     ids, char_starts, char_ends = context_pieces(tokenizer, contexts)
     question_ids = tokenizer.tokenize(questions)  # its first max_query_length pieces are placed
     query_len = tf.minimum(tf.cast(question_ids.row_lengths(), tf.int64), max_query_length)
-    context_len = tf.cast(ids.row_lengths(), tf.int64)
-    room = seq_len - 3 - query_len  # context pieces per window
-    stride = tf.minimum(tf.cast(doc_stride, tf.int64), room)
-    count = tf.where(context_len <= room, tf.ones_like(context_len), 1 + (context_len - room + stride - 1) // stride)
-    if max_windows:
-        count = tf.minimum(count, tf.constant(max_windows, tf.int64))
-    example = tf.repeat(tf.range(tf.size(count, out_type=tf.int64)), count)
-    window_start = tf.ragged.range(count, dtype=tf.int64).flat_values * tf.gather(stride, example)
-    window_len = tf.maximum(tf.constant(0, tf.int64), tf.minimum(tf.gather(room, example), tf.gather(context_len, example) - window_start))
-    # [CLS] question [SEP] context slice [SEP], placed by position.
-    query_len = tf.gather(query_len, example)
-    offset = 2 + query_len  # position of the first context piece
+    packed = windows_lib.pack_windows(tokenizer, ids, seq_len, doc_stride, max_windows, first=(question_ids, query_len))
+    example, window_start, window_len, offset = (packed[k] for k in ("example_index", "window_start", "window_len",
+                                                                        "offset"))
     first_piece = tf.gather(ids.row_splits[:-1], example) + window_start
-    token_ids, segment_ids, padding_mask = place_segments(
-        (question_ids.flat_values, tf.gather(question_ids.row_splits[:-1], example), query_len), seq_len,
-        tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, second=(ids.flat_values, first_piece, window_len))
 
     def packed_chars(values):
         return place_rows(values.flat_values, first_piece, offset, window_len, seq_len, -1)
 
     result = {
-        features.TOKEN_IDS: tf.cast(token_ids, tf.int32),
-        features.SEGMENT_IDS: tf.cast(segment_ids, tf.int32),
-        features.PADDING_MASK: padding_mask,
+        features.TOKEN_IDS: tf.cast(packed[features.TOKEN_IDS], tf.int32),
+        features.SEGMENT_IDS: tf.cast(packed[features.SEGMENT_IDS], tf.int32),
+        features.PADDING_MASK: packed[features.PADDING_MASK],
         "char_starts": packed_chars(char_starts),
         "char_ends": packed_chars(char_ends),
         "example_index": example,

@@ -282,22 +282,32 @@ def finetune_demo(work, encoder: str, *flags, timeout=1500) -> str:
 # The end-to-end tests' fine-tuning runs: name -> `tfx-bert finetune --demo` flags. Budgets below
 # a task's demo recipe where the test's assertions hold with less (comments say which). Longest
 # first (QA, then retrieval and re-ranking): two workers finish the pool with the least idle tail.
+# Students train a few validation rounds only where the test checks mechanics (the gate's verdict
+# is TFMA's 97% rule, the lineage, the served signatures), not how much they keep: the demo's
+# student and the multi-label one must bless, and test_distillation.py checks that each loss learns.
 E2E_FINETUNES = {
     # QA's validation loss is lowest at step 400 of the 1000 its schedule is set for (the exported
     # weights): patience 1 stops it at 600 with the same weights, 40% of the Trainer's time saved.
     "qa": ("--task", "qa", "--set", "finetune.accuracy_threshold=0.2", "--set", "finetune.train_steps=1000",
            "--set", "finetune.patience=1",
-           "--set", "finetune.learning_rate=0.001", "--set", "distill.enabled=true", "--set", "distill.train_steps=200"),
+           "--set", "finetune.learning_rate=0.001", "--set", "distill.enabled=true", "--set", "distill.train_steps=60"),
     # The demo recipe trains 600 steps each, re-ranking over 8 candidates: a third of it serves.
     "retrieval": ("--task", "retrieval", "--set", "finetune.train_steps=250", "--set", "distill.enabled=true",
-                  "--set", "distill.train_steps=100"),
+                  "--set", "distill.train_steps=30"),
     "rerank": ("--task", "rerank", "--set", "finetune.train_steps=200", "--set", "finetune.patience=1",
                "--set", "finetune.num_negatives=3",
                "--set", "distill.enabled=true", "--set", "distill.train_steps=60"),
-    "ner": ("--set", "finetune.task=ner", "--set", "finetune.model_name=ner",
-            "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4"),
+    # The CRF tagger (Viterbi in the served graph), 100 steps (entity F1 0.78 on the eval split
+    # at 100 steps on 2026-12-06, against the 0.4 the test needs), with a distilled student
+    # (its emissions) that also reads a fifth of each batch from the demo's corpus (transfer text).
+    "ner": lambda work: ("--set", "finetune.task=ner", "--set", "finetune.model_name=ner",
+                         "--set", "finetune.pipeline_name=tfx-bert-ner", "--set", "finetune.accuracy_threshold=0.4",
+                         "--set", "finetune.crf=true", "--set", "finetune.train_steps=100",
+                         "--set", "distill.enabled=true", "--set", "distill.train_steps=40",
+                         "--set", f"distill.transfer_pattern={work}/data/corpus/*.txt",
+                         "--set", "distill.transfer_max=3000", "--set", "distill.transfer_share=0.2"),
     "similarity": ("--task", "similarity", "--set", "finetune.accuracy_threshold=0.3", "--set", "distill.enabled=true",
-                   "--set", "distill.train_steps=100"),
+                   "--set", "distill.train_steps=30"),
     # The continuous-training demo (three spans: pushed, stopped by the gate, continued and pushed),
     # from a keras-hub preset directory a user converted, given as it is (the published-checkpoint
     # test reads its pushes too). It checks the loop's mechanics, not learning: any accuracy
@@ -326,16 +336,10 @@ E2E_FINETUNES = {
 
 
 # Second runs in the same work dir, right after the first (its flags plus these, or plus what a
-# function of the work dir returns): NER's CRF variant with a distilled student (CRF emissions;
-# Viterbi at serving; transfer text), evaluated against the first run's blessed model as TFMA's baseline; a
-# multi-label student distilled from the first run's teacher given by URI (distill.teacher_uri),
-# in a pipeline of its own. In the background pool they overlap other runs instead of running
-# alone at the suite's end.
+# function of the work dir returns): a multi-label student distilled from the first run's teacher
+# given by URI (distill.teacher_uri), in a pipeline of its own. In the background pool it overlaps
+# other runs instead of running alone at the suite's end.
 E2E_FOLLOW_UPS = {
-    # The CRF run's student also reads a fifth of each batch from the demo's corpus (transfer text).
-    "ner": lambda work: ("--set", "finetune.crf=true", "--set", "finetune.train_steps=100", "--set", "distill.enabled=true",
-                         "--set", f"distill.transfer_pattern={work}/data/corpus/*.txt", "--set", "distill.transfer_max=3000",
-                         "--set", "distill.transfer_share=0.2"),
     "multilabel": lambda work: (
         "--set", "finetune.pipeline_name=tfx-bert-multilabel-uri", "--set", "distill.model_name=multilabel-uri-student",
         "--set", "distill.teacher_uri=" + teacher_model(work, "tfx-bert-multilabel"), "--set", "distill.train_steps=50",

@@ -141,7 +141,7 @@ def test_task_defaults_sit_below_the_users_values(tmp_path):
 def test_trainer_settings_round_trip_to_typed_settings():
     f = config_lib.load_config(overrides=["finetune.task=ner", "finetune.crf=true", "finetune.batch_size=4"]).finetune
     settings = config_lib.trainer_settings(f)
-    assert "crf" in settings and "keep_versions" not in settings and "doc_stride" not in settings
+    assert "crf" in settings and "keep_versions" not in settings and "max_query_length" not in settings
     typed = config_lib.settings_from({**settings, "encoder_dir": "/x"})
     assert (typed.crf, typed.batch_size, typed.entity_types) == (True, 4, f.entity_types)
 

@@ -41,6 +41,8 @@ def _custom(artifact, name):
 
 
 def test_the_loop_stops_the_drifted_span_and_continues_from_the_blessed_model(finetuned):
+    import tensorflow_model_analysis as tfma
+
     work, output = finetuned.work("loop"), finetuned.output("loop")
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = os.path.join(work, "metadata.sqlite")
@@ -80,4 +82,8 @@ def test_the_loop_stops_the_drifted_span_and_continues_from_the_blessed_model(fi
     span1_version = str(first_card["model"]["version"])
     assert third_card["model"]["warm_started_from"] == {"uri": first_model.uri, "version": span1_version}
     assert third_card["evaluation"]["baseline_model"]["version"] == span1_version  # compared against span 1's
+    # TFMA evaluated span 3's model beside span 1's: the diff metrics the change threshold reads.
+    third_evaluation = pushed[1][1]["evaluation"][0].uri
+    assert any(kv.key.is_diff and kv.key.model_name == "candidate" for record in tfma.load_metrics(third_evaluation)
+               for kv in record.metric_keys_and_values), "span 3 was not compared against span 1's blessed model"
     assert f"version {third_card['model']['version']})" in output.split("Predictions over gRPC")[1].splitlines()[0]

@@ -147,6 +147,26 @@ def write_sentiment_dataset(
                                                             if n}, row)
 
 
+def write_long_sentiment_dataset(directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 17,
+                                 lead: int = 9, trail: int = 5) -> dict:
+    """Long reviews for windows (``finetune.max_windows``): ``lead`` neutral sentences of the
+    pretraining corpus's kind, the review sentence that decides the label, then up to ``trail``
+    more. With the demo's 64-piece sequences the deciding sentence lies past the first window
+    (``lead`` 9: from piece 63 on; 92 to 195 pieces a text), so a model that reads the first 64
+    pieces only can do no better than chance. Columns ``text,label`` as ``write_sentiment_dataset``."""
+    rng = random.Random(seed)
+    topic_names = sorted(TOPICS)
+
+    def row():
+        topic, name = TOPICS[rng.choice(topic_names)], rng.choice(NAMES)
+        positive = rng.random() < 0.5
+        sentences = [_sentence(rng, topic, name) for _ in range(lead)] + [_review(rng, positive)]
+        sentences += [_sentence(rng, topic, name) for _ in range(rng.randint(0, trail))]
+        return [" ".join(sentences), int(positive)]
+
+    return _write_csv_splits(directory, ["text", "label"], {"train": num_train, "eval": num_eval}, row)
+
+
 # The continuous-training demo's drops (`tfx-bert demo --loop`): span -> (seed, share of positive
 # reviews). Span 2 carries label drift (90% positive against span 1's half): the data gate stops it.
 LOOP_SPANS = {1: (101, 0.5), 2: (102, 0.9), 3: (103, 0.5)}

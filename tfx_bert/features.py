@@ -20,6 +20,9 @@ PADDING_MASK = "padding_mask"
 MODEL_INPUT_KEYS = (TOKEN_IDS, SEGMENT_IDS, PADDING_MASK)
 WORD_POSITIONS = "word_positions"  # token classification: each word's first piece (-1: none)
 WORD_TAGS = "word_tags"  # token classification: each word's tag id (-1: none)
+# Long texts in windows (models/windows.py): the model inputs are an example's windows side by side.
+WINDOW_MASK = "window_mask"  # [batch, max_windows]: 1 where the example has that window
+WINDOWS_CUT = "windows_cut"  # [batch]: the windows past finetune.max_windows, not read
 
 # Pretraining-instance features (written by PretrainingDataGen).
 NEXT_SENTENCE_LABEL = "next_sentence_label"

@@ -35,6 +35,9 @@ SCORE, NO_ANSWER_SCORE = "score", "no_answer_score"
 NBEST_TEXTS, NBEST_STARTS, NBEST_ENDS = "nbest_texts", "nbest_starts", "nbest_ends"
 NBEST_SCORES, NBEST_PROBABILITIES = "nbest_scores", "nbest_probabilities"
 SIMILARITY, EMBEDDING = "similarity", "embedding"
+# Classification-like tasks: the windows of a long text past finetune.max_windows, which the model
+# did not read (0: it read all of the text; models/windows.py).
+WINDOWS_CUT = features.WINDOWS_CUT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +50,11 @@ class Signature:
     optional_outputs: tuple[str, ...] = ()
 
 
-CLASSIFICATION = Signature((TEXT,), (PROBABILITIES, CLASS_IDS))
-PAIR_CLASSIFICATION = Signature((TEXT, TEXT_B), (PROBABILITIES, CLASS_IDS))
-MULTILABEL = Signature((TEXT,), (PROBABILITIES, PREDICTED, LABELS))
-NER = Signature((TEXT,), (ENTITY_TYPES, ENTITY_STARTS, ENTITY_ENDS, ENTITY_TEXTS, WORDS, WORD_TAGS))
+CLASSIFICATION = Signature((TEXT,), (PROBABILITIES, CLASS_IDS), optional_outputs=(WINDOWS_CUT,))
+PAIR_CLASSIFICATION = Signature((TEXT, TEXT_B), (PROBABILITIES, CLASS_IDS), optional_outputs=(WINDOWS_CUT,))
+MULTILABEL = Signature((TEXT,), (PROBABILITIES, PREDICTED, LABELS), optional_outputs=(WINDOWS_CUT,))
+NER = Signature((TEXT,), (ENTITY_TYPES, ENTITY_STARTS, ENTITY_ENDS, ENTITY_TEXTS, WORDS, WORD_TAGS),
+                optional_outputs=(WINDOWS_CUT,))
 QA = Signature((QUESTION, CONTEXT), (ANSWER_TEXT, ANSWER_START, ANSWER_END, SCORE, NO_ANSWER_SCORE, NBEST_TEXTS,
                                      NBEST_STARTS, NBEST_ENDS, NBEST_SCORES, NBEST_PROBABILITIES))
 SIMILARITY_PAIR = Signature((TEXT, TEXT_B), (SIMILARITY,), optional_outputs=(PROBABILITIES, CLASS_IDS))

@@ -88,3 +88,40 @@ def query_length_check(max_query_length: int, finetune, what: str) -> tuple[bool
     return (0 < max_query_length <= finetune.max_seq_length - 4,
             f"finetune.max_query_length must be 1..max_seq_length-4 (room for [CLS], [SEP]s and {what}); got "
             f"{max_query_length} with finetune.max_seq_length {finetune.max_seq_length}")
+
+
+@dataclasses.dataclass
+class WindowSettings(TaskSettings):
+    """Long texts (``models/windows.py``): a text past ``max_seq_length`` is read in windows of
+    it, one every ``doc_stride`` pieces (0: half a window), at most ``max_windows`` a text. 1
+    window: the text is cut at ``max_seq_length`` as BERT does, and the windows it would have
+    needed are still counted (``windows_cut``: in the served response and the Trainer's
+    report). A pair task windows its second text; its first is cut to half a window."""
+
+    max_windows: int = 1
+    doc_stride: int = 0
+
+    def windowed(self) -> bool:
+        return self.max_windows > 1
+
+    def stride(self, seq_len: int) -> int:
+        """Pieces between window starts: ``doc_stride``, or half a single text's window."""
+        return self.doc_stride or max(1, (seq_len - 2) // 2)
+
+    def checks(self, finetune) -> list[tuple[bool, str]]:
+        return [(self.max_windows >= 1, f"finetune.max_windows must be at least 1 (1: no windows), not {self.max_windows}"),
+                (0 <= self.doc_stride <= finetune.max_seq_length - 3,
+                 f"finetune.doc_stride must be 0 (half a window) to max_seq_length-3 pieces, not {self.doc_stride}")]
+
+
+@dataclasses.dataclass
+class PooledWindowSettings(WindowSettings):
+    """Windows of a text classified as one: the model pools its windows' logits."""
+
+    # mean: the default (README, "Long documents": on the demo's long reviews mean pooling was as
+    # accurate as max and its probabilities calmer); max suits "is it anywhere in the text" labels.
+    window_pooling: Literal["mean", "max"] = "mean"
+
+    def checks(self, finetune) -> list[tuple[bool, str]]:
+        return super().checks(finetune) + [
+            (self.window_pooling in ("mean", "max"), f"finetune.window_pooling must be mean or max, not {self.window_pooling!r}")]

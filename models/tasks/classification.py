@@ -5,7 +5,8 @@ import dataclasses
 
 from tfx_bert import signatures
 from tfx_bert.serving import task_clients
-from tfx_bert.tasks import DemoData, Task, TaskSettings, get_task
+from tfx_bert.task_settings import PooledWindowSettings
+from tfx_bert.tasks import DemoData, Task, get_task
 from tfx_bert_app.models import class_weights  # numpy only: the task modules stay light
 
 _TEXT_CSV = (("input_format", "csv"), ("train_pattern", "train/*.csv"), ("eval_pattern", "eval/*.csv"),
@@ -36,7 +37,7 @@ def class_weight_checks(weights: list, count: int, entries: str) -> list[tuple[b
 
 
 @dataclasses.dataclass
-class ClassificationSettings(TaskSettings):
+class ClassificationSettings(PooledWindowSettings):
     # Per class id (empty: all 1), or [balanced]: n / (k n_c) from the train split's label counts.
     class_weights: list = dataclasses.field(default_factory=list)
     # temperature: one temperature fitted on the validation split after training divides the served
@@ -46,7 +47,8 @@ class ClassificationSettings(TaskSettings):
     PIPELINE_ONLY = ("max_ece",)  # the Evaluator's, not the Trainer's
 
     def checks(self, finetune) -> list[tuple[bool, str]]:
-        return [*class_weight_checks(self.class_weights, finetune.num_classes, "finetune.num_classes entries"),
+        return [*super().checks(finetune),
+                *class_weight_checks(self.class_weights, finetune.num_classes, "finetune.num_classes entries"),
                 *calibration_checks(self.calibration),
                 (0 <= self.max_ece < 1, "finetune.max_ece must be in [0, 1) (0: ECE is reported, not gated)")]
 
@@ -63,6 +65,7 @@ class SentimentTask(Task):
     feeds_one_sequence = True
     reads_transfer_text = True
     derived_slices = True
+    transform_settings = ("max_seq_length", "max_windows", "doc_stride")
 
     def decode(self, inputs: dict, outputs: dict) -> list[dict]:
         return task_clients.decode_classes(inputs, outputs)

@@ -5,12 +5,13 @@ import dataclasses
 
 from tfx_bert import signatures
 from tfx_bert.serving import task_clients
-from tfx_bert.tasks import DemoData, Task, TaskSettings
+from tfx_bert.task_settings import PooledWindowSettings
+from tfx_bert.tasks import DemoData, Task
 from tfx_bert_app.models.tasks.classification import _TEXT_CSV, calibration_checks
 
 
 @dataclasses.dataclass
-class MultilabelSettings(TaskSettings):
+class MultilabelSettings(PooledWindowSettings):
     label_delimiter: str = "|"  # csv/tsv label column: "sports|music"
     decision_threshold: float = 0.5  # a label is predicted at p >= this
     # Per label (label_names order; empty: decision_threshold for all), or [tuned]: each label's
@@ -24,6 +25,7 @@ class MultilabelSettings(TaskSettings):
     def checks(self, finetune) -> list[tuple[bool, str]]:
         given = [] if self.tuned() else list(self.label_thresholds)
         return [
+            *super().checks(finetune),
             (len(finetune.label_names) >= 2,
              "the multilabel task needs finetune.label_names: its labels (e.g. --set finetune.label_names=a,b,c)"),
             (not given or len(given) == len(finetune.label_names),
@@ -56,7 +58,7 @@ class MultilabelTask(Task):
                     _TEXT_CSV + (("label_field", "labels"), ("label_delimiter", "|"),
                                  ("label_names", ["garden", "kitchen", "music", "sea", "space", "sports"]),
                                  ("accuracy_threshold", 0.5)))
-    transform_settings = ("max_seq_length", "label_names")
+    transform_settings = ("max_seq_length", "label_names", "max_windows", "doc_stride")
     feeds_one_sequence = True
     reads_transfer_text = True
     derived_slices = True

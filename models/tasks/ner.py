@@ -6,12 +6,13 @@ from typing import Literal
 
 from tfx_bert import signatures, tagging
 from tfx_bert.serving import task_clients
-from tfx_bert.tasks import DemoData, Task, TaskSettings
+from tfx_bert.task_settings import WindowSettings
+from tfx_bert.tasks import DemoData, Task
 from tfx_bert_app.models.tasks.classification import class_weight_checks
 
 
 @dataclasses.dataclass
-class NerSettings(TaskSettings):
+class NerSettings(WindowSettings):
     entity_types: list = dataclasses.field(default_factory=list)  # e.g. PER, LOC, ORG, MISC
     tag_scheme: Literal["iob1", "iob2", "bioes"] = "iob2"  # iob1: CoNLL-2003's files
     crf: bool = False  # a CRF over the tag logits (Viterbi in-graph) instead of softmax
@@ -22,7 +23,8 @@ class NerSettings(TaskSettings):
 
     def checks(self, finetune) -> list[tuple[bool, str]]:
         tags = len(tagging.tag_names(self.entity_types))
-        return [(bool(self.entity_types),
+        return [*super().checks(finetune),
+                (bool(self.entity_types),
                  "the ner task needs finetune.entity_types (e.g. --set finetune.entity_types=PER,LOC,ORG)"),
                 *class_weight_checks(self.class_weights, tags, f"one weight per IOB2 tag ({tags}: O, then B- and "
                                                                       f"I- of each entity type)"),
@@ -44,6 +46,7 @@ class NerTask(Task):
                                                           ("tag_scheme", "iob1")))
     feeds_one_sequence = True
     reads_transfer_text = True
+    transform_settings = ("max_seq_length", "max_windows", "doc_stride")
 
     def example_gen_args(self, finetune, negative_model: str = "") -> dict:
         types = list(finetune.entity_types)

@@ -49,20 +49,27 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _windows_cut(outputs: dict, i: int) -> dict:
+    """A long text's windows the model did not read (``finetune.max_windows``), where the model
+    reports them."""
+    return {sig.WINDOWS_CUT: int(outputs[sig.WINDOWS_CUT][i])} if sig.WINDOWS_CUT in outputs else {}
+
+
 def decode_classes(inputs: dict, outputs: dict) -> list[dict]:
     rows = []
     for i, (cls, probs) in enumerate(zip(outputs[sig.CLASS_IDS], outputs[sig.PROBABILITIES])):
         row = {"text": _text(inputs[sig.TEXT][i])}
         if sig.TEXT_B in inputs:
             row["text_b"] = _text(inputs[sig.TEXT_B][i])
-        rows.append({**row, "class_id": int(cls), "probabilities": [float(p) for p in probs]})
+        rows.append({**row, "class_id": int(cls), "probabilities": [float(p) for p in probs], **_windows_cut(outputs, i)})
     return rows
 
 
 def decode_multilabel(inputs: dict, outputs: dict) -> list[dict]:
     return [{"text": _text(text), "labels": [_text(n) for n in names if _text(n)],
-             "probabilities": [float(p) for p in probs]}
-            for text, names, probs in zip(inputs[sig.TEXT], outputs[sig.LABELS], outputs[sig.PROBABILITIES])]
+             "probabilities": [float(p) for p in probs], **_windows_cut(outputs, i)}
+            for i, (text, names, probs) in enumerate(zip(inputs[sig.TEXT], outputs[sig.LABELS],
+                                                         outputs[sig.PROBABILITIES]))]
 
 
 def decode_entities(inputs: dict, outputs: dict) -> list[dict]:
@@ -72,7 +79,7 @@ def decode_entities(inputs: dict, outputs: dict) -> list[dict]:
         entities = [{"type": _text(t), "start": int(s), "end": int(e), "text": _text(x)}
                     for t, s, e, x in zip(outputs[sig.ENTITY_TYPES][i], outputs[sig.ENTITY_STARTS][i],
                                           outputs[sig.ENTITY_ENDS][i], outputs[sig.ENTITY_TEXTS][i]) if s >= 0]
-        results.append({"text": _text(text), "entities": entities})
+        results.append({"text": _text(text), "entities": entities, **_windows_cut(outputs, i)})
     return results
 
 
