@@ -27,6 +27,19 @@ def balanced(counts) -> list[float]:
     return [float(w) for w in counts.sum() / (len(counts) * counts)]
 
 
+def positive_weights(counts) -> list[float]:
+    """Multi-label: per label, (examples, positives) -> the weight of its positive term in the
+    binary cross-entropy, negatives / positives (PyTorch's ``pos_weight``), so a label's
+    positives and negatives carry the same total weight; a label that is never (or always)
+    positive in the train split is an error."""
+    degenerate = [i for i, (n, p) in enumerate(counts) if p == 0 or p == n]
+    if degenerate:
+        raise ValueError(f"finetune.class_weights=balanced: label(s) {degenerate} are positive in no (or every) "
+                         "training example, so their weight is undefined; add examples or give "
+                         "finetune.class_weights (one positive weight per label) explicitly.")
+    return [float((n - p) / p) for n, p in counts]
+
+
 def label_counts(labels_batches, num_classes: int) -> list[int]:
     """How many of each class id the (finite) iterable of label batches holds; ids < 0 (NER's
     positions without a word) are not counted."""
@@ -44,7 +57,12 @@ def resolve_balanced(data, task) -> None:
     if not is_balanced(data.settings.setting("class_weights", [])):
         return
     counts = task.count_labels(data, data.fn_args.train_files)
-    weights = balanced(counts)
+    weights = task.balanced_weights(counts)
     data.settings.class_weights = weights
     print("  [train] balanced class weights from the train split's label counts "
-          + ", ".join(f"{i}: {n} -> {w:.3f}" for i, (n, w) in enumerate(zip(counts, weights))), flush=True)
+          + ", ".join(f"{i}: {_described(n)} -> {w:.3f}" for i, (n, w) in enumerate(zip(counts, weights))), flush=True)
+
+
+def _described(count) -> str:
+    """A class's count, or a label's (examples, positives): "12 of 300 positive"."""
+    return f"{count[1]} of {count[0]} positive" if isinstance(count, tuple) else str(count)

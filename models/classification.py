@@ -37,11 +37,13 @@ def preprocess(inputs: dict, settings, tokenizer) -> dict:
 
 def eval_config(f) -> tfma.EvalConfig:
     """TFMA: accuracy gates the blessing (at least ``finetune.accuracy_threshold``, and not
-    below the baseline's); macro F1, per-class precision/recall/F1, the confusion matrix and,
-    for two classes, Matthews correlation are reported."""
+    below the baseline's); macro F1, per-class precision/recall/F1 and calibration plot, the
+    confusion matrix, the ECE and, for two classes, Matthews correlation are reported."""
     classes = list(range(f.num_classes))
     accuracy_threshold = finetuning.blessing_threshold(f)
-    per_class = [tfma.MetricConfig(class_name=name) for name in ("Precision", "Recall", "F1Score")]
+    # CalibrationPlot: TFMA's reliability diagram of each class's probability (the served,
+    # temperature-scaled one), beside the ECE.
+    per_class = [tfma.MetricConfig(class_name=name) for name in ("Precision", "Recall", "F1Score", "CalibrationPlot")]
     if f.num_classes == 2:
         per_class.append(tfma.MetricConfig(class_name="MatthewsCorrelationCoefficient"))
     return tfma.EvalConfig(

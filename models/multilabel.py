@@ -21,7 +21,8 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import calibration, compression, distillation, finetuning, multilabel_metrics, windows
+from tfx_bert_app.models import calibration, class_weights, compression, distillation, finetuning, multilabel_metrics
+from tfx_bert_app.models import windows
 from tfx_bert_app.models import export as export_lib, slices
 from tfx_bert import features
 from tfx_bert import signatures as sig
@@ -81,7 +82,30 @@ def build_inputs(data, files, training: bool):
 
 
 def build_losses(model, settings):
-    return keras.losses.BinaryCrossentropy(from_logits=True)
+    """Binary cross-entropy per label, each label's positive term weighted by its
+    ``finetune.class_weights`` entry (``balanced``: negatives / positives in the train split)."""
+    weights = [float(w) for w in settings.class_weights]
+    if not weights:
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+    positive = tf.constant(weights, tf.float32)
+
+    def weighted_binary_crossentropy(labels, logits):
+        return tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(
+            tf.cast(labels, tf.float32), tf.cast(logits, tf.float32), positive))
+    return weighted_binary_crossentropy
+
+
+def count_labels(data, files) -> list[tuple[int, int]]:
+    """Per label, (examples, positives) in ``files`` (``finetune.class_weights: balanced``)."""
+    examples, positives = 0, np.zeros(len(data.settings.label_names), np.int64)
+    for _, y in data.dataset(files, False, label_key=features.LABEL):
+        y = np.asarray(y).reshape(-1, len(positives))
+        examples, positives = examples + len(y), positives + (y > 0).sum(0)
+    return [(examples, int(p)) for p in positives]
+
+
+def balanced_weights(counts) -> list[float]:
+    return class_weights.positive_weights(counts)
 
 
 def build_metrics(settings) -> list:

@@ -31,6 +31,12 @@ def windowed(settings) -> bool:
     return bool(check and check())
 
 
+def pooled(settings) -> bool:
+    """Whether a windowed task classifies a text from its windows' pooled logits (sentiment, pair
+    classification, multi-label); a tagger reads its windows inside its model instead."""
+    return windowed(settings) and hasattr(settings, "window_pooling")
+
+
 def window_count(length, room, stride):
     """Windows of ``room`` pieces every ``stride`` pieces that cover ``length`` pieces (int64)."""
     return tf.where(length <= room, tf.ones_like(length), 1 + (length - room + stride - 1) // stride)
@@ -167,8 +173,8 @@ class WindowPooling:
 
 def training_model(settings, model):
     """(the model ``fit`` trains, a note for the progress line): ``model`` itself, or a Keras
-    model that pools its windows (``finetune.max_windows`` > 1)."""
-    if not windowed(settings):
+    model that pools its windows (``finetune.max_windows`` > 1, a classifying task)."""
+    if not pooled(settings):
         return model, ""
 
     class PooledWindows(keras.Model):
@@ -185,12 +191,12 @@ def training_model(settings, model):
 
 def model_inputs(settings) -> tuple:
     """The Transform features a classification-like model reads."""
-    return features.MODEL_INPUT_KEYS + ((WINDOW_MASK,) if windowed(settings) else ())
+    return features.MODEL_INPUT_KEYS + ((WINDOW_MASK,) if pooled(settings) else ())
 
 
 def example_logits(settings, model):
     """``model`` as a function of an example's features: itself, or pooled over its windows."""
-    return WindowPooling(model, settings.max_seq_length, settings.window_pooling) if windowed(settings) else model
+    return WindowPooling(model, settings.max_seq_length, settings.window_pooling) if pooled(settings) else model
 
 
 def report_cut(data, metrics: dict) -> dict:

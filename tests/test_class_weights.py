@@ -85,7 +85,36 @@ def test_ner_weights_each_words_loss_by_its_tag_and_balances_rare_tags():
         demo=True, overrides=["finetune.task=ner"]).finetune) is ner.masked_softmax_loss  # none given: unweighted
 
 
+def test_multilabel_weights_each_labels_positives_by_its_negatives_and_balances_rare_labels(capsys):
+    from tfx_bert_app.models import multilabel
+
+    settings = config_lib.load_config(demo=True, overrides=["finetune.task=multilabel",
+                                                            "finetune.class_weights=balanced"]).finetune
+    k = len(settings.label_names)
+    rng = np.random.default_rng(0)
+    labels = (rng.random((200, k)) < np.linspace(0.05, 0.5, k)).astype(np.int64)  # label 0 rare, the last common
+    data = types.SimpleNamespace(settings=settings, fn_args=types.SimpleNamespace(train_files=["train"]),
+                                 dataset=lambda files, training, label_key: tf.data.Dataset.from_tensor_slices(
+                                     ({"token_ids": np.zeros((200, 4), np.int64)}, labels)).batch(32))
+    class_weights.resolve_balanced(data, tasks.get_task("multilabel"))
+    positives = labels.sum(0)
+    np.testing.assert_allclose(settings.class_weights, (200 - positives) / positives)
+    # scikit-learn's balanced weights of each label as a binary task: the same positive / negative ratio.
+    for label, weight in enumerate(settings.class_weights):
+        negative, positive = compute_class_weight("balanced", classes=np.arange(2), y=labels[:, label])
+        assert weight == pytest.approx(positive / negative)
+    assert f"0: {positives[0]} of 200 positive -> " in capsys.readouterr().out
+    logits = tf.constant(rng.normal(size=(200, k)), tf.float32)
+    loss = multilabel.build_losses(None, settings)(tf.constant(labels), logits)
+    p = tf.sigmoid(logits).numpy()
+    expected = -np.mean(np.array(settings.class_weights) * labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match=r"label\(s\) \[1\] are positive in no \(or every\)"):
+        class_weights.positive_weights([(10, 3), (10, 0)])
+
+
 @pytest.mark.parametrize("overrides, message", [
+    (["finetune.task=multilabel", "finetune.class_weights=1,2"], "one positive weight per finetune.label_names entry"),
     (["finetune.class_weights=2,1,1"], "must be balanced or have finetune.num_classes entries"),
     (["finetune.class_weights=heavy,light"], "must be numbers >= 0 or balanced"),
     (["finetune.class_weights=-1,1"], "must be numbers >= 0 or balanced"),

@@ -35,6 +35,14 @@ def test_classification_metrics_match_sklearn(tmp_path, num_classes):
     failed = {failure.metric_key.name for per_slice in validation.metric_validations_per_slice
               for failure in per_slice.failures}
     assert ("expected_calibration_error" in failed) == (ece > max_ece), (ece, failed)
+    # TFMA's calibration plot of each class: its buckets hold every example's probability.
+    import tensorflow_model_analysis as tfma
+
+    plots = [kv for record in tfma.load_plots(str(tmp_path / "out")) if not record.slice_key.single_slice_keys
+             for kv in record.plot_keys_and_values if kv.value.HasField("calibration_histogram_buckets")]
+    assert sorted(kv.key.sub_key.class_id.value for kv in plots) == list(range(num_classes))
+    for kv in plots:
+        assert sum(b.num_weighted_examples.value for b in kv.value.calibration_histogram_buckets.buckets) == 300
     predicted = probabilities.argmax(1)
     assert metrics[("sparse_categorical_accuracy", None)] == pytest.approx(accuracy_score(labels, predicted), abs=1e-6)
     assert metrics[("example_count", None)] == 300

@@ -70,8 +70,16 @@ def test_pushed_model_is_blessed_accurate_and_servable(demo_run):
     from tfx_bert_app.models import calibration, distillation
 
     [run_dir] = glob.glob(os.path.join(work, "pipelines", "tfx-bert-sentiment", "Trainer", "model_run", "*"))
-    report = json.load(open(os.path.join(run_dir, "train_metrics.json")))["calibration"]
+    train_metrics = json.load(open(os.path.join(run_dir, "train_metrics.json")))
+    report = train_metrics["calibration"]
     assert report["nll_after"] <= report["nll_before"] and report["examples"] > 0, report
+    # Nothing cut silently: the Trainer counted the texts past max_seq_length (the demo's reviews
+    # fit), and the served response says how many windows each text lost.
+    cut = train_metrics["windows_cut"]
+    assert cut["validation"]["texts"] == report["examples"] and cut["train"]["texts"] > 0, cut
+    assert cut["train"]["texts_cut"] == 0, cut
+    long_text = " ".join([rows[0][0]] * 20)
+    assert model.signatures["serving_default"](text=tf.constant([long_text, rows[0][0]]))["windows_cut"].numpy()[0] > 0
     serving_dir = teacher_model(work, "tfx-bert-sentiment")
     keras_model, tokenizer = distillation.load_teacher(serving_dir), distillation.teacher_tokenizer(serving_dir)
     packed = tokenizer.encode(texts[:16], 64)

@@ -216,6 +216,45 @@ def test_a_windowed_tagger_tags_an_entity_after_the_first_window_and_serves_it(t
     assert decoded[0]["entities"][0]["text"] == "anna" and decoded[0][features.WINDOWS_CUT] == 0
 
 
+def test_a_windowed_taggers_student_keeps_its_windows_and_a_full_one_reproduces_it(tokenizer):
+    from tfx_bert_app.models import distillation, ner
+
+    words = tf.ragged.constant([LONG.split(), "anna bakes .".split()])
+    x = {k: tf.cast(v, tf.int32) for k, v in windows.word_features(
+        tokenizer, tokenizer.tokenize_words(words), _ner_settings(max_windows=4)).items() if k in ner.MODEL_INPUTS}
+    teacher = ner.build_tagger(tiny_backbone(tokenizer.vocabulary_size, SEQ), 3, 0.0, True, window_len=SEQ)
+    full = distillation.student_from_teacher(teacher, student_layers=1)  # the tiny teacher's one layer
+    np.testing.assert_allclose(full(x).numpy(), teacher(x).numpy(), rtol=1e-5, atol=1e-5)
+    assert [type(layer).__name__ for layer in full.layers].count("UnfoldWindows") == 3
+
+
+def test_a_student_distils_the_teachers_pooled_window_logits(tokenizer):
+    import keras
+    import keras_hub
+
+    from tfx_bert_app.models import distillation
+
+    settings = _settings(max_windows=4)
+    x = {k: tf.cast(v, tf.int32) for k, v in windows.transformed_windows(
+        tokenizer, tf.constant([LONG, "anna bakes .", LONG[:60]] * 4), SEQ, STRIDE, 4).items() if k != windows.WINDOWS_CUT}
+    keras.utils.set_random_seed(1)
+    teacher, student = (keras_hub.models.BertClassifier(backbone=tiny_backbone(tokenizer.vocabulary_size, SEQ),
+                                                        num_classes=2, preprocessor=None) for _ in range(2))
+    head = teacher.get_layer("logits")
+    head.kernel.assign(head.kernel * 300.0)  # a confident teacher, unlike the fresh student
+    pooled_teacher, pooled_student = (windows.training_model(settings, m)[0] for m in (teacher, student))
+
+    def gap():  # KL(teacher || student) of the pooled predictions
+        p, q = tf.nn.softmax(pooled_teacher(x)), tf.nn.softmax(pooled_student(x))
+        return float(tf.reduce_mean(tf.reduce_sum(p * tf.math.log(p / q), -1)))
+
+    before = gap()
+    model = distillation.distiller(pooled_teacher, pooled_student, distillation.softmax_distillation(1.0), alpha=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.zeros(12, "int32"), batch_size=12, epochs=30, verbose=0)
+    assert before > 0.01 and gap() < 0.2 * before, (before, gap())
+
+
 def test_window_settings_are_checked():
     with pytest.raises(ValueError, match="max_windows"):
         config_lib.load_config(demo=True, overrides=["finetune.max_windows=0"])

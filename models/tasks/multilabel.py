@@ -7,7 +7,7 @@ from tfx_bert import signatures
 from tfx_bert.serving import task_clients
 from tfx_bert.task_settings import PooledWindowSettings
 from tfx_bert.tasks import DemoData, Task
-from tfx_bert_app.models.tasks.classification import _TEXT_CSV, calibration_checks
+from tfx_bert_app.models.tasks.classification import _TEXT_CSV, calibration_checks, class_weight_checks
 
 
 @dataclasses.dataclass
@@ -18,6 +18,9 @@ class MultilabelSettings(PooledWindowSettings):
     # threshold that maximises its F1 on the validation split, after calibration (models/multilabel.py).
     label_thresholds: list = dataclasses.field(default_factory=list)
     calibration: str = "temperature"  # as the classification tasks': one temperature for every label's sigmoid
+    # Per label (label_names order; empty: all 1): the weight of its positive term in the loss, or
+    # [balanced]: negatives / positives of each label in the train split (models/class_weights.py).
+    class_weights: list = dataclasses.field(default_factory=list)
 
     def tuned(self) -> bool:
         return [str(t) for t in self.label_thresholds] == ["tuned"]
@@ -37,6 +40,8 @@ class MultilabelSettings(PooledWindowSettings):
              "finetune.label_thresholds=tuned fits the thresholds on the validation split: set "
              "finetune.validation_percent or finetune.validation_pattern (the eval split is the gate's)"),
             *calibration_checks(self.calibration),
+            *class_weight_checks(self.class_weights, len(finetune.label_names),
+                                 "one positive weight per finetune.label_names entry"),
         ]
 
 
