@@ -57,7 +57,8 @@ def resolve_balanced(data, task) -> None:
     if not is_balanced(data.settings.setting("class_weights", [])):
         return
     counts = task.count_labels(data, data.fn_args.train_files)
-    weights = task.balanced_weights(counts)
+    # n / (k n_c), unless the task's model code weighs otherwise (multi-label: per label).
+    weights = getattr(task.load(), "balanced_weights", balanced)(counts)
     data.settings.class_weights = weights
     print("  [train] balanced class weights from the train split's label counts "
           + ", ".join(f"{i}: {_described(n)} -> {w:.3f}" for i, (n, w) in enumerate(zip(counts, weights))), flush=True)

@@ -139,14 +139,6 @@ class Task:
         ``finetune.class_weights: balanced``; only tasks that have class weights count them."""
         return self._model_code("count_labels", data, files)
 
-    def balanced_weights(self, counts) -> list[float]:
-        """The ``balanced`` class weights of ``count_labels``'s counts: n / (k n_c) unless the
-        task weighs otherwise (multi-label: each label's positives against its negatives)."""
-        from tfx_bert_app.models import class_weights
-
-        hook = getattr(self.load(), "balanced_weights", None)
-        return hook(counts) if hook else class_weights.balanced(counts)
-
     def after_training(self, data, trained, model, tokenizer, eval_dataset, metrics: dict) -> dict:
         """Work after ``fit`` (a mining round, a threshold tuned on held-out data): the metrics."""
         hook = getattr(self.load(), "after_training", None)
