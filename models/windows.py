@@ -1,5 +1,5 @@
-"""Windows over long texts, in TF ops: one home for QA's SQuAD windows and the classification-like
-tasks' (``finetune.max_windows``).
+"""Windows over long texts, in TF ops: one home for QA's SQuAD windows and those of the
+classifiers and the tagger (``finetune.max_windows``).
 
 A text's pieces are cut into slices that start every ``doc_stride`` pieces until the text is
 covered, as google-research/bert's ``run_squad.py`` does for contexts; each slice is packed as
@@ -10,7 +10,8 @@ without a number saying so.
 
 Training and serving share the layout Transform writes: one row per example, its windows side by
 side (``[batch, max_windows * seq_len]``, with ``window_mask`` [batch, max_windows]), so a TFMA or
-served example is one text and the model pools its windows' logits itself (``pool``).
+served example is one text. A classifier pools its windows' logits (``pool``); the tagger reads
+each word from the window where it has the most context (``word_features``).
 """
 from __future__ import annotations
 
@@ -21,12 +22,11 @@ from tfx_bert import features
 from tfx_bert.tokenization import place_segments
 
 WINDOW_MASK, WINDOWS_CUT = features.WINDOW_MASK, features.WINDOWS_CUT
-POOLINGS = ("mean", "max")
 
 
 def windowed(settings) -> bool:
-    """Whether ``settings`` (a FinetuneConfig) read long texts in windows: a classification-like
-    task's ``finetune.max_windows`` > 1 (QA's windows are its own)."""
+    """Whether ``settings`` (a FinetuneConfig) read long texts in windows: a classifier's or the
+    tagger's ``finetune.max_windows`` > 1 (QA's windows are its own settings)."""
     check = getattr(settings, "windowed", None)
     return bool(check and check())
 
