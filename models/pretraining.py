@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import optimization, precision
+from tfx_bert_app.models import optimization, precision, whole_word_masking
 from tfx_bert_app.models.fast_kernels import use_fast_kernels
 from tfx_bert import features, registry
 from tfx_bert.pretraining_metadata import read_metadata
@@ -115,15 +115,20 @@ def make_dataset(file_pattern, metadata: dict, batch_size: int, max_predictions:
     """Instances -> dynamically masked, padded batches of (inputs, labels, sample_weights)."""
     ids = metadata["special_ids"]
     seq_len = int(metadata["max_seq_length"])
-    masker = keras_hub.layers.MaskedLMMaskGenerator(
-        vocabulary_size=int(metadata["vocab_size"]),
-        mask_selection_rate=masked_lm_prob,
-        mask_token_id=ids["mask"],
-        mask_selection_length=max_predictions,
-        unselectable_token_ids=[ids["pad"], ids["cls"], ids["sep"]],
-        mask_token_rate=0.8,
-        random_token_rate=0.1,
-    )
+    if metadata.get("whole_word_masking") and metadata.get("masking", "dynamic") == "dynamic":
+        masker = whole_word_masking.whole_word_masker(
+            metadata["continuation_ids"], int(metadata["vocab_size"]), (ids["pad"], ids["cls"], ids["sep"]),
+            masked_lm_prob, max_predictions, ids["mask"])
+    else:
+        masker = keras_hub.layers.MaskedLMMaskGenerator(
+            vocabulary_size=int(metadata["vocab_size"]),
+            mask_selection_rate=masked_lm_prob,
+            mask_token_id=ids["mask"],
+            mask_selection_length=max_predictions,
+            unselectable_token_ids=[ids["pad"], ids["cls"], ids["sep"]],
+            mask_token_rate=0.8,
+            random_token_rate=0.1,
+        )
     spec = {
         features.TOKEN_IDS: tf.io.RaggedFeature(tf.int64),
         features.SEGMENT_IDS: tf.io.RaggedFeature(tf.int64),

@@ -75,7 +75,12 @@ def test_truncate_seq_pair_trims_longer_side():
 def test_static_whole_word_masking_instances(corpus_examples, vocabulary, tmp_path):
     out = _make_instances(corpus_examples, vocabulary, tmp_path / "s", extra={
         data_ex.MASKING: "static", data_ex.DUPE_FACTOR: 2, data_ex.WHOLE_WORD_MASKING: 1})
-    dynamic = _make_instances(corpus_examples, vocabulary, tmp_path / "d")
+    dynamic = _make_instances(corpus_examples, vocabulary, tmp_path / "d", extra={data_ex.WHOLE_WORD_MASKING: 1})
+    # Dynamic whole-word masking: the Trainer's masker gets the vocabulary's "##" pieces.
+    vocab = tokenization.WordPieceTokenizer.from_directory(vocabulary.uri).vocab
+    continuation = data_ex.read_metadata(dynamic.uri)["continuation_ids"]
+    assert continuation == [i for i, t in enumerate(vocab) if t.startswith("##")] and continuation
+    assert "continuation_ids" not in data_ex.read_metadata(out.uri)  # static: the masks are written
     records = read_examples(os.path.join(out.uri, "Split-train", "*"))
     assert len(records) > 1.5 * len(_rows(dynamic, "train"))  # dupe_factor copies
     total_masked = total_tokens = 0

@@ -48,7 +48,7 @@ class PretrainConfig:
     masked_lm_prob: float = 0.15
     masking: Literal["dynamic", "static"] = "dynamic"  # per batch, in tf.data | static: dupe_factor copies
     dupe_factor: int = 10  # static masking: differently masked copies of the corpus
-    whole_word_masking: bool = False  # static masking only
+    whole_word_masking: bool = False  # mask whole words (static, or per batch: models/whole_word_masking.py)
     short_seq_prob: float = 0.1
     nsp_shards: int = 4
     seed: int = 12345
@@ -517,8 +517,6 @@ class ProjectConfig:
             (not p.phase2_max_seq_length
              or (p.max_seq_length < p.phase2_max_seq_length <= 512 and p.phase2_train_steps > 0),
              "pretrain.phase2_max_seq_length must exceed max_seq_length (<= 512) with phase2_train_steps > 0"),
-            (not p.whole_word_masking or p.masking == "static",
-             "pretrain.whole_word_masking needs pretrain.masking=static"),
             (not p.deterministic or p.masking == "static",
              "pretrain.deterministic needs pretrain.masking=static (keras-hub's dynamic masker draws "
              "from stateful random ops in tf.data, whose order varies between runs)"),

@@ -119,9 +119,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         shards = max(1, int(exec_properties[NSP_SHARDS]))
         if exec_properties[MASKING] not in ("dynamic", "static"):
             raise ValueError(f"masking must be 'dynamic' or 'static', got {exec_properties[MASKING]!r}.")
-        if exec_properties[WHOLE_WORD_MASKING] and exec_properties[MASKING] != "static":
-            raise ValueError("whole_word_masking needs masking='static' (keras-hub's dynamic masker "
-                             "masks pieces independently).")
 
         # The vocabulary travels with the instances, so the Trainer needs no other input.
         vocab_dir = os.path.join(output.uri, VOCAB_DIR)
@@ -168,6 +165,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             "masking": exec_properties[MASKING],
             "max_predictions_per_seq": int(exec_properties[MAX_PREDICTIONS]),
             "whole_word_masking": bool(exec_properties[WHOLE_WORD_MASKING]),
+            # Dynamic whole-word masking (models/whole_word_masking.py) needs the "##" pieces.
+            **({"continuation_ids": [i for i, t in enumerate(tokenizer.vocab)
+                                     if t.startswith(tokenizer.config.suffix_indicator)]}
+               if exec_properties[WHOLE_WORD_MASKING] and exec_properties[MASKING] == "dynamic" else {}),
             "statistics": stats,
         }
         beam_utils.write_json(output.uri, METADATA_FILE, metadata)
