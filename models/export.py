@@ -107,7 +107,7 @@ def export_text_model(
     if slice_features:
         from tfx_bert_app.models import slices
 
-        slices.add_signature(module, signatures, slice_features[0], text_keys, slice_features[1])
+        slices.add_signature(module, signatures, slice_features[0], text_keys, *slice_features[1:])
     save_served_model(module, export_dir, signatures)
     if class_names:
         set_method_names(export_dir, {"classification": CLASSIFY_METHOD_NAME})

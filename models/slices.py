@@ -9,7 +9,7 @@ so the Evaluator slices on them without further configuration):
 
 * ``length_bucket``: the example's WordPiece pieces (both texts, with [CLS] and [SEP]) against
   ``max_seq_length``: ``<= a quarter``, ``<= half``, ``<= max``, and ``> max (cut)`` for the texts
-  training and serving truncate;
+  training and serving truncate (``> max (windows)`` when they read them in windows);
 * ``unknown_rate_bucket``: the share of [UNK] pieces: ``0%``, ``< 5%``, ``5-20%``, ``>= 20%``
   (text the vocabulary does not cover: another language, another domain, noise).
 
@@ -31,17 +31,18 @@ SIGNATURE = "transformed_features"  # TFMA's default preprocessing function name
 UNKNOWN_RATE_NAMES = ("0%", "< 5%", "5-20%", ">= 20%")  # no [UNK]; under 5%; under 20%; the rest
 
 
-def length_names(max_seq_length: int) -> list[str]:
-    """The length buckets' names, shortest first."""
+def length_names(max_seq_length: int, windowed: bool = False) -> list[str]:
+    """The length buckets' names, shortest first; the longest texts are cut, or read in windows
+    (``finetune.max_windows`` > 1)."""
     return [f"<= {max_seq_length // 4}", f"<= {max_seq_length // 2}", f"<= {max_seq_length}",
-            f"> {max_seq_length} (cut)"]
+            f"> {max_seq_length} ({'windows' if windowed else 'cut'})"]
 
 
-def length_bucket(lengths, max_seq_length: int):
+def length_bucket(lengths, max_seq_length: int, windowed: bool = False):
     """Pieces per example (int [batch]) -> the length bucket's name (string [batch])."""
     bounds = tf.constant([max_seq_length // 4, max_seq_length // 2, max_seq_length], lengths.dtype)
     index = tf.reduce_sum(tf.cast(lengths[:, None] > bounds[None, :], tf.int32), axis=1)
-    return tf.gather(tf.constant(length_names(max_seq_length)), index)
+    return tf.gather(tf.constant(length_names(max_seq_length, windowed)), index)
 
 
 def unknown_rate_bucket(unknown, pieces):
@@ -52,7 +53,7 @@ def unknown_rate_bucket(unknown, pieces):
 
 
 def add_signature(module, signatures: dict, tokenizer: tokenization.WordPieceTokenizer, text_keys: tuple,
-                  max_seq_length: int) -> None:
+                  max_seq_length: int, windowed: bool = False) -> None:
     """Adds the ``transformed_features`` signature (serialized tf.Examples -> ``length_bucket``
     and ``unknown_rate_bucket``) to a served model's ``module`` and ``signatures``."""
     spec = {key: tf.io.FixedLenFeature([], tf.string, default_value="") for key in text_keys}
@@ -65,7 +66,7 @@ def add_signature(module, signatures: dict, tokenizer: tokenization.WordPieceTok
         counts = tf.add_n([tf.cast(p.row_lengths(), tf.int64) for p in pieces])
         unknown = tf.add_n([tf.reduce_sum(tf.cast(tf.equal(p, unknown_id), tf.int64), axis=1) for p in pieces])
         total = counts + 1 + len(text_keys)  # [CLS] and a [SEP] per text
-        return {LENGTH_BUCKET: length_bucket(total, max_seq_length),
+        return {LENGTH_BUCKET: length_bucket(total, max_seq_length, windowed),
                 UNKNOWN_RATE_BUCKET: unknown_rate_bucket(unknown, counts)}
 
     module.transformed_features = transformed_features
@@ -74,8 +75,11 @@ def add_signature(module, signatures: dict, tokenizer: tokenization.WordPieceTok
 
 def served_features(settings, tokenizer) -> tuple | None:
     """What ``export_text_model`` needs for the derived slice features ((tokenizer,
-    max_seq_length)) when ``finetune.slices`` names one; else None (no signature)."""
-    return (tokenizer, settings.max_seq_length) if any(key in DERIVED for key in settings.slices) else None
+    max_seq_length, windowed)) when ``finetune.slices`` names one; else None (no signature)."""
+    from tfx_bert_app.models import windows
+
+    return ((tokenizer, settings.max_seq_length, windows.windowed(settings))
+            if any(key in DERIVED for key in settings.slices) else None)
 
 
 def with_slices(eval_config: tfma.EvalConfig, slices, min_slice_size: int) -> tfma.EvalConfig:

@@ -13,6 +13,8 @@ from tfx_bert_app.models import slices
 def test_length_and_unknown_rate_buckets():
     names = slices.length_bucket(tf.constant([3, 16, 17, 32, 33, 64, 65]), 64).numpy().tolist()
     assert names == [b"<= 16", b"<= 16", b"<= 32", b"<= 32", b"<= 64", b"<= 64", b"> 64 (cut)"]
+    windowed = slices.length_bucket(tf.constant([64, 65]), 64, windowed=True).numpy().tolist()
+    assert windowed == [b"<= 64", b"> 64 (windows)"]  # read in windows (finetune.max_windows), not cut
     rates = slices.unknown_rate_bucket(tf.constant([0, 1, 1, 1]), tf.constant([10, 100, 10, 5])).numpy().tolist()
     assert rates == [b"0%", b"< 5%", b"5-20%", b">= 20%"]
 
