@@ -319,9 +319,10 @@ E2E_FINETUNES = {
         "--set", "finetune.train_steps=30"),
     # Evaluated by slice too: the derived length and unknown-rate buckets (models/slices.py).
     "pair_classification": ("--task", "pair_classification", "--set", "finetune.slices=length_bucket,unknown_rate_bucket"),
-    # Its student (the teacher's layers to start from) needs half the teacher's 200 steps. Each
+    # Its student (the teacher's layers to start from) must bless (keep 97% of the teacher's micro
+    # F1): at 100 steps it kept 97.9% on 2026-12-06, still improving, so it trains 150. Each
     # label's threshold is tuned on the validation split and exported (the test reads them back).
-    "multilabel": ("--task", "multilabel", "--set", "distill.enabled=true", "--set", "distill.train_steps=100",
+    "multilabel": ("--task", "multilabel", "--set", "distill.enabled=true", "--set", "distill.train_steps=150",
                    "--set", "finetune.label_thresholds=tuned"),
     # Published checkpoints (tests/fixtures/published): fine-tuning must run, push and serve.
     # The task harness's NLI run starts from the Hugging Face fixture: it must run, push and serve.
