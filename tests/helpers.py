@@ -306,8 +306,11 @@ E2E_FINETUNES = {
                          "--set", "distill.enabled=true", "--set", "distill.train_steps=40",
                          "--set", f"distill.transfer_pattern={work}/data/corpus/*.txt",
                          "--set", "distill.transfer_max=3000", "--set", "distill.transfer_share=0.2"),
-    "similarity": ("--task", "similarity", "--set", "finetune.accuracy_threshold=0.3", "--set", "distill.enabled=true",
-                   "--set", "distill.train_steps=30"),
+    # 120 of the recipe's 200 steps: Spearman 0.88 at 200 on 2026-12-06 against the zero-shot
+    # encoder's 0.52, where the test needs 0.1 above it (the validation loss at 120 was 0.091
+    # against 0.075 at 200).
+    "similarity": ("--task", "similarity", "--set", "finetune.accuracy_threshold=0.3", "--set", "finetune.train_steps=120",
+                   "--set", "distill.enabled=true", "--set", "distill.train_steps=30"),
     # The continuous-training demo (three spans: pushed, stopped by the gate, continued and pushed),
     # from a keras-hub preset directory a user converted, given as it is (the published-checkpoint
     # test reads its pushes too). It checks the loop's mechanics, not learning: any accuracy
@@ -317,8 +320,11 @@ E2E_FINETUNES = {
             os.path.join(PUBLISHED, "hf_cased_gelu_new_bin"), work + "-preset"),
         "--set", "finetune.accuracy_threshold=0", "--set", "finetune.max_regression=1",
         "--set", "finetune.train_steps=30"),
-    # Evaluated by slice too: the derived length and unknown-rate buckets (models/slices.py).
-    "pair_classification": ("--task", "pair_classification", "--set", "finetune.slices=length_bucket,unknown_rate_bucket"),
+    # Evaluated by slice too: the derived length and unknown-rate buckets (models/slices.py). 120
+    # steps: validation accuracy was 0.975 at step 80 and 0.99 at 120 of the recipe's 200 on
+    # 2026-12-06, against majority + 0.15 the test needs.
+    "pair_classification": ("--task", "pair_classification", "--set", "finetune.slices=length_bucket,unknown_rate_bucket",
+                            "--set", "finetune.train_steps=120"),
     # Its student (the teacher's layers to start from) must bless (keep 97% of the teacher's micro
     # F1): at 100 steps it kept 97.9% on 2026-12-06, still improving, so it trains 150. Each
     # label's threshold is tuned on the validation split and exported (the test reads them back).
