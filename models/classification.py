@@ -136,12 +136,11 @@ def export_classifier(classifier, tf_transform_output, export_dir: str, class_na
     ``class_ids`` and ``windows_cut``, plus TF Serving's classify signature; the weights at
     ``precision`` (``models.compression``)."""
     served = compression.for_serving(classifier, precision)
-    windowed = window_settings is not None and windows.windowed(window_settings)
-    logits_of = windows.example_logits(window_settings, served) if windowed else served
+    windowed = windows.windowed(window_settings)  # None (no settings): one window
+    logits_of = windows.example_logits(window_settings, served)
 
     def outputs_fn(transformed):
-        logits = logits_of(finetuning.model_inputs(transformed, windows.model_inputs(window_settings) if windowed
-                                                   else features.MODEL_INPUT_KEYS), training=False)
+        logits = logits_of(finetuning.model_inputs(transformed, windows.model_inputs(window_settings)), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32) / temperature, axis=-1)
         return {features.PROBABILITIES: probabilities,
                 features.CLASS_IDS: tf.argmax(probabilities, axis=-1),

@@ -42,6 +42,16 @@ def window_count(length, room, stride):
     return tf.where(length <= room, tf.ones_like(length), 1 + (length - room + stride - 1) // stride)
 
 
+def _windows_needed(ids, seq_len: int, doc_stride: int, first_len=None):
+    """(slice pieces per window, stride, windows needed), int64 [batch], for ragged piece ids
+    [batch, (pieces)] after a first segment of ``first_len`` pieces (None: no first segment)."""
+    specials = 2 if first_len is None else 3  # [CLS] and the [SEP]s
+    first_len = tf.zeros_like(ids.row_lengths(), tf.int64) if first_len is None else first_len
+    room = seq_len - specials - first_len
+    stride = tf.maximum(tf.constant(1, tf.int64), tf.minimum(tf.cast(doc_stride, tf.int64), room))
+    return room, stride, window_count(tf.cast(ids.row_lengths(), tf.int64), room, stride)
+
+
 def pack_windows(tokenizer, ids, seq_len: int, doc_stride: int, max_windows: int = 0, first=None) -> dict:
     """Ragged piece ids [batch, (pieces)] -> one row per window, placed by position.
 
@@ -50,11 +60,8 @@ def pack_windows(tokenizer, ids, seq_len: int, doc_stride: int, max_windows: int
     ``segment_ids``, bool ``padding_mask``; int64 [windows] ``example_index``, ``window_start``
     (the slice's first piece in the text) and ``window_len``; int64 [windows] ``offset`` (the
     slice's first position in the row); int64 [batch] ``windows`` (kept) and ``windows_cut``."""
-    first_len = first[1] if first is not None else tf.zeros_like(ids.row_lengths(), tf.int64)
-    room = seq_len - (3 if first is not None else 2) - first_len  # slice pieces per window
-    stride = tf.maximum(tf.constant(1, tf.int64), tf.minimum(tf.cast(doc_stride, tf.int64), room))
+    room, stride, needed = _windows_needed(ids, seq_len, doc_stride, first[1] if first is not None else None)
     length = tf.cast(ids.row_lengths(), tf.int64)
-    needed = window_count(length, room, stride)
     count = tf.minimum(needed, tf.constant(max_windows, tf.int64)) if max_windows else needed
     example = tf.repeat(tf.range(tf.size(count, out_type=tf.int64)), count)
     window_start = tf.ragged.range(count, dtype=tf.int64).flat_values * tf.gather(stride, example)
@@ -98,12 +105,17 @@ def transformed_windows(tokenizer, texts, seq_len: int, doc_stride: int, max_win
     if first_texts is not None:
         first_ids = tokenizer.tokenize(first_texts)
         first = (first_ids, tf.minimum(tf.cast(first_ids.row_lengths(), tf.int64), (seq_len - 3) // 2))
-    windows = pack_windows(tokenizer, tokenizer.tokenize(texts), seq_len, doc_stride, max_windows, first)
-    batch, example = tf.shape(texts, out_type=tf.int64)[0], windows["example_index"]
-    outputs = {key: side_by_side(windows[key], example, batch, max_windows, seq_len)
-               for key in features.MODEL_INPUT_KEYS}
+    ids = tokenizer.tokenize(texts)
+    return _side_by_side_features(pack_windows(tokenizer, ids, seq_len, doc_stride, max_windows, first),
+                                  max_windows, seq_len)
+
+
+def _side_by_side_features(packed: dict, max_windows: int, seq_len: int) -> dict:
+    """``pack_windows``'s rows -> the model inputs side by side, ``window_mask`` and ``windows_cut``."""
+    batch, example = tf.size(packed["windows"], out_type=tf.int64), packed["example_index"]
+    outputs = {key: side_by_side(packed[key], example, batch, max_windows, seq_len) for key in features.MODEL_INPUT_KEYS}
     outputs[WINDOW_MASK] = side_by_side(tf.ones_like(example), example, batch, max_windows)
-    outputs[WINDOWS_CUT] = windows[WINDOWS_CUT]
+    outputs[WINDOWS_CUT] = packed[WINDOWS_CUT]
     return outputs
 
 
@@ -134,11 +146,7 @@ def pooled_logits(model, inputs: dict, seq_len: int, pooling: str, training: boo
 def windows_cut(ids, seq_len: int, doc_stride: int, max_windows: int, first_len=None):
     """int64 [batch]: the windows of ``ids`` (ragged [batch, (pieces)]) past ``max_windows``, by
     ``pack_windows``'s rule (``first_len``: a first segment's pieces kept, as there)."""
-    specials = 2 if first_len is None else 3  # [CLS] and the [SEP]s
-    first_len = tf.zeros_like(ids.row_lengths(), tf.int64) if first_len is None else first_len
-    room = seq_len - specials - first_len
-    stride = tf.maximum(tf.constant(1, tf.int64), tf.minimum(tf.cast(doc_stride, tf.int64), room))
-    needed = window_count(tf.cast(ids.row_lengths(), tf.int64), room, stride)
+    needed = _windows_needed(ids, seq_len, doc_stride, first_len)[2]
     return tf.maximum(tf.constant(0, tf.int64), needed - max_windows)
 
 
@@ -159,21 +167,10 @@ def text_features(tokenizer, texts, texts_b, settings) -> dict:
     return outputs
 
 
-class WindowPooling:
-    """A window model (window inputs -> logits) as an example model: side-by-side windows in,
-    pooled logits out. What ``fit`` trains and calibration reads when ``finetune.max_windows`` > 1;
-    it has no weights of its own (the saved and exported model stays the window model)."""
-
-    def __init__(self, model, seq_len: int, pooling: str):
-        self.model, self.seq_len, self.pooling = model, seq_len, pooling
-
-    def __call__(self, inputs, training=False):
-        return pooled_logits(self.model, inputs, self.seq_len, self.pooling, training)
-
-
 def training_model(settings, model):
     """(the model ``fit`` trains, a note for the progress line): ``model`` itself, or a Keras
-    model that pools its windows (``finetune.max_windows`` > 1, a classifying task)."""
+    model that pools its windows (``finetune.max_windows`` > 1, a classifying task); it has no
+    weights of its own (the saved and exported model stays the window model)."""
     if not pooled(settings):
         return model, ""
 
@@ -183,7 +180,7 @@ def training_model(settings, model):
             self.window_model = model
 
         def call(self, inputs, training=False):
-            return pooled_logits(self.window_model, inputs, settings.max_seq_length, settings.window_pooling, training)
+            return example_logits(settings, self.window_model)(inputs, training=training)
 
     return PooledWindows(), (f"; up to {settings.max_windows} windows of {settings.max_seq_length} every "
                              f"{settings.stride(settings.max_seq_length)} pieces a text, {settings.window_pooling}-pooled")
@@ -195,8 +192,14 @@ def model_inputs(settings) -> tuple:
 
 
 def example_logits(settings, model):
-    """``model`` as a function of an example's features: itself, or pooled over its windows."""
-    return WindowPooling(model, settings.max_seq_length, settings.window_pooling) if pooled(settings) else model
+    """``model`` as a function of an example's features (``(inputs, training=False)``): itself,
+    or pooled over its windows (export, calibration, ``training_model``)."""
+    if not pooled(settings):
+        return model
+
+    def logits(inputs, training=False):
+        return pooled_logits(model, inputs, settings.max_seq_length, settings.window_pooling, training)
+    return logits
 
 
 def report_cut(data, metrics: dict) -> dict:
@@ -240,13 +243,9 @@ def word_features(tokenizer, word_pieces, settings, word_labels=None) -> dict:
         return outputs
     max_windows, width = settings.max_windows, settings.max_windows * seq_len
     packed = pack_windows(tokenizer, ids, seq_len, stride, max_windows)
-    batch, example = tf.shape(ids.row_lengths(), out_type=tf.int64)[0], packed["example_index"]
-    outputs = {key: side_by_side(packed[key], example, batch, max_windows, seq_len) for key in features.MODEL_INPUT_KEYS}
-    outputs[WINDOW_MASK] = side_by_side(tf.ones_like(example), example, batch, max_windows)
-    outputs[WINDOWS_CUT] = packed[WINDOWS_CUT]
+    outputs = _side_by_side_features(packed, max_windows, seq_len)
     counts = tf.cast(word_pieces.row_lengths(axis=2), tf.int64)  # [batch, (words)]
-    first_piece = counts.flat_values
-    first_piece = tf.cumsum(first_piece, exclusive=True) - tf.gather(
+    first_piece = tf.cumsum(counts.flat_values, exclusive=True) - tf.gather(
         tf.cast(ids.row_splits, tf.int64), counts.value_rowids())  # each word's first piece in its text
     position = _max_context_position(first_piece, counts.flat_values > 0, counts.value_rowids(),
                                      tf.cast(ids.row_lengths(), tf.int64), packed["windows"], seq_len, stride)

@@ -599,10 +599,16 @@ class ProjectConfig:
              f"a sentence's words (tasks it works for: {_tasks_that('reads_transfer_text')}); clear it"),
             (0 < d.transfer_share < 1 and d.transfer_max >= 0,
              "distill.transfer_share must be in (0, 1) and distill.transfer_max >= 0 (0: every line)"),
-            (not (getattr(self.finetune.task_settings, "windowed", bool)() and (d.hidden_weight or d.attention_weight)),
+            (not (self._reads_windows() and (d.hidden_weight or d.attention_weight)),
              "distill.hidden_weight and distill.attention_weight compare one sequence's states; with "
              "finetune.max_windows > 1 an example is several windows: distil the pooled logits only (set both to 0)"),
         ]
+
+    def _reads_windows(self) -> bool:
+        """Whether the fine-tuning task reads long texts in windows (task_settings.WindowSettings;
+        QA's windows are its own)."""
+        windowed = getattr(self.finetune.task_settings, "windowed", None)
+        return bool(windowed and windowed())
 
     def to_dict(self) -> dict:
         """Every section as plain data; ``finetune`` flat: the shared settings, then the task's."""
