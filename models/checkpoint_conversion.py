@@ -30,7 +30,7 @@ from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert import tokenization
 
 
-def _checkpoint_prefix(checkpoint_dir: str) -> str:
+def checkpoint_prefix(checkpoint_dir: str) -> str:
     prefix = tf.train.latest_checkpoint(checkpoint_dir)
     if prefix:
         return prefix
@@ -84,7 +84,7 @@ def backbone_from_tf1_checkpoint(checkpoint_dir: str):
         config = json.load(f)
     hidden, heads, layers = config["hidden_size"], config["num_attention_heads"], config["num_hidden_layers"]
     backbone = _backbone(_tf1_activation(config), config_path)
-    reader = tf.train.load_checkpoint(_checkpoint_prefix(checkpoint_dir))
+    reader = tf.train.load_checkpoint(checkpoint_prefix(checkpoint_dir))
     available = reader.get_variable_to_shape_map()
     weights = {w.path: w for w in backbone.weights}
     mapping = _weight_map(layers, hidden, heads)
@@ -187,7 +187,7 @@ def read_torch_bin(path: str) -> dict[str, np.ndarray]:
     return {k: v for k, v in tensors.items() if isinstance(v, np.ndarray)}
 
 
-def _read_weights(directory: str) -> dict[str, np.ndarray]:
+def read_weights(directory: str) -> dict[str, np.ndarray]:
     """All tensors of a Hugging Face model directory: safetensors first, else PyTorch .bin,
     either one file or shards listed in an ``*.index.json``."""
     from safetensors.numpy import load as load_safetensors
@@ -261,7 +261,7 @@ def backbone_from_huggingface(directory: str):
         raise ValueError(f"{config_path}: model_type {config['model_type']!r} is not BERT; this project "
                          "imports BERT-architecture models (BERT, multilingual BERT, BERT-style MiniLM).")
     backbone = _backbone(config, config_path)
-    weights = _Weights(_read_weights(directory), directory)
+    weights = _Weights(read_weights(directory), directory)
     convert_bert.convert_weights(backbone, weights, config)
     if weights.skipped:
         print(f"  [convert] {directory} has no pooler: pooled_output is untrained (sentence embeddings pool "

@@ -32,6 +32,19 @@ DEFAULT_LAYER_NORM_EPSILON = 1e-12
 
 
 @keras.saving.register_keras_serializable(package="tfx_bert")
+def gelu_tanh(x):
+    """The tanh-approximated GELU (Hugging Face's ``gelu_new``, google-research's ``gelu``)."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+def gelu_for(hidden_act: str):
+    """The Keras activation computing a checkpoint's ``hidden_act`` (Keras's "gelu" is erf's)."""
+    if hidden_act not in GELU_EXACT:
+        raise ValueError(f"hidden_act {hidden_act!r} is not supported: BERT here computes one of {sorted(GELU_EXACT)}.")
+    return gelu_tanh if GELU_EXACT[hidden_act] else "gelu"
+
+
+@keras.saving.register_keras_serializable(package="tfx_bert")
 class BertEncoder(keras_hub.models.BertBackbone):
     """keras-hub's BertBackbone computing a checkpoint's own GELU (``hidden_act``) and LayerNorm
     epsilon. Only used where they differ from BertBackbone's (tanh GELU, 1e-12), so an encoder

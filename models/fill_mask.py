@@ -1,40 +1,49 @@
 """Fill-mask: the top-K tokens a pretrained BERT's MLM head predicts for each ``[MASK]`` of a text,
 with their probabilities (``tfx-bert fill-mask``), to see what a pretraining run learned.
 
-It reads a pretraining run's model directory: the encoder preset and ``pretraining_model.weights.h5``
-(the whole pretraining model, its tied MLM head and NSP head). ``[MASK]`` is matched in the raw text
+It reads a pretraining run's model directory (the encoder preset, ``pretraining_model.weights.h5``:
+the whole pretraining model, its tied MLM head and NSP head) or any checkpoint with an MLM head
+that ``pretrain.init_from`` takes (Hugging Face, google-research TF1, keras-hub), imported first. ``[MASK]`` is matched in the raw text
 before tokenizing (the tokenizer would lower-case and split it like any other word).
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 from tfx_bert import features
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert_app.models import pretraining
+from tfx_bert_app.models import pretrained_heads, pretraining
 
 MASK_TEXT = "[MASK]"
 
 
 class MaskedLM:
-    """A pretraining run's encoder with its MLM head, and its tokenizer."""
+    """A BERT with its MLM and NSP heads, and its tokenizer: a pretraining run's model, or any
+    checkpoint ``pretrain.init_from`` takes (imported into a temporary directory first)."""
 
-    def __init__(self, model_dir: str):
+    def __init__(self, model_dir: str, casing: str = "auto"):
         serving = os.path.join(model_dir, "Format-Serving")  # a Trainer's Model artifact as MLMD names it
         model_dir = serving if tf.io.gfile.exists(os.path.join(serving, "config.json")) else encoder_lib.resolve_dir(model_dir)
-        weights = os.path.join(model_dir, pretraining.PRETRAINING_WEIGHTS)
-        if not tf.io.gfile.exists(weights):
-            raise FileNotFoundError(f"{weights} is missing: fill-mask reads a pretraining run's model directory "
-                                    "(<pipeline root>/Trainer/model/<id>), whose MLM head it uses; an encoder "
-                                    "without its heads cannot fill masks.")
+        self._imported = None
+        if not pretrained_heads.is_pretraining_dir(model_dir):
+            self._imported = tempfile.mkdtemp(prefix="fill-mask-")
+            heads = pretrained_heads.import_for_pretraining(model_dir, self._imported, casing)
+            if not heads["loaded"].get("mlm"):
+                shutil.rmtree(self._imported, ignore_errors=True)
+                raise ValueError(f"{model_dir} has no MLM head (cls.predictions / cls/predictions): fill-mask needs "
+                                 "one (a BertForPreTraining or BertForMaskedLM checkpoint, or a pretraining run's "
+                                 "model); an encoder alone cannot fill masks.")
+            model_dir = self._imported
         self.tokenizer = encoder_lib.load_tokenizer(model_dir)
-        backbone = encoder_lib.load_backbone(model_dir, dtype="float32")
-        self.model = pretraining.build_pretraining_model(backbone)
-        self.model.load_weights(weights)
+        backbone, self.model, self.heads = pretrained_heads.load_pretraining_model(model_dir, dtype="float32")
         self.max_length = int(backbone.max_sequence_length)
+        if self._imported:
+            shutil.rmtree(self._imported, ignore_errors=True)
 
     def encode(self, texts: list[str]) -> tuple[dict, list[int]]:
         """Model inputs for ``texts`` (each ``[CLS] pieces [SEP]``, ``[MASK]`` as the mask id) and
@@ -79,6 +88,17 @@ class MaskedLM:
                 masks.append([{"token": self.tokenizer.vocab[t], "score": float(probabilities[i, m, t])} for t in best])
             results.append(masks)
         return results
+
+
+    def next_sentence(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """The NSP head's probabilities [pairs, 2] (0: the second text follows the first)."""
+        first, second = (tf.constant([pair[k] for pair in pairs]) for k in (0, 1))
+        inputs = self.tokenizer.pack([self.tokenizer.tokenize(first), self.tokenizer.tokenize(second)],
+                                     self.max_length)
+        inputs = {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+        inputs[features.MASK_POSITIONS] = tf.zeros((len(pairs), 1), tf.int32)
+        logits = self.model(inputs, training=False)[pretraining.NSP]
+        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1).numpy()
 
 
 def describe(text: str, masks: list[list[dict]]) -> str:

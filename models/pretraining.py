@@ -84,8 +84,15 @@ class TiedMaskedLMHead(keras_hub.layers.MaskedLMHead):
         return self.activation(logits) if self.activation is not None else logits
 
 
-def build_pretraining_model(backbone) -> keras.Model:
-    """Backbone + tied MLM head + NSP head.
+# This project's own heads: keras-hub's MaskedLMHead as BertMaskedLM builds it (Keras's exact
+# GELU, keras-hub's epsilon). An imported checkpoint's heads compute its own (pretrained_heads.py).
+DEFAULT_HEAD = {"hidden_act": "gelu", "layer_norm_epsilon": 1e-5}
+
+
+def build_pretraining_model(backbone, hidden_act: str = DEFAULT_HEAD["hidden_act"],
+                            layer_norm_epsilon: float = DEFAULT_HEAD["layer_norm_epsilon"]) -> keras.Model:
+    """Backbone + tied MLM head + NSP head; the MLM head's transform computes ``hidden_act``
+    (a Hugging Face name, models/encoder.py) and LayerNorm ``layer_norm_epsilon``.
 
     Inputs: token_ids, segment_ids, padding_mask [batch, seq]; mask_positions [batch, preds].
     Outputs: {"mlm": logits [batch, preds, vocab], "nsp": logits [batch, 2]}.
@@ -100,7 +107,8 @@ def build_pretraining_model(backbone) -> keras.Model:
     mlm_logits = TiedMaskedLMHead(
         vocabulary_size=backbone.vocabulary_size,
         token_embedding=backbone.token_embedding,
-        intermediate_activation="gelu",
+        intermediate_activation=encoder_lib.gelu_for(hidden_act),
+        layer_norm_epsilon=layer_norm_epsilon,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         name=MLM,
     )(outputs["sequence_output"], mask_positions=inputs[features.MASK_POSITIONS])
@@ -288,23 +296,13 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
     if settings.batch_size_per_replica:
         settings = dataclasses.replace(
             settings, batch_size=settings.batch_size_per_replica * strategy.num_replicas_in_sync)
-    size = registry.get_model_size(settings.model_size)
-
     train_ds = distribution.distribute(strategy, make_dataset(
         train_files, metadata, settings.batch_size, settings.max_predictions_per_seq,
         settings.masked_lm_prob, settings.seed), settings.batch_size)
     eval_ds = make_dataset(eval_files, metadata, settings.batch_size, settings.max_predictions_per_seq,
                            settings.masked_lm_prob, settings.seed + 1, repeat=False).take(eval_steps).cache()
     with strategy.scope():
-        backbone = keras_hub.models.BertBackbone(
-            **size.backbone_kwargs(int(metadata["vocab_size"]), dropout=settings.dropout))
-        model = build_pretraining_model(backbone)
-        if warm_start_dir:
-            weights = os.path.join(warm_start_dir, PRETRAINING_WEIGHTS)
-            if not tf.io.gfile.exists(weights):
-                raise FileNotFoundError(f"{weights} is missing: base_model must be a pretraining Trainer's output.")
-            model.load_weights(weights)
-            print(f"  [train] warm start from {warm_start_dir}", flush=True)
+        backbone, model, heads = _build(settings, metadata, warm_start_dir)
         use_fast_kernels(model)
         model.compile(
             optimizer=optimization.make_optimizer(settings.optimizer, settings.learning_rate,
@@ -322,7 +320,8 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
         manager = tf.train.CheckpointManager(checkpoint, settings.checkpoint_dir, max_to_keep=2)
     start_step = _restore(model, manager)
     seq_len = int(metadata["max_seq_length"])
-    print(f"  [train] pretraining BERT-{size.name} ({backbone.count_params():,} backbone params), "
+    print(f"  [train] pretraining BERT {backbone.num_layers} layers x {backbone.hidden_dim} "
+          f"({backbone.count_params():,} backbone params), "
           f"vocab {metadata['vocab_size']}, seq {seq_len}, global batch {settings.batch_size} on "
           f"{strategy.num_replicas_in_sync} replica(s), {train_steps} steps, {settings.optimizer}"
           + (f", {settings.mixed_precision}" if settings.mixed_precision else "")
@@ -348,7 +347,31 @@ def train(settings: PretrainingSettings, metadata: dict, train_files, eval_files
     results.update(majority_baselines(eval_ds, eval_steps))
     results["steps"] = int(model.optimizer.iterations.numpy())
     print("  [eval] " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())), flush=True)
-    return backbone, model, results
+    return backbone, model, results, heads
+
+
+def _build(settings: PretrainingSettings, metadata: dict, warm_start_dir: str | None):
+    """(backbone, model, heads config): a new BERT of ``settings.model_size``, or the model in
+    ``warm_start_dir`` (an earlier phase's or run's model, or a checkpoint pretrain.init_from
+    imported), its architecture and heads as they are there."""
+    from tfx_bert_app.models import pretrained_heads
+
+    if not warm_start_dir:
+        size = registry.get_model_size(settings.model_size)
+        backbone = keras_hub.models.BertBackbone(
+            **size.backbone_kwargs(int(metadata["vocab_size"]), dropout=settings.dropout))
+        return backbone, build_pretraining_model(backbone), {**DEFAULT_HEAD, "loaded": {}}
+    if not pretrained_heads.is_pretraining_dir(warm_start_dir):
+        raise FileNotFoundError(f"{os.path.join(warm_start_dir, PRETRAINING_WEIGHTS)} is missing: base_model must be "
+                                "a pretraining Trainer's output or an imported checkpoint (pretrain.init_from).")
+    backbone, model, heads = pretrained_heads.load_pretraining_model(warm_start_dir, dropout=settings.dropout)
+    if backbone.vocabulary_size != int(metadata["vocab_size"]):
+        raise ValueError(f"The instances were made with a vocabulary of {metadata['vocab_size']} tokens; the model in "
+                         f"{warm_start_dir} has {backbone.vocabulary_size}: use the model's own vocabulary.")
+    new = [h for h, loaded in heads.get("loaded", {}).items() if not loaded]
+    print(f"  [train] continuing from {heads.get('source') or warm_start_dir}"
+          + (f" (new, untrained: {', '.join(new)})" if new else ""), flush=True)
+    return backbone, model, heads
 
 
 def _examples_uri(file_patterns) -> str:
@@ -362,6 +385,8 @@ def run_fn(fn_args) -> None:
     Writes the encoder artifact (keras-hub preset + vocabulary) to ``serving_model_dir`` and
     TensorBoard logs to ``model_run_dir``; resumes from ``checkpoint_dir`` after a restart.
     """
+    from tfx_bert_app.models import pretrained_heads
+
     settings = PretrainingSettings.from_custom_config(fn_args.custom_config)
     examples_uri = _examples_uri(fn_args.train_files)
     metadata = read_metadata(examples_uri)
@@ -371,7 +396,7 @@ def run_fn(fn_args) -> None:
         key = json.dumps([examples_uri, dataclasses.asdict(settings), int(fn_args.train_steps)], sort_keys=True)
         settings = dataclasses.replace(settings, checkpoint_dir=os.path.join(
             settings.checkpoint_dir, hashlib.sha1(key.encode()).hexdigest()[:16]))
-    backbone, model, results = train(settings, metadata, fn_args.train_files, fn_args.eval_files,
+    backbone, model, results, heads = train(settings, metadata, fn_args.train_files, fn_args.eval_files,
                                      int(fn_args.train_steps), int(fn_args.eval_steps or 1), fn_args.model_run_dir,
                                      warm_start_dir=getattr(fn_args, "base_model", None))
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "eval_metrics.json"), "w") as f:
@@ -379,5 +404,8 @@ def run_fn(fn_args) -> None:
     encoder_lib.save_encoder(fn_args.serving_model_dir, backbone, metadata["vocab_dir"], results)
     # The whole pretraining model (heads too), so a later phase can continue from it.
     model.save_weights(os.path.join(fn_args.serving_model_dir, PRETRAINING_WEIGHTS))
+    # How its MLM head computes (and, continued from a checkpoint, which one): read back by fill-mask
+    # and by a later run that continues from this one.
+    pretrained_heads.write_heads_config(fn_args.serving_model_dir, heads)
     if settings.checkpoint_dir:  # the encoder artifact now holds the result
         tf.io.gfile.rmtree(settings.checkpoint_dir)

@@ -1,14 +1,16 @@
 """Factory of the pretraining pipeline.
 
 TextExampleGen -> [StatisticsGen -> SchemaGen (or ImportSchemaGen) -> ExampleValidator -> DataGate,
-  the rest inside tfx.dsl.Cond on its verdict] -> WordPieceVocabGen -> PretrainingDataGen
-  -> Trainer(models.pretraining.run_fn) -> encoder (Model artifact)
+  the rest inside tfx.dsl.Cond on its verdict] -> WordPieceVocabGen (or CheckpointImport with
+  pretrain.init_from) -> PretrainingDataGen -> Trainer(models.pretraining.run_fn) -> encoder
+  (Model artifact)
 """
 from __future__ import annotations
 
 
 from tfx import v1 as tfx
 
+from tfx_bert_app.components.checkpoint_import.component import CheckpointImport
 from tfx_bert_app.components.pretraining_data.component import PretrainingDataGen
 from tfx_bert_app.components.text_example_gen.component import TextExampleGen
 from tfx_bert_app.components.wordpiece_vocab.component import WordPieceVocabGen
@@ -50,12 +52,19 @@ def create_pretraining_pipeline(config: ProjectConfig, params: PipelineParameter
 
 
 def _training(config: ProjectConfig, params: PipelineParameters, example_gen) -> list:
-    """WordPieceVocabGen -> PretrainingDataGen -> Trainer [-> phase 2's data and Trainer]."""
+    """WordPieceVocabGen (or, with ``pretrain.init_from``, CheckpointImport: the checkpoint's
+    vocabulary, and its model as the Trainer's base_model) -> PretrainingDataGen -> Trainer
+    [-> phase 2's data and Trainer]."""
     p = config.pretrain
     distribution, mixed_precision = accelerators.training_strategy(config)
-    vocab = WordPieceVocabGen(
-        examples=example_gen.outputs["examples"], vocab_size=p.vocab_size,
-        lower_case=p.lower_case, num_unused_tokens=p.num_unused_tokens, vocab_path=p.vocab_path)
+    if p.init_from:
+        vocab = CheckpointImport(source=p.init_from, casing="uncased" if p.lower_case else "cased")
+        base_model = vocab.outputs["model"]
+    else:
+        vocab = WordPieceVocabGen(
+            examples=example_gen.outputs["examples"], vocab_size=p.vocab_size,
+            lower_case=p.lower_case, num_unused_tokens=p.num_unused_tokens, vocab_path=p.vocab_path)
+        base_model = None
     instances = PretrainingDataGen(
         examples=example_gen.outputs["examples"], vocabulary=vocab.outputs["vocabulary"],
         max_seq_length=p.max_seq_length, short_seq_prob=p.short_seq_prob,
@@ -83,7 +92,7 @@ def _training(config: ProjectConfig, params: PipelineParameters, example_gen) ->
     vertex_job = _vertex_job(config) if config.resources.trainer.replicas > 1 else None
     trainer = BertTrainer(
         run_fn="tfx_bert_app.models.pretraining.run_fn",
-        examples=instances.outputs["pretraining_examples"],
+        examples=instances.outputs["pretraining_examples"], base_model=base_model,
         train_steps=params.train_steps, eval_steps=p.eval_steps, model_size=params.model_size,
         custom_config=trainer_config, vertex_job=vertex_job, vertex_region=config.kubeflow.region,
     ).with_id("Trainer")

@@ -1,6 +1,6 @@
 """models/fill_mask.py and `tfx-bert fill-mask`: a pretraining run's model directory (encoder
 preset + the whole pretraining model's weights), written here from a small random model, read
-back with its MLM head."""
+back with its MLM head. Published checkpoints' heads: tests/test_pretrained_heads.py."""
 import json
 
 import keras
@@ -69,11 +69,13 @@ def test_what_fill_mask_cannot_read_is_a_clear_error(run_dir, tmp_path, capsys):
     encoder_only = tmp_path / "encoder"
     encoder_lib.save_encoder(str(encoder_only), encoder_lib.load_backbone(str(artifact / "Format-Serving")),
                              encoder_lib.vocab_dir(str(artifact / "Format-Serving")))
-    with pytest.raises(FileNotFoundError, match="pretraining_model.weights.h5 is missing: fill-mask reads a pretraining"):
+    with pytest.raises(ValueError, match="encoder has no MLM head .* an encoder alone cannot fill masks"):
         fill_mask.MaskedLM(str(encoder_only))
     capsys.readouterr()
-    assert cli.main(["fill-mask", "--model", str(artifact), "--json", "--top-k", "2", "the [MASK] sat"]) == 0
+    assert cli.main(["fill-mask", "--model", str(artifact), "--json", "--top-k", "2", "the [MASK] sat",
+                     "[MASK] cat [MASK]"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
-    candidates = json.loads(line)
-    assert len(candidates) == 2 and candidates[0]["score"] >= candidates[1]["score"] > 0
+    single, double = json.loads(line)  # one entry per text
+    assert len(single) == 2 and single[0]["score"] >= single[1]["score"] > 0
+    assert len(double) == 2 and all(len(candidates) == 2 for candidates in double)  # a list per mask
     assert cli.main(["fill-mask", "--model", str(artifact), "--top-k", "0", "the [MASK]"]) == 2

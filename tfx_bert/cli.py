@@ -295,17 +295,17 @@ def cmd_score(args) -> int:
 
 
 def cmd_fill_mask(args) -> int:
-    """The top-K tokens for each [MASK] of each text, from a pretraining run's MLM head."""
+    """The top-K tokens for each [MASK] of each text, from a model's MLM head."""
     from tfx_bert_app.models import fill_mask
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be 1 or more, got {args.top_k}.")
-    results = fill_mask.MaskedLM(args.model).fill(args.texts, args.top_k)
+    results = fill_mask.MaskedLM(args.model, args.casing).fill(args.texts, args.top_k)
+    if args.json:  # one entry per text: its candidates (a list of them per mask where it has several)
+        print(json.dumps([masks[0] if len(masks) == 1 else masks for masks in results], ensure_ascii=False))
+        return 0
     for text, masks in zip(args.texts, results):
-        if args.json:
-            print(json.dumps(masks[0] if len(masks) == 1 else masks, ensure_ascii=False))
-        else:
-            print(fill_mask.describe(text, masks))
+        print(fill_mask.describe(text, masks))
     return 0
 
 
@@ -638,13 +638,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runner_flag(p)
     p.set_defaults(fn=cmd_score)
 
-    p = sub.add_parser("fill-mask", help="the top-K tokens for each [MASK] of a text, from a pretraining run's "
-                                         "MLM head: see what pretraining learned")
+    p = sub.add_parser("fill-mask", help="the top-K tokens for each [MASK] of a text, from a model's MLM head: "
+                                         "check what (continued) pretraining learned")
     p.add_argument("--model", required=True, help="a pretraining run's model directory "
-                                                   "(<work_dir>/pipelines/tfx-bert-pretrain/Trainer/model/<id>)")
+                                                   "(<work_dir>/pipelines/tfx-bert-pretrain/Trainer/model/<id>), or any "
+                                                   "checkpoint with an MLM head that pretrain.init_from takes (Hugging "
+                                                   "Face BertForPreTraining / BertForMaskedLM, google-research TF1, a "
+                                                   "keras-hub BertMaskedLM preset)")
+    p.add_argument("--casing", choices=["auto", "uncased", "cased"], default="auto",
+                   help="the checkpoint's casing where its files do not say (google-research TF1 directories)")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--json", action="store_true", help="one JSON line per text: [{\"token\": ..., \"score\": ...}, ...] "
-                                                       "(a list of those per mask for a text with several)")
+    p.add_argument("--json", action="store_true", help="one JSON list, an entry per text: [{\"token\": ..., "
+                                                       "\"score\": ...}, ...] (a list of those per mask for a text "
+                                                       "with several)")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="text with [MASK] where a word is to be predicted")
     p.set_defaults(fn=cmd_fill_mask)
 

@@ -42,7 +42,13 @@ class PretrainConfig:
     lower_case: bool = True
     num_unused_tokens: int = 0
     vocab_path: str = ""  # an existing vocab.txt to use instead of learning one
-    model_size: str = "tiny"
+    # Continue pretraining from a published checkpoint (Hugging Face BertForPreTraining /
+    # BertForMaskedLM / BertModel, sentence-transformers, google-research TF1, a keras-hub preset)
+    # or an earlier pretraining run's model; local, gs:// or a hub handle. Its architecture,
+    # vocabulary, casing and MLM/NSP heads are kept (components/checkpoint_import); no vocabulary
+    # is learned, and the continued-pretraining recipe's defaults apply (CONTINUED_PRETRAINING).
+    init_from: str = ""
+    model_size: str = "tiny"  # a registry size; "checkpoint" (set with init_from): the checkpoint's
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
     masked_lm_prob: float = 0.15
@@ -483,7 +489,8 @@ class ProjectConfig:
 
     def validate(self) -> "ProjectConfig":
         """Checks every value once, before anything runs (the one place rules live); returns self."""
-        registry.get_model_size(self.pretrain.model_size)
+        if self.pretrain.model_size != FROM_CHECKPOINT or not self.pretrain.init_from:
+            registry.get_model_size(self.pretrain.model_size)
         task = tasks.get_task(self.finetune.task)
         for section in (self.pretrain, self.finetune, self.serving, self.embedder, self.distill, self.score, self.beam,
                         self.kubeflow):
@@ -882,6 +889,8 @@ def load_config(yaml_path: str | None = None, overrides: list[str] | tuple = (),
     base = [read_yaml(DEMO_CONFIG)] if demo else []
     probe = _layered(base + user)  # where the user's layers put the task, work_dir and data
     config = _layered(base + [_input_defaults(probe)] + user)
+    if config.pretrain.init_from:
+        _check_init_from(config, user)
     if _user_sets(user, "train_steps") and not _user_sets(user, "epochs"):
         config.finetune.epochs = 0.0  # steps the user asked for win over a recipe's epochs
     _resolve_distill(config)
@@ -957,10 +966,73 @@ def _input_defaults(probe: ProjectConfig) -> dict:
     task = tasks.get_task(probe.finetune.task)  # a task class by dotted path registers here
     paths = demo_data.demo_paths(probe.data_dir)
     data_dir = probe.finetune.data_dir or paths[task.demo.dataset]
-    layer = {"finetune": {**recipe_defaults(probe), **task.config_defaults(data_dir, demo=not probe.finetune.data_dir)}}
+    layer = {"finetune": {**recipe_defaults(probe), **task.config_defaults(data_dir, demo=not probe.finetune.data_dir)},
+             "pretrain": continued_pretraining_defaults(probe) if probe.pretrain.init_from else {}}
     if not probe.pretrain.corpus_pattern:
-        layer["pretrain"] = {"corpus_pattern": paths["corpus"]}
+        layer["pretrain"]["corpus_pattern"] = paths["corpus"]
     return layer
+
+
+FROM_CHECKPOINT = "checkpoint"  # pretrain.model_size with init_from: the checkpoint's architecture
+# The continued-pretraining recipe (pretrain.init_from): google-research/bert's README, "Pre-training
+# with BERT": from an existing BERT checkpoint, a smaller learning rate than pretraining's 1e-4
+# ("e.g., 2e-5"), sequences of 128 with 20 predictions each. Gururangan et al. 2020 ("Don't Stop
+# Pretraining", domain-adaptive pretraining): 12.5k steps, 6% of them warm-up.
+CONTINUED_PRETRAINING = {"learning_rate": 2e-5, "train_steps": 12_500, "max_seq_length": 128,
+                         "max_predictions_per_seq": 20}
+CONTINUED_WARMUP_SHARE = 0.06
+
+
+def continued_pretraining_defaults(probe: ProjectConfig) -> dict:
+    """``pretrain.init_from``'s layer below the user's: the checkpoint's vocabulary size and casing
+    (where it says), its architecture, and the continued-pretraining recipe."""
+    from tfx_bert import checkpoint_info
+
+    info = checkpoint_info.read_checkpoint_info(probe.pretrain.init_from)
+    steps = probe.pretrain.train_steps if probe.pretrain.train_steps != PretrainConfig.train_steps \
+        else CONTINUED_PRETRAINING["train_steps"]
+    layer = {**CONTINUED_PRETRAINING, "model_size": FROM_CHECKPOINT, "vocab_size": info.vocab_size,
+             "max_seq_length": min(CONTINUED_PRETRAINING["max_seq_length"], info.max_positions),
+             "warmup_steps": max(1, round(CONTINUED_WARMUP_SHARE * steps))}
+    if info.lower_case is not None:
+        layer["lower_case"] = info.lower_case
+    return layer
+
+
+def _check_init_from(config: ProjectConfig, user: list[dict]) -> None:
+    """A setting the user gave that contradicts ``pretrain.init_from``'s checkpoint is an error
+    naming both values (the checkpoint decides its architecture, vocabulary and casing)."""
+    from tfx_bert import checkpoint_info
+
+    p = config.pretrain
+    info = checkpoint_info.read_checkpoint_info(p.init_from)
+    given = {k for layer in user for k in (layer.get("pretrain") or {})}
+    where = f"pretrain.init_from={p.init_from} ({info.config_file})"
+    if "model_size" in given and p.model_size != FROM_CHECKPOINT:
+        size = registry.get_model_size(p.model_size)
+        if (size.num_layers, size.hidden_dim, size.num_heads, size.intermediate_dim) != (
+                info.num_layers, info.hidden_dim, info.num_heads, info.intermediate_dim):
+            raise ValueError(f"Invalid configuration: pretrain.model_size={p.model_size} ({size.num_layers} layers x "
+                             f"{size.hidden_dim} wide, {size.num_heads} heads, intermediate {size.intermediate_dim}) "
+                             f"contradicts {where}: {info.shape()}. Leave pretrain.model_size out (the checkpoint "
+                             "decides the architecture).")
+    if "vocab_size" in given and p.vocab_size != info.vocab_size:
+        raise ValueError(f"Invalid configuration: pretrain.vocab_size={p.vocab_size} contradicts {where}: a vocabulary "
+                         f"of {info.vocab_size} tokens. Leave pretrain.vocab_size out (the checkpoint's vocabulary is kept).")
+    if "vocab_path" in given and p.vocab_path:
+        raise ValueError(f"Invalid configuration: pretrain.vocab_path={p.vocab_path} contradicts {where}: continued "
+                         "pretraining keeps the checkpoint's own vocabulary (its embeddings index it).")
+    if info.lower_case is None and "lower_case" not in given:
+        raise ValueError(f"Invalid configuration: {where} does not say whether it is cased (no tokenizer "
+                         "configuration): set pretrain.lower_case (true for an uncased model, false for a cased one).")
+    if info.lower_case is not None and p.lower_case != info.lower_case:
+        raise ValueError(f"Invalid configuration: pretrain.lower_case={str(p.lower_case).lower()} contradicts {where}: "
+                         f"{'uncased' if info.lower_case else 'cased'} (lower_case "
+                         f"{str(info.lower_case).lower()}). Leave pretrain.lower_case out.")
+    longest = max(p.max_seq_length, p.phase2_max_seq_length)
+    if longest > info.max_positions:
+        raise ValueError(f"Invalid configuration: pretrain.max_seq_length={longest} contradicts {where}: "
+                         f"{info.max_positions} positions.")
 
 
 def recipe_defaults(probe: ProjectConfig) -> dict:
@@ -970,7 +1042,10 @@ def recipe_defaults(probe: ProjectConfig) -> dict:
     name = probe.finetune.recipe
     if name == "auto":
         uri = probe.finetune.encoder_uri
-        width = registry.encoder_width(uri) if uri else registry.get_model_size(probe.pretrain.model_size).hidden_dim
+        if uri or probe.pretrain.init_from:  # an encoder given, or pretraining that continues a checkpoint
+            width = registry.encoder_width(uri or probe.pretrain.init_from)
+        else:
+            width = registry.get_model_size(probe.pretrain.model_size).hidden_dim
         if not width:  # not a silent guess: the run may go on (the encoder check names the problem)
             import logging
 
