@@ -83,7 +83,8 @@ def latest_encoder_uri(config: ProjectConfig) -> str:
     Raises a clear error when pretraining has not run yet.
     """
     name = config.pretrain.pipeline_name
-    models = _live_artifacts(config, name, "Model")
+    # A checkpoint CheckpointImport brought in (pretrain.init_from) is a Model too, not a trained one.
+    models = [m for m in _live_artifacts(config, name, "Model") if "source" not in m.custom_properties]
     if models:
         return os.path.join(models[0].uri, "Format-Serving")
     raise FileNotFoundError(

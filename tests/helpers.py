@@ -269,6 +269,8 @@ def finetune_demo(work, encoder: str, *flags, timeout=1500) -> str:
 
     if flags and flags[0] == "export-embedder":
         command = ["export-embedder", "--work-dir", str(work), *flags[1:]]
+    elif flags and flags[0] == "pretrain":  # the demo's pretraining pipeline, on the demo corpus
+        command = ["pretrain", "--demo", "--work-dir", str(work), *flags[1:]]
     elif flags and flags[0] == "demo-loop":  # the continuous-training demo, from this encoder
         command = ["demo", "--loop", "--work-dir", str(work), "--set", f"finetune.encoder_uri={encoder}", *flags[1:]]
     else:
@@ -330,12 +332,18 @@ E2E_FINETUNES = {
     # label's threshold is tuned on the validation split and exported (the test reads them back).
     "multilabel": ("--task", "multilabel", "--set", "distill.enabled=true", "--set", "distill.train_steps=150",
                    "--set", "finetune.label_thresholds=tuned"),
-    # Published checkpoints (tests/fixtures/published): fine-tuning must run, push and serve.
-    # The task harness's NLI run starts from the Hugging Face fixture: it must run, push and serve.
-    # It also tunes first: two Tuner trials whose best values the Trainer takes (tests/test_tuning.py).
-    "nli": ("--task", "nli", "--set", f"finetune.encoder_uri={os.path.join(PUBLISHED, 'hf_uncased_gelu')}",
-            "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30",
-            "--set", "finetune.tuning.trials=2", "--set", "finetune.tuning.steps_per_trial=5"),
+    # Published checkpoints (tests/fixtures/published): continued pretraining from the Hugging Face
+    # BertForPreTraining fixture (pretrain.init_from; 20 steps at a negligible learning rate, so
+    # its heads still compute what transformers computed), then the task harness's NLI run from
+    # that encoder, found in MLMD as fine-tuning finds a pretrained one (finetune.encoder_uri
+    # empty): it must run, push and serve. It also tunes first: two Tuner trials whose best values
+    # the Trainer takes (tests/test_tuning.py).
+    "nli": [("pretrain", "--set", f"pretrain.init_from={os.path.join(PUBLISHED, 'hf_pretraining_gelu')}",
+             "--set", "pretrain.train_steps=20", "--set", "pretrain.learning_rate=1e-9",
+             "--set", "pretrain.enable_statistics=false", "--set", "pretrain.eval_steps=2"),
+            ("--task", "nli", "--set", "finetune.encoder_uri=",
+             "--set", "finetune.accuracy_threshold=0", "--set", "finetune.train_steps=30",
+             "--set", "finetune.tuning.trials=2", "--set", "finetune.tuning.steps_per_trial=5")],
     # The embedding pipeline (no training) from a sentence-transformers fixture, indexing a corpus.
     "embedder_push": lambda work: ("export-embedder", "--push", "--encoder", os.path.join(PUBLISHED, "st_mean_normalize"),
                                    "--set", f"embedder.index_corpus={write_embedder_corpus(work + '-corpus')}"),

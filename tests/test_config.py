@@ -344,3 +344,50 @@ def test_a_tasks_own_data_format_holds_for_the_users_data(tmp_path):
     assert (ner.input_format, ner.train_pattern, ner.tag_scheme) == ("conll", "train.txt", "iob2")
     with pytest.raises(ValueError, match="the ner task needs finetune.entity_types"):
         config_lib.load_config(overrides=["finetune.task=ner", f"finetune.data_dir={tmp_path}"])
+
+
+PRETRAINING_FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "published", "hf_pretraining_gelu")
+
+
+def test_init_from_takes_the_checkpoints_settings_and_the_continued_pretraining_recipe():
+    config = config_lib.load_config(overrides=[f"pretrain.init_from={PRETRAINING_FIXTURE}"])
+    p = config.pretrain
+    assert (p.model_size, p.vocab_size, p.lower_case) == (config_lib.FROM_CHECKPOINT, 72, True)
+    assert (p.learning_rate, p.train_steps, p.warmup_steps) == (2e-5, 12_500, 750)  # 6% of the steps warm up
+    assert p.max_seq_length == 64  # the recipe's 128, capped at the checkpoint's positions
+    # Fine-tuning's recipe follows the checkpoint's width (32: tiny's defaults), not pretrain.model_size's.
+    assert registry.recipe_for_width(32) == "tiny" and not registry.RECIPES["tiny"]
+    assert config.finetune.learning_rate == config_lib.FinetuneConfig().learning_rate
+    # What the user sets wins where it does not contradict the checkpoint; warm-up follows the steps.
+    config = config_lib.load_config(overrides=[f"pretrain.init_from={PRETRAINING_FIXTURE}", "pretrain.train_steps=200",
+                                               "pretrain.learning_rate=1e-4", "pretrain.lower_case=true"], demo=True)
+    assert (config.pretrain.train_steps, config.pretrain.warmup_steps, config.pretrain.learning_rate) == (200, 12, 1e-4)
+    with pytest.raises(ValueError, match="Unknown model size 'checkpoint'"):
+        config_lib.load_config(overrides=["pretrain.model_size=checkpoint"])  # only with init_from
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("pretrain.model_size=small", r"pretrain.model_size=small \(4 layers x 512 wide, 8 heads, intermediate 2048\) "
+                                  r"contradicts pretrain.init_from=.*hf_pretraining_gelu/config.json\): 2 layers x 32 "
+                                  r"wide, 4 heads, intermediate 64"),
+    ("pretrain.vocab_size=30522", r"pretrain.vocab_size=30522 contradicts .*a vocabulary of 72 tokens"),
+    ("pretrain.lower_case=false", r"pretrain.lower_case=false contradicts .*uncased \(lower_case true\)"),
+    ("pretrain.vocab_path=/v/vocab.txt", r"pretrain.vocab_path=/v/vocab.txt contradicts .*own vocabulary"),
+    ("pretrain.max_seq_length=128", r"pretrain.max_seq_length=128 contradicts .*: 64 positions"),
+])
+def test_a_setting_that_contradicts_the_checkpoint_names_both_values(setting, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.load_config(overrides=[f"pretrain.init_from={PRETRAINING_FIXTURE}", setting])
+
+
+def test_init_from_a_checkpoint_that_does_not_say_its_casing_needs_it_set(tmp_path):
+    tf1 = tmp_path / "tf1"
+    tf1.mkdir()
+    config = json.load(open(os.path.join(PRETRAINING_FIXTURE, "config.json")))
+    (tf1 / "bert_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "model_type"}))
+    with pytest.raises(ValueError, match=r"does not say whether it is cased .* set pretrain.lower_case"):
+        config_lib.load_config(overrides=[f"pretrain.init_from={tf1}"])
+    assert config_lib.load_config(overrides=[f"pretrain.init_from={tf1}", "pretrain.lower_case=false"]).pretrain.lower_case \
+        is False
+    with pytest.raises(FileNotFoundError, match="holds no BERT configuration"):
+        config_lib.load_config(overrides=[f"pretrain.init_from={tmp_path / 'nothing'}"])

@@ -741,25 +741,44 @@ def test_multilabel_trains_is_blessed_pushed_and_answers_predict_over_grpc(finet
             assert len(answer["probabilities"]) == len(names)
 
 
-def test_fine_tuning_from_published_checkpoints_pushes_and_serves(finetuned):
-    """`finetune.encoder_uri` at a Hugging Face directory (the harness's NLI run; converted once
-    under <work_dir>/converted, its erf GELU kept) and at a keras-hub preset directory a user
-    converted (the Importer's artifact is the directory itself, not <uri>/Format-Serving; the
-    continuous-training loop's run): each run trains, is pushed and answers a served Predict with
-    the checkpoint's own vocabulary."""
+def test_fine_tuning_from_published_checkpoints_pushes_and_serves(finetuned, references, capsys):
+    """Continued pretraining from a Hugging Face BertForPreTraining (pretrain.init_from; the NLI
+    run's first step: CheckpointImport, no vocabulary learned, 20 steps at a negligible learning
+    rate), whose heads were carried over: fill-mask and NSP on the pretraining run's output still
+    equal transformers' within 1e-4; then fine-tuning from that encoder (found in MLMD; its erf GELU
+    kept), and from a keras-hub preset directory a user converted (the Importer's artifact is the
+    directory itself, not <uri>/Format-Serving; the continuous-training loop's run): each run
+    trains, is pushed and answers a served Predict with the checkpoint's own vocabulary."""
+    from tfx_bert import cli
     from tfx_bert.serving import server
     from tfx_bert.serving.client import ServingClient
 
     hf_work = finetuned.work("nli")
-    [converted] = glob.glob(os.path.join(hf_work, "converted", "hf_uncased_gelu-*"))
-    config = json.load(open(os.path.join(converted, "config.json")))
+    pretrained = finetuned.output("nli", run=0)
+    assert "CheckpointImport" in pretrained and "WordPieceVocabGen" not in pretrained
+    assert "[import] NSP head: from the checkpoint" in pretrained and "[train] continuing from" in pretrained
+    [encoder] = glob.glob(os.path.join(hf_work, "pipelines", "tfx-bert-pretrain", "Trainer", "model", "*"))
+    config = json.load(open(os.path.join(encoder, "Format-Serving", "config.json")))
     assert config["registered_name"] == "tfx_bert>BertEncoder" and config["config"]["hidden_act"] == "gelu"
+    reference = references["hf_pretraining_gelu"]
+    texts = [t for t, masks in zip(reference["mask_texts"], reference["mlm_probabilities"]) if len(masks) == 1]
+    capsys.readouterr()
+    assert cli.main(["fill-mask", "--model", encoder, "--json", "--top-k", "72", *texts]) == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    vocab = open(os.path.join(PUBLISHED, "hf_pretraining_gelu", "vocab.txt"), encoding="utf-8").read().split("\n")
+    for candidates, probabilities in zip(printed, [m[0] for m in reference["mlm_probabilities"] if len(m) == 1]):
+        by_token = {c["token"]: c["score"] for c in candidates}
+        np.testing.assert_allclose([by_token[t] for t in vocab[:len(probabilities)]], probabilities, atol=1e-4)
+    from tfx_bert_app.models import fill_mask
+
+    np.testing.assert_allclose(fill_mask.MaskedLM(encoder).next_sentence([tuple(p) for p in references["pairs"]]),
+                               reference["nsp_probabilities"], atol=1e-4)
     for name in ("nli", "loop"):
         work = finetuned.work(name)
-        assert "[train]" in finetuned.output(name)
+        assert "[train]" in finetuned.output(name, run=1 if name == "nli" else 0)
         [base] = glob.glob(os.path.join(work, "serving", "*"))
         version = _latest(os.path.join(base, "*"))
-        source = "hf_uncased_gelu" if name == "nli" else "hf_cased_gelu_new_bin"
+        source = "hf_pretraining_gelu" if name == "nli" else "hf_cased_gelu_new_bin"
         vocab_size = len(open(os.path.join(PUBLISHED, source, "vocab.txt"), encoding="utf-8").read().split("\n")) - 1
         shapes = tf.train.load_checkpoint(os.path.join(version, "variables", "variables")).get_variable_to_shape_map()
         # The token embedding table has the checkpoint's vocabulary and width (the demo encoder is 128 wide).

@@ -58,6 +58,24 @@ def test_pretraining_spec_has_components_dependencies_and_image(tmp_path):
     assert images == {"gcr.io/p/tfx-bert:1"}
 
 
+def test_continued_pretraining_imports_the_checkpoint_as_a_step(tmp_path):
+    """pretrain.init_from compiles to a CheckpointImport step (it runs on the cluster, reading the
+    checkpoint where the cluster can: gs://) whose model and vocabulary feed the instances and
+    the Trainer; no vocabulary is learned."""
+    from tests.helpers import PUBLISHED
+
+    source = os.path.join(PUBLISHED, "hf_pretraining_gelu")
+    config = config_lib.load_config(overrides=[f"work_dir={tmp_path}", *CLUSTER_PATHS, f"pretrain.init_from={source}"],
+                                    demo=True)  # demo.yaml as the layer below (as a user file, its vocab_size contradicts)
+    job = _compile("pretrain", config, tmp_path)
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert "WordPieceVocabGen" not in tasks and "CheckpointImport" in tasks
+    assert set(tasks["PretrainingDataGen"]["dependentTasks"]) >= {"CheckpointImport"}
+    assert set(tasks["Trainer"]["dependentTasks"]) >= {"CheckpointImport", "PretrainingDataGen"}
+    assert tasks["CheckpointImport"]["inputs"]["parameters"]["source"]["runtimeValue"]["constant"] == source
+    assert _trainer_config(job)["learning_rate"] == 2e-5  # the continued-pretraining recipe
+
+
 def test_finetuning_spec_wires_the_encoder_and_blessing(tmp_path):
     work = tmp_path / "work"
     tasks = _compile("finetune", _config(work, "finetune.tuning.trials=4"), tmp_path)["pipelineSpec"]["root"]["dag"][

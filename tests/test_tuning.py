@@ -51,7 +51,7 @@ def test_a_two_trial_tuner_run_hands_its_best_values_to_the_trainer(finetuned):
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    work, output = finetuned.work("nli"), finetuned.output("nli")
+    work, output = finetuned.work("nli"), finetuned.output("nli", run=1)  # run 0: its encoder's pretraining
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = os.path.join(work, "metadata.sqlite")
     store = metadata_store.MetadataStore(connection)

@@ -501,7 +501,7 @@ class ProjectConfig:
         checks = [
             (0 < p.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
             (f.export_length_bucket >= 0, "finetune.export_length_bucket must be 0 or more"),
-            (p.vocab_size >= 100, "pretrain.vocab_size must be at least 100"),
+            (p.vocab_size >= 100 or p.init_from, "pretrain.vocab_size must be at least 100"),
             (8 <= p.max_seq_length <= 512, "pretrain.max_seq_length must be 8..512"),
             (8 <= f.max_seq_length <= 512, "finetune.max_seq_length must be 8..512"),
             (0 < p.masked_lm_prob < 1, "pretrain.masked_lm_prob must be in (0, 1)"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
@@ -15,7 +14,6 @@ from tfx.utils import path_utils
 from tfx_bert import tokenization
 
 SOURCE, CASING = "source", "casing"
-
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
