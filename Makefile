@@ -64,6 +64,7 @@ bench: setup .bench-hf/bin/python
 	$(VENV)/bin/python benchmarks/index_throughput.py
 	$(VENV)/bin/python benchmarks/rerank_latency.py
 	$(VENV)/bin/python benchmarks/long_documents.py
+	$(VENV)/bin/python benchmarks/domain_adaptation.py
 
 # The Kubeflow image (needs a Docker engine; none runs on the development machines).
 IMAGE ?= tfx-bert:latest

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_bert_app.models import encoder as encoder_lib
-from tfx_bert import tokenization
+from tfx_bert import checkpoint_info, tokenization
 
 
 def checkpoint_prefix(checkpoint_dir: str) -> str:
@@ -323,7 +323,7 @@ def _max_seq_length(transformer_dir: str, directory: str) -> int:
     return int(length) if 0 < length < 100_000 else 0
 
 
-HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
+HUB_SCHEMES = checkpoint_info.HUB_SCHEMES
 # The files a checkpoint of each supported format may need, fetched one by one from a hub (each
 # is optional but config.json: a format's detection then says what is missing).
 HUB_FILES = ("config.json", "model.weights.h5", "tokenizer.json", "preprocessor.json", "metadata.json",
@@ -344,27 +344,11 @@ def is_hub_preset(uri: str) -> bool:
     return uri in keras_hub.models.BertBackbone.presets
 
 
-def download_hub_preset(uri: str) -> str:
+def download_hub_preset(uri: str, setting: str = "finetune.encoder_uri") -> str:
     """The local directory of a hub preset's files (keras-hub's own download and cache: Kaggle,
-    Hugging Face or ModelScope); an error naming the preset and what to do where it cannot be
-    reached."""
-    from keras_hub.src.utils import preset_utils
-
-    try:
-        directory = os.path.dirname(preset_utils.get_file(uri, "config.json"))
-    except Exception as e:  # no network, no access, not a preset: keras-hub raises many kinds
-        reason = " ".join(str(e).split())[:300]
-        raise ValueError(
-            f"finetune.encoder_uri {uri!r} is a keras-hub preset or hub handle, and its config.json could not be "
-            f"fetched ({type(e).__name__}: {reason}). Where this machine cannot reach the hub, download the "
-            "checkpoint elsewhere (e.g. keras_hub.models.BertBackbone.from_preset(...) then save_to_preset(DIR), "
-            "or the Hugging Face repository's files) and set finetune.encoder_uri to that directory.") from None
-    for name in HUB_FILES[1:]:
-        try:
-            preset_utils.get_file(uri, name)
-        except Exception:  # a file this format does not have
-            continue
-    return directory
+    Hugging Face or ModelScope); an error naming the preset, ``setting`` and what to do where it
+    cannot be reached."""
+    return checkpoint_info.fetch_from_hub(uri, HUB_FILES, setting)
 
 
 def detect_format(path: str) -> str:

@@ -176,7 +176,7 @@ def import_for_pretraining(source: str, output_dir: str, casing: str = "auto") -
     """Writes a pretraining model directory from any checkpoint ``pretrain.init_from`` takes;
     returns its heads config (which heads came from the checkpoint) and prints which are new."""
     if checkpoint_conversion.is_hub_preset(source):
-        source = checkpoint_conversion.download_hub_preset(source)
+        source = checkpoint_conversion.download_hub_preset(source, "pretrain.init_from")
     if is_pretraining_dir(source):  # an earlier pretraining run's model: as it is
         _copy_tree(encoder_lib.resolve_dir(source), output_dir)
         heads = read_heads_config(output_dir)

@@ -44,3 +44,21 @@ def test_what_is_not_a_bert_configuration_is_named(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json is not valid JSON"):
         read_checkpoint_info(str(tmp_path))
+
+
+def test_a_hub_handle_is_read_from_keras_hubs_download(tmp_path, monkeypatch):
+    """``hf://org/name`` through keras-hub's download (an offline Hugging Face cache here: no hub
+    at run time), as pretrain.init_from takes it; an unreachable one is an error naming it."""
+    import huggingface_hub.constants
+
+    from tests.test_checkpoint_conversion import _offline_hf_cache
+
+    _offline_hf_cache(tmp_path / "hub", "tfx-bert/tiny-pretraining", os.path.join(PUBLISHED, "hf_pretraining_gelu"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    info = read_checkpoint_info("hf://tfx-bert/tiny-pretraining")
+    assert (info.vocab_size, info.hidden_dim, info.lower_case) == (72, 32, True)
+    with pytest.raises(ValueError, match=r"pretrain.init_from 'hf://tfx-bert/nothing' is a keras-hub preset or hub "
+                                         r"handle, and its config.json could not be fetched .*set pretrain.init_from "
+                                         r"to that directory"):
+        read_checkpoint_info("hf://tfx-bert/nothing")

@@ -1,6 +1,8 @@
 """tfx_bert.demo_data: the embedded task data is valid in its format and asks what it claims."""
 import collections
 
+import pytest
+
 from tfx_bert import beir, demo_data, squad
 
 
@@ -29,3 +31,18 @@ def test_generated_retrieval_data_asks_for_each_documents_facts(tmp_path):
             assert any(s.startswith(f"{name} says the {noun} {verb} the ") and s.endswith(f" {obj} .") for s in sentences)
             first_sentences.add(sentences[0].startswith(f"{name} says"))
     assert first_sentences == {True, False}  # the answer is not always the first sentence
+
+
+def test_a_domain_of_the_corpus_and_its_reviews_use_only_its_topics_words(tmp_path):
+    from tfx_bert import demo_data
+
+    demo_data.write_pretraining_corpus(str(tmp_path / "b.txt"), num_documents=30, topics=["garden", "sea"])
+    words = set(open(tmp_path / "b.txt", encoding="utf-8").read().split())
+    nouns = {t: set(demo_data.TOPICS[t]["nouns"]) for t in demo_data.TOPICS}
+    assert words & nouns["garden"] and words & nouns["sea"]
+    assert not words & (nouns["kitchen"] | nouns["space"] | nouns["sports"] | nouns["music"])
+    demo_data.write_sentiment_dataset(str(tmp_path / "s"), num_train=50, num_eval=0, topics=["music"])
+    reviews = set(open(tmp_path / "s" / "train" / "data.csv", encoding="utf-8").read().replace(",", " ").split())
+    assert reviews & nouns["music"] and not reviews & (nouns["sea"] | nouns["space"])
+    with pytest.raises(ValueError, match=r"unknown topics \['law'\]"):
+        demo_data.write_pretraining_corpus(str(tmp_path / "x.txt"), topics=["law"])

@@ -73,10 +73,49 @@ def _casing(directory: str) -> bool | None:
     return None
 
 
+HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
+_HUB_CONFIG_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "modules.json")
+
+
+def fetch_from_hub(handle: str, files=_HUB_CONFIG_FILES, setting: str = "pretrain.init_from") -> str:
+    """The local directory of a hub handle's ``files`` (keras-hub's own download and cache, as
+    ``from_preset`` does: Kaggle, Hugging Face or ModelScope; each optional but config.json); an
+    error naming the handle, ``setting`` and what to do where it cannot be fetched."""
+    from keras_hub.src.utils import preset_utils
+
+    try:
+        directory = os.path.dirname(preset_utils.get_file(handle, "config.json"))
+    except Exception as e:  # no network, no access, not a preset: keras-hub raises many kinds
+        reason = " ".join(str(e).split())[:300]
+        raise ValueError(
+            f"{setting} {handle!r} is a keras-hub preset or hub handle, and its config.json could not be fetched "
+            f"({type(e).__name__}: {reason}). Where this machine cannot reach the hub, download the checkpoint "
+            "elsewhere (e.g. keras_hub.models.BertBackbone.from_preset(...) then save_to_preset(DIR), or the Hugging "
+            f"Face repository's files) and set {setting} to that directory.") from None
+    for name in files:
+        if name != "config.json":
+            try:
+                preset_utils.get_file(handle, name)
+            except Exception:  # a file this format does not have
+                continue
+    return directory
+
+
+def _is_hub(uri: str) -> bool:
+    """A hub handle, or a keras-hub BERT preset name (``bert_base_en_uncased``); not a path."""
+    if uri.startswith(HUB_SCHEMES):
+        return True
+    if "/" in uri or os.sep in uri or os.path.exists(uri):
+        return False
+    import keras_hub
+
+    return uri in keras_hub.models.BertBackbone.presets
+
+
 def read_checkpoint_info(directory: str) -> CheckpointInfo:
-    """The facts of the checkpoint in ``directory``; an error naming the file where there is no
-    BERT configuration to read."""
-    directory = directory.rstrip("/")
+    """The facts of the checkpoint in ``directory`` (or a keras-hub preset name / hub handle);
+    an error naming the file where there is no BERT configuration to read."""
+    directory = fetch_from_hub(directory) if _is_hub(directory) else directory.rstrip("/")
     model_dir = _transformer_dir(directory)
     for name in ("config.json", "bert_config.json"):
         path = os.path.join(model_dir, name)

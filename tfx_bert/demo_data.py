@@ -78,13 +78,15 @@ def _sentence(rng: random.Random, topic: dict, name: str) -> str:
     return rng.choice(templates)
 
 
-def write_pretraining_corpus(path: str, num_documents: int = 1200, seed: int = 13) -> dict:
-    """Writes BERT's raw format: one sentence per line, a blank line between documents.
+def write_pretraining_corpus(path: str, num_documents: int = 1200, seed: int = 13,
+                             topics: list[str] | None = None) -> dict:
+    """Writes BERT's raw format: one sentence per line, a blank line between documents;
+    ``topics``: only documents of these (a domain of the corpus; default all).
 
     Returns counts of documents and sentences written.
     """
     rng = random.Random(seed)
-    topic_names = sorted(TOPICS)
+    topic_names = sorted(_known_topics(topics))
     sentences = 0
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -99,8 +101,15 @@ def write_pretraining_corpus(path: str, num_documents: int = 1200, seed: int = 1
     return {"documents": num_documents, "sentences": sentences}
 
 
-def _review(rng: random.Random, positive: bool) -> str:
-    topic = TOPICS[rng.choice(sorted(TOPICS))]
+def _known_topics(topics: list[str] | None) -> list[str]:
+    unknown = sorted(set(topics or ()) - set(TOPICS))
+    if unknown:
+        raise ValueError(f"unknown topics {unknown}; the corpus has {sorted(TOPICS)}")
+    return list(topics or TOPICS)
+
+
+def _review(rng: random.Random, positive: bool, topics: list[str] | None = None) -> str:
+    topic = TOPICS[rng.choice(sorted(_known_topics(topics)))]
     polar = POSITIVE if positive else NEGATIVE
     noun, noun2 = rng.choice(topic["nouns"]), rng.choice(topic["nouns"])
     word, word2 = rng.choice(polar), rng.choice(polar)
@@ -129,15 +138,16 @@ def _write_csv_splits(directory: str, header: list[str], sizes: dict, row) -> di
 
 def write_sentiment_dataset(
     directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 7,
-    label_noise: float = 0.03, positive_share: float = 0.5,
+    label_noise: float = 0.03, positive_share: float = 0.5, topics: list[str] | None = None,
 ) -> dict:
     """Writes ``train/data.csv`` and ``eval/data.csv`` with columns ``text,label`` (1 = positive,
-    ``positive_share`` of the rows; 0 rows: the split is not written)."""
+    ``positive_share`` of the rows; 0 rows: the split is not written); ``topics``: reviews of
+    these topics' nouns only (default all)."""
     rng = random.Random(seed)
 
     def row():
         positive = rng.random() < positive_share
-        text = _review(rng, positive)
+        text = _review(rng, positive, topics)
         label = int(positive)
         if rng.random() < label_noise:
             label = 1 - label
