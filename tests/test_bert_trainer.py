@@ -116,7 +116,7 @@ def test_phase_two_starts_from_phase_one_weights(single_worker_run, tmp_path):
     second = _worker(long_instances.uri, tmp_path / "p2", 3, config, extra_args=[str(phase_one)])
     out2, _ = second.communicate(timeout=600)
     assert second.returncode == 0, out2[-3000:]
-    assert "warm start from" in out2 and "seq 64" in out2
+    assert "[train] continuing from" in out2 and "seq 64" in out2
     p1 = keras_hub.models.BertBackbone.from_preset(str(phase_one))
     p2 = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "p2" / "model"))
     for a, b in zip(p1.weights, p2.weights):
