@@ -44,5 +44,13 @@ def test_a_domain_of_the_corpus_and_its_reviews_use_only_its_topics_words(tmp_pa
     demo_data.write_sentiment_dataset(str(tmp_path / "s"), num_train=50, num_eval=0, topics=["music"])
     reviews = set(open(tmp_path / "s" / "train" / "data.csv", encoding="utf-8").read().replace(",", " ").split())
     assert reviews & nouns["music"] and not reviews & (nouns["sea"] | nouns["space"])
+    demo_data.write_topic_dataset(str(tmp_path / "t"), ["garden", "sea"], num_train=40, num_eval=10)
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "t" / "train" / "data.csv", encoding="utf-8")))
+    assert {r["label"] for r in rows} == {"0", "1"}
+    for row in rows:  # the label is the topic the sentence's nouns come from
+        topic = demo_data.TOPICS[["garden", "sea"][int(row["label"])]]
+        assert set(row["text"].split()) & set(topic["nouns"])
     with pytest.raises(ValueError, match=r"unknown topics \['law'\]"):
         demo_data.write_pretraining_corpus(str(tmp_path / "x.txt"), topics=["law"])

@@ -157,6 +157,21 @@ def write_sentiment_dataset(
                                                             if n}, row)
 
 
+def write_topic_dataset(directory: str, topics: list[str], num_train: int = 150, num_eval: int = 400,
+                        seed: int = 41) -> dict:
+    """``train/data.csv`` and ``eval/data.csv`` (``text,label``): a corpus-style sentence and the
+    index in ``topics`` of the topic it was drawn from. What it takes is knowing which words go
+    together in a domain: what pretraining on that domain's text teaches."""
+    rng = random.Random(seed)
+    known = _known_topics(topics)
+
+    def row():
+        label = rng.randrange(len(known))
+        return [_sentence(rng, TOPICS[known[label]], rng.choice(NAMES)), label]
+
+    return _write_csv_splits(directory, ["text", "label"], {"train": num_train, "eval": num_eval}, row)
+
+
 def write_long_sentiment_dataset(directory: str, num_train: int = 2000, num_eval: int = 400, seed: int = 17,
                                  lead: int = 9, trail: int = 5) -> dict:
     """Long reviews for windows (``finetune.max_windows``): ``lead`` neutral sentences of the
