@@ -86,8 +86,13 @@ def build_backbone(hidden_act: str = DEFAULT_ACTIVATION, layer_norm_epsilon: flo
 def resolve_dir(path: str) -> str:
     """The encoder directory behind a Trainer's ``base_model``: TFX hands ``run_fn``
     ``<artifact>/Format-Serving``, which an imported keras-hub preset directory (an Importer's
-    artifact is the directory itself) does not have."""
+    artifact is the directory itself) does not have; and a Model artifact's directory as MLMD
+    names it (``<artifact>``) is its ``Format-Serving``."""
     path = path.rstrip("/")
+    serving = os.path.join(path, "Format-Serving")  # a Model artifact's own directory, as MLMD names it
+    if not tf.io.gfile.exists(os.path.join(path, "config.json")) and tf.io.gfile.exists(
+            os.path.join(serving, "config.json")):
+        return serving
     if os.path.basename(path) == "Format-Serving" and not tf.io.gfile.exists(os.path.join(path, "config.json")):
         parent = os.path.dirname(path)
         if tf.io.gfile.exists(os.path.join(parent, "config.json")):

@@ -8,7 +8,6 @@ before tokenizing (the tokenizer would lower-case and split it like any other wo
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 
@@ -27,8 +26,7 @@ class MaskedLM:
     checkpoint ``pretrain.init_from`` takes (imported into a temporary directory first)."""
 
     def __init__(self, model_dir: str, casing: str = "auto"):
-        serving = os.path.join(model_dir, "Format-Serving")  # a Trainer's Model artifact as MLMD names it
-        model_dir = serving if tf.io.gfile.exists(os.path.join(serving, "config.json")) else encoder_lib.resolve_dir(model_dir)
+        model_dir = encoder_lib.resolve_dir(model_dir)  # a Trainer's Model artifact as MLMD names it, too
         self._imported = None
         if not pretrained_heads.is_pretraining_dir(model_dir):
             self._imported = tempfile.mkdtemp(prefix="fill-mask-")

@@ -132,6 +132,19 @@ def test_heads_a_checkpoint_lacks_start_new_and_are_named(references, tmp_path, 
         np.testing.assert_allclose(ours, theirs, atol=TOLERANCE)  # the MLM head needs no pooler
     with pytest.raises(ValueError, match="hf_uncased_gelu has no MLM head .* an encoder alone cannot fill masks"):
         fill_mask.MaskedLM(os.path.join(PUBLISHED, "hf_uncased_gelu"))  # a BertModel
+    sentence = pretrained_heads.import_for_pretraining(os.path.join(PUBLISHED, "st_mean_normalize"),
+                                                       str(tmp_path / "sentence"))
+    assert (sentence["format"], sentence["loaded"]["mlm"], sentence["loaded"]["nsp"]) == (
+        "sentence-transformers", False, False)
+    # An earlier run's model as MLMD names it (the artifact's directory, its Format-Serving inside):
+    # taken as it is, heads and all.
+    run = tmp_path / "Trainer" / "model" / "7"
+    shutil.copytree(tmp_path / "imported", run / "Format-Serving")
+    from tfx_bert.checkpoint_info import read_checkpoint_info
+
+    assert read_checkpoint_info(str(run)).vocab_size == 72
+    again = pretrained_heads.import_for_pretraining(str(run), str(tmp_path / "again"))
+    assert again["loaded"] == heads["loaded"] and "a pretraining run's model" in capsys.readouterr().out
     partial = tmp_path / "partial"
     shutil.copytree(FIXTURE, partial)
     save_file({k: v for k, v in tensors.items() if k != "cls.predictions.bias"}, str(partial / "model.safetensors"))

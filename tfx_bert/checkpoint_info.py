@@ -116,6 +116,9 @@ def read_checkpoint_info(directory: str) -> CheckpointInfo:
     """The facts of the checkpoint in ``directory`` (or a keras-hub preset name / hub handle);
     an error naming the file where there is no BERT configuration to read."""
     directory = fetch_from_hub(directory) if _is_hub(directory) else directory.rstrip("/")
+    serving = os.path.join(directory, "Format-Serving")  # an earlier run's Model artifact, as MLMD names it
+    if _read(os.path.join(directory, "config.json")) is None and _read(os.path.join(serving, "config.json")):
+        directory = serving
     model_dir = _transformer_dir(directory)
     for name in ("config.json", "bert_config.json"):
         path = os.path.join(model_dir, name)
