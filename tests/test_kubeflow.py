@@ -377,39 +377,64 @@ def _runtime_artifact(schema_title, uri, **metadata):
 
 
 @pytest.mark.slow
-def test_compiled_trainer_step_runs_in_the_kfp_entrypoint_with_run_parameters(tmp_path):
-    """The Trainer step of the compiled spec, run with TFX's KFP v2 container entrypoint and
-    the command and arguments from the spec; the run's parameters (train_steps, model_size)
-    must reach run_fn."""
-    from tests.helpers import build_pretraining_examples
+def test_the_compiled_pretraining_pipeline_runs_step_by_step_with_run_parameters(tmp_path):
+    """Every step of the compiled pretraining spec, each in its own process with TFX's KFP v2
+    container entrypoint and the command and arguments from the spec, in DAG order
+    (kubeflow/local_launcher.py): only artifacts pass between steps, the data gate's condition is
+    evaluated on its output, and the run's parameters (corpus, train_steps, model_size) reach the
+    steps that read them (run_fn trains 3 steps, not the 1000 compiled in)."""
+    from tfx_bert import demo_data
+    from tfx_bert_app.kubeflow import local_launcher
 
-    examples = build_pretraining_examples(tmp_path / "data", num_documents=40, max_seq_length=32)
-    config = _config(tmp_path, "pretrain.batch_size=8", "pretrain.eval_steps=2",
-                     "pretrain.checkpoint_every=1000", "pretrain.max_predictions_per_seq=5")
+    corpus = tmp_path / "corpus" / "corpus.txt"
+    demo_data.write_pretraining_corpus(str(corpus), num_documents=40)
+    config = _config(tmp_path, "pretrain.batch_size=8", "pretrain.eval_steps=2", "pretrain.max_seq_length=32",
+                     "pretrain.checkpoint_every=1000", "pretrain.max_predictions_per_seq=5", "pretrain.vocab_size=200")
     job = _compile("pretrain", config, tmp_path)
-    task = job["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]
-    run_parameters = {"train_steps": 3, "model_size": "tiny"}  # what the user set for this run
-    parameter_values = {
-        name: (json.loads(json.dumps(run_parameters[p["componentInputParameter"]]))
-               if "componentInputParameter" in p else p["runtimeValue"]["constant"])
-        for name, p in task["inputs"]["parameters"].items()}
-    model_uri = str(tmp_path / "out" / "model")
-    executor_input = {
-        "inputs": {"parameterValues": parameter_values,
-                   "artifacts": {"examples": _runtime_artifact("tfx.Examples", examples.uri,
-                                                               split_names='["train", "eval"]')}},
-        "outputs": {"artifacts": {"model": _runtime_artifact("tfx.Model", model_uri),
-                                  "model_run": _runtime_artifact("tfx.ModelRun", str(tmp_path / "out" / "run"))},
-                    "outputFile": str(tmp_path / "out" / "executor_output.json")},
-    }
-    container = _container(job, "Trainer")
-    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
-    command = [sys.executable if c == "python" else c for c in container["command"]]
-    result = subprocess.run(command + args, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "step 3/3" in result.stdout + result.stderr  # train_steps from the run, not the 1000 compiled in
-    encoder_config = json.load(open(os.path.join(model_uri, "Format-Serving", "config.json")))
+    lines = []
+    results = local_launcher.run_compiled(job, str(tmp_path / "kfp"), cwd=REPO, progress=lines.append, parameters={
+        "corpus_pattern": str(corpus.parent / "*.txt"), "train_steps": 3, "model_size": "tiny"})
+    assert {name: r["state"] for name, r in results.items()} == {name: "COMPLETE" for name in results}, lines
+    assert "[kfp] Trainer: done" in lines[-1]
+    trainer_log = open(tmp_path / "kfp" / "Trainer" / "log.txt", encoding="utf-8").read()
+    assert "step 3/3" in trainer_log  # train_steps from the run, not the 1000 compiled in
+    [model] = results["Trainer"]["outputs"]["model"]
+    encoder_config = json.load(open(os.path.join(model["uri"], "Format-Serving", "config.json")))
     assert encoder_config["config"]["num_layers"] == 2  # the tiny size the run asked for
+    [gate] = results["DataGate"]["outputs"]["result"]
+    assert gate["metadata"]["passed"] == 1.0  # what the Cond read
+    [vocabulary] = results["WordPieceVocabGen"]["outputs"]["vocabulary"]
+    assert encoder_config["config"]["vocabulary_size"] == len(open(os.path.join(vocabulary["uri"], "vocab.txt")).read().split())
+
+
+def test_each_custom_artifact_type_is_what_the_kfp_entrypoint_imports_for_its_title():
+    """TFX's KFP v2 entrypoint imports a custom type by its schema title before a step runs (the
+    compiled pipeline's DataGate and WordPieceVocabGen failed there before the types moved)."""
+    import tfx_bert
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+    from tfx.utils import import_utils
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    from tfx_bert import artifacts
+
+    assert set(artifacts.NAMES) == set(tfx_bert._ARTIFACT_TYPES)
+    for name in artifacts.NAMES:
+        cls = getattr(artifacts, name)
+        schema = pipeline_spec_pb2.ArtifactTypeSchema(instance_schema=f"title: {cls.TYPE_NAME}\ntype: object\n")
+        assert import_utils.import_class_by_path(kubeflow_v2_entrypoint_utils._retrieve_class_path(schema)) is cls
+
+
+def test_the_launcher_skips_what_a_condition_stops_and_everything_after_it():
+    from tfx_bert_app.kubeflow import local_launcher
+
+    condition = "(inputs.artifacts['_DataGate.result'].artifacts[0].metadata['passed'] == 1.0)"
+    passed = {"_DataGate.result": {"artifacts": [{"metadata": {"passed": 1.0}}]}}
+    stopped = {"_DataGate.result": {"artifacts": [{"metadata": {"passed": 0.0}}]}}
+    assert local_launcher._condition_holds(condition, passed, "Trainer")
+    assert not local_launcher._condition_holds(condition, stopped, "Trainer")
+    with pytest.raises(ValueError, match="Trainer: trigger condition 'size\\(x\\) > 1' is not one"):
+        local_launcher._condition_holds("size(x) > 1", passed, "Trainer")
+    assert local_launcher._order({"c": {"dependentTasks": ["b"]}, "b": {"dependentTasks": ["a"]}, "a": {}}) == ["a", "b", "c"]
 
 
 class _KfpApi:

@@ -3,16 +3,10 @@ the vector store (Milvus; Milvus Lite by default). See executor.py."""
 from __future__ import annotations
 
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import artifact, channel, component_spec, standard_artifacts
+from tfx.types import channel, component_spec, standard_artifacts
 
+from tfx_bert.artifacts import VectorIndex
 from tfx_bert_app.components.vector_indexer import executor as ex
-
-
-class VectorIndex(artifact.Artifact):
-    """A collection in a vector store: ``store_uri``, ``collection``, ``index_type``, ``documents``
-    and the corpus ``fingerprint`` (custom properties), and the embedding shards."""
-
-    TYPE_NAME = "tfx_bert.VectorIndex"
 
 
 class VectorIndexerSpec(component_spec.ComponentSpec):
