@@ -48,8 +48,10 @@ def _schema_title(definition: dict) -> str:
 def _parameter(spec: dict, parameters: dict, name: str):
     if "runtimeValue" in spec:
         return spec["runtimeValue"]["constant"]
-    if "componentInputParameter" in spec:
-        return parameters[spec["componentInputParameter"]]
+    if "constant" in spec:  # an importer's artifactUri
+        return spec["constant"]
+    if "componentInputParameter" in spec or "runtimeParameter" in spec:
+        return parameters[spec.get("componentInputParameter") or spec["runtimeParameter"]]
     raise ValueError(f"parameter {name}: {spec} is not a constant or a pipeline parameter (not supported here)")
 
 
@@ -76,7 +78,8 @@ def _container_step(name: str, executor: dict, component: dict, task: dict, inpu
     container = executor["container"]
     command = [sys.executable if part == "python" else part for part in container["command"]]
     args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container.get("args", [])]
-    os.makedirs(step_dir, exist_ok=True)
+    for output in outputs.values():  # as KFP's launcher prepares a step's output folders
+        os.makedirs(output["artifacts"][0]["uri"], exist_ok=True)
     with open(os.path.join(step_dir, "log.txt"), "w", encoding="utf-8") as log:
         code = subprocess.run(command + args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
     if code:

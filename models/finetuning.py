@@ -133,6 +133,7 @@ def _blessed_weights(previous: str, model, task, settings: FinetuneConfig, token
 
 
 def _write_json(path: str, value) -> None:
+    tf.io.gfile.makedirs(os.path.dirname(path))  # an orchestrator need not have made it (KFP on a local path)
     with tf.io.gfile.GFile(path, "w") as f:
         f.write(json.dumps(value, indent=2))
 

@@ -377,34 +377,55 @@ def _runtime_artifact(schema_title, uri, **metadata):
 
 
 @pytest.mark.slow
-def test_the_compiled_pretraining_pipeline_runs_step_by_step_with_run_parameters(tmp_path):
-    """Every step of the compiled pretraining spec, each in its own process with TFX's KFP v2
-    container entrypoint and the command and arguments from the spec, in DAG order
-    (kubeflow/local_launcher.py): only artifacts pass between steps, the data gate's condition is
-    evaluated on its output, and the run's parameters (corpus, train_steps, model_size) reach the
-    steps that read them (run_fn trains 3 steps, not the 1000 compiled in)."""
+def test_the_compiled_pipelines_run_step_by_step_from_corpus_to_a_pushed_model(tmp_path):
+    """Every step of the compiled pretraining spec, then of the fine-tuning spec from its encoder,
+    each in its own process with TFX's KFP v2 container entrypoint and the command and arguments
+    from the spec, in DAG order (kubeflow/local_launcher.py): only artifacts pass between steps,
+    the data gates' conditions are evaluated on their outputs, the run's parameters (corpus,
+    train_steps, model_size) reach the steps that read them, the resolvers find no blessed model
+    (a first run), and the fine-tuned model is pushed and answers."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the served graph's tokenizer ops)
+
     from tfx_bert import demo_data
     from tfx_bert_app.kubeflow import local_launcher
 
     corpus = tmp_path / "corpus" / "corpus.txt"
     demo_data.write_pretraining_corpus(str(corpus), num_documents=40)
+    # The corpus's gate is off here (four step processes less); fine-tuning's gate runs below.
     config = _config(tmp_path, "pretrain.batch_size=8", "pretrain.eval_steps=2", "pretrain.max_seq_length=32",
-                     "pretrain.checkpoint_every=1000", "pretrain.max_predictions_per_seq=5", "pretrain.vocab_size=200")
+                     "pretrain.checkpoint_every=1000", "pretrain.max_predictions_per_seq=5", "pretrain.vocab_size=200",
+                     "pretrain.enable_statistics=false")
     job = _compile("pretrain", config, tmp_path)
     lines = []
     results = local_launcher.run_compiled(job, str(tmp_path / "kfp"), cwd=REPO, progress=lines.append, parameters={
         "corpus_pattern": str(corpus.parent / "*.txt"), "train_steps": 3, "model_size": "tiny"})
     assert {name: r["state"] for name, r in results.items()} == {name: "COMPLETE" for name in results}, lines
-    assert "[kfp] Trainer: done" in lines[-1]
     trainer_log = open(tmp_path / "kfp" / "Trainer" / "log.txt", encoding="utf-8").read()
     assert "step 3/3" in trainer_log  # train_steps from the run, not the 1000 compiled in
     [model] = results["Trainer"]["outputs"]["model"]
     encoder_config = json.load(open(os.path.join(model["uri"], "Format-Serving", "config.json")))
     assert encoder_config["config"]["num_layers"] == 2  # the tiny size the run asked for
-    [gate] = results["DataGate"]["outputs"]["result"]
-    assert gate["metadata"]["passed"] == 1.0  # what the Cond read
     [vocabulary] = results["WordPieceVocabGen"]["outputs"]["vocabulary"]
     assert encoder_config["config"]["vocabulary_size"] == len(open(os.path.join(vocabulary["uri"], "vocab.txt")).read().split())
+
+    data = tmp_path / "sentiment"
+    demo_data.write_sentiment_dataset(str(data), num_train=300, num_eval=100)
+    serving = tmp_path / "serving"
+    config = config_lib.load_config(overrides=[
+        f"work_dir={tmp_path / 'work'}", f"finetune.data_dir={data}", f"finetune.encoder_uri={model['uri']}",
+        "finetune.train_steps=20", "finetune.accuracy_threshold=0", f"serving.serving_base={serving}"], demo=True)
+    job = _compile("finetune", config, tmp_path)
+    results = local_launcher.run_compiled(job, str(tmp_path / "kfp-finetune"), cwd=REPO, progress=lines.append)
+    assert {name: r["state"] for name, r in results.items()} == {name: "COMPLETE" for name in results}, lines
+    assert all(not found for name, r in results.items() if "resolver" in name for found in r["outputs"].values())
+    [gate] = results["DataGate"]["outputs"]["result"]
+    assert gate["metadata"]["passed"] == 1.0  # what the Cond before Transform, Trainer, ... read
+    [pushed] = results["Pusher"]["outputs"]["pushed_model"]
+    assert pushed["metadata"]["pushed"] == 1.0
+    served = tf.saved_model.load(pushed["metadata"]["pushed_destination"]).signatures["serving_default"]
+    probabilities = served(text=tf.constant(["the soup was wonderful ."]))["probabilities"].numpy()
+    assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-5
 
 
 def test_each_custom_artifact_type_is_what_the_kfp_entrypoint_imports_for_its_title():
