@@ -126,8 +126,11 @@ def _tf1_heads(reader, source: str) -> dict:
 def _keras_hub_heads(directory: str) -> dict:
     """A keras-hub ``BertMaskedLM`` task preset's MLM head (keras-hub has no NSP head)."""
     task = os.path.join(directory, "task.json")
-    if not tf.io.gfile.exists(task) or "BertMaskedLM" not in tf.io.gfile.GFile(task).read():
+    if not tf.io.gfile.exists(task):
         return {"pooler": True}
+    with tf.io.gfile.GFile(task) as f:
+        if "BertMaskedLM" not in f.read():
+            return {"pooler": True}
     import keras_hub
 
     head = keras_hub.models.BertMaskedLM.from_preset(directory, preprocessor=None).masked_lm_head
