@@ -211,6 +211,16 @@ def read_weights(directory: str) -> dict[str, np.ndarray]:
                             "sharded *.index.json): not a Hugging Face model directory.")
 
 
+def find_tensor(tensors: dict[str, np.ndarray], *keys: str) -> np.ndarray | None:
+    """The first of ``keys`` in a Hugging Face state dict, matched whole or as a dotted suffix
+    (``bert.``, a sentence-transformers prefix); None where none is there."""
+    for key in keys:
+        for name, value in tensors.items():
+            if name == key or name.endswith("." + key):
+                return value
+    return None
+
+
 class _Weights:
     """What keras-hub's transformers converters read weights through (``get_tensor`` with the
     ``bert.`` prefix found by suffix, ``port_weight``), over tensors in memory. A model without
@@ -222,10 +232,10 @@ class _Weights:
         self.tensors, self.source, self.skipped = tensors, source, []
 
     def get_tensor(self, key: str) -> np.ndarray:
-        for name, value in self.tensors.items():
-            if name == key or name.endswith("." + key):
-                return value
-        raise KeyError(f"{self.source} has no weight {key!r}")
+        value = find_tensor(self.tensors, key)
+        if value is None:
+            raise KeyError(f"{self.source} has no weight {key!r}")
+        return value
 
     def port_weight(self, keras_variable, hf_weight_key, hook_fn=None):
         try:

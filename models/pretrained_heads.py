@@ -72,11 +72,7 @@ def _hf_heads(tensors: dict, source: str) -> dict:
     """name -> value of the heads' weights in a Hugging Face state dict, in Keras layouts; a
     head the checkpoint lacks is absent."""
     def find(*keys):
-        for key in keys:
-            for name, value in tensors.items():
-                if name == key or name.endswith("." + key):
-                    return value
-        return None
+        return checkpoint_conversion.find_tensor(tensors, *keys)
 
     found = {}
     mlm = {"dense_kernel": find("cls.predictions.transform.dense.weight"),
