@@ -253,6 +253,10 @@ def test_dataflow_args_ship_the_package_to_workers_in_the_compiled_spec(tmp_path
       "beam.environment_type=DOCKER", "beam.sdk_container_image=gcr.io/p/tfx-bert:1"],
      "FlinkRunner", {"flink_master": "flink:8081", "parallelism": 16, "environment_type": "DOCKER",
                      "environment_config": "gcr.io/p/tfx-bert:1"}),
+    (["beam.runner=flink", "beam.job_endpoint=127.0.0.1:8099", "beam.environment_type=EXTERNAL",
+      "beam.environment_config=127.0.0.1:50000", "beam.extra_args=--environment_cache_millis=30000"],
+     "FlinkRunner", {"job_endpoint": "127.0.0.1:8099", "environment_type": "EXTERNAL",
+                     "environment_config": "127.0.0.1:50000", "environment_cache_millis": "30000"}),
     (["beam.runner=spark", "beam.spark_master=spark://spark:7077"],
      "SparkRunner", {"spark_master_url": "spark://spark:7077"}),
 ])

@@ -117,13 +117,17 @@ def pipeline_args(config: ProjectConfig, setup_file: str | None = None, input_by
         if b.sdk_container_image:
             args.append(f"--sdk_container_image={b.sdk_container_image}")
     elif b.runner == "flink":
-        _require(config, "flink_master")
-        args = ["--runner=FlinkRunner", f"--flink_master={b.flink_master}", *args]
+        if not b.job_endpoint:
+            _require(config, "flink_master")
+        args = ["--runner=FlinkRunner", *([f"--job_endpoint={b.job_endpoint}"] if b.job_endpoint else
+                                          [f"--flink_master={b.flink_master}"]), *args]
         if b.parallelism:
             args.append(f"--parallelism={b.parallelism}")
     elif b.runner == "spark":
-        _require(config, "spark_master")
-        args = ["--runner=SparkRunner", f"--spark_master_url={b.spark_master}", *args]
+        if not b.job_endpoint:
+            _require(config, "spark_master")
+        args = ["--runner=SparkRunner", *([f"--job_endpoint={b.job_endpoint}"] if b.job_endpoint else
+                                          [f"--spark_master_url={b.spark_master}"]), *args]
         if b.parallelism:
             args.append(f"--spark_default_parallelism={b.parallelism}")
     if b.runner in ("flink", "spark"):

@@ -779,10 +779,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p)
     p.add_argument("--task", type=_task_name, metavar="TASK", help="as finetune's --task")
     p.set_defaults(fn=cmd_show_config)
+
+    # Listed here for the help text; main() hands its arguments to tfx_bert.flink_cluster.
+    sub.add_parser("flink", help="a local Flink cluster for beam.runner=flink: up | down | run -- COMMAND "
+                                 "(tfx-bert flink --help)")
     return parser
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["flink"]:  # its own parser: `run` passes everything after -- to a command
+        from tfx_bert import flink_cluster
+
+        return flink_cluster.main(argv[1:])
     progress.quiet_environment()
     args = build_parser().parse_args(argv)
     from tfx_bert.run_summary import DataGateStopped

@@ -427,7 +427,8 @@ class BeamConfig:
     machine_type: str = ""  # dataflow worker machine, e.g. n1-standard-8
     max_num_workers: int = 0  # dataflow autoscaling ceiling
     sdk_container_image: str = ""  # dataflow/portable: a worker image with this package installed
-    flink_master: str = ""  # flink: host:port of the JobManager
+    flink_master: str = ""  # flink: host:port of the JobManager (Beam then starts its job server from its jar)
+    job_endpoint: str = ""  # flink/spark: host:port of a running Beam job server (`tfx-bert flink up` starts one)
     spark_master: str = ""  # spark: spark://host:7077
     environment_type: str = ""  # portable runners: DOCKER | PROCESS | EXTERNAL | LOOPBACK
     environment_config: str = ""  # e.g. the SDK harness image for DOCKER

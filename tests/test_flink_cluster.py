@@ -1,0 +1,77 @@
+"""tfx_bert/flink_cluster.py: a Flink session cluster on 127.0.0.1 (JobManager, two
+TaskManagers, Beam's Flink job server, the Python SDK workers), and every Beam step of the
+pipelines run on it with the outputs the DirectRunner gives.
+
+The cluster test is marked ``flink`` and runs in ``make test-flink`` (it needs Java and the jars
+``make flink-setup`` fetches, and takes about 5 minutes on 2 cores)."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tfx_bert import flink_cluster
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_job_server_classpath_is_one_manifest_jar_naming_every_jar(tmp_path):
+    jars = [str(tmp_path / f"lib-{i}-{'x' * 40}.jar") for i in range(30)]
+    path = flink_cluster.manifest_jar(os.pathsep.join(jars), str(tmp_path / "cp.jar"))
+    manifest = zipfile.ZipFile(path).read("META-INF/MANIFEST.MF").decode()
+    lines = manifest.split("\r\n")
+    assert all(len(line.encode()) <= 72 for line in lines)
+    unfolded = "".join(line[1:] if line.startswith(" ") else "\n" + line for line in lines)
+    class_path = next(ln for ln in unfolded.splitlines() if ln.startswith("Class-Path: "))
+    assert class_path.split(" ")[1:] == ["file:" + j for j in jars]
+
+
+def test_every_flink_address_is_loopback():
+    conf = dict(line.split(": ", 1) for line in flink_cluster._flink_conf(flink_cluster.Ports(), 1, 2).splitlines())
+    for key in ("jobmanager.rpc.address", "jobmanager.bind-host", "rest.address", "rest.bind-address",
+                "taskmanager.bind-host", "taskmanager.host"):
+        assert conf[key] == "127.0.0.1", key
+
+
+def test_a_machine_without_the_jars_is_told_how_to_get_them(tmp_path, monkeypatch):
+    with pytest.raises(flink_cluster.FlinkUnavailable, match=r"missing: run `make flink-setup` \(it needs Java 17"):
+        flink_cluster.classpath(str(tmp_path / "classpath.txt"))
+    (tmp_path / "classpath.txt").write_text(str(tmp_path / "gone.jar"))
+    with pytest.raises(flink_cluster.FlinkUnavailable, match="1 jars of .* are gone"):
+        flink_cluster.classpath(str(tmp_path / "classpath.txt"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java
+    with pytest.raises(flink_cluster.FlinkUnavailable, match="no `java` on PATH"):
+        flink_cluster.classpath(str(tmp_path / "classpath.txt"))
+    out = subprocess.run([sys.executable, "-m", "tfx_bert.flink_cluster", "up", f"--state-dir={tmp_path}"],
+                         capture_output=True, text=True, env={"PATH": str(tmp_path)})
+    assert out.returncode == 2 and "error: no `java` on PATH" in out.stderr
+
+
+@pytest.mark.flink
+def test_every_beam_step_on_two_taskmanagers_gives_the_direct_runners_outputs(tmp_path):
+    from tests import flink_steps
+    from tests.helpers import BEAM_ARGS
+
+    flink_steps.write_inputs(tmp_path / "in")
+    report = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "tfx_bert.flink_cluster", "run", "--isolated",
+                          f"--state-dir={tmp_path / 'cluster'}", f"--report={report}", "--",
+                          sys.executable, os.path.join(REPO, "tests", "flink_steps.py"),
+                          str(tmp_path / "in"), str(tmp_path / "flink")], cwd=REPO, timeout=900)
+    assert run.returncode == 0
+    jobs = json.loads(report.read_text())
+    # One Flink job per Beam step; each ran subtasks on both TaskManagers.
+    assert len(jobs["jobs"]) == 7 and sorted(jobs["taskmanagers"]) == ["tm-1", "tm-2"]
+    for job in jobs["jobs"]:
+        assert job["state"] == "FINISHED"
+        assert {tm for tm, n in job["subtasks_per_taskmanager"].items() if n} == {"tm-1", "tm-2"}, job
+    assert not list((tmp_path / "cluster").glob("pids.json"))  # every process stopped
+
+    flink_steps.run_steps(tmp_path / "in", tmp_path / "direct", BEAM_ARGS)
+    on_flink, direct = flink_steps.summary(tmp_path / "flink"), flink_steps.summary(tmp_path / "direct")
+    assert len(direct["examples"]["Split-train"]) > 80 and len(direct["instances"]["Split-train"]) > 500
+    assert len(direct["transform"]["Split-eval"]) == 40 and len(direct["inference"]) == 40
+    for step in direct:
+        assert on_flink[step] == direct[step], step
