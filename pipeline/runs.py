@@ -83,14 +83,17 @@ def _check_inputs_exist(kind: str, config: ProjectConfig) -> None:
             raise FileNotFoundError(f"{key}={path}: no such file or directory.")
 
 
+def pipeline_name(kind: str, config: ProjectConfig) -> str:
+    return {"pretrain": config.pretrain.pipeline_name, "embed": config.embedder.pipeline_name,
+            "score": config.score.pipeline_name}.get(kind, config.finetune.pipeline_name)
+
+
 def record_config(kind: str, config: ProjectConfig, run_id: str | None = None) -> str:
     """Writes the run's effective configuration to ``<pipeline_root>/configs/<run_id>.yaml``
     (default: the local time) and ``effective_config.yaml`` beside the run's artifacts (the
     latest); returns the first path."""
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
-    name = {"pretrain": config.pretrain.pipeline_name, "embed": config.embedder.pipeline_name,
-            "score": config.score.pipeline_name}.get(kind, config.finetune.pipeline_name)
-    root = os.path.join(config.pipelines_root, name)
+    root = os.path.join(config.pipelines_root, pipeline_name(kind, config))
     os.makedirs(os.path.join(root, "configs"), exist_ok=True)
     text = config.effective_yaml()
     path = os.path.join(root, "configs", f"{run_id}.yaml")

@@ -576,6 +576,24 @@ def cmd_serving_manifests(args) -> int:
     return 0
 
 
+def cmd_airflow_dag(args) -> int:
+    """Writes the pipeline's DAG file (pipeline/airflow_runner.py) for Airflow's scheduler."""
+    try:
+        from tfx_bert_app.pipeline import airflow_runner
+        import airflow  # noqa: F401 (its absence is the usual mistake: say so before any work)
+    except ImportError as e:
+        raise RuntimeError(f"Airflow is not installed in this environment ({e}): run `make airflow-setup` and use "
+                           ".venv-airflow/bin/tfx-bert") from None
+    config = _config(args, demo=args.demo)
+    if not os.path.isabs(config.work_dir):  # the tasks run in processes of their own: make it absolute here
+        args.set = (args.set or []) + [f"work_dir={os.path.abspath(config.work_dir)}"]
+        config = _config(args, demo=args.demo)
+    path = airflow_runner.write_dag_file(args.pipeline, config, os.path.expanduser(args.dags_folder))
+    print(f"wrote {path}\nDAG id: {airflow_runner.runs.pipeline_name(args.pipeline, config)} "
+          "(airflow dags unpause / trigger it; the scheduler runs each component as a task)")
+    return 0
+
+
 def cmd_compile(args) -> int:
     from tfx_bert_app.kubeflow import runner
 
@@ -659,6 +677,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     kubeflow_arguments.add_arguments(p)
     p.set_defaults(fn=cmd_compile)
+
+    p = sub.add_parser("airflow-dag", help="write a pipeline as an Apache Airflow DAG file (TFX's AirflowDagRunner) "
+                                           "into a DAGs folder; needs the Airflow environment (make airflow-setup)")
+    _add_config_flags(p)
+    p.add_argument("--pipeline", choices=["pretrain", "finetune", "embed", "score"], default="pretrain")
+    p.add_argument("--task", type=_task_name, metavar="TASK", help="as finetune's --task")
+    p.add_argument("--dags-folder", default=os.path.join(os.environ.get("AIRFLOW_HOME", "~/airflow"), "dags"),
+                   help="Airflow's dags_folder (default: $AIRFLOW_HOME/dags)")
+    p.set_defaults(fn=cmd_airflow_dag)
 
     p = sub.add_parser("serving-manifests",
                        help="write Kubernetes manifests running TF Serving over the push destination")
