@@ -358,7 +358,7 @@ def main(argv=None) -> int:
             return 0
         if args.action == "up":
             cluster = LocalFlinkCluster(args.state_dir, args.taskmanagers).start()
-            print(f"Flink {cluster.rest('/overview')['flink-version']} on 127.0.0.1: web UI / REST "
+            print(f"Flink {cluster.rest('/overview')['flink-version']} on 127.0.0.1: REST API "
                   f"http://127.0.0.1:{cluster.ports.rest}, {args.taskmanagers} TaskManagers, logs in "
                   f"{cluster.state_dir}/log\nrun pipelines with: "
                   + " ".join(f"--set {o}" for o in cluster.config_overrides) + "\nstop it with: make flink-down")
