@@ -8,24 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 
 import pytest
 
 from tfx_bert import flink_cluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def test_the_job_server_classpath_is_one_manifest_jar_naming_every_jar(tmp_path):
-    jars = [str(tmp_path / f"lib-{i}-{'x' * 40}.jar") for i in range(30)]
-    path = flink_cluster.manifest_jar(os.pathsep.join(jars), str(tmp_path / "cp.jar"))
-    manifest = zipfile.ZipFile(path).read("META-INF/MANIFEST.MF").decode()
-    lines = manifest.split("\r\n")
-    assert all(len(line.encode()) <= 72 for line in lines)
-    unfolded = "".join(line[1:] if line.startswith(" ") else "\n" + line for line in lines)
-    class_path = next(ln for ln in unfolded.splitlines() if ln.startswith("Class-Path: "))
-    assert class_path.split(" ")[1:] == ["file:" + j for j in jars]
 
 
 def test_every_flink_address_is_loopback():

@@ -81,25 +81,6 @@ def classpath(path: str = CLASSPATH_FILE) -> str:
     return jars
 
 
-def manifest_jar(cp: str, path: str) -> str:
-    """A jar holding only a manifest whose Class-Path lists the jars of ``cp``.
-
-    Beam's job server ships the jars of its own classpath with every job; with the 160 jars
-    named one by one that was 280 MB and 12 s per job, with this one jar it is a kilobyte (the
-    TaskManagers' classpath has the same jars)."""
-    import zipfile
-
-    urls = " ".join("file:" + urllib.request.pathname2url(os.path.abspath(j)) for j in cp.split(os.pathsep))
-    text = f"Manifest-Version: 1.0\nClass-Path: {urls}\n"
-    lines = []
-    for line in text.splitlines():  # manifest lines hold at most 72 bytes; continuations start with a space
-        lines.append(line[:72])
-        lines += [" " + line[i:i + 71] for i in range(72, len(line), 71)]
-    with zipfile.ZipFile(path, "w") as jar:
-        jar.writestr("META-INF/MANIFEST.MF", "\r\n".join(lines) + "\r\n")
-    return path
-
-
 def _flink_conf(ports: Ports, slots: int, parallelism: int) -> str:
     return "\n".join(f"{k}: {v}" for k, v in {
         "jobmanager.rpc.address": "127.0.0.1", "jobmanager.rpc.port": ports.rpc,
@@ -148,9 +129,12 @@ class LocalFlinkCluster:
     def _path(self, *parts) -> str:
         return os.path.join(self.state_dir, *parts)
 
-    def _java(self, name: str, main: str, *args: str, jvm: tuple = (), cp: str | None = None) -> None:
+    def _java(self, name: str, main: str, *args: str, jvm: tuple = ()) -> None:
+        # The job server ships the jars of its classpath with every job (about 12 s a job here; the
+        # TaskManagers have the same jars). A manifest-only classpath jar does not stop it: Beam's
+        # ClassGraph-based detector follows the manifest's Class-Path.
         cmd = ["java", *JAVA_OPENS, *jvm, f"-Dlog.file={self._path('log', name + '.log')}",
-               f"-Dlog4j.configurationFile={self._path('conf', 'log4j2.properties')}", "-cp", cp or self.cp, main, *args]
+               f"-Dlog4j.configurationFile={self._path('conf', 'log4j2.properties')}", "-cp", self.cp, main, *args]
         self._spawn(name, cmd)
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
@@ -187,8 +171,7 @@ class LocalFlinkCluster:
             self._java("jobserver", "org.apache.beam.runners.flink.FlinkJobServerDriver",
                        f"--flink-master=127.0.0.1:{self.ports.rest}", "--job-host=127.0.0.1",
                        f"--job-port={self.ports.job}", f"--artifact-port={self.ports.artifact}",
-                       "--expansion-port=-1", f"--artifacts-dir={self._path('artifacts')}", jvm=("-Xmx768m",),
-                       cp=manifest_jar(self.cp, self._path("jobserver-classpath.jar")))
+                       "--expansion-port=-1", f"--artifacts-dir={self._path('artifacts')}", jvm=("-Xmx768m",))
             self._spawn("workers", [sys.executable, "-m", "tfx_bert.flink_workers",
                                     f"--port={self.ports.workers}", f"--log-dir={self._path('log', 'workers')}"])
             self._wait_ready(timeout)
