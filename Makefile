@@ -56,11 +56,11 @@ flink-down:
 test-flink: setup flink-setup
 	$(VENV)/bin/python -m pytest -m flink $(PYTEST_ARGS)
 
-# Apache Airflow 2.11 with tfx-bert in an environment of its own (.venv-airflow, from airflow-env/uv.lock):
+# Apache Airflow 2.11 with tfx-bert in an environment of its own (.tools/airflow, from airflow-env/uv.lock):
 # Airflow moves a few of the main lock's pins, so it never enters .venv.
 airflow-setup: check-python $(UV)
-	@UV_PROJECT_ENVIRONMENT=$(abspath .venv-airflow) $(UV) sync --frozen --project airflow-env --quiet --compile-bytecode
-	@echo "Airflow environment ready: .venv-airflow (from airflow-env/uv.lock)"
+	@UV_PROJECT_ENVIRONMENT=$(abspath .tools/airflow) $(UV) sync --frozen --project airflow-env --quiet --compile-bytecode
+	@echo "Airflow environment ready: .tools/airflow (from airflow-env/uv.lock)"
 
 # The pretraining and a fine-tuning pipeline under Airflow's scheduler (about 6 minutes on 2 cores:
 # not yet inside make test's budget).

@@ -3,7 +3,7 @@ Airflow's own scheduler (SequentialExecutor, sqlite; each component an ``airflow
 process) to a pushed model that answers; the data gate's stop, which TFX's Airflow runner does
 not carry out itself, skips the steps after a stopped gate.
 
-Marked ``airflow``: it needs the Airflow environment (``make airflow-setup``, ``.venv-airflow``)
+Marked ``airflow``: it needs the Airflow environment (``make airflow-setup``, ``.tools/airflow``)
 and takes about 6 minutes on 2 cores, so ``make test-airflow`` runs it."""
 import json
 import os
@@ -15,7 +15,7 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-AIRFLOW_BIN = os.path.join(REPO, ".venv-airflow", "bin")
+AIRFLOW_BIN = os.path.join(REPO, ".tools", "airflow", "bin")
 
 pytestmark = pytest.mark.airflow
 

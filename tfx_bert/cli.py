@@ -583,7 +583,7 @@ def cmd_airflow_dag(args) -> int:
         import airflow  # noqa: F401 (its absence is the usual mistake: say so before any work)
     except ImportError as e:
         raise RuntimeError(f"Airflow is not installed in this environment ({e}): run `make airflow-setup` and use "
-                           ".venv-airflow/bin/tfx-bert") from None
+                           ".tools/airflow/bin/tfx-bert") from None
     config = _config(args, demo=args.demo)
     if not os.path.isabs(config.work_dir):  # the tasks run in processes of their own: make it absolute here
         args.set = (args.set or []) + [f"work_dir={os.path.abspath(config.work_dir)}"]
