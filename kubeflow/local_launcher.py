@@ -9,7 +9,7 @@ What a cluster would do differently: the image (here this checkout's Python runs
 MLMD (here the resolver steps' queries see the artifacts of this run only: a first run has no
 blessed model, as on a new cluster), caching (off) and parallel branches (here one at a time).
 With ``preload`` (module names), a ``python -m`` step's process is forked from a server that has
-imported those modules and nothing else (``multiprocessing``'s forkserver), instead of starting an
+imported those modules and nothing else (``tfx_bert/preloaded.py``), instead of starting an
 interpreter: TensorFlow, TFX, Beam and TFMA take about 6 s of CPU to import, most of a small
 step's time. It is still a fresh process per step with the spec's module and arguments; no step
 runs in the server.
@@ -20,13 +20,13 @@ everything downstream of it.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
-import runpy
 import subprocess
 import sys
 import time
+
+from tfx_bert import preloaded
 
 _CONDITION = re.compile(r"^\(?inputs\.artifacts\['([^']+)'\]\.artifacts\[0\]\.metadata\['([^']+)'\] == "
                         r"([-0-9.e]+)\)?$")
@@ -77,33 +77,11 @@ TFX_STEP_MODULES = ("tensorflow", "tensorflow_text", "tensorflow_transform", "te
                     "apache_beam", "keras_hub", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor")
 
 
-def _run_module(module: str, argv: list[str], log_path: str, env: dict | None, cwd: str | None) -> None:
-    """A forked step process: ``python -m module *argv`` with stdout and stderr to ``log_path``."""
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)
-    if env is not None:
-        os.environ.clear()
-        os.environ.update(env)
-    if cwd:
-        os.chdir(cwd)
-        sys.path.insert(0, cwd)  # as `python -m` puts the working directory first
-    sys.argv = [module, *argv]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-
-
 def _run(command: list[str], log_path: str, env: dict | None, cwd: str | None, preload: tuple) -> int:
     """Runs a step's command; returns its exit code. ``python -m X`` forks from the preloading
     server when there is a ``preload``, anything else starts as a process of its own."""
     if preload and command[:2] == [sys.executable, "-m"]:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(preload))
-        process = context.Process(target=_run_module, args=(command[2], command[3:], log_path, env, cwd))
-        process.start()
-        process.join()
-        return process.exitcode
+        return preloaded.run_module(command[2], command[3:], log_path, preload, env, cwd)
     with open(log_path, "a", encoding="utf-8") as log:
         return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
 

@@ -6,8 +6,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from tests.helpers import (  # noqa: E402
-    E2E_FINETUNES, E2E_FOLLOW_UPS, PUBLISHED, BackgroundDemo, BackgroundFinetunes, demo_encoder, harness_flags, ingest_corpus,
-    learn_vocabulary, with_follow_up, write_tiny_vocab)
+    E2E_FINETUNES, E2E_FOLLOW_UPS, PUBLISHED, BackgroundDemo, BackgroundFinetunes, BackgroundJob, demo_encoder, harness_flags,
+    ingest_corpus, learn_vocabulary, with_follow_up, write_tiny_vocab)
 
 
 @pytest.fixture
@@ -57,6 +57,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 _BACKGROUND = {}
+# Slow tests' self-contained work, started with the session when selected: fixture name ->
+# "module:function" (function(work dir) -> what the test asserts on).
+BACKGROUND_JOBS = {"kubeflow_steps": "tests.test_kubeflow:run_the_compiled_pipelines"}
+
+
+def _import(path: str):
+    import importlib
+
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _tmp_dir(config, name):
@@ -74,6 +84,9 @@ def pytest_collection_finish(session):
     fixtures = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     if "demo_run" in fixtures and not os.environ.get("TFX_BERT_TEST_DEMO_WORK"):
         _BACKGROUND["demo"] = BackgroundDemo(_tmp_dir(session.config, "demo"))
+    for name, function in BACKGROUND_JOBS.items():
+        if name in fixtures:
+            _BACKGROUND[name] = BackgroundJob(_import(function), _tmp_dir(session.config, name))
     if "finetuned" in fixtures:
         from tfx_bert import config as config_lib
         from tfx_bert import tasks
@@ -89,7 +102,8 @@ def pytest_terminal_summary(terminalreporter):
     """The background runs' wall times: they are the suite's critical path, and pytest's own
     durations only show the tests that waited for them."""
     demo, pool = _BACKGROUND.get("demo"), _BACKGROUND.get("finetuned")
-    if demo is None and pool is None:
+    jobs = {name: _BACKGROUND[name] for name in BACKGROUND_JOBS if name in _BACKGROUND}
+    if demo is None and pool is None and not jobs:
         return
     write = terminalreporter.write_line
     terminalreporter.section("background runs (wall seconds)")
@@ -98,11 +112,15 @@ def pytest_terminal_summary(terminalreporter):
     if pool is not None:
         for name, (start, seconds) in sorted(pool.timings.items(), key=lambda item: item[1][0]):
             write(f"{name:20} started at {start:6.0f} s, took {seconds:5.0f} s, ended at {start + seconds:6.0f} s")
+    for name, job in jobs.items():
+        if job.seconds is not None:
+            write(f"{name:20} started at      0 s, took {job.seconds:5.0f} s (a background job)")
 
 
 def pytest_sessionfinish(session):
-    if "finetuned" in _BACKGROUND:
-        _BACKGROUND["finetuned"].close()
+    for name in ("finetuned", *BACKGROUND_JOBS):
+        if name in _BACKGROUND:
+            _BACKGROUND[name].close()
     if "demo" in _BACKGROUND:
         _BACKGROUND["demo"].stop()
 
@@ -130,6 +148,16 @@ def demo_run():
     ``TFX_BERT_TEST_DEMO_WORK=<dir>`` reuses the work dir of an earlier demo run instead (to
     rerun one end-to-end test while developing; CI never sets it)."""
     return _demo_result()
+
+
+@pytest.fixture(scope="session")
+def kubeflow_steps(request):
+    """(work dir, results) of ``tests/test_kubeflow.py``'s compiled pipelines run step by step,
+    started with the session (``BACKGROUND_JOBS``)."""
+    if "kubeflow_steps" not in _BACKGROUND:  # (a session that did not start it: run it now)
+        _BACKGROUND["kubeflow_steps"] = BackgroundJob(_import(BACKGROUND_JOBS["kubeflow_steps"]),
+                                                      _tmp_dir(request.config, "kubeflow_steps"))
+    return _BACKGROUND["kubeflow_steps"].result()
 
 
 @pytest.fixture(scope="session")

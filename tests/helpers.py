@@ -461,6 +461,33 @@ class BackgroundDemo:
         self._log.close()
 
 
+class BackgroundJob:
+    """A slow test's self-contained work, ``function(work_dir)``, run in a thread from the start
+    of the session, when the selected tests include it; ``result()`` waits for (work dir, what
+    it returned) and re-raises what it raised. For work that is one process at a time (steps of
+    a compiled pipeline): run alone at the suite's end it would leave a core idle."""
+
+    def __init__(self, function, work: str):
+        from concurrent.futures import ThreadPoolExecutor
+
+        os.makedirs(work, exist_ok=True)
+        self.work, self.started, self.seconds = work, time.monotonic(), None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="job")
+        self._future = self._pool.submit(self._run, function)
+
+    def _run(self, function):
+        try:
+            return function(self.work)
+        finally:
+            self.seconds = time.monotonic() - self.started
+
+    def result(self, timeout=1500):
+        return self.work, self._future.result(timeout)
+
+    def close(self):
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class BackgroundFinetunes:
     """Fine-tuning runs run in the background, each in a work dir of its own (its own metadata
     store, data, pushes), from the encoder ``encoder()`` returns (it waits for the demo),

@@ -380,35 +380,58 @@ def _runtime_artifact(schema_title, uri, **metadata):
                            "type": {"schemaTitle": schema_title}, "metadata": metadata}]}
 
 
-@pytest.mark.slow
-def test_the_compiled_pipelines_run_step_by_step_from_corpus_to_a_pushed_model(tmp_path):
-    """Every step of the compiled pretraining spec, then of the fine-tuning spec from its encoder,
-    each in its own process with TFX's KFP v2 container entrypoint and the command and arguments
-    from the spec, in DAG order (kubeflow/local_launcher.py; each process forked from a server
-    that imported TensorFlow, TFX and Beam, 55 s instead of 134 s): only artifacts pass between steps,
-    the data gates' conditions are evaluated on their outputs, the run's parameters (corpus,
-    train_steps, model_size) reach the steps that read them, the resolvers find no blessed model
-    (a first run), and the fine-tuned model is pushed and answers."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the served graph's tokenizer ops)
+def run_the_compiled_pipelines(root: str) -> dict:
+    """The compiled pretraining pipeline from a corpus, then the compiled fine-tuning pipeline from
+    its encoder, step by step under ``root``: {"pretrain" / "finetune": run_compiled's results,
+    "lines": the launcher's progress}. A background job (``kubeflow_steps`` in conftest.py): it
+    needs nothing from the session and its steps are one process at a time, so it runs beside the
+    other tests instead of alone at the suite's end."""
+    from pathlib import Path
 
     from tfx_bert import demo_data
     from tfx_bert_app.kubeflow import local_launcher
 
+    tmp_path, lines, preload = Path(root), [], local_launcher.TFX_STEP_MODULES
     corpus = tmp_path / "corpus" / "corpus.txt"
     demo_data.write_pretraining_corpus(str(corpus), num_documents=40)
     # The corpus's gate is off here (four step processes less); fine-tuning's gate runs below.
     config = _config(tmp_path, "pretrain.batch_size=8", "pretrain.eval_steps=2", "pretrain.max_seq_length=32",
                      "pretrain.checkpoint_every=1000", "pretrain.max_predictions_per_seq=5", "pretrain.vocab_size=200",
                      "pretrain.enable_statistics=false")
-    job = _compile("pretrain", config, tmp_path)
-    lines = []
-    preload = local_launcher.TFX_STEP_MODULES
-    results = local_launcher.run_compiled(job, str(tmp_path / "kfp"), cwd=REPO, progress=lines.append, preload=preload,
-                                          parameters={"corpus_pattern": str(corpus.parent / "*.txt"),
-                                                      "train_steps": 3, "model_size": "tiny"})
+    pretrain = local_launcher.run_compiled(
+        _compile("pretrain", config, tmp_path), str(tmp_path / "kfp"), cwd=REPO, progress=lines.append, preload=preload,
+        parameters={"corpus_pattern": str(corpus.parent / "*.txt"), "train_steps": 3, "model_size": "tiny"})
+    if "Trainer" not in pretrain or pretrain["Trainer"]["state"] != "COMPLETE":
+        return {"pretrain": pretrain, "finetune": {}, "lines": lines}
+    data = tmp_path / "sentiment"
+    demo_data.write_sentiment_dataset(str(data), num_train=300, num_eval=100)
+    [model] = pretrain["Trainer"]["outputs"]["model"]
+    config = config_lib.load_config(overrides=[
+        f"work_dir={tmp_path / 'work'}", f"finetune.data_dir={data}", f"finetune.encoder_uri={model['uri']}",
+        "finetune.train_steps=20", "finetune.accuracy_threshold=0", f"serving.serving_base={tmp_path / 'serving'}"],
+        demo=True)
+    finetune = local_launcher.run_compiled(_compile("finetune", config, tmp_path), str(tmp_path / "kfp-finetune"),
+                                           cwd=REPO, progress=lines.append, preload=preload)
+    return {"pretrain": pretrain, "finetune": finetune, "lines": lines}
+
+
+@pytest.mark.slow
+def test_the_compiled_pipelines_run_step_by_step_from_corpus_to_a_pushed_model(kubeflow_steps):
+    """Every step of the compiled pretraining spec, then of the fine-tuning spec from its encoder
+    (``run_the_compiled_pipelines``), each in its own process with TFX's KFP v2 container
+    entrypoint and the command and arguments from the spec, in DAG order
+    (kubeflow/local_launcher.py; each process forked from a server that imported TensorFlow, TFX
+    and Beam, 55 s instead of 134 s alone): only artifacts pass between steps, the data gates'
+    conditions are evaluated on their outputs, the run's parameters (corpus, train_steps,
+    model_size) reach the steps that read them, the resolvers find no blessed model (a first run),
+    and the fine-tuned model is pushed and answers."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the served graph's tokenizer ops)
+
+    root, runs = kubeflow_steps
+    results, lines = runs["pretrain"], runs["lines"]
     assert {name: r["state"] for name, r in results.items()} == {name: "COMPLETE" for name in results}, lines
-    trainer_log = open(tmp_path / "kfp" / "Trainer" / "log.txt", encoding="utf-8").read()
+    trainer_log = open(os.path.join(root, "kfp", "Trainer", "log.txt"), encoding="utf-8").read()
     assert "step 3/3" in trainer_log  # train_steps from the run, not the 1000 compiled in
     [model] = results["Trainer"]["outputs"]["model"]
     encoder_config = json.load(open(os.path.join(model["uri"], "Format-Serving", "config.json")))
@@ -416,16 +439,8 @@ def test_the_compiled_pipelines_run_step_by_step_from_corpus_to_a_pushed_model(t
     [vocabulary] = results["WordPieceVocabGen"]["outputs"]["vocabulary"]
     assert encoder_config["config"]["vocabulary_size"] == len(open(os.path.join(vocabulary["uri"], "vocab.txt")).read().split())
 
-    data = tmp_path / "sentiment"
-    demo_data.write_sentiment_dataset(str(data), num_train=300, num_eval=100)
-    serving = tmp_path / "serving"
-    config = config_lib.load_config(overrides=[
-        f"work_dir={tmp_path / 'work'}", f"finetune.data_dir={data}", f"finetune.encoder_uri={model['uri']}",
-        "finetune.train_steps=20", "finetune.accuracy_threshold=0", f"serving.serving_base={serving}"], demo=True)
-    job = _compile("finetune", config, tmp_path)
-    results = local_launcher.run_compiled(job, str(tmp_path / "kfp-finetune"), cwd=REPO, progress=lines.append,
-                                          preload=preload)
-    assert {name: r["state"] for name, r in results.items()} == {name: "COMPLETE" for name in results}, lines
+    results = runs["finetune"]
+    assert results and {name: r["state"] for name, r in results.items()} == {name: "COMPLETE" for name in results}, lines
     assert all(not found for name, r in results.items() if "resolver" in name for found in r["outputs"].values())
     [gate] = results["DataGate"]["outputs"]["result"]
     assert gate["metadata"]["passed"] == 1.0  # what the Cond before Transform, Trainer, ... read
