@@ -9,7 +9,8 @@ directory, environment, output and exit code; nothing runs in the server, so no 
 one process to the next.
 
 The server is started once per process, on first use, with the modules of that first use
-(``set_forkserver_preload`` is process-wide): later calls with another list get the first one's.
+(``set_forkserver_preload`` is process-wide): a later call that names other modules still works,
+its processes import what the server lacks themselves (``server_modules()`` says what it has).
 """
 from __future__ import annotations
 
@@ -29,10 +30,22 @@ def redirect_output(log_path: str) -> None:
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)
 
 
+_server_modules: tuple[str, ...] | None = None  # what this process's server imported
+
+
+def server_modules() -> tuple[str, ...]:
+    """The modules this process's server imported (empty before its first use)."""
+    return _server_modules or ()
+
+
 def start(target, args: tuple, preload: tuple[str, ...]) -> multiprocessing.Process:
-    """Starts ``target(*args)`` in a process forked from the server that imported ``preload``."""
+    """Starts ``target(*args)`` in a process forked from the server that imported ``preload``
+    (the first call's ``preload``: see the module's docstring)."""
+    global _server_modules
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(preload))
+    if _server_modules is None:
+        _server_modules = tuple(preload)
+        context.set_forkserver_preload(list(preload))
     process = context.Process(target=target, args=args, daemon=False)
     process.start()
     return process
