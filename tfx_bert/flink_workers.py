@@ -13,7 +13,7 @@ stops.
 
 A harness process is forked from a server that imported Beam's SDK worker and the libraries the
 pipelines' DoFns unpickle into (TensorFlow, TFT, TFDV: ``tfx_bert/preloaded.py``), so a worker
-does not spend its first seconds importing them; a run starts about 34 of them.
+does not spend its first seconds importing them; a run of the Flink test starts 34-74 of them.
 """
 from __future__ import annotations
 
