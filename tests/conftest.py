@@ -59,7 +59,9 @@ def pytest_collection_modifyitems(config, items):
 _BACKGROUND = {}
 # Slow tests' self-contained work, started with the session when selected: fixture name ->
 # "module:function" (function(work dir) -> what the test asserts on).
-BACKGROUND_JOBS = {"kubeflow_steps": "tests.test_kubeflow:run_the_compiled_pipelines"}
+BACKGROUND_JOBS = {"kubeflow_steps": "tests.test_kubeflow:run_the_compiled_pipelines",
+                   "airflow_runs": "tests.test_airflow_runner:run_the_airflow_pipelines",
+                   "flink_runs": "tests.test_flink_cluster:run_every_beam_step_on_flink"}
 
 
 def _import(path: str):
@@ -150,14 +152,29 @@ def demo_run():
     return _demo_result()
 
 
+def _job_result(request, name: str):
+    """(work dir, result) of the background job ``name``; run now where the session did not start it."""
+    if name not in _BACKGROUND:
+        _BACKGROUND[name] = BackgroundJob(_import(BACKGROUND_JOBS[name]), _tmp_dir(request.config, name))
+    return _BACKGROUND[name].result()
+
+
 @pytest.fixture(scope="session")
 def kubeflow_steps(request):
-    """(work dir, results) of ``tests/test_kubeflow.py``'s compiled pipelines run step by step,
-    started with the session (``BACKGROUND_JOBS``)."""
-    if "kubeflow_steps" not in _BACKGROUND:  # (a session that did not start it: run it now)
-        _BACKGROUND["kubeflow_steps"] = BackgroundJob(_import(BACKGROUND_JOBS["kubeflow_steps"]),
-                                                      _tmp_dir(request.config, "kubeflow_steps"))
-    return _BACKGROUND["kubeflow_steps"].result()
+    """(work dir, results) of ``tests/test_kubeflow.py``'s compiled pipelines run step by step."""
+    return _job_result(request, "kubeflow_steps")
+
+
+@pytest.fixture(scope="session")
+def airflow_runs(request):
+    """(work dir, results) of ``tests/test_airflow_runner.py``'s DAGs under Airflow's scheduler."""
+    return _job_result(request, "airflow_runs")
+
+
+@pytest.fixture(scope="session")
+def flink_runs(request):
+    """(work dir, results) of ``tests/test_flink_cluster.py``'s Beam steps on Flink and on the DirectRunner."""
+    return _job_result(request, "flink_runs")
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,9 @@
 ingestion (TextExampleGen, TaskExampleGen), WordPiece vocabulary, pretraining instances,
 StatisticsGen, Transform (the fine-tuning preprocessing_fn) and batch scoring (BulkInferrer).
 
-``python tests/flink_steps.py OUT`` runs them with the flags in ``FLINK_BEAM_ARGS`` (what
-``tfx-bert flink run`` sets); ``test_flink`` runs them again on the DirectRunner and compares
-``summary(OUT)`` of the two. Inputs are written from the demo generators, so both runs read the
+``python tests/flink_steps.py IN OUT`` runs them with the Beam flags of the cluster ``tfx-bert
+flink run`` started (``FLINK_CONFIG_OVERRIDES``); ``... IN OUT --direct`` on the DirectRunner;
+``test_flink_cluster`` runs both and compares ``summary(OUT)`` of the two. Inputs are written from the demo generators, so both runs read the
 same data."""
 from __future__ import annotations
 
@@ -165,4 +165,9 @@ def flink_args(out: Path) -> list[str]:
 
 if __name__ == "__main__":
     inputs, out = Path(sys.argv[1]), Path(sys.argv[2])
-    run_steps(inputs, out, flink_args(out))
+    if sys.argv[3:] == ["--direct"]:
+        from tests.helpers import BEAM_ARGS
+
+        run_steps(inputs, out, BEAM_ARGS)
+    else:
+        run_steps(inputs, out, flink_args(out))

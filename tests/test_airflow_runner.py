@@ -5,12 +5,14 @@ not carry out itself, skips the steps after a stopped gate.
 
 Marked ``airflow``: it needs the Airflow environment (``make airflow-setup``, ``.tools/airflow``)
 and takes about 6 minutes on 2 cores, so ``make test-airflow`` runs it."""
+import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,11 +20,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW_BIN = os.path.join(REPO, ".tools", "airflow", "bin")
 
 pytestmark = pytest.mark.airflow
+# One task at a time like Airflow's SequentialExecutor, each forked from a server that imported
+# TensorFlow and TFX once (pipeline/airflow_executor.py) instead of a new interpreter per task.
+EXECUTOR = "tfx_bert_app.pipeline.airflow_executor.PreloadedSequentialExecutor"
 
 
 def _env(home) -> dict:
     return dict(os.environ, AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-                AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__CORE__EXECUTOR="SequentialExecutor",
+                AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__CORE__EXECUTOR=EXECUTOR,
                 # A DAG file imports TensorFlow and TFX: more than Airflow's 30 s on a busy 2-core machine.
                 AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300", AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT="300",
                 AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2", AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="600",
@@ -64,55 +69,55 @@ def _run_to_end(home, dag_id, timeout=900) -> str:
     raise TimeoutError(f"{dag_id} still running after {timeout} s: {_task_states(home, dag_id)}")
 
 
-@pytest.fixture
-def scheduler(tmp_path):
-    if not os.path.exists(os.path.join(AIRFLOW_BIN, "airflow")):
-        pytest.fail("no Airflow environment: run `make airflow-setup` (make test-airflow does)")
-    home = tmp_path / "airflow"
+@contextlib.contextmanager
+def _scheduler(root: Path):
+    """Airflow's scheduler on a new sqlite database under ``root``; stopped (its process group) on exit."""
+    home = root / "airflow"
     _airflow(home, "db", "migrate")
-    log = open(tmp_path / "scheduler.log", "w")
-    # --skip-serve-logs: no log server (it would listen on every interface); the logs are files.
-    process = subprocess.Popen([os.path.join(AIRFLOW_BIN, "airflow"), "scheduler", "--skip-serve-logs"],
-                               env=_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    yield home
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    log.close()
+    with open(root / "scheduler.log", "w") as log:
+        # --skip-serve-logs: no log server (it would listen on every interface); the logs are files.
+        process = subprocess.Popen([os.path.join(AIRFLOW_BIN, "airflow"), "scheduler", "--skip-serve-logs"],
+                                   env=_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield home
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
-def test_airflow_schedules_pretraining_then_fine_tuning_to_a_pushed_model(scheduler, tmp_path):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the served graph's tokenizer ops)
+def run_the_airflow_pipelines(root: str) -> dict:
+    """The pretraining DAG, then the sentiment fine-tuning DAG written from its encoder, under
+    Airflow's scheduler; then the data gate's check on this run's result, and on one made to say
+    stopped. A background job (``airflow_runs`` in conftest.py): it needs nothing from the
+    session, and it is mostly one task process at a time, so it runs beside the other tests.
+    Sets up the Airflow environment first where it is missing (``make airflow-setup``)."""
+    if not os.path.exists(os.path.join(AIRFLOW_BIN, "airflow")):
+        subprocess.run(["make", "-s", "-C", REPO, "airflow-setup"], check=True, capture_output=True, timeout=900)
+    root = Path(root)
+    work, serving = root / "work", root / "serving"
+    result = {"work": work, "serving": serving}
+    with _scheduler(root) as home:
+        _write_dag(home, work, "pretrain", "pretrain.train_steps=5", "pretrain.batch_size=8", "pretrain.eval_steps=2",
+                   "pretrain.max_seq_length=32", "pretrain.vocab_size=300", "pretrain.enable_statistics=false")
+        result["pretrain"] = _run_to_end(home, "tfx-bert-pretrain"), _task_states(home, "tfx-bert-pretrain")
+        if result["pretrain"][0] != "success":
+            return result
+        # Written after pretraining: the DAG file names the encoder that run produced (found in MLMD).
+        result["printed"] = _write_dag(home, work, "finetune", "finetune.train_steps=20",
+                                       "finetune.accuracy_threshold=0", f"serving.serving_base={serving}")
+        result["dag_file"] = (home / "dags" / "tfx_bert_sentiment.py").read_text()
+        result["finetune"] = _run_to_end(home, "tfx-bert-sentiment"), _task_states(home, "tfx-bert-sentiment")
+    result["gate_check"] = _check_the_gate(home, work)
+    return result
 
-    home, work, serving = scheduler, tmp_path / "work", tmp_path / "serving"
-    _write_dag(home, work, "pretrain", "pretrain.train_steps=5", "pretrain.batch_size=8", "pretrain.eval_steps=2",
-               "pretrain.max_seq_length=32", "pretrain.vocab_size=300", "pretrain.enable_statistics=false")
-    assert _run_to_end(home, "tfx-bert-pretrain") == "success", _task_states(home, "tfx-bert-pretrain")
-    assert set(_task_states(home, "tfx-bert-pretrain").values()) == {"success"}
 
-    # Written after pretraining: the DAG file names the encoder that run produced (found in MLMD).
-    printed = _write_dag(home, work, "finetune", "finetune.train_steps=20", "finetune.accuracy_threshold=0",
-                         f"serving.serving_base={serving}")
-    assert "DAG id: tfx-bert-sentiment" in printed
-    dag_file = (home / "dags" / "tfx_bert_sentiment.py").read_text()
-    assert str(work / "pipelines" / "tfx-bert-pretrain" / "Trainer" / "model") in dag_file
-    assert _run_to_end(home, "tfx-bert-sentiment") == "success", _task_states(home, "tfx-bert-sentiment")
-    states = _task_states(home, "tfx-bert-sentiment")
-    assert states["DataGate_passed"] == "success" and states["Pusher"] == "success", states
-    assert set(states.values()) == {"success"}
-
-    [version] = os.listdir(serving / "sentiment")
-    served = tf.saved_model.load(str(serving / "sentiment" / version)).signatures["serving_default"]
-    probabilities = served(text=tf.constant(["the soup was wonderful ."]))["probabilities"].numpy()
-    assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-5
-
-    # The gate's check reads this run's DataGate result from MLMD: passed here; a result that
-    # says stopped makes it return False, and Airflow then skips every step after it.
-    check = subprocess.run([os.path.join(AIRFLOW_BIN, "python"), "-c", f"""
+def _check_the_gate(home: Path, work: Path) -> subprocess.CompletedProcess:
+    """The gate's check on this run's DataGate result in MLMD, then on that result made to say stopped."""
+    return subprocess.run([os.path.join(AIRFLOW_BIN, "python"), "-c", f"""
 import json, sqlite3
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -131,6 +136,31 @@ result.custom_properties["anomalies"].string_value = "label distribution drifted
 store.put_artifacts([result])
 print(json.dumps([passed, airflow_runner.gate_passed(path, "tfx-bert-sentiment", "DataGate", run_id)]))
 """], env=_env(home), capture_output=True, text=True, timeout=300)
+
+
+def test_airflow_schedules_pretraining_then_fine_tuning_to_a_pushed_model(airflow_runs):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the served graph's tokenizer ops)
+
+    _, result = airflow_runs
+    state, states = result["pretrain"]
+    assert state == "success" and set(states.values()) == {"success"}, states
+    assert "DAG id: tfx-bert-sentiment" in result["printed"]
+    assert str(result["work"] / "pipelines" / "tfx-bert-pretrain" / "Trainer" / "model") in result["dag_file"]
+    state, states = result["finetune"]
+    assert state == "success", states
+    assert states["DataGate_passed"] == "success" and states["Pusher"] == "success", states
+    assert set(states.values()) == {"success"}
+
+    serving = result["serving"]
+    [version] = os.listdir(serving / "sentiment")
+    served = tf.saved_model.load(str(serving / "sentiment" / version)).signatures["serving_default"]
+    probabilities = served(text=tf.constant(["the soup was wonderful ."]))["probabilities"].numpy()
+    assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-5
+
+    # The gate's check reads this run's DataGate result from MLMD: passed here; a result that
+    # says stopped makes it return False, and Airflow then skips every step after it.
+    check = result["gate_check"]
     assert check.returncode == 0, check.stderr[-3000:]
     assert json.loads(check.stdout.strip().splitlines()[-1]) == [True, False]
     assert "STOPPED: label distribution drifted; the steps after it are skipped" in check.stdout

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,28 +38,57 @@ def test_a_machine_without_the_jars_is_told_how_to_get_them(tmp_path, monkeypatc
     assert out.returncode == 2 and "error: no `java` on PATH" in out.stderr
 
 
-@pytest.mark.flink
-def test_every_beam_step_on_two_taskmanagers_gives_the_direct_runners_outputs(tmp_path):
-    from tests import flink_steps
-    from tests.helpers import BEAM_ARGS
+def _run_logged(command: list[str], log: Path, timeout: int) -> int:
+    with open(log, "w") as out:
+        return subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
 
-    flink_steps.write_inputs(tmp_path / "in")
-    report = tmp_path / "report.json"
-    run = subprocess.run([sys.executable, "-m", "tfx_bert.flink_cluster", "run", "--isolated",
-                          f"--state-dir={tmp_path / 'cluster'}", f"--report={report}", "--",
-                          sys.executable, os.path.join(REPO, "tests", "flink_steps.py"),
-                          str(tmp_path / "in"), str(tmp_path / "flink")], cwd=REPO, timeout=900)
-    assert run.returncode == 0
-    jobs = json.loads(report.read_text())
+
+def run_every_beam_step_on_flink(root: str) -> dict:
+    """Every Beam step on a Flink cluster (``tfx-bert flink run --isolated``), then on the
+    DirectRunner, from the same inputs: {"flink" / "direct": exit code, "report": the cluster's
+    report, "logs": their paths}. A background job (``flink_runs`` in conftest.py): it needs
+    nothing from the session and waits on the cluster most of its time. Fetches the jars first
+    where they are missing (``make flink-setup``: Java 17 and Maven)."""
+    from tests import flink_steps
+
+    root = Path(root)
+    if not os.path.exists(flink_cluster.CLASSPATH_FILE):
+        setup = subprocess.run(["make", "-s", "-C", REPO, "flink-setup"], capture_output=True, text=True, timeout=900)
+        if setup.returncode:
+            return {"setup": (setup.stdout + setup.stderr)[-2000:]}
+    flink_steps.write_inputs(root / "in")
+    steps = os.path.join(REPO, "tests", "flink_steps.py")
+    flink = _run_logged([sys.executable, "-m", "tfx_bert.flink_cluster", "run", "--isolated",
+                         f"--state-dir={root / 'cluster'}", f"--report={root / 'report.json'}", "--",
+                         sys.executable, steps, str(root / "in"), str(root / "flink")], root / "flink.log", 900)
+    direct = _run_logged([sys.executable, steps, str(root / "in"), str(root / "direct"), "--direct"],
+                         root / "direct.log", 600)
+    report = json.loads((root / "report.json").read_text()) if (root / "report.json").exists() else None
+    return {"flink": flink, "direct": direct, "report": report}
+
+
+def _tail(path: Path) -> str:
+    return path.read_text()[-3000:] if path.exists() else ""
+
+
+@pytest.mark.flink
+def test_every_beam_step_on_two_taskmanagers_gives_the_direct_runners_outputs(flink_runs):
+    from tests import flink_steps
+
+    root, result = flink_runs
+    root = Path(root)
+    assert "setup" not in result, result.get("setup")
+    assert result["flink"] == 0, _tail(root / "flink.log")
+    assert result["direct"] == 0, _tail(root / "direct.log")
+    jobs = result["report"]
     # One Flink job per Beam step; each ran subtasks on both TaskManagers.
     assert len(jobs["jobs"]) == 7 and sorted(jobs["taskmanagers"]) == ["tm-1", "tm-2"]
     for job in jobs["jobs"]:
         assert job["state"] == "FINISHED"
         assert {tm for tm, n in job["subtasks_per_taskmanager"].items() if n} == {"tm-1", "tm-2"}, job
-    assert not list((tmp_path / "cluster").glob("pids.json"))  # every process stopped
+    assert not list((root / "cluster").glob("pids.json"))  # every process stopped
 
-    flink_steps.run_steps(tmp_path / "in", tmp_path / "direct", BEAM_ARGS)
-    on_flink, direct = flink_steps.summary(tmp_path / "flink"), flink_steps.summary(tmp_path / "direct")
+    on_flink, direct = flink_steps.summary(root / "flink"), flink_steps.summary(root / "direct")
     assert len(direct["examples"]["Split-train"]) > 80 and len(direct["instances"]["Split-train"]) > 500
     assert len(direct["transform"]["Split-eval"]) == 40 and len(direct["inference"]) == 40
     for step in direct:
