@@ -28,6 +28,9 @@ from tfx_bert import preloaded
 TASK_MODULES = ("airflow.cli.cli_parser", "airflow.cli.commands.task_command", "tensorflow", "tensorflow_text",
                 "tensorflow_transform", "tensorflow_model_analysis", "apache_beam", "keras_hub",
                 "tfx.orchestration.airflow.airflow_dag_runner", "tfx_bert_app.pipeline.airflow_runner")
+# What the scheduler and the commands around it import (``make airflow-setup`` compiles both lists).
+CLI_MODULES = ("airflow.cli.commands.scheduler_command", "airflow.cli.commands.dag_command",
+               "airflow.cli.commands.db_command", "tfx_bert.cli")
 
 
 def _run_task(command: list[str]) -> None:

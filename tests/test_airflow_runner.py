@@ -19,7 +19,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW_BIN = os.path.join(REPO, ".tools", "airflow", "bin")
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 # One task at a time like Airflow's SequentialExecutor, each forked from a server that imported
 # TensorFlow and TFX once (pipeline/airflow_executor.py) instead of a new interpreter per task.
 EXECUTOR = "tfx_bert_app.pipeline.airflow_executor.PreloadedSequentialExecutor"

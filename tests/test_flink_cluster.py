@@ -72,6 +72,7 @@ def _tail(path: Path) -> str:
 
 
 @pytest.mark.flink
+@pytest.mark.slow
 def test_every_beam_step_on_two_taskmanagers_gives_the_direct_runners_outputs(flink_runs):
     from tests import flink_steps
 
