@@ -100,3 +100,20 @@ def write_dag_file(kind: str, config: ProjectConfig, dags_folder: str, dag_args:
         f.write(_TEMPLATE.format(kind=kind, name=name, date=time.strftime("%Y-%m-%d %H:%M"),
                                  config_path=base + ".yaml", prepared=prepared, dag_args=dag_args or {}))
     return base + ".py"
+
+
+def register_dag(path: str) -> None:
+    """Parses the DAG file here and writes it to Airflow's database (what ``airflow dags
+    reserialize`` does for a whole folder), so the scheduler runs it without waiting for its
+    folder scan, and without another process importing TensorFlow and TFX to parse it."""
+    from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=path, include_examples=False)
+    if bag.import_errors:
+        raise RuntimeError(f"Airflow could not load {path}: {bag.import_errors[path]}")
+    try:
+        bag.sync_to_db()
+    except Exception as e:  # noqa: BLE001 (the database is the user's to set up: say which)
+        raise RuntimeError(f"could not register {path} in Airflow's database ({type(e).__name__}: {e}); "
+                           "run `airflow db migrate` with the same AIRFLOW_HOME first") from None
+

@@ -1,10 +1,11 @@
 """pipeline/airflow_runner.py: the pretraining and a fine-tuning pipeline as Airflow DAGs, run by
-Airflow's own scheduler (SequentialExecutor, sqlite; each component an ``airflow tasks run``
-process) to a pushed model that answers; the data gate's stop, which TFX's Airflow runner does
-not carry out itself, skips the steps after a stopped gate.
+Airflow's own scheduler (sqlite; one task at a time, each an ``airflow tasks run`` process forked
+from a preloaded server: pipeline/airflow_executor.py) to a pushed model that answers; the data
+gate's stop, which TFX's Airflow runner does not carry out itself, skips the steps after a stopped
+gate.
 
-Marked ``airflow``: it needs the Airflow environment (``make airflow-setup``, ``.tools/airflow``)
-and takes about 6 minutes on 2 cores, so ``make test-airflow`` runs it."""
+Marked ``airflow`` and ``slow``: it needs the Airflow environment (``.tools/airflow``, which its
+background job sets up where it is missing); ``make test-airflow`` runs it alone."""
 import contextlib
 import json
 import os
@@ -43,11 +44,10 @@ def _airflow(home, *args, timeout=300) -> str:
 
 def _write_dag(home, work, pipeline, *sets) -> str:
     out = subprocess.run([os.path.join(AIRFLOW_BIN, "tfx-bert"), "airflow-dag", "--demo", "--work-dir", str(work),
-                          "--pipeline", pipeline, "--dags-folder", str(home / "dags"),
+                          "--pipeline", pipeline, "--dags-folder", str(home / "dags"), "--register",
                           *[a for s in sets for a in ("--set", s)]],
                          env=_env(home), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    _airflow(home, "dags", "reserialize")
     return out.stdout
 
 
@@ -145,7 +145,7 @@ def test_airflow_schedules_pretraining_then_fine_tuning_to_a_pushed_model(airflo
     _, result = airflow_runs
     state, states = result["pretrain"]
     assert state == "success" and set(states.values()) == {"success"}, states
-    assert "DAG id: tfx-bert-sentiment" in result["printed"]
+    assert "registered it in Airflow's database\nDAG id: tfx-bert-sentiment" in result["printed"]
     assert str(result["work"] / "pipelines" / "tfx-bert-pretrain" / "Trainer" / "model") in result["dag_file"]
     state, states = result["finetune"]
     assert state == "success", states

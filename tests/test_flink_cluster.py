@@ -2,8 +2,8 @@
 TaskManagers, Beam's Flink job server, the Python SDK workers), and every Beam step of the
 pipelines run on it with the outputs the DirectRunner gives.
 
-The cluster test is marked ``flink`` and runs in ``make test-flink`` (it needs Java and the jars
-``make flink-setup`` fetches, and takes about 5 minutes on 2 cores)."""
+The cluster test is marked ``flink`` and ``slow``: it needs Java (the jars ``make flink-setup``
+fetches, which its background job runs where they are missing); ``make test-flink`` runs it alone."""
 import json
 import os
 import subprocess
@@ -22,6 +22,27 @@ def test_every_flink_address_is_loopback():
     for key in ("jobmanager.rpc.address", "jobmanager.bind-host", "rest.address", "rest.bind-address",
                 "taskmanager.bind-host", "taskmanager.host"):
         assert conf[key] == "127.0.0.1", key
+
+
+def test_jobs_stage_no_jars_only_on_a_cluster_whose_taskmanagers_have_them():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tfx_bert import beam_options
+    from tfx_bert import config as config_lib
+
+    flag = f"--pipeline_resources_detector_factory_class={flink_cluster.NO_STAGING_FACTORY}"
+    plain = flink_cluster.LocalFlinkCluster("/tmp/unused", cp="/a.jar:/b.jar")
+    assert flag not in plain.beam_args
+    cluster = flink_cluster.LocalFlinkCluster("/tmp/unused", cp=f"/a.jar:{flink_cluster.NO_STAGING_JAR}")
+    args = beam_options.pipeline_args(config_lib.load_config(overrides=cluster.config_overrides))
+    assert flag in args and flag in cluster.beam_args
+    assert f"--environment_cache_millis={flink_cluster.ENVIRONMENT_CACHE_MS}" in args
+    # Declared, so the Python FlinkRunner sends it to the job server instead of dropping it.
+    sent = PipelineOptions(args).get_all_options(drop_default=True)
+    assert sent["pipeline_resources_detector_factory_class"] == flink_cluster.NO_STAGING_FACTORY
+    # Classes resolve from the TaskManagers' classpath first, whether or not a job ships jars.
+    conf = dict(line.split(": ", 1) for line in flink_cluster._flink_conf(flink_cluster.Ports(), 1, 2).splitlines())
+    assert conf["classloader.resolve-order"] == "parent-first"
 
 
 def test_a_machine_without_the_jars_is_told_how_to_get_them(tmp_path, monkeypatch):

@@ -131,6 +131,8 @@ def pipeline_args(config: ProjectConfig, setup_file: str | None = None, input_by
         if b.parallelism:
             args.append(f"--spark_default_parallelism={b.parallelism}")
     if b.runner in ("flink", "spark"):
+        from tfx_bert import beam_java_options  # noqa: F401 (declares Java-side flags; see there)
+
         if b.environment_type:
             args.append(f"--environment_type={b.environment_type}")
         if b.environment_config or b.sdk_container_image:

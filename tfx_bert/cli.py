@@ -589,7 +589,10 @@ def cmd_airflow_dag(args) -> int:
         args.set = (args.set or []) + [f"work_dir={os.path.abspath(config.work_dir)}"]
         config = _config(args, demo=args.demo)
     path = airflow_runner.write_dag_file(args.pipeline, config, os.path.expanduser(args.dags_folder))
-    print(f"wrote {path}\nDAG id: {airflow_runner.runs.pipeline_name(args.pipeline, config)} "
+    if args.register:
+        airflow_runner.register_dag(path)
+    registered = " and registered it in Airflow's database" if args.register else ""
+    print(f"wrote {path}{registered}\nDAG id: {airflow_runner.runs.pipeline_name(args.pipeline, config)} "
           "(airflow dags unpause / trigger it; the scheduler runs each component as a task)")
     return 0
 
@@ -685,6 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", type=_task_name, metavar="TASK", help="as finetune's --task")
     p.add_argument("--dags-folder", default=os.path.join(os.environ.get("AIRFLOW_HOME", "~/airflow"), "dags"),
                    help="Airflow's dags_folder (default: $AIRFLOW_HOME/dags)")
+    p.add_argument("--register", action="store_true",
+                   help="also write the DAG to Airflow's database (as `airflow dags reserialize` would), so the "
+                        "scheduler can run it at once")
     p.set_defaults(fn=cmd_airflow_dag)
 
     p = sub.add_parser("serving-manifests",

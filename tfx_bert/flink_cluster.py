@@ -53,6 +53,13 @@ appender.file.layout.pattern = %d{HH:mm:ss,SSS} %-5p %-40c{1} - %m%n
 # Python worker, TensorFlow imports and all, for every stage; a two-stage job then spent more time
 # starting workers than working.
 ENVIRONMENT_CACHE_MS = 30000
+# Built by `make flink-setup` from flink/src (the last entry of the classpath file): a job names
+# its factory, and the job server stages no jars with it. Beam's default stages every jar of the
+# job server's classpath (about 160) with every job, 13-14 s of a job's submission here, while
+# these TaskManagers run with that same classpath. A 10-element job took 22-33 s with the
+# jars and 2.5-4 s without, once its SDK workers were up.
+NO_STAGING_JAR = os.path.join(REPO, ".flink", "tfx-bert-flink.jar")
+NO_STAGING_FACTORY = "org.tfxbert.flink.NoStagingDetectorFactory"
 
 
 class FlinkUnavailable(RuntimeError):
@@ -92,6 +99,9 @@ def _flink_conf(ports: Ports, slots: int, parallelism: int) -> str:
         # (10% of the process) failed a two-TaskManager ExampleGen with "Insufficient number of
         # network buffers: required 512, but only 97 available".
         "taskmanager.memory.network.min": "320m", "taskmanager.memory.network.max": "320m",
+        # Beam's classes come from the TaskManagers' own classpath even where a job ships them
+        # (child-first, a job staging jars after one that staged none failed with a LinkageError).
+        "classloader.resolve-order": "parent-first",
         # Python SDK workers start slowly (TensorFlow imports); Flink's default 10 s heartbeat
         # timeout is fine, but an idle slot must not be returned while a stage waits for one.
         "slot.idle.timeout": 600000, "heartbeat.timeout": 120000,
@@ -111,20 +121,35 @@ class LocalFlinkCluster:
         self.pids: dict[str, int] = {}
 
     @property
+    def extra_args(self) -> list[str]:
+        """Keep a TaskManager's worker between a job's stages; stage no jars where the cluster
+        runs with the factory that allows it (its TaskManagers have the job server's jars)."""
+        args = [f"--environment_cache_millis={ENVIRONMENT_CACHE_MS}"]
+        if NO_STAGING_JAR in (self.cp or "").split(os.pathsep):
+            args.append(f"--pipeline_resources_detector_factory_class={NO_STAGING_FACTORY}")
+        return args
+
+    @property
     def config_overrides(self) -> list[str]:
         """The ``beam`` settings that send a pipeline's Beam steps to this cluster."""
         return ["beam.runner=flink", f"beam.job_endpoint=127.0.0.1:{self.ports.job}",
                 "beam.environment_type=EXTERNAL", f"beam.environment_config=127.0.0.1:{self.ports.workers}",
-                f"beam.parallelism={self.taskmanagers}",
-                f"beam.extra_args=--environment_cache_millis={ENVIRONMENT_CACHE_MS}"]
+                f"beam.parallelism={self.taskmanagers}", f"beam.extra_args={','.join(self.extra_args)}"]
 
     @property
     def beam_args(self) -> list[str]:
         """The same as Beam flags (what ``beam_options.pipeline_args`` makes of them, less
         ``--setup_file``: these workers run in this environment)."""
+        from tfx_bert import beam_java_options  # noqa: F401 (declares the staging flag)
+
         return ["--runner=FlinkRunner", f"--job_endpoint=127.0.0.1:{self.ports.job}",
                 "--environment_type=EXTERNAL", f"--environment_config=127.0.0.1:{self.ports.workers}",
-                f"--parallelism={self.taskmanagers}", f"--environment_cache_millis={ENVIRONMENT_CACHE_MS}"]
+                f"--parallelism={self.taskmanagers}", *self.extra_args]
+
+    # The JobManager and the job server coordinate; they run little code long enough for C2 to
+    # pay for itself. C2's compiler threads took 16 and 11 of their 39 and 20 CPU-seconds in a
+    # test run (7 small jobs); the client compiler alone and the serial collector cut that.
+    COORDINATOR_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
     def _path(self, *parts) -> str:
         return os.path.join(self.state_dir, *parts)
@@ -162,7 +187,7 @@ class LocalFlinkCluster:
             f.write(LOG4J)
         try:
             self._java("jobmanager", "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
-                       "--configDir", self._path("conf"), jvm=("-Xmx512m",))
+                       "--configDir", self._path("conf"), jvm=("-Xmx512m", *self.COORDINATOR_JVM))
             jvm, settings = self._taskmanager_params()
             for i in range(1, self.taskmanagers + 1):
                 self._java(f"taskmanager-{i}", "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
@@ -171,7 +196,7 @@ class LocalFlinkCluster:
             self._java("jobserver", "org.apache.beam.runners.flink.FlinkJobServerDriver",
                        f"--flink-master=127.0.0.1:{self.ports.rest}", "--job-host=127.0.0.1",
                        f"--job-port={self.ports.job}", f"--artifact-port={self.ports.artifact}",
-                       "--expansion-port=-1", f"--artifacts-dir={self._path('artifacts')}", jvm=("-Xmx768m",))
+                       "--expansion-port=-1", f"--artifacts-dir={self._path('artifacts')}", jvm=("-Xmx768m", *self.COORDINATOR_JVM))
             self._spawn("workers", [sys.executable, "-m", "tfx_bert.flink_workers",
                                     f"--port={self.ports.workers}", f"--log-dir={self._path('log', 'workers')}"])
             self._wait_ready(timeout)
