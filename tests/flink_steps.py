@@ -4,8 +4,8 @@ StatisticsGen, Transform (the fine-tuning preprocessing_fn) and batch scoring (B
 
 ``python tests/flink_steps.py IN OUT`` runs them with the Beam flags of the cluster ``tfx-bert
 flink run`` started (``FLINK_CONFIG_OVERRIDES``); ``... IN OUT --direct`` on the DirectRunner;
-``test_flink_cluster`` runs both and compares ``summary(OUT)`` of the two. Inputs are written from the demo generators, so both runs read the
-same data."""
+``test_flink_cluster`` runs both and compares ``summary(OUT)`` of the two. Inputs are written
+from the demo generators, so both runs read the same data."""
 from __future__ import annotations
 
 import glob

@@ -96,7 +96,10 @@ def run_the_airflow_pipelines(root: str) -> dict:
     session, and it is mostly one task process at a time, so it runs beside the other tests.
     Sets up the Airflow environment first where it is missing (``make airflow-setup``)."""
     if not os.path.exists(os.path.join(AIRFLOW_BIN, "airflow")):
-        subprocess.run(["make", "-s", "-C", REPO, "airflow-setup"], check=True, capture_output=True, timeout=900)
+        setup = subprocess.run(["make", "-s", "-C", REPO, "airflow-setup"], capture_output=True, text=True,
+                               timeout=900)
+        if setup.returncode:
+            raise RuntimeError(f"make airflow-setup failed:\n{(setup.stdout + setup.stderr)[-2000:]}")
     root = Path(root)
     work, serving = root / "work", root / "serving"
     result = {"work": work, "serving": serving}

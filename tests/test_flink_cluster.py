@@ -66,10 +66,11 @@ def _run_logged(command: list[str], log: Path, timeout: int) -> int:
 
 def run_every_beam_step_on_flink(root: str) -> dict:
     """Every Beam step on a Flink cluster (``tfx-bert flink run --isolated``), then on the
-    DirectRunner, from the same inputs: {"flink" / "direct": exit code, "report": the cluster's
-    report, "logs": their paths}. A background job (``flink_runs`` in conftest.py): it needs
-    nothing from the session and waits on the cluster most of its time. Fetches the jars first
-    where they are missing (``make flink-setup``: Java 17 and Maven)."""
+    DirectRunner, from the same inputs: {"flink" / "direct": exit code (their logs are
+    ``flink.log`` / ``direct.log`` under ``root``), "report": the cluster's report}, or {"setup":
+    what ``make flink-setup`` said} where the jars were missing and could not be fetched (it needs
+    a Java 17 JDK and Maven). A background job (``flink_runs`` in conftest.py): it needs nothing
+    from the session and waits on the cluster most of its time."""
     from tests import flink_steps
 
     root = Path(root)
