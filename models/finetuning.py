@@ -18,7 +18,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfx_bert_app.models import class_weights, distillation, optimization, precision, windows
+from tfx_bert_app.models import class_weights, distillation, length_buckets, optimization, precision, windows
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models.fast_kernels import use_fast_kernels
 from tfx_bert import features, run_summary, tasks
@@ -50,6 +50,11 @@ class TrainerData:
             num_epochs=None if training else 1, drop_final_batch=drop_final_batch)
         return self.fn_args.data_accessor.tf_dataset_factory(files, options,
                                                              self.transform_output.transformed_metadata.schema)
+
+
+def length_aware(dataset, settings: FinetuneConfig):
+    """A task's input batches, each cut to its longest row (``finetune.train_length_bucket``)."""
+    return length_buckets.length_aware(dataset, settings.max_seq_length, settings.train_length_bucket)
 
 
 def model_inputs(x: dict, keys=features.MODEL_INPUT_KEYS) -> dict:
@@ -200,9 +205,10 @@ def train_and_export(data: TrainerData, task, trained, model, learning_rate: flo
              + (f", stopping after {settings.patience} without improvement)" if settings.patience else ")")
              if settings.has_validation else ", no validation split: the last step's weights are exported"),
           flush=True)
-    train_ds = distillation.with_transfer_text(task.build_inputs(data, fn_args.train_files, True),
-                                               data.transform_output, data.distill, settings.batch_size, settings.seed)
-    eval_ds = task.build_inputs(data, fn_args.eval_files, False)
+    train_ds = length_aware(distillation.with_transfer_text(task.build_inputs(data, fn_args.train_files, True),
+                                                            data.transform_output, data.distill, settings.batch_size,
+                                                            settings.seed), settings)
+    eval_ds = length_aware(task.build_inputs(data, fn_args.eval_files, False), settings)
     metrics = fit(trained, fn_args, train_ds, eval_ds if settings.has_validation else None, rounds * per_round,
                   rounds, monitor if settings.has_validation else "", settings.patience)
     metrics = task.after_training(data, trained, model, tokenizer, eval_ds, metrics)

@@ -42,8 +42,9 @@ class TrialTuner(keras_tuner.Tuner):
         data = finetuning.trainer_data(self.fn_args, settings)
         trained, _ = task.training_model(data, model, tokenizer)
         finetuning.compile_task(task, trained, model, settings, self.steps, settings.learning_rate)
-        history = trained.fit(task.build_inputs(data, self.fn_args.train_files, True), steps_per_epoch=self.steps,
-                              epochs=1, verbose=0, validation_data=task.build_inputs(data, self.fn_args.eval_files, False),
+        inputs = lambda files, training: finetuning.length_aware(task.build_inputs(data, files, training), settings)  # noqa: E731
+        history = trained.fit(inputs(self.fn_args.train_files, True), steps_per_epoch=self.steps, epochs=1, verbose=0,
+                              validation_data=inputs(self.fn_args.eval_files, False),
                               validation_steps=self.fn_args.eval_steps).history
         value = float(history[f"val_{self.monitor}"][-1])
         print(f"  [tune] trial {trial.trial_id}: learning_rate={settings.learning_rate:g}, batch_size="

@@ -196,6 +196,10 @@ class FinetuneConfig:
     # pieces, not to max_seq_length as training does (0: always max_seq_length). Outputs are the
     # same; a short text costs what its length does (benchmarks/cpu_serving.py).
     export_length_bucket: int = 16
+    # Training and validation batches likewise: each cut to its longest row rounded up to a
+    # multiple of this many pieces (0: max_seq_length). Same losses, less padding computed
+    # (models/length_buckets.py); rows of several sequences (windows, candidate lists) keep theirs.
+    train_length_bucket: int = 16
     # The task's own settings (``finetune.task``'s ``Settings`` class, models/tasks/): set and read as
     # ``finetune.KEY`` like the shared ones above; None: the task's defaults.
     task_settings: Any = None
@@ -502,6 +506,7 @@ class ProjectConfig:
         checks = [
             (0 < p.eval_percent < 100, "pretrain.eval_percent must be in 1..99"),
             (f.export_length_bucket >= 0, "finetune.export_length_bucket must be 0 or more"),
+            (f.train_length_bucket >= 0, "finetune.train_length_bucket must be 0 or more"),
             (p.vocab_size >= 100 or p.init_from, "pretrain.vocab_size must be at least 100"),
             (8 <= p.max_seq_length <= 512, "pretrain.max_seq_length must be 8..512"),
             (8 <= f.max_seq_length <= 512, "finetune.max_seq_length must be 8..512"),
@@ -699,7 +704,7 @@ WARM_START_MODEL_DIR = "warm_start_model_dir"
 TRAINER_SETTINGS = ("task", "num_classes", "label_names", "max_seq_length", "seed", "deterministic",
                     "batch_size", "learning_rate", "dropout", "epochs", "mixed_precision", "validation_percent",
                     "validation_pattern", "eval_every", "patience", "warm_start", "export_precision",
-                    "export_length_bucket", "slices")
+                    "export_length_bucket", "train_length_bucket", "slices")
 _FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
 SECTION_NAMES = {PretrainConfig: "pretrain", FinetuneConfig: "finetune", ServingConfig: "serving",
                  EmbedderConfig: "embedder", DistillConfig: "distill", ScoreConfig: "score", BeamConfig: "beam",
