@@ -116,7 +116,7 @@ def pytest_terminal_summary(terminalreporter):
             write(f"{name:20} started at {start:6.0f} s, took {seconds:5.0f} s, ended at {start + seconds:6.0f} s")
     for name, job in jobs.items():
         if job.seconds is not None:
-            write(f"{name:20} started at      0 s, took {job.seconds:5.0f} s (a background job)")
+            write(f"{name:20} started at {job.start:6.0f} s, took {job.seconds:5.0f} s (a background job)")
 
 
 def pytest_sessionfinish(session):

@@ -38,3 +38,22 @@ def test_an_uncaught_exception_exits_1_with_its_traceback_in_the_log(tmp_path):
     text = log.read_text()
     assert "Traceback" in text and "RuntimeError: the probe failed on purpose" in text
     assert sys.modules.get("preload_probe") is None  # nothing ran in this process
+
+
+def test_stderr_can_go_to_its_own_file_and_a_process_past_its_timeout_is_killed(tmp_path):
+    import subprocess
+    import time
+
+    import pytest
+
+    (tmp_path / "preload_probe.py").write_text(PROBE)
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    assert preloaded.run_module("preload_probe", ["fail", str(tmp_path / "m.json")], str(out), ("decimal",),
+                                cwd=str(tmp_path), stderr_path=str(err)) == 1
+    assert out.read_text().startswith("probe ") and "Traceback" not in out.read_text()
+    assert "RuntimeError: the probe failed on purpose" in err.read_text()
+    (tmp_path / "sleeper.py").write_text("import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n")
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        preloaded.run_module("sleeper", [], str(out), ("decimal",), cwd=str(tmp_path), timeout=3)
+    assert time.monotonic() - started < 30 and "sleeping" in out.read_text()

@@ -17,15 +17,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import runpy
+import subprocess
 import sys
 
 
-def redirect_output(log_path: str) -> None:
-    """This process's stdout and stderr (file descriptors and Python streams) appended to ``log_path``."""
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
+def redirect_output(log_path: str, stderr_path: str | None = None) -> None:
+    """This process's stdout and stderr (file descriptors and Python streams) appended to
+    ``log_path`` (stderr to ``stderr_path`` where given)."""
+    for fd, path in ((1, log_path), (2, stderr_path or log_path)):
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.dup2(log, fd)
+        os.close(log)
     sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)
 
@@ -51,8 +53,9 @@ def start(target, args: tuple, preload: tuple[str, ...]) -> multiprocessing.Proc
     return process
 
 
-def _module_main(module: str, argv: list[str], log_path: str, env: dict | None, cwd: str | None) -> None:
-    redirect_output(log_path)
+def _module_main(module: str, argv: list[str], log_path: str, env: dict | None, cwd: str | None,
+                 stderr_path: str | None = None) -> None:
+    redirect_output(log_path, stderr_path)
     if env is not None:
         os.environ.clear()
         os.environ.update(env)
@@ -64,10 +67,15 @@ def _module_main(module: str, argv: list[str], log_path: str, env: dict | None, 
 
 
 def run_module(module: str, argv: list[str], log_path: str, preload: tuple[str, ...], env: dict | None = None,
-               cwd: str | None = None) -> int:
+               cwd: str | None = None, timeout: float | None = None, stderr_path: str | None = None) -> int:
     """``python -m module *argv`` (in ``cwd``, with ``env``: None inherits) in a forked process,
-    its output appended to ``log_path``; returns its exit code (an uncaught exception: 1, its
-    traceback in the log)."""
-    process = start(_module_main, (module, list(argv), log_path, env, cwd), preload)
-    process.join()
+    its output appended to ``log_path`` (its stderr to ``stderr_path`` where given); returns its
+    exit code (an uncaught exception: 1, its traceback in the log). Past ``timeout`` seconds the
+    process is killed and ``subprocess.TimeoutExpired`` raised, as ``subprocess.run`` does."""
+    process = start(_module_main, (module, list(argv), log_path, env, cwd, stderr_path), preload)
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        raise subprocess.TimeoutExpired([module, *argv], timeout)
     return process.exitcode
