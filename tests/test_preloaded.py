@@ -40,7 +40,7 @@ def test_an_uncaught_exception_exits_1_with_its_traceback_in_the_log(tmp_path):
     assert sys.modules.get("preload_probe") is None  # nothing ran in this process
 
 
-def test_stderr_can_go_to_its_own_file_and_a_process_past_its_timeout_is_killed(tmp_path):
+def test_stderr_can_go_to_its_own_file_niceness_applies_and_a_process_past_its_timeout_is_killed(tmp_path):
     import subprocess
     import time
 
@@ -52,6 +52,9 @@ def test_stderr_can_go_to_its_own_file_and_a_process_past_its_timeout_is_killed(
                                 cwd=str(tmp_path), stderr_path=str(err)) == 1
     assert out.read_text().startswith("probe ") and "Traceback" not in out.read_text()
     assert "RuntimeError: the probe failed on purpose" in err.read_text()
+    (tmp_path / "nice_probe.py").write_text("import os\nprint('niceness', os.nice(0), flush=True)\n")
+    assert preloaded.run_module("nice_probe", [], str(out), ("decimal",), cwd=str(tmp_path), niceness=3) == 0
+    assert f"niceness {os.nice(0) + 3}" in out.read_text()
     (tmp_path / "sleeper.py").write_text("import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n")
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):

@@ -54,8 +54,10 @@ def start(target, args: tuple, preload: tuple[str, ...]) -> multiprocessing.Proc
 
 
 def _module_main(module: str, argv: list[str], log_path: str, env: dict | None, cwd: str | None,
-                 stderr_path: str | None = None) -> None:
+                 stderr_path: str | None = None, niceness: int = 0) -> None:
     redirect_output(log_path, stderr_path)
+    if niceness:
+        os.nice(niceness)
     if env is not None:
         os.environ.clear()
         os.environ.update(env)
@@ -67,12 +69,14 @@ def _module_main(module: str, argv: list[str], log_path: str, env: dict | None, 
 
 
 def run_module(module: str, argv: list[str], log_path: str, preload: tuple[str, ...], env: dict | None = None,
-               cwd: str | None = None, timeout: float | None = None, stderr_path: str | None = None) -> int:
+               cwd: str | None = None, timeout: float | None = None, stderr_path: str | None = None,
+               niceness: int = 0) -> int:
     """``python -m module *argv`` (in ``cwd``, with ``env``: None inherits) in a forked process,
-    its output appended to ``log_path`` (its stderr to ``stderr_path`` where given); returns its
-    exit code (an uncaught exception: 1, its traceback in the log). Past ``timeout`` seconds the
-    process is killed and ``subprocess.TimeoutExpired`` raised, as ``subprocess.run`` does."""
-    process = start(_module_main, (module, list(argv), log_path, env, cwd, stderr_path), preload)
+    its output appended to ``log_path`` (its stderr to ``stderr_path`` where given), at
+    ``niceness`` more than this process's (``os.nice``); returns its exit code (an uncaught
+    exception: 1, its traceback in the log). Past ``timeout`` seconds the process is killed and
+    ``subprocess.TimeoutExpired`` raised, as ``subprocess.run`` does."""
+    process = start(_module_main, (module, list(argv), log_path, env, cwd, stderr_path, niceness), preload)
     process.join(timeout)
     if process.is_alive():
         process.kill()
