@@ -57,7 +57,7 @@ flink-up: setup flink-setup
 flink-down:
 	$(VENV)/bin/tfx-bert flink down
 
-# Every Beam step on a two-TaskManager Flink cluster against the DirectRunner (not yet in make test: see the README's Tests).
+# Every Beam step on a two-TaskManager Flink cluster against the DirectRunner, alone (make test runs it too).
 test-flink: setup flink-setup
 	$(VENV)/bin/python -m pytest -m flink $(PYTEST_ARGS)
 
@@ -78,7 +78,7 @@ airflow-setup: check-python $(UV)
 	@$(MAKE) -s --no-print-directory $(AIRFLOW_ENV)/.compiled
 	@echo "Airflow environment ready: .tools/airflow (from airflow-env/uv.lock)"
 
-# The pretraining and a fine-tuning pipeline under Airflow's scheduler (not yet in make test: see the README's Tests).
+# The pretraining and a fine-tuning pipeline under Airflow's scheduler, alone (make test runs it too).
 test-airflow: setup airflow-setup
 	$(VENV)/bin/python -m pytest -m airflow $(PYTEST_ARGS)
 
