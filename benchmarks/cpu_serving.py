@@ -3,13 +3,15 @@ the same run: for each model size and text length, batch 1 (p50, p99 ms) and bat
 
 The project's side is the graph every task exports: raw text -> in-graph WordPiece
 (tensorflow-text) -> packing -> keras-hub BertBackbone -> softmax, loaded from a SavedModel and
-called in process, twice: packed to the fixed ``max_seq_length`` (``export_length_bucket: 0``,
-what every served graph did before) and length-aware (the batch's longest row rounded up to 16,
-the default). ONNX Runtime's side (``benchmarks/onnx_reference.py``, in ``.bench-hf``) is a
-``BertForSequenceClassification`` of the same shape and vocabulary exported by torch, padded to
-the batch's longest. Both with ``--threads`` intra-op threads; weights random (speed does not
-depend on them). With ``--grpc``: also the development server over gRPC, 8 clients at batch 1,
-for the short texts.
+called in process, three ways: packed to the fixed ``max_seq_length`` (``export_length_bucket:
+0``, what every served graph did first), length-aware (the batch's longest row rounded up to
+``finetune.export_length_bucket``'s default) with keras-hub's encoder layers as they are ("keras_layers", the export before
+``models/serving_kernels.py``), and length-aware with those layers switched to fusable 2-D
+matmuls ("length_aware": every export now). ONNX Runtime's side
+(``benchmarks/onnx_reference.py``, in ``.bench-hf``) is a ``BertForSequenceClassification`` of
+the same shape and vocabulary exported by torch, padded to the batch's longest. Both with
+``--threads`` intra-op threads; weights random (speed does not depend on them). With
+``--grpc``: also the development server over gRPC, 8 clients at batch 1, for the short texts.
 
     make .bench-hf/bin/python   # once: torch, transformers, onnxruntime in their own environment
     .venv/bin/python benchmarks/cpu_serving.py [--sizes tiny small base] [--threads 2] [--grpc]
@@ -25,6 +27,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfx_bert.config import FinetuneConfig  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_PYTHON = os.path.join(ROOT, ".bench-hf", "bin", "python")
@@ -65,19 +69,28 @@ def texts_of_length(tokenizer, pieces: int, count: int, seed: int = 0) -> list[s
     return texts
 
 
-def export_graph(directory: str, tokenizer, size_name: str, length_bucket: int) -> str:
-    """The served classifier graph of ``size_name`` (random weights) as every task exports it."""
+# variant -> (length bucket, encoder layers switched to models/serving_kernels.py's 2-D matmuls)
+BUCKET = FinetuneConfig.export_length_bucket  # what every export uses unless configured
+VARIANTS = {"fixed_length": (0, True), "keras_layers": (BUCKET, False), "length_aware": (BUCKET, True)}
+
+
+def export_graph(directory: str, tokenizer, size_name: str, length_bucket: int, switched: bool = True) -> str:
+    """The served classifier graph of ``size_name`` (random weights, the same for every call) as
+    every task exports it (``switched``: as it did before ``models/serving_kernels.py``)."""
     import keras
     import keras_hub
     import tensorflow as tf
 
     from tfx_bert import registry
+    from tfx_bert_app.models import serving_kernels
 
     keras.utils.set_random_seed(0)
     size = registry.get_model_size(size_name)
     backbone = keras_hub.models.BertBackbone(**{**size.backbone_kwargs(tokenizer.vocabulary_size, dropout=0.1),
                                                 "max_sequence_length": 512})
     head = keras.layers.Dense(2)
+    if switched:
+        serving_kernels.use_serving_kernels(backbone)
     module = tf.Module()
     module.backbone, module.head = backbone, head
 
@@ -89,7 +102,7 @@ def export_graph(directory: str, tokenizer, size_name: str, length_bucket: int) 
         return {"probabilities": probabilities, "class_ids": tf.argmax(probabilities, axis=-1)}
 
     module.serve = serve
-    path = os.path.join(directory, f"{size_name}-{length_bucket}", "1")
+    path = os.path.join(directory, f"{size_name}-{length_bucket}-{'switched' if switched else 'keras'}", "1")
     tf.saved_model.save(module, path, signatures={"serving_default": serve.get_concrete_function()})
     return path
 
@@ -152,6 +165,7 @@ def main():
     parser.add_argument("--lengths", nargs="+", default=list(LENGTHS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grpc", action="store_true")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     if not os.path.exists(BENCH_PYTHON):
         sys.exit("needs the ONNX Runtime environment: make .bench-hf/bin/python")
@@ -184,18 +198,17 @@ def main():
             if proc.returncode:
                 sys.exit(proc.stderr[-3000:])
             onnx = json.loads(proc.stdout.strip().splitlines()[-1])
-            graphs = {bucket: export_graph(tmp, tokenizer, size, bucket) for bucket in (0, 16)}
+            graphs = {variant: export_graph(tmp, tokenizer, size, *VARIANTS[variant]) for variant in dict.fromkeys([*args.variants, "length_aware"])}
             for name in args.lengths:
                 row = {"size": size, "length": name, "onnxruntime": onnx[name]}
-                for bucket, path in graphs.items():
+                for variant, path in graphs.items():
                     serve = tf.saved_model.load(path).signatures["serving_default"]
-                    row["length_aware" if bucket else "fixed_length"] = measure(serve, texts[name], requests[name],
-                                                                                 rounds[name], 32)
+                    row[variant] = measure(serve, texts[name], requests[name], rounds[name], 32)
                 aware, ort_row = row["length_aware"], row["onnxruntime"]
                 row["batch1_p50_vs_onnxruntime"] = aware["p50_ms"] / ort_row["p50_ms"]
                 row["batch32_throughput_vs_onnxruntime"] = aware["texts_per_s"] / ort_row["texts_per_s"]
                 if args.grpc and name == "short":
-                    row["grpc_8_clients"] = grpc_batch1(graphs[16], texts[name], 8, 4.0, args.threads)
+                    row["grpc_8_clients"] = grpc_batch1(graphs["length_aware"], texts[name], 8, 4.0, args.threads)
                 print(json.dumps(_rounded(row)), flush=True)
 
 

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from tfx_bert_app.models import precision as precision_lib
+from tfx_bert_app.models import serving_kernels
 
 PRECISIONS = ("float32", "float16", "int8")
 
@@ -54,10 +55,13 @@ def _copy(model: keras.Model, dtype: str = "float32") -> keras.Model:
 
 
 def for_serving(model: keras.Model, precision: str) -> keras.Model:
-    """The model to export at ``precision`` (one of ``PRECISIONS``)."""
+    """The model to export at ``precision`` (one of ``PRECISIONS``), its float32 encoder layers
+    switched to ``models/serving_kernels.py``'s fusable inference."""
     if precision == "float32":
         mixed = any(layer.dtype_policy.name != "float32" for layer in model._flatten_layers())
-        return _copy(model) if mixed else model
+        served = _copy(model) if mixed else model
+        serving_kernels.use_serving_kernels(served)
+        return served
     if precision == "float16":
         return _copy(model, "float16")
     if precision == "int8":

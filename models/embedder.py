@@ -16,9 +16,11 @@ import os
 
 import tensorflow as tf
 
+from tfx_bert import config as config_lib
 from tfx_bert import features
 from tfx_bert_app.models import encoder as encoder_lib
 from tfx_bert_app.models import export
+from tfx_bert_app.models import serving_kernels
 from tfx_bert_app.models.keras_layers import build_sentence_encoder
 
 EMBEDDING = "embedding"
@@ -29,7 +31,8 @@ class EmbedderSettings:
     pooling: str = "mean"
     normalize: bool = True
     max_seq_length: int = 128
-    length_bucket: int = 16  # served batches cut to their longest row, rounded up (tokenization.trim_padding)
+    # served batches cut to their longest row, rounded up (tokenization.trim_padding), as a task's export
+    length_bucket: int = config_lib.FinetuneConfig.export_length_bucket
 
 
 def embedder_settings(encoder_dir: str, pooling: str | None = None, normalize: bool | None = None,
@@ -60,6 +63,7 @@ def export_embedder(encoder_dir: str, export_dir: str, settings: EmbedderSetting
     backbone = encoder_lib.load_backbone(encoder_dir, dtype="float32")
     length = min(settings.max_seq_length, backbone.max_sequence_length)
     sentence_encoder = build_sentence_encoder(backbone, settings.pooling)
+    serving_kernels.use_serving_kernels(sentence_encoder)
     module = tf.Module()
     export.track_weights(module, sentence_encoder)
 

@@ -1,0 +1,131 @@
+"""keras-hub's Transformer encoder layers as 2-D matmuls while a served graph is traced: the same
+variables and values, in a form TensorFlow's CPU graph optimizer fuses.
+
+keras-hub's ``TransformerEncoder`` computes its attention projections with ``EinsumDense``
+(``abc,cde->abde``: an ``Einsum`` op on [batch, length, hidden]) and its feed-forward ``Dense``
+layers on 3-D tensors, where the bias add and the GELU are separate element-wise passes: grappler's
+remapper fuses a ``MatMul`` with its ``BiasAdd`` and activation only on 2-D operands. Profiled on
+a served BERT-small (``benchmarks/request_cost.py``'s graph, batch 32 x 16 pieces, 2-core Intel
+Xeon), the einsums ran at about 60% of the matmuls' rate and the unfused bias adds and GELU took
+a fifth of the op time. ``use_serving_kernels(model)`` switches every such layer of ``model`` to one
+that flattens the tokens to [batch * length, hidden] and runs each projection as ``MatMul`` +
+``BiasAdd`` (+ activation), which the remapper turns into one fused oneDNN matmul each; the
+attention itself (scores, masked softmax, context) is computed as Keras's
+``MultiHeadAttention`` computes it, and the layer norms are the layers' own. The outputs equal
+Keras's within float rounding (``tests/test_serving_kernels.py``: 1e-5 on every task's model).
+
+Only the inference path of an encoder layer in float32 with plain ``EinsumDense`` / ``Dense``
+sublayers is switched; anything else (training, a custom attention mask, attention scores
+requested, quantized, LoRA or mixed-precision layers) runs Keras's own ``call``. Every export
+applies it to the model it serves (``models/compression.for_serving``, the embedder's export).
+"""
+from __future__ import annotations
+
+import math
+import types
+
+import keras
+import tensorflow as tf
+
+QUERY_EQUATION = "abc,cde->abde"  # [batch, length, hidden] x [hidden, heads, head size]
+OUTPUT_EQUATION = "abcd,cde->abe"  # [batch, length, heads, head size] x [heads, head size, hidden]
+
+
+def _plain(layer, kind) -> bool:
+    return (type(layer) is kind and layer.compute_dtype == "float32" and layer.quantization_mode is None
+            and not getattr(layer, "lora_enabled", False)
+            and all(v.dtype == "float32" for v in layer.weights))
+
+
+def switchable(layer) -> bool:
+    """Whether ``layer`` is a keras-hub ``TransformerEncoder`` whose inference this module can run."""
+    from keras_hub.src.layers.modeling.transformer_encoder import TransformerEncoder
+
+    if not isinstance(layer, TransformerEncoder) or not getattr(layer, "built", False):
+        return False
+    attention = layer._self_attention_layer
+    projections = (attention._query_dense, attention._key_dense, attention._value_dense)
+    return (all(_plain(p, keras.layers.EinsumDense) and p.equation == QUERY_EQUATION for p in projections)
+            and _plain(attention._output_dense, keras.layers.EinsumDense)
+            and attention._output_dense.equation == OUTPUT_EQUATION
+            and list(attention._attention_axes) == [1]
+            and _plain(layer._feedforward_intermediate_dense, keras.layers.Dense)
+            and _plain(layer._feedforward_output_dense, keras.layers.Dense))
+
+
+def _dense(layer, rows):
+    """``layer`` (a Dense) on [rows, in]: MatMul + BiasAdd + activation, fusable as one op."""
+    x = tf.matmul(rows, layer.kernel)
+    if layer.bias is not None:
+        x = tf.nn.bias_add(x, layer.bias)
+    return layer.activation(x) if layer.activation is not None else x
+
+
+def _projection(layer, rows):
+    """``layer`` (an ``abc,cde->abde`` EinsumDense) on [rows, hidden] -> [rows, heads * size]."""
+    kernel = layer.kernel
+    x = tf.matmul(rows, tf.reshape(kernel, [kernel.shape[0], -1]))
+    if layer.bias is not None:
+        x = tf.nn.bias_add(x, tf.reshape(layer.bias, [-1]))
+    return x
+
+
+def _heads(rows, batch, length, heads, size):
+    """[batch * length, heads * size] -> [batch, heads, length, size]."""
+    return tf.transpose(tf.reshape(rows, [batch, length, heads, size]), [0, 2, 1, 3])
+
+
+def _attention(attention, rows, batch, length, padding_mask):
+    """Keras's MultiHeadAttention on flattened tokens: the query scaled, scores, a -1e9 bias on
+    padded keys before the softmax (Keras's ``Softmax`` with a mask), the context."""
+    heads, size = attention._query_dense.kernel.shape[1:]
+    query = _heads(_projection(attention._query_dense, rows), batch, length, heads, size)
+    key = _heads(_projection(attention._key_dense, rows), batch, length, heads, size)
+    value = _heads(_projection(attention._value_dense, rows), batch, length, heads, size)
+    scores = tf.matmul(query * (1.0 / math.sqrt(float(attention._key_dim))), key, transpose_b=True)
+    if padding_mask is not None:
+        padded = 1.0 - tf.cast(tf.reshape(padding_mask, [batch, 1, 1, length]), scores.dtype)
+        scores += padded * -1e9
+    context = tf.transpose(tf.matmul(tf.nn.softmax(scores, axis=-1), value), [0, 2, 1, 3])
+    output = attention._output_dense
+    x = tf.matmul(tf.reshape(context, [-1, heads * size]), tf.reshape(output.kernel, [heads * size, -1]))
+    return tf.nn.bias_add(x, output.bias) if output.bias is not None else x
+
+
+def _encoder_call(self, inputs, padding_mask=None, attention_mask=None, training=None,
+                  return_attention_scores=False, **kwargs):
+    implicit_mask = padding_mask is None and getattr(inputs, "_keras_mask", None) is not None
+    if training or attention_mask is not None or return_attention_scores or kwargs or implicit_mask:
+        return type(self).call(self, inputs, padding_mask=padding_mask, attention_mask=attention_mask,
+                               training=training, return_attention_scores=return_attention_scores, **kwargs)
+    shape = tf.shape(inputs)
+    batch, length, hidden = shape[0], shape[1], inputs.shape[-1]
+    x = tf.reshape(inputs, [-1, hidden])
+    residual = x
+    if self.normalize_first:
+        x = self._self_attention_layer_norm(x)
+    x = _attention(self._self_attention_layer, x, batch, length, padding_mask) + residual
+    if not self.normalize_first:
+        x = self._self_attention_layer_norm(x)
+    residual = x
+    if self.normalize_first:
+        x = self._feedforward_layer_norm(x)
+    x = _dense(self._feedforward_output_dense, _dense(self._feedforward_intermediate_dense, x)) + residual
+    if not self.normalize_first:
+        x = self._feedforward_layer_norm(x)
+    return tf.reshape(x, shape)
+
+
+def use_serving_kernels(*models: keras.Model) -> int:
+    """Switches every switchable encoder layer of ``models`` (nested layers included) to run its
+    inference as fusable 2-D matmuls; returns how many were switched. Like
+    ``models/fast_kernels.py`` it replaces only the instances' ``call``: training (and every case
+    ``switchable`` or the call itself leaves out) runs Keras's own, and a saved Keras model
+    reloads with Keras's layers."""
+    count = 0
+    for model in models:
+        for layer in model._flatten_layers(include_self=True, recursive=True):
+            if switchable(layer) and getattr(layer.call, "__func__", None) is not _encoder_call:
+                layer.call = types.MethodType(_encoder_call, layer)
+                count += 1
+    return count
