@@ -1,7 +1,8 @@
 """Where one served request's time goes, batch 1, in process: the same SavedModel signature
 mechanics around (1) nothing (a string identity: calling a loaded signature from Python), (2)
 the in-graph tokenizer and packing alone, (3) the encoder and head alone on packed ids, (4) the
-whole served graph (tokenizer -> length-aware packing -> encoder -> softmax), and (5) the whole
+whole served graph (tokenizer -> length-aware packing -> encoder -> softmax; the encoder layers
+switched as every float32 export switches them, models/serving_kernels.py), and (5) the whole
 graph with the encoder and head XLA-compiled (``jit_compile``). Medians of --requests calls of
 short texts (about 12 pieces); each --threads value in its own process (TensorFlow's thread
 pools are fixed at start).
@@ -20,7 +21,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfx_bert.config import FinetuneConfig  # noqa: E402
+
 MAX_SEQ_LENGTH = 128
+BUCKET = FinetuneConfig.export_length_bucket
 
 
 def graphs(directory: str, size_name: str) -> dict:
@@ -31,6 +35,7 @@ def graphs(directory: str, size_name: str) -> dict:
 
     from benchmarks.cpu_serving import texts_of_length, vocabulary
     from tfx_bert import registry, tokenization
+    from tfx_bert_app.models import serving_kernels
 
     _, vocab = vocabulary(directory)
     tokenizer = tokenization.WordPieceTokenizer(vocab)
@@ -38,6 +43,7 @@ def graphs(directory: str, size_name: str) -> dict:
     size = registry.get_model_size(size_name)
     backbone = keras_hub.models.BertBackbone(**size.backbone_kwargs(tokenizer.vocabulary_size, dropout=0.1))
     head = keras.layers.Dense(2)
+    serving_kernels.use_serving_kernels(backbone)  # as every float32 export
 
     def model(packed):
         return tf.nn.softmax(head(backbone(packed, training=False)["pooled_output"]), axis=-1)
@@ -47,12 +53,12 @@ def graphs(directory: str, size_name: str) -> dict:
     ids = [tf.TensorSpec([None, None], tf.int32, name=k) for k in ("token_ids", "segment_ids", "padding_mask")]
     parts = {
         "signature_call_only": (text, lambda t: {"text": tf.identity(t)}),
-        "tokenize_and_pack": (text, lambda t: dict(tokenizer.encode(t, MAX_SEQ_LENGTH, length_bucket=16))),
+        "tokenize_and_pack": (text, lambda t: dict(tokenizer.encode(t, MAX_SEQ_LENGTH, length_bucket=BUCKET))),
         "encoder_and_head": (ids, lambda a, b, c: {"probabilities": model(
             {"token_ids": a, "segment_ids": b, "padding_mask": c})}),
-        "whole_graph": (text, lambda t: {"probabilities": model(tokenizer.encode(t, MAX_SEQ_LENGTH, length_bucket=16))}),
+        "whole_graph": (text, lambda t: {"probabilities": model(tokenizer.encode(t, MAX_SEQ_LENGTH, length_bucket=BUCKET))}),
         "whole_graph_xla_encoder": (text, lambda t: {"probabilities": compiled(
-            tokenizer.encode(t, MAX_SEQ_LENGTH, length_bucket=16))}),
+            tokenizer.encode(t, MAX_SEQ_LENGTH, length_bucket=BUCKET))}),
     }
     paths = {}
     for name, (signature, fn) in parts.items():
@@ -62,7 +68,7 @@ def graphs(directory: str, size_name: str) -> dict:
         paths[name] = os.path.join(directory, name)
         tf.saved_model.save(module, paths[name], signatures={"serving_default": module.serve.get_concrete_function()})
     texts = texts_of_length(tokenizer, 12, 64)
-    packed = tokenizer.encode(tf.constant(texts), MAX_SEQ_LENGTH, length_bucket=16)
+    packed = tokenizer.encode(tf.constant(texts), MAX_SEQ_LENGTH, length_bucket=BUCKET)
     with open(os.path.join(directory, "inputs.json"), "w") as f:
         json.dump({"texts": texts, "ids": {k: tf.cast(v, tf.int32).numpy().tolist() for k, v in packed.items()}}, f)
     return paths
