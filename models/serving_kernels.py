@@ -1,18 +1,21 @@
-"""keras-hub's Transformer encoder layers as 2-D matmuls while a served graph is traced: the same
+"""keras-hub's Transformer encoder layers' inference as 2-D matmuls, for served graphs: the same
 variables and values, in a form TensorFlow's CPU graph optimizer fuses.
 
 keras-hub's ``TransformerEncoder`` computes its attention projections with ``EinsumDense``
 (``abc,cde->abde``: an ``Einsum`` op on [batch, length, hidden]) and its feed-forward ``Dense``
 layers on 3-D tensors, where the bias add and the GELU are separate element-wise passes: grappler's
-remapper fuses a ``MatMul`` with its ``BiasAdd`` and activation only on 2-D operands. Profiled on
-a served BERT-small (``benchmarks/request_cost.py``'s graph, batch 32 x 16 pieces, 2-core Intel
-Xeon), the einsums ran at about 60% of the matmuls' rate and the unfused bias adds and GELU took
-a fifth of the op time. ``use_serving_kernels(model)`` switches every such layer of ``model`` to one
-that flattens the tokens to [batch * length, hidden] and runs each projection as ``MatMul`` +
-``BiasAdd`` (+ activation), which the remapper turns into one fused oneDNN matmul each; the
-attention itself (scores, masked softmax, context) is computed as Keras's
+remapper fuses a ``MatMul`` with its ``BiasAdd`` and activation only on 2-D operands. Profiled
+(TensorFlow's profiler, a served BERT-small encoder, batch 32 x 16 pieces, 2-core Intel Xeon),
+the einsums ran at about 60% of the matmuls' rate and the unfused bias adds and GELU took a fifth
+of the op time; switched, the matmuls ran at the machine's peak and batch 32 served 1.12-1.37x
+faster (``benchmarks/cpu_serving.py``, README).
+
+``use_serving_kernels(model)`` switches every such layer of ``model`` to one that flattens the
+tokens to [batch * length, hidden] and runs each projection as ``MatMul`` + ``BiasAdd`` (+
+activation), which the remapper turns into one fused oneDNN matmul each; the attention itself (scores, masked softmax, context) is computed as Keras's
 ``MultiHeadAttention`` computes it, and the layer norms are the layers' own. The outputs equal
-Keras's within float rounding (``tests/test_serving_kernels.py``: 1e-5 on every task's model).
+Keras's within float rounding (``tests/test_serving_kernels.py``: within 1e-5 for the classifier,
+span, tagger, CRF tagger and pair models; every task's export is served in the end-to-end tests).
 
 Only the inference path of an encoder layer in float32 with plain ``EinsumDense`` / ``Dense``
 sublayers is switched; anything else (training, a custom attention mask, attention scores
@@ -113,7 +116,9 @@ def _encoder_call(self, inputs, padding_mask=None, attention_mask=None, training
     x = _dense(self._feedforward_output_dense, _dense(self._feedforward_intermediate_dense, x)) + residual
     if not self.normalize_first:
         x = self._feedforward_layer_norm(x)
-    return tf.reshape(x, shape)
+    outputs = tf.reshape(x, shape)
+    outputs.set_shape(inputs.shape)  # what Keras's call would have inferred for the next layer
+    return outputs
 
 
 def use_serving_kernels(*models: keras.Model) -> int:
