@@ -12,8 +12,9 @@ faster (``benchmarks/cpu_serving.py``, README).
 
 ``use_serving_kernels(model)`` switches every such layer of ``model`` to one that flattens the
 tokens to [batch * length, hidden] and runs each projection as ``MatMul`` + ``BiasAdd`` (+
-activation), which the remapper turns into one fused oneDNN matmul each; the attention itself (scores, masked softmax, context) is computed as Keras's
-``MultiHeadAttention`` computes it, and the layer norms are the layers' own. The outputs equal
+activation), which the remapper turns into one fused oneDNN matmul each; the attention itself
+(scores, masked softmax, context) is computed as Keras's ``MultiHeadAttention`` computes it,
+and the layer norms are the layers' own. The outputs equal
 Keras's within float rounding (``tests/test_serving_kernels.py``: within 1e-5 for the classifier,
 span, tagger, CRF tagger and pair models; every task's export is served in the end-to-end tests).
 
