@@ -199,6 +199,19 @@ def ranking_tokenizer():
     return tokenization.WordPieceTokenizer(tokenization.reserved_tokens() + RANKING_WORDS)
 
 
+def make_setup(target: str, timeout: float = 900, attempts: int = 2):
+    """``make -s <target>`` in the repository (a set-up target the Flink and Airflow jobs need:
+    it fetches from Maven Central or PyPI), tried again once where it fails (a network hiccup on a
+    fresh machine should not fail the suite); the last attempt's CompletedProcess."""
+    import subprocess
+
+    for attempt in range(attempts):
+        done = subprocess.run(["make", "-s", "-C", REPO, target], capture_output=True, text=True, timeout=timeout)
+        if done.returncode == 0:
+            break
+    return done
+
+
 def tiny_backbone(vocabulary_size: int, max_sequence_length: int = 32):
     """A one-layer 16-wide BERT backbone: fast to build, train a few steps and export."""
     import keras_hub

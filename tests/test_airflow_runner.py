@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import make_setup
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW_BIN = os.path.join(REPO, ".tools", "airflow", "bin")
 
@@ -96,8 +98,7 @@ def run_the_airflow_pipelines(root: str) -> dict:
     session, and it is mostly one task process at a time, so it runs beside the other tests.
     Sets up the Airflow environment first where it is missing (``make airflow-setup``)."""
     if not os.path.exists(os.path.join(AIRFLOW_BIN, "airflow")):
-        setup = subprocess.run(["make", "-s", "-C", REPO, "airflow-setup"], capture_output=True, text=True,
-                               timeout=900)
+        setup = make_setup("airflow-setup")
         if setup.returncode:
             raise RuntimeError(f"make airflow-setup failed:\n{(setup.stdout + setup.stderr)[-2000:]}")
     root = Path(root)

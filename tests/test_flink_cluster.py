@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import make_setup
 from tfx_bert import flink_cluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +76,7 @@ def run_every_beam_step_on_flink(root: str) -> dict:
 
     root = Path(root)
     if not os.path.exists(flink_cluster.CLASSPATH_FILE):
-        setup = subprocess.run(["make", "-s", "-C", REPO, "flink-setup"], capture_output=True, text=True, timeout=900)
+        setup = make_setup("flink-setup")
         if setup.returncode:
             return {"setup": (setup.stdout + setup.stderr)[-2000:]}
     flink_steps.write_inputs(root / "in")
