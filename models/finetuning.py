@@ -52,9 +52,11 @@ class TrainerData:
                                                              self.transform_output.transformed_metadata.schema)
 
 
-def length_aware(dataset, settings: FinetuneConfig):
-    """A task's input batches, each cut to its longest row (``finetune.train_length_bucket``)."""
-    return length_buckets.length_aware(dataset, settings.max_seq_length, settings.train_length_bucket)
+def length_aware(dataset, settings: FinetuneConfig, task):
+    """A task's input batches, each cut to its longest row (``finetune.train_length_bucket``),
+    with the groups of side-by-side sequences the task names (``Task.stacked_sequences``)."""
+    return length_buckets.length_aware(dataset, settings.max_seq_length, settings.train_length_bucket,
+                                       task.stacked_sequences(settings))
 
 
 def model_inputs(x: dict, keys=features.MODEL_INPUT_KEYS) -> dict:
@@ -207,8 +209,8 @@ def train_and_export(data: TrainerData, task, trained, model, learning_rate: flo
           flush=True)
     train_ds = length_aware(distillation.with_transfer_text(task.build_inputs(data, fn_args.train_files, True),
                                                             data.transform_output, data.distill, settings.batch_size,
-                                                            settings.seed), settings)
-    eval_ds = length_aware(task.build_inputs(data, fn_args.eval_files, False), settings)
+                                                            settings.seed), settings, task)
+    eval_ds = length_aware(task.build_inputs(data, fn_args.eval_files, False), settings, task)
     metrics = fit(trained, fn_args, train_ds, eval_ds if settings.has_validation else None, rounds * per_round,
                   rounds, monitor if settings.has_validation else "", settings.patience)
     metrics = task.after_training(data, trained, model, tokenizer, eval_ds, metrics)

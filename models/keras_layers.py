@@ -80,17 +80,21 @@ class InBatchLogits(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfx_bert")
 class Unstack(keras.layers.Layer):
-    """[batch, n * seq] -> [batch * n, seq] (n passages per example, one per row)."""
+    """[batch, n * seq] -> [batch * n, seq] (n passages per example, one per row). With ``count``
+    (n) the rows are split by count, whatever their width: a training batch cut to its longest
+    passage (``models/length_buckets.py``) has n * (less than ``seq_len``) columns."""
 
-    def __init__(self, seq_len: int, **kwargs):
+    def __init__(self, seq_len: int, count: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.seq_len = seq_len
+        self.seq_len, self.count = seq_len, count
 
     def call(self, x):
+        if self.count:
+            return tf.reshape(x, [tf.shape(x)[0] * self.count, tf.shape(x)[1] // self.count])
         return tf.reshape(x, [-1, self.seq_len])
 
     def get_config(self):
-        return {**super().get_config(), "seq_len": self.seq_len}
+        return {**super().get_config(), "seq_len": self.seq_len, "count": self.count}
 
 
 @keras.saving.register_keras_serializable(package="tfx_bert")

@@ -134,7 +134,7 @@ def build_cross_encoder(backbone, dropout: float = 0.1, exact_match_ignored: lis
 def build_list_model(cross_encoder, seq_len: int, num_candidates: int) -> keras.Model:
     """Candidate lists [batch, c * seq] -> scores [batch, c] (the training model)."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in features.MODEL_INPUT_KEYS}
-    unstack = Unstack(seq_len, name="unstack_candidates")
+    unstack = Unstack(seq_len, count=num_candidates, name="unstack_candidates")
     scores = cross_encoder({k: unstack(v) for k, v in inputs.items()})
     return keras.Model(inputs, Restack(num_candidates, name="candidate_scores")(scores), name="candidate_lists")
 
@@ -157,6 +157,11 @@ def build_inputs(data, files, training: bool):
     _, label_fn, _ = loss_and_labels(data.settings.rerank_loss, 1 + data.settings.num_negatives)
     return data.dataset(files, training, label_key=features.LABEL).map(
         lambda x, y: (finetuning.model_inputs(x), label_fn(tf.shape(y)[0])))
+
+
+def stacked_sequences(settings) -> dict:
+    """The candidate lists, which training batches cut to their longest pair (``models/length_buckets.py``)."""
+    return {"": 1 + settings.num_negatives}
 
 
 def build_model(encoder_dir: str, settings, tokenizer) -> keras.Model:

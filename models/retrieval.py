@@ -82,15 +82,26 @@ class PackPairs(keras.layers.Layer):
     def call(self, inputs):
         c = 1 + self.num_negatives
         keys = ("token_ids", "padding_mask")
-        passages = {k: tf.reshape(tf.concat([inputs[k][:, None, :], tf.reshape(
-            inputs[k + NEGATIVES_SUFFIX], [-1, self.num_negatives, self.seq_len])], axis=1), [-1, self.seq_len])
-            for k in keys}
+        # A training batch may have its positives and negatives cut to different widths
+        # (models/length_buckets.py): both are padded to the wider before they are stacked.
+        positive_width = tf.shape(inputs["token_ids"])[1]
+        negative_width = tf.shape(inputs["token_ids" + NEGATIVES_SUFFIX])[1] // self.num_negatives
+        width = tf.maximum(positive_width, negative_width)
+
+        def candidates(k):
+            positives = tf.pad(inputs[k], [[0, 0], [0, width - positive_width]])[:, None, :]
+            negatives = tf.reshape(inputs[k + NEGATIVES_SUFFIX], [tf.shape(inputs[k])[0], self.num_negatives,
+                                                                   negative_width])
+            negatives = tf.pad(negatives, [[0, 0], [0, 0], [0, width - negative_width]])
+            return tf.reshape(tf.concat([positives, negatives], axis=1), [-1, width])
+
+        passages = {k: candidates(k) for k in keys}
         queries = {k: tf.repeat(inputs[k + QUERY_SUFFIX], c, axis=0) for k in keys}
         query = tf.RaggedTensor.from_tensor(queries["token_ids"], lengths=tf.reduce_sum(
             tf.cast(queries["padding_mask"] > 0, tf.int32), axis=1))
         passage = tf.RaggedTensor.from_tensor(passages["token_ids"][:, 1:], lengths=tf.reduce_sum(
             tf.cast(passages["padding_mask"][:, 1:] > 0, tf.int32), axis=1))  # [CLS] dropped
-        width = tf.shape(inputs["token_ids" + QUERY_SUFFIX])[1] + self.seq_len - 1
+        width = tf.shape(inputs["token_ids" + QUERY_SUFFIX])[1] + width - 1
         ids = tf.concat([query, passage], axis=1)
         segments = tf.concat([tf.zeros_like(query), tf.ones_like(passage)], axis=1)
         shape = tf.stack([ids.nrows(out_type=tf.int32), width])
@@ -127,10 +138,16 @@ def build_dual_encoder(query_tower, doc_tower, seq_len: int, num_negatives: int,
     if num_negatives:
         inputs.update({k + NEGATIVES_SUFFIX: keras.Input(shape=(None,), dtype="int32", name=k + NEGATIVES_SUFFIX)
                        for k in keys})
-        unstack = Unstack(seq_len, name="unstack_negatives")
+        unstack = Unstack(seq_len, count=num_negatives, name="unstack_negatives")
         negatives = doc_tower({k: unstack(inputs[k + NEGATIVES_SUFFIX]) for k in keys})
         passages = keras.layers.Concatenate(axis=0, name="batch_passages")([passages, negatives])
     return keras.Model(inputs, InBatchLogits(temperature, name="in_batch_logits", dtype="float32")(queries, passages), name="dual_encoder")
+
+
+def stacked_sequences(settings) -> dict:
+    """The queries (``max_query_length`` wide) and each row's hard negatives, which training
+    batches cut too (``models/length_buckets.py``): the negatives are most of a step's passages."""
+    return {QUERY_SUFFIX: 1, **({NEGATIVES_SUFFIX: settings.num_negatives} if settings.num_negatives else {})}
 
 
 def input_keys(num_negatives: int, suffixes=(QUERY_SUFFIX, "")) -> tuple:

@@ -42,7 +42,7 @@ class TrialTuner(keras_tuner.Tuner):
         data = finetuning.trainer_data(self.fn_args, settings)
         trained, _ = task.training_model(data, model, tokenizer)
         finetuning.compile_task(task, trained, model, settings, self.steps, settings.learning_rate)
-        inputs = lambda files, training: finetuning.length_aware(task.build_inputs(data, files, training), settings)  # noqa: E731
+        inputs = lambda files, training: finetuning.length_aware(task.build_inputs(data, files, training), settings, task)  # noqa: E731
         history = trained.fit(inputs(self.fn_args.train_files, True), steps_per_epoch=self.steps, epochs=1, verbose=0,
                               validation_data=inputs(self.fn_args.eval_files, False),
                               validation_steps=self.fn_args.eval_steps).history

@@ -30,3 +30,12 @@ def test_unstack_and_restack_are_inverse_reshapes_between_lists_and_rows():
     scores = keras_layers.Restack(3)(tf.reduce_sum(rows, axis=1))
     assert scores.shape == (2, 3)
     assert keras.layers.deserialize(keras.layers.serialize(keras_layers.Restack(3))).num_candidates == 3
+
+
+def test_unstack_by_count_splits_rows_of_any_width_and_keeps_its_count_when_saved():
+    by_count = keras_layers.Unstack(4, count=3)
+    lists = tf.reshape(tf.range(2 * 3 * 4), [2, 3 * 4])
+    np.testing.assert_array_equal(by_count(lists).numpy(), keras_layers.Unstack(4)(lists).numpy())
+    cut = lists[:, :6]  # three sequences of 2 pieces side by side (a cut training batch)
+    assert by_count(cut).shape == (6, 2) and by_count(cut).numpy()[1].tolist() == [2, 3]
+    assert keras.layers.deserialize(keras.layers.serialize(by_count)).count == 3

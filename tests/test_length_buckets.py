@@ -56,6 +56,59 @@ def test_each_one_sequence_group_is_cut_on_its_own_and_other_inputs_are_left_as_
         assert not inputs[key][:, value.shape[1]:].any(), key  # only padding was cut
 
 
+def _side_by_side(lengths, count: int, suffix: str, seed: int = 0):
+    """Inputs of rows of ``count`` sequences side by side (``lengths``: each sequence's real pieces, row by row)."""
+    return {k: v.reshape(len(lengths) // count, count * FULL) for k, v in _batch(lengths, suffix, seed=seed).items()}
+
+
+def _stacked_batch():
+    """Two queries (24 wide, 5 and 11 real pieces), their positives and 3 hard negatives each."""
+    return {**_batch([5, 11], suffix="_query", full=24), **_batch([4, 6], seed=1),
+            **_side_by_side([3, 9, 2, 5, 1, 4], 3, "_negatives", seed=2)}
+
+
+def test_side_by_side_sequences_are_cut_to_the_longest_of_them_where_the_task_names_them():
+    inputs = _stacked_batch()
+    cut = length_buckets.cut_batch({k: tf.constant(v) for k, v in inputs.items()}, FULL, 8,
+                                   {"_negatives": 3, "_query": 1})
+    assert {k: tuple(v.shape) for k, v in cut.items() if k.startswith("token_ids")} == {
+        "token_ids": (2, 8), "token_ids_query": (2, 16), "token_ids_negatives": (2, 3 * 16)}  # 9 -> 16 each
+    for key, value in cut.items():
+        count = 3 if key.endswith("_negatives") else 1
+        full = inputs[key].reshape(2, count, -1)
+        width = value.shape[1] // count
+        np.testing.assert_array_equal(value.numpy().reshape(2, count, width), full[:, :, :width], err_msg=key)
+        assert not full[:, :, width:].any(), key  # only padding was cut
+    unnamed = length_buckets.cut_batch({k: tf.constant(v) for k, v in inputs.items()}, FULL, 8)
+    assert unnamed["token_ids_negatives"].shape == (2, 3 * FULL) and unnamed["token_ids_query"].shape == (2, 24)
+
+
+def test_a_cut_batch_gives_the_dual_encoder_the_list_model_and_the_pair_packer_the_full_lengths_outputs():
+    from types import SimpleNamespace
+
+    from tfx_bert_app.models import rerank, retrieval
+
+    tf.keras.utils.set_random_seed(0)
+    x = {k: tf.constant(v) for k, v in _stacked_batch().items()}
+    cut = length_buckets.cut_batch(x, FULL, 8, retrieval.stacked_sequences(SimpleNamespace(num_negatives=3)))
+    tower = build_sentence_encoder(tiny_backbone(VOCAB, FULL), "mean")
+    dual = retrieval.build_dual_encoder(tower, tower, FULL, 3, 0.05)
+    np.testing.assert_allclose(dual(cut, training=False).numpy(), dual(x, training=False).numpy(), atol=1e-5)
+    # The re-ranker teacher's pairs: the same pieces, whatever the widths they came in.
+    full_pairs, cut_pairs = retrieval.PackPairs(FULL, 3)(x), retrieval.PackPairs(FULL, 3)(cut)
+    for row in range(8):
+        real = lambda pairs: pairs["token_ids"][row][pairs["padding_mask"][row] > 0].numpy().tolist()  # noqa: E731
+        assert real(cut_pairs) == real(full_pairs), row
+
+    lists = _side_by_side([3, 9, 2, 5, 1, 4], 3, "")
+    cut_lists = length_buckets.cut_batch({k: tf.constant(v) for k, v in lists.items()}, FULL, 8,
+                                         rerank.stacked_sequences(SimpleNamespace(num_negatives=2)))
+    assert cut_lists[features.TOKEN_IDS].shape == (2, 3 * 16)
+    model = rerank.build_list_model(rerank.build_cross_encoder(tiny_backbone(VOCAB, FULL), 0.0), FULL, 3)
+    np.testing.assert_allclose(model(cut_lists, training=False).numpy(), model(lists, training=False).numpy(),
+                               atol=1e-5)
+
+
 def test_datasets_of_inputs_labels_and_weights_keep_their_form_and_bucket_0_changes_nothing():
     x, y = _batch([3, 12]), np.array([0, 1])
     pairs = tf.data.Dataset.from_tensors((x, y, np.ones(2, np.float32)))

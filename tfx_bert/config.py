@@ -200,7 +200,8 @@ class FinetuneConfig:
     export_length_bucket: int = 8
     # Training and validation batches likewise: each cut to its longest row rounded up to a
     # multiple of this many pieces (0: max_seq_length). Same losses, less padding computed
-    # (models/length_buckets.py); rows of several sequences (windows, candidate lists) keep theirs.
+    # (models/length_buckets.py); retrieval's queries and negatives and re-ranking's candidate lists
+    # too (each sequence cut); long-text windows keep theirs.
     train_length_bucket: int = 16
     # The task's own settings (``finetune.task``'s ``Settings`` class, models/tasks/): set and read as
     # ``finetune.KEY`` like the shared ones above; None: the task's defaults.

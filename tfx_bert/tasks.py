@@ -134,6 +134,13 @@ class Task:
         hook = getattr(self.load(), "training_model", None)
         return hook(data, model, tokenizer) if hook else (model, "")
 
+    def stacked_sequences(self, settings) -> dict:
+        """{key suffix: sequences per row} of the model inputs whose rows hold sequences side by
+        side that the model splits by count, or one sequence not ``max_seq_length`` wide (a
+        retrieval query): training batches cut them too (``models/length_buckets.py``)."""
+        hook = getattr(self.load(), "stacked_sequences", None)
+        return hook(settings) if hook else {}
+
     def count_labels(self, data, files) -> list[int]:
         """Examples (NER: words) of each class id (tag) in ``files`` of the Transform output, for
         ``finetune.class_weights: balanced``; only tasks that have class weights count them."""
