@@ -14,9 +14,9 @@ faster (``benchmarks/cpu_serving.py``, README).
 tokens to [batch * length, hidden] and runs each projection as ``MatMul`` + ``BiasAdd`` (+
 activation), which the remapper turns into one fused oneDNN matmul each; the attention itself
 (scores, masked softmax, context) is computed as Keras's ``MultiHeadAttention`` computes it,
-and the layer norms are the layers' own. The outputs equal
-Keras's within float rounding (``tests/test_serving_kernels.py``: within 1e-5 for the classifier,
-span, tagger, CRF tagger and pair models; every task's export is served in the end-to-end tests).
+and the layer norms are the layers' own. The outputs equal Keras's within float rounding
+(``tests/test_serving_kernels.py``: within 1e-5 for the classifier, span, tagger, CRF tagger and
+pair models; every task's export is served in the end-to-end tests).
 
 Only the inference path of an encoder layer in float32 with plain ``EinsumDense`` / ``Dense``
 sublayers is switched; anything else (training, a custom attention mask, attention scores
@@ -57,21 +57,17 @@ def switchable(layer) -> bool:
             and _plain(layer._feedforward_output_dense, keras.layers.Dense))
 
 
+def _linear(rows, kernel, bias):
+    """[rows, in] x ``kernel`` (reshaped to [in, out]) + ``bias``: MatMul + BiasAdd, which the
+    remapper fuses (with an activation after it) into one matmul."""
+    x = tf.matmul(rows, tf.reshape(kernel, [rows.shape[-1], -1]))
+    return x if bias is None else tf.nn.bias_add(x, tf.reshape(bias, [-1]))
+
+
 def _dense(layer, rows):
-    """``layer`` (a Dense) on [rows, in]: MatMul + BiasAdd + activation, fusable as one op."""
-    x = tf.matmul(rows, layer.kernel)
-    if layer.bias is not None:
-        x = tf.nn.bias_add(x, layer.bias)
+    """``layer`` (a Dense) on [rows, in], its activation after the fusable matmul."""
+    x = _linear(rows, layer.kernel, layer.bias)
     return layer.activation(x) if layer.activation is not None else x
-
-
-def _projection(layer, rows):
-    """``layer`` (an ``abc,cde->abde`` EinsumDense) on [rows, hidden] -> [rows, heads * size]."""
-    kernel = layer.kernel
-    x = tf.matmul(rows, tf.reshape(kernel, [kernel.shape[0], -1]))
-    if layer.bias is not None:
-        x = tf.nn.bias_add(x, tf.reshape(layer.bias, [-1]))
-    return x
 
 
 def _heads(rows, batch, length, heads, size):
@@ -83,17 +79,15 @@ def _attention(attention, rows, batch, length, padding_mask):
     """Keras's MultiHeadAttention on flattened tokens: the query scaled, scores, a -1e9 bias on
     padded keys before the softmax (Keras's ``Softmax`` with a mask), the context."""
     heads, size = attention._query_dense.kernel.shape[1:]
-    query = _heads(_projection(attention._query_dense, rows), batch, length, heads, size)
-    key = _heads(_projection(attention._key_dense, rows), batch, length, heads, size)
-    value = _heads(_projection(attention._value_dense, rows), batch, length, heads, size)
+    query, key, value = (_heads(_linear(rows, dense.kernel, dense.bias), batch, length, heads, size)
+                         for dense in (attention._query_dense, attention._key_dense, attention._value_dense))
     scores = tf.matmul(query * (1.0 / math.sqrt(float(attention._key_dim))), key, transpose_b=True)
     if padding_mask is not None:
         padded = 1.0 - tf.cast(tf.reshape(padding_mask, [batch, 1, 1, length]), scores.dtype)
         scores += padded * -1e9
     context = tf.transpose(tf.matmul(tf.nn.softmax(scores, axis=-1), value), [0, 2, 1, 3])
     output = attention._output_dense
-    x = tf.matmul(tf.reshape(context, [-1, heads * size]), tf.reshape(output.kernel, [heads * size, -1]))
-    return tf.nn.bias_add(x, output.bias) if output.bias is not None else x
+    return _linear(tf.reshape(context, [-1, heads * size]), output.kernel, output.bias)
 
 
 def _encoder_call(self, inputs, padding_mask=None, attention_mask=None, training=None,

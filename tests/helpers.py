@@ -205,7 +205,7 @@ def make_setup(target: str, timeout: float = 900, attempts: int = 2):
     fresh machine should not fail the suite); the last attempt's CompletedProcess."""
     import subprocess
 
-    for attempt in range(attempts):
+    for _ in range(attempts):
         done = subprocess.run(["make", "-s", "-C", REPO, target], capture_output=True, text=True, timeout=timeout)
         if done.returncode == 0:
             break
